@@ -1,0 +1,9 @@
+// Package probe asks a DNS server who it is: CHAOS TXT identity queries
+// (hostname.bind, id.server, version.bind, version.server) carrying the EDNS
+// NSID option, all over one flow (one source port) so every answer describes
+// the same path to the same anycast instance.
+//
+// It owns query building, the exchange over UDP (TCP on truncation or on
+// request) and the classification of answers. It never prints, exits, reads
+// flags or keeps package state; callers inject sockets through Network.
+package probe

@@ -1,0 +1,156 @@
+package trace
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/anycheck/anycheck/probe"
+)
+
+// Protocol is the probe protocol of a flow.
+type Protocol string
+
+const (
+	UDP  Protocol = "udp"
+	TCP  Protocol = "tcp"
+	ICMP Protocol = "icmp"
+)
+
+// Mode is how probes are sent and replies read.
+type Mode string
+
+const (
+	ModeAuto   Mode = "auto"   // raw when permitted, else socket
+	ModeRaw    Mode = "raw"    // raw IP sockets (CAP_NET_RAW)
+	ModeSocket Mode = "socket" // unprivileged: UDP socket + IP_RECVERR, ICMP ping socket
+)
+
+// Flow is the fixed 5-tuple (plus TOS / flow label) every probe of a trace keeps.
+type Flow struct {
+	Proto     Protocol
+	Src       netip.AddrPort // source address and port (for ICMP the port field carries the echo identifier)
+	Dst       netip.AddrPort // destination address and port (port 0 for ICMP)
+	TOS       uint8          // IPv4 TOS / IPv6 traffic class
+	FlowLabel uint32         // IPv6 flow label (20 bits)
+}
+
+// MPLSLabel is one RFC 4950 label stack entry quoted in an ICMP extension.
+type MPLSLabel struct {
+	Label uint32
+	TC    uint8 // traffic class (formerly EXP)
+	S     bool  // bottom of stack
+	TTL   uint8
+}
+
+// ReplyKind names what answered a probe.
+type ReplyKind string
+
+const (
+	ReplyTimeExceeded ReplyKind = "time-exceeded"
+	ReplyUnreachable  ReplyKind = "unreachable" // ICMP destination/port unreachable (type/code say which)
+	ReplyDNS          ReplyKind = "dns"         // the destination's DNS answer to a UDP/53 probe
+	ReplyUDP          ReplyKind = "udp"         // any other UDP payload from the destination
+	ReplyEcho         ReplyKind = "echo-reply"
+	ReplySynAck       ReplyKind = "syn-ack"
+	ReplyRST          ReplyKind = "rst"
+)
+
+// Reply is one matched answer to a probe.
+type Reply struct {
+	From      netip.Addr
+	RTT       time.Duration
+	Kind      ReplyKind
+	ICMPType  int // -1 when the reply is not ICMP
+	ICMPCode  int // -1 when the reply is not ICMP
+	ReplyTTL  int // TTL / hop limit of the reply packet; -1 when unknown (socket mode)
+	QuotedTTL int // TTL of our probe as quoted by the router; -1 when not quoted
+	MPLS      []MPLSLabel
+	// NAT is set when the quoted ports or checksum differ from what was sent.
+	NAT bool
+	// DNS is the classified DNS answer when Kind == ReplyDNS.
+	DNS *probe.Answer
+}
+
+// ProbeResult is one probe sent at a TTL and its reply (nil Reply = no answer in time).
+type ProbeResult struct {
+	Seq   int // 0-based probe index within the hop
+	Sent  time.Time
+	Reply *Reply
+}
+
+// Hop is every probe sent with one TTL.
+type Hop struct {
+	TTL    int
+	Probes []ProbeResult
+	// RateLimited is set when the hop's silence looks like ICMP rate limiting
+	// (some probes answered, later ones to the same router did not).
+	RateLimited bool
+}
+
+// StopReason says why a trace ended.
+type StopReason string
+
+const (
+	StopReached     StopReason = "reached"      // the destination answered
+	StopUnreachable StopReason = "unreachable"  // an ICMP unreachable other than port-unreachable from the destination
+	StopMaxTTL      StopReason = "max-ttl"      // -m reached without the destination answering
+	StopInterrupted StopReason = "interrupted"  // context cancelled (Ctrl-C)
+	StopError       StopReason = "error"
+)
+
+// Path is the finished (or interrupted) trace of one flow.
+type Path struct {
+	Flow    Flow
+	Mode    Mode // raw or socket: the mode that actually ran
+	Started time.Time
+	Elapsed time.Duration
+	Hops    []Hop // ordered by TTL, from FirstTTL to the last TTL probed (trailing all-silent hops past the destination are dropped)
+	Reached bool
+	Stop    StopReason
+	// DestTTL is the TTL at which the destination first answered (0 when not reached).
+	DestTTL int
+	// Instance is the identity of the DNS instance at the end of this flow:
+	// for UDP/53 from the probes' own DNS answers, for TCP/53 from an
+	// identity query over a real TCP connection from the same source port.
+	// Nil when not asked/not reached.
+	Instance *probe.Identity
+	// Answers are the DNS answers behind Instance.
+	Answers []probe.Answer
+	// Unobserved lists what this mode could not see, e.g. "nat" and "mpls"
+	// in socket mode (no quoted header), "reply_ttl".
+	Unobserved []string
+	// Notes are non-fatal problems worth showing the operator.
+	Notes []string
+}
+
+// Options configures Run.
+type Options struct {
+	Target   netip.Addr
+	Source   netip.Addr // optional local address; invalid = chosen by routing
+	Proto    Protocol   // default UDP
+	Port     uint16     // destination port (UDP/TCP); default 53
+	SrcPort  uint16     // source port / ICMP identifier; 0 = pick a free one
+	Mode     Mode       // default ModeAuto
+	FirstTTL int        // default 1
+	MaxTTL   int        // default 30
+	Queries  int        // probes per hop (-q), default 3
+	Rate     float64    // packets per second, default 50
+	Wait     time.Duration // max wait for a reply (-w), default 2s
+	QName    string        // DNS query name for UDP/53 probes, default probe.NameHostnameBind
+	// OnHop, when set, is called (from the engine's goroutine, in TTL order)
+	// as soon as each hop is final, for streaming output. It must not block.
+	OnHop func(Hop)
+	// Net injects the socket layer; nil = the host's sockets.
+	Net Network
+}
+
+// API implemented in this package:
+//
+//	func Run(ctx context.Context, opts Options) (Path, error)
+//	    Traces one flow. On ctx cancellation it returns the partial Path with
+//	    Stop == StopInterrupted and a nil error. Errors are for set-up
+//	    failures (permission, bad options); they wrap ErrPermission when
+//	    privilege is missing so the CLI can exit 4 with a setcap hint.
+//
+// Network (the socket seam) and ErrPermission are defined in this package's
+// socket files.
