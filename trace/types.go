@@ -91,10 +91,10 @@ type Hop struct {
 type StopReason string
 
 const (
-	StopReached     StopReason = "reached"      // the destination answered
-	StopUnreachable StopReason = "unreachable"  // an ICMP unreachable other than port-unreachable from the destination
-	StopMaxTTL      StopReason = "max-ttl"      // -m reached without the destination answering
-	StopInterrupted StopReason = "interrupted"  // context cancelled (Ctrl-C)
+	StopReached     StopReason = "reached"     // the destination answered
+	StopUnreachable StopReason = "unreachable" // an ICMP unreachable other than port-unreachable from the destination
+	StopMaxTTL      StopReason = "max-ttl"     // -m reached without the destination answering
+	StopInterrupted StopReason = "interrupted" // context cancelled (Ctrl-C)
 	StopError       StopReason = "error"
 )
 
@@ -126,15 +126,15 @@ type Path struct {
 // Options configures Run.
 type Options struct {
 	Target   netip.Addr
-	Source   netip.Addr // optional local address; invalid = chosen by routing
-	Proto    Protocol   // default UDP
-	Port     uint16     // destination port (UDP/TCP); default 53
-	SrcPort  uint16     // source port / ICMP identifier; 0 = pick a free one
-	Mode     Mode       // default ModeAuto
-	FirstTTL int        // default 1
-	MaxTTL   int        // default 30
-	Queries  int        // probes per hop (-q), default 3
-	Rate     float64    // packets per second, default 50
+	Source   netip.Addr    // optional local address; invalid = chosen by routing
+	Proto    Protocol      // default UDP
+	Port     uint16        // destination port (UDP/TCP); default 53
+	SrcPort  uint16        // source port / ICMP identifier; 0 = pick a free one
+	Mode     Mode          // default ModeAuto
+	FirstTTL int           // default 1
+	MaxTTL   int           // default 30
+	Queries  int           // probes per hop (-q), default 3
+	Rate     float64       // packets per second, default 50
 	Wait     time.Duration // max wait for a reply (-w), default 2s
 	QName    string        // DNS query name for UDP/53 probes, default probe.NameHostnameBind
 	// OnHop, when set, is called (from the engine's goroutine, in TTL order)
