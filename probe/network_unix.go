@@ -1,0 +1,105 @@
+//go:build unix
+
+package probe
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+type systemNetwork struct{}
+
+func (systemNetwork) ListenUDP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
+	return dialBound(ctx, "udp", laddr, raddr)
+}
+
+func (systemNetwork) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
+	c, err := dialBound(ctx, "tcp", laddr, raddr)
+	if err != nil {
+		return nil, err
+	}
+	// Close with an RST instead of a FIN: the flow's source port must be
+	// free again at once, for the next query's connection and for the next
+	// run (`anycheck id -c N` reuses the flow's port), which a socket
+	// lingering in TIME_WAIT for a minute would block.
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	return c, nil
+}
+
+// dialBound connects a socket from laddr to raddr. It binds the socket
+// itself in the dialer's Control hook rather than passing a LocalAddr, so a
+// bind failure is told apart from a connect failure (*BindError vs a dial
+// *net.OpError), and the port the kernel picked for port 0 is known even
+// when the connect then fails (reported as the OpError's Source), which lets
+// Run keep one flow across reconnections.
+func dialBound(ctx context.Context, network string, laddr, raddr netip.AddrPort) (net.Conn, error) {
+	src, err := localSource(laddr, raddr)
+	if err != nil {
+		return nil, &BindError{Net: network, Addr: laddr, Err: err}
+	}
+	var bindErr error
+	var bound netip.AddrPort
+	d := net.Dialer{
+		ControlContext: func(_ context.Context, _, _ string, rc syscall.RawConn) error {
+			return rc.Control(func(fd uintptr) {
+				if network == "tcp" {
+					// A previous connection of this flow may still hold the
+					// port in TIME_WAIT (the server closed first, or a run
+					// was killed before its RST): SO_REUSEADDR lets the
+					// flow's port be bound again regardless. UDP sockets do
+					// not get it: two UDP sockets on one port would share
+					// each other's replies.
+					if bindErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); bindErr != nil {
+						return
+					}
+				}
+				if bindErr = unix.Bind(int(fd), sockaddr(src)); bindErr != nil {
+					return
+				}
+				if sa, err := unix.Getsockname(int(fd)); err == nil {
+					bound = fromSockaddr(sa)
+				}
+			})
+		},
+	}
+	c, err := d.DialContext(ctx, network+family(raddr.Addr()), raddr.String())
+	if err != nil {
+		if bindErr != nil {
+			return nil, &BindError{Net: network, Addr: src, Err: bindErr}
+		}
+		var oe *net.OpError
+		if bound.IsValid() && errors.As(err, &oe) && oe.Source == nil {
+			if network == "tcp" {
+				oe.Source = net.TCPAddrFromAddrPort(bound)
+			} else {
+				oe.Source = net.UDPAddrFromAddrPort(bound)
+			}
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+func sockaddr(ap netip.AddrPort) unix.Sockaddr {
+	if ap.Addr().Is4() {
+		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	}
+	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+}
+
+func fromSockaddr(sa unix.Sockaddr) netip.AddrPort {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port))
+	}
+	return netip.AddrPort{}
+}
