@@ -100,7 +100,7 @@ func New(spec string, opts Options) (Resolver, error) {
 	case strings.HasPrefix(spec, "file:"):
 		path := strings.TrimPrefix(spec, "file:")
 		if path == "" {
-			return nil, fmt.Errorf("asn source %q: missing path after file:", spec)
+			return nil, fmt.Errorf("asn source %q: want file:PATH with a path", spec)
 		}
 		t, err := LoadTable(path)
 		if err != nil {

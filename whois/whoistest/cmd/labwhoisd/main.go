@@ -1,0 +1,90 @@
+// Command labwhoisd serves a prefix table over the bulk whois protocol (and,
+// with -dns, the Team Cymru style origin/AS TXT zones) so a network lab can
+// run a whois server inside a namespace. It serves until SIGINT or SIGTERM.
+//
+//	labwhoisd -listen 192.0.2.43:43 -table rows.txt [-dns 192.0.2.43:53] [-pfx2as out.txt]
+//
+// The table has one "PREFIX | ASN... | CC | REGISTRY | ALLOCATED | NAME" row
+// per line (see whoistest.ParseTable).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/anycheck/anycheck/whois/whoistest"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, errOut io.Writer) int {
+	fs := flag.NewFlagSet("labwhoisd", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	listen := fs.String("listen", "127.0.0.1:4343", "bulk whois `ADDR:PORT` to listen on")
+	table := fs.String("table", "", "prefix table `FILE` (required)")
+	dnsListen := fs.String("dns", "", "also serve the origin/AS TXT zones on `ADDR:PORT` (UDP and TCP)")
+	originZone := fs.String("origin-zone", "", "IPv4 origin zone (default origin.asn.cymru.com.)")
+	origin6Zone := fs.String("origin6-zone", "", "IPv6 origin zone (default origin6.asn.cymru.com.)")
+	asnZone := fs.String("asn-zone", "", "AS name zone (default asn.cymru.com.)")
+	pfx2as := fs.String("pfx2as", "", "also write the table as a CAIDA pfx2as `FILE` and keep serving")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *table == "" || fs.NArg() > 0 {
+		fmt.Fprintln(errOut, "labwhoisd: -table FILE is required and no arguments are taken")
+		return 2
+	}
+	if err := serve(*listen, *table, *dnsListen, *pfx2as, whoistest.Zones{Origin: *originZone, Origin6: *origin6Zone, ASN: *asnZone}, errOut); err != nil {
+		fmt.Fprintf(errOut, "labwhoisd: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(listen, table, dnsListen, pfx2as string, zones whoistest.Zones, errOut io.Writer) error {
+	f, err := os.Open(table)
+	if err != nil {
+		return err
+	}
+	rows, err := whoistest.ParseTable(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", table, err)
+	}
+	if pfx2as != "" {
+		out, err := os.Create(pfx2as)
+		if err != nil {
+			return err
+		}
+		err = errors.Join(whoistest.WritePfx2as(out, rows), out.Close())
+		if err != nil {
+			return fmt.Errorf("%s: %w", pfx2as, err)
+		}
+	}
+	srv, err := whoistest.Start(whoistest.Config{Listen: listen, Rows: rows})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	fmt.Fprintf(errOut, "labwhoisd: whois on %s, %d rows\n", srv.Addr(), len(rows))
+	if dnsListen != "" {
+		d, err := whoistest.StartDNS(dnsListen, whoistest.NewDNS(rows, zones))
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		fmt.Fprintf(errOut, "labwhoisd: dns on %s\n", d.Addr)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	return nil
+}
