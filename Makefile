@@ -1,0 +1,59 @@
+# anycheck — build, test, lab. See README.md.
+GO      ?= go
+export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
+BIN     := bin/anycheck
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/anycheck/anycheck/internal/cli.version=$(VERSION)
+# Packages whose code runs goroutines get the race detector.
+RACE_PKGS := ./probe/... ./trace/... ./whois/... ./internal/cli/...
+LAB_PKGS  := bird2 nsd knot knot-dnsutils bind9-dnsutils iproute2 iputils-ping ethtool nftables \
+             traceroute mtr-tiny scamper procps passwd
+
+.PHONY: build test unit lint fuzz lab-deps demo bench clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/anycheck
+
+# Unit tests, in-process servers, and the network lab tests (those skip with
+# a reason unless root with the lab packages; ANYCHECK_LAB=1 makes them fail
+# instead of skipping).
+test: build
+	ANYCHECK_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 ./...
+	$(GO) test -count=1 -race -run 'Test[^L]|TestL[^a]' $(RACE_PKGS)
+
+unit:
+	$(GO) test -count=1 -short ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	staticcheck ./...
+
+# A short run of every fuzz target (go test runs their seeds on every `make test`).
+FUZZTIME ?= 15s
+fuzz:
+	@for pkg in ./probe ./trace ./whois ./internal/report; do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+# Debian packages the lab uses. policy-rc.d keeps every daemon from starting
+# in the host namespace: the lab starts them inside its own namespaces.
+lab-deps:
+	@if [ "$$(id -u)" != 0 ]; then echo "make lab-deps: run as root (apt-get install)"; exit 1; fi
+	@if dpkg -s $(LAB_PKGS) >/dev/null 2>&1; then echo "lab packages already installed"; else \
+	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(LAB_PKGS); fi
+
+# Bring up the lab (network namespaces, BIRD, NSD, Knot) and run
+# `anycheck id` and `anycheck trace` inside it. Root only.
+demo: lab-deps build
+	$(GO) test -c -o bin/cli.test ./internal/cli
+	ANYCHECK_DEMO=1 ANYCHECK_LAB=1 ANYCHECK_BIN=$(CURDIR)/$(BIN) ./bin/cli.test -test.run '^TestDemo$$' -test.count=1
+
+bench: lab-deps build
+	ANYCHECK_BIN=$(CURDIR)/$(BIN) bash bench/trace.sh
+
+clean:
+	rm -rf bin

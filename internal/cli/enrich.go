@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"context"
+	"net/netip"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/anycheck/anycheck/internal/report"
+	"github.com/anycheck/anycheck/whois"
+)
+
+// enrichOptions are the ASN and reverse-DNS flags shared by trace and whois.
+type enrichOptions struct {
+	asn          string
+	whoisServer  string
+	asnDNSServer string
+	dnsServer    string
+	noCache      bool
+}
+
+func (e *enrichOptions) register(f *pflag.FlagSet) {
+	f.StringVar(&e.asn, "asn", "cymru", "origin AS source: cymru (bulk whois), cymru-dns, file:PATH (pfx2as, iptoasn TSV or .mmdb) or none")
+	f.StringVar(&e.whoisServer, "whois-server", "", "bulk whois server HOST:PORT for --asn cymru (default "+whois.DefaultWhoisServer+")")
+	f.StringVar(&e.asnDNSServer, "asn-dns-server", "", "DNS server HOST:PORT for --asn cymru-dns (default: the system resolver)")
+	f.StringVar(&e.dnsServer, "dns-server", "", "DNS server HOST:PORT for reverse names (default: the system resolver)")
+	f.BoolVar(&e.noCache, "no-cache", false, "neither read nor write the on-disk ASN cache")
+}
+
+// resolver builds the ASN source; a bad --asn is a usage error.
+func (e *enrichOptions) resolver(g *globalOptions, d *deps) (whois.Resolver, error) {
+	o := whois.Options{
+		WhoisServer: e.whoisServer,
+		DNSServer:   e.asnDNSServer,
+		NoCache:     e.noCache,
+		Dial:        d.whoisDial,
+		Timeout:     max(g.timeout, 5*time.Second),
+	}
+	if !e.noCache && d.cacheDir != nil {
+		if dir, err := d.cacheDir(); err == nil && dir != "" {
+			o.CacheDir = filepath.Join(dir, "anycheck")
+		}
+	}
+	newR := whois.New
+	if d.newResolver != nil {
+		newR = d.newResolver
+	}
+	r, err := newR(e.asn, o)
+	if err != nil {
+		return nil, usageErr("--asn %s: %v", e.asn, err)
+	}
+	return r, nil
+}
+
+// enrichment is the outcome of looking up a batch of addresses.
+type enrichment struct {
+	origins  map[netip.Addr]whois.Origin
+	names    map[netip.Addr]string
+	problems []report.Problem
+}
+
+// lookup runs the ASN source and reverse DNS for all addresses at once, in
+// parallel with each other: one bulk request, never one per hop.
+func (e *enrichOptions) lookup(ctx context.Context, g *globalOptions, r whois.Resolver, addrs []netip.Addr) enrichment {
+	var out enrichment
+	done := make(chan struct{})
+	if !g.noDNS {
+		go func() {
+			defer close(done)
+			out.names = whois.ReverseNames(ctx, addrs, whois.PTROptions{Server: e.dnsServer, Timeout: max(g.timeout, 2*time.Second)})
+		}()
+	} else {
+		close(done)
+	}
+	origins, err := r.Lookup(ctx, addrs)
+	<-done
+	out.origins = origins
+	if err != nil {
+		out.problems = append(out.problems, report.Problem{Stage: "whois", Message: err.Error()})
+	}
+	return out
+}

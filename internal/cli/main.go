@@ -1,0 +1,80 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Main runs anycheck with args (without the program name) and returns the
+// process exit code. It is the only place that decides exit codes.
+func Main(args []string, in io.Reader, out, errOut io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, args, newStreams(in, out, errOut), defaultDeps())
+}
+
+// run is Main with the context, streams and dependencies injected (tests).
+func run(ctx context.Context, args []string, s *streams, d *deps) int {
+	root := newRootCmd(s, d)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err != nil && !errors.Is(err, errPartial) && !errors.Is(err, errInterrupted) {
+		fmt.Fprintf(s.err, "anycheck: %s\n", oneLine(err.Error()))
+		if h := hintOf(err); h != "" {
+			fmt.Fprintf(s.err, "hint: %s\n", h)
+		}
+		if exitCode(err) == ExitUsage && !strings.Contains(err.Error(), "--help") {
+			fmt.Fprintf(s.err, "run 'anycheck --help' for usage\n")
+		}
+	}
+	return exitCode(err)
+}
+
+// oneLine keeps an error message on one line: errors can quote remote text.
+func oneLine(s string) string {
+	return strings.NewReplacer("\n", " ", "\r", " ").Replace(s)
+}
+
+func newRootCmd(s *streams, d *deps) *cobra.Command {
+	g := &globalOptions{}
+	root := &cobra.Command{
+		Use:   "anycheck",
+		Short: "Which anycast instance do I reach, and by which path?",
+		Long: `anycheck asks anycast DNS services who they are (CHAOS identity queries and
+EDNS NSID) and traces the path to them on the same flow (Paris traceroute), so
+the instance that answers is the one at the end of the path shown.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// A bare "anycheck" with an unknown word is a usage error, not help.
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		},
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return g.validate()
+		},
+	}
+	root.SetIn(s.in)
+	root.SetOut(s.out)
+	root.SetErr(s.err)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return usageErr("%v", err)
+	})
+	g.register(root)
+	root.AddCommand(
+		newIDCmd(g, s, d, nil),
+		newTraceCmd(g, s, d, nil),
+		newWhoisCmd(g, s, d, nil),
+		newVersionCmd(s),
+		newCompletionCmd(s),
+	)
+	return root
+}

@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/anycheck/anycheck/probe"
+	"github.com/anycheck/anycheck/trace"
+	"github.com/anycheck/anycheck/whois"
+)
+
+// streams are the command's standard streams. Results go to out only.
+type streams struct {
+	in     io.Reader
+	out    io.Writer
+	err    io.Writer
+	errTTY bool // stderr is a terminal: live progress may be shown there
+}
+
+func newStreams(in io.Reader, out, errOut io.Writer) *streams {
+	return &streams{in: in, out: out, err: errOut, errTTY: isTerminal(errOut)}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// deps are the outside world the commands touch, injected so tests can
+// replace each piece.
+type deps struct {
+	now      func() time.Time
+	hostname func() (string, error)
+	// lookupHost resolves a target name; network is "ip", "ip4" or "ip6".
+	lookupHost func(ctx context.Context, network, host string) ([]netip.Addr, error)
+	probeNet   probe.Network // nil = real sockets
+	traceNet   trace.Network // nil = real sockets
+	whoisDial  func(ctx context.Context, network, addr string) (net.Conn, error)
+	cacheDir   func() (string, error)
+	// newResolver builds the ASN source; nil = whois.New.
+	newResolver func(spec string, o whois.Options) (whois.Resolver, error)
+}
+
+func defaultDeps() *deps {
+	return &deps{
+		now:      time.Now,
+		hostname: os.Hostname,
+		lookupHost: func(ctx context.Context, network, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, network, host)
+		},
+		cacheDir: os.UserCacheDir,
+	}
+}
+
+// warn writes one diagnostic line to stderr.
+func warn(s *streams, format string, args ...any) {
+	fmt.Fprintf(s.err, "anycheck: "+format+"\n", args...)
+}

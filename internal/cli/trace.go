@@ -1,0 +1,275 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/anycheck/anycheck/internal/render"
+	"github.com/anycheck/anycheck/internal/report"
+	"github.com/anycheck/anycheck/trace"
+)
+
+type traceOptions struct {
+	g        *globalOptions
+	e        enrichOptions
+	targets  []string
+	proto    string
+	port     int
+	sport    int
+	mode     string
+	firstTTL int
+	maxTTL   int
+	queries  int
+	rate     float64
+	wait     time.Duration
+	qname    string
+	source   string
+}
+
+func newTraceCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *traceOptions) error) *cobra.Command {
+	o := &traceOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "trace TARGET...",
+		Short: "Paris traceroute to an anycast service, ending at the instance that answers",
+		Long: `Trace the path to each TARGET over one fixed flow (Paris traceroute: the
+5-tuple never changes, so every probe follows the same ECMP branch). Over
+UDP to port 53 every probe is a DNS identity query (CHAOS TXT hostname.bind
+with NSID), so the instance that answers is the one at the end of the path
+shown. Hops carry their origin AS (--asn) and reverse names (unless -n).`,
+		Example: `  anycheck trace 192.0.2.53
+  anycheck trace -P icmp -q 1 2001:db8:53::53
+  anycheck trace -P tcp --port 443 --asn none -o json 192.0.2.80`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.targets = args
+			if err := o.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runFailed(runTrace(cmd.Context(), o, s, d))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.proto, "protocol", "P", "udp", "probe protocol: udp, tcp or icmp")
+	f.IntVar(&o.port, "port", 53, "destination port (udp, tcp)")
+	f.IntVar(&o.sport, "sport", 0, "source port (udp, tcp) or echo identifier (icmp); 0 = pick one")
+	f.StringVar(&o.mode, "mode", "auto", "socket mode: auto, raw (CAP_NET_RAW) or socket (unprivileged; udp and icmp)")
+	f.IntVarP(&o.firstTTL, "first-ttl", "f", 1, "first TTL to probe")
+	f.IntVarP(&o.maxTTL, "max-ttl", "m", 30, "maximum TTL (hops)")
+	f.IntVarP(&o.queries, "queries", "q", 3, "probes per hop")
+	f.Float64Var(&o.rate, "rate", 50, "probes per second")
+	f.DurationVarP(&o.wait, "wait", "w", 2*time.Second, "longest wait for a reply")
+	f.StringVar(&o.qname, "qname", "hostname.bind", "CHAOS TXT name asked by udp/53 probes")
+	f.StringVar(&o.source, "source", "", "source address (default: chosen by routing)")
+	o.e.register(f)
+	return cmd
+}
+
+func (o *traceOptions) validate() error {
+	switch o.proto {
+	case "udp", "tcp", "icmp":
+	default:
+		return usageErr("-P %q: protocol must be udp, tcp or icmp", o.proto)
+	}
+	switch o.mode {
+	case "auto", "raw", "socket":
+	default:
+		return usageErr("--mode %q: must be auto, raw or socket", o.mode)
+	}
+	if err := portFlag("port", o.port); err != nil {
+		return err
+	}
+	if o.sport != 0 {
+		if err := portFlag("sport", o.sport); err != nil {
+			return err
+		}
+	}
+	if o.maxTTL < 1 || o.maxTTL > 255 {
+		return usageErr("-m %d: must be between 1 and 255", o.maxTTL)
+	}
+	if o.firstTTL < 1 || o.firstTTL > o.maxTTL {
+		return usageErr("-f %d: must be between 1 and -m (%d)", o.firstTTL, o.maxTTL)
+	}
+	if o.queries < 1 || o.queries > 10 {
+		return usageErr("-q %d: must be between 1 and 10", o.queries)
+	}
+	if o.rate <= 0 || o.rate > 10000 {
+		return usageErr("--rate %g: must be above 0 and at most 10000 packets/s", o.rate)
+	}
+	if o.wait <= 0 || o.wait > time.Minute {
+		return usageErr("-w %s: must be above 0 and at most 1m", o.wait)
+	}
+	if !validHostname(o.qname) {
+		return usageErr("--qname %q: not a valid DNS name", o.qname)
+	}
+	if o.source != "" {
+		if _, err := netip.ParseAddr(o.source); err != nil {
+			return usageErr("--source %q: not an IP address", o.source)
+		}
+	}
+	return nil
+}
+
+func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
+	var src netip.Addr
+	if o.source != "" {
+		src, _ = netip.ParseAddr(o.source)
+		src = src.Unmap()
+	}
+	addrs := make([]netip.Addr, 0, len(o.targets))
+	for _, in := range o.targets {
+		a, err := resolveTarget(ctx, o.g, d, in)
+		if err != nil {
+			return err
+		}
+		if src.IsValid() && src.Is4() != a.Is4() {
+			return usageErr("--source %s and target %s: different address families", src, in)
+		}
+		addrs = append(addrs, a)
+	}
+	resolver, err := o.e.resolver(o.g, d)
+	if err != nil {
+		return err
+	}
+	doc := report.New(report.KindTrace, toolInfo(), d.now(), hostname(d))
+	stream := o.g.output == formatJSONL
+	var paths []report.TracePath
+	failed := 0
+	interrupted := false
+	for i, a := range addrs {
+		input := o.targets[i]
+		opts := trace.Options{
+			Target:   a,
+			Source:   src,
+			Proto:    trace.Protocol(o.proto),
+			Port:     uint16(o.port),
+			SrcPort:  uint16(o.sport),
+			Mode:     trace.Mode(o.mode),
+			FirstTTL: o.firstTTL,
+			MaxTTL:   o.maxTTL,
+			Queries:  o.queries,
+			Rate:     o.rate,
+			Wait:     o.wait,
+			QName:    dnsFQDN(o.qname),
+			Net:      d.traceNet,
+		}
+		if o.proto == "icmp" {
+			opts.Port = 0
+		}
+		progress := newProgress(s, input)
+		opts.OnHop = func(h trace.Hop) {
+			if stream {
+				// A failed write surfaces again at the result record.
+				_ = render.JSONL(s.out, doc.HopRecord(input, report.FromHop(h)))
+			}
+			progress.hop(h)
+		}
+		p, err := trace.Run(ctx, opts)
+		progress.done()
+		if err != nil {
+			if errors.Is(err, trace.ErrPermission) {
+				return permissionErr(fmt.Errorf("trace %s %s/%d: %w", input, o.proto, o.port, err),
+					"grant raw sockets once with: setcap cap_net_raw+ep $(command -v anycheck)"+
+						socketModeHint(o.proto))
+			}
+			doc.Errors = append(doc.Errors, report.Problem{Target: input, Stage: "trace", Message: err.Error()})
+			failed++
+			continue
+		}
+		tp := report.FromPath(input, p)
+		if p.Stop == trace.StopInterrupted {
+			interrupted = true
+		} else if !p.Reached {
+			failed++
+		}
+		// Enrichment runs after probing, in one batch per trace; a failed
+		// or slow lookup leaves the trace intact.
+		if !interrupted || len(tp.Hops) > 0 {
+			ectx := ctx
+			if interrupted {
+				// Ctrl-C: show what was measured now, with whatever the
+				// cache or an offline table can say quickly.
+				var cancel context.CancelFunc
+				ectx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)
+				defer cancel()
+			}
+			en := o.e.lookup(ectx, o.g, resolver, tp.Addresses())
+			tp.Enrich(en.origins, en.names)
+			for _, pr := range en.problems {
+				pr.Target = input
+				doc.Errors = append(doc.Errors, pr)
+				warn(s, "%s %s: %s (the trace itself is complete)", input, pr.Stage, pr.Message)
+			}
+		}
+		doc.AddSource(fmt.Sprintf("%s", netip.AddrPortFrom(p.Flow.Src.Addr(), p.Flow.Src.Port())))
+		paths = append(paths, tp)
+		if stream {
+			if err := render.JSONL(s.out, doc.ResultRecord(input, tp)); err != nil {
+				return err
+			}
+		}
+		if interrupted {
+			break
+		}
+	}
+	doc.Results = paths
+	doc.Interrupted = interrupted
+	switch o.g.output {
+	case formatJSON:
+		err = render.JSON(s.out, doc)
+	case formatJSONL:
+		err = render.JSONL(s.out, doc.EndRecord())
+	default:
+		err = render.TraceText(s.out, paths, render.TraceOptions{MaxTTL: o.maxTTL})
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case interrupted:
+		warn(s, "interrupted; the hops measured so far are shown")
+		return errInterrupted
+	case failed > 0:
+		return errPartial
+	}
+	return nil
+}
+
+func socketModeHint(proto string) string {
+	if proto == "tcp" {
+		return " (tcp probes need raw sockets)"
+	}
+	return ", or use --mode socket"
+}
+
+// progress shows a one-line live status on stderr when it is a terminal.
+type progress struct {
+	s      *streams
+	target string
+	hops   int
+}
+
+func newProgress(s *streams, target string) *progress {
+	return &progress{s: s, target: target}
+}
+
+func (p *progress) hop(h trace.Hop) {
+	if !p.s.errTTY {
+		return
+	}
+	p.hops++
+	fmt.Fprintf(p.s.err, "\r\033[Ktracing %s: %d hops done (ttl %d)", render.Escape(p.target), p.hops, h.TTL)
+}
+
+func (p *progress) done() {
+	if p.s.errTTY && p.hops > 0 {
+		fmt.Fprint(p.s.err, "\r\033[K")
+	}
+}

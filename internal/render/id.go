@@ -1,0 +1,180 @@
+package render
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/anycheck/anycheck/internal/report"
+)
+
+// IDText writes `anycheck id` results for a terminal.
+func IDText(w io.Writer, targets []report.IDTarget) error {
+	tw := &errWriter{w: w}
+	for i, t := range targets {
+		if i > 0 {
+			tw.printf("\n")
+		}
+		idTarget(tw, t)
+	}
+	return tw.err
+}
+
+func idTarget(w *errWriter, t report.IDTarget) {
+	host := t.Address
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	title := fmt.Sprintf("id %s:%d", host, t.Port)
+	if t.Input != "" && t.Input != t.Address {
+		title = fmt.Sprintf("id %s (%s:%d)", Escape(t.Input), host, t.Port)
+	}
+	w.printf("%s, %s\n", title, t.Transport)
+	for _, f := range t.Flows {
+		idFlow(w, f, len(t.Flows) > 1)
+	}
+	if len(t.Flows) > 1 || (len(t.Flows) == 1 && t.Flows[0].Summary.Runs > 1) {
+		w.printf("instances %s\n", instanceList(t.Instances))
+	}
+	if t.Failed {
+		w.printf("no reply from %s: every query timed out or failed\n", t.Address)
+	}
+}
+
+func idFlow(w *errWriter, f report.IDFlow, many bool) {
+	indent := ""
+	if many {
+		indent = "  "
+	}
+	w.printf("flow %s\n", f.Source)
+	if len(f.Runs) == 0 {
+		w.printf("%s(no run finished)\n", indent)
+		return
+	}
+	last := f.Runs[len(f.Runs)-1]
+	w.printf("%sinstance  %s\n", indent, identityLine(last.Identity))
+	if last.Identity.Disagree {
+		w.printf("%s! NSID %s and hostname.bind %s disagree\n", indent, Quote(last.Identity.NSID), Quote(last.Identity.HostnameBind))
+	}
+	nameW := 4
+	for _, a := range last.Answers {
+		nameW = max(nameW, len(Escape(a.Name)))
+	}
+	for _, a := range last.Answers {
+		w.printf("%s  %-*s  %-9s  %s\n", indent, nameW, Escape(a.Name), a.Status, answerDetail(a))
+	}
+	if sus := suspicions(last.Answers); sus != "" {
+		w.printf("%s! %s: something other than an authoritative server may have answered\n", indent, sus)
+	}
+	if f.Summary.Runs > 1 {
+		s := f.Summary
+		rtt := "rtt -"
+		if s.RTT != nil {
+			rtt = fmt.Sprintf("rtt min/avg/max %s/%s/%s ms", ms(s.RTT.Min), ms(s.RTT.Avg), ms(s.RTT.Max))
+		}
+		w.printf("%s  %d runs, %d/%d queries answered, %d timeouts, %s, instances %s\n",
+			indent, s.Runs, s.Answered, s.Queries, s.Timeouts, rtt, instanceList(s.Instances))
+	}
+}
+
+// identityLine puts the instance first, then every identity string seen.
+func identityLine(id report.IdentityDTO) string {
+	if id.Instance == "" {
+		return "unknown (no NSID, hostname.bind or id.server)"
+	}
+	var parts []string
+	if id.NSID != "" {
+		parts = append(parts, "NSID "+Quote(id.NSID))
+	} else if id.NSIDHex != "" {
+		parts = append(parts, "NSID hex "+id.NSIDHex)
+	}
+	if id.HostnameBind != "" {
+		parts = append(parts, "hostname.bind "+Quote(id.HostnameBind))
+	}
+	if id.IDServer != "" {
+		parts = append(parts, "id.server "+Quote(id.IDServer))
+	}
+	if id.VersionBind != "" {
+		parts = append(parts, "version.bind "+Quote(id.VersionBind))
+	}
+	if id.VersionServer != "" {
+		parts = append(parts, "version.server "+Quote(id.VersionServer))
+	}
+	return fmt.Sprintf("%s  (%s)", Escape(id.Instance), strings.Join(parts, "; "))
+}
+
+func answerDetail(a report.AnswerDTO) string {
+	var parts []string
+	if len(a.TXT) > 0 {
+		q := make([]string, len(a.TXT))
+		for i, s := range a.TXT {
+			q[i] = Quote(s)
+		}
+		parts = append(parts, strings.Join(q, " "))
+	}
+	if a.NSID != nil {
+		parts = append(parts, "nsid "+Quote(*a.NSID))
+	} else if a.NSIDHex != nil {
+		parts = append(parts, "nsid hex "+*a.NSIDHex)
+	}
+	if a.RTTMs != nil {
+		parts = append(parts, ms(*a.RTTMs)+" ms")
+	}
+	if a.Transport == "tcp" {
+		if a.Truncated {
+			parts = append(parts, "tcp (udp answer truncated)")
+		} else {
+			parts = append(parts, "tcp")
+		}
+	}
+	if a.Rcode != nil && a.Status == "rcode" {
+		parts = append(parts, fmt.Sprintf("rcode %d", *a.Rcode))
+	}
+	if a.Detail != "" {
+		parts = append(parts, Escape(a.Detail))
+	}
+	return strings.Join(parts, "  ")
+}
+
+func suspicions(answers []report.AnswerDTO) string {
+	var out []string
+	seen := map[string]bool{}
+	for _, a := range answers {
+		for _, s := range a.Suspicions {
+			if !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+func instanceList(cs []report.InstanceCount) string {
+	if len(cs) == 0 {
+		return "none identified"
+	}
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = fmt.Sprintf("%s ×%d", Escape(c.Instance), c.Runs)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// ms formats milliseconds the way traceroute does: two decimals.
+func ms(v float64) string {
+	return fmt.Sprintf("%.2f", v)
+}
+
+// errWriter keeps the first write error so the renderers read straight.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err != nil {
+		return
+	}
+	_, e.err = fmt.Fprintf(e.w, format, args...)
+}

@@ -1,0 +1,275 @@
+package render
+
+import (
+	"bytes"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anycheck/anycheck/internal/report"
+	"github.com/anycheck/anycheck/probe"
+	"github.com/anycheck/anycheck/trace"
+	"github.com/anycheck/anycheck/whois"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+var t0 = time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("..", "..", "testdata", "golden", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden %s (run go test ./internal/render -update to create): %v", path, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from golden file\n--- got ---\n%s\n--- want ---\n%s", name, got, want)
+	}
+}
+
+// Fixtures: answers as the probe package returns them.
+
+func answer(name string, st probe.Status, rtt time.Duration, txt ...string) probe.Answer {
+	rc := 0
+	switch st {
+	case probe.StatusRefused:
+		rc = 5
+	case probe.StatusTimeout:
+		rc = -1
+	}
+	return probe.Answer{Name: name, Transport: probe.UDP, Status: st, Rcode: rc, TXT: txt, RTT: rtt, Size: 80}
+}
+
+func idFixture(hostile bool) []report.IDTarget {
+	a1 := answer(probe.NameHostnameBind, probe.StatusAnswered, 412*time.Microsecond, "i1.lab-a")
+	a1.NSID = []byte("i1-nsd")
+	a2 := answer(probe.NameIDServer, probe.StatusAnswered, 388*time.Microsecond, "i1.lab-a")
+	a2.NSID = []byte("i1-nsd")
+	a3 := answer(probe.NameVersionBind, probe.StatusRefused, 350*time.Microsecond)
+	answers := []probe.Answer{a1, a2, a3}
+	if hostile {
+		answers[0].TXT = []string{"evil\x1b[31mred\x07\nline"}
+		answers[0].NSID = []byte{0x1b, 0x5b, 0x32, 0x4a}
+		answers[1].Suspicions = []probe.Suspicion{probe.SuspectRA, probe.SuspectClassNotCH}
+	}
+	id := probe.Identity{Instance: "i1-nsd", InstanceSource: "nsid", NSID: "i1-nsd", NSIDHex: "69312d6e7364", HostnameBind: "i1.lab-a", IDServer: "i1.lab-a"}
+	if hostile {
+		id = probe.Identity{Instance: "evil\x1b[31mred\x07\nline", InstanceSource: "hostname.bind", NSIDHex: "1b5b324a", HostnameBind: "evil\x1b[31mred\x07\nline"}
+	}
+	res := probe.Result{
+		Target:   netip.MustParseAddrPort("192.0.2.53:53"),
+		Source:   netip.MustParseAddrPort("203.0.113.10:40000"),
+		Started:  t0,
+		Answers:  answers,
+		Identity: id,
+	}
+	return []report.IDTarget{report.FromIDRuns("192.0.2.53", res.Target, false, [][]probe.Result{{res}})}
+}
+
+func idDoc(targets []report.IDTarget) *report.Document {
+	d := report.New(report.KindID, report.Tool{Name: "anycheck", Version: "test"}, t0, "vantage-1")
+	d.AddSource("203.0.113.10:40000")
+	d.Results = targets
+	return d
+}
+
+func traceFixture() report.TracePath {
+	dst := netip.MustParseAddr("192.0.2.53")
+	te := func(from string, rtt time.Duration, ttl int) *trace.Reply {
+		return &trace.Reply{From: netip.MustParseAddr(from), RTT: rtt, Kind: trace.ReplyTimeExceeded, ICMPType: 11, ICMPCode: 0, ReplyTTL: 64 - ttl + 1, QuotedTTL: 1}
+	}
+	dnsAns := answer(probe.NameHostnameBind, probe.StatusAnswered, 1200*time.Microsecond, "i1.lab-a")
+	dnsAns.NSID = []byte("i1-nsd")
+	hop := func(ttl int, rs ...*trace.Reply) trace.Hop {
+		h := trace.Hop{TTL: ttl}
+		for i, r := range rs {
+			h.Probes = append(h.Probes, trace.ProbeResult{Seq: i, Sent: t0, Reply: r})
+		}
+		return h
+	}
+	mpls := te("198.51.100.6", 900*time.Microsecond, 3)
+	mpls.MPLS = []trace.MPLSLabel{{Label: 16001, TC: 0, S: true, TTL: 1}}
+	destReply := func(rtt time.Duration) *trace.Reply {
+		a := dnsAns
+		a.RTT = rtt
+		return &trace.Reply{From: dst, RTT: rtt, Kind: trace.ReplyDNS, ICMPType: -1, ICMPCode: -1, ReplyTTL: 60, QuotedTTL: -1, DNS: &a}
+	}
+	p := trace.Path{
+		Flow: trace.Flow{Proto: trace.UDP, Src: netip.MustParseAddrPort("203.0.113.10:33512"), Dst: netip.MustParseAddrPort("192.0.2.53:53")},
+		Mode: trace.ModeRaw, Started: t0, Elapsed: 15 * time.Millisecond,
+		Hops: []trace.Hop{
+			hop(1, te("203.0.113.1", 310*time.Microsecond, 1), te("203.0.113.1", 280*time.Microsecond, 1), te("203.0.113.1", 270*time.Microsecond, 1)),
+			hop(2, nil, nil, nil),
+			hop(3, mpls, te("198.51.100.6", 950*time.Microsecond, 3), nil),
+			hop(4, destReply(1200*time.Microsecond), destReply(1100*time.Microsecond), destReply(1150*time.Microsecond)),
+		},
+		Reached: true, Stop: trace.StopReached, DestTTL: 4,
+		Instance: &probe.Identity{Instance: "i1-nsd", InstanceSource: "nsid", NSID: "i1-nsd", NSIDHex: "69312d6e7364", HostnameBind: "i1.lab-a"},
+		Answers:  []probe.Answer{dnsAns},
+	}
+	tp := report.FromPath("192.0.2.53", p)
+	tp.Enrich(map[netip.Addr]whois.Origin{
+		netip.MustParseAddr("203.0.113.1"):  {ASNs: []uint32{64500}, Prefix: netip.MustParsePrefix("203.0.113.0/24"), ASName: "LAB-ISP-ONE", Source: "cymru"},
+		netip.MustParseAddr("198.51.100.6"): {ASNs: []uint32{64510}, Prefix: netip.MustParsePrefix("198.51.100.0/24"), ASName: "LAB-TRANSIT", Source: "cymru"},
+		dst:                                 {ASNs: []uint32{64520}, Prefix: netip.MustParsePrefix("192.0.2.0/24"), ASName: "LAB-ANYCAST\x1b[2J", Source: "cymru"},
+	}, map[netip.Addr]string{netip.MustParseAddr("203.0.113.1"): "r1.lab.example"})
+	return tp
+}
+
+func TestIDTextGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		hostile bool
+	}{{"id.txt", false}, {"id_hostile.txt", true}} {
+		var b bytes.Buffer
+		if err := IDText(&b, idFixture(tc.hostile)); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, tc.name, b.Bytes())
+		if strings.ContainsAny(b.String(), "\x1b\x07") {
+			t.Errorf("%s: control characters reached the terminal output:\n%q", tc.name, b.String())
+		}
+	}
+}
+
+func TestIDTextShowsInstanceAndDisagreement(t *testing.T) {
+	targets := idFixture(false)
+	targets[0].Flows[0].Runs[0].Identity.HostnameBind = "other"
+	targets[0].Flows[0].Runs[0].Identity.Disagree = true
+	var b bytes.Buffer
+	if err := IDText(&b, targets); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if !strings.Contains(out, "instance  i1-nsd") {
+		t.Errorf("instance line missing:\n%s", out)
+	}
+	if !strings.Contains(out, `NSID "i1-nsd" and hostname.bind "other" disagree`) {
+		t.Errorf("disagreement not reported:\n%s", out)
+	}
+}
+
+func TestJSONGolden(t *testing.T) {
+	var b bytes.Buffer
+	if err := JSON(&b, idDoc(idFixture(false))); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "id.json", b.Bytes())
+
+	b.Reset()
+	if err := JSON(&b, idDoc(idFixture(true))); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "id_hostile.json", b.Bytes())
+
+	b.Reset()
+	d := report.New(report.KindTrace, report.Tool{Name: "anycheck", Version: "test"}, t0, "vantage-1")
+	tp := traceFixture()
+	d.Results = []report.TracePath{tp}
+	d.AddSource("203.0.113.10:33512")
+	if err := JSON(&b, d); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "trace.json", b.Bytes())
+
+	b.Reset()
+	for _, h := range tp.Hops {
+		if err := JSONL(&b, d.HopRecord("192.0.2.53", h)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := JSONL(&b, d.ResultRecord("192.0.2.53", tp)); err != nil {
+		t.Fatal(err)
+	}
+	if err := JSONL(&b, d.EndRecord()); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "trace.jsonl", b.Bytes())
+}
+
+func TestTraceTextGolden(t *testing.T) {
+	var b bytes.Buffer
+	if err := TraceText(&b, []report.TracePath{traceFixture()}, TraceOptions{MaxTTL: 30}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "trace.txt", b.Bytes())
+	out := b.String()
+	for _, want := range []string{
+		" 2  * * *",
+		"as path   64500 → 64510 → 64520",
+		"upstream  AS64510  LAB-TRANSIT",
+		"[MPLS: Lbl 16001, TC 0, S 1, TTL 1]",
+		`instance  i1-nsd  (NSID "i1-nsd"; hostname.bind "i1.lab-a")  4 hops, 1.10 ms`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("trace text lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "\x1b") {
+		t.Errorf("escape sequence from an AS name reached the terminal:\n%q", out)
+	}
+}
+
+func TestWhoisTextGolden(t *testing.T) {
+	rows := []report.WhoisResult{
+		{Input: "192.0.2.53", Name: "ns.lab.example", Origin: ptr(report.FromOrigin(whois.Origin{Addr: netip.MustParseAddr("192.0.2.53"), ASNs: []uint32{64520, 64521}, Prefix: netip.MustParsePrefix("192.0.2.0/24"), Country: "ZZ", Registry: "lab", Allocated: "2026-01-01", ASName: "LAB-ANYCAST", Source: "cymru"}))},
+		{Input: "10.1.2.3", Origin: ptr(report.FromOrigin(whois.Origin{Addr: netip.MustParseAddr("10.1.2.3"), Special: "private", Source: "special"}))},
+		{Input: "198.51.100.77", Origin: ptr(report.FromOrigin(whois.Origin{Addr: netip.MustParseAddr("198.51.100.77"), Unannounced: true, Source: "cymru", Cached: true}))},
+		{Input: "203.0.113.9"},
+	}
+	var b bytes.Buffer
+	if err := WhoisText(&b, rows); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "whois.txt", b.Bytes())
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestEscape(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"plain.host-1", "plain.host-1"},
+		{"tab\there", `tab\there`},
+		{"esc\x1b[31m", `esc\x1b[31m`},
+		{"bell\x07", `bell\x07`},
+		{"nul\x00", `nul\x00`},
+		{"back\\slash", `back\\slash`},
+		{"bad\xffutf8", `bad\xffutf8`},
+		{"del\x7f", `del\x7f`},
+		{"c1\u0085", `c1\u{85}`},
+		{"rtl\u202eevil", `rtl\u{202e}evil`},
+		{"zürich.例え", "zürich.例え"},
+	} {
+		if got := Escape(tc.in); got != tc.want {
+			t.Errorf("Escape(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func FuzzEscape(f *testing.F) {
+	for _, s := range []string{"", "a", "\x1b[2J", "\xff\xfe", "\u202e", `\x41`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := Escape(s)
+		for _, r := range out {
+			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+				t.Fatalf("Escape(%q) left control rune %U", s, r)
+			}
+		}
+	})
+}

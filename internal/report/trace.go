@@ -1,0 +1,272 @@
+package report
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/anycheck/anycheck/trace"
+	"github.com/anycheck/anycheck/whois"
+)
+
+// TracePath is one traced flow on the wire.
+type TracePath struct {
+	Input      string       `json:"input"`  // the target as the user wrote it
+	Target     string       `json:"target"` // the address traced
+	Flow       FlowDTO      `json:"flow"`
+	Mode       string       `json:"mode"` // "raw" or "socket": what actually ran
+	Unobserved []string     `json:"unobserved"`
+	Started    string       `json:"started"`
+	ElapsedMs  float64      `json:"elapsed_ms"`
+	Reached    bool         `json:"reached"`
+	StopReason string       `json:"stop_reason"`
+	DestTTL    int          `json:"dest_ttl"`
+	Hops       []HopDTO     `json:"hops"`
+	Instance   *IdentityDTO `json:"instance"` // null when no identity was obtained
+	Answers    []AnswerDTO  `json:"answers"`
+	// ASPath is the origin ASes along the path, consecutive duplicates
+	// collapsed, special/unknown hops skipped, the destination's AS last.
+	// Empty when enrichment did not run.
+	ASPath []uint32 `json:"as_path"`
+	// Upstream ("instance upstream") is the origin of the last responding
+	// hop before the destination that lies outside the destination's AS:
+	// the network that hands traffic to the anycast site.
+	Upstream *OriginDTO `json:"instance_upstream"`
+	Notes    []string   `json:"notes"`
+}
+
+// FlowDTO is the fixed 5-tuple of a trace.
+type FlowDTO struct {
+	Protocol  string `json:"protocol"`
+	Src       string `json:"src"`
+	Sport     int    `json:"sport"` // ICMP: the echo identifier
+	Dst       string `json:"dst"`
+	Dport     int    `json:"dport"`
+	TOS       int    `json:"tos"`
+	FlowLabel int    `json:"flow_label"`
+}
+
+// HopDTO is every probe sent with one TTL.
+type HopDTO struct {
+	TTL         int            `json:"ttl"`
+	Probes      []ProbeDTO     `json:"probes"`
+	RateLimited bool           `json:"rate_limited"`
+	Responders  []ResponderDTO `json:"responders"` // distinct reply addresses, in order of first reply
+}
+
+// ProbeDTO is one probe and its reply (null when nothing came back in time).
+type ProbeDTO struct {
+	Seq   int       `json:"seq"`
+	Reply *ReplyDTO `json:"reply"`
+}
+
+// ReplyDTO is a matched reply.
+type ReplyDTO struct {
+	From      string     `json:"from"`
+	RTTMs     float64    `json:"rtt_ms"`
+	Kind      string     `json:"kind"`
+	ICMPType  *int       `json:"icmp_type"`  // null when not ICMP
+	ICMPCode  *int       `json:"icmp_code"`  // null when not ICMP
+	ReplyTTL  *int       `json:"reply_ttl"`  // null when unknown
+	QuotedTTL *int       `json:"quoted_ttl"` // null when not quoted
+	MPLS      []MPLSDTO  `json:"mpls"`
+	NAT       bool       `json:"nat"`
+	DNS       *AnswerDTO `json:"dns,omitempty"`
+}
+
+// MPLSDTO is one RFC 4950 label stack entry.
+type MPLSDTO struct {
+	Label int  `json:"label"`
+	TC    int  `json:"tc"`
+	S     bool `json:"s"`
+	TTL   int  `json:"ttl"`
+}
+
+// ResponderDTO is an address seen at a hop, with its enrichment.
+type ResponderDTO struct {
+	Address string     `json:"address"`
+	Name    string     `json:"name,omitempty"` // reverse DNS name (untrusted)
+	Origin  *OriginDTO `json:"origin"`         // null when not looked up
+}
+
+// FromPath converts a finished trace.
+func FromPath(input string, p trace.Path) TracePath {
+	t := TracePath{
+		Input:  input,
+		Target: p.Flow.Dst.Addr().String(),
+		Flow: FlowDTO{
+			Protocol:  string(p.Flow.Proto),
+			Src:       addrString(p.Flow.Src.Addr()),
+			Sport:     int(p.Flow.Src.Port()),
+			Dst:       addrString(p.Flow.Dst.Addr()),
+			Dport:     int(p.Flow.Dst.Port()),
+			TOS:       int(p.Flow.TOS),
+			FlowLabel: int(p.Flow.FlowLabel),
+		},
+		Mode:       string(p.Mode),
+		Unobserved: append([]string{}, p.Unobserved...),
+		Started:    p.Started.UTC().Format(time.RFC3339Nano),
+		ElapsedMs:  Ms(p.Elapsed),
+		Reached:    p.Reached,
+		StopReason: string(p.Stop),
+		DestTTL:    p.DestTTL,
+		Hops:       []HopDTO{},
+		Answers:    []AnswerDTO{},
+		ASPath:     []uint32{},
+		Notes:      append([]string{}, p.Notes...),
+	}
+	for _, h := range p.Hops {
+		t.Hops = append(t.Hops, FromHop(h))
+	}
+	if p.Instance != nil {
+		id := FromIdentity(*p.Instance)
+		t.Instance = &id
+	}
+	for _, a := range p.Answers {
+		t.Answers = append(t.Answers, FromAnswer(a))
+	}
+	return t
+}
+
+// FromHop converts one hop (also used for streaming).
+func FromHop(h trace.Hop) HopDTO {
+	d := HopDTO{TTL: h.TTL, Probes: []ProbeDTO{}, RateLimited: h.RateLimited, Responders: []ResponderDTO{}}
+	seen := map[netip.Addr]bool{}
+	for _, pr := range h.Probes {
+		p := ProbeDTO{Seq: pr.Seq}
+		if r := pr.Reply; r != nil {
+			p.Reply = fromReply(*r)
+			if !seen[r.From] {
+				seen[r.From] = true
+				d.Responders = append(d.Responders, ResponderDTO{Address: r.From.String()})
+			}
+		}
+		d.Probes = append(d.Probes, p)
+	}
+	return d
+}
+
+func fromReply(r trace.Reply) *ReplyDTO {
+	d := &ReplyDTO{
+		From:      r.From.String(),
+		RTTMs:     Ms(r.RTT),
+		Kind:      string(r.Kind),
+		ICMPType:  optInt(r.ICMPType),
+		ICMPCode:  optInt(r.ICMPCode),
+		ReplyTTL:  optInt(r.ReplyTTL),
+		QuotedTTL: optInt(r.QuotedTTL),
+		MPLS:      []MPLSDTO{},
+		NAT:       r.NAT,
+	}
+	for _, l := range r.MPLS {
+		d.MPLS = append(d.MPLS, MPLSDTO{Label: int(l.Label), TC: int(l.TC), S: l.S, TTL: int(l.TTL)})
+	}
+	if r.DNS != nil {
+		a := FromAnswer(*r.DNS)
+		d.DNS = &a
+	}
+	return d
+}
+
+// optInt maps the engine's "-1 = unknown" to JSON null.
+func optInt(v int) *int {
+	if v < 0 {
+		return nil
+	}
+	return &v
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// Addresses lists every distinct responder address of the path, for enrichment.
+func (t *TracePath) Addresses() []netip.Addr {
+	var out []netip.Addr
+	seen := map[netip.Addr]bool{}
+	add := func(s string) {
+		a, err := netip.ParseAddr(s)
+		if err != nil || seen[a] {
+			return
+		}
+		seen[a] = true
+		out = append(out, a)
+	}
+	for _, h := range t.Hops {
+		for _, r := range h.Responders {
+			add(r.Address)
+		}
+	}
+	add(t.Target)
+	return out
+}
+
+// Enrich fills responder origins and names, the AS path and the instance
+// upstream from lookup results. Missing entries stay null.
+func (t *TracePath) Enrich(origins map[netip.Addr]whois.Origin, names map[netip.Addr]string) {
+	var path []uint32
+	push := func(o whois.Origin) {
+		if len(o.ASNs) == 0 {
+			return
+		}
+		as := o.ASNs[0]
+		if len(path) > 0 && path[len(path)-1] == as {
+			return
+		}
+		path = append(path, as)
+	}
+	type seenHop struct {
+		addr   netip.Addr
+		origin *whois.Origin
+	}
+	var responded []seenHop
+	for i := range t.Hops {
+		for j := range t.Hops[i].Responders {
+			r := &t.Hops[i].Responders[j]
+			a, err := netip.ParseAddr(r.Address)
+			if err != nil {
+				continue
+			}
+			r.Name = names[a]
+			if o, ok := origins[a]; ok {
+				dto := FromOrigin(o)
+				r.Origin = &dto
+				push(o)
+				oc := o
+				responded = append(responded, seenHop{a, &oc})
+			} else {
+				responded = append(responded, seenHop{a, nil})
+			}
+		}
+	}
+	dst, err := netip.ParseAddr(t.Target)
+	if err != nil {
+		t.ASPath = path
+		return
+	}
+	dstOrigin, ok := origins[dst]
+	if ok {
+		push(dstOrigin)
+	}
+	if path == nil {
+		path = []uint32{}
+	}
+	t.ASPath = path
+	if !ok || len(dstOrigin.ASNs) == 0 {
+		return
+	}
+	// Walk back from the destination to the first hop outside its AS.
+	for i := len(responded) - 1; i >= 0; i-- {
+		h := responded[i]
+		if h.addr == dst || h.origin == nil || len(h.origin.ASNs) == 0 {
+			continue
+		}
+		if h.origin.ASNs[0] != dstOrigin.ASNs[0] {
+			dto := FromOrigin(*h.origin)
+			t.Upstream = &dto
+			return
+		}
+	}
+}
