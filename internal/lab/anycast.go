@@ -1,0 +1,428 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Anycast is the project's standard lab (see doc.go for the picture):
+// two clients in different catchments of one anycast DNS service.
+type Anycast struct {
+	*Lab
+
+	// ServiceV4 and ServiceV6 are the anycast addresses both instances hold.
+	ServiceV4, ServiceV6 netip.Addr
+	// ServicePrefixV4/V6 are announced by ra (AS64520) and rb (AS64521).
+	ServicePrefixV4, ServicePrefixV6 netip.Prefix
+	// A (i1, NSD) and B (i2, Knot).
+	A, B Instance
+}
+
+// Instance is one anycast instance of the DNS service.
+type Instance struct {
+	Name     string    // "A" or "B"
+	Node     string    // "i1" or "i2"
+	Origin   string    // the router announcing it: "ra" or "rb"
+	Server   DNSServer // NSD or Knot
+	Identity string    // hostname.bind / id.server answer
+	NSID     string    // EDNS NSID as text
+}
+
+// AS is an autonomous system of the lab with the address blocks it originates.
+type AS struct {
+	Number   uint32
+	Name     string // AS name as a whois source would give it
+	Router   string // the BGP router (one per AS)
+	Prefixes []netip.Prefix
+}
+
+// Hop is what a traceroute should show at one TTL.
+type Hop struct {
+	// Nodes that may answer at this TTL: two for the ECMP diamond's middle.
+	Nodes []string
+	// Addrs that may answer, one per node (the interface the probe entered);
+	// empty for a silent hop, which shows as "*".
+	Addrs []netip.Addr
+}
+
+// Silent reports whether the hop never answers.
+func (h Hop) Silent() bool { return len(h.Addrs) == 0 }
+
+// Has reports whether a is one of the addresses this hop may answer from.
+func (h Hop) Has(a netip.Addr) bool { return slices.Contains(h.Addrs, a) }
+
+func (h Hop) String() string {
+	if h.Silent() {
+		return fmt.Sprintf("* (%v silent)", h.Nodes)
+	}
+	return fmt.Sprintf("%v %v", h.Addrs, h.Nodes)
+}
+
+var (
+	svc4 = netip.MustParseAddr("192.0.2.53")
+	svc6 = netip.MustParseAddr("2001:db8:53::53")
+)
+
+func p(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+func a(s string) netip.Addr   { return netip.MustParseAddr(s) }
+func ps(s ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(s))
+	for i, x := range s {
+		out[i] = p(x)
+	}
+	return out
+}
+
+// toward returns static routes for every documentation range via v4/v6
+// next hops (one each for a plain route, several for ECMP). Connected and
+// more specific routes win, so this is "everything else in the lab", never a
+// default route: nothing can leave the lab.
+func toward(v4, v6 []netip.Addr) []Route {
+	return []Route{
+		{Dst: p("192.0.2.0/24"), Via: v4},
+		{Dst: p("198.51.100.0/24"), Via: v4},
+		{Dst: p("203.0.113.0/24"), Via: v4},
+		{Dst: p("2001:db8::/32"), Via: v6},
+	}
+}
+
+func via(s ...string) []netip.Addr {
+	out := make([]netip.Addr, len(s))
+	for i, x := range s {
+		out[i] = a(x)
+	}
+	return out
+}
+
+// anycastASes is the address plan: every link is numbered from one AS's block.
+var anycastASes = []AS{
+	{64500, "ISP-ONE", "r1", ps("198.51.100.0/26", "2001:db8:100::/48")},
+	{64501, "ISP-TWO", "r2", ps("198.51.100.64/26", "2001:db8:101::/48")},
+	{64510, "TRANSIT", "rt", ps("198.51.100.128/26", "2001:db8:110::/48")},
+	{64520, "ANYDNS-A", "ra", ps("203.0.113.0/26", "2001:db8:120::/48", "192.0.2.0/24", "2001:db8:53::/48")},
+	{64521, "ANYDNS-B", "rb", ps("203.0.113.64/26", "2001:db8:121::/48", "192.0.2.0/24", "2001:db8:53::/48")},
+}
+
+// AnycastTopology returns the standard lab's description; StartAnycast runs it.
+func AnycastTopology() Topology {
+	// The diamond's branch is chosen by a hash of the 5-tuple (src, dst,
+	// proto, sport, dport = 0x37), as a hardware router does. Policy 1 would
+	// reuse a local socket's random sk_txhash, so one flow from two sockets
+	// could take two branches: the lab would lie about Paris traceroute.
+	ecmp := map[string]string{
+		"net.ipv4.fib_multipath_hash_policy": "3",
+		"net.ipv4.fib_multipath_hash_fields": "0x37",
+		"net.ipv6.fib_multipath_hash_policy": "3",
+		"net.ipv6.fib_multipath_hash_fields": "0x37",
+	}
+	bgp := func(as uint32, nbs ...string) *BGP {
+		b := &BGP{AS: as}
+		for _, x := range anycastASes {
+			if x.Number == as {
+				b.Announce = x.Prefixes
+			}
+		}
+		for _, n := range nbs {
+			b.Neighbors = append(b.Neighbors, Neighbor{Node: n})
+		}
+		return b
+	}
+	routes := func(extra []Route, base []Route) []Route { return append(base, extra...) }
+	return Topology{
+		Nodes: []Node{
+			{Name: "c1", Routes: toward(via("198.51.100.1"), via("2001:db8:100:1::1"))},
+			{Name: "e1", Router: true, Sysctls: ecmp,
+				Routes: toward(via("198.51.100.18", "198.51.100.22"), via("2001:db8:100:11::2", "2001:db8:100:12::2"))},
+			{Name: "m1", Router: true, Routes: routes(
+				[]Route{{Dst: p("198.51.100.0/27"), Via: via("198.51.100.17")}, {Dst: p("2001:db8:100::/59"), Via: via("2001:db8:100:11::1")}},
+				toward(via("198.51.100.33"), via("2001:db8:100:20::1")))},
+			{Name: "m2", Router: true, Routes: routes(
+				[]Route{{Dst: p("198.51.100.0/27"), Via: via("198.51.100.21")}, {Dst: p("2001:db8:100::/59"), Via: via("2001:db8:100:12::1")}},
+				toward(via("198.51.100.33"), via("2001:db8:100:20::1")))},
+			// r1 returns everything behind e1 via m1 only: the diamond is
+			// one-way, and either branch's replies come back fine.
+			{Name: "r1", Router: true, BGP: bgp(64500, "ra", "rt"), Routes: []Route{
+				{Dst: p("198.51.100.0/27"), Via: via("198.51.100.34")}, {Dst: p("2001:db8:100::/59"), Via: via("2001:db8:100:20::2")}}},
+			{Name: "ra", Router: true, BGP: bgp(64520, "r1"), Routes: []Route{
+				{Dst: p("192.0.2.0/24"), Via: via("203.0.113.18")}, {Dst: p("2001:db8:53::/48"), Via: via("2001:db8:120:1::2")}}},
+			{Name: "i1", Service: ps("192.0.2.53/32", "2001:db8:53::53/128"),
+				Routes: toward(via("203.0.113.17"), via("2001:db8:120:1::1"))},
+			{Name: "rt", Router: true, BGP: bgp(64510, "r1", "r2")},
+			{Name: "svc", Routes: toward(via("198.51.100.129"), via("2001:db8:110:1::1"))},
+			{Name: "c2", Routes: toward(via("198.51.100.65"), via("2001:db8:101:1::1"))},
+			// s2 forwards but never says "time exceeded": a silent hop.
+			{Name: "s2", Router: true, Routes: toward(via("198.51.100.81"), via("2001:db8:101:11::1")),
+				NFT: `table inet silent {
+	chain output {
+		type filter hook output priority 0; policy accept;
+		icmp type time-exceeded drop
+		icmpv6 type time-exceeded drop
+	}
+}
+`},
+			{Name: "r2", Router: true, BGP: bgp(64501, "rt", "rb"), Routes: []Route{
+				{Dst: p("198.51.100.64/28"), Via: via("198.51.100.82")}, {Dst: p("2001:db8:101:1::/64"), Via: via("2001:db8:101:11::2")}}},
+			{Name: "rb", Router: true, BGP: bgp(64521, "r2"), Routes: []Route{
+				{Dst: p("192.0.2.0/24"), Via: via("203.0.113.82")}, {Dst: p("2001:db8:53::/48"), Via: via("2001:db8:121:1::2")}}},
+			{Name: "i2", Service: ps("192.0.2.53/32", "2001:db8:53::53/128"),
+				Routes: toward(via("203.0.113.81"), via("2001:db8:121:1::1"))},
+		},
+		Links: []Link{
+			// AS64500 198.51.100.0/26, 2001:db8:100::/48
+			{Ends: []End{{"e1", ps("198.51.100.1/28", "2001:db8:100:1::1/64")}, {"c1", ps("198.51.100.10/28", "2001:db8:100:1::10/64")}}},
+			{Ends: []End{{"e1", ps("198.51.100.17/30", "2001:db8:100:11::1/64")}, {"m1", ps("198.51.100.18/30", "2001:db8:100:11::2/64")}}},
+			{Ends: []End{{"e1", ps("198.51.100.21/30", "2001:db8:100:12::1/64")}, {"m2", ps("198.51.100.22/30", "2001:db8:100:12::2/64")}}},
+			{Name: "core", Ends: []End{
+				{"r1", ps("198.51.100.33/29", "2001:db8:100:20::1/64")},
+				{"m1", ps("198.51.100.34/29", "2001:db8:100:20::2/64")},
+				{"m2", ps("198.51.100.35/29", "2001:db8:100:20::3/64")}}},
+			// AS64501 198.51.100.64/26, 2001:db8:101::/48
+			{Ends: []End{{"s2", ps("198.51.100.65/28", "2001:db8:101:1::1/64")}, {"c2", ps("198.51.100.74/28", "2001:db8:101:1::10/64")}}},
+			{Ends: []End{{"r2", ps("198.51.100.81/30", "2001:db8:101:11::1/64")}, {"s2", ps("198.51.100.82/30", "2001:db8:101:11::2/64")}}},
+			// AS64510 198.51.100.128/26, 2001:db8:110::/48 (transit numbers its customer links)
+			{Ends: []End{{"rt", ps("198.51.100.129/28", "2001:db8:110:1::1/64")}, {"svc", ps("198.51.100.130/28", "2001:db8:110:1::10/64")}}},
+			{Ends: []End{{"rt", ps("198.51.100.145/30", "2001:db8:110:11::1/64")}, {"r1", ps("198.51.100.146/30", "2001:db8:110:11::2/64")}}},
+			{Ends: []End{{"rt", ps("198.51.100.149/30", "2001:db8:110:12::1/64")}, {"r2", ps("198.51.100.150/30", "2001:db8:110:12::2/64")}}},
+			// AS64520 203.0.113.0/26, 2001:db8:120::/48 (the anycast operator numbers its edge links)
+			{Ends: []End{{"ra", ps("203.0.113.1/30", "2001:db8:120:11::1/64")}, {"r1", ps("203.0.113.2/30", "2001:db8:120:11::2/64")}}},
+			{Ends: []End{{"ra", ps("203.0.113.17/30", "2001:db8:120:1::1/64")}, {"i1", ps("203.0.113.18/30", "2001:db8:120:1::2/64")}}},
+			// AS64521 203.0.113.64/26, 2001:db8:121::/48
+			{Ends: []End{{"rb", ps("203.0.113.65/30", "2001:db8:121:11::1/64")}, {"r2", ps("203.0.113.66/30", "2001:db8:121:11::2/64")}}},
+			{Ends: []End{{"rb", ps("203.0.113.81/30", "2001:db8:121:1::1/64")}, {"i2", ps("203.0.113.82/30", "2001:db8:121:1::2/64")}}},
+		},
+	}
+}
+
+// StartAnycast starts the standard lab: topology, BIRD on the five routers,
+// NSD on i1 and Knot on i2, all in parallel; it returns once BGP has
+// converged and both instances answer. Teardown is automatic.
+func StartAnycast(t testing.TB) *Anycast {
+	t.Helper()
+	Require(t)
+	start := time.Now()
+	l, err := newLab(t, AnycastTopology())
+	if err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	if err := l.build(); err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	ac := &Anycast{
+		Lab:       l,
+		ServiceV4: svc4, ServiceV6: svc6,
+		ServicePrefixV4: p("192.0.2.0/24"), ServicePrefixV6: p("2001:db8:53::/48"),
+		A: Instance{Name: "A", Node: "i1", Origin: "ra", Server: NSD, Identity: "i1.lab-a", NSID: "i1-nsd"},
+		B: Instance{Name: "B", Node: "i2", Origin: "rb", Server: Knot, Identity: "i2.lab-b", NSID: "i2-knot"},
+	}
+	var g errgroup.Group
+	g.Go(func() error {
+		if err := l.startBGP(); err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), convergeTimeout)
+		defer cancel()
+		return l.WaitConverged(ctx)
+	})
+	for _, in := range []Instance{ac.A, ac.B} {
+		g.Go(func() error {
+			return l.StartDNS(in.Node, DNSInstance{Server: in.Server, Identity: in.Identity, NSID: in.NSID,
+				Listen: []netip.Addr{svc4, svc6}})
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	// Ready means usable end to end: each client reaches its instance.
+	for _, c := range ac.Clients() {
+		g.Go(func() error {
+			_, err := ac.WaitInstance(context.Background(), c)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	t.Logf("lab %s: anycast lab up in %v (dir %s)", l.id, time.Since(start).Round(time.Millisecond), l.dir)
+	return ac
+}
+
+// Clients are the client nodes, each in its own catchment at start.
+func (ac *Anycast) Clients() []string { return []string{"c1", "c2"} }
+
+// ClientAddr is the client's (only) address of the family.
+func (ac *Anycast) ClientAddr(client string, f Family) netip.Addr {
+	ac.t.Helper()
+	switch client {
+	case "c1":
+		return ac.Addr("c1", "e1", f)
+	case "c2":
+		return ac.Addr("c2", "s2", f)
+	}
+	ac.t.Fatalf("lab: %q is not a client of the anycast lab", client)
+	return netip.Addr{}
+}
+
+// ServicesAddr is the services host's address (svc, AS64510), reachable from
+// both clients: run whois or DNS servers there with Spawn.
+func (ac *Anycast) ServicesAddr(f Family) netip.Addr { return ac.Addr("svc", "rt", f) }
+
+// ServiceAddr returns ServiceV4 or ServiceV6.
+func (ac *Anycast) ServiceAddr(f Family) netip.Addr {
+	if f == IPv6 {
+		return ac.ServiceV6
+	}
+	return ac.ServiceV4
+}
+
+// ASes lists the lab's autonomous systems and the prefixes each originates
+// (the service prefix has two origins, 64520 and 64521): the truth for an
+// offline prefix-to-AS table or a lab whois server.
+func (ac *Anycast) ASes() []AS {
+	out := slices.Clone(anycastASes)
+	for i := range out {
+		out[i].Prefixes = slices.Clone(out[i].Prefixes)
+	}
+	return out
+}
+
+// OriginAS is the AS originating the most specific lab prefix holding
+// addr; ok is false when no lab prefix holds it or when that prefix has
+// several origins (the anycast service prefix).
+func (ac *Anycast) OriginAS(addr netip.Addr) (as uint32, ok bool) {
+	best, multi := -1, false
+	for _, x := range anycastASes {
+		for _, pf := range x.Prefixes {
+			switch {
+			case !pf.Contains(addr) || pf.Bits() < best:
+			case pf.Bits() > best:
+				best, as, multi = pf.Bits(), x.Number, false
+			case as != x.Number:
+				multi = true
+			}
+		}
+	}
+	if best < 0 || multi {
+		return 0, false
+	}
+	return as, true
+}
+
+// access describes the hops between a client and its BGP router.
+func (ac *Anycast) access(client string, f Family) (router string, hops []Hop) {
+	switch client {
+	case "c1":
+		return "r1", []Hop{
+			{Nodes: []string{"e1"}, Addrs: []netip.Addr{ac.Addr("e1", "c1", f)}},
+			{Nodes: []string{"m1", "m2"}, Addrs: []netip.Addr{ac.Addr("m1", "e1", f), ac.Addr("m2", "e1", f)}},
+			{Nodes: []string{"r1"}, Addrs: []netip.Addr{ac.Addr("r1", "core", f)}},
+		}
+	case "c2":
+		return "r2", []Hop{
+			{Nodes: []string{"s2"}},
+			{Nodes: []string{"r2"}, Addrs: []netip.Addr{ac.Addr("r2", "s2", f)}},
+		}
+	}
+	ac.t.Fatalf("lab: %q is not a client of the anycast lab", client)
+	return "", nil
+}
+
+// bgpPath is the chain of BGP routers from one router to the nearest
+// instance origin over established sessions (breadth first = shortest AS
+// path; the lab's routers form a line, so there are no ties).
+func (ac *Anycast) bgpPath(from string) []string {
+	prev := map[string]string{from: ""}
+	queue := []string{from}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		if cur == ac.A.Origin || cur == ac.B.Origin {
+			var path []string
+			for n := cur; n != ""; n = prev[n] {
+				path = append([]string{n}, path...)
+			}
+			return path
+		}
+		for _, nb := range ac.nodes[cur].BGP.Neighbors {
+			if _, seen := prev[nb.Node]; seen || !ac.SessionUp(cur, nb.Node) {
+				continue
+			}
+			prev[nb.Node] = cur
+			queue = append(queue, nb.Node)
+		}
+	}
+	return nil
+}
+
+// InstanceOf is the instance the client should reach given the BGP sessions
+// stopped so far; ok is false when the service is unreachable from it.
+func (ac *Anycast) InstanceOf(client string) (in Instance, ok bool) {
+	router, _ := ac.access(client, IPv4)
+	path := ac.bgpPath(router)
+	if path == nil {
+		return Instance{}, false
+	}
+	if path[len(path)-1] == ac.A.Origin {
+		return ac.A, true
+	}
+	return ac.B, true
+}
+
+// ExpectedPath is what a traceroute from client to the service address
+// should show, hop by hop, given the sessions stopped so far: routers answer
+// from the interface the probe entered (icmp_errors_use_inbound_ifaddr, and
+// IPv6 source selection on the symmetric return path); the diamond's middle
+// hop lists m1 and m2; s2 is silent; the last hop is the service address.
+// It is nil when the service is unreachable from client.
+func (ac *Anycast) ExpectedPath(client string, f Family) []Hop {
+	router, hops := ac.access(client, f)
+	path := ac.bgpPath(router)
+	if path == nil {
+		return nil
+	}
+	for i := 1; i < len(path); i++ {
+		hops = append(hops, Hop{Nodes: []string{path[i]}, Addrs: []netip.Addr{ac.Addr(path[i], path[i-1], f)}})
+	}
+	in, _ := ac.InstanceOf(client)
+	return append(hops, Hop{Nodes: []string{in.Node}, Addrs: []netip.Addr{ac.ServiceAddr(f)}})
+}
+
+// IdentifyFrom asks the service address, from client, who answers.
+func (ac *Anycast) IdentifyFrom(ctx context.Context, client string, f Family) (Identity, error) {
+	return ac.Identify(ctx, client, ac.ServiceAddr(f))
+}
+
+// WaitInstance waits (bounded by ctx and 30 s) until client reaches, over
+// IPv4 and IPv6, the instance InstanceOf expects, e.g. after StopBGP.
+func (ac *Anycast) WaitInstance(ctx context.Context, client string) (Instance, error) {
+	want, ok := ac.InstanceOf(client)
+	if !ok {
+		return Instance{}, fmt.Errorf("lab: the service is unreachable from %s with the sessions stopped", client)
+	}
+	ctx, cancel := context.WithTimeout(ctx, convergeTimeout)
+	defer cancel()
+	if err := ac.WaitConverged(ctx); err != nil {
+		return want, err
+	}
+	err := poll(ctx, 100*time.Millisecond, func() error {
+		for _, f := range []Family{IPv4, IPv6} {
+			id, err := ac.IdentifyFrom(ctx, client, f)
+			if err != nil {
+				return err
+			}
+			if id.Hostname != want.Identity || id.NSID != want.NSID {
+				return fmt.Errorf("%v: %s reaches %q/%q", f, client, id.Hostname, id.NSID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return want, fmt.Errorf("lab: %s did not move to instance %s (%s): %w", client, want.Name, want.Identity, err)
+	}
+	return want, nil
+}
