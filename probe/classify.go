@@ -58,6 +58,13 @@ func classify(name string, id uint16, reply []byte) (a Answer, ours bool) {
 		}
 		return a, true
 	}
+	// miekg accepts a message that ends where the header promised more
+	// records. Answers missing without TC are a broken reply, not an empty
+	// one; a bare header (answer count 0) stays acceptable.
+	if ancount := int(binary.BigEndian.Uint16(reply[6:])); len(m.Answer) < ancount && !m.Truncated {
+		a.Detail = fmt.Sprintf("header promises %d answer records, the message holds %d", ancount, len(m.Answer))
+		return a, true
+	}
 	if m.Opcode != dns.OpcodeQuery {
 		a.Detail = fmt.Sprintf("reply opcode %s, want QUERY", opcodeString(m.Opcode))
 		return a, true

@@ -40,6 +40,9 @@ type Server struct {
 	// spoofed replies on a shared path would look.
 	Decoys  bool
 	Garbage bool // answer with the query's ID followed by bytes that are not a DNS message
+	// CloseAfterAnswer closes each TCP connection after one answer, as
+	// some servers and load balancers do with idle or one-shot clients.
+	CloseAfterAnswer bool
 
 	mu      sync.Mutex
 	queries []Query
@@ -229,6 +232,9 @@ func (s *Server) answer(w dns.ResponseWriter, req *dns.Msg, network string) {
 		_ = w.WriteMsg(other)
 	}
 	_ = w.WriteMsg(m)
+	if s.CloseAfterAnswer && network == "tcp" {
+		_ = w.Close()
+	}
 }
 
 // lookup returns the TXT string (or none) and RCODE for a query name.
