@@ -1,0 +1,291 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anycheck/anycheck/internal/report/reporttest"
+	"github.com/anycheck/anycheck/probe/probetest"
+)
+
+// result is what a user sees from one invocation.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func testDeps() *deps {
+	d := defaultDeps()
+	d.now = func() time.Time { return time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC) }
+	d.hostname = func() (string, error) { return "test-vantage", nil }
+	d.lookupHost = func(ctx context.Context, network, host string) ([]netip.Addr, error) {
+		switch host {
+		case "ns.lab.example":
+			return []netip.Addr{netip.MustParseAddr("2001:db8:53::53"), netip.MustParseAddr("192.0.2.53")}, nil
+		case "loop.lab.example":
+			return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+		}
+		return nil, fmt.Errorf("lookup %s: no such host", host)
+	}
+	d.cacheDir = func() (string, error) { return "", errors.New("no cache in tests") }
+	return d
+}
+
+func runCLI(t *testing.T, d *deps, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &streams{in: strings.NewReader(""), out: &out, err: &errb}, d)
+	return result{code, out.String(), errb.String()}
+}
+
+func TestBadInputIsUsageError(t *testing.T) {
+	d := testDeps()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // the error names the bad input
+	}{
+		{"unknown flag", []string{"id", "--bogus", "192.0.2.53"}, "--bogus"},
+		{"unknown command", []string{"frobnicate"}, "frobnicate"},
+		{"unresolvable name", []string{"id", "nonexistent.invalid"}, "nonexistent.invalid"},
+		{"not a name", []string{"id", "bad name!"}, "bad name!"},
+		{"port 0", []string{"id", "--port", "0", "192.0.2.53"}, "--port 0"},
+		{"port 70000", []string{"id", "--port", "70000", "192.0.2.53"}, "--port 70000"},
+		{"count 0", []string{"id", "-c", "0", "192.0.2.53"}, "-c 0"},
+		{"-4 with IPv6 literal", []string{"id", "-4", "2001:db8:53::53"}, "2001:db8:53::53"},
+		{"-6 with IPv4 literal", []string{"id", "-6", "192.0.2.53"}, "192.0.2.53"},
+		{"unknown output", []string{"id", "-o", "yaml", "192.0.2.53"}, "yaml"},
+		{"no target", []string{"id"}, "arg"},
+		{"flows 0", []string{"id", "--flows", "0", "192.0.2.53"}, "--flows 0"},
+		{"trace bad protocol", []string{"trace", "-P", "sctp", "192.0.2.53"}, "sctp"},
+		{"trace bad mode", []string{"trace", "--mode", "magic", "192.0.2.53"}, "magic"},
+		{"trace first ttl above max", []string{"trace", "-f", "9", "-m", "5", "192.0.2.53"}, "-f 9"},
+		{"trace unknown asn source", []string{"trace", "--asn", "bogus", "192.0.2.53"}, "bogus"},
+		{"whois not an address", []string{"whois", "--asn", "none", "example"}, "example"},
+		{"completion unknown shell", []string{"completion", "tcsh"}, "tcsh"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, d, tc.args...)
+			if r.code != ExitUsage {
+				t.Errorf("exit %d, want %d (stderr %q)", r.code, ExitUsage, r.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout must stay empty on bad input, got %q", r.stdout)
+			}
+			first := strings.SplitN(r.stderr, "\n", 2)[0]
+			if !strings.HasPrefix(first, "anycheck: ") || !strings.Contains(first, tc.want) {
+				t.Errorf("first stderr line %q should be one error naming %q", first, tc.want)
+			}
+		})
+	}
+}
+
+func TestFlagParsingFillsOptions(t *testing.T) {
+	var got *idOptions
+	g := &globalOptions{}
+	s := &streams{out: &bytes.Buffer{}, err: &bytes.Buffer{}}
+	cmd := newIDCmd(g, s, testDeps(), func(_ context.Context, o *idOptions) error { got = o; return nil })
+	g.register(cmd)
+	cmd.SetArgs([]string{"--sport", "40000", "--flows", "4", "-c", "3", "--interval", "250ms", "--tcp", "--version", "-o", "json", "-6", "2001:db8:53::53", "ns.lab.example"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if got == nil {
+		t.Fatal("run function not called")
+	}
+	if got.sport != 40000 || got.flows != 4 || got.count != 3 || got.interval != 250*time.Millisecond || !got.tcp || !got.version {
+		t.Errorf("options not captured: %+v", *got)
+	}
+	if got.g.output != "json" || !got.g.v6 || len(got.targets) != 2 {
+		t.Errorf("global options not captured: %+v targets %v", *got.g, got.targets)
+	}
+}
+
+func TestIDAgainstLoopbackServer(t *testing.T) {
+	srv := &probetest.Server{Hostname: "inst-a.lab", IDServer: "inst-a.lab", NSID: []byte("inst-a-1"), RefuseVersion: true}
+	ap := srv.StartPair(t, "127.0.0.1")
+	d := testDeps()
+	port := fmt.Sprint(ap.Port())
+
+	r := runCLI(t, d, "id", "--port", port, "--version", "127.0.0.1")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	for _, want := range []string{
+		`instance  inst-a-1  (NSID "inst-a-1"; hostname.bind "inst-a.lab"; id.server "inst-a.lab")`,
+		"hostname.bind   answered",
+		"version.bind    refused",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("text output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if r.stderr != "" {
+		t.Errorf("stderr should be empty on success, got %q", r.stderr)
+	}
+
+	// JSON: valid against the schema, one flow, every query from one port.
+	r = runCLI(t, d, "id", "--port", port, "-o", "json", "-c", "2", "--interval", "10ms", "loop.lab.example")
+	if r.code != ExitOK {
+		t.Fatalf("json exit %d, stderr %q", r.code, r.stderr)
+	}
+	reporttest.Check(t, []byte(r.stdout), false)
+	var doc struct {
+		Kind    string
+		Vantage struct {
+			Hostname string
+			Sources  []string
+		}
+		Results []struct {
+			Input, Address string
+			Flows          []struct {
+				Source   string
+				Identity struct {
+					Instance       string
+					InstanceSource string `json:"instance_source"`
+				}
+				Summary struct{ Runs, Answered int }
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Results) != 1 || len(doc.Results[0].Flows) != 1 {
+		t.Fatalf("want one target with one flow: %s", r.stdout)
+	}
+	f := doc.Results[0].Flows[0]
+	if f.Identity.Instance != "inst-a-1" || f.Identity.InstanceSource != "nsid" || f.Summary.Runs != 2 || f.Summary.Answered != 4 {
+		t.Errorf("flow summary wrong: %+v", f)
+	}
+	if doc.Results[0].Input != "loop.lab.example" || doc.Results[0].Address != "127.0.0.1" {
+		t.Errorf("target not recorded: %+v", doc.Results[0])
+	}
+	ports := map[netip.AddrPort]bool{}
+	for _, q := range srv.Queries() {
+		ports[q.From] = true
+	}
+	// 2 runs of the text call (1 flow) + 2 runs here: each invocation used one
+	// source port for all its queries, so at most two distinct ports.
+	if len(ports) != 2 {
+		t.Errorf("queries came from %d source ports, want 2 (one per invocation): %v", len(ports), ports)
+	}
+	if len(doc.Vantage.Sources) != 1 || doc.Vantage.Hostname != "test-vantage" {
+		t.Errorf("vantage wrong: %+v", doc.Vantage)
+	}
+}
+
+func TestIDFlowsUseDistinctPorts(t *testing.T) {
+	srv := &probetest.Server{Hostname: "inst-b.lab", NSID: []byte("inst-b")}
+	ap := srv.Start(t, "udp", "127.0.0.1:0")
+	r := runCLI(t, testDeps(), "id", "--port", fmt.Sprint(ap.Port()), "--flows", "3", "-o", "jsonl", "127.0.0.1")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	reporttest.Check(t, []byte(r.stdout), true)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], `"type":"end"`) {
+		t.Fatalf("want a result line then an end line, got:\n%s", r.stdout)
+	}
+	ports := map[uint16]bool{}
+	for _, q := range srv.Queries() {
+		ports[q.From.Port()] = true
+	}
+	if len(ports) != 3 {
+		t.Errorf("3 flows used %d source ports", len(ports))
+	}
+}
+
+func TestIDUnreachableTimesOutWithExit3(t *testing.T) {
+	srv := &probetest.Server{Silent: true}
+	ap := srv.Start(t, "udp", "127.0.0.1:0")
+	start := time.Now()
+	r := runCLI(t, testDeps(), "id", "--port", fmt.Sprint(ap.Port()), "--timeout", "300ms", "-o", "json", "127.0.0.1")
+	if elapsed := time.Since(start); elapsed > 3*time.Second {
+		t.Errorf("two queries with --timeout 300ms took %s", elapsed)
+	}
+	if r.code != ExitPartial {
+		t.Fatalf("exit %d, want %d; stderr %q", r.code, ExitPartial, r.stderr)
+	}
+	reporttest.Check(t, []byte(r.stdout), false)
+	if strings.Count(r.stdout, `"status": "timeout"`) != 2 {
+		t.Errorf("each query should report timeout:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stdout, `"failed": true`) || !strings.Contains(r.stdout, "no reply from 127.0.0.1") {
+		t.Errorf("target should be marked failed with an error entry:\n%s", r.stdout)
+	}
+}
+
+func TestIDEscapesHostileIdentity(t *testing.T) {
+	srv := &probetest.Server{Hostname: "evil\x1b]0;owned\x07\x1b[2J", NSID: []byte("n\x1b[31m")}
+	ap := srv.Start(t, "udp", "127.0.0.1:0")
+	r := runCLI(t, testDeps(), "id", "--port", fmt.Sprint(ap.Port()), "127.0.0.1")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	if strings.ContainsAny(r.stdout, "\x1b\x07") {
+		t.Errorf("control characters from the server reached the terminal: %q", r.stdout)
+	}
+	if !strings.Contains(r.stdout, `evil\x1b]0;owned\x07\x1b[2J`) {
+		t.Errorf("hostile identity not shown escaped:\n%s", r.stdout)
+	}
+	r = runCLI(t, testDeps(), "id", "--port", fmt.Sprint(ap.Port()), "-o", "json", "127.0.0.1")
+	reporttest.Check(t, []byte(r.stdout), false)
+}
+
+func TestIDInterruptedPrintsWhatWasMeasured(t *testing.T) {
+	srv := &probetest.Server{Hostname: "inst-c", NSID: []byte("inst-c")}
+	ap := srv.Start(t, "udp", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb bytes.Buffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"id", "--port", fmt.Sprint(ap.Port()), "-c", "100", "--interval", "20ms", "-o", "json", "127.0.0.1"},
+			&streams{in: strings.NewReader(""), out: &out, err: &errb}, testDeps())
+	}()
+	deadline := time.After(5 * time.Second)
+	for len(srv.Queries()) < 4 {
+		select {
+		case <-deadline:
+			t.Fatal("no queries arrived")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	var code int
+	select {
+	case code = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("run did not stop after cancellation")
+	}
+	if code != ExitInterrupted {
+		t.Errorf("exit %d, want %d", code, ExitInterrupted)
+	}
+	reporttest.Check(t, out.Bytes(), false)
+	if !strings.Contains(out.String(), `"interrupted": true`) || !strings.Contains(out.String(), "inst-c") {
+		t.Errorf("interrupted output should hold the runs so far:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), `"status": "timeout"`) || strings.Contains(out.String(), `"status": "error"`) {
+		t.Errorf("queries cut short by Ctrl-C must not be reported as timeouts:\n%s", out.String())
+	}
+}
+
+func TestVersionAndCompletion(t *testing.T) {
+	r := runCLI(t, testDeps(), "version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "anycheck ") {
+		t.Errorf("version: exit %d, out %q", r.code, r.stdout)
+	}
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		r := runCLI(t, testDeps(), "completion", sh)
+		if r.code != 0 || !strings.Contains(r.stdout, "anycheck") || len(r.stdout) < 200 {
+			t.Errorf("completion %s: exit %d, %d bytes", sh, r.code, len(r.stdout))
+		}
+	}
+}
