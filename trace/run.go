@@ -1,0 +1,151 @@
+package trace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/anycheck/anycheck/probe"
+	"github.com/miekg/dns"
+)
+
+// Defaults applied by Run to zero Options fields.
+const (
+	DefaultPort     = 53
+	DefaultFirstTTL = 1
+	DefaultMaxTTL   = 30
+	DefaultQueries  = 3
+	DefaultRate     = 50.0
+	DefaultWait     = 2 * time.Second
+)
+
+// Adaptive wait: a silent probe below a hop that answered after rtt is
+// given up after adaptiveFactor×rtt (at least adaptiveFloor, to absorb
+// scheduling jitter and routers that build ICMP errors in slow path), never
+// after more than Options.Wait.
+const (
+	adaptiveFactor = 3
+	adaptiveFloor  = 30 * time.Millisecond
+	maxQueries     = 10
+)
+
+// Run traces one flow; see the API comment in types.go.
+func Run(ctx context.Context, opts Options) (Path, error) {
+	opts, err := withDefaults(opts)
+	if err != nil {
+		return Path{}, err
+	}
+	flow := Flow{
+		Proto: opts.Proto,
+		Src:   netip.AddrPortFrom(opts.Source, opts.SrcPort),
+		Dst:   netip.AddrPortFrom(opts.Target, opts.Port),
+	}
+	if opts.Proto == ICMP {
+		flow.Dst = netip.AddrPortFrom(opts.Target, 0)
+	}
+	subject := fmt.Sprintf("trace %s %s", opts.Target, opts.Proto)
+	if opts.Proto != ICMP {
+		subject = fmt.Sprintf("trace %s %s/%d", opts.Target, opts.Proto, opts.Port)
+	}
+	nw := opts.Net
+	if nw == nil {
+		nw = HostNetwork()
+	}
+	conn, err := nw.Open(ctx, flow, opts.Mode)
+	if err != nil {
+		return Path{}, fmt.Errorf("%s: %w", subject, err)
+	}
+	e := newEngine(opts, conn)
+	path := e.run(ctx)
+	conn.Close()
+	e.wg.Wait()
+	if e.fatal != nil {
+		return path, fmt.Errorf("%s: %w", subject, e.fatal)
+	}
+	if opts.Proto == TCP && opts.Port == 53 && path.Reached && ctx.Err() == nil {
+		// The identity query follows the same flow over a real TCP
+		// connection from the SYN probes' source port (our socket for it
+		// is closed now, so the port is free again).
+		res, err := probe.Run(ctx, probe.Options{
+			Target:  path.Flow.Dst,
+			Source:  path.Flow.Src,
+			Names:   []string{opts.QName},
+			TCP:     true,
+			Timeout: opts.Wait,
+		})
+		if err != nil {
+			path.Notes = append(path.Notes, fmt.Sprintf("identity over tcp from %s: %v", path.Flow.Src, err))
+		} else {
+			path.Answers = res.Answers
+			id := res.Identity
+			path.Instance = &id
+		}
+	}
+	return path, nil
+}
+
+func withDefaults(o Options) (Options, error) {
+	if !o.Target.IsValid() {
+		return o, errors.New("trace: no target address")
+	}
+	o.Target = o.Target.Unmap()
+	if o.Source.IsValid() {
+		o.Source = o.Source.Unmap()
+		if o.Source.Is4() != o.Target.Is4() {
+			return o, fmt.Errorf("trace %s: source %s is of another address family", o.Target, o.Source)
+		}
+	}
+	if o.Proto == "" {
+		o.Proto = UDP
+	}
+	switch o.Proto {
+	case UDP, TCP, ICMP:
+	default:
+		return o, fmt.Errorf("trace %s: unknown protocol %q", o.Target, o.Proto)
+	}
+	if o.Port == 0 {
+		o.Port = DefaultPort
+	}
+	if o.Mode == "" {
+		o.Mode = ModeAuto
+	}
+	switch o.Mode {
+	case ModeAuto, ModeRaw, ModeSocket:
+	default:
+		return o, fmt.Errorf("trace %s: unknown mode %q", o.Target, o.Mode)
+	}
+	if o.FirstTTL == 0 {
+		o.FirstTTL = DefaultFirstTTL
+	}
+	if o.MaxTTL == 0 {
+		o.MaxTTL = DefaultMaxTTL
+	}
+	if o.FirstTTL < 1 || o.MaxTTL > 255 || o.FirstTTL > o.MaxTTL {
+		return o, fmt.Errorf("trace %s: ttl range %d-%d: want 1 <= first <= max <= 255", o.Target, o.FirstTTL, o.MaxTTL)
+	}
+	if o.Queries == 0 {
+		o.Queries = DefaultQueries
+	}
+	if o.Queries < 1 || o.Queries > maxQueries {
+		return o, fmt.Errorf("trace %s: %d queries per hop: want 1-%d", o.Target, o.Queries, maxQueries)
+	}
+	if o.Rate == 0 {
+		o.Rate = DefaultRate
+	}
+	if !(o.Rate > 0) {
+		return o, fmt.Errorf("trace %s: rate %v: want > 0 packets/s", o.Target, o.Rate)
+	}
+	if o.Wait == 0 {
+		o.Wait = DefaultWait
+	}
+	if o.Wait < 0 {
+		return o, fmt.Errorf("trace %s: negative wait %v", o.Target, o.Wait)
+	}
+	if o.QName == "" {
+		o.QName = probe.NameHostnameBind
+	}
+	o.QName = dns.Fqdn(o.QName)
+	return o, nil
+}
