@@ -161,7 +161,7 @@ func TestClassifyReply(t *testing.T) {
 			status: StatusAnswered, txt: []string{"g1.fra"}, nsid: "g1-fra-1",
 		},
 		{
-			desc:   "several TXT strings and RRs, raw bytes kept unescaped",
+			desc: "several TXT strings and RRs, raw bytes kept unescaped",
 			msg: func() *dns.Msg {
 				m := reply(name, id, "", "a \"quoted\" \\ \x00\x1b[31m\xff", "second")
 				m.Answer = append(m.Answer, txtRR(name, "third"))

@@ -48,7 +48,7 @@ func dialBound(ctx context.Context, network string, laddr, raddr netip.AddrPort)
 	var bound netip.AddrPort
 	d := net.Dialer{
 		ControlContext: func(_ context.Context, _, _ string, rc syscall.RawConn) error {
-			return rc.Control(func(fd uintptr) {
+			err := rc.Control(func(fd uintptr) {
 				if network == "tcp" {
 					// A previous connection of this flow may still hold the
 					// port in TIME_WAIT (the server closed first, or a run
@@ -67,6 +67,12 @@ func dialBound(ctx context.Context, network string, laddr, raddr netip.AddrPort)
 					bound = fromSockaddr(sa)
 				}
 			})
+			if err != nil {
+				return err
+			}
+			// Fail the dial: an unbound socket would connect from a
+			// port of the kernel's choice, another flow.
+			return bindErr
 		},
 	}
 	c, err := d.DialContext(ctx, network+family(raddr.Addr()), raddr.String())
