@@ -1,0 +1,521 @@
+package cli_test
+
+// Lab tests: the built anycheck binary, run inside the client namespaces of
+// the project's anycast lab (internal/lab), against real routers (BIRD 2)
+// and real DNS servers (NSD, Knot). They skip without root and the lab
+// packages, and fail instead when ANYCHECK_LAB=1.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anycheck/anycheck/internal/lab"
+	"github.com/anycheck/anycheck/internal/report/reporttest"
+	"github.com/anycheck/anycheck/whois/whoistest"
+)
+
+// labRun runs the anycheck binary in a lab node and returns stdout, stderr
+// and the exit code.
+func labRun(t *testing.T, ac *lab.Anycast, node string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, errOut, err := ac.Run(ctx, node, append([]string{lab.Binary(t)}, args...)...)
+	return string(out), string(errOut), exitStatus(t, err)
+}
+
+func labRunAs(t *testing.T, ac *lab.Anycast, node string, u lab.User, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, errOut, err := ac.RunAs(ctx, node, u, append([]string{lab.Binary(t)}, args...)...)
+	return string(out), string(errOut), exitStatus(t, err)
+}
+
+func exitStatus(t *testing.T, err error) int {
+	t.Helper()
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if ok := asExit(err, &ee); ok {
+		return ee.ExitCode()
+	}
+	t.Fatalf("run anycheck: %v", err)
+	return -1
+}
+
+func asExit(err error, target **exec.ExitError) bool {
+	for err != nil {
+		if e, ok := err.(*exec.ExitError); ok {
+			*target = e
+			return true
+		}
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		err = u.Unwrap()
+	}
+	return false
+}
+
+// idDoc is the part of `anycheck id -o json` the lab tests read.
+type idDoc struct {
+	Results []struct {
+		Address string
+		Flows   []struct {
+			Source   string
+			Identity struct {
+				Instance     string
+				HostnameBind string `json:"hostname_bind"`
+				NSID         string
+			}
+			Runs []struct {
+				Answers []struct {
+					Name, Transport, Status string
+				}
+			}
+		}
+	}
+}
+
+func families() []lab.Family { return []lab.Family{lab.IPv4, lab.IPv6} }
+
+// TestLabID: from each client, over UDP and TCP, IPv4 and IPv6, `anycheck
+// id` names the instance that client really reaches (the lab's routing
+// truth, and dig's answer from the same client); withdrawing instance A's
+// BGP session moves c1 to instance B.
+func TestLabID(t *testing.T) {
+	ac := lab.StartAnycast(t)
+	seen := map[string]bool{}
+	for _, client := range ac.Clients() {
+		want, ok := ac.InstanceOf(client)
+		if !ok {
+			t.Fatalf("%s: lab says the service is unreachable", client)
+		}
+		for _, f := range families() {
+			dig, err := ac.IdentifyFrom(context.Background(), client, f)
+			if err != nil {
+				t.Fatalf("%s %v: dig: %v", client, f, err)
+			}
+			for _, tcp := range []bool{false, true} {
+				name := fmt.Sprintf("%s/%v/tcp=%v", client, f, tcp)
+				args := []string{"id", "-o", "json", ac.ServiceAddr(f).String()}
+				if tcp {
+					args = append(args, "--tcp")
+				}
+				out, errOut, code := labRun(t, ac, client, args...)
+				if code != 0 {
+					t.Fatalf("%s: exit %d: %s", name, code, errOut)
+				}
+				reporttest.Check(t, []byte(out), false)
+				var doc idDoc
+				if err := json.Unmarshal([]byte(out), &doc); err != nil {
+					t.Fatal(err)
+				}
+				id := doc.Results[0].Flows[0].Identity
+				if id.NSID != want.NSID || id.HostnameBind != want.Identity || id.Instance != want.NSID {
+					t.Errorf("%s: anycheck says NSID %q hostname.bind %q, lab routing says %s (%q/%q)", name, id.NSID, id.HostnameBind, want.Node, want.NSID, want.Identity)
+				}
+				if id.NSID != dig.NSID || id.HostnameBind != dig.Hostname {
+					t.Errorf("%s: anycheck (%q/%q) disagrees with dig (%q/%q)", name, id.NSID, id.HostnameBind, dig.NSID, dig.Hostname)
+				}
+				for _, a := range doc.Results[0].Flows[0].Runs[0].Answers {
+					if wantT := map[bool]string{false: "udp", true: "tcp"}[tcp]; a.Transport != wantT {
+						t.Errorf("%s: %s answered over %s", name, a.Name, a.Transport)
+					}
+				}
+				seen[id.Instance] = true
+			}
+		}
+	}
+	if len(seen) != 2 {
+		t.Fatalf("the two clients should reach two different instances, saw %v", seen)
+	}
+
+	// Withdraw instance A from r1: c1 must move to B.
+	if err := ac.StopBGP(ac.A.Origin, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := ac.WaitInstance(context.Background(), "c1"); err != nil || in.Node != ac.B.Node {
+		t.Fatalf("after stopping %s–r1, c1 should reach %s: got %v, %v", ac.A.Origin, ac.B.Node, in.Node, err)
+	}
+	for _, f := range families() {
+		out, errOut, code := labRun(t, ac, "c1", "id", "-o", "json", ac.ServiceAddr(f).String())
+		if code != 0 {
+			t.Fatalf("after failover: exit %d: %s", code, errOut)
+		}
+		var doc idDoc
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatal(err)
+		}
+		if got := doc.Results[0].Flows[0].Identity.NSID; got != ac.B.NSID {
+			t.Errorf("%v: after failover c1 reaches %q, want %q", f, got, ac.B.NSID)
+		}
+	}
+}
+
+// TestLabIDUnreachable: a target with no route answers nothing; every query
+// times out within --timeout and the exit code is 3.
+func TestLabIDUnreachable(t *testing.T) {
+	ac := lab.StartAnycast(t)
+	// 203.0.113.250 is inside a lab prefix but no host holds it.
+	start := time.Now()
+	out, _, code := labRun(t, ac, "c1", "id", "--timeout", "500ms", "-o", "json", "203.0.113.250")
+	if code != 3 {
+		t.Errorf("exit %d, want 3", code)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("two queries with --timeout 500ms took %s", time.Since(start))
+	}
+	if strings.Count(out, `"status": "timeout"`) != 2 {
+		t.Errorf("want two timeouts:\n%s", out)
+	}
+}
+
+// traceDoc is the part of `anycheck trace -o json` the lab tests read.
+type traceDoc struct {
+	Results []tracePath
+}
+
+type tracePath struct {
+	Flow struct {
+		Sport int
+	}
+	Mode       string
+	Reached    bool
+	StopReason string `json:"stop_reason"`
+	DestTTL    int    `json:"dest_ttl"`
+	Hops       []struct {
+		TTL        int
+		Responders []struct {
+			Address string
+			Origin  *struct {
+				ASNs []uint32
+			}
+		}
+	}
+	Instance *struct {
+		Instance     string
+		NSID         string
+		HostnameBind string `json:"hostname_bind"`
+	}
+	ASPath []uint32 `json:"as_path"`
+}
+
+func parseTrace(t *testing.T, name, out string) tracePath {
+	t.Helper()
+	reporttest.Check(t, []byte(out), false)
+	var doc traceDoc
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if len(doc.Results) != 1 {
+		t.Fatalf("%s: want one path, got %d", name, len(doc.Results))
+	}
+	return doc.Results[0]
+}
+
+// checkHops compares a trace's hops to the lab's routing truth.
+func checkHops(t *testing.T, name string, got tracePath, want []lab.Hop) {
+	t.Helper()
+	if !got.Reached || got.DestTTL != len(want) {
+		t.Errorf("%s: reached=%v at ttl %d (%s), want the destination at ttl %d", name, got.Reached, got.DestTTL, got.StopReason, len(want))
+	}
+	for i, w := range want {
+		if i >= len(got.Hops) {
+			t.Errorf("%s: hop %d missing", name, i+1)
+			continue
+		}
+		h := got.Hops[i]
+		if w.Silent() {
+			if len(h.Responders) != 0 {
+				t.Errorf("%s: hop %d should be silent (*), got %v", name, i+1, h.Responders)
+			}
+			continue
+		}
+		if len(h.Responders) != 1 {
+			t.Errorf("%s: hop %d: want one responder of %v, got %v", name, i+1, w, h.Responders)
+			continue
+		}
+		if a := netip.MustParseAddr(h.Responders[0].Address); !w.Has(a) {
+			t.Errorf("%s: hop %d answered from %s, want one of %v", name, i+1, a, w)
+		}
+	}
+}
+
+// TestLabTrace: every protocol × family from both clients reaches the
+// destination with the hop list the lab's routing implies; the silent hop
+// is "*"; the UDP/53 trace's instance is the one `anycheck id` finds from
+// the same source port.
+func TestLabTrace(t *testing.T) {
+	ac := lab.StartAnycast(t)
+	for _, client := range ac.Clients() {
+		for _, f := range families() {
+			want := ac.ExpectedPath(client, f)
+			inst, _ := ac.InstanceOf(client)
+			for _, proto := range []string{"udp", "icmp", "tcp"} {
+				name := fmt.Sprintf("%s/%v/%s", client, f, proto)
+				out, errOut, code := labRun(t, ac, client, "trace", "-P", proto, "--asn", "none", "-n", "-o", "json", "-w", "1s", "-m", "12", ac.ServiceAddr(f).String())
+				if code != 0 {
+					t.Errorf("%s: exit %d: %s", name, code, errOut)
+					continue
+				}
+				p := parseTrace(t, name, out)
+				checkHops(t, name, p, want)
+				if p.Mode != "raw" {
+					t.Errorf("%s: as root the mode should be raw, got %s", name, p.Mode)
+				}
+				if proto == "icmp" {
+					continue
+				}
+				if p.Instance == nil || p.Instance.NSID != inst.NSID {
+					t.Errorf("%s: trace instance %+v, want %s (%s)", name, p.Instance, inst.Node, inst.NSID)
+					continue
+				}
+				// The same flow, asked by `anycheck id`: same instance.
+				args := []string{"id", "-o", "json", "--sport", fmt.Sprint(p.Flow.Sport), ac.ServiceAddr(f).String()}
+				if proto == "tcp" {
+					args = append(args, "--tcp")
+				}
+				idOut, idErr, code := labRun(t, ac, client, args...)
+				if code != 0 {
+					t.Errorf("%s: id exit %d: %s", name, code, idErr)
+					continue
+				}
+				var doc idDoc
+				if err := json.Unmarshal([]byte(idOut), &doc); err != nil {
+					t.Fatal(err)
+				}
+				fl := doc.Results[0].Flows[0]
+				if !strings.HasSuffix(fl.Source, fmt.Sprintf(":%d", p.Flow.Sport)) || fl.Identity.NSID != p.Instance.NSID {
+					t.Errorf("%s: id from %s says %q, trace from port %d says %q", name, fl.Source, fl.Identity.NSID, p.Flow.Sport, p.Instance.NSID)
+				}
+			}
+		}
+	}
+}
+
+// TestLabTraceDiamond: through e1's ECMP diamond, one flow (one source port)
+// always takes the same middle hop, while 16 flows show both branches — and
+// so does Debian's classic traceroute varying its ports, which proves the
+// diamond really balances.
+func TestLabTraceDiamond(t *testing.T) {
+	ac := lab.StartAnycast(t)
+	want := ac.ExpectedPath("c1", lab.IPv4)
+	mid := -1
+	for i, h := range want {
+		if len(h.Nodes) == 2 {
+			mid = i
+		}
+	}
+	if mid < 0 {
+		t.Fatalf("lab path from c1 has no diamond: %v", want)
+	}
+	dst := ac.ServiceV4.String()
+	middle := func(args ...string) string {
+		out, errOut, code := labRun(t, ac, "c1", append([]string{"trace", "--asn", "none", "-n", "-q", "1", "-o", "json", "-m", "8"}, append(args, dst)...)...)
+		if code != 0 {
+			t.Fatalf("trace %v: exit %d: %s", args, code, errOut)
+		}
+		p := parseTrace(t, "diamond", out)
+		if len(p.Hops) <= mid || len(p.Hops[mid].Responders) != 1 {
+			t.Fatalf("trace %v: middle hop missing: %s", args, out)
+		}
+		return p.Hops[mid].Responders[0].Address
+	}
+	first := middle("--sport", "41000")
+	for i := range 19 {
+		if got := middle("--sport", "41000"); got != first {
+			t.Fatalf("run %d of one flow took %s, run 0 took %s: not Paris", i+2, got, first)
+		}
+	}
+	both := map[string]bool{}
+	for i := range 16 {
+		both[middle("--sport", fmt.Sprint(42000+i*7))] = true
+	}
+	if len(both) != 2 {
+		t.Errorf("16 flows should show both middle hops %v, saw %v", want[mid], both)
+	}
+
+	// Classic traceroute: one probe per hop, a new port per probe.
+	classic := map[string]bool{}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range 8 {
+		out, _, err := ac.Run(ctx, "c1", "traceroute", "-n", "-U", "-q", "4", "-N", "1", "-w", "1", "-m", fmt.Sprint(mid+1), "-f", fmt.Sprint(mid+1), "-p", fmt.Sprint(33434+i*40), dst)
+		if err != nil {
+			t.Fatalf("traceroute: %v: %s", err, out)
+		}
+		for _, w := range strings.Fields(string(out)) {
+			if a, err := netip.ParseAddr(w); err == nil && want[mid].Has(a) {
+				classic[w] = true
+			}
+		}
+	}
+	if len(classic) != 2 {
+		t.Errorf("classic traceroute should see both middle hops, saw %v", classic)
+	}
+}
+
+// TestLabTraceUnprivileged: --mode socket as an unprivileged user traces
+// over UDP and ICMP (ping sockets allowed for the user's group).
+func TestLabTraceUnprivileged(t *testing.T) {
+	ac := lab.StartAnycast(t)
+	if err := ac.SetSysctl("c2", "net.ipv4.ping_group_range", "0 2147483647"); err != nil {
+		t.Fatal(err)
+	}
+	nobody := lab.User{UID: 65534, GID: 65534}
+	for _, f := range families() {
+		want := ac.ExpectedPath("c2", f)
+		for _, proto := range []string{"udp", "icmp"} {
+			name := fmt.Sprintf("socket/%v/%s", f, proto)
+			out, errOut, code := labRunAs(t, ac, "c2", nobody, "trace", "--mode", "socket", "-P", proto, "--asn", "none", "-n", "-o", "json", "-w", "1s", "-m", "12", ac.ServiceAddr(f).String())
+			if code != 0 {
+				t.Errorf("%s: exit %d: %s", name, code, errOut)
+				continue
+			}
+			p := parseTrace(t, name, out)
+			if p.Mode != "socket" {
+				t.Errorf("%s: mode %s", name, p.Mode)
+			}
+			checkHops(t, name, p, want)
+		}
+	}
+	// TCP needs raw sockets: exit 4 with the setcap hint, nothing on stdout.
+	out, errOut, code := labRunAs(t, ac, "c2", nobody, "trace", "-P", "tcp", "--asn", "none", "-n", ac.ServiceV4.String())
+	if code != 4 || out != "" || !strings.Contains(errOut, "setcap cap_net_raw+ep") {
+		t.Errorf("unprivileged tcp trace: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// TestLabTraceConcurrent: two traces started at the same moment from the
+// same client both come out right (each matches only its own replies).
+func TestLabTraceConcurrent(t *testing.T) {
+	ac := lab.StartAnycast(t)
+	want := ac.ExpectedPath("c1", lab.IPv4)
+	var wg sync.WaitGroup
+	outs := make([]string, 2)
+	codes := make([]int, 2)
+	protos := []string{"udp", "udp"}
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i], _, codes[i] = labRun(t, ac, "c1", "trace", "-P", protos[i], "--asn", "none", "-n", "-o", "json", "-m", "12", ac.ServiceV4.String())
+		}()
+	}
+	wg.Wait()
+	for i := range 2 {
+		if codes[i] != 0 {
+			t.Errorf("trace %d: exit %d", i, codes[i])
+			continue
+		}
+		checkHops(t, fmt.Sprintf("concurrent %d", i), parseTrace(t, "concurrent", outs[i]), want)
+	}
+}
+
+// TestLabTraceASN: a whois server and an origin-zone DNS server run in the
+// lab's services namespace; a trace from c1 shows the right origin AS for
+// every hop with each of cymru, cymru-dns and file: sources.
+func TestLabTraceASN(t *testing.T) {
+	ac := lab.StartAnycast(t)
+	dir := t.TempDir()
+	table := filepath.Join(dir, "table.txt")
+	var rows strings.Builder
+	for _, as := range ac.ASes() {
+		for _, pf := range as.Prefixes {
+			fmt.Fprintf(&rows, "%s | %d | ZZ | lab | 2026-01-01 | %s\n", pf, as.Number, as.Name)
+		}
+	}
+	if err := os.WriteFile(table, []byte(rows.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := whoistest.ParseTable(strings.NewReader(rows.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pfx2as := filepath.Join(dir, "pfx2as.txt")
+	pf, err := os.Create(pfx2as)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := whoistest.WritePfx2as(pf, parsed); err != nil {
+		t.Fatal(err)
+	}
+	pf.Close()
+
+	whoisd := filepath.Join(dir, "labwhoisd")
+	if out, err := exec.Command("go", "build", "-o", whoisd, "github.com/anycheck/anycheck/whois/whoistest/cmd/labwhoisd").CombinedOutput(); err != nil {
+		t.Fatalf("build labwhoisd: %v: %s", err, out)
+	}
+	svc := ac.ServicesAddr(lab.IPv4)
+	whoisAddr := netip.AddrPortFrom(svc, 43).String()
+	dnsAddr := netip.AddrPortFrom(svc, 53).String()
+	if _, err := ac.Spawn("svc", whoisd, "-listen", whoisAddr, "-dns", dnsAddr, "-table", table); err != nil {
+		t.Fatal(err)
+	}
+	waitTCP(t, ac, "c1", svc, 43)
+
+	for _, src := range [][]string{
+		{"--asn", "cymru", "--whois-server", whoisAddr, "--no-cache"},
+		{"--asn", "cymru-dns", "--asn-dns-server", dnsAddr, "--no-cache"},
+		{"--asn", "file:" + pfx2as},
+	} {
+		for _, f := range families() {
+			name := fmt.Sprintf("%s/%v", src[1], f)
+			out, errOut, code := labRun(t, ac, "c1", append([]string{"trace", "-n", "-o", "json", "-m", "12", ac.ServiceAddr(f).String()}, src...)...)
+			if code != 0 {
+				t.Errorf("%s: exit %d: %s", name, code, errOut)
+				continue
+			}
+			p := parseTrace(t, name, out)
+			var path []uint32
+			for _, h := range p.Hops {
+				for _, r := range h.Responders {
+					a := netip.MustParseAddr(r.Address)
+					wantAS, single := ac.OriginAS(a)
+					if r.Origin == nil || len(r.Origin.ASNs) == 0 {
+						t.Errorf("%s: hop %d %s has no origin", name, h.TTL, a)
+						continue
+					}
+					if single && r.Origin.ASNs[0] != wantAS {
+						t.Errorf("%s: hop %d %s: origin AS%d, want AS%d", name, h.TTL, a, r.Origin.ASNs[0], wantAS)
+					}
+					if len(path) == 0 || path[len(path)-1] != r.Origin.ASNs[0] {
+						path = append(path, r.Origin.ASNs[0])
+					}
+				}
+			}
+			if len(p.ASPath) < 3 || fmt.Sprint(p.ASPath) != fmt.Sprint(path) {
+				t.Errorf("%s: as path %v, hops say %v", name, p.ASPath, path)
+			}
+		}
+	}
+}
+
+// waitTCP waits (bounded) until addr:port accepts connections from node.
+func waitTCP(t *testing.T, ac *lab.Anycast, node string, addr netip.Addr, port int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, _, err := ac.Run(ctx, node, "bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/%s/%d", addr, port))
+		cancel()
+		if err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s:%d does not accept connections from %s", addr, port, node)
+}
