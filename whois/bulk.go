@@ -49,7 +49,16 @@ type bulkReply struct {
 	Errors []string  // server error lines ("Error: no ASN or IP match on line 3.")
 	// Malformed counts lines that were neither header, row nor error.
 	Malformed int
+	// Dropped counts rows beyond maxRowsPerAddr for one address: a server
+	// repeating itself must not grow our memory with the reply.
+	Dropped int
+
+	perAddr map[netip.Addr]int
 }
+
+// maxRowsPerAddr bounds the rows kept for one address; real multi-origin
+// prefixes have a handful of origins.
+const maxRowsPerAddr = 16
 
 // parseBulk parses a Team Cymru bulk whois reply. It reads at most
 // maxBulkReply bytes and lines of at most maxBulkLine bytes; beyond either it
@@ -107,6 +116,14 @@ func (rep *bulkReply) addLine(raw []byte) bool {
 	case header:
 		return true
 	case ok:
+		if rep.perAddr == nil {
+			rep.perAddr = make(map[netip.Addr]int)
+		}
+		if rep.perAddr[row.Addr] >= maxRowsPerAddr {
+			rep.Dropped++
+			return true
+		}
+		rep.perAddr[row.Addr]++
 		rep.Rows = append(rep.Rows, row)
 		return true
 	}
@@ -243,8 +260,14 @@ func (r *bulkResolver) Lookup(ctx context.Context, addrs []netip.Addr) (map[neti
 	mergeBulk(out, ask, rep)
 	subject := "whois " + r.server
 	if err != nil {
-		if ctx.Err() != nil && isTimeout(err) {
-			err = fmt.Errorf("%w (%w)", err, ctx.Err())
+		if isTimeout(err) {
+			// The connection deadline is ctx's, so a timeout means ctx ran
+			// out even when its timer has not fired yet.
+			cause := ctx.Err()
+			if cause == nil {
+				cause = context.DeadlineExceeded
+			}
+			err = fmt.Errorf("%w (%w)", err, cause)
 		}
 		return out, fmt.Errorf("%s: %w", subject, err)
 	}

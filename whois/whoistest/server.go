@@ -60,6 +60,7 @@ type Server struct {
 	queried []netip.Addr
 	open    map[net.Conn]struct{}
 	closed  bool
+	done    chan struct{} // closed by Close
 	wg      sync.WaitGroup
 }
 
@@ -81,7 +82,7 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("whoistest: listen %s: %w", cfg.Listen, err)
 	}
-	s := &Server{cfg: cfg, routes: newRoutes(cfg.Rows), ln: ln, open: make(map[net.Conn]struct{})}
+	s := &Server{cfg: cfg, routes: newRoutes(cfg.Rows), ln: ln, open: make(map[net.Conn]struct{}), done: make(chan struct{})}
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
@@ -107,6 +108,9 @@ func (s *Server) Queried() []netip.Addr {
 // Close stops listening, drops open connections and waits for handlers.
 func (s *Server) Close() error {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.done)
+	}
 	s.closed = true
 	for c := range s.open {
 		c.Close()
@@ -170,9 +174,9 @@ func (s *Server) serve(c net.Conn) {
 
 	switch s.cfg.Mode {
 	case Silent:
-		// Hold the connection until the client gives up or Close.
-		c.SetReadDeadline(time.Time{})
-		io.Copy(io.Discard, c)
+		// Hold the connection open, even after the client's half-close,
+		// until Close.
+		<-s.done
 		return
 	case Flood:
 		row := fmt.Sprintf("%-8d| %-16s| %-20s| %-3s| %-9s| %-11s| %s\n", 64500, "192.0.2.1", "192.0.2.0/24", "ZZ", "lab", "2020-01-01", "FLOOD")
@@ -202,18 +206,16 @@ func (s *Server) serve(c net.Conn) {
 }
 
 func writeRepeated(w io.Writer, head, unit string, total int) {
-	buf := []byte(head)
-	for len(buf) < 64<<10 {
-		buf = append(buf, unit...)
+	if _, err := io.WriteString(w, head); err != nil {
+		return
 	}
-	sent := 0
-	for sent < total {
+	buf := bytes.Repeat([]byte(unit), max(1, (64<<10)/len(unit)))
+	for sent := len(head); sent < total; {
 		n, err := w.Write(buf)
 		sent += n
 		if err != nil {
 			return
 		}
-		buf = bytes.Repeat([]byte(unit), len(buf)/len(unit))
 	}
 }
 
