@@ -50,12 +50,13 @@ func dialBound(ctx context.Context, network string, laddr, raddr netip.AddrPort)
 		ControlContext: func(_ context.Context, _, _ string, rc syscall.RawConn) error {
 			err := rc.Control(func(fd uintptr) {
 				if network == "tcp" {
-					// A previous connection of this flow may still hold the
-					// port in TIME_WAIT (the server closed first, or a run
-					// was killed before its RST): SO_REUSEADDR lets the
-					// flow's port be bound again regardless. UDP sockets do
-					// not get it: two UDP sockets on one port would share
-					// each other's replies.
+					// A connection from this port that ended gracefully
+					// with our side closing first (another program's, or
+					// one whose linger was not set) holds the port in
+					// TIME_WAIT for a minute; SO_REUSEADDR lets the flow
+					// bind it regardless, so `-c N` and reconnects keep
+					// their port. UDP sockets do not get it: two UDP
+					// sockets on one port would share each other's replies.
 					if bindErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); bindErr != nil {
 						return
 					}

@@ -415,3 +415,35 @@ func TestRunContext(t *testing.T) {
 		}
 	}
 }
+
+// TestRunTCPPortInTimeWait: a connection of the flow that ended with a
+// graceful close leaves the port in TIME_WAIT for a minute; the next run
+// from that port (to another server here, so the connection 4-tuple is new)
+// must still bind it.
+func TestRunTCPPortInTimeWait(t *testing.T) {
+	first := identityServer().Start(t, "tcp", "127.0.0.1:0")
+	second := identityServer().Start(t, "tcp", "127.0.0.1:0")
+	src := netip.AddrPortFrom(first.Addr(), freePort(t, "127.0.0.1"))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := probe.SystemNetwork().DialTCP(ctx, src, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Undo the RST-on-close so that this close is graceful and ours is
+	// the side that waits.
+	if err := c.(*net.TCPConn).SetLinger(-1); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	time.Sleep(50 * time.Millisecond) // let the server's FIN arrive
+
+	res, err := probe.Run(ctx, probe.Options{Target: second, Source: src, TCP: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("Run from a port in TIME_WAIT: %v", err)
+	}
+	if res.Source != src || res.Answers[0].Status != probe.StatusAnswered {
+		t.Errorf("source %v status %s (%s), want %v answered", res.Source, res.Answers[0].Status, res.Answers[0].Detail, src)
+	}
+}
