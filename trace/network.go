@@ -70,10 +70,10 @@ type Packet struct {
 	// Proto is the flow protocol of the socket for FromErrQueue (the
 	// error queue's payload does not say); ignored otherwise.
 	Proto Protocol
-	Data   []byte
-	From   netip.AddrPort // sender when the socket layer knows it (IPv6 raw, UDP, error queue)
-	TTL    int            // TTL / hop limit from ancillary data; -1 when unknown
-	At     time.Time      // receive time
+	Data  []byte
+	From  netip.AddrPort // sender when the socket layer knows it (IPv6 raw, UDP, error queue)
+	TTL   int            // TTL / hop limit from ancillary data; -1 when unknown
+	At    time.Time      // receive time
 	// Err is set for FromErrQueue.
 	Err *SockErr
 }

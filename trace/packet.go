@@ -52,8 +52,8 @@ var payloadMagic = [8]byte{'a', 'n', 'y', 'c', 'h', 'e', 'c', 'k'}
 type Probe struct {
 	Proto Protocol
 	TTL   int
-	Seq int    // 0-based probe index within the hop
-	Tag uint16 // never 0: UDP DNS ID / IPv4 ID, ICMP sequence, TCP sequence high half
+	Seq   int    // 0-based probe index within the hop
+	Tag   uint16 // never 0: UDP DNS ID / IPv4 ID, ICMP sequence, TCP sequence high half
 	// Packet is the whole datagram, IP header first.
 	Packet []byte
 	// L4 is the offset of the transport header within Packet.

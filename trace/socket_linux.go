@@ -152,8 +152,10 @@ func (c *hostConn) Mode() Mode { return c.mode }
 func (c *hostConn) Flow() Flow { return c.flow }
 
 func (c *hostConn) Send(p Probe) (time.Time, error) {
-	err := c.send(p)
-	return time.Now(), err
+	// Stamp before the syscall: on a fast path the reply can be read
+	// before sendto returns.
+	at := time.Now()
+	return at, c.send(p)
 }
 
 func (c *hostConn) Recv() (Packet, error) {
