@@ -68,9 +68,9 @@ func TestParseBulk(t *testing.T) {
 			malformed: 3,
 		},
 		{
-			name: "truncated last row",
-			in:   "Bulk mode; whois.cymru.com [x]\n64500 | 192.0.2.1 | 192.0.2.0/24 | ZZ | arin | 2001-01-01 | A\n64510 | 203.0.1",
-			rows: []bulkRow{{ASNs: []uint32{64500}, Addr: netip.MustParseAddr("192.0.2.1"), Prefix: netip.MustParsePrefix("192.0.2.0/24"), Country: "ZZ", Registry: "arin", Allocated: "2001-01-01", ASName: "A"}},
+			name:      "truncated last row",
+			in:        "Bulk mode; whois.cymru.com [x]\n64500 | 192.0.2.1 | 192.0.2.0/24 | ZZ | arin | 2001-01-01 | A\n64510 | 203.0.1",
+			rows:      []bulkRow{{ASNs: []uint32{64500}, Addr: netip.MustParseAddr("192.0.2.1"), Prefix: netip.MustParsePrefix("192.0.2.0/24"), Country: "ZZ", Registry: "arin", Allocated: "2001-01-01", ASName: "A"}},
 			malformed: 1,
 			err:       ErrTruncated,
 		},

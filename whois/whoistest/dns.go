@@ -37,16 +37,22 @@ func (z Zones) withDefaults() Zones {
 type DNS struct {
 	zones  Zones
 	routes *routes
-	// Names maps addresses to PTR names for reverse lookups.
-	Names map[netip.Addr]string
 
 	mu      sync.Mutex
+	names   map[netip.Addr]string
 	queries []string
+}
+
+// SetName makes a PTR query for a answer name.
+func (d *DNS) SetName(a netip.Addr, name string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.names[a] = name
 }
 
 // NewDNS serves rows under zones.
 func NewDNS(rows []Row, zones Zones) *DNS {
-	return &DNS{zones: zones.withDefaults(), routes: newRoutes(rows), Names: map[netip.Addr]string{}}
+	return &DNS{zones: zones.withDefaults(), routes: newRoutes(rows), names: map[netip.Addr]string{}}
 }
 
 // Queries returns the query names received so far, lower-cased.
@@ -70,14 +76,18 @@ func (d *DNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	name := strings.ToLower(q.Name)
 	d.mu.Lock()
 	d.queries = append(d.queries, name)
+	var ptr string
+	if a, ok := addrFromArpa(name); ok && q.Qtype == dns.TypePTR {
+		ptr = d.names[a]
+	}
 	d.mu.Unlock()
 
 	hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: 300}
 	switch {
 	case q.Qtype == dns.TypePTR:
-		if a, ok := addrFromArpa(name); ok && d.Names[a] != "" {
+		if ptr != "" {
 			hdr.Rrtype = dns.TypePTR
-			m.Answer = append(m.Answer, &dns.PTR{Hdr: hdr, Ptr: dns.Fqdn(d.Names[a])})
+			m.Answer = append(m.Answer, &dns.PTR{Hdr: hdr, Ptr: dns.Fqdn(ptr)})
 		} else {
 			m.Rcode = dns.RcodeNameError
 		}
@@ -116,10 +126,13 @@ func addrFromOriginName(name string, z Zones) (netip.Addr, bool) {
 	if rest, ok := strings.CutSuffix(name, "."+z.Origin6); ok {
 		return addrFromNibbles(rest)
 	}
-	rest, ok := strings.CutSuffix(name, "."+z.Origin)
-	if !ok {
-		return netip.Addr{}, false
+	if rest, ok := strings.CutSuffix(name, "."+z.Origin); ok {
+		return addrFromOctets(rest)
 	}
+	return netip.Addr{}, false
+}
+
+func addrFromOctets(rest string) (netip.Addr, bool) {
 	labels := strings.Split(rest, ".")
 	if len(labels) != 4 {
 		return netip.Addr{}, false
@@ -156,7 +169,10 @@ func addrFromArpa(name string) (netip.Addr, bool) {
 	if rest, ok := strings.CutSuffix(name, ".ip6.arpa."); ok {
 		return addrFromNibbles(rest)
 	}
-	return addrFromOriginName(strings.TrimSuffix(name, ".in-addr.arpa.")+".x.", Zones{Origin: "x."})
+	if rest, ok := strings.CutSuffix(name, ".in-addr.arpa."); ok {
+		return addrFromOctets(rest)
+	}
+	return netip.Addr{}, false
 }
 
 // DNSServer is a running UDP+TCP DNS server on one port.
