@@ -54,7 +54,7 @@ func idFlow(w *errWriter, f report.IDFlow, many bool) {
 	last := f.Runs[len(f.Runs)-1]
 	w.printf("%sinstance  %s\n", indent, identityLine(last.Identity))
 	if last.Identity.Disagree {
-		w.printf("%s! NSID %s and hostname.bind %s disagree\n", indent, Quote(last.Identity.NSID), Quote(last.Identity.HostnameBind))
+		w.printf("%snote      NSID %s and hostname.bind %s differ\n", indent, Quote(last.Identity.NSID), Quote(last.Identity.HostnameBind))
 	}
 	nameW := 4
 	for _, a := range last.Answers {
@@ -136,16 +136,25 @@ func answerDetail(a report.AnswerDTO) string {
 	return strings.Join(parts, "  ")
 }
 
+// suspicions lists the answers' suspicion flags for the warning line. A
+// clear AA bit alone is no sign of interception (NSD and Knot both answer
+// CHAOS queries without it), so it is only shown next to a stronger sign;
+// the JSON output keeps every flag.
 func suspicions(answers []report.AnswerDTO) string {
 	var out []string
 	seen := map[string]bool{}
+	strong := false
 	for _, a := range answers {
 		for _, s := range a.Suspicions {
 			if !seen[s] {
 				seen[s] = true
 				out = append(out, s)
+				strong = strong || s != "aa_clear"
 			}
 		}
+	}
+	if !strong {
+		return ""
 	}
 	return strings.Join(out, ", ")
 }

@@ -124,6 +124,7 @@ func traceFixture() report.TracePath {
 	tp := report.FromPath("192.0.2.53", p)
 	tp.Enrich(map[netip.Addr]whois.Origin{
 		netip.MustParseAddr("203.0.113.1"):  {ASNs: []uint32{64500}, Prefix: netip.MustParsePrefix("203.0.113.0/24"), ASName: "LAB-ISP-ONE", Source: "cymru"},
+		netip.MustParseAddr("203.0.113.10"): {ASNs: []uint32{64500}, Prefix: netip.MustParsePrefix("203.0.113.0/24"), ASName: "LAB-ISP-ONE", Source: "cymru"},
 		netip.MustParseAddr("198.51.100.6"): {ASNs: []uint32{64510}, Prefix: netip.MustParsePrefix("198.51.100.0/24"), ASName: "LAB-TRANSIT", Source: "cymru"},
 		dst:                                 {ASNs: []uint32{64520}, Prefix: netip.MustParsePrefix("192.0.2.0/24"), ASName: "LAB-ANYCAST\x1b[2J", Source: "cymru"},
 	}, map[netip.Addr]string{netip.MustParseAddr("203.0.113.1"): "r1.lab.example"})
@@ -158,7 +159,7 @@ func TestIDTextShowsInstanceAndDisagreement(t *testing.T) {
 	if !strings.Contains(out, "instance  i1-nsd") {
 		t.Errorf("instance line missing:\n%s", out)
 	}
-	if !strings.Contains(out, `NSID "i1-nsd" and hostname.bind "other" disagree`) {
+	if !strings.Contains(out, `NSID "i1-nsd" and hostname.bind "other" differ`) {
 		t.Errorf("disagreement not reported:\n%s", out)
 	}
 }

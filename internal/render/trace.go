@@ -33,6 +33,9 @@ func traceHeader(w *errWriter, p report.TracePath, o TraceOptions) {
 		target = fmt.Sprintf("%s (%s)", Escape(p.Input), p.Target)
 	}
 	line := fmt.Sprintf("trace to %s, %s, %s mode", target, flow, p.Mode)
+	if o := p.SourceOrigin; o != nil && len(o.ASNs) > 0 {
+		line += ", from " + asLabel(o)
+	}
 	if o.MaxTTL > 0 {
 		line += fmt.Sprintf(", max %d hops", o.MaxTTL)
 	}
@@ -206,7 +209,7 @@ func traceFooter(w *errWriter, p report.TracePath) {
 	case p.Instance != nil && p.Instance.Instance != "":
 		w.printf("instance  %s  %d hops, %s ms\n", identityLine(*p.Instance), p.DestTTL, ms(destRTT(p)))
 		if p.Instance.Disagree {
-			w.printf("! NSID %s and hostname.bind %s disagree\n", Quote(p.Instance.NSID), Quote(p.Instance.HostnameBind))
+			w.printf("note      NSID %s and hostname.bind %s differ\n", Quote(p.Instance.NSID), Quote(p.Instance.HostnameBind))
 		}
 	case p.Reached:
 		w.printf("reached   %s at %d hops, %s ms\n", p.Target, p.DestTTL, ms(destRTT(p)))

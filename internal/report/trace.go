@@ -2,6 +2,7 @@ package report
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/anycheck/anycheck/trace"
@@ -32,6 +33,9 @@ type TracePath struct {
 	// the network that hands traffic to the anycast site.
 	Upstream *OriginDTO `json:"instance_upstream"`
 	Notes    []string   `json:"notes"`
+	// SourceOrigin is the origin of the flow's source address (the
+	// vantage's network); null when not looked up.
+	SourceOrigin *OriginDTO `json:"source_origin"`
 }
 
 // FlowDTO is the fixed 5-tuple of a trace.
@@ -200,28 +204,39 @@ func (t *TracePath) Addresses() []netip.Addr {
 		}
 	}
 	add(t.Target)
+	add(t.Flow.Src)
 	return out
 }
 
-// Enrich fills responder origins and names, the AS path and the instance
-// upstream from lookup results. Missing entries stay null.
+// Enrich fills responder origins and names, the source's origin, the AS
+// path and the instance upstream from lookup results. Missing entries stay
+// null.
 func (t *TracePath) Enrich(origins map[netip.Addr]whois.Origin, names map[netip.Addr]string) {
+	if src, err := netip.ParseAddr(t.Flow.Src); err == nil {
+		if o, ok := origins[src]; ok {
+			dto := FromOrigin(o)
+			t.SourceOrigin = &dto
+		}
+	}
 	var path []uint32
-	push := func(o whois.Origin) {
-		if len(o.ASNs) == 0 {
+	// push appends a hop's AS unless it continues the last one. A
+	// multi-origin prefix (an anycast service announced by every site's AS)
+	// continues the path when any of its origins does.
+	push := func(asns []uint32) {
+		if len(asns) == 0 {
 			return
 		}
-		as := o.ASNs[0]
-		if len(path) > 0 && path[len(path)-1] == as {
+		if len(path) > 0 && slices.Contains(asns, path[len(path)-1]) {
 			return
 		}
-		path = append(path, as)
+		path = append(path, asns[0])
 	}
-	type seenHop struct {
-		addr   netip.Addr
-		origin *whois.Origin
+	type responded struct {
+		addr netip.Addr
+		asns []uint32
+		dto  *OriginDTO
 	}
-	var responded []seenHop
+	var hops []responded
 	for i := range t.Hops {
 		for j := range t.Hops[i].Responders {
 			r := &t.Hops[i].Responders[j]
@@ -230,43 +245,37 @@ func (t *TracePath) Enrich(origins map[netip.Addr]whois.Origin, names map[netip.
 				continue
 			}
 			r.Name = names[a]
-			if o, ok := origins[a]; ok {
-				dto := FromOrigin(o)
-				r.Origin = &dto
-				push(o)
-				oc := o
-				responded = append(responded, seenHop{a, &oc})
-			} else {
-				responded = append(responded, seenHop{a, nil})
+			o, ok := origins[a]
+			if !ok {
+				continue
 			}
+			dto := FromOrigin(o)
+			r.Origin = &dto
+			push(o.ASNs)
+			hops = append(hops, responded{a, o.ASNs, &dto})
 		}
 	}
+	t.ASPath = []uint32{}
 	dst, err := netip.ParseAddr(t.Target)
 	if err != nil {
-		t.ASPath = path
+		t.ASPath = append(t.ASPath, path...)
 		return
 	}
 	dstOrigin, ok := origins[dst]
 	if ok {
-		push(dstOrigin)
+		push(dstOrigin.ASNs)
 	}
-	if path == nil {
-		path = []uint32{}
-	}
-	t.ASPath = path
+	t.ASPath = append(t.ASPath, path...)
 	if !ok || len(dstOrigin.ASNs) == 0 {
 		return
 	}
-	// Walk back from the destination to the first hop outside its AS.
-	for i := len(responded) - 1; i >= 0; i-- {
-		h := responded[i]
-		if h.addr == dst || h.origin == nil || len(h.origin.ASNs) == 0 {
+	// Walk back from the destination to the first hop outside its AS(es).
+	for i := len(hops) - 1; i >= 0; i-- {
+		h := hops[i]
+		if h.addr == dst || len(h.asns) == 0 || slices.ContainsFunc(h.asns, func(a uint32) bool { return slices.Contains(dstOrigin.ASNs, a) }) {
 			continue
 		}
-		if h.origin.ASNs[0] != dstOrigin.ASNs[0] {
-			dto := FromOrigin(*h.origin)
-			t.Upstream = &dto
-			return
-		}
+		t.Upstream = h.dto
+		return
 	}
 }

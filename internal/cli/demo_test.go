@@ -1,0 +1,113 @@
+package cli_test
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/anycheck/anycheck/internal/lab"
+)
+
+// TestDemo is `make demo`: it brings up the anycast lab and shows, with
+// real output, what an operator sees from the two clients. It runs only
+// with ANYCHECK_DEMO=1 and prints to standard output.
+func TestDemo(t *testing.T) {
+	if os.Getenv("ANYCHECK_DEMO") != "1" {
+		t.Skip("the demo runs with ANYCHECK_DEMO=1 (make demo)")
+	}
+	ac := lab.StartAnycast(t)
+	whoisAddr, _, _ := startLabWhois(t, ac)
+
+	say := func(format string, args ...any) { fmt.Printf(format+"\n", args...) }
+	show := func(node string, args ...string) {
+		say("\n[%s]$ anycheck %s", node, strings.Join(args, " "))
+		out, errOut, code := labRun(t, ac, node, args...)
+		fmt.Print(out)
+		if errOut != "" {
+			fmt.Print(errOut)
+		}
+		if code != 0 {
+			say("(exit status %d)", code)
+		}
+	}
+
+	say("anycheck lab: an anycast DNS service at %s and %s, announced by two instances:", ac.ServiceV4, ac.ServiceV6)
+	say("  %s (%s, AS64520 via %s) and %s (%s, AS64521 via %s).", ac.A.Node, ac.A.Server, ac.A.Origin, ac.B.Node, ac.B.Server, ac.B.Origin)
+	say("Clients c1 (AS64500, behind an ECMP diamond) and c2 (AS64501, behind a silent hop)")
+	say("sit in different catchments. Routers are Linux namespaces running BIRD 2 (eBGP).")
+
+	show("c1", "id", ac.ServiceV4.String())
+	show("c2", "id", "--version", ac.ServiceV6.String())
+	show("c1", "id", "--flows", "4", "-c", "2", "--interval", "200ms", ac.ServiceV4.String())
+	asn := []string{"--asn", "cymru", "--whois-server", whoisAddr, "--no-cache", "-n"}
+	show("c1", append([]string{"trace"}, append(asn, ac.ServiceV4.String())...)...)
+	show("c2", append([]string{"trace", "-P", "icmp"}, append(asn, ac.ServiceV6.String())...)...)
+	show("c2", append([]string{"trace", "-P", "tcp"}, append(asn, ac.ServiceV4.String())...)...)
+	show("c1", "whois", "--whois-server", whoisAddr, "--no-cache", "-n", ac.ServiceV4.String(), ac.ClientAddr("c1", lab.IPv4).String(), ac.ClientAddr("c2", lab.IPv6).String())
+
+	say("\n# withdraw instance A's route towards c1 (birdc disable on %s), then ask again:", ac.A.Origin)
+	if err := ac.StopBGP(ac.A.Origin, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ac.WaitInstance(t.Context(), "c1"); err != nil {
+		t.Fatal(err)
+	}
+	show("c1", "id", ac.ServiceV4.String())
+	show("c1", append([]string{"trace"}, append(asn, ac.ServiceV4.String())...)...)
+}
+
+// startLabWhois runs a bulk whois and origin-zone DNS server (labwhoisd, a
+// separate process) in the lab's services namespace, serving the lab's own
+// prefix table; it returns the whois and DNS addresses and the table file.
+func startLabWhois(t *testing.T, ac *lab.Anycast) (whoisAddr, dnsAddr, table string) {
+	t.Helper()
+	dir := t.TempDir()
+	table = filepath.Join(dir, "table.txt")
+	if err := os.WriteFile(table, []byte(labTable(ac)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	whoisd := filepath.Join(dir, "labwhoisd")
+	if out, err := exec.Command("go", "build", "-o", whoisd, "github.com/anycheck/anycheck/whois/whoistest/cmd/labwhoisd").CombinedOutput(); err != nil {
+		t.Fatalf("build labwhoisd: %v: %s", err, out)
+	}
+	svc := ac.ServicesAddr(lab.IPv4)
+	whoisAddr = netip.AddrPortFrom(svc, 43).String()
+	dnsAddr = netip.AddrPortFrom(svc, 53).String()
+	if _, err := ac.Spawn("svc", whoisd, "-listen", whoisAddr, "-dns", dnsAddr, "-table", table); err != nil {
+		t.Fatal(err)
+	}
+	waitTCP(t, ac, "c1", svc, 43)
+	return whoisAddr, dnsAddr, table
+}
+
+// labTable is the lab's prefix-to-origin table in labwhoisd's format, one row
+// per prefix; the anycast service prefix lists every AS that originates it,
+// as a real multi-origin (MOAS) prefix does.
+func labTable(ac *lab.Anycast) string {
+	type row struct {
+		asns []string
+		name string
+	}
+	rows := map[netip.Prefix]*row{}
+	var order []netip.Prefix
+	for _, as := range ac.ASes() {
+		for _, pf := range as.Prefixes {
+			r, ok := rows[pf]
+			if !ok {
+				r = &row{name: as.Name}
+				rows[pf] = r
+				order = append(order, pf)
+			}
+			r.asns = append(r.asns, fmt.Sprint(as.Number))
+		}
+	}
+	var b strings.Builder
+	for _, pf := range order {
+		fmt.Fprintf(&b, "%s | %s | ZZ | lab | 2026-01-01 | %s\n", pf, strings.Join(rows[pf].asns, " "), rows[pf].name)
+	}
+	return b.String()
+}

@@ -1,0 +1,70 @@
+package report
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/anycheck/anycheck/trace"
+	"github.com/anycheck/anycheck/whois"
+)
+
+func pathThrough(hops ...string) trace.Path {
+	p := trace.Path{
+		Flow:    trace.Flow{Proto: trace.UDP, Src: netip.MustParseAddrPort("198.51.100.10:40000"), Dst: netip.MustParseAddrPort("192.0.2.53:53")},
+		Reached: true, Stop: trace.StopReached, DestTTL: len(hops),
+	}
+	for i, h := range hops {
+		hop := trace.Hop{TTL: i + 1}
+		if h != "*" {
+			hop.Probes = []trace.ProbeResult{{Reply: &trace.Reply{From: netip.MustParseAddr(h), RTT: time.Millisecond, ICMPType: 11, ReplyTTL: -1, QuotedTTL: -1}}}
+		} else {
+			hop.Probes = []trace.ProbeResult{{}}
+		}
+		p.Hops = append(p.Hops, hop)
+	}
+	return p
+}
+
+func TestEnrichASPathAndUpstream(t *testing.T) {
+	origin := func(asns ...uint32) whois.Origin { return whois.Origin{ASNs: asns, Source: "test"} }
+	o := map[netip.Addr]whois.Origin{
+		netip.MustParseAddr("198.51.100.10"):  origin(64500),
+		netip.MustParseAddr("198.51.100.1"):   origin(64500),
+		netip.MustParseAddr("198.51.100.22"):  origin(64500),
+		netip.MustParseAddr("10.0.0.1"):       {Special: "private", Source: "special"},
+		netip.MustParseAddr("198.51.100.145"): origin(64510),
+		netip.MustParseAddr("203.0.113.1"):    origin(64520),
+		// The anycast prefix has one origin per site.
+		netip.MustParseAddr("192.0.2.53"): origin(64521, 64520),
+	}
+	for _, tc := range []struct {
+		name     string
+		hops     []string
+		path     []uint32
+		upstream uint32
+	}{
+		{"via the site's own AS", []string{"198.51.100.1", "198.51.100.22", "10.0.0.1", "*", "198.51.100.145", "203.0.113.1", "192.0.2.53"}, []uint32{64500, 64510, 64520}, 64510},
+		{"straight from the ISP", []string{"198.51.100.1", "192.0.2.53"}, []uint32{64500, 64521}, 64500},
+		{"unknown hops are skipped", []string{"198.51.100.99", "198.51.100.1", "192.0.2.53"}, []uint32{64500, 64521}, 64500},
+	} {
+		tp := FromPath("192.0.2.53", pathThrough(tc.hops...))
+		tp.Enrich(o, nil)
+		if !slices.Equal(tp.ASPath, tc.path) {
+			t.Errorf("%s: as path %v, want %v", tc.name, tp.ASPath, tc.path)
+		}
+		if tp.Upstream == nil || tp.Upstream.ASNs[0] != tc.upstream {
+			t.Errorf("%s: upstream %+v, want AS%d", tc.name, tp.Upstream, tc.upstream)
+		}
+		if tp.SourceOrigin == nil || tp.SourceOrigin.ASNs[0] != 64500 {
+			t.Errorf("%s: source origin %+v", tc.name, tp.SourceOrigin)
+		}
+	}
+	// No enrichment: empty path, null upstream, and the JSON keeps [] not null.
+	tp := FromPath("192.0.2.53", pathThrough("198.51.100.1", "192.0.2.53"))
+	tp.Enrich(nil, nil)
+	if tp.ASPath == nil || len(tp.ASPath) != 0 || tp.Upstream != nil {
+		t.Errorf("without origins: path %#v upstream %+v", tp.ASPath, tp.Upstream)
+	}
+}
