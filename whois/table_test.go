@@ -1,0 +1,364 @@
+package whois
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gaissmai/bart"
+
+	"github.com/anycheck/anycheck/whois/whoistest"
+)
+
+const samplePfx2as = `# CAIDA routeviews-prefix2as style
+192.0.2.0	24	64500
+198.51.100.0	24	64510_64511
+198.51.100.128	25	64512,64513
+203.0.113.0	24	64520_64521,64522
+2001:db8::	32	64530
+`
+
+const sampleIPtoASN = "192.0.2.0\t192.0.2.255\t64500\tZZ\tEXAMPLE-ISP Example ISP\n" +
+	"198.51.100.0\t198.51.100.127\t0\tNone\tNot routed\n" +
+	"198.51.100.128\t198.51.100.200\t64510\tZZ\tTRANSIT-ONE\n" +
+	"2001:db8::\t2001:db8:ffff:ffff:ffff:ffff:ffff:ffff\t64530\tZZ\tV6-NET\n"
+
+func lookupTable(t *testing.T, tab *bart.Table[tableEntry], s string) (netip.Prefix, tableEntry, bool) {
+	t.Helper()
+	a := netip.MustParseAddr(s)
+	return tab.LookupPrefixLPM(netip.PrefixFrom(a, a.BitLen()))
+}
+
+func TestParsePfx2as(t *testing.T) {
+	tab, err := parsePfx2as(strings.NewReader(samplePfx2as))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		addr   string
+		prefix string
+		asns   []uint32
+	}{
+		{"192.0.2.77", "192.0.2.0/24", []uint32{64500}},
+		{"198.51.100.5", "198.51.100.0/24", []uint32{64510, 64511}},      // multi-origin
+		{"198.51.100.130", "198.51.100.128/25", []uint32{64512, 64513}},  // AS set, more specific
+		{"203.0.113.1", "203.0.113.0/24", []uint32{64520, 64521, 64522}}, // both
+		{"2001:db8:1::1", "2001:db8::/32", []uint32{64530}},
+	}
+	for _, tt := range tests {
+		p, e, ok := lookupTable(t, tab, tt.addr)
+		if !ok || p.String() != tt.prefix || !slices.Equal(e.ASNs, tt.asns) {
+			t.Errorf("%s: %v %+v %v, want %s %v", tt.addr, p, e, ok, tt.prefix, tt.asns)
+		}
+	}
+	if _, _, ok := lookupTable(t, tab, "8.8.8.8"); ok {
+		t.Error("uncovered address found")
+	}
+	for _, bad := range []string{
+		"192.0.2.0\t24\n",
+		"192.0.2.0\t33\t1\n",
+		"192.0.2.0\tx\t1\n",
+		"192.0.2.0\t24\tAS_x\n",
+		"192.0.2.0\t24\t_\n",
+		"nope\t24\t1\n",
+		strings.Repeat("1", maxTableLine+1) + "\n",
+	} {
+		if _, err := parsePfx2as(strings.NewReader(bad)); err == nil || !strings.Contains(err.Error(), "line 1") {
+			t.Errorf("parsePfx2as(%.40q) = %v, want an error naming line 1", bad, err)
+		}
+	}
+}
+
+func TestParseIPtoASN(t *testing.T) {
+	tab, err := parseIPtoASN(strings.NewReader(sampleIPtoASN))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, e, ok := lookupTable(t, tab, "192.0.2.9")
+	if !ok || p.String() != "192.0.2.0/24" || !slices.Equal(e.ASNs, []uint32{64500}) || e.ASName != "EXAMPLE-ISP Example ISP" || e.Country != "ZZ" {
+		t.Errorf("192.0.2.9: %v %+v", p, e)
+	}
+	if _, e, _ := lookupTable(t, tab, "198.51.100.9"); !e.Unannounced {
+		t.Errorf("AS 0 range: %+v, want unannounced", e)
+	}
+	// 198.51.100.128-200 is 128/26 + 192/29 + 200/32.
+	for addr, want := range map[string]string{"198.51.100.130": "198.51.100.128/26", "198.51.100.199": "198.51.100.192/29", "198.51.100.200": "198.51.100.200/32"} {
+		if p, e, ok := lookupTable(t, tab, addr); !ok || p.String() != want || e.ASName != "TRANSIT-ONE" {
+			t.Errorf("%s: %v %+v, want %s", addr, p, e, want)
+		}
+	}
+	if _, _, ok := lookupTable(t, tab, "198.51.100.201"); ok {
+		t.Error("198.51.100.201 is past the range")
+	}
+	if p, _, _ := lookupTable(t, tab, "2001:db8::1"); p.String() != "2001:db8::/32" {
+		t.Errorf("IPv6 range became %v", p)
+	}
+	for _, bad := range []string{
+		"192.0.2.9\t192.0.2.1\t1\tZZ\tx\n",
+		"192.0.2.0\t2001:db8::\t1\tZZ\tx\n",
+		"192.0.2.0\t192.0.2.255\tx\tZZ\tx\n",
+		"192.0.2.0\n",
+	} {
+		if _, err := parseIPtoASN(strings.NewReader(bad)); err == nil {
+			t.Errorf("parseIPtoASN(%q): no error", bad)
+		}
+	}
+}
+
+func TestRangePrefixes(t *testing.T) {
+	tests := []struct {
+		from, to string
+		want     []string
+	}{
+		{"192.0.2.0", "192.0.2.255", []string{"192.0.2.0/24"}},
+		{"192.0.2.1", "192.0.2.1", []string{"192.0.2.1/32"}},
+		{"192.0.2.1", "192.0.2.6", []string{"192.0.2.1/32", "192.0.2.2/31", "192.0.2.4/31", "192.0.2.6/32"}},
+		{"0.0.0.0", "255.255.255.255", []string{"0.0.0.0/0"}},
+		{"::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", []string{"::/0"}},
+		{"2001:db8::", "2001:db8::1:0", []string{"2001:db8::/112", "2001:db8::1:0/128"}},
+	}
+	for _, tt := range tests {
+		ps, err := rangePrefixes(netip.MustParseAddr(tt.from), netip.MustParseAddr(tt.to))
+		if err != nil {
+			t.Errorf("%s-%s: %v", tt.from, tt.to, err)
+			continue
+		}
+		var got []string
+		for _, p := range ps {
+			got = append(got, p.String())
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s-%s = %v, want %v", tt.from, tt.to, got, tt.want)
+		}
+	}
+}
+
+func writeFile(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func gz(t *testing.T, s string) []byte {
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	w.Write([]byte(s))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestLoadTableFormats(t *testing.T) {
+	tests := []struct {
+		name, file string
+		data       []byte
+		format     string
+	}{
+		{"pfx2as", "routeviews-rv2-20260101.pfx2as", []byte(samplePfx2as), FormatPfx2as},
+		{"pfx2as gzip", "routeviews.pfx2as.gz", gz(t, samplePfx2as), FormatPfx2as},
+		{"iptoasn", "ip2asn-combined.tsv", []byte(sampleIPtoASN), FormatIPtoASN},
+		{"iptoasn gzip, no extension", "table", gz(t, sampleIPtoASN), FormatIPtoASN},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := New("file:"+writeFile(t, tt.file, tt.data), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tab := r.(*Table)
+			if tab.Format != tt.format {
+				t.Errorf("format %s, want %s", tab.Format, tt.format)
+			}
+			got, err := r.Lookup(context.Background(), addrs("192.0.2.1", "10.0.0.1", "8.8.8.8"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o := got[netip.MustParseAddr("192.0.2.1")]; !slices.Equal(o.ASNs, []uint32{64500}) || o.Prefix.String() != "192.0.2.0/24" || o.Source != SourceFile {
+				t.Errorf("192.0.2.1: %+v", o)
+			}
+			if o := got[netip.MustParseAddr("10.0.0.1")]; o.Special != "private" {
+				t.Errorf("10.0.0.1: %+v", o)
+			}
+			if o := got[netip.MustParseAddr("8.8.8.8")]; !o.Unannounced {
+				t.Errorf("8.8.8.8: %+v, want unannounced", o)
+			}
+		})
+	}
+	for _, bad := range [][]byte{[]byte("hello world\n"), []byte(""), gz(t, "x y z\n"), []byte{0x1f, 0x8b, 0, 0}} {
+		if _, err := New("file:"+writeFile(t, "t", bad), Options{}); err == nil {
+			t.Errorf("table %q loaded", bad)
+		}
+	}
+}
+
+func TestLoadTableMMDB(t *testing.T) {
+	path := filepath.Join("..", "testdata", "whois", "GeoLite2-ASN-Test.mmdb")
+	r, err := New("file:"+path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := r.(*Table).Format; f != FormatMMDB {
+		t.Fatalf("format %s", f)
+	}
+	src, err := os.ReadFile(filepath.Join("..", "testdata", "whois", "GeoLite2-ASN-Test.source.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var records []map[string]struct {
+		ASN uint32 `json:"autonomous_system_number"`
+		Org string `json:"autonomous_system_organization"`
+	}
+	if err := json.Unmarshal(src, &records); err != nil {
+		t.Fatal(err)
+	}
+	// Expected answers come from a longest-prefix match over the source
+	// networks (they nest). The database merges adjacent networks with the
+	// same data, so the prefix it reports may be wider than the source's:
+	// it must hold the address and carry the same data.
+	type want struct {
+		asn uint32
+		org string
+	}
+	var source bart.Table[want]
+	var ask []netip.Addr
+	for _, rec := range records {
+		for p, v := range rec {
+			pfx := netip.MustParsePrefix(p)
+			source.Insert(pfx, want{v.ASN, v.Org})
+			// Ask about the first and the last address of every network.
+			ask = append(ask, pfx.Addr(), lastAddr(pfx))
+		}
+	}
+	got, err := r.Lookup(context.Background(), ask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, a := range ask {
+		if Special(a) != "" {
+			continue
+		}
+		checked++
+		o := got[a]
+		w, _ := source.Lookup(a)
+		if !slices.Equal(o.ASNs, []uint32{w.asn}) || o.ASName != w.org || !o.Prefix.Contains(a) || o.Unannounced || o.Source != SourceFile {
+			t.Errorf("%s: got %+v, want AS%d %q", a, o, w.asn, w.org)
+		}
+	}
+	if checked < 1000 {
+		t.Errorf("only %d addresses checked", checked)
+	}
+	// Outside every test network: unannounced.
+	if o := must(r.Lookup(context.Background(), addrs("192.0.2.1")))[netip.MustParseAddr("192.0.2.1")]; !o.Unannounced {
+		t.Errorf("192.0.2.1: %+v", o)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 1 << (7 - i%8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// TestWritePfx2as checks the lab helper: a table written from whoistest
+// rows loads as file: and answers like the bulk server.
+func TestWritePfx2as(t *testing.T) {
+	var b bytes.Buffer
+	if err := whoistest.WritePfx2as(&b, labRows); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New("file:"+writeFile(t, "lab.pfx2as", b.Bytes()), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Lookup(context.Background(), hops20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pfx2as carries no names; compare everything else.
+	for a, o := range got {
+		o.ASName = ""
+		got[a] = o
+	}
+	for s, asns := range map[string][]uint32{"192.0.2.1": {64500}, "198.51.100.200": {64511, 64512}, "2001:db8:100::2": {64510}, "2001:db8::53": {64520}} {
+		if o := got[netip.MustParseAddr(s)]; !slices.Equal(o.ASNs, asns) {
+			t.Errorf("%s: %+v, want %v", s, o, asns)
+		}
+	}
+	if !got[netip.MustParseAddr("9.9.9.9")].Unannounced {
+		t.Error("9.9.9.9 not unannounced")
+	}
+}
+
+func TestParseTable(t *testing.T) {
+	in := "# lab\n192.0.2.0/24 | 64500 | ZZ | lab | 2020-01-01 | EXAMPLE-ISP\n\n198.51.100.128/25 | 64511 AS64512 | ZZ\n2001:db8::/32|64520\n"
+	rows, err := whoistest.ParseTable(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 3 || rows[0].ASName != "EXAMPLE-ISP" || !slices.Equal(rows[1].ASNs, []uint32{64511, 64512}) || rows[2].Prefix.String() != "2001:db8::/32" {
+		t.Errorf("rows = %+v", rows)
+	}
+	for _, bad := range []string{"192.0.2.0/24\n", "192.0.2.0/33 | 1\n", "192.0.2.0/24 | x\n", "192.0.2.0/24 | \n"} {
+		if _, err := whoistest.ParseTable(strings.NewReader(bad)); err == nil {
+			t.Errorf("ParseTable(%q): no error", bad)
+		}
+	}
+}
+
+func FuzzParsePfx2as(f *testing.F) {
+	f.Add([]byte(samplePfx2as))
+	f.Add([]byte("1.0.0.0\t24\t13335\n1.0.4.0\t22\t38803_56203\n"))
+	f.Add([]byte("::\t0\t0\n\n#x\n"))
+	f.Add([]byte("192.0.2.0 24 1,2,3_4\r\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tab, err := parsePfx2as(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		for p, e := range tab.All() {
+			if p != p.Masked() || len(e.ASNs) == 0 {
+				t.Fatalf("entry %v %+v", p, e)
+			}
+		}
+	})
+}
+
+func FuzzParseIPtoASN(f *testing.F) {
+	f.Add([]byte(sampleIPtoASN))
+	f.Add([]byte("1.0.0.0\t1.0.0.255\t13335\tUS\tCLOUDFLARENET\n"))
+	f.Add([]byte("::\tffff::\t0\tNone\tNot routed\n"))
+	f.Add([]byte("0.0.0.1 255.255.255.254 1\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tab, err := parseIPtoASN(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		for p, e := range tab.All() {
+			if p != p.Masked() || e.Unannounced == (len(e.ASNs) > 0) {
+				t.Fatalf("entry %v %+v", p, e)
+			}
+		}
+	})
+}
