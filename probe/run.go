@@ -171,11 +171,15 @@ func (r *runner) deadline(ctx context.Context) time.Time {
 	return d
 }
 
-func (r *runner) failed(name string, t Transport, err error) Answer {
+func (r *runner) failed(ctx context.Context, name string, t Transport, err error) Answer {
 	a := Answer{Name: dns.Fqdn(name), Transport: t, Rcode: -1, Status: StatusError, Detail: errDetail(err)}
 	if isTimeout(err) {
 		a.Status = StatusTimeout
 		a.Detail = fmt.Sprintf("no reply within %v", r.timeout)
+		// The socket deadline may fire a moment before ctx notices its own.
+		if cd, ok := ctx.Deadline(); ok && !time.Now().Before(cd) {
+			a.Detail = context.DeadlineExceeded.Error()
+		}
 	}
 	return a
 }
@@ -194,12 +198,12 @@ func (r *runner) udpQuery(ctx context.Context, name string) Answer {
 		return ctxAnswer(ctx, name, UDP)
 	}
 	if r.udp == nil {
-		return r.failed(name, UDP, r.dialErr)
+		return r.failed(ctx, name, UDP, r.dialErr)
 	}
 	id := randomID()
 	wire, err := NewQuery(name, id).Pack()
 	if err != nil {
-		return r.failed(name, UDP, fmt.Errorf("pack query %q: %w", name, err))
+		return r.failed(ctx, name, UDP, fmt.Errorf("pack query %q: %w", name, err))
 	}
 	conn := r.udp
 	conn.SetDeadline(r.deadline(ctx))
@@ -208,7 +212,7 @@ func (r *runner) udpQuery(ctx context.Context, name string) Answer {
 
 	start := time.Now()
 	if _, err := conn.Write(wire); err != nil {
-		return r.failed(name, UDP, err)
+		return r.failed(ctx, name, UDP, err)
 	}
 	buf := make([]byte, 65535)
 	w := waiter{name: name, id: id}
@@ -218,7 +222,7 @@ func (r *runner) udpQuery(ctx context.Context, name string) Answer {
 			if ctx.Err() != nil {
 				return ctxAnswer(ctx, name, UDP)
 			}
-			return w.give(r.failed(name, UDP, err))
+			return w.give(r.failed(ctx, name, UDP, err))
 		}
 		if a, ok := w.offer(buf[:n]); ok {
 			a.RTT, a.Transport = time.Since(start), UDP
@@ -246,7 +250,7 @@ func (r *runner) tcpQuery(ctx context.Context, name string) Answer {
 				if ctx.Err() != nil {
 					return ctxAnswer(ctx, name, TCP)
 				}
-				return r.failed(name, TCP, err)
+				return r.failed(ctx, name, TCP, err)
 			}
 		}
 		reused := r.tcpUsed
@@ -271,7 +275,7 @@ func (r *runner) tcpQuery(ctx context.Context, name string) Answer {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			err = errors.New("connection closed by the server without an answer")
 		}
-		return r.failed(name, TCP, err)
+		return r.failed(ctx, name, TCP, err)
 	}
 }
 
