@@ -50,6 +50,8 @@ func itoa(n int) string {
 	return netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(n)).String()[len("0.0.0.0:"):]
 }
 
+const hostile = "evil\\x\"\x1b]0;owned\x07\x1b[2J\x00\xff é"
+
 func identityServer() *probetest.Server {
 	return &probetest.Server{Hostname: "g1.fra", IDServer: "g1.fra.example", Version: "NSD 4.8.0", NSID: []byte("g1-fra-1")}
 }
@@ -100,6 +102,17 @@ func TestRunMatrix(t *testing.T) {
 				return want{
 					status:   []probe.Status{probe.StatusAnswered, probe.StatusRefused, probe.StatusEmpty, probe.StatusEmpty},
 					instance: "h1", source: "hostname.bind",
+				}
+			},
+		},
+		{
+			// Identity strings are attacker-controlled: Run hands them
+			// over byte for byte, escaping is the renderer's job.
+			desc: "hostile identity bytes kept raw", server: func() *probetest.Server { return &probetest.Server{Hostname: hostile, IDServer: "i"} },
+			want: func(tcp bool) want {
+				return want{
+					status:   []probe.Status{probe.StatusAnswered, probe.StatusAnswered},
+					instance: hostile, source: "hostname.bind",
 				}
 			},
 		},

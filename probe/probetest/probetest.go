@@ -205,10 +205,7 @@ func (s *Server) answer(w dns.ResponseWriter, req *dns.Msg, network string) {
 	txt, rcode := s.lookup(q.Name)
 	m.Rcode = rcode
 	if txt != "" {
-		m.Answer = append(m.Answer, &dns.TXT{
-			Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeTXT, Class: class, Ttl: ttl},
-			Txt: []string{txt},
-		})
+		m.Answer = append(m.Answer, txtRR(req.Question[0].Name, class, ttl, txt))
 	}
 	if opt != nil {
 		ropt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
@@ -251,6 +248,23 @@ func (s *Server) lookup(name string) (string, int) {
 		return s.Version, dns.RcodeSuccess
 	}
 	return "", dns.RcodeRefused
+}
+
+// txtRR carries s as raw bytes, split into 255-byte character-strings.
+// It goes through RFC 3597 wire data because dns.TXT reads its strings as
+// zone-file text (backslash escapes), and tests feed hostile bytes.
+func txtRR(name string, class uint16, ttl uint32, s string) dns.RR {
+	var rdata []byte
+	for len(s) > 0 {
+		n := min(len(s), 255)
+		rdata = append(rdata, byte(n))
+		rdata = append(rdata, s[:n]...)
+		s = s[n:]
+	}
+	return &dns.RFC3597{
+		Hdr:   dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: class, Ttl: ttl},
+		Rdata: hex.EncodeToString(rdata),
+	}
 }
 
 func refusedIfEmpty(s string) int {
