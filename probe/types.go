@@ -138,3 +138,11 @@ type Network interface {
 //	func DecodeNSID(b []byte) string
 //	    NSID bytes as text: the bytes themselves when they are printable
 //	    UTF-8, else "" (NSIDHex always carries the bytes).
+//	func SystemNetwork() Network
+//	    The real network (what a nil Options.Net means): sockets bound in a
+//	    Control hook, TCP with SO_REUSEADDR and RST-on-close (linger 0).
+//	type BindError struct{ Net string; Addr netip.AddrPort; Err error }
+//	    The flow's source could not be bound; Run wraps it in its error.
+//	const EDNSUDPSize = 1232; const DefaultTimeout = 2 * time.Second
+//
+// Test servers for callers' tests live in package probe/probetest.
