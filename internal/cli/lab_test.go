@@ -266,7 +266,10 @@ func TestLabTrace(t *testing.T) {
 			inst, _ := ac.InstanceOf(client)
 			for _, proto := range []string{"udp", "icmp", "tcp"} {
 				name := fmt.Sprintf("%s/%v/%s", client, f, proto)
-				out, errOut, code := labRun(t, ac, client, "trace", "-P", proto, "--asn", "none", "-n", "-o", "json", "-w", "1s", "-m", "12", ac.ServiceAddr(f).String())
+				// Routers keep Linux's default ICMP rate limit (burst 6 per
+				// destination, then 1/s): three protocols × 2 probes per hop
+				// fit in one burst.
+				out, errOut, code := labRun(t, ac, client, "trace", "-P", proto, "-q", "2", "--asn", "none", "-n", "-o", "json", "-w", "1s", "-m", "12", ac.ServiceAddr(f).String())
 				if code != 0 {
 					t.Errorf("%s: exit %d: %s", name, code, errOut)
 					continue
@@ -312,6 +315,13 @@ func TestLabTrace(t *testing.T) {
 // diamond really balances.
 func TestLabTraceDiamond(t *testing.T) {
 	ac := lab.StartAnycast(t)
+	// 36 traces through the same routers: every reply is needed, so the
+	// routers on c1's path answer without ICMP rate limits here.
+	for _, r := range []string{"e1", "m1", "m2", "r1", "ra"} {
+		if err := ac.DisableICMPRateLimit(r); err != nil {
+			t.Fatal(err)
+		}
+	}
 	want := ac.ExpectedPath("c1", lab.IPv4)
 	mid := -1
 	for i, h := range want {
@@ -380,7 +390,7 @@ func TestLabTraceUnprivileged(t *testing.T) {
 		want := ac.ExpectedPath("c2", f)
 		for _, proto := range []string{"udp", "icmp"} {
 			name := fmt.Sprintf("socket/%v/%s", f, proto)
-			out, errOut, code := labRunAs(t, ac, "c2", nobody, "trace", "--mode", "socket", "-P", proto, "--asn", "none", "-n", "-o", "json", "-w", "1s", "-m", "12", ac.ServiceAddr(f).String())
+			out, errOut, code := labRunAs(t, ac, "c2", nobody, "trace", "--mode", "socket", "-P", proto, "-q", "2", "--asn", "none", "-n", "-o", "json", "-w", "1s", "-m", "12", ac.ServiceAddr(f).String())
 			if code != 0 {
 				t.Errorf("%s: exit %d: %s", name, code, errOut)
 				continue
@@ -412,7 +422,9 @@ func TestLabTraceConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			outs[i], _, codes[i] = labRun(t, ac, "c1", "trace", "-P", protos[i], "--asn", "none", "-n", "-o", "json", "-m", "12", ac.ServiceV4.String())
+			// Two probes per hop each: both traces fit in the routers'
+			// default ICMP burst of 6.
+			outs[i], _, codes[i] = labRun(t, ac, "c1", "trace", "-P", protos[i], "-q", "2", "--asn", "none", "-n", "-o", "json", "-m", "12", ac.ServiceV4.String())
 		}()
 	}
 	wg.Wait()
@@ -456,7 +468,8 @@ func TestLabTraceASN(t *testing.T) {
 	} {
 		for _, f := range families() {
 			name := fmt.Sprintf("%s/%v", src[1], f)
-			out, errOut, code := labRun(t, ac, "c1", append([]string{"trace", "-n", "-o", "json", "-m", "12", ac.ServiceAddr(f).String()}, src...)...)
+			// Three sources × one family share the routers' ICMP burst of 6.
+			out, errOut, code := labRun(t, ac, "c1", append([]string{"trace", "-q", "2", "-n", "-o", "json", "-m", "12", ac.ServiceAddr(f).String()}, src...)...)
 			if code != 0 {
 				t.Errorf("%s: exit %d: %s", name, code, errOut)
 				continue
