@@ -67,6 +67,14 @@ func TestRunMatrix(t *testing.T) {
 		source    string // InstanceSource
 		sus       []probe.Suspicion
 		detail    string // substring of every Answer's Detail
+		conns     int    // TCP connections the server accepts
+	}
+	// oneOverTCP: all queries share one TCP connection, or none is made.
+	oneOverTCP := func(tcp bool) int {
+		if tcp {
+			return 1
+		}
+		return 0
 	}
 	scenarios := []struct {
 		desc    string
@@ -81,7 +89,7 @@ func TestRunMatrix(t *testing.T) {
 			want: func(tcp bool) want {
 				return want{
 					status:   []probe.Status{probe.StatusAnswered, probe.StatusAnswered, probe.StatusAnswered, probe.StatusAnswered},
-					instance: "g1-fra-1", source: "nsid",
+					instance: "g1-fra-1", source: "nsid", conns: oneOverTCP(tcp),
 				}
 			},
 		},
@@ -91,7 +99,7 @@ func TestRunMatrix(t *testing.T) {
 			want: func(tcp bool) want {
 				return want{
 					status:   []probe.Status{probe.StatusRefused, probe.StatusRefused, probe.StatusRefused, probe.StatusRefused},
-					instance: "n2", source: "nsid",
+					instance: "n2", source: "nsid", conns: oneOverTCP(tcp),
 				}
 			},
 		},
@@ -101,7 +109,7 @@ func TestRunMatrix(t *testing.T) {
 			want: func(tcp bool) want {
 				return want{
 					status:   []probe.Status{probe.StatusAnswered, probe.StatusRefused, probe.StatusEmpty, probe.StatusEmpty},
-					instance: "h1", source: "hostname.bind",
+					instance: "h1", source: "hostname.bind", conns: oneOverTCP(tcp),
 				}
 			},
 		},
@@ -112,7 +120,7 @@ func TestRunMatrix(t *testing.T) {
 			want: func(tcp bool) want {
 				return want{
 					status:   []probe.Status{probe.StatusAnswered, probe.StatusAnswered},
-					instance: hostile, source: "hostname.bind",
+					instance: hostile, source: "hostname.bind", conns: oneOverTCP(tcp),
 				}
 			},
 		},
@@ -123,7 +131,7 @@ func TestRunMatrix(t *testing.T) {
 			want: func(tcp bool) want {
 				return want{
 					status:   []probe.Status{probe.StatusAnswered, probe.StatusAnswered},
-					instance: "resolver", source: "hostname.bind",
+					instance: "resolver", source: "hostname.bind", conns: oneOverTCP(tcp),
 					sus: []probe.Suspicion{probe.SuspectRA, probe.SuspectAAClear, probe.SuspectClassNotCH, probe.SuspectTTLNonZero},
 				}
 			},
@@ -137,6 +145,7 @@ func TestRunMatrix(t *testing.T) {
 				return want{
 					status:    []probe.Status{probe.StatusAnswered, probe.StatusAnswered},
 					transport: probe.TCP, truncated: true, instance: "n3", source: "nsid",
+					conns: 1, // both retries on one connection
 				}
 			},
 		},
@@ -145,7 +154,7 @@ func TestRunMatrix(t *testing.T) {
 			want: func(tcp bool) want {
 				return want{
 					status:   []probe.Status{probe.StatusAnswered, probe.StatusRefused},
-					instance: "real", source: "hostname.bind",
+					instance: "real", source: "hostname.bind", conns: oneOverTCP(tcp),
 				}
 			},
 		},
@@ -156,13 +165,16 @@ func TestRunMatrix(t *testing.T) {
 				return want{
 					status: []probe.Status{probe.StatusTimeout, probe.StatusTimeout, probe.StatusTimeout, probe.StatusTimeout},
 					detail: "no reply within 100ms",
+					// A timed-out connection is dropped and the next query
+					// connects again, from the same port.
+					conns: 4 * oneOverTCP(tcp),
 				}
 			},
 		},
 		{
 			desc: "garbage answers", server: func() *probetest.Server { return &probetest.Server{Garbage: true} },
 			want: func(tcp bool) want {
-				return want{status: []probe.Status{probe.StatusMalformed, probe.StatusMalformed}, detail: "unpack reply"}
+				return want{status: []probe.Status{probe.StatusMalformed, probe.StatusMalformed}, detail: "unpack reply", conns: oneOverTCP(tcp)}
 			},
 		},
 	}
@@ -234,6 +246,9 @@ func TestRunMatrix(t *testing.T) {
 						t.Errorf("instance %q from %q, want %q from %q", res.Identity.Instance, res.Identity.InstanceSource, w.instance, w.source)
 					}
 					checkOneFlow(t, res, srv.Queries(), host)
+					if got := srv.TCPConnections(); got != w.conns {
+						t.Errorf("server accepted %d TCP connections, want %d", got, w.conns)
+					}
 				})
 			}
 		}
@@ -317,6 +332,9 @@ func TestRunTCPReconnects(t *testing.T) {
 		}
 	}
 	checkOneFlow(t, res, srv.Queries(), "127.0.0.1")
+	if got := srv.TCPConnections(); got != len(res.Answers) {
+		t.Errorf("server accepted %d TCP connections for %d queries, want one each", got, len(res.Answers))
+	}
 }
 
 // TestRunNothingListening: ICMP port unreachable (UDP) and RST (TCP) are

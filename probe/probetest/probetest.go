@@ -46,6 +46,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	queries []Query
+	conns   int // TCP connections accepted
 }
 
 // Query is one query the server received.
@@ -65,6 +66,31 @@ func (s *Server) Queries() []Query {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Query(nil), s.queries...)
+}
+
+// TCPConnections returns how many TCP connections the server has accepted,
+// so tests can tell one connection carrying several queries from several
+// connections made from the same port.
+func (s *Server) TCPConnections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
+// countingListener counts accepted connections for TCPConnections.
+type countingListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.s.mu.Lock()
+		l.s.conns++
+		l.s.mu.Unlock()
+	}
+	return c, err
 }
 
 // Start serves s on network ("udp" or "tcp") at addr ("127.0.0.1:0",
@@ -100,7 +126,7 @@ func (s *Server) StartPair(t testing.TB, host string) netip.AddrPort {
 			continue
 		}
 		s.serve(t, &dns.Server{PacketConn: pc}, "udp")
-		s.serve(t, &dns.Server{Listener: l}, "tcp")
+		s.serve(t, &dns.Server{Listener: countingListener{l, s}}, "tcp")
 		return pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	}
 	t.Fatalf("probetest: no port free for both udp and tcp on %s: %v", host, lastErr)
@@ -132,7 +158,7 @@ func (s *Server) start(t testing.TB, network, addr string) (netip.AddrPort, erro
 		if err != nil {
 			return netip.AddrPort{}, err
 		}
-		s.serve(t, &dns.Server{Listener: l}, network)
+		s.serve(t, &dns.Server{Listener: countingListener{l, s}}, network)
 		return l.Addr().(*net.TCPAddr).AddrPort(), nil
 	}
 	t.Fatalf("probetest: network %q: want udp or tcp", network)
