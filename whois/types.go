@@ -29,11 +29,18 @@ type Resolver interface {
 	Lookup(ctx context.Context, addrs []netip.Addr) (map[netip.Addr]Origin, error)
 }
 
-// API implemented in this package:
+// API of this package (see the declarations for details):
 //
 //	func Special(a netip.Addr) string   // "" for addresses that may be looked up
 //	func New(spec string, opts Options) (Resolver, error)
 //	    spec: "cymru", "cymru-dns", "file:PATH", "none"; an unknown spec is an
-//	    error naming it. Options carries WhoisServer, DNSServer, Timeout,
-//	    CacheDir, CacheTTL, NegativeTTL, NoCache, Dial (injected dialer).
+//	    error naming it and the valid ones. Network sources are wrapped in
+//	    Cached when opts.CacheDir is set and opts.NoCache is not.
+//	func Cached(r Resolver, opts CacheOptions) Resolver
+//	func LoadTable(path string) (*Table, error)   // pfx2as, iptoasn, .mmdb; gzip ok
 //	func ReverseNames(ctx context.Context, addrs []netip.Addr, opts PTROptions) map[netip.Addr]string
+//
+// Every Resolver labels special addresses itself (Source "special") and never
+// sends them anywhere. Lookup returns what it learned even when it also
+// returns an error (a server error line, a reply cut short, a timeout), so a
+// caller can keep partial enrichment and report the error.

@@ -22,10 +22,14 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func run(args []string, errOut io.Writer) int {
+// run serves until ctx ends and returns the exit code.
+func run(ctx context.Context, args []string, errOut io.Writer) int {
 	fs := flag.NewFlagSet("labwhoisd", flag.ContinueOnError)
 	fs.SetOutput(errOut)
 	listen := fs.String("listen", "127.0.0.1:4343", "bulk whois `ADDR:PORT` to listen on")
@@ -42,14 +46,14 @@ func run(args []string, errOut io.Writer) int {
 		fmt.Fprintln(errOut, "labwhoisd: -table FILE is required and no arguments are taken")
 		return 2
 	}
-	if err := serve(*listen, *table, *dnsListen, *pfx2as, whoistest.Zones{Origin: *originZone, Origin6: *origin6Zone, ASN: *asnZone}, errOut); err != nil {
+	if err := serve(ctx, *listen, *table, *dnsListen, *pfx2as, whoistest.Zones{Origin: *originZone, Origin6: *origin6Zone, ASN: *asnZone}, errOut); err != nil {
 		fmt.Fprintf(errOut, "labwhoisd: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func serve(listen, table, dnsListen, pfx2as string, zones whoistest.Zones, errOut io.Writer) error {
+func serve(ctx context.Context, listen, table, dnsListen, pfx2as string, zones whoistest.Zones, errOut io.Writer) error {
 	f, err := os.Open(table)
 	if err != nil {
 		return err
@@ -83,8 +87,6 @@ func serve(listen, table, dnsListen, pfx2as string, zones whoistest.Zones, errOu
 		defer d.Close()
 		fmt.Fprintf(errOut, "labwhoisd: dns on %s\n", d.Addr)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	<-ctx.Done()
 	return nil
 }
