@@ -13,6 +13,7 @@ import (
 
 	"github.com/anycheck/anycheck/internal/report/reporttest"
 	"github.com/anycheck/anycheck/probe/probetest"
+	"github.com/anycheck/anycheck/whois/whoistest"
 )
 
 // result is what a user sees from one invocation.
@@ -287,5 +288,106 @@ func TestVersionAndCompletion(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout, "anycheck") || len(r.stdout) < 200 {
 			t.Errorf("completion %s: exit %d, %d bytes", sh, r.code, len(r.stdout))
 		}
+	}
+}
+
+// privateAddr is an RFC 1918 address: whois must label it and never send it.
+var privateAddr = netip.AddrFrom4([4]byte{10, 1, 2, 3})
+
+func TestWhoisOneConnectionThenCache(t *testing.T) {
+	rows, err := whoistest.ParseTable(strings.NewReader(
+		"198.51.100.0/24 | 64500 | ZZ | lab | 2026-01-01 | ISP-ONE\n" +
+			"203.0.113.0/24 | 64510 | ZZ | lab | 2026-01-01 | TRANSIT\n" +
+			"192.0.2.0/24 | 64520 64521 | ZZ | lab | 2026-01-01 | ANYDNS\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := whoistest.Start(whoistest.Config{Rows: rows})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	d := testDeps()
+	cache := t.TempDir()
+	d.cacheDir = func() (string, error) { return cache, nil }
+
+	// Twenty hop addresses, as one trace of 20 hops would have, plus a
+	// private one.
+	args := []string{"whois", "--whois-server", srv.Addr(), "-n", "-o", "json"}
+	for i := range 20 {
+		args = append(args, fmt.Sprintf("%s.%d", []string{"198.51.100", "203.0.113", "192.0.2"}[i%3], i+1))
+	}
+	args = append(args, privateAddr.String())
+	r := runCLI(t, d, args...)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	reporttest.Check(t, []byte(r.stdout), false)
+	if n := srv.Connections(); n != 1 {
+		t.Errorf("20 addresses opened %d whois connections, want 1", n)
+	}
+	for _, a := range srv.Queried() {
+		if a == privateAddr {
+			t.Errorf("the private address was sent to the whois server")
+		}
+	}
+	if !strings.Contains(r.stdout, `"special": "private"`) || !strings.Contains(r.stdout, `"asns": [
+          64520,
+          64521
+        ]`) {
+		t.Errorf("private label or multi-origin answer missing:\n%s", r.stdout)
+	}
+
+	// The same again: every answer from the cache, no connection.
+	r = runCLI(t, d, args...)
+	if r.code != ExitOK {
+		t.Fatalf("second run: exit %d: %s", r.code, r.stderr)
+	}
+	if n := srv.Connections(); n != 1 {
+		t.Errorf("a cached rerun opened %d more connections", n-1)
+	}
+	if strings.Count(r.stdout, `"cached": true`) != 20 {
+		t.Errorf("want 20 cached answers:\n%s", r.stdout)
+	}
+	// --no-cache asks again.
+	r = runCLI(t, d, append(args, "--no-cache")...)
+	if r.code != ExitOK || srv.Connections() != 2 {
+		t.Errorf("--no-cache: exit %d, connections %d", r.code, srv.Connections())
+	}
+}
+
+func TestWhoisHostileServer(t *testing.T) {
+	rows, _ := whoistest.ParseTable(strings.NewReader("198.51.100.0/24 | 64500 | ZZ | lab | 2026-01-01 | ISP-ONE\n"))
+	for _, tc := range []struct {
+		name string
+		mode whoistest.Mode
+		code int
+	}{
+		{"ansi names", whoistest.ANSI, ExitOK},
+		{"never answers", whoistest.Silent, ExitPartial},
+		{"floods", whoistest.Flood, ExitPartial},
+		{"closes early", whoistest.CloseEarly, ExitPartial},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, err := whoistest.Start(whoistest.Config{Rows: rows, Mode: tc.mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { srv.Close() })
+			start := time.Now()
+			r := runCLI(t, testDeps(), "whois", "--whois-server", srv.Addr(), "--no-cache", "-n", "--timeout", "1s", "198.51.100.7", "198.51.100.8", "198.51.100.9")
+			if r.code != tc.code {
+				t.Errorf("exit %d, want %d; stderr %q", r.code, tc.code, r.stderr)
+			}
+			if time.Since(start) > 3*time.Second {
+				t.Errorf("took %s: a hostile server must not hold the run", time.Since(start))
+			}
+			if strings.ContainsAny(r.stdout+r.stderr, "\x1b\x07") {
+				t.Errorf("terminal escapes from the server reached the output: %q", r.stdout+r.stderr)
+			}
+			if tc.code == ExitPartial && !strings.Contains(r.stderr, "whois") {
+				t.Errorf("the failure should be explained on stderr: %q", r.stderr)
+			}
+		})
 	}
 }

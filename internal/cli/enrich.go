@@ -36,7 +36,7 @@ func (e *enrichOptions) resolver(g *globalOptions, d *deps) (whois.Resolver, err
 		DNSServer:   e.asnDNSServer,
 		NoCache:     e.noCache,
 		Dial:        d.whoisDial,
-		Timeout:     max(g.timeout, 5*time.Second),
+		Timeout:     lookupTimeout(g),
 	}
 	if !e.noCache && d.cacheDir != nil {
 		if dir, err := d.cacheDir(); err == nil && dir != "" {
@@ -52,6 +52,16 @@ func (e *enrichOptions) resolver(g *globalOptions, d *deps) (whois.Resolver, err
 		return nil, usageErr("--asn %s: %v", e.asn, err)
 	}
 	return r, nil
+}
+
+// lookupTimeout bounds one ASN lookup: a bulk whois answer for a whole
+// trace may take longer than one probe's reply, so at least 5s unless the
+// user set --timeout.
+func lookupTimeout(g *globalOptions) time.Duration {
+	if g.timeoutSet {
+		return g.timeout
+	}
+	return max(g.timeout, 5*time.Second)
 }
 
 // enrichment is the outcome of looking up a batch of addresses.

@@ -18,6 +18,9 @@ type globalOptions struct {
 	output  string
 	v4, v6  bool
 	timeout time.Duration
+	// timeoutSet is true when --timeout was given: lookups that default to
+	// a longer deadline (bulk whois) then honour it.
+	timeoutSet bool
 	noDNS   bool // -n: no reverse DNS
 }
 

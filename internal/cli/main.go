@@ -59,6 +59,7 @@ the instance that answers is the one at the end of the path shown.`,
 			return cmd.Help()
 		},
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			g.timeoutSet = cmd.Flags().Changed("timeout")
 			return g.validate()
 		},
 	}
