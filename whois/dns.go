@@ -136,6 +136,12 @@ func dnsClientConfig(path string) (string, error) {
 	return net.JoinHostPort(cfg.Servers[0], cfg.Port), nil
 }
 
+// UDP retry policy of txtClient.
+const (
+	udpRetryAfter = 1500 * time.Millisecond
+	udpAttempts   = 3
+)
+
 // txtClient asks one DNS server for TXT/PTR records, over UDP with a TCP
 // retry on truncation.
 type txtClient struct {
@@ -154,8 +160,19 @@ func (c txtClient) query(ctx context.Context, name string, qtype uint16) ([]dns.
 	m.SetEdns0(1232, false)
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	udp := &dns.Client{Net: "udp", Timeout: c.timeout, UDPSize: 1232}
-	resp, _, err := udp.ExchangeContext(ctx, m, c.server)
+	// A lost datagram is retried after a short wait rather than costing the
+	// whole timeout; a refusal is final.
+	udp := &dns.Client{Net: "udp", Timeout: min(c.timeout, udpRetryAfter), UDPSize: 1232}
+	var (
+		resp *dns.Msg
+		err  error
+	)
+	for range udpAttempts {
+		resp, _, err = udp.ExchangeContext(ctx, m, c.server)
+		if err == nil || ctx.Err() != nil || !isTimeout(err) {
+			break
+		}
+	}
 	if err == nil && resp.Truncated {
 		tcp := &dns.Client{Net: "tcp", Timeout: c.timeout}
 		resp, _, err = tcp.ExchangeContext(ctx, m, c.server)
@@ -255,6 +272,8 @@ func (r *dnsResolver) Lookup(ctx context.Context, addrs []netip.Addr) (map[netip
 	if len(ask) == 0 {
 		return out, nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
 	origins := make([]Origin, len(ask))
 	errs := make([]error, len(ask))
 	parallel(ctx, len(ask), r.concurrency, func(i int) {

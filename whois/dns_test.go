@@ -2,6 +2,7 @@ package whois
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -269,5 +270,28 @@ func TestReverseNames(t *testing.T) {
 	}
 	if time.Since(start) > time.Second {
 		t.Errorf("dead server took %v", time.Since(start))
+	}
+}
+
+// TestDNSLookupBoundedByTimeout: with a resolver that never answers, a
+// batch larger than the concurrency still ends by opts.Timeout.
+func TestDNSLookupBoundedByTimeout(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close() // a socket that reads nothing: queries time out
+	r, _ := New("cymru-dns", Options{DNSServer: pc.LocalAddr().String(), Timeout: 400 * time.Millisecond, Concurrency: 2})
+	var ask []netip.Addr
+	for i := range 20 {
+		ask = append(ask, netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}))
+	}
+	start := time.Now()
+	got, err := r.Lookup(context.Background(), ask)
+	if err == nil || len(got) != 0 {
+		t.Errorf("got %v, %v; want an error and nothing", got, err)
+	}
+	if el := time.Since(start); el > 1500*time.Millisecond {
+		t.Errorf("took %v with a 400ms timeout", el)
 	}
 }

@@ -50,8 +50,9 @@ type Options struct {
 	// lab or mirror can serve them under other names. Defaults
 	// DefaultOriginZone, DefaultOrigin6Zone, DefaultASNZone.
 	OriginZone, Origin6Zone, ASNZone string
-	// Timeout bounds one Lookup (the whole bulk exchange, or each DNS query);
-	// default DefaultTimeout. The Lookup context can only shorten it.
+	// Timeout bounds one Lookup: the whole bulk exchange, or all the DNS
+	// queries of a batch; default DefaultTimeout. The Lookup context can
+	// only shorten it.
 	Timeout time.Duration
 	// Concurrency bounds parallel DNS queries (cymru-dns); default
 	// DefaultConcurrency.
