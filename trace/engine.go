@@ -130,6 +130,16 @@ func (e *engine) run(ctx context.Context) Path {
 		case p := <-e.recv:
 			e.handle(p)
 		case <-timer.C:
+			// Replies already read but not yet handled were in time:
+			// take them before anything is given up.
+			for drained := false; !drained; {
+				select {
+				case p := <-e.recv:
+					e.handle(p)
+				default:
+					drained = true
+				}
+			}
 		}
 	}
 }

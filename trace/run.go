@@ -17,7 +17,7 @@ const (
 	DefaultFirstTTL = 1
 	DefaultMaxTTL   = 30
 	DefaultQueries  = 3
-	DefaultRate     = 50.0
+	DefaultRate     = 500.0
 	DefaultWait     = 2 * time.Second
 )
 
@@ -27,7 +27,7 @@ const (
 // after more than Options.Wait.
 const (
 	adaptiveFactor = 3
-	adaptiveFloor  = 30 * time.Millisecond
+	adaptiveFloor  = 50 * time.Millisecond
 	maxQueries     = 10
 )
 
