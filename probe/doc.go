@@ -6,4 +6,7 @@
 // It owns query building, the exchange over UDP (TCP on truncation or on
 // request) and the classification of answers. It never prints, exits, reads
 // flags or keeps package state; callers inject sockets through Network.
+//
+// Package probetest beside it runs an in-process CHAOS server for the
+// tests of probe and of its callers.
 package probe
