@@ -527,3 +527,22 @@ func heapPeak(t *testing.T) func() uint64 {
 		return peak.Load()
 	}
 }
+
+// TestBulkOverIPv6 reaches the whois server over IPv6 loopback, as a
+// --whois-server [::1]:43 would.
+func TestBulkOverIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	ln.Close()
+	srv := startWhois(t, whoistest.Config{Listen: "[::1]:0"})
+	r, _ := New("cymru", Options{WhoisServer: srv.Addr(), Timeout: 2 * time.Second})
+	got, err := r.Lookup(context.Background(), addrs("2001:db8:100::1", "192.0.2.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := got[netip.MustParseAddr("2001:db8:100::1")]; !slices.Equal(o.ASNs, []uint32{64510}) {
+		t.Errorf("got %+v", o)
+	}
+}

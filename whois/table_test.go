@@ -311,22 +311,6 @@ func TestWritePfx2as(t *testing.T) {
 	}
 }
 
-func TestParseTable(t *testing.T) {
-	in := "# lab\n192.0.2.0/24 | 64500 | ZZ | lab | 2020-01-01 | EXAMPLE-ISP\n\n198.51.100.128/25 | 64511 AS64512 | ZZ\n2001:db8::/32|64520\n"
-	rows, err := whoistest.ParseTable(strings.NewReader(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) != 3 || rows[0].ASName != "EXAMPLE-ISP" || !slices.Equal(rows[1].ASNs, []uint32{64511, 64512}) || rows[2].Prefix.String() != "2001:db8::/32" {
-		t.Errorf("rows = %+v", rows)
-	}
-	for _, bad := range []string{"192.0.2.0/24\n", "192.0.2.0/33 | 1\n", "192.0.2.0/24 | x\n", "192.0.2.0/24 | \n"} {
-		if _, err := whoistest.ParseTable(strings.NewReader(bad)); err == nil {
-			t.Errorf("ParseTable(%q): no error", bad)
-		}
-	}
-}
-
 func FuzzParsePfx2as(f *testing.F) {
 	f.Add([]byte(samplePfx2as))
 	f.Add([]byte("1.0.0.0\t24\t13335\n1.0.4.0\t22\t38803_56203\n"))
