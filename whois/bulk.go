@@ -223,7 +223,7 @@ type bulkResolver struct {
 }
 
 func newBulkResolver(opts Options) *bulkResolver {
-	r := &bulkResolver{server: opts.WhoisServer, timeout: opts.timeout(), dial: opts.Dial}
+	r := &bulkResolver{server: withPort(opts.WhoisServer, "43"), timeout: opts.timeout(), dial: opts.Dial}
 	if r.server == "" {
 		r.server = DefaultWhoisServer
 	}

@@ -216,7 +216,7 @@ type dnsResolver struct {
 
 func newDNSResolver(opts Options) (*dnsResolver, error) {
 	r := &dnsResolver{
-		txtClient:   txtClient{server: opts.DNSServer, timeout: opts.timeout()},
+		txtClient:   txtClient{server: withPort(opts.DNSServer, "53"), timeout: opts.timeout()},
 		originZone:  orDefault(opts.OriginZone, DefaultOriginZone),
 		origin6Zone: orDefault(opts.Origin6Zone, DefaultOrigin6Zone),
 		asnZone:     orDefault(opts.ASNZone, DefaultASNZone),
@@ -427,6 +427,7 @@ func ReverseNames(ctx context.Context, addrs []netip.Addr, opts PTROptions) map[
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 16
 	}
+	opts.Server = withPort(opts.Server, "53")
 	if opts.Server == "" {
 		s, err := systemDNSServer()
 		if err != nil {

@@ -115,3 +115,18 @@ func addrs(ss ...string) []netip.Addr {
 	}
 	return out
 }
+
+func TestWithPort(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                   "",
+		"192.0.2.43":         "192.0.2.43:43",
+		"192.0.2.43:4343":    "192.0.2.43:4343",
+		"2001:db8::43":       "[2001:db8::43]:43",
+		"[2001:db8::43]:443": "[2001:db8::43]:443",
+		"whois.example":      "whois.example:43",
+	} {
+		if got := withPort(in, "43"); got != want {
+			t.Errorf("withPort(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

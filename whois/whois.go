@@ -40,11 +40,12 @@ var specs = []string{"cymru", "cymru-dns", "file:PATH", "none"}
 // Options configures a Resolver made by New. The zero value asks the public
 // Team Cymru services with default timeouts and no cache.
 type Options struct {
-	// WhoisServer is HOST:PORT of a bulk whois server (cymru); default
-	// DefaultWhoisServer.
+	// WhoisServer is HOST:PORT of a bulk whois server (cymru), or a bare
+	// host for port 43; default DefaultWhoisServer.
 	WhoisServer string
-	// DNSServer is HOST:PORT of the resolver asked for cymru-dns TXT records;
-	// default: the first nameserver in /etc/resolv.conf.
+	// DNSServer is HOST:PORT (or a bare host for port 53) of the resolver
+	// asked for cymru-dns TXT records; default: the first nameserver in
+	// /etc/resolv.conf.
 	DNSServer string
 	// OriginZone, Origin6Zone and ASNZone are the DNS zones of cymru-dns, so a
 	// lab or mirror can serve them under other names. Defaults
@@ -166,6 +167,19 @@ func splitSpecial(addrs []netip.Addr) (map[netip.Addr]Origin, []netip.Addr) {
 		rest = append(rest, a)
 	}
 	return out, rest
+}
+
+// withPort adds port to a server given without one ("192.0.2.43",
+// "2001:db8::43", "whois.example"), so --whois-server and --asn-dns-server
+// accept a bare host.
+func withPort(server, port string) string {
+	if server == "" {
+		return ""
+	}
+	if _, _, err := net.SplitHostPort(server); err == nil {
+		return server
+	}
+	return net.JoinHostPort(server, port)
 }
 
 // lookupAddr is the form an address is sent in: no zone, IPv4-mapped
