@@ -5,61 +5,298 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/anycheck/anycheck/probe/probetest"
 )
 
-// startDNS53 serves the probetest server on port 53 of a random 127/8
-// address (UDP probes carry a DNS query only to port 53), so parallel runs
-// do not collide. It needs root to bind port 53.
-func startDNS53(t *testing.T, srv *probetest.Server, network string) netip.AddrPort {
+// These tests use real sockets on loopback only (127/8 and ::1), or inside
+// a network namespace the test creates with nothing but its loopback.
+
+func needRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("binding port 53 on loopback needs root")
+		t.Skip("raw sockets and port 53 on loopback need root")
 	}
-	for range 10 {
-		a := netip.AddrFrom4([4]byte{127, byte(rand.N(250) + 2), byte(rand.N(250) + 2), byte(rand.N(250) + 2)})
-		ap := srv.Start(t, network, netip.AddrPortFrom(a, 53).String())
-		return ap
-	}
-	return netip.AddrPort{}
 }
 
-func TestLoopbackUDP53(t *testing.T) {
+// random127 is a random 127/8 address, so servers on port 53 of parallel
+// test runs do not collide.
+func random127() netip.Addr {
+	return netip.AddrFrom4([4]byte{127, byte(rand.N(250) + 2), byte(rand.N(250) + 2), byte(rand.N(250) + 2)})
+}
+
+// startDNS53 serves srv on port 53 (UDP probes carry a DNS query only to
+// port 53) of a random 127/8 address, over UDP and TCP when pair is set.
+func startDNS53(t *testing.T, srv *probetest.Server, pair bool) netip.AddrPort {
+	t.Helper()
+	needRoot(t)
+	a := random127()
+	ap := srv.Start(t, "udp", netip.AddrPortFrom(a, 53).String())
+	if pair {
+		srv.Start(t, "tcp", ap.String())
+	}
+	return ap
+}
+
+func traceLoopback(t *testing.T, o Options) Path {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if o.Wait == 0 {
+		o.Wait = 2 * time.Second
+	}
+	var streamed []int
+	o.OnHop = func(h Hop) { streamed = append(streamed, h.TTL) }
+	p, err := Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Mode != ModeAuto && p.Mode != o.Mode {
+		t.Errorf("ran in mode %s, asked for %s", p.Mode, o.Mode)
+	}
+	// Loopback delivers without forwarding: the destination is hop 1.
+	if !p.Reached || p.DestTTL != 1 || p.Stop != StopReached || len(p.Hops) != 1 || fmt.Sprint(streamed) != "[1]" {
+		t.Fatalf("reached %v at %d, stop %s, %d hops, streamed %v: want reached at ttl 1", p.Reached, p.DestTTL, p.Stop, len(p.Hops), streamed)
+	}
+	if len(p.Hops[0].Probes) != DefaultQueries {
+		t.Fatalf("%d probes at ttl 1", len(p.Hops[0].Probes))
+	}
+	for _, pr := range p.Hops[0].Probes {
+		if pr.Reply == nil || pr.Reply.From != o.Target {
+			t.Fatalf("probe %d: reply %+v, want one from %s", pr.Seq, pr.Reply, o.Target)
+		}
+	}
+	return p
+}
+
+func TestLoopbackUDP53Identity(t *testing.T) {
 	srv := &probetest.Server{Hostname: "lo-inst-1", IDServer: "lo-id", NSID: []byte("nsid-lo-1")}
-	dst := startDNS53(t, srv, "udp")
+	dst := startDNS53(t, srv, false)
 	for _, mode := range []Mode{ModeRaw, ModeSocket} {
 		t.Run(string(mode), func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			var streamed []int
-			p, err := Run(ctx, Options{Target: dst.Addr(), Mode: mode, Wait: time.Second, OnHop: func(h Hop) { streamed = append(streamed, h.TTL) }})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if p.Mode != mode || !p.Reached || p.DestTTL != 1 || p.Stop != StopReached || len(p.Hops) != 1 {
-				t.Fatalf("path = mode %s reached %v destTTL %d stop %s hops %d, want %s reached at ttl 1", p.Mode, p.Reached, p.DestTTL, p.Stop, len(p.Hops), mode)
-			}
-			if fmt.Sprint(streamed) != "[1]" {
-				t.Errorf("OnHop streamed %v, want [1]", streamed)
-			}
+			p := traceLoopback(t, Options{Target: dst.Addr(), Mode: mode})
 			for _, pr := range p.Hops[0].Probes {
-				if pr.Reply == nil || pr.Reply.Kind != ReplyDNS || pr.Reply.From != dst.Addr() {
-					t.Errorf("probe %d: reply %+v, want a DNS answer from %s", pr.Seq, pr.Reply, dst.Addr())
+				if pr.Reply.Kind != ReplyDNS || pr.Reply.DNS == nil || pr.Reply.DNS.Status != "answered" {
+					t.Errorf("probe %d: %+v, want an answered DNS reply", pr.Seq, pr.Reply)
 				}
 			}
 			if p.Instance == nil || p.Instance.NSID != "nsid-lo-1" || p.Instance.HostnameBind != "lo-inst-1" {
 				t.Errorf("instance = %+v, want NSID nsid-lo-1 and hostname.bind lo-inst-1", p.Instance)
 			}
-			if len(p.Hops[0].Probes) != 3 {
-				t.Errorf("%d probes at ttl 1, want 3", len(p.Hops[0].Probes))
+			// Every probe was a DNS query from the flow's one source port.
+			for _, q := range srv.Queries() {
+				if q.From.Port() == p.Flow.Src.Port() && (!q.NSID || q.Class != 3 || q.RD) {
+					t.Errorf("query %+v: want CHAOS, NSID, RD clear", q)
+				}
 			}
-			t.Logf("elapsed %v", p.Elapsed)
-			_ = errors.New
 		})
 	}
+}
+
+func TestLoopbackUDP53IPv6(t *testing.T) {
+	needRoot(t)
+	if !probetest.HasIPv6Loopback() {
+		t.Skip("no IPv6 loopback here")
+	}
+	srv := &probetest.Server{Hostname: "lo6", NSID: []byte("nsid-lo6")}
+	pc, err := net.ListenPacket("udp6", "[::1]:53")
+	if err != nil {
+		t.Skipf("[::1]:53 busy: %v", err)
+	}
+	pc.Close()
+	dst := srv.Start(t, "udp", "[::1]:53")
+	for _, mode := range []Mode{ModeRaw, ModeSocket} {
+		t.Run(string(mode), func(t *testing.T) {
+			p := traceLoopback(t, Options{Target: dst.Addr(), Mode: mode})
+			if p.Instance == nil || p.Instance.NSID != "nsid-lo6" {
+				t.Errorf("instance = %+v", p.Instance)
+			}
+		})
+	}
+}
+
+func TestLoopbackProtocols(t *testing.T) {
+	needRoot(t)
+	type tc struct {
+		name string
+		o    Options
+		kind ReplyKind
+	}
+	var cases []tc
+	for _, fam := range []string{"127.0.0.1", "::1"} {
+		if fam == "::1" && !probetest.HasIPv6Loopback() {
+			continue
+		}
+		a := netip.MustParseAddr(fam)
+		l, err := net.Listen("tcp", netip.AddrPortFrom(a, 0).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		open := uint16(l.Addr().(*net.TCPAddr).Port)
+		// A port with nothing on it: UDP gets port unreachable, TCP a RST.
+		closed := uint16(l.Addr().(*net.TCPAddr).Port) + 1
+		cases = append(cases,
+			tc{fam + " icmp raw", Options{Target: a, Proto: ICMP, Mode: ModeRaw}, ReplyEcho},
+			tc{fam + " tcp raw syn-ack", Options{Target: a, Proto: TCP, Port: open, Mode: ModeRaw}, ReplySynAck},
+			tc{fam + " tcp raw rst", Options{Target: a, Proto: TCP, Port: closed, Mode: ModeRaw}, ReplyRST},
+			tc{fam + " udp raw port unreachable", Options{Target: a, Proto: UDP, Port: 33434, Mode: ModeRaw}, ReplyUnreachable},
+			tc{fam + " udp socket port unreachable", Options{Target: a, Proto: UDP, Port: 33434, Mode: ModeSocket}, ReplyUnreachable},
+		)
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := traceLoopback(t, c.o)
+			for _, pr := range p.Hops[0].Probes {
+				if pr.Reply.Kind != c.kind {
+					t.Errorf("probe %d: %s, want %s", pr.Seq, pr.Reply.Kind, c.kind)
+				}
+				if c.kind == ReplyUnreachable && c.o.Mode == ModeRaw && pr.Reply.QuotedTTL != 1 {
+					t.Errorf("probe %d: quoted ttl %d, want 1", pr.Seq, pr.Reply.QuotedTTL)
+				}
+				if pr.Reply.ReplyTTL != 64 {
+					t.Errorf("probe %d: reply ttl %d, want 64 (loopback)", pr.Seq, pr.Reply.ReplyTTL)
+				}
+			}
+		})
+	}
+}
+
+// TestLoopbackTCP53Identity: after a TCP/53 trace the identity query runs
+// over a real TCP connection from the SYN probes' source port.
+func TestLoopbackTCP53Identity(t *testing.T) {
+	srv := &probetest.Server{Hostname: "tcp-inst", NSID: []byte("nsid-tcp")}
+	dst := startDNS53(t, srv, true)
+	p := traceLoopback(t, Options{Target: dst.Addr(), Proto: TCP, Mode: ModeRaw})
+	if p.Hops[0].Probes[0].Reply.Kind != ReplySynAck {
+		t.Fatalf("reply %s, want syn-ack", p.Hops[0].Probes[0].Reply.Kind)
+	}
+	if p.Instance == nil || p.Instance.NSID != "nsid-tcp" || p.Instance.HostnameBind != "tcp-inst" {
+		t.Fatalf("instance %+v (notes %v)", p.Instance, p.Notes)
+	}
+	var fromFlow bool
+	for _, q := range srv.Queries() {
+		if q.Transport == "tcp" && q.From.Port() == p.Flow.Src.Port() {
+			fromFlow = true
+		}
+	}
+	if !fromFlow {
+		t.Errorf("no TCP query from the flow's source port %d: %+v", p.Flow.Src.Port(), srv.Queries())
+	}
+}
+
+func TestSocketModeTCPRefused(t *testing.T) {
+	_, err := HostNetwork().Open(context.Background(), Flow{Proto: TCP, Src: netip.MustParseAddrPort("127.0.0.1:0"), Dst: netip.MustParseAddrPort("127.0.0.1:53")}, ModeSocket)
+	if !errors.Is(err, ErrPermission) || !strings.Contains(err.Error(), "setcap cap_net_raw+ep") {
+		t.Fatalf("err = %v, want ErrPermission naming setcap cap_net_raw+ep", err)
+	}
+}
+
+// TestPingSocketRangeMessage: when the host's ping_group_range excludes us,
+// socket-mode ICMP says exactly that.
+func TestPingSocketRangeMessage(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ping_group_range")
+	if err != nil {
+		t.Skip(err)
+	}
+	var lo, hi int
+	fmt.Sscan(string(b), &lo, &hi)
+	if gid := os.Getgid(); lo <= gid && gid <= hi {
+		t.Skipf("ping_group_range %d-%d includes gid %d here; the unprivileged child test covers ping sockets", lo, hi, gid)
+	}
+	_, err = HostNetwork().Open(context.Background(), Flow{Proto: ICMP, Src: netip.MustParseAddrPort("127.0.0.1:0"), Dst: netip.MustParseAddrPort("127.0.0.1:0")}, ModeSocket)
+	if !errors.Is(err, ErrPermission) || !strings.Contains(err.Error(), "net.ipv4.ping_group_range is") {
+		t.Fatalf("err = %v, want ErrPermission explaining ping_group_range", err)
+	}
+}
+
+const childEnv = "ANYCHECK_TRACE_UNPRIVILEGED_CHILD"
+
+// TestUnprivileged runs TestUnprivilegedChild as user nobody inside a new
+// network namespace (loopback only) whose ping_group_range admits every
+// group: what an operator without CAP_NET_RAW gets from auto mode.
+func TestUnprivileged(t *testing.T) {
+	needRoot(t)
+	for _, tool := range []string{"unshare", "setpriv", "ip", "sysctl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// nobody must be able to execute the test binary.
+	dir, err := os.MkdirTemp("", "anycheck-trace-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "trace.test")
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := `set -e; ip link set lo up; sysctl -qw net.ipv4.ping_group_range="0 2147483647"; ` +
+		`exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all "$0" -test.run='^TestUnprivilegedChild$' -test.v`
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "unshare", "--net", "sh", "-c", script, bin)
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	t.Logf("child output:\n%s", out)
+	if err != nil {
+		t.Fatalf("unprivileged child: %v", err)
+	}
+	if !strings.Contains(string(out), "--- PASS: TestUnprivilegedChild") {
+		t.Fatal("child did not run its test")
+	}
+}
+
+func TestUnprivilegedChild(t *testing.T) {
+	if os.Getenv(childEnv) == "" {
+		t.Skip("run by TestUnprivileged as user nobody in its own network namespace")
+	}
+	if os.Geteuid() == 0 {
+		t.Fatal("child runs as root")
+	}
+	lo := netip.MustParseAddr("127.0.0.1")
+	t.Run("raw refused", func(t *testing.T) {
+		_, err := Run(context.Background(), Options{Target: lo, Mode: ModeRaw, Port: 33434})
+		if !errors.Is(err, ErrPermission) {
+			t.Fatalf("raw mode as nobody: err = %v, want ErrPermission", err)
+		}
+	})
+	t.Run("udp auto", func(t *testing.T) {
+		p := traceLoopback(t, Options{Target: lo, Port: 33434, Mode: ModeAuto})
+		if p.Mode != ModeSocket {
+			t.Errorf("auto ran %s, want socket", p.Mode)
+		}
+	})
+	t.Run("icmp auto", func(t *testing.T) {
+		p := traceLoopback(t, Options{Target: lo, Proto: ICMP, Mode: ModeAuto})
+		if p.Mode != ModeSocket || p.Hops[0].Probes[0].Reply.Kind != ReplyEcho {
+			t.Errorf("auto ran %s with %s", p.Mode, p.Hops[0].Probes[0].Reply.Kind)
+		}
+	})
+	t.Run("tcp needs setcap", func(t *testing.T) {
+		_, err := Run(context.Background(), Options{Target: lo, Proto: TCP})
+		if !errors.Is(err, ErrPermission) || !strings.Contains(err.Error(), "setcap cap_net_raw+ep") {
+			t.Fatalf("err = %v", err)
+		}
+	})
 }

@@ -89,7 +89,7 @@ func mplsTimeExceeded4(p Probe) []byte {
 	obj[2], obj[3] = 1, 1                  // class 1 (MPLS label stack), c-type 1 (incoming)
 	var label uint32 = 16001
 	obj[4], obj[5], obj[6] = byte(label>>12), byte(label>>4), byte(label<<4)|0x01 // TC 0, S=1
-	obj[7] = 1                                                                   // TTL
+	obj[7] = 1                                                                    // TTL
 	binary.BigEndian.PutUint16(ext[2:], checksum(ext, 0))
 	binary.BigEndian.PutUint16(b[2:], checksum(b, 0))
 	return b
