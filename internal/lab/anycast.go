@@ -213,13 +213,7 @@ func StartAnycast(t testing.TB) *Anycast {
 	if err := l.build(); err != nil {
 		t.Fatalf("lab: %v", err)
 	}
-	ac := &Anycast{
-		Lab:       l,
-		ServiceV4: svc4, ServiceV6: svc6,
-		ServicePrefixV4: p("192.0.2.0/24"), ServicePrefixV6: p("2001:db8:53::/48"),
-		A: Instance{Name: "A", Node: "i1", Origin: "ra", Server: NSD, Identity: "i1.lab-a", NSID: "i1-nsd"},
-		B: Instance{Name: "B", Node: "i2", Origin: "rb", Server: Knot, Identity: "i2.lab-b", NSID: "i2-knot"},
-	}
+	ac := newAnycast(l)
 	var g errgroup.Group
 	g.Go(func() error {
 		if err := l.startBGP(); err != nil {
@@ -250,6 +244,16 @@ func StartAnycast(t testing.TB) *Anycast {
 	}
 	t.Logf("lab %s: anycast lab up in %v (dir %s)", l.id, time.Since(start).Round(time.Millisecond), l.dir)
 	return ac
+}
+
+func newAnycast(l *Lab) *Anycast {
+	return &Anycast{
+		Lab:       l,
+		ServiceV4: svc4, ServiceV6: svc6,
+		ServicePrefixV4: p("192.0.2.0/24"), ServicePrefixV6: p("2001:db8:53::/48"),
+		A: Instance{Name: "A", Node: "i1", Origin: "ra", Server: NSD, Identity: "i1.lab-a", NSID: "i1-nsd"},
+		B: Instance{Name: "B", Node: "i2", Origin: "rb", Server: Knot, Identity: "i2.lab-b", NSID: "i2-knot"},
+	}
 }
 
 // Clients are the client nodes, each in its own catchment at start.

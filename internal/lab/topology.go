@@ -146,6 +146,18 @@ func Start(t testing.TB, topo Topology) *Lab {
 }
 
 func newLab(t testing.TB, topo Topology) (*Lab, error) {
+	l, err := describe(t, topo)
+	if err != nil {
+		return nil, err
+	}
+	// Registered before anything exists, so a half-built lab is removed too.
+	t.Cleanup(l.teardown)
+	return l, nil
+}
+
+// describe checks a topology and names its namespaces without creating
+// anything, so address and path models can be tested without root.
+func describe(t testing.TB, topo Topology) (*Lab, error) {
 	var b [3]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("random lab id: %w", err)
@@ -183,8 +195,6 @@ func newLab(t testing.TB, topo Topology) (*Lab, error) {
 			}
 		}
 	}
-	// Registered before anything exists, so a half-built lab is removed too.
-	t.Cleanup(l.teardown)
 	return l, nil
 }
 
