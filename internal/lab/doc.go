@@ -26,28 +26,29 @@
 //
 // StartAnycast builds this (IPv4 and IPv6 everywhere):
 //
-//		c1 ── e1 ──┬── m1 ──┬── r1 (AS64500) ── ra (AS64520) ── i1  instance A: NSD
-//		           └── m2 ──┘   │   "core" segment
-//		                        rt (AS64510) ── svc   services host
-//		                        │
-//		c2 ── s2 ──────────── r2 (AS64501) ── rb (AS64521) ── i2   instance B: Knot
+//	c1 ── e1 ──┬── m1 ──┬── r1 (AS64500) ── ra (AS64520) ── i1  instance A: NSD
+//	           └── m2 ──┘   │   "core" segment
+//	                        rt (AS64510) ── svc   services host
+//	                        │
+//	c2 ── s2 ──────────── r2 (AS64501) ── rb (AS64521) ── i2   instance B: Knot
 //
-//	  - i1 and i2 both hold 192.0.2.53 and 2001:db8:53::53 (service prefix
-//	    192.0.2.0/24, 2001:db8:53::/48, announced by ra and rb over eBGP).
-//	    A answers hostname.bind "i1.lab-a", NSID "i1-nsd", REFUSED for
-//	    version.bind; B answers "i2.lab-b", NSID "i2-knot".
-//	  - c1 (198.51.100.10, 2001:db8:100:1::10) lands on A, c2 (198.51.100.74,
-//	    2001:db8:101:1::10) on B. StopBGP("ra", "r1") moves c1 to B via
-//	    r1 → rt → r2 → rb.
-//	  - e1 balances everything beyond it over m1 and m2 by a hash of the
-//	    5-tuple (fib_multipath_hash_policy 3, fields 0x37): one flow always
-//	    takes one branch, different source ports spread over both.
-//	  - s2 forwards but never sends time-exceeded: it shows as "*".
-//	  - Routers send ICMP errors from the interface the probe came in on; the
-//	    kernel's default ICMP rate limits stay on (DisableICMPRateLimit lifts
-//	    them on one router when a test needs every reply).
-//	  - svc (198.51.100.130, 2001:db8:110:1::10, AS64510) is empty: tests
-//	    start their own whois or DNS servers there with Spawn.
+// What tests can rely on:
+//   - i1 and i2 both hold 192.0.2.53 and 2001:db8:53::53 (service prefix
+//     192.0.2.0/24, 2001:db8:53::/48, announced by ra and rb over eBGP).
+//     A answers hostname.bind "i1.lab-a", NSID "i1-nsd", REFUSED for
+//     version.bind; B answers "i2.lab-b", NSID "i2-knot".
+//   - c1 (198.51.100.10, 2001:db8:100:1::10) lands on A, c2 (198.51.100.74,
+//     2001:db8:101:1::10) on B. StopBGP("ra", "r1") moves c1 to B via
+//     r1 → rt → r2 → rb.
+//   - e1 balances everything beyond it over m1 and m2 by a hash of the
+//     5-tuple (fib_multipath_hash_policy 3, fields 0x37): one flow always
+//     takes one branch, different source ports spread over both.
+//   - s2 forwards but never sends time-exceeded: it shows as "*".
+//   - Routers send ICMP errors from the interface the probe came in on; the
+//     kernel's default ICMP rate limits stay on (DisableICMPRateLimit lifts
+//     them on one router when a test needs every reply).
+//   - svc (198.51.100.130, 2001:db8:110:1::10, AS64510) is empty: tests
+//     start their own whois or DNS servers there with Spawn.
 //
 // Each AS numbers its links from its own block (ASes lists them): AS64500
 // 198.51.100.0/26 2001:db8:100::/48, AS64501 198.51.100.64/26
