@@ -6,6 +6,9 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -288,4 +291,78 @@ func parseTraceroute(out []byte) ([][]netip.Addr, error) {
 		hops = append(hops, addrs)
 	}
 	return hops, sc.Err()
+}
+
+// A lab left behind by a killed test process (no t.Cleanup ran) is removed,
+// daemons included, by the next lab start; a live process's lab is not.
+func TestLabSweepsStaleLabs(t *testing.T) {
+	Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := describe(t, Topology{Nodes: []Node{{Name: "x"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := stale.Namespace("x")
+	if err := host(ctx, "ip", "netns", "add", ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = host(context.Background(), "ip", "netns", "del", ns) })
+	sleeper := exec.Command("ip", "netns", "exec", ns, "sleep", "60")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- sleeper.Wait() }()
+	t.Cleanup(func() { _ = sleeper.Process.Kill() })
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stale.stateFile(), []byte(fmt.Sprintf("%d\n%s\n", dead.Process.Pid, ns)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	live, err := describe(t, Topology{Nodes: []Node{{Name: "y"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := live.record(); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(live.stateFile())
+
+	swept := sweepStale(ctx)
+	if !slices.Contains(swept, stale.id) || slices.Contains(swept, live.id) {
+		t.Errorf("swept %v, want %s and not %s", swept, stale.id, live.id)
+	}
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		t.Error("the process inside the stale namespace still runs")
+	}
+	if out, _ := cmdOutput(ctx, "ip", "netns", "list"); strings.Contains(out, ns) {
+		t.Errorf("stale namespace %s still exists", ns)
+	}
+	if _, err := os.Stat(stale.stateFile()); !os.IsNotExist(err) {
+		t.Errorf("stale state file remains: %v", err)
+	}
+}
+
+// Binary yields a program an unprivileged user can run inside a namespace.
+func TestLabBinaryRunsAsNobody(t *testing.T) {
+	t.Parallel()
+	l := Start(t, Topology{Nodes: []Node{{Name: "h"}}})
+	bin := Binary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, stderr, err := l.RunAs(ctx, "h", Nobody, bin, "version")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if !bytes.Contains(out, []byte("anycheck")) {
+		t.Errorf("anycheck version printed %q", out)
+	}
 }

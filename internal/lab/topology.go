@@ -150,6 +150,12 @@ func newLab(t testing.TB, topo Topology) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
+	if swept := sweepStale(context.Background()); len(swept) > 0 {
+		t.Logf("lab: removed labs left by killed test processes: %v", swept)
+	}
+	if err := l.record(); err != nil {
+		return nil, err
+	}
 	// Registered before anything exists, so a half-built lab is removed too.
 	t.Cleanup(l.teardown)
 	return l, nil
@@ -232,6 +238,13 @@ func host(ctx context.Context, name string, args ...string) error {
 		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
+}
+
+func cmdOutput(ctx context.Context, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, cmdTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).Output()
+	return string(out), err
 }
 
 // inNS runs argv inside a namespace and returns an error carrying stderr.
@@ -641,6 +654,8 @@ func (l *Lab) teardown() {
 	}
 	if err := g.Wait(); err != nil {
 		l.t.Errorf("lab teardown: %v", err)
+	} else {
+		_ = os.Remove(l.stateFile())
 	}
 	l.t.Logf("lab %s: teardown took %v", l.id, time.Since(start).Round(time.Millisecond))
 }
