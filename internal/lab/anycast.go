@@ -214,6 +214,8 @@ func StartAnycast(t testing.TB) *Anycast {
 		t.Fatalf("lab: %v", err)
 	}
 	ac := newAnycast(l)
+	built := time.Now()
+	var bgpAt, dnsAt [2]time.Time
 	var g errgroup.Group
 	g.Go(func() error {
 		if err := l.startBGP(); err != nil {
@@ -221,12 +223,16 @@ func StartAnycast(t testing.TB) *Anycast {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), convergeTimeout)
 		defer cancel()
-		return l.WaitConverged(ctx)
+		err := l.WaitConverged(ctx)
+		bgpAt[0] = time.Now()
+		return err
 	})
-	for _, in := range []Instance{ac.A, ac.B} {
+	for i, in := range []Instance{ac.A, ac.B} {
 		g.Go(func() error {
-			return l.StartDNS(in.Node, DNSInstance{Server: in.Server, Identity: in.Identity, NSID: in.NSID,
+			err := l.StartDNS(in.Node, DNSInstance{Server: in.Server, Identity: in.Identity, NSID: in.NSID,
 				Listen: []netip.Addr{svc4, svc6}})
+			dnsAt[i] = time.Now()
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -242,7 +248,9 @@ func StartAnycast(t testing.TB) *Anycast {
 	if err := g.Wait(); err != nil {
 		t.Fatalf("lab: %v", err)
 	}
-	t.Logf("lab %s: anycast lab up in %v (dir %s)", l.id, time.Since(start).Round(time.Millisecond), l.dir)
+	ms := func(t time.Time) time.Duration { return t.Sub(start).Round(time.Millisecond) }
+	t.Logf("lab %s: anycast lab up in %v (namespaces and links %v, BGP converged %v, NSD %v, Knot %v; dir %s)",
+		l.id, time.Since(start).Round(time.Millisecond), ms(built), ms(bgpAt[0]), ms(dnsAt[0]), ms(dnsAt[1]), l.dir)
 	return ac
 }
 
@@ -394,6 +402,18 @@ func (ac *Anycast) ExpectedPath(client string, f Family) []Hop {
 	}
 	in, _ := ac.InstanceOf(client)
 	return append(hops, Hop{Nodes: []string{in.Node}, Addrs: []netip.Addr{ac.ServiceAddr(f)}})
+}
+
+// ExpectedASPath is the AS path from client to the instance it reaches,
+// given the sessions stopped so far: the client's own AS first, the
+// instance's origin AS last; nil when the service is unreachable.
+func (ac *Anycast) ExpectedASPath(client string) []uint32 {
+	router, _ := ac.access(client, IPv4)
+	var out []uint32
+	for _, r := range ac.bgpPath(router) {
+		out = append(out, ac.nodes[r].BGP.AS)
+	}
+	return out
 }
 
 // IdentifyFrom asks the service address, from client, who answers.

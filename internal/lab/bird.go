@@ -46,7 +46,7 @@ protocol static originate6 {
 
 # Short timers: a lab session must come up and fail over in about a second.
 template bgp peer {
-	connect delay time 1;
+	connect delay time 0;
 	connect retry time 1;
 	error wait time 1, 2;
 	hold time 6;

@@ -17,8 +17,8 @@
 // is no default route, no NAT; every address and route is in the
 // documentation ranges 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24 and
 // 2001:db8::/32. Daemons run inside the namespaces with config, pid, socket
-// and log files in the test's temp dir (Lab.Dir, kept on failure for
-// reading). At test end (t.Cleanup, also after t.Fatal) every process the
+// and log files in the test's temp dir (Lab.Dir; when the test failed, the
+// tail of every log is copied into the test output). At test end (t.Cleanup, also after t.Fatal) every process the
 // lab started is killed by PID (its process group) and the namespaces are
 // deleted.
 //
@@ -49,6 +49,8 @@
 //     them on one router when a test needs every reply).
 //   - svc (198.51.100.130, 2001:db8:110:1::10, AS64510) is empty: tests
 //     start their own whois or DNS servers there with Spawn.
+//   - Other sysctls are the kernel's defaults, e.g. ping_group_range "1 0"
+//     (no unprivileged ping sockets): SetSysctl on a client to allow them.
 //
 // Each AS numbers its links from its own block (ASes lists them): AS64500
 // 198.51.100.0/26 2001:db8:100::/48, AS64501 198.51.100.64/26

@@ -36,24 +36,25 @@ func TestExpectedPathFollowsBGPState(t *testing.T) {
 		client   string
 		f        Family
 		instance string // "" = unreachable
+		asPath   []uint32
 		want     [][]string
 	}{
-		{"c1 v4 fresh", nil, "c1", IPv4, "A", [][]string{
+		{"c1 v4 fresh", nil, "c1", IPv4, "A", []uint32{64500, 64520}, [][]string{
 			{"198.51.100.1"}, {"198.51.100.18", "198.51.100.22"}, {"198.51.100.33"}, {"203.0.113.1"}, {"192.0.2.53"}}},
-		{"c1 v6 fresh", nil, "c1", IPv6, "A", [][]string{
+		{"c1 v6 fresh", nil, "c1", IPv6, "A", []uint32{64500, 64520}, [][]string{
 			{"2001:db8:100:1::1"}, {"2001:db8:100:11::2", "2001:db8:100:12::2"}, {"2001:db8:100:20::1"},
 			{"2001:db8:120:11::1"}, {"2001:db8:53::53"}}},
-		{"c2 v4 fresh: s2 silent", nil, "c2", IPv4, "B", [][]string{
+		{"c2 v4 fresh: s2 silent", nil, "c2", IPv4, "B", []uint32{64501, 64521}, [][]string{
 			nil, {"198.51.100.81"}, {"203.0.113.65"}, {"192.0.2.53"}}},
-		{"c1 after ra-r1 stops", [][2]string{{"ra", "r1"}}, "c1", IPv4, "B", [][]string{
+		{"c1 after ra-r1 stops", [][2]string{{"ra", "r1"}}, "c1", IPv4, "B", []uint32{64500, 64510, 64501, 64521}, [][]string{
 			{"198.51.100.1"}, {"198.51.100.18", "198.51.100.22"}, {"198.51.100.33"},
 			{"198.51.100.145"}, {"198.51.100.150"}, {"203.0.113.65"}, {"192.0.2.53"}}},
-		{"c2 unaffected by ra-r1", [][2]string{{"ra", "r1"}}, "c2", IPv4, "B", [][]string{
+		{"c2 unaffected by ra-r1", [][2]string{{"ra", "r1"}}, "c2", IPv4, "B", []uint32{64501, 64521}, [][]string{
 			nil, {"198.51.100.81"}, {"203.0.113.65"}, {"192.0.2.53"}}},
-		{"c2 after r2-rb stops (either side)", [][2]string{{"r2", "rb"}}, "c2", IPv6, "A", [][]string{
+		{"c2 after r2-rb stops (either side)", [][2]string{{"r2", "rb"}}, "c2", IPv6, "A", []uint32{64501, 64510, 64500, 64520}, [][]string{
 			nil, {"2001:db8:101:11::1"}, {"2001:db8:110:12::1"}, {"2001:db8:110:11::2"}, {"2001:db8:120:11::1"},
 			{"2001:db8:53::53"}}},
-		{"c1 cut off", [][2]string{{"ra", "r1"}, {"rt", "r1"}}, "c1", IPv4, "", nil},
+		{"c1 cut off", [][2]string{{"ra", "r1"}, {"rt", "r1"}}, "c1", IPv4, "", nil, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,6 +65,9 @@ func TestExpectedPathFollowsBGPState(t *testing.T) {
 			in, ok := ac.InstanceOf(tc.client)
 			if ok != (tc.instance != "") || in.Name != tc.instance {
 				t.Errorf("InstanceOf(%s) = %q, %v; want %q", tc.client, in.Name, ok, tc.instance)
+			}
+			if got := ac.ExpectedASPath(tc.client); !slices.Equal(got, tc.asPath) {
+				t.Errorf("ExpectedASPath(%s) = %v, want %v", tc.client, got, tc.asPath)
 			}
 			if got := hopAddrs(ac.ExpectedPath(tc.client, tc.f)); !slices.EqualFunc(got, tc.want, slices.Equal) {
 				t.Errorf("ExpectedPath(%s, %v)\n got %v\nwant %v", tc.client, tc.f, got, tc.want)

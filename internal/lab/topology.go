@@ -633,6 +633,9 @@ func (l *Lab) Spawn(node string, argv ...string) (*exec.Cmd, error) {
 // teardown kills spawned processes (newest first) and deletes namespaces.
 func (l *Lab) teardown() {
 	start := time.Now()
+	if l.t.Failed() {
+		l.dumpLogs()
+	}
 	l.mu.Lock()
 	procs := slices.Clone(l.procs)
 	l.procs = nil
@@ -658,6 +661,24 @@ func (l *Lab) teardown() {
 		_ = os.Remove(l.stateFile())
 	}
 	l.t.Logf("lab %s: teardown took %v", l.id, time.Since(start).Round(time.Millisecond))
+}
+
+// dumpLogs puts the tail of every daemon log into the test log: the temp
+// dir holding them is removed right after teardown.
+func (l *Lab) dumpLogs() {
+	logs, _ := filepath.Glob(filepath.Join(l.dir, "*.log"))
+	more, _ := filepath.Glob(filepath.Join(l.dir, "*", "*.log"))
+	for _, f := range append(logs, more...) {
+		data, err := os.ReadFile(f)
+		if err != nil || len(data) == 0 {
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+		if len(lines) > 20 {
+			lines = lines[len(lines)-20:]
+		}
+		l.t.Logf("lab %s: tail of %s:\n%s", l.id, strings.TrimPrefix(f, l.dir+"/"), strings.Join(lines, "\n"))
+	}
 }
 
 func stopProcess(cmd *exec.Cmd) {
