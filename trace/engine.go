@@ -54,6 +54,7 @@ type engine struct {
 	stop        chan struct{}
 	wg          sync.WaitGroup
 	interrupted bool
+	loops       int // scheduler iterations, for tests: waiting must not spin
 }
 
 func newEngine(opts Options, conn Conn) *engine {
@@ -103,6 +104,7 @@ func (e *engine) run(ctx context.Context) Path {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		e.loops++
 		now := time.Now()
 		if e.next < len(e.schedule) && !now.Before(e.nextAt) {
 			e.sendNext()
@@ -355,7 +357,9 @@ func (e *engine) nextWake(now time.Time) time.Time {
 		for j := range e.hops[i].probes {
 			ps := &e.hops[i].probes[j]
 			if ps.isSent && ps.reply == nil && !ps.sendErr {
-				if d := e.deadline(i, ps); d.Before(wake) {
+				// A deadline already past is final; waking for it again
+				// would spin while an earlier hop is still open.
+				if d := e.deadline(i, ps); d.After(now) && d.Before(wake) {
 					wake = d
 				}
 			}

@@ -641,3 +641,30 @@ func TestRunErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestRunDoesNotSpin: while a low hop waits longer than a silent hop above
+// it (its own sibling answered slowly), the scheduler sleeps instead of
+// waking for the higher hop's deadline again and again.
+func TestRunDoesNotSpin(t *testing.T) {
+	hops := routers(3, time.Millisecond)
+	hops[0].rtt = 40 * time.Millisecond
+	hops[0].answers = func(seq int) bool { return seq == 0 }
+	hops[1].silent = true
+	n := &fakeNet{hops: hops, destRTT: time.Millisecond}
+	o, err := withDefaults(Options{Target: dst4, Rate: 1000, Wait: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, _ := n.Open(context.Background(), Flow{Proto: UDP, Dst: netip.AddrPortFrom(dst4, 53)}, ModeRaw)
+	e := newEngine(o, conn)
+	p := e.run(context.Background())
+	conn.Close()
+	e.wg.Wait()
+	if !p.Reached || !p.Hops[0].RateLimited {
+		t.Fatalf("reached %v, hop 1 %v", p.Reached, hopFroms(p.Hops[0]))
+	}
+	// Sends, replies and a handful of deadlines: a few dozen iterations.
+	if e.loops > 500 {
+		t.Errorf("%d scheduler iterations for a %v trace: busy waiting", e.loops, p.Elapsed)
+	}
+}
