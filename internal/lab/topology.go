@@ -78,7 +78,7 @@ type Route struct {
 type Link struct {
 	// Name of a multi-end segment; it is the interface name on every member.
 	// Ignored for two-end links, where each end's interface is named after
-	// the node on the other side.
+	// the node on the other side (so two nodes share at most one such link).
 	Name string
 	Ends []End
 }
