@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -138,6 +139,75 @@ func publicTestBinary(t *testing.T) string {
 	return bin
 }
 
+// labDiamond is c1 — r1 — {r2a | r2b} — r3 — dst: r1 balances traffic to
+// the service over two next hops by a header hash of addresses, protocol
+// and ports (policy 3, fields 0x37, as the lab notes recommend: a router's
+// view, not a socket's random hash). ICMP rate limits are off here: the
+// test runs dozens of traces back to back.
+func labDiamond() lab.Topology {
+	v4 := func(i int) netip.Prefix { return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), 30) }
+	v6 := func(link, host int) netip.Prefix {
+		return netip.PrefixFrom(netip.MustParseAddr(fmt.Sprintf("2001:db8:20:%d::%d", link, host)), 64)
+	}
+	a := func(p netip.Prefix) netip.Addr { return p.Addr() }
+	// Links: 0 c1-r1, 1 r1-r2a, 2 r1-r2b, 3 r2a-r3, 4 r2b-r3, 5 r3-dst;
+	// link i is 198.51.100.4i/30 and 2001:db8:20:i::/64, hosts 1 (first
+	// node) and 2.
+	end := func(link, host int) []netip.Prefix { return []netip.Prefix{v4(4*link + host), v6(link, host)} }
+	route := func(dst string, via ...netip.Addr) lab.Route {
+		return lab.Route{Dst: netip.MustParsePrefix(dst), Via: via}
+	}
+	svc4, svc6 := "192.0.2.0/24", "2001:db8:53::/48"
+	quiet := map[string]string{"net.ipv4.icmp_ratelimit": "0", "net.ipv6.icmp.ratelimit": "0"}
+	balance := map[string]string{
+		"net.ipv4.icmp_ratelimit": "0", "net.ipv6.icmp.ratelimit": "0",
+		"net.ipv4.fib_multipath_hash_policy": "3", "net.ipv4.fib_multipath_hash_fields": "0x37",
+		"net.ipv6.fib_multipath_hash_policy": "3", "net.ipv6.fib_multipath_hash_fields": "0x37",
+	}
+	c1back4, c1back6 := "198.51.100.0/30", "2001:db8:20:0::/64"
+	return lab.Topology{
+		Nodes: []lab.Node{
+			{Name: "c1", Routes: []lab.Route{route(svc4, a(v4(2))), route("198.51.100.0/24", a(v4(2))), route(svc6, a(v6(0, 2))), route("2001:db8:20::/48", a(v6(0, 2)))}},
+			{Name: "r1", Router: true, Sysctls: balance, Routes: []lab.Route{
+				route(svc4, a(v4(6)), a(v4(10))), route(svc6, a(v6(1, 2)), a(v6(2, 2))),
+				route("198.51.100.12/30", a(v4(6))), route("2001:db8:20:3::/64", a(v6(1, 2))),
+				route("198.51.100.16/30", a(v4(10))), route("2001:db8:20:4::/64", a(v6(2, 2))),
+			}},
+			{Name: "r2a", Router: true, Sysctls: quiet, Routes: []lab.Route{route(svc4, a(v4(14))), route(svc6, a(v6(3, 2))), route(c1back4, a(v4(5))), route(c1back6, a(v6(1, 1)))}},
+			{Name: "r2b", Router: true, Sysctls: quiet, Routes: []lab.Route{route(svc4, a(v4(18))), route(svc6, a(v6(4, 2))), route(c1back4, a(v4(9))), route(c1back6, a(v6(2, 1)))}},
+			{Name: "r3", Router: true, Sysctls: quiet, Routes: []lab.Route{route(svc4, a(v4(22))), route(svc6, a(v6(5, 2))), route(c1back4, a(v4(13))), route(c1back6, a(v6(3, 1)))}},
+			{Name: "dst", Service: []netip.Prefix{netip.PrefixFrom(labDst4, 32), netip.PrefixFrom(labDst6, 128)},
+				Routes: []lab.Route{route("198.51.100.0/24", a(v4(21))), route("2001:db8:20::/48", a(v6(5, 1)))}},
+		},
+		Links: []lab.Link{
+			{Ends: []lab.End{{Node: "c1", Addrs: end(0, 1)}, {Node: "r1", Addrs: end(0, 2)}}},
+			{Ends: []lab.End{{Node: "r1", Addrs: end(1, 1)}, {Node: "r2a", Addrs: end(1, 2)}}},
+			{Ends: []lab.End{{Node: "r1", Addrs: end(2, 1)}, {Node: "r2b", Addrs: end(2, 2)}}},
+			{Ends: []lab.End{{Node: "r2a", Addrs: end(3, 1)}, {Node: "r3", Addrs: end(3, 2)}}},
+			{Ends: []lab.End{{Node: "r2b", Addrs: end(4, 1)}, {Node: "r3", Addrs: end(4, 2)}}},
+			{Ends: []lab.End{{Node: "r3", Addrs: end(5, 1)}, {Node: "dst", Addrs: end(5, 2)}}},
+		},
+	}
+}
+
+// TestLabParisDiamond: a flow (fixed 5-tuple) keeps its branch of the
+// diamond across runs although every probe's checksum and IP ID differ,
+// while other source ports reach the other branch.
+func TestLabParisDiamond(t *testing.T) {
+	l := lab.Start(t, labDiamond())
+	bin := publicTestBinary(t)
+	if _, err := l.Spawn("dst", bin, "-test.run=^TestLabChild$", "-trace-lab-child=serve"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := l.Command(ctx, "c1", bin, "-test.run=^TestLabChild$", "-test.v", "-trace-lab-child=diamond").CombinedOutput()
+	t.Logf("diamond child:\n%s", out)
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestLabChild") {
+		t.Fatalf("diamond child failed: %v", err)
+	}
+}
+
 func TestLabTraceChain(t *testing.T) {
 	l := lab.Start(t, labTopology())
 	bin := publicTestBinary(t)
@@ -199,6 +269,9 @@ func TestLabChild(t *testing.T) {
 			}
 			wg.Wait()
 		})
+	case "diamond":
+		waitLabServer(t)
+		diamondChild(t)
 	case "unprivileged":
 		if os.Geteuid() == 0 {
 			t.Fatal("unprivileged side runs as root")
@@ -331,4 +404,76 @@ func checkLabPath(t *testing.T, o Options) Path {
 	}
 	t.Logf("%s %s v6=%v: %v in %v", o.Proto, p.Mode, v6, got, p.Elapsed)
 	return p
+}
+
+// diamondPath traces one flow through the diamond and returns its middle
+// hop (r2a or r2b), checking the rest of the path.
+func diamondPath(t *testing.T, o Options) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	o.Wait = 2 * time.Second
+	p, err := Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v6 := o.Target.Is6()
+	r2a, r2b := "198.51.100.6", "198.51.100.10"
+	r3a, r3b := "198.51.100.14", "198.51.100.18"
+	first := "198.51.100.2"
+	if v6 {
+		r2a, r2b, r3a, r3b, first = "2001:db8:20:1::2", "2001:db8:20:2::2", "2001:db8:20:3::2", "2001:db8:20:4::2", "2001:db8:20::2"
+	}
+	var got []string
+	for _, h := range p.Hops {
+		from := ""
+		for _, pr := range h.Probes {
+			a := "*"
+			if pr.Reply != nil {
+				a = pr.Reply.From.String()
+			}
+			if from != "" && a != from {
+				t.Fatalf("%s flow %s: ttl %d answered by %s and %s: the flow changed path between probes", o.Proto, p.Flow.Src, h.TTL, from, a)
+			}
+			from = a
+		}
+		got = append(got, from)
+	}
+	if !p.Reached || len(got) != 4 || got[0] != first || got[3] != o.Target.String() ||
+		!(got[1] == r2a && got[2] == r3a || got[1] == r2b && got[2] == r3b) {
+		t.Fatalf("%s flow %s: hops %v reached %v: not a path through the diamond", o.Proto, p.Flow.Src, got, p.Reached)
+	}
+	return got[1]
+}
+
+func diamondChild(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		for _, c := range []struct {
+			proto Protocol
+			mode  Mode
+			vary  bool // whether the source port is hashed (ICMP's identifier is not a port)
+		}{{UDP, ModeRaw, true}, {UDP, ModeSocket, true}, {TCP, ModeRaw, true}, {ICMP, ModeRaw, false}} {
+			t.Run(fmt.Sprintf("%s-%s-v6=%v", c.proto, c.mode, v6), func(t *testing.T) {
+				base := uint16(40000 + rand.N(10000))
+				o := Options{Target: labTarget(v6), Proto: c.proto, Mode: c.mode, SrcPort: base}
+				first := diamondPath(t, o)
+				for range 19 {
+					if mid := diamondPath(t, o); mid != first {
+						t.Fatalf("same flow, middle hop %s then %s", first, mid)
+					}
+				}
+				if !c.vary {
+					return
+				}
+				seen := map[string]bool{}
+				for i := range 16 {
+					o.SrcPort = base + 1 + uint16(i)
+					seen[diamondPath(t, o)] = true
+				}
+				if len(seen) != 2 {
+					t.Errorf("16 flows all took %v: the diamond does not balance by port", seen)
+				}
+			})
+		}
+	}
 }

@@ -496,16 +496,19 @@ func openSocket(f Flow) (_ Conn, err error) {
 		if err := s.setInt(lvl, opt, p.TTL); err != nil {
 			return fmt.Errorf("set ttl %d: %w", p.TTL, err)
 		}
-		if err := s.sendto(p.SocketPayload(), dst); err != nil {
-			// With IP_RECVERR a send can report an earlier ICMP error
-			// (ECONNREFUSED, EHOSTUNREACH): that is a reply, already in
-			// the error queue, not a failure of this send.
-			if isQueuedICMPError(err) {
+		for attempt := 0; ; attempt++ {
+			err := s.sendto(p.SocketPayload(), dst)
+			if err == nil {
 				return nil
 			}
-			return fmt.Errorf("send: %w", err)
+			// With IP_RECVERR every ICMP error also sets the socket's
+			// pending error, and the next send fails with it (unsent)
+			// while clearing it. The error itself is already in the
+			// error queue: send again.
+			if !isQueuedICMPError(err) || attempt == 3 {
+				return fmt.Errorf("send: %w", err)
+			}
 		}
-		return nil
 	}
 	c.readLoop(s, recvErrQueue(f.Proto, v6))
 	return c, nil
