@@ -37,6 +37,7 @@ type fakeNet struct {
 	strays     bool // before every reply, deliver look-alikes that must be ignored
 	mode       Mode
 	openErr    error
+	sendErr    map[int]error // by TTL
 
 	mu    sync.Mutex
 	sends []fakeSend
@@ -108,6 +109,9 @@ func (c *fakeConn) Send(p Probe) (time.Time, error) {
 	n.mu.Lock()
 	n.sends = append(n.sends, fakeSend{ttl: p.TTL, seq: p.Seq, tag: p.Tag, at: at})
 	n.mu.Unlock()
+	if err := n.sendErr[p.TTL]; err != nil {
+		return at, err
+	}
 	pkts, delay := c.respond(p)
 	if len(pkts) > 0 {
 		time.AfterFunc(delay, func() {
@@ -666,5 +670,30 @@ func TestRunDoesNotSpin(t *testing.T) {
 	// Sends, replies and a handful of deadlines: a few dozen iterations.
 	if e.loops > 500 {
 		t.Errorf("%d scheduler iterations for a %v trace: busy waiting", e.loops, p.Elapsed)
+	}
+}
+
+// TestRunSendErrors: a probe the kernel refuses (a local firewall, a full
+// buffer) is a silent probe and a note, not the end of the trace; a
+// permission error mid-run ends it with ErrPermission.
+func TestRunSendErrors(t *testing.T) {
+	n := &fakeNet{hops: routers(3, time.Millisecond), destRTT: time.Millisecond,
+		sendErr: map[int]error{2: errors.New("send: operation not permitted")}}
+	p, _ := runFake(t, n, Options{Rate: 1000, Wait: 5 * time.Second})
+	if !p.Reached || p.DestTTL != 4 || fmt.Sprint(hopFroms(p.Hops[1])) != "[* * *]" {
+		t.Fatalf("reached %v at %d, hop 2 %v", p.Reached, p.DestTTL, hopFroms(p.Hops[1]))
+	}
+	if len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "send ttl 2: send: operation not permitted") {
+		t.Errorf("notes %q", p.Notes)
+	}
+	if p.Elapsed > time.Second {
+		t.Errorf("waited %v for probes that were never sent", p.Elapsed)
+	}
+
+	n = &fakeNet{hops: routers(3, time.Millisecond), destRTT: time.Millisecond,
+		sendErr: map[int]error{3: &permError{what: "send", err: errors.New("operation not permitted")}}}
+	p, err := Run(context.Background(), Options{Target: dst4, Net: n, Rate: 1000})
+	if !errors.Is(err, ErrPermission) || p.Stop != StopError {
+		t.Fatalf("err %v stop %s, want ErrPermission and stop error", err, p.Stop)
 	}
 }

@@ -224,11 +224,13 @@ func recvRaw(src Source, v6 bool) func(fd int) ([]Packet, bool) {
 	oob := make([]byte, 256)
 	return func(fd int) ([]Packet, bool) {
 		n, oobn, _, from, err := unix.Recvmsg(fd, buf, oob, 0)
-		if err == unix.EAGAIN || err == unix.EINTR {
-			return nil, true
+		if err == unix.EBADF {
+			return nil, false
 		}
 		if err != nil {
-			return nil, false
+			// EAGAIN: wait for readiness; anything else is about one
+			// datagram, not the socket.
+			return nil, true
 		}
 		p := Packet{Source: src, V6: v6, Data: append([]byte(nil), buf[:n]...), TTL: -1, At: time.Now()}
 		if from != nil {
