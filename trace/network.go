@@ -13,6 +13,16 @@ import (
 // exit 4 with its setcap hint.
 var ErrPermission = errors.New("permission denied")
 
+// permError is a failure caused by missing privilege; it is both the
+// system's error and ErrPermission, and reads as the system's error.
+type permError struct {
+	what string
+	err  error
+}
+
+func (e *permError) Error() string   { return e.what + ": " + e.err.Error() }
+func (e *permError) Unwrap() []error { return []error{ErrPermission, e.err} }
+
 // Network opens the sockets of one flow. The host implementation is
 // HostNetwork; tests inject fakes.
 type Network interface {

@@ -62,16 +62,6 @@ func routeSource(ctx context.Context, dst netip.AddrPort) (netip.Addr, error) {
 	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
 }
 
-// permError is a failure caused by missing privilege; it is both the
-// system's error and ErrPermission.
-type permError struct {
-	what string
-	err  error
-}
-
-func (e *permError) Error() string   { return e.what + ": " + e.err.Error() }
-func (e *permError) Unwrap() []error { return []error{ErrPermission, e.err} }
-
 func isPerm(err error) bool {
 	return errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)
 }
