@@ -53,7 +53,6 @@ type engine struct {
 	recv        chan Packet
 	stop        chan struct{}
 	wg          sync.WaitGroup
-	interrupted bool
 	loops       int // scheduler iterations, for tests: waiting must not spin
 }
 
@@ -127,7 +126,6 @@ func (e *engine) run(ctx context.Context) Path {
 		timer.Reset(wake.Sub(now))
 		select {
 		case <-ctx.Done():
-			e.interrupted = true
 			return e.path(StopInterrupted)
 		case p := <-e.recv:
 			e.handle(p)
@@ -176,7 +174,9 @@ func (e *engine) sendNext() {
 			if e.sendFailed == 1 {
 				e.notes = append(e.notes, fmt.Sprintf("send ttl %d: %v", s[0], err))
 			}
-			if errors.Is(err, ErrPermission) {
+			// Nothing ever left (no route, a local firewall) or privilege
+			// is missing: a set-up failure, not a path with holes.
+			if e.sendOK == 0 || errors.Is(err, ErrPermission) {
 				e.fatal = err
 			}
 			return

@@ -696,4 +696,14 @@ func TestRunSendErrors(t *testing.T) {
 	if !errors.Is(err, ErrPermission) || p.Stop != StopError {
 		t.Fatalf("err %v stop %s, want ErrPermission and stop error", err, p.Stop)
 	}
+
+	// The very first probe cannot leave: no path to trace at all.
+	n = &fakeNet{hops: routers(3, time.Millisecond), sendErr: map[int]error{1: errors.New("send: network is unreachable")}}
+	p, err = Run(context.Background(), Options{Target: dst4, Net: n, Rate: 1000})
+	if err == nil || !strings.Contains(err.Error(), "trace 192.0.2.53 udp/53: send: network is unreachable") || p.Stop != StopError {
+		t.Fatalf("err %v stop %s, want the send error", err, p.Stop)
+	}
+	if len(n.sent()) != 1 {
+		t.Errorf("%d probes tried after the first failed", len(n.sent()))
+	}
 }
