@@ -41,19 +41,19 @@ type engine struct {
 	interval time.Duration
 	nextTag  uint16
 
-	terminal    int // lowest TTL at which the destination (or an unreachable) answered; 0 = none yet
-	reached     bool
-	emitted     int // hops emitted so far
-	sendOK      int
-	sendFailed  int
-	notes       []string
-	fatal       error
-	started     time.Time
-	byTag       map[uint16][2]int // tag → (hop index, seq)
-	recv        chan Packet
-	stop        chan struct{}
-	wg          sync.WaitGroup
-	loops       int // scheduler iterations, for tests: waiting must not spin
+	terminal   int // lowest TTL at which the destination (or an unreachable) answered; 0 = none yet
+	reached    bool
+	emitted    int // hops emitted so far
+	sendOK     int
+	sendFailed int
+	notes      []string
+	fatal      error
+	started    time.Time
+	byTag      map[uint16][2]int // tag → (hop index, seq)
+	recv       chan Packet
+	stop       chan struct{}
+	wg         sync.WaitGroup
+	loops      int // scheduler iterations, for tests: waiting must not spin
 }
 
 func newEngine(opts Options, conn Conn) *engine {
