@@ -17,7 +17,7 @@ const (
 	DefaultFirstTTL = 1
 	DefaultMaxTTL   = 30
 	DefaultQueries  = 3
-	DefaultRate     = 500.0
+	DefaultRate     = 1000.0
 	DefaultWait     = 2 * time.Second
 )
 

@@ -134,7 +134,7 @@ type Options struct {
 	FirstTTL int           // default 1
 	MaxTTL   int           // default 30
 	Queries  int           // probes per hop (-q), default 3
-	Rate     float64       // packets per second (strict gap 1/Rate between sends), default 500
+	Rate     float64       // packets per second (strict gap 1/Rate between sends), default 1000
 	Wait     time.Duration // max wait for a reply (-w), default 2s
 	QName    string        // DNS query name for UDP/53 probes, default probe.NameHostnameBind
 	// OnHop, when set, is called (from the engine's goroutine, in TTL order)
