@@ -49,6 +49,6 @@
 // (Linux routers allow a burst of 6 ICMP errors, then 1/s, per
 // destination). Once the destination (or an unreachable) answers at TTL d,
 // no TTL above d is sent or waited for. An unanswered probe is given up
-// after Wait, or after a few times the RTT of a hop at or above its TTL
-// that did answer. Hops are final, and handed to OnHop, in TTL order.
+// after Wait, or after 5× the RTT of a probe at or above its TTL that did
+// answer (at least MinWait). Hops are final, and handed to OnHop, in TTL order.
 package trace

@@ -301,7 +301,7 @@ func (e *engine) deadline(hi int, ps *probeState) time.Time {
 		}
 	}
 	if found {
-		wait = min(wait, max(adaptiveFactor*ref, adaptiveFloor))
+		wait = min(wait, max(adaptiveFactor*ref, e.opts.MinWait))
 	}
 	return ps.sent.Add(wait)
 }

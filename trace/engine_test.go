@@ -277,6 +277,14 @@ func runFake(t *testing.T, n *fakeNet, o Options) (Path, []int) {
 	if !o.Target.IsValid() {
 		o.Target = target(n.v6)
 	}
+	if o.MinWait == 0 {
+		// Generous: a loaded test machine can hold a fake reply for tens
+		// of milliseconds, which must not turn it into a silent probe.
+		o.MinWait = 250 * time.Millisecond
+		if o.Wait > 0 {
+			o.MinWait = min(o.MinWait, o.Wait)
+		}
+	}
 	o.Net = n
 	var streamed []int
 	user := o.OnHop
@@ -627,6 +635,7 @@ func TestRunErrors(t *testing.T) {
 		{"queries", Options{Target: dst4, Queries: 11}, "11 queries", false},
 		{"rate", Options{Target: dst4, Rate: -1}, "rate", false},
 		{"wait", Options{Target: dst4, Wait: -time.Second}, "wait", false},
+		{"min wait above wait", Options{Target: dst4, Wait: time.Second, MinWait: 2 * time.Second}, "min wait 2s", false},
 		{"family", Options{Target: dst4, Source: src6}, "family", false},
 		{"permission", Options{Target: dst4, Net: &fakeNet{openErr: permErr}}, "trace 192.0.2.53 udp/53: open raw socket: operation not permitted", true},
 	}
@@ -650,12 +659,17 @@ func TestRunErrors(t *testing.T) {
 // it (its own sibling answered slowly), the scheduler sleeps instead of
 // waking for the higher hop's deadline again and again.
 func TestRunDoesNotSpin(t *testing.T) {
-	hops := routers(3, time.Millisecond)
-	hops[0].rtt = 40 * time.Millisecond
+	// Hop 2's probes are given up 5×20ms after sending (hop 3 and the
+	// destination answer in 20ms); hop 1's first probe answers in 50ms, so
+	// its other two are waited for 5×50ms: for 150ms hop 2 is final but
+	// cannot be shown before hop 1.
+	hops := routers(3, 20*time.Millisecond)
+	hops[0].rtt = 50 * time.Millisecond
 	hops[0].answers = func(seq int) bool { return seq == 0 }
 	hops[1].silent = true
-	n := &fakeNet{hops: hops, destRTT: time.Millisecond}
-	o, err := withDefaults(Options{Target: dst4, Rate: 1000, Wait: 5 * time.Second})
+	hops[2].rtt = 20 * time.Millisecond
+	n := &fakeNet{hops: hops, destRTT: 20 * time.Millisecond}
+	o, err := withDefaults(Options{Target: dst4, Rate: 1000, Wait: 5 * time.Second, MinWait: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,12 +22,12 @@ const (
 )
 
 // Adaptive wait: a silent probe below a hop that answered after rtt is
-// given up after adaptiveFactor×rtt (at least adaptiveFloor, to absorb
-// scheduling jitter and routers that build ICMP errors in slow path), never
-// after more than Options.Wait.
+// given up after adaptiveFactor×rtt, at least Options.MinWait (scheduling
+// jitter, routers that build ICMP errors in their slow path), never after
+// more than Options.Wait.
 const (
-	adaptiveFactor = 3
-	adaptiveFloor  = 50 * time.Millisecond
+	adaptiveFactor = 5
+	DefaultMinWait = 25 * time.Millisecond
 	maxQueries     = 10
 )
 
@@ -142,6 +142,12 @@ func withDefaults(o Options) (Options, error) {
 	}
 	if o.Wait < 0 {
 		return o, fmt.Errorf("trace %s: negative wait %v", o.Target, o.Wait)
+	}
+	if o.MinWait == 0 {
+		o.MinWait = min(DefaultMinWait, o.Wait)
+	}
+	if o.MinWait < 0 || o.MinWait > o.Wait {
+		return o, fmt.Errorf("trace %s: min wait %v: want 0 < min wait <= wait %v", o.Target, o.MinWait, o.Wait)
 	}
 	if o.QName == "" {
 		o.QName = probe.NameHostnameBind

@@ -136,7 +136,11 @@ type Options struct {
 	Queries  int           // probes per hop (-q), default 3
 	Rate     float64       // packets per second (strict gap 1/Rate between sends), default 1000
 	Wait     time.Duration // max wait for a reply (-w), default 2s
-	QName    string        // DNS query name for UDP/53 probes, default probe.NameHostnameBind
+	// MinWait is the least a silent probe is waited for once a probe at
+	// or beyond its TTL answered (it is then given up after 5× the largest
+	// such RTT, at least MinWait, at most Wait); default 25ms.
+	MinWait time.Duration
+	QName   string // DNS query name for UDP/53 probes, default probe.NameHostnameBind
 	// OnHop, when set, is called (from the engine's goroutine, in TTL order)
 	// as soon as each hop is final, for streaming output. It must not block.
 	OnHop func(Hop)
