@@ -20,7 +20,7 @@ func TestDemo(t *testing.T) {
 		t.Skip("the demo runs with ANYCHECK_DEMO=1 (make demo)")
 	}
 	ac := lab.StartAnycast(t)
-	whoisAddr, _, _ := startLabWhois(t, ac)
+	whoisAddr, dnsAddr, _ := startLabWhois(t, ac)
 
 	say := func(format string, args ...any) { fmt.Printf(format+"\n", args...) }
 	show := func(node string, args ...string) {
@@ -43,11 +43,11 @@ func TestDemo(t *testing.T) {
 	show("c1", "id", ac.ServiceV4.String())
 	show("c2", "id", "--version", ac.ServiceV6.String())
 	show("c1", "id", "--flows", "4", "-c", "2", "--interval", "200ms", ac.ServiceV4.String())
-	asn := []string{"--asn", "cymru", "--whois-server", whoisAddr, "--no-cache", "-n"}
+	asn := []string{"--whois-server", whoisAddr, "--dns-server", dnsAddr, "--no-cache"}
 	show("c1", append([]string{"trace"}, append(asn, ac.ServiceV4.String())...)...)
 	show("c2", append([]string{"trace", "-P", "icmp"}, append(asn, ac.ServiceV6.String())...)...)
 	show("c2", append([]string{"trace", "-P", "tcp"}, append(asn, ac.ServiceV4.String())...)...)
-	show("c1", "whois", "--whois-server", whoisAddr, "--no-cache", "-n", ac.ServiceV4.String(), ac.ClientAddr("c1", lab.IPv4).String(), ac.ClientAddr("c2", lab.IPv6).String())
+	show("c1", "whois", "--whois-server", whoisAddr, "--dns-server", dnsAddr, "--no-cache", ac.ServiceV4.String(), ac.Addr("r1", "ra", lab.IPv4).String(), ac.ClientAddr("c1", lab.IPv4).String(), ac.ClientAddr("c2", lab.IPv6).String())
 
 	say("\n# withdraw instance A's route towards c1 (birdc disable on %s), then ask again:", ac.A.Origin)
 	if err := ac.StopBGP(ac.A.Origin, "r1"); err != nil {
@@ -60,9 +60,25 @@ func TestDemo(t *testing.T) {
 	show("c1", append([]string{"trace"}, append(asn, ac.ServiceV4.String())...)...)
 }
 
+// labRouters are the lab's forwarding nodes: their interface addresses get
+// reverse names "NODE.lab.example" from the lab DNS server.
+var labRouters = []string{"e1", "m1", "m2", "r1", "ra", "rt", "r2", "rb", "s2"}
+
+func labNames(ac *lab.Anycast) string {
+	var b strings.Builder
+	for _, n := range labRouters {
+		for _, f := range []lab.Family{lab.IPv4, lab.IPv6} {
+			for _, a := range ac.Addrs(n, f) {
+				fmt.Fprintf(&b, "%s %s.lab.example\n", a, n)
+			}
+		}
+	}
+	return b.String()
+}
+
 // startLabWhois runs a bulk whois and origin-zone DNS server (labwhoisd, a
 // separate process) in the lab's services namespace, serving the lab's own
-// prefix table; it returns the whois and DNS addresses and the table file.
+// prefix table and reverse names for the routers; it returns the whois and DNS addresses and the table file.
 func startLabWhois(t *testing.T, ac *lab.Anycast) (whoisAddr, dnsAddr, table string) {
 	t.Helper()
 	dir := t.TempDir()
@@ -75,9 +91,13 @@ func startLabWhois(t *testing.T, ac *lab.Anycast) (whoisAddr, dnsAddr, table str
 		t.Fatalf("build labwhoisd: %v: %s", err, out)
 	}
 	svc := ac.ServicesAddr(lab.IPv4)
+	names := filepath.Join(dir, "names.txt")
+	if err := os.WriteFile(names, []byte(labNames(ac)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	whoisAddr = netip.AddrPortFrom(svc, 43).String()
 	dnsAddr = netip.AddrPortFrom(svc, 53).String()
-	if _, err := ac.Spawn("svc", whoisd, "-listen", whoisAddr, "-dns", dnsAddr, "-table", table); err != nil {
+	if _, err := ac.Spawn("svc", whoisd, "-listen", whoisAddr, "-dns", dnsAddr, "-table", table, "-names", names); err != nil {
 		t.Fatal(err)
 	}
 	waitTCP(t, ac, "c1", svc, 43)

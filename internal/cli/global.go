@@ -21,7 +21,7 @@ type globalOptions struct {
 	// timeoutSet is true when --timeout was given: lookups that default to
 	// a longer deadline (bulk whois) then honour it.
 	timeoutSet bool
-	noDNS   bool // -n: no reverse DNS
+	noDNS      bool // -n: no reverse DNS
 }
 
 func (g *globalOptions) register(root *cobra.Command) {

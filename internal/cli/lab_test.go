@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -200,6 +201,7 @@ type tracePath struct {
 		TTL        int
 		Responders []struct {
 			Address string
+			Name    string
 			Origin  *struct {
 				ASNs []uint32
 			}
@@ -493,8 +495,34 @@ func TestLabTraceASN(t *testing.T) {
 			}
 			// c1 reaches instance A: its ISP, then instance A's AS (the
 			// anycast prefix continues it).
-			if want := []uint32{64500, 64520}; fmt.Sprint(p.ASPath) != fmt.Sprint(want) {
+			if want := ac.ExpectedASPath("c1"); fmt.Sprint(p.ASPath) != fmt.Sprint(want) {
 				t.Errorf("%s: as path %v, want %v", name, p.ASPath, want)
+			}
+		}
+	}
+}
+
+// TestLabTraceNames: reverse names for every hop come from the lab's DNS
+// server (--dns-server), looked up in parallel after probing.
+func TestLabTraceNames(t *testing.T) {
+	ac := lab.StartAnycast(t)
+	_, dnsAddr, _ := startLabWhois(t, ac)
+	for _, f := range families() {
+		out, errOut, code := labRun(t, ac, "c1", "trace", "--asn", "none", "--dns-server", dnsAddr, "-o", "json", "-m", "12", ac.ServiceAddr(f).String())
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", f, code, errOut)
+		}
+		p := parseTrace(t, "names", out)
+		for _, h := range p.Hops {
+			for _, r := range h.Responders {
+				node := ac.NodeOf(netip.MustParseAddr(r.Address))
+				want := node + ".lab.example"
+				if !slices.Contains(labRouters, node) {
+					want = "" // the anycast address has no PTR in the lab
+				}
+				if r.Name != want {
+					t.Errorf("%v: hop %d %s: name %q, want %q", f, h.TTL, r.Address, r.Name, want)
+				}
 			}
 		}
 	}

@@ -64,7 +64,7 @@ shown. Hops carry their origin AS (--asn) and reverse names (unless -n).`,
 	f.IntVarP(&o.firstTTL, "first-ttl", "f", 1, "first TTL to probe")
 	f.IntVarP(&o.maxTTL, "max-ttl", "m", 30, "maximum TTL (hops)")
 	f.IntVarP(&o.queries, "queries", "q", 3, "probes per hop")
-	f.Float64Var(&o.rate, "rate", 50, "probes per second")
+	f.Float64Var(&o.rate, "rate", trace.DefaultRate, "probes per second (the q probes of one TTL are spread apart, so routers' ICMP rate limits are not hit)")
 	f.DurationVarP(&o.wait, "wait", "w", 2*time.Second, "longest wait for a reply")
 	f.StringVar(&o.qname, "qname", "hostname.bind", "CHAOS TXT name asked by udp/53 probes")
 	f.StringVar(&o.source, "source", "", "source address (default: chosen by routing)")
@@ -175,7 +175,8 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 		progress.done()
 		if err != nil {
 			if errors.Is(err, trace.ErrPermission) {
-				return permissionErr(fmt.Errorf("trace %s %s/%d: %w", input, o.proto, o.port, err),
+				// The engine's error already names the target and flow.
+				return permissionErr(err,
 					"grant raw sockets once with: setcap cap_net_raw+ep $(command -v anycheck)"+
 						socketModeHint(o.proto))
 			}

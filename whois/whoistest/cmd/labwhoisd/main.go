@@ -14,8 +14,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/anycheck/anycheck/whois/whoistest"
@@ -39,6 +41,7 @@ func run(ctx context.Context, args []string, errOut io.Writer) int {
 	origin6Zone := fs.String("origin6-zone", "", "IPv6 origin zone (default origin6.asn.cymru.com.)")
 	asnZone := fs.String("asn-zone", "", "AS name zone (default asn.cymru.com.)")
 	pfx2as := fs.String("pfx2as", "", "also write the table as a CAIDA pfx2as `FILE` and keep serving")
+	names := fs.String("names", "", "with -dns, serve PTR names from `FILE` (\"ADDRESS NAME\" per line)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -46,14 +49,14 @@ func run(ctx context.Context, args []string, errOut io.Writer) int {
 		fmt.Fprintln(errOut, "labwhoisd: -table FILE is required and no arguments are taken")
 		return 2
 	}
-	if err := serve(ctx, *listen, *table, *dnsListen, *pfx2as, whoistest.Zones{Origin: *originZone, Origin6: *origin6Zone, ASN: *asnZone}, errOut); err != nil {
+	if err := serve(ctx, *listen, *table, *dnsListen, *pfx2as, *names, whoistest.Zones{Origin: *originZone, Origin6: *origin6Zone, ASN: *asnZone}, errOut); err != nil {
 		fmt.Fprintf(errOut, "labwhoisd: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func serve(ctx context.Context, listen, table, dnsListen, pfx2as string, zones whoistest.Zones, errOut io.Writer) error {
+func serve(ctx context.Context, listen, table, dnsListen, pfx2as, names string, zones whoistest.Zones, errOut io.Writer) error {
 	f, err := os.Open(table)
 	if err != nil {
 		return err
@@ -80,7 +83,13 @@ func serve(ctx context.Context, listen, table, dnsListen, pfx2as string, zones w
 	defer srv.Close()
 	fmt.Fprintf(errOut, "labwhoisd: whois on %s, %d rows\n", srv.Addr(), len(rows))
 	if dnsListen != "" {
-		d, err := whoistest.StartDNS(dnsListen, whoistest.NewDNS(rows, zones))
+		h := whoistest.NewDNS(rows, zones)
+		if names != "" {
+			if err := loadNames(h, names); err != nil {
+				return err
+			}
+		}
+		d, err := whoistest.StartDNS(dnsListen, h)
 		if err != nil {
 			return err
 		}
@@ -88,5 +97,25 @@ func serve(ctx context.Context, listen, table, dnsListen, pfx2as string, zones w
 		fmt.Fprintf(errOut, "labwhoisd: dns on %s\n", d.Addr)
 	}
 	<-ctx.Done()
+	return nil
+}
+
+// loadNames reads "ADDRESS NAME" lines into the reverse zone.
+func loadNames(h *whoistest.DNS, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	for i, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		a, err := netip.ParseAddr(f[0])
+		if len(f) != 2 || err != nil {
+			return fmt.Errorf("%s:%d: want ADDRESS NAME", path, i+1)
+		}
+		h.SetName(a, f[1])
+	}
 	return nil
 }
