@@ -543,3 +543,52 @@ func waitTCP(t *testing.T, ac *lab.Anycast, node string, addr netip.Addr, port i
 	}
 	t.Fatalf("%s:%d does not accept connections from %s", addr, port, node)
 }
+
+// TestLabTraceInterrupted: Ctrl-C during a trace prints the hops measured so
+// far as valid JSON marked interrupted, and exits 130.
+func TestLabTraceInterrupted(t *testing.T) {
+	ac := lab.StartAnycast(t)
+	// 192.0.2.99 is routed to instance A's host, which holds no such
+	// address and does not forward: the hops answer, the target never does.
+	for _, format := range []string{"json", "jsonl", "text"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := ac.Command(ctx, "c1", lab.Binary(t), "trace", "--asn", "none", "-n", "-q", "1", "-w", "20s", "-o", format, "192.0.2.99")
+		var out, errOut strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		err := cmd.Wait()
+		cancel()
+		if time.Since(start) > 3*time.Second {
+			t.Errorf("%s: took %s to stop after Ctrl-C", format, time.Since(start))
+		}
+		if code := exitStatus(t, err); code != 130 {
+			t.Errorf("%s: exit %d, want 130; stderr %q", format, code, errOut.String())
+		}
+		switch format {
+		case "json":
+			p := parseTrace(t, "interrupted", out.String())
+			if p.StopReason != "interrupted" || len(p.Hops) < 4 {
+				t.Errorf("want the answered hops and stop_reason interrupted: %s", out.String())
+			}
+			if !strings.Contains(out.String(), `"interrupted": true`) {
+				t.Errorf("document not marked interrupted")
+			}
+		case "jsonl":
+			reporttest.Check(t, []byte(out.String()), true)
+			if !strings.Contains(out.String(), `"type":"hop"`) || !strings.Contains(out.String(), `"type":"end"`) {
+				t.Errorf("jsonl should stream hops and end: %s", out.String())
+			}
+		case "text":
+			if !strings.Contains(out.String(), "198.51.100.1") || !strings.Contains(out.String(), "not reached: interrupted") {
+				t.Errorf("text should show the hops so far: %s", out.String())
+			}
+		}
+	}
+}
