@@ -209,7 +209,7 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 				warn(s, "%s %s: %s (the trace itself is complete)", input, pr.Stage, pr.Message)
 			}
 		}
-		doc.AddSource(fmt.Sprintf("%s", netip.AddrPortFrom(p.Flow.Src.Addr(), p.Flow.Src.Port())))
+		doc.AddSource(p.Flow.Src.String())
 		paths = append(paths, tp)
 		if stream {
 			if err := render.JSONL(s.out, doc.ResultRecord(input, tp)); err != nil {
