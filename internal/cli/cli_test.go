@@ -391,3 +391,32 @@ func TestWhoisHostileServer(t *testing.T) {
 		})
 	}
 }
+
+func TestWhoisReadsStdin(t *testing.T) {
+	rows, _ := whoistest.ParseTable(strings.NewReader("198.51.100.0/24 | 64500 | ZZ | lab | 2026-01-01 | ISP-ONE\n"))
+	srv, err := whoistest.Start(whoistest.Config{Rows: rows})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"whois", "--whois-server", srv.Addr(), "--no-cache", "-n", "-"},
+		&streams{in: strings.NewReader("198.51.100.1\n 198.51.100.2\t[2001:db8::1]\n"), out: &out, err: &errb}, testDeps())
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"198.51.100.1 ", "198.51.100.2 ", "[2001:db8::1]", "AS64500"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if n := srv.Connections(); n != 1 {
+		t.Errorf("%d connections for one stdin batch", n)
+	}
+	// Junk on stdin is bad input, named.
+	code = run(context.Background(), []string{"whois", "--asn", "none", "-"},
+		&streams{in: strings.NewReader("198.51.100.1 not-an-ip\n"), out: &out, err: &errb}, testDeps())
+	if code != ExitUsage || !strings.Contains(errb.String(), "not-an-ip") {
+		t.Errorf("junk on stdin: exit %d, stderr %q", code, errb.String())
+	}
+}

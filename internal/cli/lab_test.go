@@ -526,6 +526,21 @@ func TestLabTraceNames(t *testing.T) {
 			}
 		}
 	}
+
+	// A whois server that is not there: the trace is complete, the failure
+	// is in errors and on stderr, and the exit status is the trace's.
+	closed := netip.AddrPortFrom(ac.ServicesAddr(lab.IPv4), 4444).String()
+	out, errOut, code := labRun(t, ac, "c1", "trace", "-n", "--whois-server", closed, "--no-cache", "-o", "json", ac.ServiceV4.String())
+	if code != 0 {
+		t.Errorf("failed enrichment changed the exit status to %d: %s", code, errOut)
+	}
+	p := parseTrace(t, "whois down", out)
+	if !p.Reached || p.Instance == nil || len(p.ASPath) != 0 {
+		t.Errorf("trace should be intact without AS data: %s", out)
+	}
+	if !strings.Contains(out, `"stage": "whois"`) || !strings.Contains(errOut, closed) {
+		t.Errorf("the whois failure should be reported in errors and on stderr: %s / %s", out, errOut)
+	}
 }
 
 // waitTCP waits (bounded) until addr:port accepts connections from node.
