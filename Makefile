@@ -9,6 +9,7 @@ RACE_PKGS := ./probe/... ./trace/... ./whois/... ./internal/cli/...
 LAB_PKGS  := bird2 nsd knot knot-dnsutils bind9-dnsutils iproute2 iputils-ping ethtool nftables \
              traceroute mtr-tiny scamper procps passwd
 
+SHELL := /bin/bash
 .PHONY: build test unit lint fuzz lab-deps demo bench clean
 
 build:
@@ -17,9 +18,13 @@ build:
 # Unit tests, in-process servers, and the network lab tests (those skip with
 # a reason unless root with the lab packages; ANYCHECK_LAB=1 makes them fail
 # instead of skipping).
+# The lab tests' names and results are listed; their full log is bin/lab-test.log.
 test: build
-	ANYCHECK_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 ./...
-	$(GO) test -count=1 -race -run 'Test[^L]|TestL[^a]' $(RACE_PKGS)
+	ANYCHECK_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -skip '^TestLab' ./...
+	$(GO) test -count=1 -race -skip '^TestLab' $(RACE_PKGS)
+	@set -o pipefail; ANYCHECK_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -run '^TestLab' ./... > bin/lab-test.log 2>&1; rc=$$?; \
+	  grep -E '^\s*--- (PASS|FAIL|SKIP)|^(ok|FAIL|panic)|lab test (skipped|cannot run)' bin/lab-test.log | grep -v 'no tests to run'; \
+	  if [ $$rc -ne 0 ]; then echo "lab tests failed; the end of bin/lab-test.log:"; tail -n 150 bin/lab-test.log; fi; exit $$rc
 
 unit:
 	$(GO) test -count=1 -short ./...
