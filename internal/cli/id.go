@@ -174,7 +174,8 @@ rounds:
 	doc.Results = results
 	doc.Interrupted = interrupted
 
-	if err := writeID(s, o.g.output, doc, results); err != nil {
+	err := writeDocument(s, o.g.output, doc, results, func(r report.IDTarget) string { return r.Input }, render.IDText)
+	if err != nil {
 		return err
 	}
 	if interrupted {
@@ -187,21 +188,6 @@ rounds:
 		return errPartial
 	}
 	return nil
-}
-
-func writeID(s *streams, format string, doc *report.Document, results []report.IDTarget) error {
-	switch format {
-	case formatJSON:
-		return render.JSON(s.out, doc)
-	case formatJSONL:
-		for _, r := range results {
-			if err := render.JSONL(s.out, doc.ResultRecord(r.Input, r)); err != nil {
-				return err
-			}
-		}
-		return render.JSONL(s.out, doc.EndRecord())
-	}
-	return render.IDText(s.out, results)
 }
 
 func repliedOnly(as []probe.Answer) []probe.Answer {

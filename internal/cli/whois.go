@@ -98,26 +98,11 @@ func runWhois(ctx context.Context, o *whoisOptions, s *streams, d *deps) error {
 	}
 	doc.Results = rows
 	doc.Interrupted = ctx.Err() != nil
-	switch o.g.output {
-	case formatJSON:
-		err = render.JSON(s.out, doc)
-	case formatJSONL:
-		for _, r := range rows {
-			if err = render.JSONL(s.out, doc.ResultRecord(r.Input, r)); err != nil {
-				break
-			}
-		}
-		if err == nil {
-			err = render.JSONL(s.out, doc.EndRecord())
-		}
-	default:
-		err = render.WhoisText(s.out, rows)
-		for _, p := range en.problems {
-			warn(s, "%s: %s", p.Stage, p.Message)
-		}
-	}
-	if err != nil {
+	if err := writeDocument(s, o.g.output, doc, rows, func(r report.WhoisResult) string { return r.Input }, render.WhoisText); err != nil {
 		return err
+	}
+	for _, p := range en.problems {
+		warn(s, "%s: %s", p.Stage, p.Message)
 	}
 	switch {
 	case doc.Interrupted:
