@@ -37,7 +37,7 @@ lint:
 # A short run of every fuzz target (go test runs their seeds on every `make test`).
 FUZZTIME ?= 15s
 fuzz:
-	@for pkg in ./probe ./trace ./whois ./internal/report; do \
+	@for pkg in ./probe ./trace ./whois ./internal/render ./internal/lab; do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \

@@ -19,6 +19,7 @@ const (
 	DefaultQueries  = 3
 	DefaultRate     = 1000.0
 	DefaultWait     = 2 * time.Second
+	DefaultWindow   = 16
 )
 
 // Adaptive wait: a silent probe below a hop that answered after rtt is
@@ -148,6 +149,12 @@ func withDefaults(o Options) (Options, error) {
 	}
 	if o.MinWait < 0 || o.MinWait > o.Wait {
 		return o, fmt.Errorf("trace %s: min wait %v: want 0 < min wait <= wait %v", o.Target, o.MinWait, o.Wait)
+	}
+	if o.Window == 0 {
+		o.Window = DefaultWindow
+	}
+	if o.Window < 0 {
+		return o, fmt.Errorf("trace %s: window %d: want >= 1 ttls in flight", o.Target, o.Window)
 	}
 	if o.QName == "" {
 		o.QName = probe.NameHostnameBind

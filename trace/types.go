@@ -140,6 +140,14 @@ type Options struct {
 	// or beyond its TTL answered (it is then given up after 5× the largest
 	// such RTT, at least MinWait, at most Wait); default 25ms.
 	MinWait time.Duration
+	// Window bounds how far ahead of what is known probes may go (like
+	// traceroute -N): a probe with TTL t is sent only while t <= frontier +
+	// Window, the frontier being the highest TTL with a probe that answered
+	// or was given up (FirstTTL-1 before any). Without it the first round
+	// would send every TTL up to MaxTTL at once, and each probe at or past
+	// the destination's distance is a real query to the service (or an ICMP
+	// error that spends the destination's rate limit). Default 16.
+	Window int
 	QName   string // DNS query name for UDP/53 probes, default probe.NameHostnameBind
 	// OnHop, when set, is called (from the engine's goroutine, in TTL order)
 	// as soon as each hop is final, for streaming output. It must not block.
