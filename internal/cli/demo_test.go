@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/anycheck/anycheck/internal/lab"
+	"github.com/anycheck/anycheck/whois/whoistest"
 )
 
 // TestDemo is `make demo`: it brings up the anycast lab and shows, with
@@ -20,7 +22,8 @@ func TestDemo(t *testing.T) {
 		t.Skip("the demo runs with ANYCHECK_DEMO=1 (make demo)")
 	}
 	ac := lab.StartAnycast(t)
-	whoisAddr, dnsAddr, _ := startLabWhois(t, ac)
+	whoisAddr, dnsAddr, table := startLabWhois(t, ac)
+	pfx2as := writePfx2as(t, table)
 
 	say := func(format string, args ...any) { fmt.Printf(format+"\n", args...) }
 	show := func(node string, args ...string) {
@@ -48,6 +51,11 @@ func TestDemo(t *testing.T) {
 	show("c2", append([]string{"trace", "-P", "icmp"}, append(asn, ac.ServiceV6.String())...)...)
 	show("c2", append([]string{"trace", "-P", "tcp"}, append(asn, ac.ServiceV4.String())...)...)
 	show("c1", "whois", "--whois-server", whoisAddr, "--dns-server", dnsAddr, "--no-cache", ac.ServiceV4.String(), ac.Addr("r1", "ra", lab.IPv4).String(), ac.ClientAddr("c1", lab.IPv4).String(), ac.ClientAddr("c2", lab.IPv6).String())
+
+	say("\n# the same addresses from the Cymru-style DNS zones and from an offline pfx2as table:")
+	probe := []string{ac.ServiceV6.String(), ac.Addr("rt", "r1", lab.IPv4).String(), ac.Addr("rb", "r2", lab.IPv6).String()}
+	show("c1", append([]string{"whois", "--asn", "cymru-dns", "--asn-dns-server", dnsAddr, "--no-cache", "-n"}, probe...)...)
+	show("c1", append([]string{"whois", "--asn", "file:" + pfx2as, "-n"}, probe...)...)
 
 	say("\n# withdraw instance A's route towards c1 (birdc disable on %s), then ask again:", ac.A.Origin)
 	if err := ac.StopBGP(ac.A.Origin, "r1"); err != nil {
@@ -130,4 +138,27 @@ func labTable(ac *lab.Anycast) string {
 		fmt.Fprintf(&b, "%s | %s | ZZ | lab | 2026-01-01 | %s\n", pf, strings.Join(rows[pf].asns, " "), rows[pf].name)
 	}
 	return b.String()
+}
+
+// writePfx2as converts a labwhoisd table into a CAIDA pfx2as file, as an
+// operator would download one.
+func writePfx2as(t *testing.T, table string) string {
+	t.Helper()
+	data, err := os.ReadFile(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := whoistest.ParseTable(strings.NewReader(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "pfx2as.txt")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(whoistest.WritePfx2as(f, rows), f.Close()); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/anycheck/anycheck/internal/lab"
 	"github.com/anycheck/anycheck/internal/report/reporttest"
-	"github.com/anycheck/anycheck/whois/whoistest"
 )
 
 // labRun runs the anycheck binary in a lab node and returns stdout, stderr
@@ -203,7 +201,8 @@ type tracePath struct {
 			Address string
 			Name    string
 			Origin  *struct {
-				ASNs []uint32
+				ASNs   []uint32
+				ASName string `json:"as_name"`
 			}
 		}
 	}
@@ -445,23 +444,11 @@ func TestLabTraceConcurrent(t *testing.T) {
 func TestLabTraceASN(t *testing.T) {
 	ac := lab.StartAnycast(t)
 	whoisAddr, dnsAddr, table := startLabWhois(t, ac)
-	data, err := os.ReadFile(table)
-	if err != nil {
-		t.Fatal(err)
+	pfx2as := writePfx2as(t, table)
+	asNames := map[uint32]string{}
+	for _, as := range ac.ASes() {
+		asNames[as.Number] = as.Name
 	}
-	parsed, err := whoistest.ParseTable(strings.NewReader(string(data)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pfx2as := filepath.Join(t.TempDir(), "pfx2as.txt")
-	pf, err := os.Create(pfx2as)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := whoistest.WritePfx2as(pf, parsed); err != nil {
-		t.Fatal(err)
-	}
-	pf.Close()
 
 	for _, src := range [][]string{
 		{"--asn", "cymru", "--whois-server", whoisAddr, "--no-cache"},
@@ -487,6 +474,9 @@ func TestLabTraceASN(t *testing.T) {
 					}
 					if single && (len(r.Origin.ASNs) != 1 || r.Origin.ASNs[0] != wantAS) {
 						t.Errorf("%s: hop %d %s: origins %v, want AS%d", name, h.TTL, a, r.Origin.ASNs, wantAS)
+					}
+					if wantName := asNames[wantAS]; single && !strings.HasPrefix(src[1], "file:") && r.Origin.ASName != wantName {
+						t.Errorf("%s: hop %d %s: AS name %q, want %q", name, h.TTL, a, r.Origin.ASName, wantName)
 					}
 					if !single && len(r.Origin.ASNs) < 2 {
 						t.Errorf("%s: hop %d %s: the anycast prefix should show its origins, got %v", name, h.TTL, a, r.Origin.ASNs)

@@ -107,10 +107,19 @@ func (r *routes) lookup(a netip.Addr) (Row, bool) {
 // names returns the row of the first prefix originated by asn, for AS
 // name records.
 func (r *routes) byASN(asn uint32) (Row, bool) {
+	// A row is the AS's own when the AS is its first origin; a
+	// multi-origin row names only its first AS, so it is the fallback.
+	var fallback *Row
 	for _, row := range r.t.AllSorted() {
-		if slices.Contains(row.ASNs, asn) {
+		if len(row.ASNs) > 0 && row.ASNs[0] == asn {
 			return row, true
 		}
+		if fallback == nil && slices.Contains(row.ASNs, asn) {
+			fallback = &row
+		}
+	}
+	if fallback != nil {
+		return *fallback, true
 	}
 	return Row{}, false
 }
