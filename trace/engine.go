@@ -41,6 +41,7 @@ type engine struct {
 	interval time.Duration
 	nextTag  uint16
 
+	frontier   int // highest TTL with a probe answered or given up (FirstTTL-1 before any); sends stay within Window above it
 	terminal   int // lowest TTL at which the destination (or an unreachable) answered; 0 = none yet
 	reached    bool
 	emitted    int // hops emitted so far
@@ -68,6 +69,7 @@ func newEngine(opts Options, conn Conn) *engine {
 		stop:     make(chan struct{}),
 	}
 	e.match = newMatcher(e.flow)
+	e.frontier = opts.FirstTTL - 1
 	for ttl := opts.FirstTTL; ttl <= opts.MaxTTL; ttl++ {
 		e.hops = append(e.hops, hopState{ttl: ttl, probes: make([]probeState, opts.Queries)})
 	}
@@ -105,7 +107,8 @@ func (e *engine) run(ctx context.Context) Path {
 	for {
 		e.loops++
 		now := time.Now()
-		if e.next < len(e.schedule) && !now.Before(e.nextAt) {
+		e.advanceFrontier(now)
+		if e.sendable() && !now.Before(e.nextAt) {
 			e.sendNext()
 			if e.fatal != nil {
 				return e.path(StopError)
@@ -144,47 +147,72 @@ func (e *engine) run(ctx context.Context) Path {
 	}
 }
 
-// sendNext sends the next scheduled probe whose TTL is still wanted.
-func (e *engine) sendNext() {
-	for e.next < len(e.schedule) {
-		s := e.schedule[e.next]
+// sendable skips schedule entries no longer wanted (past the destination:
+// not worth a packet) and says whether the next one may go now as far as
+// the window is concerned. The schedule is never reordered around a
+// blocked entry: a later round's probe to a low TTL would then follow its
+// sibling closely and spend the router's ICMP burst.
+func (e *engine) sendable() bool {
+	for e.next < len(e.schedule) && e.terminal > 0 && e.schedule[e.next][0] > e.terminal {
 		e.next++
-		if e.terminal > 0 && s[0] > e.terminal {
-			continue // past the destination: not worth a packet
+	}
+	return e.next < len(e.schedule) && e.schedule[e.next][0] <= e.frontier+e.opts.Window
+}
+
+// advanceFrontier moves the frontier to the highest TTL above it with a
+// probe given up by now or refused by the kernel (answers move it in
+// handle). It only ever rises: a deadline can recede when a slower answer
+// arrives above it, but what was learnt about the path stays learnt.
+func (e *engine) advanceFrontier(now time.Time) {
+	for i := len(e.hops) - 1; i >= 0 && e.hops[i].ttl > e.frontier; i-- {
+		if e.hops[i].ttl > e.lastTTL() {
+			continue
 		}
-		h := &e.hops[s[0]-e.opts.FirstTTL]
-		ps := &h.probes[s[1]]
-		p, err := e.build(s[0])
-		if err != nil {
-			e.fatal = err
-			return
-		}
-		p.Seq = s[1]
-		ps.probe = p
-		at, err := e.conn.Send(p)
-		if at.IsZero() {
-			at = time.Now()
-		}
-		ps.sent, ps.isSent = at, true
-		e.nextAt = at.Add(e.interval)
-		e.byTag[p.Tag] = [2]int{s[0] - e.opts.FirstTTL, s[1]}
-		if err != nil {
-			ps.sendErr = true
-			e.sendFailed++
-			if e.sendFailed == 1 {
-				e.notes = append(e.notes, fmt.Sprintf("send ttl %d: %v", s[0], err))
+		for j := range e.hops[i].probes {
+			if e.probeFinal(i, &e.hops[i].probes[j], now) {
+				e.frontier = e.hops[i].ttl
+				return
 			}
-			// Nothing ever left (no route, a local firewall) or privilege
-			// is missing: a set-up failure, not a path with holes.
-			if e.sendOK == 0 || errors.Is(err, ErrPermission) {
-				e.fatal = err
-			}
-			return
 		}
-		e.sendOK++
-		e.match.add(p)
+	}
+}
+
+// sendNext sends the next scheduled probe; sendable has said it may go.
+func (e *engine) sendNext() {
+	s := e.schedule[e.next]
+	e.next++
+	h := &e.hops[s[0]-e.opts.FirstTTL]
+	ps := &h.probes[s[1]]
+	p, err := e.build(s[0])
+	if err != nil {
+		e.fatal = err
 		return
 	}
+	p.Seq = s[1]
+	ps.probe = p
+	at, err := e.conn.Send(p)
+	if at.IsZero() {
+		at = time.Now()
+	}
+	ps.sent, ps.isSent = at, true
+	e.nextAt = at.Add(e.interval)
+	e.byTag[p.Tag] = [2]int{s[0] - e.opts.FirstTTL, s[1]}
+	if err != nil {
+		ps.sendErr = true
+		e.frontier = max(e.frontier, s[0])
+		e.sendFailed++
+		if e.sendFailed == 1 {
+			e.notes = append(e.notes, fmt.Sprintf("send ttl %d: %v", s[0], err))
+		}
+		// Nothing ever left (no route, a local firewall) or privilege
+		// is missing: a set-up failure, not a path with holes.
+		if e.sendOK == 0 || errors.Is(err, ErrPermission) {
+			e.fatal = err
+		}
+		return
+	}
+	e.sendOK++
+	e.match.add(p)
 }
 
 // build makes the probe for ttl with a fresh tag; for UDP the tag is also
@@ -254,6 +282,7 @@ func (e *engine) handle(pkt Packet) {
 	}
 	ps.reply = r
 	ttl := e.hops[loc[0]].ttl
+	e.frontier = max(e.frontier, ttl)
 	if end, reached := e.isTerminal(r); end && (e.terminal == 0 || ttl < e.terminal) {
 		e.terminal = ttl
 		e.reached = reached
@@ -347,10 +376,14 @@ func (e *engine) stopReason() StopReason {
 }
 
 // nextWake is the earliest moment something can change without a packet
-// arriving: the next send, or the next unanswered probe's deadline.
+// arriving: the next send, or the next unanswered probe's deadline. While
+// the window holds the next send back, only a deadline (or an answer) can
+// move the frontier, and some probe above the frontier is always still
+// open then (had all been given up, the frontier would be above them), so
+// the scheduler sleeps until its deadline rather than polling.
 func (e *engine) nextWake(now time.Time) time.Time {
 	wake := now.Add(time.Hour)
-	if e.next < len(e.schedule) {
+	if e.sendable() {
 		wake = e.nextAt
 	}
 	for i := e.emitted; i < len(e.hops) && e.hops[i].ttl <= e.lastTTL(); i++ {

@@ -636,6 +636,7 @@ func TestRunErrors(t *testing.T) {
 		{"rate", Options{Target: dst4, Rate: -1}, "rate", false},
 		{"wait", Options{Target: dst4, Wait: -time.Second}, "wait", false},
 		{"min wait above wait", Options{Target: dst4, Wait: time.Second, MinWait: 2 * time.Second}, "min wait 2s", false},
+		{"window", Options{Target: dst4, Window: -1}, "window -1", false},
 		{"family", Options{Target: dst4, Source: src6}, "family", false},
 		{"permission", Options{Target: dst4, Net: &fakeNet{openErr: permErr}}, "trace 192.0.2.53 udp/53: open raw socket: operation not permitted", true},
 	}

@@ -148,7 +148,7 @@ type Options struct {
 	// the destination's distance is a real query to the service (or an ICMP
 	// error that spends the destination's rate limit). Default 16.
 	Window int
-	QName   string // DNS query name for UDP/53 probes, default probe.NameHostnameBind
+	QName  string // DNS query name for UDP/53 probes, default probe.NameHostnameBind
 	// OnHop, when set, is called (from the engine's goroutine, in TTL order)
 	// as soon as each hop is final, for streaming output. It must not block.
 	OnHop func(Hop)

@@ -1,0 +1,210 @@
+package trace
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// checkWindow asserts the in-flight bound on what the fake network saw:
+// a probe at TTL t went out only after some probe at a TTL of at least
+// t-window had answered or could have been given up (Wait after it was
+// sent), or t was within the first window.
+func checkWindow(t *testing.T, n *fakeNet, p Path, first, window int, wait time.Duration) {
+	t.Helper()
+	sends := n.sent()
+	// When each TTL first became known: its first answer, or Wait after
+	// its first unanswered probe.
+	known := map[int]time.Time{}
+	for _, h := range p.Hops {
+		for _, pr := range h.Probes {
+			at := pr.Sent.Add(wait)
+			if pr.Reply != nil {
+				at = pr.Sent.Add(pr.Reply.RTT)
+			}
+			if k, ok := known[h.TTL]; !ok || at.Before(k) {
+				known[h.TTL] = at
+			}
+		}
+	}
+	for _, s := range sends {
+		if s.ttl < first+window {
+			continue
+		}
+		ok := false
+		for ttl, at := range known {
+			if ttl >= s.ttl-window && !at.After(s.at) {
+				ok = true
+			}
+		}
+		// A TTL past the last hop kept (beyond the destination) is only
+		// sent when something at or above ttl-window answered; answers
+		// past the destination are not in p.Hops, so accept any answer at
+		// the destination's TTL or above.
+		if !ok && p.Reached {
+			if at, found := known[p.DestTTL]; found && p.DestTTL >= s.ttl-window && !at.After(s.at) {
+				ok = true
+			}
+		}
+		if !ok {
+			t.Errorf("ttl %d probe %d sent %v into the trace with nothing known at ttl >= %d", s.ttl, s.seq, s.at.Sub(p.Started), s.ttl-window)
+		}
+	}
+}
+
+// TestRunWindowBoundsProbesPastDestination: with the destination at TTL 5,
+// MaxTTL 30 and Window 8, no probe goes beyond TTL 12 (5+8-1: the frontier
+// is at most 4 before the destination answers), so the service sees a
+// handful of queries, not the 28 an unbounded first round sends.
+func TestRunWindowBoundsProbesPastDestination(t *testing.T) {
+	const dest, maxTTL, queries = 5, 30, 3
+	cases := []struct {
+		name      string
+		routerRTT time.Duration
+		window    int
+		// most probes the destination may receive; 0 = only the TTL bound
+		maxAtDest int
+	}{
+		// Routers answer within the first round: the frontier rises with
+		// them, and the window still bounds the TTL.
+		{"fast routers", time.Millisecond, 8, 0},
+		// Routers slower than the destination (but within the 250ms MinWait
+		// runFake sets, so they are not given up): the frontier has not moved
+		// when the destination answers, so only TTLs 5-8 of the first
+		// window plus the later rounds' probes at 5 reach it.
+		{"slow routers", 150 * time.Millisecond, 8, (8 - (dest - 1)) + queries - 1},
+		{"window 1", time.Millisecond, 1, queries},
+		{"default window", 150 * time.Millisecond, 0, (DefaultWindow - (dest - 1)) + queries - 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			// The destination answers after 40ms: by then an unbounded
+			// first round (1 probe/ms) would have reached TTL 30.
+			n := &fakeNet{hops: routers(dest-1, c.routerRTT), destRTT: 40 * time.Millisecond}
+			for i := range n.hops {
+				n.hops[i].rtt = c.routerRTT
+			}
+			p, streamed := runFake(t, n, Options{Rate: 1000, Wait: 5 * time.Second, MaxTTL: maxTTL, Queries: queries, Window: c.window})
+			if !p.Reached || p.DestTTL != dest || p.Stop != StopReached || len(p.Hops) != dest {
+				t.Fatalf("reached %v at %d stop %s with %d hops, want reached at %d", p.Reached, p.DestTTL, p.Stop, len(p.Hops), dest)
+			}
+			if fmt.Sprint(streamed) != "[1 2 3 4 5]" {
+				t.Errorf("streamed %v", streamed)
+			}
+			for _, h := range p.Hops {
+				if got := hopFroms(h); len(got) != queries || fmt.Sprint(got) == "[* * *]" {
+					t.Errorf("ttl %d: %v", h.TTL, got)
+				}
+				for _, pr := range h.Probes {
+					if pr.Reply == nil {
+						t.Errorf("ttl %d probe %d unanswered on a path where everything answers", h.TTL, pr.Seq)
+					}
+				}
+			}
+			window := c.window
+			if window == 0 {
+				window = DefaultWindow
+			}
+			atDest := 0
+			for _, s := range n.sent() {
+				if s.ttl > dest+window-1 {
+					t.Errorf("ttl %d probe %d sent: beyond %d (destination %d + window %d - 1)", s.ttl, s.seq, dest+window-1, dest, window)
+				}
+				if s.ttl >= dest {
+					atDest++
+				}
+			}
+			if c.maxAtDest > 0 && atDest > c.maxAtDest {
+				t.Errorf("the destination received %d probes, want at most %d", atDest, c.maxAtDest)
+			}
+			checkWindow(t, n, p, 1, window, 5*time.Second)
+			if p.Elapsed > 2*time.Second+c.routerRTT {
+				t.Errorf("took %v on a path where everything answers", p.Elapsed)
+			}
+		})
+	}
+}
+
+// TestRunWindowSilentPath: when nothing answers, the window slides as
+// probes are given up, so the trace still reaches MaxTTL, in about
+// ceil(MaxTTL/Window) × Wait, and the scheduler sleeps while blocked.
+func TestRunWindowSilentPath(t *testing.T) {
+	const maxTTL, window = 12, 4
+	const wait = 150 * time.Millisecond
+	n := &fakeNet{hops: make([]fakeHop, maxTTL), destSilent: true}
+	for i := range n.hops {
+		n.hops[i].silent = true
+	}
+	o, err := withDefaults(Options{Target: dst4, Rate: 1000, Wait: wait, MaxTTL: maxTTL, Window: window})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, _ := n.Open(context.Background(), Flow{Proto: UDP, Dst: netip.AddrPortFrom(dst4, 53)}, ModeRaw)
+	e := newEngine(o, conn)
+	var streamed []int
+	e.opts.OnHop = func(h Hop) { streamed = append(streamed, h.TTL) }
+	p := e.run(context.Background())
+	conn.Close()
+	e.wg.Wait()
+	if p.Reached || p.Stop != StopMaxTTL || len(p.Hops) != maxTTL {
+		t.Fatalf("reached %v stop %s with %d hops, want max-ttl with %d", p.Reached, p.Stop, len(p.Hops), maxTTL)
+	}
+	if len(streamed) != maxTTL || streamed[maxTTL-1] != maxTTL {
+		t.Errorf("streamed %v", streamed)
+	}
+	for _, h := range p.Hops {
+		if got := hopFroms(h); fmt.Sprint(got) != "[* * *]" {
+			t.Errorf("ttl %d: %v, want 3 silent probes", h.TTL, got)
+		}
+	}
+	if got := len(n.sent()); got != maxTTL*3 {
+		t.Errorf("%d probes sent, want %d", got, maxTTL*3)
+	}
+	checkWindow(t, n, p, 1, window, wait)
+	// TTLs 1-4 go at once, 5-8 when 1-4 are given up, 9-12 a Wait later,
+	// and their last probes are waited for once more: 3 × Wait plus
+	// pacing. An engine that stalled would wait an hour (the test's 20 s
+	// context); one that ignored the window would take 1 × Wait.
+	lower := (maxTTL + window - 1) / window * wait
+	if p.Elapsed < lower {
+		t.Errorf("finished in %v, before %v: probes went past the window", p.Elapsed, lower)
+	}
+	if p.Elapsed > lower+2*time.Second {
+		t.Errorf("took %v, want about %v", p.Elapsed, lower)
+	}
+	// Sends, and a wake per deadline: not a poll while blocked.
+	if e.loops > 500 {
+		t.Errorf("%d scheduler iterations for a %v trace: busy waiting", e.loops, p.Elapsed)
+	}
+}
+
+// TestRunWindowSilentGapBeforeDestination: a run of silent hops longer
+// than the window in front of the destination delays the probes beyond it
+// by one Wait but does not stop the trace from reaching it.
+func TestRunWindowSilentGapBeforeDestination(t *testing.T) {
+	const window = 4
+	const wait = 200 * time.Millisecond
+	hops := routers(8, time.Millisecond)
+	for i := 1; i < 7; i++ {
+		hops[i].silent = true // TTLs 2-7
+	}
+	n := &fakeNet{hops: hops, destRTT: time.Millisecond}
+	p, streamed := runFake(t, n, Options{Rate: 1000, Wait: wait, Window: window})
+	if !p.Reached || p.DestTTL != 9 || len(p.Hops) != 9 {
+		t.Fatalf("reached %v at %d with %d hops, want the destination at 9", p.Reached, p.DestTTL, len(p.Hops))
+	}
+	if fmt.Sprint(streamed) != "[1 2 3 4 5 6 7 8 9]" {
+		t.Errorf("streamed %v", streamed)
+	}
+	for _, s := range n.sent() {
+		if s.ttl > 9+window-1 {
+			t.Errorf("ttl %d sent past the destination's window", s.ttl)
+		}
+	}
+	checkWindow(t, n, p, 1, window, wait)
+	if p.Elapsed > 2*time.Second {
+		t.Errorf("took %v", p.Elapsed)
+	}
+}
