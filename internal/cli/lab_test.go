@@ -455,10 +455,14 @@ func TestLabTraceASN(t *testing.T) {
 		{"--asn", "cymru-dns", "--asn-dns-server", dnsAddr, "--no-cache"},
 		{"--asn", "file:" + pfx2as},
 	} {
-		for _, f := range families() {
-			name := fmt.Sprintf("%s/%v", src[1], f)
+		for _, tc := range []struct {
+			client string
+			f      lab.Family
+		}{{"c1", lab.IPv4}, {"c1", lab.IPv6}, {"c2", lab.IPv4}, {"c2", lab.IPv6}} {
+			f := tc.f
+			name := fmt.Sprintf("%s/%s/%v", src[1], tc.client, f)
 			// Three sources × one family share the routers' ICMP burst of 6.
-			out, errOut, code := labRun(t, ac, "c1", append([]string{"trace", "-q", "2", "-n", "-o", "json", "-m", "12", ac.ServiceAddr(f).String()}, src...)...)
+			out, errOut, code := labRun(t, ac, tc.client, append([]string{"trace", "-q", "2", "-n", "-o", "json", "-m", "12", ac.ServiceAddr(f).String()}, src...)...)
 			if code != 0 {
 				t.Errorf("%s: exit %d: %s", name, code, errOut)
 				continue
@@ -483,9 +487,9 @@ func TestLabTraceASN(t *testing.T) {
 					}
 				}
 			}
-			// c1 reaches instance A: its ISP, then instance A's AS (the
+			// Each client's ISP, then its instance's AS (the multi-origin
 			// anycast prefix continues it).
-			if want := ac.ExpectedASPath("c1"); fmt.Sprint(p.ASPath) != fmt.Sprint(want) {
+			if want := ac.ExpectedASPath(tc.client); fmt.Sprint(p.ASPath) != fmt.Sprint(want) {
 				t.Errorf("%s: as path %v, want %v", name, p.ASPath, want)
 			}
 		}
