@@ -88,10 +88,12 @@ func buildBinary() (string, error) {
 		if _, err := os.Stat(p); err != nil {
 			return "", fmt.Errorf("%s=%s: %w", EnvBinary, p, err)
 		}
-		return p, nil
 	}
 	// One fixed directory per user, the binary replaced atomically: no temp
 	// directory leaks per test process, and concurrent processes don't clash.
+	// A prebuilt binary is copied there too: its own directory (a checkout
+	// under /root, say) may not be searchable by the unprivileged user some
+	// tests run it as.
 	dir := filepath.Join(os.TempDir(), fmt.Sprintf("anycheck-lab-bin-%d", os.Geteuid()))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("build dir: %w", err)
@@ -107,6 +109,16 @@ func buildBinary() (string, error) {
 		return "", fmt.Errorf("build: %w", err)
 	}
 	tmp.Close()
+	if p := os.Getenv(EnvBinary); p != "" {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(root, p)
+		}
+		if err := copyFile(tmp.Name(), p); err != nil {
+			os.Remove(tmp.Name())
+			return "", fmt.Errorf("%s=%s: %w", EnvBinary, p, err)
+		}
+		return install(tmp.Name(), dir)
+	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
@@ -119,14 +131,27 @@ func buildBinary() (string, error) {
 		os.Remove(tmp.Name())
 		return "", fmt.Errorf("go build ./cmd/anycheck: %w\n%s", err, out)
 	}
-	if err := os.Chmod(tmp.Name(), 0o755); err != nil {
-		return "", fmt.Errorf("build: %w", err)
+	return install(tmp.Name(), dir)
+}
+
+// install makes the binary executable by everyone and moves it into place.
+func install(tmp, dir string) (string, error) {
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", fmt.Errorf("install binary: %w", err)
 	}
 	final := filepath.Join(dir, "anycheck")
-	if err := os.Rename(tmp.Name(), final); err != nil {
-		return "", fmt.Errorf("build: %w", err)
+	if err := os.Rename(tmp, final); err != nil {
+		return "", fmt.Errorf("install binary: %w", err)
 	}
 	return final, nil
+}
+
+func copyFile(dst, src string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, 0o755)
 }
 
 func moduleRoot() (string, error) {
