@@ -47,8 +47,16 @@
 // Probes go out in rounds, one per TTL per round, with a strict gap of
 // 1/Rate between packets, so the probes to one router are spread in time
 // (Linux routers allow a burst of 6 ICMP errors, then 1/s, per
-// destination). Once the destination (or an unreachable) answers at TTL d,
-// no TTL above d is sent or waited for. An unanswered probe is given up
+// destination). A window (Options.Window, default 16, traceroute's -N)
+// bounds how far ahead of the path's known part probes go: TTL t is sent
+// only while t <= frontier+Window, the frontier being the highest TTL with
+// a probe answered or given up, so a trace to a destination d hops away
+// sends at most about Window-d+1 probes past it in the first round instead
+// of every TTL to MaxTTL (each one a query to the service on UDP/53). A
+// blocked send waits, without polling, for an answer or the deadline that
+// moves the frontier; an all-silent path still reaches MaxTTL, in about
+// ceil(MaxTTL/Window) × Wait. Once the destination (or an unreachable)
+// answers at TTL d, no TTL above d is sent or waited for. An unanswered probe is given up
 // after Wait, or after 5× the RTT of a probe at or above its TTL that did
 // answer (at least MinWait). Hops are final, and handed to OnHop, in TTL order.
 package trace
