@@ -25,6 +25,7 @@ type traceOptions struct {
 	firstTTL int
 	maxTTL   int
 	queries  int
+	window   int
 	rate     float64
 	wait     time.Duration
 	qname    string
@@ -64,6 +65,7 @@ shown. Hops carry their origin AS (--asn) and reverse names (unless -n).`,
 	f.IntVarP(&o.firstTTL, "first-ttl", "f", 1, "first TTL to probe")
 	f.IntVarP(&o.maxTTL, "max-ttl", "m", 30, "maximum TTL (hops)")
 	f.IntVarP(&o.queries, "queries", "q", 3, "probes per hop")
+	f.IntVarP(&o.window, "window", "N", trace.DefaultWindow, "TTLs in flight beyond the last one answered (bounds probes, and DNS queries, past the destination)")
 	f.Float64Var(&o.rate, "rate", trace.DefaultRate, "probes per second (the q probes of one TTL are spread apart, so routers' ICMP rate limits are not hit)")
 	f.DurationVarP(&o.wait, "wait", "w", 2*time.Second, "longest wait for a reply")
 	f.StringVar(&o.qname, "qname", "hostname.bind", "CHAOS TXT name asked by udp/53 probes")
@@ -99,6 +101,9 @@ func (o *traceOptions) validate() error {
 	}
 	if o.queries < 1 || o.queries > 10 {
 		return usageErr("-q %d: must be between 1 and 10", o.queries)
+	}
+	if o.window < 1 || o.window > 255 {
+		return usageErr("-N %d: must be between 1 and 255", o.window)
 	}
 	if o.rate <= 0 || o.rate > 10000 {
 		return usageErr("--rate %g: must be above 0 and at most 10000 packets/s", o.rate)
@@ -155,6 +160,7 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 			FirstTTL: o.firstTTL,
 			MaxTTL:   o.maxTTL,
 			Queries:  o.queries,
+			Window:   o.window,
 			Rate:     o.rate,
 			Wait:     o.wait,
 			QName:    dnsFQDN(o.qname),
