@@ -19,7 +19,7 @@ import (
 )
 
 // A reply in the shape of the real service's verbose bulk output.
-const sampleBulk = `Bulk mode; whois.cymru.com [2026-01-01 00:00:00 +0000]
+const sampleBulk = `Bulk mode; whois.lab.example [2026-01-01 00:00:00 +0000]
 64500   | 192.0.2.1        | 192.0.2.0/24        | ZZ | arin     | 2001-01-01 | EXAMPLE-ISP - Example ISP, ZZ
 NA      | 198.51.100.99    | NA                  | NA | NA       | NA         | NA
 64510   | 203.0.113.5      | 203.0.113.0/24      | ZZ | ripencc  | 2010-05-05 | TRANSIT-ONE
@@ -69,7 +69,7 @@ func TestParseBulk(t *testing.T) {
 		},
 		{
 			name:      "truncated last row",
-			in:        "Bulk mode; whois.cymru.com [x]\n64500 | 192.0.2.1 | 192.0.2.0/24 | ZZ | arin | 2001-01-01 | A\n64510 | 203.0.1",
+			in:        "Bulk mode; whois.lab.example [x]\n64500 | 192.0.2.1 | 192.0.2.0/24 | ZZ | arin | 2001-01-01 | A\n64510 | 203.0.1",
 			rows:      []bulkRow{{ASNs: []uint32{64500}, Addr: netip.MustParseAddr("192.0.2.1"), Prefix: netip.MustParsePrefix("192.0.2.0/24"), Country: "ZZ", Registry: "arin", Allocated: "2001-01-01", ASName: "A"}},
 			malformed: 1,
 			err:       ErrTruncated,
@@ -150,7 +150,7 @@ func TestMergeBulk(t *testing.T) {
 
 func FuzzParseBulk(f *testing.F) {
 	f.Add([]byte(sampleBulk))
-	f.Add([]byte("Bulk mode; whois.cymru.com [x]\nNA | 2001:db8::1 | NA | NA | NA | NA | NA\n"))
+	f.Add([]byte("Bulk mode; whois.lab.example [x]\nNA | 2001:db8::1 | NA | NA | NA | NA | NA\n"))
 	f.Add([]byte("AS | IP | BGP Prefix | CC | Registry | Allocated | AS Name\r\n"))
 	f.Add([]byte("64500 64501 | 192.0.2.1 | 192.0.2.0/24 | ZZ | arin | 2001 | A|B|C\n"))
 	f.Add([]byte("4294967295 | ::ffff:1.2.3.4 | 1.2.3.0/33 | | | |\n"))

@@ -76,7 +76,7 @@ func Start(cfg Config) (*Server, error) {
 		cfg.FloodBytes = 64 << 20
 	}
 	if cfg.Header == "" {
-		cfg.Header = "Bulk mode; whois.cymru.com [2026-01-01 00:00:00 +0000]"
+		cfg.Header = "Bulk mode; whois.lab.example [2026-01-01 00:00:00 +0000]"
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
