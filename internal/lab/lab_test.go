@@ -319,6 +319,16 @@ func TestLabSweepsStaleLabs(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- sleeper.Wait() }()
 	t.Cleanup(func() { _ = sleeper.Process.Kill() })
+	// `ip netns exec` enters the namespace after it starts: sweep only once
+	// the sleeper is inside, or there is nothing there to kill yet.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if out, _ := cmdOutput(ctx, "ip", "netns", "pids", ns); strings.TrimSpace(out) != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sleeper never appeared in the stale namespace")
+		}
+	}
 	if err := os.MkdirAll(stateDir, 0o755); err != nil {
 		t.Fatal(err)
 	}

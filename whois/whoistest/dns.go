@@ -186,14 +186,9 @@ func StartDNS(listen string, h dns.Handler) (*DNSServer, error) {
 	if listen == "" {
 		listen = "127.0.0.1:0"
 	}
-	pc, err := net.ListenPacket("udp", listen)
+	pc, ln, err := listenBoth(listen)
 	if err != nil {
-		return nil, fmt.Errorf("whoistest: dns listen udp %s: %w", listen, err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("whoistest: dns listen tcp %s: %w", pc.LocalAddr(), err)
+		return nil, err
 	}
 	s := &DNSServer{Addr: pc.LocalAddr().String()}
 	started := make(chan struct{}, 2)
@@ -216,4 +211,27 @@ func StartDNS(listen string, h dns.Handler) (*DNSServer, error) {
 // Close stops both servers.
 func (s *DNSServer) Close() error {
 	return errors.Join(s.udp.Shutdown(), s.tcp.Shutdown())
+}
+
+// listenBoth opens UDP and TCP on the same port. With port 0 the kernel
+// picks a free UDP port that TCP may already be using (another test's
+// connection): try a few ports before giving up.
+func listenBoth(listen string) (net.PacketConn, net.Listener, error) {
+	var lastErr error
+	for range 20 {
+		pc, err := net.ListenPacket("udp", listen)
+		if err != nil {
+			return nil, nil, fmt.Errorf("whoistest: dns listen udp %s: %w", listen, err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		lastErr = fmt.Errorf("whoistest: dns listen tcp %s: %w", pc.LocalAddr(), err)
+		if _, port, _ := net.SplitHostPort(listen); port != "0" {
+			break
+		}
+	}
+	return nil, nil, lastErr
 }
