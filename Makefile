@@ -7,7 +7,7 @@ LDFLAGS := -X github.com/anycheck/anycheck/internal/cli.version=$(VERSION)
 # Packages whose code runs goroutines get the race detector.
 RACE_PKGS := ./probe/... ./trace/... ./whois/... ./internal/cli/...
 LAB_PKGS  := bird2 nsd knot knot-dnsutils bind9-dnsutils iproute2 iputils-ping ethtool nftables \
-             traceroute mtr-tiny scamper procps passwd
+             traceroute mtr-tiny scamper procps passwd graphviz
 
 SHELL := /bin/bash
 .PHONY: build test unit lint fuzz lab-deps demo bench clean
@@ -33,23 +33,27 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	staticcheck ./...
+	@out=$$(deadcode -test ./...); if [ -n "$$out" ]; then echo "deadcode (unreachable outside tests):"; echo "$$out"; exit 1; fi
 
 # A short run of every fuzz target (go test runs their seeds on every `make test`).
 FUZZTIME ?= 15s
 fuzz:
-	@for pkg in ./probe ./trace ./whois ./internal/render ./internal/lab; do \
+	@for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
 
-# Debian packages the lab uses. policy-rc.d keeps every daemon from starting
-# in the host namespace: the lab starts them inside its own namespaces.
+# Debian packages the lab uses. While they install, a policy-rc.d that exits
+# 101 keeps every daemon from starting in the host namespace (the lab starts
+# them inside its own namespaces); it is removed afterwards unless one was
+# already there, so the host's service policy is left as it was found.
 lab-deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "make lab-deps: run as root (apt-get install)"; exit 1; fi
 	@if dpkg -s $(LAB_PKGS) >/dev/null 2>&1; then echo "lab packages already installed"; else \
-	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(LAB_PKGS); fi
+	  made=; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made=1; fi; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(LAB_PKGS); rc=$$?; \
+	  if [ -n "$$made" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc; fi
 
 # Bring up the lab (network namespaces, BIRD, NSD, Knot) and run
 # `anycheck id` and `anycheck trace` inside it. Root only.

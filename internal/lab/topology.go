@@ -207,9 +207,6 @@ func describe(t testing.TB, topo Topology) (*Lab, error) {
 // Namespace returns the network namespace name of a node (for `ip netns exec`).
 func (l *Lab) Namespace(node string) string { return l.ns[node] }
 
-// Dir is the lab's temp directory (configs, sockets, daemon logs).
-func (l *Lab) Dir() string { return l.dir }
-
 // segments returns the namespaces used for multi-end links, by link index.
 func (l *Lab) segmentNS(i int) string { return fmt.Sprintf("%s-sw%d", l.id, i) }
 
@@ -601,7 +598,7 @@ func runCmd(cmd *exec.Cmd, node string, argv []string) ([]byte, []byte, error) {
 }
 
 // Spawn starts argv in the background inside node's namespace, with output
-// to Dir()/<node>-<argv0>.log. It is killed (by PID, SIGTERM then SIGKILL,
+// to the lab directory, <node>-<argv0>.log. It is killed (by PID, SIGTERM then SIGKILL,
 // with its process group) at test end.
 func (l *Lab) Spawn(node string, argv ...string) (*exec.Cmd, error) {
 	if len(argv) == 0 {

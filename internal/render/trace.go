@@ -14,14 +14,6 @@ type TraceOptions struct {
 	MaxTTL int // shown in the header; 0 = not shown
 }
 
-// TraceHeader is the first line of a trace, printed before probing starts
-// when output streams to a terminal.
-func TraceHeader(w io.Writer, p report.TracePath, o TraceOptions) error {
-	ew := &errWriter{w: w}
-	traceHeader(ew, p, o)
-	return ew.err
-}
-
 func traceHeader(w *errWriter, p report.TracePath, o TraceOptions) {
 	f := p.Flow
 	flow := fmt.Sprintf("%s/%d paris flow %s → %s", f.Protocol, f.Dport, hostPort(f.Src, f.Sport), hostPort(f.Dst, f.Dport))
@@ -56,14 +48,6 @@ func TraceText(w io.Writer, paths []report.TracePath, o TraceOptions) error {
 		}
 		traceFooter(ew, p)
 	}
-	return ew.err
-}
-
-// HopText writes one hop, for live output while a trace runs. Column widths
-// cannot be known in advance there, so fixed widths are used.
-func HopText(w io.Writer, h report.HopDTO) error {
-	ew := &errWriter{w: w}
-	hopLines(ew, h, columns{addr: 15})
 	return ew.err
 }
 
