@@ -109,7 +109,7 @@ func runID(ctx context.Context, o *idOptions, s *streams, d *deps) error {
 		}
 		targets = append(targets, &idTarget{input: in, addr: netip.AddrPortFrom(a, uint16(o.port)), flows: make([][]probe.Result, o.flows)})
 	}
-	doc := report.New(report.KindID, toolInfo(), d.now(), hostname(d))
+	out := newRunOutput(s, o.g, d, report.KindID)
 	var names []string
 	for _, n := range o.names {
 		names = append(names, dnsFQDN(n))
@@ -151,11 +151,11 @@ rounds:
 					break rounds
 				}
 				if err != nil {
-					doc.Errors = append(doc.Errors, report.Problem{Target: t.input, Stage: "probe", Message: err.Error()})
+					out.problem(report.Problem{Target: t.input, Stage: "probe", Message: err.Error()})
 					continue
 				}
 				t.flows[f] = append(t.flows[f], res)
-				doc.AddSource(res.Source.String())
+				out.source(res.Source.String())
 			}
 		}
 	}
@@ -166,28 +166,13 @@ rounds:
 		r := report.FromIDRuns(t.input, t.addr, o.tcp, t.flows)
 		if r.Failed && !interrupted {
 			failed++
-			doc.Errors = append(doc.Errors, report.Problem{Target: t.input, Stage: "probe",
+			out.problem(report.Problem{Target: t.input, Stage: "probe",
 				Message: fmt.Sprintf("no reply from %s within %s", t.addr, o.g.timeout)})
 		}
 		results = append(results, r)
+		out.result(r.Input, r)
 	}
-	doc.Results = results
-	doc.Interrupted = interrupted
-
-	err := writeDocument(s, o.g.output, doc, results, func(r report.IDTarget) string { return r.Input }, render.IDText)
-	if err != nil {
-		return err
-	}
-	if interrupted {
-		fmt.Fprintln(s.err, "anycheck: interrupted; the results so far are shown")
-	}
-	switch {
-	case interrupted:
-		return errInterrupted
-	case failed > 0:
-		return errPartial
-	}
-	return nil
+	return finish(out, results, outcome{failed: failed, interrupted: interrupted}, render.IDText)
 }
 
 func repliedOnly(as []probe.Answer) []probe.Answer {

@@ -9,8 +9,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/anycheck/anycheck/internal/render"
-	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/probe"
 	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/whois"
@@ -66,22 +64,4 @@ func defaultDeps() *deps {
 // warn writes one diagnostic line to stderr.
 func warn(s *streams, format string, args ...any) {
 	fmt.Fprintf(s.err, "anycheck: "+format+"\n", args...)
-}
-
-// writeDocument writes a finished run in the chosen format: the whole
-// document (json), one result record per target then the end record
-// (jsonl), or the text renderer.
-func writeDocument[T any](s *streams, format string, doc *report.Document, rows []T, input func(T) string, text func(io.Writer, []T) error) error {
-	switch format {
-	case formatJSON:
-		return render.JSON(s.out, doc)
-	case formatJSONL:
-		for _, r := range rows {
-			if err := render.JSONL(s.out, doc.ResultRecord(input(r), r)); err != nil {
-				return err
-			}
-		}
-		return render.JSONL(s.out, doc.EndRecord())
-	}
-	return text(s.out, rows)
 }

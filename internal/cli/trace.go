@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"time"
 
@@ -143,8 +144,7 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 	if err != nil {
 		return err
 	}
-	doc := report.New(report.KindTrace, toolInfo(), d.now(), hostname(d))
-	stream := o.g.output == formatJSONL
+	out := newRunOutput(s, o.g, d, report.KindTrace)
 	var paths []report.TracePath
 	failed := 0
 	interrupted := false
@@ -171,10 +171,7 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 		}
 		progress := newProgress(s, input)
 		opts.OnHop = func(h trace.Hop) {
-			if stream {
-				// A failed write surfaces again at the result record.
-				_ = render.JSONL(s.out, doc.HopRecord(input, report.FromHop(h)))
-			}
+			out.record(out.doc.HopRecord(input, report.FromHop(h)))
 			progress.hop(h)
 		}
 		p, err := trace.Run(ctx, opts)
@@ -186,7 +183,7 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 					"grant raw sockets once with: setcap cap_net_raw+ep $(command -v anycheck)"+
 						socketModeHint(o.proto))
 			}
-			doc.Errors = append(doc.Errors, report.Problem{Target: input, Stage: "trace", Message: err.Error()})
+			out.problem(report.Problem{Target: input, Stage: "trace", Message: err.Error()})
 			failed++
 			continue
 		}
@@ -211,42 +208,20 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 			tp.Enrich(en.origins, en.names)
 			for _, pr := range en.problems {
 				pr.Target = input
-				doc.Errors = append(doc.Errors, pr)
-				warn(s, "%s %s: %s (the trace itself is complete)", input, pr.Stage, pr.Message)
+				pr.Message = fmt.Sprintf("%s %s: %s (the trace itself is complete)", input, pr.Stage, pr.Message)
+				out.problem(pr)
 			}
 		}
-		doc.AddSource(p.Flow.Src.String())
+		out.source(p.Flow.Src.String())
 		paths = append(paths, tp)
-		if stream {
-			if err := render.JSONL(s.out, doc.ResultRecord(input, tp)); err != nil {
-				return err
-			}
-		}
+		out.result(input, tp)
 		if interrupted {
 			break
 		}
 	}
-	doc.Results = paths
-	doc.Interrupted = interrupted
-	switch o.g.output {
-	case formatJSON:
-		err = render.JSON(s.out, doc)
-	case formatJSONL:
-		err = render.JSONL(s.out, doc.EndRecord())
-	default:
-		err = render.TraceText(s.out, paths, render.TraceOptions{MaxTTL: o.maxTTL})
-	}
-	if err != nil {
-		return err
-	}
-	switch {
-	case interrupted:
-		warn(s, "interrupted; the hops measured so far are shown")
-		return errInterrupted
-	case failed > 0:
-		return errPartial
-	}
-	return nil
+	return finish(out, paths, outcome{failed: failed, interrupted: interrupted}, func(w io.Writer, paths []report.TracePath) error {
+		return render.TraceText(w, paths, render.TraceOptions{MaxTTL: o.maxTTL})
+	})
 }
 
 func socketModeHint(proto string) string {

@@ -84,9 +84,11 @@ func runWhois(ctx context.Context, o *whoisOptions, s *streams, d *deps) error {
 	if err != nil {
 		return err
 	}
-	doc := report.New(report.KindWhois, toolInfo(), d.now(), hostname(d))
+	out := newRunOutput(s, o.g, d, report.KindWhois)
 	en := o.e.lookup(ctx, o.g, r, addrs)
-	doc.Errors = append(doc.Errors, en.problems...)
+	for _, p := range en.problems {
+		out.problem(p)
+	}
 	rows := make([]report.WhoisResult, 0, len(addrs))
 	for i, a := range addrs {
 		row := report.WhoisResult{Input: words[i], Name: en.names[a]}
@@ -95,20 +97,9 @@ func runWhois(ctx context.Context, o *whoisOptions, s *streams, d *deps) error {
 			row.Origin = &dto
 		}
 		rows = append(rows, row)
+		out.result(row.Input, row)
 	}
-	doc.Results = rows
-	doc.Interrupted = ctx.Err() != nil
-	if err := writeDocument(s, o.g.output, doc, rows, func(r report.WhoisResult) string { return r.Input }, render.WhoisText); err != nil {
-		return err
-	}
-	for _, p := range en.problems {
-		warn(s, "%s: %s", p.Stage, p.Message)
-	}
-	switch {
-	case doc.Interrupted:
-		return errInterrupted
-	case len(en.problems) > 0:
-		return errPartial
-	}
-	return nil
+	// A failed lookup fails the whois run (exit 3); the rows still show
+	// what the cache or the source could say.
+	return finish(out, rows, outcome{failed: len(en.problems), interrupted: ctx.Err() != nil}, render.WhoisText)
 }
