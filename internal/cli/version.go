@@ -19,15 +19,29 @@ func toolInfo() report.Tool {
 }
 
 func buildVersion() string {
-	v := version
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 && v == "dev" {
-				v = "dev+" + s.Value[:12]
-			}
+	info, _ := debug.ReadBuildInfo()
+	return versionOf(version, info)
+}
+
+// versionOf picks the most precise name of this build: the version stamped
+// by the Makefile, else the module version `go install module@vX` records,
+// else the VCS revision a local `go build` records, else "dev".
+func versionOf(stamped string, info *debug.BuildInfo) string {
+	if stamped != "dev" && stamped != "" {
+		return stamped
+	}
+	if info == nil {
+		return "dev"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			return "dev+" + s.Value[:12]
 		}
 	}
-	return v
+	return "dev"
 }
 
 func newVersionCmd(s *streams) *cobra.Command {
