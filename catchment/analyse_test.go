@@ -1,0 +1,259 @@
+package catchment
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anycheck/anycheck/probe"
+)
+
+var (
+	svc4 = netip.MustParseAddr("192.0.2.53")
+	svc6 = netip.MustParseAddr("2001:db8:53::53")
+)
+
+func vantage(key string, as uint32) Vantage {
+	return Vantage{Key: key, Label: key, Origin: Origin{ASNs: []uint32{as}, Country: "ZZ"}}
+}
+
+func answered(instance string, rtt time.Duration, sus ...probe.Suspicion) []Answer {
+	return []Answer{{Name: "hostname.bind", Status: probe.StatusAnswered, RTT: rtt, TXT: []string{instance}, Suspicions: sus}}
+}
+
+func idObs(v Vantage, target netip.Addr, instance string, rtt time.Duration, sus ...probe.Suspicion) Observation {
+	return Observation{Vantage: v, Target: target, Identity: Identity{Instance: instance, Source: "hostname.bind", HostnameBind: instance}, Answers: answered(instance, rtt, sus...)}
+}
+
+// asHops builds hops with origins: pairs of address and AS.
+func asHops(pairs ...any) []Hop {
+	var out []Hop
+	for i := 0; i < len(pairs); i += 2 {
+		h := Hop{TTL: i/2 + 1}
+		if a := pairs[i].(string); a != "*" {
+			h.Responders = []Responder{{Addr: netip.MustParseAddr(a), RTT: time.Duration(i+1) * time.Millisecond, ASNs: []uint32{uint32(pairs[i+1].(int))}}}
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+func TestResolveIdentityAndUpstream(t *testing.T) {
+	o := idObs(vantage("a", 64500), svc4, "i1.lab-a", 2*time.Millisecond)
+	o.Flows = []Flow{{Proto: "udp", Reached: true, Hops: asHops("198.51.100.1", 64500, "*", 0, "203.0.113.1", 64520, "192.0.2.53", 64520)}}
+	r := Resolve(o, nil)
+	if r.Instance != "i1.lab-a" || r.InstanceSource != "hostname.bind" || !r.Identified() {
+		t.Errorf("instance %q from %q", r.Instance, r.InstanceSource)
+	}
+	if r.Upstream == nil || r.Upstream.Addr.String() != "203.0.113.1" || r.Upstream.TTL != 3 {
+		t.Errorf("upstream %+v", r.Upstream)
+	}
+	if !slices.Equal(r.ASPath, []uint32{64500, 64520}) || !r.Reached || r.PathRTT != 7*time.Millisecond || r.DNSRTT != 2*time.Millisecond {
+		t.Errorf("path %v reached %v rtt %v dns %v", r.ASPath, r.Reached, r.PathRTT, r.DNSRTT)
+	}
+
+	// Traceroute only: the upstream names the instance.
+	o2 := Observation{Vantage: vantage("b", 64501), Target: svc4, Flows: o.Flows}
+	r2 := Resolve(o2, nil)
+	if r2.Instance != "203.0.113.1" || r2.InstanceSource != SourceUpstream || r2.Identified() {
+		t.Errorf("traceroute-only row: %q from %q", r2.Instance, r2.InstanceSource)
+	}
+	// The Atlas TTL 255 tail is no hop of the path.
+	o2.Flows = []Flow{{Hops: append(asHops("198.51.100.1", 64500, "198.51.100.9", 64500), Hop{TTL: 255, Responders: []Responder{{Addr: svc4}}})}}
+	if r := Resolve(o2, nil); r.Upstream == nil || r.Upstream.Addr.String() != "198.51.100.9" {
+		t.Errorf("upstream with a hop 255 tail: %+v", r.Upstream)
+	}
+	// Nothing at all: no instance, counted as unknown.
+	if r := Resolve(Observation{Vantage: vantage("c", 1), Target: svc4, Errors: []string{"timeout"}}, nil); r.Instance != "" {
+		t.Errorf("empty observation named %q", r.Instance)
+	}
+}
+
+func TestSuspicions(t *testing.T) {
+	sites := BuiltinSites()
+	kroot := netip.MustParseAddr("193.0.14.129")
+	quad9 := netip.MustParseAddr("9.9.9.9")
+	user, err := ParseSites(strings.NewReader("blind nochaos 198.51.100.53/32 -"), "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sites = sites.With(user)
+	for _, tc := range []struct {
+		name string
+		o    Observation
+		want []Suspicion
+	}{
+		{"clean authoritative", idObs(vantage("a", 1), kroot, "ns1.fi-hel.k.ripe.net", time.Millisecond), nil},
+		{"aa clear alone", idObs(vantage("a", 1), svc4, "i1", time.Millisecond, probe.SuspectAAClear), nil},
+		{"interceptor on the path", idObs(vantage("a", 1), kroot, "ns1.fi-hel.k.ripe.net", time.Millisecond, probe.SuspectRA, probe.SuspectClassNotCH, probe.SuspectTTLNonZero),
+			[]Suspicion{"class_not_ch", "ra_set", "ttl_nonzero"}},
+		{"resolver sets RA and TTL", idObs(vantage("a", 1), quad9, "res110.mia.rrdns.pch.net", time.Millisecond, probe.SuspectRA, probe.SuspectTTLNonZero), nil},
+		{"identity of someone else", idObs(vantage("a", 1), kroot, "PowerDNS Recursor 3.5.2", time.Millisecond), []Suspicion{SuspectIdentityMismatch}},
+		{"operator that never answers", idObs(vantage("a", 1), netip.MustParseAddr("198.51.100.53"), "resolver.isp.example", time.Millisecond), []Suspicion{SuspectNoChaosOperator}},
+		{"no table entry, no mismatch", idObs(vantage("a", 1), svc4, "anything", time.Millisecond), nil},
+	} {
+		r := Resolve(tc.o, sites)
+		if !slices.Equal(r.Suspicions, tc.want) {
+			t.Errorf("%s: suspicions %v, want %v", tc.name, r.Suspicions, tc.want)
+		}
+	}
+
+	// Faster than the path: the DNS answer in 1 ms, the last hop before
+	// the target 40 ms away.
+	o := idObs(vantage("a", 1), svc4, "i1", time.Millisecond)
+	o.Flows = []Flow{{Hops: []Hop{{TTL: 1, Responders: []Responder{{Addr: netip.MustParseAddr("198.51.100.1"), RTT: 40 * time.Millisecond}}}}}}
+	if r := Resolve(o, nil); !slices.Equal(r.Suspicions, []Suspicion{SuspectFasterThanPath}) {
+		t.Errorf("fast answer: %v", r.Suspicions)
+	}
+	// Within noise: 3 ms against 6 ms is not flagged.
+	o.Answers[0].RTT, o.Flows[0].Hops[0].Responders[0].RTT = 2*time.Millisecond, 6*time.Millisecond
+	if r := Resolve(o, nil); r.Suspect() {
+		t.Errorf("noise flagged: %v", r.Suspicions)
+	}
+}
+
+func TestSharesCountSuspectsApart(t *testing.T) {
+	var obs []Observation
+	for i, in := range []string{"i1", "i1", "i1", "i2"} {
+		v := vantage(string(rune('a'+i)), uint32(64500+i%2))
+		obs = append(obs, idObs(v, svc4, in, time.Duration(i+1)*time.Millisecond))
+	}
+	obs = append(obs, idObs(vantage("x", 64999), svc4, "box", time.Millisecond, probe.SuspectRA))
+	obs = append(obs, Observation{Vantage: vantage("y", 64999), Target: svc4, Answers: []Answer{{Name: "hostname.bind", Status: probe.StatusTimeout}}})
+	rep := Analyse(obs, nil)
+	if len(rep.Targets) != 1 {
+		t.Fatalf("targets %+v", rep.Targets)
+	}
+	ts := rep.Targets[0]
+	if ts.Vantages != 6 || ts.Suspect != 1 || ts.Unknown != 1 || ts.Errors != 1 || len(ts.Instances) != 2 {
+		t.Fatalf("summary %+v", ts)
+	}
+	i1 := ts.Instances[0]
+	if i1.Instance != "i1" || i1.Vantages != 3 || i1.Share != 0.75 || i1.MedianRTT != 2*time.Millisecond {
+		t.Errorf("i1 share %+v", i1)
+	}
+	if !slices.Equal(i1.ASNs, []uint32{64500, 64501}) || !slices.Equal(i1.Countries, []string{"ZZ"}) {
+		t.Errorf("i1 ases %v countries %v", i1.ASNs, i1.Countries)
+	}
+}
+
+func TestDualStackDivergence(t *testing.T) {
+	rows := []Row{
+		Resolve(idObs(vantage("a", 1), svc4, "i1", 0), nil),
+		Resolve(idObs(vantage("a", 1), svc6, "i2", 0), nil),
+		Resolve(idObs(vantage("b", 1), svc4, "i1", 0), nil),
+		Resolve(idObs(vantage("b", 1), svc6, "i1", 0), nil),
+	}
+	d := DualStackDivergence(rows)
+	if len(d) != 1 || d[0].Vantage.Key != "a" || d[0].IPv4.Instance != "i1" || d[0].IPv6.Instance != "i2" {
+		t.Fatalf("divergence %+v", d)
+	}
+	// Two IPv4 target addresses: address-only targets no longer pair.
+	rows = append(rows, Resolve(idObs(vantage("a", 1), netip.MustParseAddr("198.51.100.53"), "z", 0), nil))
+	if d := DualStackDivergence(rows); len(d) != 0 {
+		t.Errorf("ambiguous address targets paired: %+v", d)
+	}
+	// Named targets pair by name; same site on both families is flagged.
+	sites := BuiltinSites()
+	o4 := idObs(vantage("p", 1), netip.MustParseAddr("193.0.14.129"), "ns1.fi-hel.k.ripe.net", 0)
+	o6 := idObs(vantage("p", 1), netip.MustParseAddr("2001:7fd::1"), "ns2.fi-hel.k.ripe.net", 0)
+	o4.TargetName, o6.TargetName = "k.root-servers.net", "K.ROOT-SERVERS.NET"
+	d = DualStackDivergence(append(rows, Resolve(o4, sites), Resolve(o6, sites)))
+	if len(d) != 1 || !d[0].SameSite || d[0].IPv4.Site.Site != "fi-hel" {
+		t.Errorf("named pair: %+v", d)
+	}
+}
+
+func TestPathsPart(t *testing.T) {
+	mk := func(key string, instance string, h []Hop) Row {
+		o := idObs(vantage(key, 64500), svc4, instance, 0)
+		o.Flows = []Flow{{Hops: h, Reached: true}}
+		return Resolve(o, nil)
+	}
+	rows := []Row{
+		mk("a", "i1", asHops("198.51.100.1", 64500, "203.0.113.1", 64510, "192.0.2.53", 64520)),
+		mk("b", "i1", asHops("198.51.100.2", 64500, "203.0.113.1", 64510, "192.0.2.53", 64520)),
+		mk("c", "i2", asHops("198.51.100.3", 64500, "203.0.113.9", 64511, "192.0.2.53", 64521)),
+		// Another origin AS: not compared with these.
+		Resolve(Observation{Vantage: vantage("d", 64999), Target: svc4, Identity: Identity{Instance: "i3", Source: "nsid"}, Flows: []Flow{{Hops: asHops("10.0.0.1", 64999)}}}, nil),
+	}
+	p := PathsPart(rows)
+	if len(p) != 1 {
+		t.Fatalf("partings %+v", p)
+	}
+	got := p[0]
+	if got.OriginAS != 64500 || !slices.Equal(got.Common, []uint32{64500}) || got.A.AS != 64510 || got.B.AS != 64511 {
+		t.Errorf("parting %+v", got)
+	}
+	if got.A.Hop == nil || got.A.Hop.Addr.String() != "203.0.113.1" || got.B.Hop.TTL != 2 || !slices.Equal(got.A.Vantages, []string{"a", "b"}) {
+		t.Errorf("sides %+v / %+v", got.A, got.B)
+	}
+}
+
+func TestCollectorLatestAndChanges(t *testing.T) {
+	c := NewCollector()
+	v := vantage("atlas:1", 64500)
+	t0 := time.Unix(1_700_000_000, 0).UTC()
+	// Out of order, as files of a periodic measurement may be.
+	for _, s := range []struct {
+		dt int
+		in string
+	}{{0, "i1"}, {600, "i2"}, {300, "i1"}, {900, "i2"}, {1200, ""}} {
+		o := idObs(v, svc4, s.in, time.Millisecond)
+		if s.in == "" {
+			o = Observation{Vantage: v, Target: svc4, Answers: []Answer{{Status: probe.StatusTimeout}}}
+		}
+		o.Time = t0.Add(time.Duration(s.dt) * time.Second)
+		c.Add(o)
+	}
+	tr := Observation{Vantage: v, Target: svc4, Time: t0.Add(100 * time.Second), Flows: []Flow{{Hops: asHops("198.51.100.1", 64500, "203.0.113.1", 64520)}}}
+	c.Add(tr)
+	if c.Len() != 1 {
+		t.Fatalf("lines %d", c.Len())
+	}
+	obs := c.Observations()
+	// The latest identity part is the timeout; the trace part joins it.
+	if obs[0].Identity.Instance != "" || len(obs[0].Flows) != 1 || !obs[0].Time.Equal(t0.Add(1200*time.Second)) {
+		t.Errorf("merged %+v", obs[0])
+	}
+	ch := c.Changes()
+	if len(ch) != 1 || ch[0].Kind != "instance" || len(ch[0].Events) != 1 {
+		t.Fatalf("changes %+v", ch)
+	}
+	if e := ch[0].Events[0]; e.From != "i1" || e.To != "i2" || !e.Time.Equal(t0.Add(600*time.Second)) {
+		t.Errorf("event %+v", e)
+	}
+}
+
+func TestDiff(t *testing.T) {
+	up := func(o Observation, addr string) Observation {
+		o.Flows = []Flow{{Hops: asHops(addr, 64500, "192.0.2.53", 64520), Reached: true}}
+		return o
+	}
+	before := []Row{
+		Resolve(up(idObs(vantage("c1", 1), svc4, "i1", 0), "203.0.113.1"), nil),
+		Resolve(up(idObs(vantage("c2", 1), svc4, "i2", 0), "203.0.113.9"), nil),
+		Resolve(idObs(vantage("c3", 1), svc4, "i2", 0), nil),
+		Resolve(up(Observation{Vantage: vantage("t1", 1), Target: svc4}, "203.0.113.1"), nil),
+	}
+	after := []Row{
+		Resolve(up(idObs(vantage("c1", 1), svc4, "i2", 0), "203.0.113.5"), nil),
+		Resolve(up(idObs(vantage("c2", 1), svc4, "i2", 0), "203.0.113.9"), nil),
+		Resolve(idObs(vantage("c4", 1), svc4, "i2", 0), nil),
+		Resolve(up(Observation{Vantage: vantage("t1", 1), Target: svc4}, "203.0.113.7"), nil),
+	}
+	m := Diff(before, after)
+	var got []string
+	for _, x := range m {
+		got = append(got, x.Kind+":"+x.Vantage.Label)
+	}
+	want := []string{"moved:c1", "moved:t1", "gone:c3", "new:c4"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("moves %v, want %v", got, want)
+	}
+	if !m[0].InstanceChanged || !m[0].UpstreamChanged || m[1].After.InstanceSource != SourceUpstream {
+		t.Errorf("c1 %+v", m[0])
+	}
+}

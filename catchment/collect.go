@@ -1,0 +1,296 @@
+package catchment
+
+import (
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Collector gathers observations one at a time — a stream of thousands of
+// Atlas results, or the results of a periodic measurement, where each
+// vantage appears many times — and keeps, per catchment-table line, the
+// latest identity part and the latest trace part, and the time series of
+// instances and upstreams so changes can be counted. Memory grows with the
+// number of lines and of distinct values seen, not with the input.
+type Collector struct {
+	entries map[Key]*entry
+	order   []Key
+	strs    map[string]string // interned instance and upstream names
+}
+
+type entry struct {
+	dns, trace *Observation
+	instances  []stamp
+	upstreams  []stamp
+	seq        int
+}
+
+type stamp struct {
+	at  time.Time
+	seq int // arrival order breaks ties (and orders undated results)
+	v   string
+}
+
+// NewCollector returns an empty collector.
+func NewCollector() *Collector {
+	return &Collector{entries: map[Key]*entry{}, strs: map[string]string{}}
+}
+
+func (c *Collector) intern(s string) string {
+	if v, ok := c.strs[s]; ok {
+		return v
+	}
+	c.strs[s] = s
+	return s
+}
+
+// Add takes one observation. An observation with answers (or only errors)
+// is an identity part, one with flows a trace part; one with both is both.
+// Of each part the latest (by Time, then arrival) is kept.
+func (c *Collector) Add(o Observation) {
+	k := o.Key()
+	e := c.entries[k]
+	if e == nil {
+		e = &entry{}
+		c.entries[k] = e
+		c.order = append(c.order, k)
+	}
+	e.seq++
+	hasTrace := len(o.Flows) > 0
+	hasDNS := len(o.Answers) > 0 || o.Identity.Instance != "" || !hasTrace
+	later := func(cur *Observation) bool {
+		return cur == nil || !o.Time.Before(cur.Time)
+	}
+	if hasDNS {
+		if in := o.Identity.Instance; in != "" {
+			e.instances = append(e.instances, stamp{o.Time, e.seq, c.intern(in)})
+		}
+		if later(e.dns) {
+			dup := o
+			e.dns = &dup
+		}
+	}
+	if hasTrace {
+		if up, ok := UpstreamOf(o.Flows[0], o.Target); ok {
+			e.upstreams = append(e.upstreams, stamp{o.Time, e.seq, c.intern(up.Addr.String())})
+		}
+		if later(e.trace) {
+			dup := o
+			e.trace = &dup
+		}
+	}
+}
+
+// Len is the number of catchment-table lines collected.
+func (c *Collector) Len() int { return len(c.order) }
+
+// Observations returns one observation per line, the latest identity part
+// merged with the latest trace part, in the order lines were first seen.
+func (c *Collector) Observations() []Observation {
+	out := make([]Observation, 0, len(c.order))
+	for _, k := range c.order {
+		e := c.entries[k]
+		out = append(out, merge(e.dns, e.trace))
+	}
+	return out
+}
+
+func merge(dns, tr *Observation) Observation {
+	switch {
+	case dns == nil:
+		return *tr
+	case tr == nil:
+		return *dns
+	}
+	o := *dns
+	o.Flows = tr.Flows
+	if tr.Time.After(o.Time) {
+		o.Time = tr.Time
+	}
+	if o.Identity.Instance == "" {
+		o.Identity = tr.Identity
+		if len(o.Answers) == 0 {
+			o.Answers = tr.Answers
+		}
+	}
+	o.Errors = append(slices.Clip(o.Errors), tr.Errors...)
+	if tr.Input != "" && tr.Input != o.Input {
+		o.Input = strings.TrimPrefix(o.Input+", "+tr.Input, ", ")
+	}
+	if o.TargetName == "" {
+		o.TargetName = tr.TargetName
+	}
+	v := &o.Vantage
+	if !v.Source.IsValid() {
+		v.Source = tr.Vantage.Source
+	}
+	if !v.Public.IsValid() {
+		v.Public = tr.Vantage.Public
+	}
+	return o
+}
+
+// Change is a catchment-table line whose instance (or upstream) changed
+// over the collected results.
+type Change struct {
+	Key
+	Vantage string // label
+	Kind    string // "instance" or "upstream"
+	Events  []Event
+}
+
+// Event is one switch: at Time the value went From → To.
+type Event struct {
+	Time     time.Time
+	From, To string
+}
+
+// Changes lists every line whose instance or upstream changed, with when.
+// Results without an instance (a timeout) or upstream are no change: a
+// lost answer is not a switch. Labels come from the latest parts.
+func (c *Collector) Changes() []Change {
+	var out []Change
+	for _, k := range c.order {
+		e := c.entries[k]
+		label := ""
+		if e.dns != nil {
+			label = e.dns.Vantage.Label
+		} else if e.trace != nil {
+			label = e.trace.Vantage.Label
+		}
+		for _, s := range []struct {
+			kind   string
+			stamps []stamp
+		}{{"instance", e.instances}, {"upstream", e.upstreams}} {
+			if ev := events(s.stamps); len(ev) > 0 {
+				out = append(out, Change{Key: k, Vantage: label, Kind: s.kind, Events: ev})
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if c := out[i].Target.Compare(out[j].Target); c != 0 {
+			return c < 0
+		}
+		return out[i].Vantage < out[j].Vantage
+	})
+	return out
+}
+
+func events(st []stamp) []Event {
+	if len(st) < 2 {
+		return nil
+	}
+	st = slices.Clone(st)
+	sort.SliceStable(st, func(i, j int) bool {
+		if !st[i].at.Equal(st[j].at) {
+			return st[i].at.Before(st[j].at)
+		}
+		return st[i].seq < st[j].seq
+	})
+	var out []Event
+	for i := 1; i < len(st); i++ {
+		if st[i].v != st[i-1].v {
+			out = append(out, Event{Time: st[i].at, From: st[i-1].v, To: st[i].v})
+		}
+	}
+	return out
+}
+
+// Move is a catchment-table line that differs between two runs.
+type Move struct {
+	Key
+	Vantage Vantage
+	Kind    string // "moved", "upstream", "lost", "found", "gone" or "new"
+	// Before and After are the rows of each run (nil where the line is
+	// absent from that run).
+	Before, After *Row
+	// InstanceChanged: both runs name an instance, and they differ.
+	// UpstreamChanged: both runs traced an upstream, and they differ.
+	InstanceChanged, UpstreamChanged bool
+}
+
+// Move kinds, in the order Diff lists them.
+const (
+	MoveInstance = "moved"    // another instance answers
+	MoveUpstream = "upstream" // same instance (or none known), another upstream
+	MoveLost     = "lost"     // an instance before, none after
+	MoveFound    = "found"    // none before, an instance after
+	MoveGone     = "gone"     // the line is only in the before run
+	MoveNew      = "new"      // the line is only in the after run
+)
+
+// Diff compares two runs line by line (vantage × target) and lists the
+// lines that changed: a BGP change (prepend, new site, withdrawal) shows as
+// vantages that moved instance, or whose upstream changed.
+func Diff(before, after []Row) []Move {
+	idx := func(rows []Row) map[Key]*Row {
+		m := make(map[Key]*Row, len(rows))
+		for i := range rows {
+			k := rows[i].Key()
+			if _, ok := m[k]; !ok {
+				m[k] = &rows[i]
+			}
+		}
+		return m
+	}
+	b, a := idx(before), idx(after)
+	var out []Move
+	for k, rb := range b {
+		ra := a[k]
+		if ra == nil {
+			out = append(out, Move{Key: k, Vantage: rb.Vantage, Kind: MoveGone, Before: rb})
+			continue
+		}
+		m := Move{Key: k, Vantage: ra.Vantage, Before: rb, After: ra}
+		ib, ia := instanceOf(rb), instanceOf(ra)
+		// An identity and an upstream address are not comparable names.
+		m.InstanceChanged = ib != "" && ia != "" && ib != ia &&
+			(rb.InstanceSource == SourceUpstream) == (ra.InstanceSource == SourceUpstream)
+		if rb.Upstream != nil && ra.Upstream != nil && rb.Upstream.Addr != ra.Upstream.Addr {
+			m.UpstreamChanged = true
+		}
+		switch {
+		case m.InstanceChanged:
+			m.Kind = MoveInstance
+		case ib != "" && ia == "":
+			m.Kind = MoveLost
+		case ib == "" && ia != "":
+			m.Kind = MoveFound
+		case m.UpstreamChanged:
+			m.Kind = MoveUpstream
+		default:
+			continue
+		}
+		out = append(out, m)
+	}
+	for k, ra := range a {
+		if b[k] == nil {
+			out = append(out, Move{Key: k, Vantage: ra.Vantage, Kind: MoveNew, After: ra})
+		}
+	}
+	rank := map[string]int{MoveInstance: 0, MoveUpstream: 1, MoveLost: 2, MoveFound: 3, MoveGone: 4, MoveNew: 5}
+	sort.Slice(out, func(i, j int) bool {
+		x, y := out[i], out[j]
+		if rank[x.Kind] != rank[y.Kind] {
+			return rank[x.Kind] < rank[y.Kind]
+		}
+		if c := x.Target.Compare(y.Target); c != 0 {
+			return c < 0
+		}
+		if x.Vantage.Label != y.Vantage.Label {
+			return x.Vantage.Label < y.Vantage.Label
+		}
+		return x.Key.Vantage < y.Key.Vantage
+	})
+	return out
+}
+
+// instanceOf is the instance a row names for the diff: identities compare
+// by identity; a suspect answer names no instance.
+func instanceOf(r *Row) string {
+	if r.Suspect() {
+		return ""
+	}
+	return r.Instance
+}

@@ -1,0 +1,316 @@
+package catchment
+
+import (
+	"net/netip"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Path is a group of flows that saw the same hop list.
+type Path struct {
+	Hops      []Hop           // the hop list (of the group's first flow)
+	Flows     []int           // indexes of the flows that took it, ascending
+	Instances []InstanceCount // instances reached over this path, by flow count
+}
+
+// InstanceCount is how many flows (or vantage points) reached an instance.
+type InstanceCount struct {
+	Instance string
+	Count    int
+}
+
+// hopKey is the comparable form of a hop list: responder addresses per TTL,
+// "*" for a silent hop. Two flows are on one path when their keys are equal.
+func hopKey(hops []Hop) string {
+	var b strings.Builder
+	for _, h := range hops {
+		b.WriteString(strconv.Itoa(h.TTL))
+		b.WriteByte(':')
+		if h.Silent() {
+			b.WriteByte('*')
+		}
+		for i, r := range h.Responders {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(r.Addr.String())
+		}
+		b.WriteByte(' ')
+	}
+	return b.String()
+}
+
+// GroupPaths groups flows with identical hop lists (the same responders at
+// every TTL, silent hops included) into paths, in the order of each path's
+// first flow. A silent hop is part of the list: a flow whose hop 4 did not
+// answer is not assumed to match one whose hop 4 did.
+func GroupPaths(flows []Flow) []Path {
+	var paths []Path
+	index := map[string]int{}
+	per := []map[string]int{}
+	for i, f := range flows {
+		k := hopKey(f.Hops)
+		p, ok := index[k]
+		if !ok {
+			p = len(paths)
+			index[k] = p
+			paths = append(paths, Path{Hops: f.Hops})
+			per = append(per, map[string]int{})
+		}
+		paths[p].Flows = append(paths[p].Flows, i)
+		if in := f.Identity.Instance; in != "" {
+			per[p][in]++
+		}
+	}
+	for i := range paths {
+		paths[i].Instances = sortCounts(per[i])
+	}
+	return paths
+}
+
+// sortCounts orders counts by count, then by name, so output is stable.
+func sortCounts(m map[string]int) []InstanceCount {
+	out := make([]InstanceCount, 0, len(m))
+	for k, v := range m {
+		out = append(out, InstanceCount{Instance: k, Count: v})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Instance < out[j].Instance
+	})
+	return out
+}
+
+// Diamond is a stretch of TTLs where paths differ: they part after TTL
+// Part and meet again at TTL Join.
+type Diamond struct {
+	// Part is the TTL of the last hop every path shares before they part;
+	// 0 when they differ from the first hop on.
+	Part int
+	// Join is the TTL where every path is back on one address; 0 when they
+	// never join (they end at different addresses, or at one anycast
+	// address served by different instances).
+	Join int
+	// Alternatives are the distinct addresses at each TTL in between
+	// (TTLs where every path was silent are left out).
+	Alternatives []Alternatives
+}
+
+// Alternatives are the addresses seen at one TTL across paths.
+type Alternatives struct {
+	TTL   int
+	Addrs []netip.Addr
+}
+
+// Divergence finds the diamonds of a set of paths: each maximal run of TTLs
+// at which the paths show more than one address, with the TTL they part
+// after and the TTL they join at. Silent hops are no alternative: a "*"
+// inside a diamond continues it.
+func Divergence(paths []Path) []Diamond {
+	if len(paths) < 2 {
+		return nil
+	}
+	type atTTL struct {
+		addrs []netip.Addr
+		// ends holds, for paths whose last hop is at this TTL, the
+		// instances they reached there.
+		ends map[string]bool
+		last int // paths that end here
+	}
+	by := map[int]*atTTL{}
+	minTTL, maxTTL := 0, 0
+	for _, p := range paths {
+		for i, h := range p.Hops {
+			a := by[h.TTL]
+			if a == nil {
+				a = &atTTL{ends: map[string]bool{}}
+				by[h.TTL] = a
+			}
+			if minTTL == 0 || h.TTL < minTTL {
+				minTTL = h.TTL
+			}
+			maxTTL = max(maxTTL, h.TTL)
+			for _, r := range h.Responders {
+				if !slices.Contains(a.addrs, r.Addr) {
+					a.addrs = append(a.addrs, r.Addr)
+				}
+			}
+			if i == len(p.Hops)-1 {
+				a.last++
+				for _, in := range p.Instances {
+					a.ends[in.Instance] = true
+				}
+			}
+		}
+	}
+	var out []Diamond
+	var cur *Diamond
+	lastSingle := 0 // TTL of the last hop with exactly one address
+	for t := minTTL; t <= maxTTL; t++ {
+		a := by[t]
+		n := 0
+		if a != nil {
+			n = len(a.addrs)
+		}
+		switch {
+		case n > 1:
+			if cur == nil {
+				cur = &Diamond{Part: lastSingle}
+			}
+			addrs := append([]netip.Addr{}, a.addrs...)
+			slices.SortFunc(addrs, func(x, y netip.Addr) int { return x.Compare(y) })
+			cur.Alternatives = append(cur.Alternatives, Alternatives{TTL: t, Addrs: addrs})
+		case n == 1:
+			// One address for every path that reached this TTL; where
+			// paths end here on different instances of one anycast
+			// address, they have not joined.
+			if cur != nil {
+				if len(a.ends) <= 1 {
+					cur.Join = t
+				}
+				out = append(out, *cur)
+				cur = nil
+			}
+			lastSingle = t
+		}
+	}
+	if cur != nil {
+		out = append(out, *cur)
+	}
+	return out
+}
+
+// Split is how the flows of one target spread over instances.
+type Split struct {
+	Instances    []InstanceCount // instances by flow count
+	Unidentified int             // flows that reached no identified instance
+	// Split is set when flows reached more than one instance: the
+	// catchment depends on the flow (source port).
+	Split bool
+}
+
+// SplitOf counts the instances the flows reached.
+func SplitOf(flows []Flow) Split {
+	m := map[string]int{}
+	var s Split
+	for _, f := range flows {
+		if f.Identity.Instance == "" {
+			s.Unidentified++
+			continue
+		}
+		m[f.Identity.Instance]++
+	}
+	s.Instances = sortCounts(m)
+	s.Split = len(s.Instances) > 1
+	return s
+}
+
+// MDAStoppingPoint is the number of flows that must have passed a vertex,
+// all of them showing only k distinct next hops, to rule out a (k+1)-th
+// next hop with the given confidence (0.95 in the MDA papers: 6, 11, 16,
+// 21, 27, 33, 38, 44, 51, 57, … flows for k = 1, 2, 3, …). It assumes
+// flows are spread uniformly over the next hops (per-flow load
+// balancing) and computes the probability exactly (the chance that n
+// uniform flows over k+1 branches miss one), as in Veitch et al.,
+// "Failure Control in Multipath Route Tracing" (INFOCOM 2009), which
+// corrects the first MDA paper's union bound.
+func MDAStoppingPoint(k int, confidence float64) int {
+	if k < 1 {
+		return 1
+	}
+	if confidence <= 0 {
+		return 0
+	}
+	if confidence >= 1 {
+		confidence = 1 - 1e-12
+	}
+	branches := k + 1
+	// p[j] is the probability that n flows have seen exactly j of the
+	// branches; the recurrence is numerically stable where the
+	// inclusion–exclusion sum is not.
+	p := make([]float64, branches+1)
+	p[0] = 1
+	next := make([]float64, branches+1)
+	for n := 0; ; n++ {
+		if 1-p[branches] <= 1-confidence {
+			return n
+		}
+		clear(next)
+		for j := 0; j <= branches; j++ {
+			if p[j] == 0 {
+				continue
+			}
+			next[j] += p[j] * float64(j) / float64(branches)
+			if j < branches {
+				next[j+1] += p[j] * float64(branches-j) / float64(branches)
+			}
+		}
+		p, next = next, p
+	}
+}
+
+// MDAVertex is a hop (or the vantage itself, TTL 0) whose next hops have
+// not yet been probed by enough flows to stop.
+type MDAVertex struct {
+	TTL      int
+	Addr     netip.Addr // invalid for the vantage (TTL 0)
+	NextHops int        // distinct next hops seen
+	Flows    int        // flows that passed the vertex and answered at the next TTL
+	Needed   int        // MDAStoppingPoint(NextHops)
+}
+
+// MDAUnsatisfied applies the MDA stopping rule to a set of flows, per
+// vertex: for every responding hop (and the vantage), the flows through it
+// must number at least MDAStoppingPoint(k) for the k next hops they showed.
+// It returns the vertices that still need flows, by TTL; none means the
+// sweep may stop. A silent hop breaks the chain: flows through it are not
+// attributed to any vertex until the next responding hop.
+func MDAUnsatisfied(flows []Flow, confidence float64) []MDAVertex {
+	type vertex struct {
+		ttl  int
+		addr netip.Addr
+	}
+	type stat struct {
+		next  []netip.Addr
+		flows int
+	}
+	stats := map[vertex]*stat{}
+	var order []vertex
+	for _, f := range flows {
+		prev, known := vertex{}, true
+		for _, h := range f.Hops {
+			if h.Silent() {
+				known = false
+				continue
+			}
+			cur := vertex{ttl: h.TTL, addr: h.Responders[0].Addr}
+			if known && cur.ttl == prev.ttl+1 {
+				s := stats[prev]
+				if s == nil {
+					s = &stat{}
+					stats[prev] = s
+					order = append(order, prev)
+				}
+				s.flows++
+				if !slices.Contains(s.next, cur.addr) {
+					s.next = append(s.next, cur.addr)
+				}
+			}
+			prev, known = cur, true
+		}
+	}
+	var out []MDAVertex
+	for _, v := range order {
+		s := stats[v]
+		need := MDAStoppingPoint(len(s.next), confidence)
+		if s.flows < need {
+			out = append(out, MDAVertex{TTL: v.ttl, Addr: v.addr, NextHops: len(s.next), Flows: s.flows, Needed: need})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].TTL < out[j].TTL })
+	return out
+}

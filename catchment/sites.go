@@ -1,0 +1,180 @@
+package catchment
+
+import (
+	"bufio"
+	_ "embed"
+	"fmt"
+	"io"
+	"net/netip"
+	"regexp"
+	"strings"
+)
+
+// builtinSites is the site-hint table shipped with anycheck: data, not code.
+//
+//go:embed sites.txt
+var builtinSites string
+
+// OperatorKind says what an operator's identity answers look like.
+type OperatorKind string
+
+// Operator kinds of the site-hint table.
+const (
+	KindAuthoritative OperatorKind = "auth"     // CH, TTL 0, RA clear
+	KindResolver      OperatorKind = "resolver" // RA and TTLs above 0 are normal
+	KindNoChaos       OperatorKind = "nochaos"  // never answers identity queries
+)
+
+// SiteHint is what the site-hint table says about an identity string.
+type SiteHint struct {
+	Operator string // operator whose pattern matched; "" when none did
+	Site     string // site code (lower case) from the pattern's first group
+}
+
+// sitePattern is one line of a site-hint table.
+type sitePattern struct {
+	operator string
+	kind     OperatorKind
+	targets  []netip.Prefix
+	re       *regexp.Regexp // nil for nochaos lines
+	where    string         // file:line, for error messages
+}
+
+// Sites is a site-hint table: naming patterns per operator, the prefixes
+// their services live at, and what their identity answers look like.
+type Sites struct {
+	patterns []sitePattern
+}
+
+// BuiltinSites parses the table shipped with anycheck.
+func BuiltinSites() *Sites {
+	s, err := ParseSites(strings.NewReader(builtinSites), "builtin sites.txt")
+	if err != nil {
+		// The shipped table is tested; a parse error is a build defect.
+		panic(err)
+	}
+	return s
+}
+
+// ParseSites reads a site-hint table (the format of catchment/sites.txt):
+// lines "operator kind targets pattern", '#' comments and blank lines.
+// Errors name the file and line.
+func ParseSites(r io.Reader, name string) (*Sites, error) {
+	s := &Sites{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 64<<10)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		where := fmt.Sprintf("%s:%d", name, n)
+		p, err := parseSiteLine(line, where)
+		if err != nil {
+			return nil, err
+		}
+		s.patterns = append(s.patterns, p)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return s, nil
+}
+
+func parseSiteLine(line, where string) (sitePattern, error) {
+	f := strings.Fields(line)
+	if len(f) < 4 {
+		return sitePattern{}, fmt.Errorf("%s: want 4 fields (operator kind targets pattern), got %d", where, len(f))
+	}
+	p := sitePattern{operator: f[0], kind: OperatorKind(f[1]), where: where}
+	switch p.kind {
+	case KindAuthoritative, KindResolver, KindNoChaos:
+	default:
+		return p, fmt.Errorf("%s: kind %q: must be auth, resolver or nochaos", where, f[1])
+	}
+	if f[2] != "-" {
+		for _, t := range strings.Split(f[2], ",") {
+			pfx, err := netip.ParsePrefix(t)
+			if err != nil {
+				return p, fmt.Errorf("%s: target %q: not a prefix", where, t)
+			}
+			p.targets = append(p.targets, pfx.Masked())
+		}
+	}
+	// The pattern is the rest of the line after the third field.
+	rest := line
+	for range 3 {
+		rest = strings.TrimLeft(rest, " \t")
+		rest = rest[strings.IndexAny(rest, " \t"):]
+	}
+	pat := strings.TrimSpace(rest)
+	if p.kind == KindNoChaos {
+		if pat != "-" {
+			return p, fmt.Errorf("%s: a nochaos operator has no naming pattern (write -)", where)
+		}
+		if len(p.targets) == 0 {
+			return p, fmt.Errorf("%s: a nochaos operator needs target prefixes", where)
+		}
+		return p, nil
+	}
+	re, err := regexp.Compile("(?i)^(?:" + pat + ")$")
+	if err != nil {
+		return p, fmt.Errorf("%s: pattern: %w", where, err)
+	}
+	if re.NumSubexp() < 1 {
+		return p, fmt.Errorf("%s: pattern %q has no group for the site code", where, pat)
+	}
+	p.re = re
+	return p, nil
+}
+
+// With returns a table that checks extra's patterns first, then s's.
+func (s *Sites) With(extra *Sites) *Sites {
+	if extra == nil {
+		return s
+	}
+	return &Sites{patterns: append(append([]sitePattern{}, extra.patterns...), s.patterns...)}
+}
+
+// Hint extracts a site code from an identity string: the first pattern
+// that matches names the operator and the site. No match, no hint.
+func (s *Sites) Hint(identity string) (SiteHint, bool) {
+	if s == nil || identity == "" {
+		return SiteHint{}, false
+	}
+	for _, p := range s.patterns {
+		if p.re == nil {
+			continue
+		}
+		if m := p.re.FindStringSubmatch(identity); m != nil {
+			return SiteHint{Operator: p.operator, Site: strings.ToLower(m[1])}, true
+		}
+	}
+	return SiteHint{}, false
+}
+
+// OperatorOf names the operator whose service lives at target, and its kind.
+func (s *Sites) OperatorOf(target netip.Addr) (string, OperatorKind, bool) {
+	if s == nil {
+		return "", "", false
+	}
+	target = target.Unmap()
+	for _, p := range s.patterns {
+		for _, pfx := range p.targets {
+			if pfx.Contains(target) {
+				return p.operator, p.kind, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// fits reports whether identity matches one of operator's patterns.
+func (s *Sites) fits(operator, identity string) bool {
+	for _, p := range s.patterns {
+		if p.operator == operator && p.re != nil && p.re.MatchString(identity) {
+			return true
+		}
+	}
+	return false
+}
