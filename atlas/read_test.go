@@ -1,0 +1,277 @@
+package atlas
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anycheck/anycheck/probe"
+)
+
+// readAll reads every result, collecting per-result errors apart.
+func readAll(t *testing.T, data []byte) ([]Result, []error, error) {
+	t.Helper()
+	rd, err := NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rd.Close()
+	var out []Result
+	var bad []error
+	for {
+		r, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return out, bad, nil
+		}
+		var re *ResultError
+		if errors.As(err, &re) {
+			bad = append(bad, err)
+			continue
+		}
+		if err != nil {
+			return out, bad, err
+		}
+		out = append(out, r)
+	}
+}
+
+func fixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestReadTracerouteLines(t *testing.T) {
+	res, bad, err := readAll(t, fixture(t, "traceroute.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 5 || len(bad) != 2 {
+		t.Fatalf("read %d results, %d bad (%v)", len(res), len(bad), bad)
+	}
+	if !strings.Contains(bad[0].Error(), "result 4: a ping result") || !strings.Contains(bad[1].Error(), "result 5: not JSON") {
+		t.Errorf("bad results: %v", bad)
+	}
+
+	udp := res[0]
+	if udp.Type != TypeTraceroute || udp.ProbeID != 1001 || udp.Proto != "udp" || udp.AF != 4 || udp.Trace.ParisID != 3 ||
+		udp.Src.String() != "10.0.0.10" || udp.From.String() != "198.51.100.200" || !udp.Time.Equal(time.Unix(1767225600, 0)) {
+		t.Errorf("header %+v", udp)
+	}
+	h := udp.Trace.Hops
+	if len(h) != 5 || !h[1].Replies[0].Timeout || len(h[2].Replies[0].MPLS) != 1 || h[2].Replies[0].MPLS[0].Label != 24017 || !h[2].Replies[0].MPLS[0].S {
+		t.Errorf("hops %+v", h)
+	}
+	if late := h[3].Replies[0]; late.Late != 2 || late.RTT != 0 || late.From.String() != "203.0.113.1" {
+		t.Errorf("late reply %+v", late)
+	}
+	o := udp.Observations("t.jsonl#0")
+	if len(o) != 1 || len(o[0].Flows) != 1 {
+		t.Fatalf("observations %+v", o)
+	}
+	f := o[0].Flows[0]
+	if !f.Reached || f.ID != 3 || len(f.Hops[1].Responders) != 0 || f.Hops[3].Responders[0].RTT != 9900*time.Microsecond {
+		t.Errorf("flow %+v", f)
+	}
+	if o[0].Vantage.Key != "atlas:1001" || o[0].Vantage.Label != "probe 1001" || o[0].TargetName != "" {
+		t.Errorf("vantage %+v, target name %q", o[0].Vantage, o[0].TargetName)
+	}
+
+	// A hop-level error is an error of the vantage, not a silent hop.
+	if o := res[1].Observations(""); len(o[0].Errors) != 1 || !strings.Contains(o[0].Errors[0], "hop 1: connect failed") {
+		t.Errorf("hop error: %+v", o[0].Errors)
+	}
+
+	// ICMPv6 with "H" unreachables and the hop 255 tail reaching the target.
+	v6 := res[2].Observations("")[0].Flows[0]
+	if res[2].AF != 6 || res[2].Proto != "icmp" || !v6.Reached || v6.Hops[1].Responders[0].Unreachable != "!H" || v6.Hops[3].TTL != 255 {
+		t.Errorf("v6 flow %+v", v6)
+	}
+	if res[2].Trace.Hops[3].Replies[0].ITTL != 249 {
+		t.Errorf("ittl not read: %+v", res[2].Trace.Hops[3].Replies[0])
+	}
+
+	// TCP: flags, ittl, and a reply quoting another destination.
+	tcp := res[3]
+	if tcp.Proto != "tcp" || tcp.Trace.Hops[2].Replies[0].Flags != "SA" || tcp.Trace.Hops[0].Replies[0].ITTL != 2 {
+		t.Errorf("tcp %+v", tcp.Trace.Hops)
+	}
+	if errs := tcp.Observations("")[0].Errors; len(errs) != 1 || !strings.Contains(errs[0], "quotes destination 192.0.2.99") {
+		t.Errorf("edst: %v", errs)
+	}
+}
+
+func TestReadDNSArray(t *testing.T) {
+	res, bad, err := readAll(t, fixture(t, "dns.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 9 || len(bad) != 1 || !strings.Contains(bad[0].Error(), "result 8: a http result") {
+		t.Fatalf("read %d, bad %v", len(res), bad)
+	}
+	obs := func(i int) (a probeAnswer) {
+		o := res[i].Observations("")
+		if len(o) == 0 {
+			t.Fatalf("result %d: no observation", i)
+		}
+		return probeAnswer{o[0].Answers[0].Status, o[0].Answers[0].Suspicions, o[0].Identity.Instance, o[0].Identity.Source, o[0].Answers[0].RTT}
+	}
+	// abuf: NSID names the instance; a clean authoritative answer.
+	if a := obs(0); a.status != probe.StatusAnswered || a.instance != "fra-1" || a.source != "nsid" || len(a.sus) != 0 || a.rtt != 10900*time.Microsecond {
+		t.Errorf("abuf answer %+v", a)
+	}
+	// answers only, RDATA as one string (fw 4720).
+	if a := obs(1); a.status != probe.StatusAnswered || a.instance != "s2.ams.anydns.example" || a.source != "hostname.bind" {
+		t.Errorf("answers-only %+v", a)
+	}
+	// error {timeout}.
+	if a := obs(2); a.status != probe.StatusTimeout || a.instance != "" {
+		t.Errorf("timeout %+v", a)
+	}
+	// resultset: one observation per entry, each with its own target.
+	rs := res[3].Observations("")
+	if len(rs) != 2 || rs[0].Identity.Instance != "ams-2" || rs[1].Target.String() != "2001:db8:53::53" || rs[1].Answers[0].Status != probe.StatusError || len(rs[1].Errors) != 1 {
+		t.Errorf("resultset %+v", rs)
+	}
+	// A middlebox: RA set, class IN, TTL 300.
+	if a := obs(4); !slices.Equal(a.sus, []probe.Suspicion{probe.SuspectRA, probe.SuspectAAClear, probe.SuspectClassNotCH, probe.SuspectTTLNonZero}) {
+		t.Errorf("middlebox flags %v", a.sus)
+	}
+	// A bare header: NOTIMP, no question.
+	if a := obs(5); a.status != probe.StatusNotImp || !slices.Contains(a.sus, probe.SuspectQuestionMissing) || !slices.Contains(a.sus, probe.SuspectRA) {
+		t.Errorf("header-only %+v", a)
+	}
+	// Firmware 4400 names: addr, srcaddr, mode UDP6, no type.
+	old := res[6]
+	if old.Type != TypeDNS || old.AF != 6 || old.Proto != "udp" || old.Dst.String() != "2001:db8:53::53" || old.Src.String() != "2001:db8:100::10" {
+		t.Errorf("fw 4400 %+v", old)
+	}
+	// Control characters survive raw (escaping is the renderer's job).
+	if a := obs(7); a.instance != "evil\x1b[31m" {
+		t.Errorf("identity %q", a.instance)
+	}
+}
+
+type probeAnswer struct {
+	status   probe.Status
+	sus      []probe.Suspicion
+	instance string
+	source   string
+	rtt      time.Duration
+}
+
+func TestReadGzipAndFormats(t *testing.T) {
+	plain := fixture(t, "dns.json")
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(plain)
+	zw.Close()
+	for name, data := range map[string][]byte{"array": plain, "gzip": gz.Bytes()} {
+		rd, err := NewReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want := map[string]string{"array": "json array", "gzip": "json array+gzip"}[name]
+		if rd.Format() != want {
+			t.Errorf("%s: format %q", name, rd.Format())
+		}
+		res, _, err := readAll(t, data)
+		if err != nil || len(res) != 9 {
+			t.Errorf("%s: %d results, %v", name, len(res), err)
+		}
+	}
+	// A pretty-printed object stream reads too.
+	pretty := "{\n  \"type\": \"dns\",\n  \"prb_id\": 7,\n  \"dst_addr\": \"192.0.2.53\",\n  \"error\": {\"timeout\": 1000}\n}\n"
+	if res, bad, err := readAll(t, []byte(pretty+pretty)); err != nil || len(res) != 2 || len(bad) != 0 {
+		t.Errorf("pretty stream: %d %v %v", len(res), bad, err)
+	}
+}
+
+func TestReadBadInput(t *testing.T) {
+	for name, tc := range map[string]struct {
+		data []byte
+		want string
+	}{
+		"empty":       {nil, "empty"},
+		"spaces":      {[]byte(" \n\t"), "empty"},
+		"not json":    {[]byte("traceroute to 192.0.2.53"), "starts with 't'"},
+		"bad gzip":    {[]byte{0x1f, 0x8b, 0, 1}, "gzip"},
+		"anycheck v1": {[]byte(`{"schema":"anycheck/v1","kind":"id","results":[]}`), "result 0: no prb_id"},
+	} {
+		res, bad, err := readAll(t, tc.data)
+		got := ""
+		switch {
+		case err != nil:
+			got = err.Error()
+		case len(bad) > 0:
+			got = bad[0].Error()
+		}
+		if !strings.Contains(got, tc.want) || len(res) != 0 {
+			t.Errorf("%s: %q (%d results), want %q", name, got, len(res), tc.want)
+		}
+	}
+	// A truncated array: what came before is read, then the error names the index.
+	data := fixture(t, "dns.json")
+	res, _, err := readAll(t, data[:len(data)/2])
+	if err == nil || !strings.Contains(err.Error(), "truncated JSON") || len(res) == 0 {
+		t.Errorf("truncated array: %d results, %v", len(res), err)
+	}
+	// Truncated lines: the last result is the error.
+	lines := fixture(t, "traceroute.jsonl")
+	_, _, err = readAll(t, lines[:len(lines)-100])
+	if err == nil || !strings.Contains(err.Error(), "result 6: truncated JSON") {
+		t.Errorf("truncated lines: %v", err)
+	}
+}
+
+// The real results in the shared reference data parse (skipped where the
+// reference data is not beside the repository).
+func TestRefdata(t *testing.T) {
+	var dir string
+	for _, d := range []string{os.Getenv("ANYCHECK_REFDATA"), "../../shared/refdata/atlas", "/work/shared/refdata/atlas"} {
+		if d == "" {
+			continue
+		}
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			dir = d
+			break
+		}
+	}
+	if dir == "" {
+		t.Skip("no refdata/atlas beside the repository")
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	instances := map[string]bool{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, bad, err := readAll(t, data)
+		if err != nil || len(bad) > 0 || len(res) == 0 {
+			t.Errorf("%s: %d results, bad %v, err %v", filepath.Base(f), len(res), bad, err)
+		}
+		for _, r := range res {
+			for _, o := range r.Observations("") {
+				if o.Identity.Instance != "" {
+					instances[o.Identity.Instance] = true
+				}
+			}
+		}
+	}
+	for _, want := range []string{"ns1.fi-hel.k.ripe.net", "k3.ams-ix.k.ripe.net", "res110.mia.rrdns.pch.net"} {
+		if !instances[want] {
+			t.Errorf("identity %q not read from the reference data", want)
+		}
+	}
+}
