@@ -115,52 +115,50 @@ func (e *ResultError) Unwrap() error { return e.Err }
 // Any other error (truncated or invalid JSON) ends the file; it names the
 // result where reading stopped.
 func (r *Reader) Next() (Result, error) {
-	for {
-		if r.done {
-			return Result{}, io.EOF
-		}
-		idx := r.index
-		if r.array && !r.dec.More() {
-			r.done = true
-			if _, err := r.dec.Token(); err != nil {
-				return Result{}, fmt.Errorf("result %d: %w", idx, truncated(err))
-			}
-			return Result{}, io.EOF
-		}
-		var raw rawResult
-		err := r.decode(&raw)
-		if errors.Is(err, io.EOF) && !r.array {
-			r.done = true
-			return Result{}, io.EOF
-		}
-		r.index++
-		var te *json.UnmarshalTypeError
-		if err != nil && !errors.As(err, &te) {
-			if r.array {
-				r.done = true
-				return Result{}, fmt.Errorf("result %d: %w; the rest of the file is not read", idx, truncated(err))
-			}
-			// Objects one per line: skip to the next line and go on;
-			// a value cut by the end of the input ends the file.
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				r.done = true
-				return Result{}, fmt.Errorf("result %d: truncated JSON", idx)
-			}
-			if rerr := r.resync(); rerr != nil {
-				r.done = true
-				return Result{}, fmt.Errorf("result %d: %w", idx, truncated(err))
-			}
-			return Result{}, &ResultError{Index: idx, Err: fmt.Errorf("not JSON: %w", err)}
-		}
-		if err != nil {
-			return Result{}, &ResultError{Index: idx, Err: jsonError(err)}
-		}
-		res, err := raw.result()
-		if err != nil {
-			return Result{}, &ResultError{Index: idx, Err: err}
-		}
-		return res, nil
+	if r.done {
+		return Result{}, io.EOF
 	}
+	idx := r.index
+	if r.array && !r.dec.More() {
+		r.done = true
+		if _, err := r.dec.Token(); err != nil {
+			return Result{}, fmt.Errorf("result %d: %w", idx, truncated(err))
+		}
+		return Result{}, io.EOF
+	}
+	var raw rawResult
+	err := r.decode(&raw)
+	if errors.Is(err, io.EOF) && !r.array {
+		r.done = true
+		return Result{}, io.EOF
+	}
+	r.index++
+	var te *json.UnmarshalTypeError
+	if err != nil && !errors.As(err, &te) {
+		if r.array {
+			r.done = true
+			return Result{}, fmt.Errorf("result %d: %w; the rest of the file is not read", idx, truncated(err))
+		}
+		// Objects one per line: skip to the next line and go on;
+		// a value cut by the end of the input ends the file.
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			r.done = true
+			return Result{}, fmt.Errorf("result %d: truncated JSON", idx)
+		}
+		if rerr := r.resync(); rerr != nil {
+			r.done = true
+			return Result{}, fmt.Errorf("result %d: %w", idx, truncated(err))
+		}
+		return Result{}, &ResultError{Index: idx, Err: fmt.Errorf("not JSON: %w", err)}
+	}
+	if err != nil {
+		return Result{}, &ResultError{Index: idx, Err: jsonError(err)}
+	}
+	res, err := raw.result()
+	if err != nil {
+		return Result{}, &ResultError{Index: idx, Err: err}
+	}
+	return res, nil
 }
 
 // decode reads one value, refusing values beyond maxResult.

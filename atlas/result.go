@@ -23,20 +23,20 @@ const (
 // firmware's layout, decoded. Unknown values are zero; addresses that do
 // not parse are invalid netip.Addr.
 type Result struct {
-	Type      string     // TypeTraceroute or TypeDNS
-	Firmware  int        // "fw"
-	ProbeID   int        // "prb_id"
-	MsmID     int        // "msm_id"
-	Time      time.Time  // "timestamp" (UTC)
-	AF        int        // 4 or 6
-	Dst       netip.Addr // "dst_addr" (fw 4400: "addr"/"address")
-	DstName   string     // "dst_name" (fw 4400: "name"); untrusted
-	From      netip.Addr // the probe's public address as the controller saw it
-	Src       netip.Addr // "src_addr": the probe's own source address (often private)
-	Proto     string     // "udp", "icmp" or "tcp" (lower case)
-	Error     string     // a result-level error ("timeout 5000 ms", socket errors)
-	Trace     *Traceroute
-	DNS       []DNSReply // one for "result", one per "resultset" entry
+	Type     string     // TypeTraceroute or TypeDNS
+	Firmware int        // "fw"
+	ProbeID  int        // "prb_id"
+	MsmID    int        // "msm_id"
+	Time     time.Time  // "timestamp" (UTC)
+	AF       int        // 4 or 6
+	Dst      netip.Addr // "dst_addr" (fw 4400: "addr"/"address")
+	DstName  string     // "dst_name" (fw 4400: "name"); untrusted
+	From     netip.Addr // the probe's public address as the controller saw it
+	Src      netip.Addr // "src_addr": the probe's own source address (often private)
+	Proto    string     // "udp", "icmp" or "tcp" (lower case)
+	Error    string     // a result-level error ("timeout 5000 ms", socket errors)
+	Trace    *Traceroute
+	DNS      []DNSReply // one for "result", one per "resultset" entry
 }
 
 // Traceroute is the traceroute part of a result.
@@ -123,31 +123,31 @@ func jsonError(err error) error {
 
 // rawResult is every field of every firmware's layout this reader uses.
 type rawResult struct {
-	Type      string            `json:"type"`
-	MsmName   string            `json:"msm_name"`
-	Fw        flexInt           `json:"fw"`
-	PrbID     flexInt           `json:"prb_id"`
-	MsmID     flexInt           `json:"msm_id"`
-	Timestamp flexInt           `json:"timestamp"`
-	Endtime   flexInt           `json:"endtime"`
-	AF        flexInt           `json:"af"`
-	PF        flexInt           `json:"pf"` // fw 4400
-	DstAddr   string            `json:"dst_addr"`
-	OldAddr   string            `json:"addr"`    // fw 4400
-	OldAddr2  string            `json:"address"` // fw 4400
-	DstName   string            `json:"dst_name"`
-	OldName   string            `json:"name"` // fw 4400
-	From      string            `json:"from"`
-	SrcAddr   string            `json:"src_addr"`
-	OldSrc    string            `json:"srcaddr"` // fw 4400
-	Proto     string            `json:"proto"`
-	Mode      string            `json:"mode"` // fw 4400: "UDP4", "ICMP6", …
-	ParisID   flexInt           `json:"paris_id"`
-	OldParis  flexInt           `json:"paris-id"` // fw 4400
-	Size      flexInt           `json:"size"`
-	Result    resultField       `json:"result"`
-	ResultSet []rawDNSSetEntry  `json:"resultset"`
-	Error     errorField        `json:"error"`
+	Type      string           `json:"type"`
+	MsmName   string           `json:"msm_name"`
+	Fw        flexInt          `json:"fw"`
+	PrbID     flexInt          `json:"prb_id"`
+	MsmID     flexInt          `json:"msm_id"`
+	Timestamp flexInt          `json:"timestamp"`
+	Endtime   flexInt          `json:"endtime"`
+	AF        flexInt          `json:"af"`
+	PF        flexInt          `json:"pf"` // fw 4400
+	DstAddr   string           `json:"dst_addr"`
+	OldAddr   string           `json:"addr"`    // fw 4400
+	OldAddr2  string           `json:"address"` // fw 4400
+	DstName   string           `json:"dst_name"`
+	OldName   string           `json:"name"` // fw 4400
+	From      string           `json:"from"`
+	SrcAddr   string           `json:"src_addr"`
+	OldSrc    string           `json:"srcaddr"` // fw 4400
+	Proto     string           `json:"proto"`
+	Mode      string           `json:"mode"` // fw 4400: "UDP4", "ICMP6", …
+	ParisID   flexInt          `json:"paris_id"`
+	OldParis  flexInt          `json:"paris-id"` // fw 4400
+	Size      flexInt          `json:"size"`
+	Result    resultField      `json:"result"`
+	ResultSet []rawDNSSetEntry `json:"resultset"`
+	Error     errorField       `json:"error"`
 }
 
 func (r *rawResult) result() (Result, error) {
