@@ -4,7 +4,7 @@
 // scheduler that keeps all TTLs of a flow in flight.
 //
 // It never prints, exits or reads flags; sockets come through Network
-// (HostNetwork on Linux, fakes in tests).
+// (HostNetwork on Linux; trace/tracetest is a fake path for tests).
 //
 // # Probe fields
 //

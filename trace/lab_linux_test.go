@@ -399,8 +399,16 @@ func checkLabPath(t *testing.T, o Options) Path {
 			}
 		}
 	}
-	if (o.Proto == UDP || o.Proto == TCP) && (p.Instance == nil || p.Instance.NSID != labNSID) {
+	if o.Proto == UDP && (p.Instance == nil || p.Instance.NSID != labNSID) {
 		t.Errorf("%s: instance %+v, want NSID %s (notes %v)", o.Proto, p.Instance, labNSID, p.Notes)
+	}
+	if o.Proto == TCP {
+		// The caller's identity query over TCP from the flow's port, once
+		// the trace has freed it.
+		res, err := probe.Run(ctx, probe.Options{Target: p.Flow.Dst, Source: p.Flow.Src, TCP: true, Names: []string{probe.NameHostnameBind}})
+		if err != nil || res.Identity.NSID != labNSID {
+			t.Errorf("tcp identity from %s: %+v, %v; want NSID %s", p.Flow.Src, res.Identity, err, labNSID)
+		}
 	}
 	t.Logf("%s %s v6=%v: %v in %v", o.Proto, p.Mode, v6, got, p.Elapsed)
 	return p

@@ -81,11 +81,15 @@ type Packet struct {
 	// error queue's payload does not say); ignored otherwise.
 	Proto Protocol
 	Data  []byte
-	From  netip.AddrPort // sender when the socket layer knows it (IPv6 raw, UDP, error queue)
+	From  netip.AddrPort // sender when the socket layer knows it (IPv6 raw, UDP, ping)
 	TTL   int            // TTL / hop limit from ancillary data; -1 when unknown
 	At    time.Time      // receive time
 	// Err is set for FromErrQueue.
 	Err *SockErr
+	// OrigDst, for FromErrQueue, is the destination of the datagram the
+	// error is about, as the kernel read it from the quoted header
+	// (msg_name of the error-queue read; port 0 for ping sockets).
+	OrigDst netip.AddrPort
 }
 
 // SockErr is the kernel's sock_extended_err for an ICMP error.

@@ -32,6 +32,10 @@ const (
 	maxQueries     = 10
 )
 
+// errTCPSocket: socket mode has no way to send a bare SYN with a TTL of our
+// choosing and read what answers it.
+var errTCPSocket = errors.New("tcp probes need raw mode: socket mode cannot send them")
+
 // Run traces one flow; see the API comment in types.go.
 func Run(ctx context.Context, opts Options) (Path, error) {
 	opts, err := withDefaults(opts)
@@ -65,25 +69,6 @@ func Run(ctx context.Context, opts Options) (Path, error) {
 	if e.fatal != nil {
 		return path, fmt.Errorf("%s: %w", subject, e.fatal)
 	}
-	if opts.Proto == TCP && opts.Port == 53 && path.Reached && ctx.Err() == nil {
-		// The identity query follows the same flow over a real TCP
-		// connection from the SYN probes' source port (our socket for it
-		// is closed now, so the port is free again).
-		res, err := probe.Run(ctx, probe.Options{
-			Target:  path.Flow.Dst,
-			Source:  path.Flow.Src,
-			Names:   []string{opts.QName},
-			TCP:     true,
-			Timeout: opts.Wait,
-		})
-		if err != nil {
-			path.Notes = append(path.Notes, fmt.Sprintf("identity over tcp from %s: %v", path.Flow.Src, err))
-		} else {
-			path.Answers = res.Answers
-			id := res.Identity
-			path.Instance = &id
-		}
-	}
 	return path, nil
 }
 
@@ -116,6 +101,9 @@ func withDefaults(o Options) (Options, error) {
 	case ModeAuto, ModeRaw, ModeSocket:
 	default:
 		return o, fmt.Errorf("trace %s: unknown mode %q", o.Target, o.Mode)
+	}
+	if o.Proto == TCP && o.Mode == ModeSocket {
+		return o, fmt.Errorf("trace %s: %w", o.Target, errTCPSocket)
 	}
 	if o.FirstTTL == 0 {
 		o.FirstTTL = DefaultFirstTTL

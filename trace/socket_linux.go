@@ -39,7 +39,7 @@ func (hostNetwork) Open(ctx context.Context, f Flow, mode Mode) (Conn, error) {
 		return openSocket(f)
 	default:
 		c, err := openRaw(f)
-		if errors.Is(err, ErrPermission) {
+		if errors.Is(err, ErrPermission) && f.Proto != TCP {
 			return openSocket(f)
 		}
 		return c, err
@@ -418,7 +418,7 @@ func openSocket(f Flow) (_ Conn, err error) {
 	var s *sock
 	switch f.Proto {
 	case TCP:
-		return nil, &permError{what: "tcp probes need raw sockets", err: errors.New("grant CAP_NET_RAW with setcap cap_net_raw+ep")}
+		return nil, errTCPSocket
 	case UDP:
 		uc, err := listenUDP(f.Src, v6, true)
 		if err != nil {
@@ -534,7 +534,9 @@ func recvErrQueue(proto Protocol, v6 bool) func(fd int) ([]Packet, bool) {
 			}
 			p := Packet{Source: FromErrQueue, V6: v6, Proto: proto, Data: append([]byte(nil), buf[:n]...), TTL: -1, At: time.Now()}
 			if from != nil {
-				p.From = fromSockaddr(from)
+				// An error-queue read's address is the original
+				// destination from the quoted header, not the sender.
+				p.OrigDst = fromSockaddr(from)
 			}
 			se, ttl := parseErrCmsgs(oob[:oobn])
 			if se == nil {

@@ -109,10 +109,10 @@ type Path struct {
 	Stop    StopReason
 	// DestTTL is the TTL at which the destination first answered (0 when not reached).
 	DestTTL int
-	// Instance is the identity of the DNS instance at the end of this flow:
-	// for UDP/53 from the probes' own DNS answers, for TCP/53 from an
-	// identity query over a real TCP connection from the same source port.
-	// Nil when not asked/not reached.
+	// Instance is the identity of the DNS instance at the end of this flow,
+	// from the UDP/53 probes' own DNS answers. Nil for other flows: a TCP/53
+	// trace leaves the identity to its caller, who can ask it over a TCP
+	// connection from Flow.Src once Run has returned and freed the port.
 	Instance *probe.Identity
 	// Answers are the DNS answers behind Instance.
 	Answers []probe.Answer

@@ -1,20 +1,22 @@
-package trace
+package trace_test
 
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/anycheck/anycheck/trace"
+	"github.com/anycheck/anycheck/trace/tracetest"
 )
 
 // checkWindow asserts the in-flight bound on what the fake network saw:
 // a probe at TTL t went out only after some probe at a TTL of at least
 // t-window had answered or could have been given up (Wait after it was
 // sent), or t was within the first window.
-func checkWindow(t *testing.T, n *fakeNet, p Path, first, window int, wait time.Duration) {
+func checkWindow(t *testing.T, n *tracetest.Net, p trace.Path, first, window int, wait time.Duration) {
 	t.Helper()
-	sends := n.sent()
+	sends := n.Sends()
 	// When each TTL first became known: its first answer, or Wait after
 	// its first unanswered probe.
 	known := map[int]time.Time{}
@@ -30,12 +32,12 @@ func checkWindow(t *testing.T, n *fakeNet, p Path, first, window int, wait time.
 		}
 	}
 	for _, s := range sends {
-		if s.ttl < first+window {
+		if s.TTL < first+window {
 			continue
 		}
 		ok := false
 		for ttl, at := range known {
-			if ttl >= s.ttl-window && !at.After(s.at) {
+			if ttl >= s.TTL-window && !at.After(s.At) {
 				ok = true
 			}
 		}
@@ -44,12 +46,12 @@ func checkWindow(t *testing.T, n *fakeNet, p Path, first, window int, wait time.
 		// past the destination are not in p.Hops, so accept any answer at
 		// the destination's TTL or above.
 		if !ok && p.Reached {
-			if at, found := known[p.DestTTL]; found && p.DestTTL >= s.ttl-window && !at.After(s.at) {
+			if at, found := known[p.DestTTL]; found && p.DestTTL >= s.TTL-window && !at.After(s.At) {
 				ok = true
 			}
 		}
 		if !ok {
-			t.Errorf("ttl %d probe %d sent %v into the trace with nothing known at ttl >= %d", s.ttl, s.seq, s.at.Sub(p.Started), s.ttl-window)
+			t.Errorf("ttl %d probe %d sent %v into the trace with nothing known at ttl >= %d", s.TTL, s.Seq, s.At.Sub(p.Started), s.TTL-window)
 		}
 	}
 }
@@ -76,18 +78,18 @@ func TestRunWindowBoundsProbesPastDestination(t *testing.T) {
 		// window plus the later rounds' probes at 5 reach it.
 		{"slow routers", 150 * time.Millisecond, 8, (8 - (dest - 1)) + queries - 1},
 		{"window 1", time.Millisecond, 1, queries},
-		{"default window", 150 * time.Millisecond, 0, (DefaultWindow - (dest - 1)) + queries - 1},
+		{"default window", 150 * time.Millisecond, 0, (trace.DefaultWindow - (dest - 1)) + queries - 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			// The destination answers after 40ms: by then an unbounded
 			// first round (1 probe/ms) would have reached TTL 30.
-			n := &fakeNet{hops: routers(dest-1, c.routerRTT), destRTT: 40 * time.Millisecond}
-			for i := range n.hops {
-				n.hops[i].rtt = c.routerRTT
+			n := &tracetest.Net{Hops: tracetest.Routers(dest-1, c.routerRTT), Dest: tracetest.Dest{RTT: 40 * time.Millisecond}}
+			for i := range n.Hops {
+				n.Hops[i].RTT = c.routerRTT
 			}
-			p, streamed := runFake(t, n, Options{Rate: 1000, Wait: 5 * time.Second, MaxTTL: maxTTL, Queries: queries, Window: c.window})
-			if !p.Reached || p.DestTTL != dest || p.Stop != StopReached || len(p.Hops) != dest {
+			p, streamed := runFake(t, n, trace.Options{Rate: 1000, Wait: 5 * time.Second, MaxTTL: maxTTL, Queries: queries, Window: c.window})
+			if !p.Reached || p.DestTTL != dest || p.Stop != trace.StopReached || len(p.Hops) != dest {
 				t.Fatalf("reached %v at %d stop %s with %d hops, want reached at %d", p.Reached, p.DestTTL, p.Stop, len(p.Hops), dest)
 			}
 			if fmt.Sprint(streamed) != "[1 2 3 4 5]" {
@@ -105,14 +107,14 @@ func TestRunWindowBoundsProbesPastDestination(t *testing.T) {
 			}
 			window := c.window
 			if window == 0 {
-				window = DefaultWindow
+				window = trace.DefaultWindow
 			}
 			atDest := 0
-			for _, s := range n.sent() {
-				if s.ttl > dest+window-1 {
-					t.Errorf("ttl %d probe %d sent: beyond %d (destination %d + window %d - 1)", s.ttl, s.seq, dest+window-1, dest, window)
+			for _, s := range n.Sends() {
+				if s.TTL > dest+window-1 {
+					t.Errorf("ttl %d probe %d sent: beyond %d (destination %d + window %d - 1)", s.TTL, s.Seq, dest+window-1, dest, window)
 				}
-				if s.ttl >= dest {
+				if s.TTL >= dest {
 					atDest++
 				}
 			}
@@ -133,22 +135,17 @@ func TestRunWindowBoundsProbesPastDestination(t *testing.T) {
 func TestRunWindowSilentPath(t *testing.T) {
 	const maxTTL, window = 12, 4
 	const wait = 150 * time.Millisecond
-	n := &fakeNet{hops: make([]fakeHop, maxTTL), destSilent: true}
-	for i := range n.hops {
-		n.hops[i].silent = true
+	n := &tracetest.Net{Hops: make([]tracetest.Hop, maxTTL), Dest: tracetest.Dest{Silent: true}}
+	for i := range n.Hops {
+		n.Hops[i].Silent = true
 	}
-	o, err := withDefaults(Options{Target: dst4, Rate: 1000, Wait: wait, MaxTTL: maxTTL, Window: window})
+	var streamed []int
+	p, loops, err := trace.RunCountingLoops(context.Background(), trace.Options{Target: dst4, Net: n, Rate: 1000, Wait: wait, MaxTTL: maxTTL, Window: window,
+		OnHop: func(h trace.Hop) { streamed = append(streamed, h.TTL) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, _ := n.Open(context.Background(), Flow{Proto: UDP, Dst: netip.AddrPortFrom(dst4, 53)}, ModeRaw)
-	e := newEngine(o, conn)
-	var streamed []int
-	e.opts.OnHop = func(h Hop) { streamed = append(streamed, h.TTL) }
-	p := e.run(context.Background())
-	conn.Close()
-	e.wg.Wait()
-	if p.Reached || p.Stop != StopMaxTTL || len(p.Hops) != maxTTL {
+	if p.Reached || p.Stop != trace.StopMaxTTL || len(p.Hops) != maxTTL {
 		t.Fatalf("reached %v stop %s with %d hops, want max-ttl with %d", p.Reached, p.Stop, len(p.Hops), maxTTL)
 	}
 	if len(streamed) != maxTTL || streamed[maxTTL-1] != maxTTL {
@@ -159,7 +156,7 @@ func TestRunWindowSilentPath(t *testing.T) {
 			t.Errorf("ttl %d: %v, want 3 silent probes", h.TTL, got)
 		}
 	}
-	if got := len(n.sent()); got != maxTTL*3 {
+	if got := len(n.Sends()); got != maxTTL*3 {
 		t.Errorf("%d probes sent, want %d", got, maxTTL*3)
 	}
 	checkWindow(t, n, p, 1, window, wait)
@@ -175,8 +172,8 @@ func TestRunWindowSilentPath(t *testing.T) {
 		t.Errorf("took %v, want about %v", p.Elapsed, lower)
 	}
 	// Sends, and a wake per deadline: not a poll while blocked.
-	if e.loops > 500 {
-		t.Errorf("%d scheduler iterations for a %v trace: busy waiting", e.loops, p.Elapsed)
+	if loops > 500 {
+		t.Errorf("%d scheduler iterations for a %v trace: busy waiting", loops, p.Elapsed)
 	}
 }
 
@@ -186,21 +183,21 @@ func TestRunWindowSilentPath(t *testing.T) {
 func TestRunWindowSilentGapBeforeDestination(t *testing.T) {
 	const window = 4
 	const wait = 200 * time.Millisecond
-	hops := routers(8, time.Millisecond)
+	hops := tracetest.Routers(8, time.Millisecond)
 	for i := 1; i < 7; i++ {
-		hops[i].silent = true // TTLs 2-7
+		hops[i].Silent = true // TTLs 2-7
 	}
-	n := &fakeNet{hops: hops, destRTT: time.Millisecond}
-	p, streamed := runFake(t, n, Options{Rate: 1000, Wait: wait, Window: window})
+	n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{RTT: time.Millisecond}}
+	p, streamed := runFake(t, n, trace.Options{Rate: 1000, Wait: wait, Window: window})
 	if !p.Reached || p.DestTTL != 9 || len(p.Hops) != 9 {
 		t.Fatalf("reached %v at %d with %d hops, want the destination at 9", p.Reached, p.DestTTL, len(p.Hops))
 	}
 	if fmt.Sprint(streamed) != "[1 2 3 4 5 6 7 8 9]" {
 		t.Errorf("streamed %v", streamed)
 	}
-	for _, s := range n.sent() {
-		if s.ttl > 9+window-1 {
-			t.Errorf("ttl %d sent past the destination's window", s.ttl)
+	for _, s := range n.Sends() {
+		if s.TTL > 9+window-1 {
+			t.Errorf("ttl %d sent past the destination's window", s.TTL)
 		}
 	}
 	checkWindow(t, n, p, 1, window, wait)

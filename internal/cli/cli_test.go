@@ -69,6 +69,7 @@ func TestBadInputIsUsageError(t *testing.T) {
 		{"trace bad mode", []string{"trace", "--mode", "magic", "192.0.2.53"}, "magic"},
 		{"trace first ttl above max", []string{"trace", "-f", "9", "-m", "5", "192.0.2.53"}, "-f 9"},
 		{"trace window 0", []string{"trace", "-N", "0", "192.0.2.53"}, "-N 0"},
+		{"trace tcp in socket mode", []string{"trace", "-P", "tcp", "--mode", "socket", "192.0.2.53"}, "-P tcp --mode socket"},
 		{"trace unknown asn source", []string{"trace", "--asn", "bogus", "192.0.2.53"}, "bogus"},
 		{"whois not an address", []string{"whois", "--asn", "none", "example"}, "example"},
 		{"completion unknown shell", []string{"completion", "tcsh"}, "tcsh"},

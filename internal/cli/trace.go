@@ -12,6 +12,7 @@ import (
 
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
+	"github.com/anycheck/anycheck/probe"
 	"github.com/anycheck/anycheck/trace"
 )
 
@@ -85,6 +86,9 @@ func (o *traceOptions) validate() error {
 	case "auto", "raw", "socket":
 	default:
 		return usageErr("--mode %q: must be auto, raw or socket", o.mode)
+	}
+	if o.proto == "tcp" && o.mode == "socket" {
+		return usageErr("-P tcp --mode socket: tcp probes need raw sockets, socket mode cannot send them (use --mode raw or auto)")
 	}
 	if err := portFlag("port", o.port); err != nil {
 		return err
@@ -175,6 +179,9 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 			progress.hop(h)
 		}
 		p, err := trace.Run(ctx, opts)
+		if err == nil {
+			tcpIdentity(ctx, &p, o, d)
+		}
 		progress.done()
 		if err != nil {
 			if errors.Is(err, trace.ErrPermission) {
@@ -222,6 +229,30 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 	return finish(out, paths, outcome{failed: failed, interrupted: interrupted}, func(w io.Writer, paths []report.TracePath) error {
 		return render.TraceText(w, paths, render.TraceOptions{MaxTTL: o.maxTTL})
 	})
+}
+
+// tcpIdentity asks a TCP/53 trace's destination who it is, over a real TCP
+// connection from the trace's own flow (its source port, free again once
+// the trace has ended), so the identity describes the path just traced.
+func tcpIdentity(ctx context.Context, p *trace.Path, o *traceOptions, d *deps) {
+	if p.Flow.Proto != trace.TCP || p.Flow.Dst.Port() != 53 || !p.Reached || ctx.Err() != nil {
+		return
+	}
+	res, err := probe.Run(ctx, probe.Options{
+		Target:  p.Flow.Dst,
+		Source:  p.Flow.Src,
+		Names:   []string{dnsFQDN(o.qname)},
+		TCP:     true,
+		Timeout: o.wait,
+		Net:     d.probeNet,
+	})
+	if err != nil {
+		p.Notes = append(p.Notes, fmt.Sprintf("identity over tcp from %s: %v", p.Flow.Src, err))
+		return
+	}
+	p.Answers = res.Answers
+	id := res.Identity
+	p.Instance = &id
 }
 
 func socketModeHint(proto string) string {
