@@ -317,3 +317,98 @@ func TestUnprivilegedChild(t *testing.T) {
 		}
 	})
 }
+
+// TestLoopbackForgedErrorSocketMode: a socket-mode UDP socket is bound,
+// not connected, so the kernel queues on it any ICMP error quoting its
+// source port, whatever destination the quote names. The kernel reports
+// that quoted destination with the error; an error about another
+// destination, even carrying a tag we sent, is not taken for a hop.
+func TestLoopbackForgedErrorSocketMode(t *testing.T) {
+	needRoot(t)
+	for _, fam := range []string{"127.0.0.1", "::1"} {
+		if fam == "::1" && !probetest.HasIPv6Loopback() {
+			continue
+		}
+		t.Run(fam, func(t *testing.T) {
+			lo := netip.MustParseAddr(fam)
+			dst := netip.AddrPortFrom(random127(), 53)
+			other := netip.AddrPortFrom(random127(), 53)
+			if lo.Is6() {
+				dst = netip.AddrPortFrom(lo, 53)
+				other = netip.MustParseAddrPort("[2001:db8::99]:53")
+			}
+			ctx := context.Background()
+			c, err := HostNetwork().Open(ctx, Flow{Proto: UDP, Src: netip.AddrPortFrom(lo, 0), Dst: dst}, ModeSocket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			p := mustProbe(t, c.Flow(), 1, 0x4242)
+			forged := rewrite(p, func(b []byte) {
+				if lo.Is6() {
+					a := other.Addr().As16()
+					copy(b[24:40], a[:])
+				} else {
+					a := other.Addr().As4()
+					copy(b[16:20], a[:])
+				}
+			})
+			network, typ := "ip4:icmp", 11
+			if lo.Is6() {
+				network, typ = "ip6:ipv6-icmp", 3
+			}
+			rc, err := net.ListenPacket(network, fam)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			for _, q := range []Probe{forged, p} {
+				if _, err := rc.WriteTo(icmpError(lo.Is6(), typ, 0, quoteOf(q, -1), nil), &net.IPAddr{IP: lo.AsSlice()}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m := newMatcher(c.Flow())
+			m.add(p)
+			var got []netip.AddrPort
+			var matched []bool
+			for range 2 {
+				pkt, err := recvWithin(c, 2*time.Second)
+				if err != nil {
+					t.Fatalf("after %d error reports: %v", len(got), err)
+				}
+				o, err := ParseReply(pkt)
+				if err != nil {
+					t.Fatalf("parse %+v: %v", pkt, err)
+				}
+				_, _, ok := m.match(o)
+				got, matched = append(got, pkt.OrigDst), append(matched, ok)
+			}
+			if fmt.Sprint(got) != fmt.Sprint([]netip.AddrPort{other, dst}) {
+				t.Fatalf("the kernel reported destinations %v, want %v then %v", got, other, dst)
+			}
+			if matched[0] || !matched[1] {
+				t.Errorf("matched %v: want the forged error dropped and the real one taken", matched)
+			}
+		})
+	}
+}
+
+// recvWithin is c.Recv bounded in time.
+func recvWithin(c Conn, d time.Duration) (Packet, error) {
+	type res struct {
+		p   Packet
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		p, err := c.Recv()
+		ch <- res{p, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.p, r.err
+	case <-time.After(d):
+		c.Close()
+		return Packet{}, errors.New("nothing received")
+	}
+}

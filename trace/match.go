@@ -30,12 +30,25 @@ func (m *matcher) match(o Observation) (tag uint16, nat bool, ok bool) {
 		return 0, false, false
 	}
 	if o.Quote {
-		return m.matchQuote(o)
+		tag, nat, ok := m.matchQuote(o)
+		// A quote long enough to hold the payload's tag (the DNS message
+		// ID, the magic payload's tag) must name the same probe as the
+		// header fields: a forged error cannot borrow a probe's IPv4 ID
+		// or checksum while quoting another query.
+		if ok && o.HasPayloadTag && o.PayloadTag != tag {
+			return 0, false, false
+		}
+		return tag, nat, ok
 	}
 	switch o.Kind {
 	case ReplyTimeExceeded, ReplyUnreachable:
-		// Error-queue reports (socket mode): the kernel already matched
-		// the error to our socket; the payload tag names the probe.
+		// Error-queue reports (socket mode): the kernel tied the error to
+		// our socket by our source port alone, so it must also name our
+		// destination (address and port, as the kernel read them from the
+		// quote); the payload tag then names the probe.
+		if o.Dst != f.Dst {
+			return 0, false, false
+		}
 		switch {
 		case f.Proto == UDP && o.HasPayloadTag:
 			return m.known(o.PayloadTag)

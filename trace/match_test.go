@@ -14,6 +14,12 @@ func rewrite(p Probe, edit func(b []byte)) Probe {
 	return q
 }
 
+// errQueue is socket mode's report of an ICMP error about p, the kernel
+// naming the quoted destination dst.
+func errQueue(dst netip.AddrPort, p Probe, from netip.Addr) Packet {
+	return Packet{Source: FromErrQueue, Proto: p.Proto, Data: p.SocketPayload(), OrigDst: dst, Err: &SockErr{Type: 11, Offender: from}}
+}
+
 func TestMatch(t *testing.T) {
 	u4 := testFlow(UDP, false, 53)
 	i4 := testFlow(ICMP, false, 0)
@@ -41,6 +47,14 @@ func TestMatch(t *testing.T) {
 	mangled := rewrite(pu4, func(b []byte) { binary.BigEndian.PutUint16(b[26:], 0xbeef) })
 	otherIdent := mustProbe(t, Flow{Proto: ICMP, Src: netip.AddrPortFrom(src4, 999), Dst: i4.Dst}, 3, 0x0042)
 	icmpNat := rewrite(pi4, func(b []byte) { binary.BigEndian.PutUint16(b[22:], 0x1111) })
+
+	// Right source, right IPv4 ID, but the payload (DNS ID 0x4321) and
+	// checksum of a query we did not send with that ID.
+	forgedID := rewrite(unknownTag, func(b []byte) {
+		binary.BigEndian.PutUint16(b[4:], 0x1234)
+		binary.BigEndian.PutUint16(b[26:], 0xbeef)
+	})
+	natForged := rewrite(forgedID, func(b []byte) { copy(b[12:16], []byte{203, 0, 113, 77}) })
 
 	te := func(p Probe, n int) Packet {
 		v6 := p.L4 == ipv6HeaderLen
@@ -86,8 +100,21 @@ func TestMatch(t *testing.T) {
 		{"syn-ack", t4, []Probe{pt4}, Packet{Source: FromTCP, Data: ipv4Packet(dst4, src4, protoTCP, 60, 1, tcpSegment(443, 33512, 5, tcpSeq(t4, 0x0a0b)+1, 0x12))}, 0x0a0b, false, true},
 		{"syn-ack acking another sequence", t4, []Probe{pt4}, Packet{Source: FromTCP, Data: ipv4Packet(dst4, src4, protoTCP, 60, 1, tcpSegment(443, 33512, 5, tcpSeq(t4, 0x0a0b)+2, 0x12))}, 0, false, false},
 		{"syn-ack to another port", t4, []Probe{pt4}, Packet{Source: FromTCP, Data: ipv4Packet(dst4, src4, protoTCP, 60, 1, tcpSegment(443, 40000, 5, tcpSeq(t4, 0x0a0b)+1, 0x12))}, 0, false, false},
-		{"error queue udp", u4, []Probe{pu4}, Packet{Source: FromErrQueue, Proto: UDP, Data: pu4.SocketPayload(), Err: &SockErr{Type: 11, Offender: router4}}, 0x1234, false, true},
-		{"error queue udp, unknown id", u4, []Probe{pu4}, Packet{Source: FromErrQueue, Proto: UDP, Data: unknownTag.SocketPayload(), Err: &SockErr{Type: 11, Offender: router4}}, 0, false, false},
+		{"error queue udp", u4, []Probe{pu4}, errQueue(u4.Dst, pu4, router4), 0x1234, false, true},
+		{"error queue udp, unknown id", u4, []Probe{pu4}, errQueue(u4.Dst, unknownTag, router4), 0, false, false},
+		// A forged error quoting our source port and a tag we sent, but
+		// another destination: the kernel queues it on our socket all the
+		// same, and reports the quoted destination with it.
+		{"error queue udp, another destination", u4, []Probe{pu4}, errQueue(netip.AddrPortFrom(netip.MustParseAddr("203.0.113.9"), 53), pu4, router4), 0, false, false},
+		{"error queue udp, another destination port", u4, []Probe{pu4}, errQueue(netip.AddrPortFrom(dst4, 54), pu4, router4), 0, false, false},
+		{"error queue udp, destination unknown", u4, []Probe{pu4}, errQueue(netip.AddrPort{}, pu4, router4), 0, false, false},
+		{"error queue ping", i4, []Probe{pi4}, Packet{Source: FromErrQueue, Proto: ICMP, Data: pi4.SocketPayload(), OrigDst: i4.Dst, Err: &SockErr{Type: 11, Offender: router4}}, 0x0042, false, true},
+		{"error queue ping, another destination", i4, []Probe{pi4}, Packet{Source: FromErrQueue, Proto: ICMP, Data: pi4.SocketPayload(), OrigDst: netip.AddrPortFrom(router4, 0), Err: &SockErr{Type: 11, Offender: router4}}, 0, false, false},
+		// A quote with our exact source and the right IPv4 ID, but a
+		// checksum and DNS ID of no probe we sent: not ours, not a NAT.
+		{"ip id right, dns id and checksum wrong", u4, []Probe{pu4}, te(forgedID, -1), 0, false, false},
+		{"ip id right, dns id of another probe", u4, []Probe{pu4, unknownTag}, te(forgedID, -1), 0, false, false},
+		{"rewritten source, ip id and dns id disagree", u4, []Probe{pu4, unknownTag}, te(natForged, -1), 0, false, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

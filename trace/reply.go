@@ -115,6 +115,7 @@ func ParseReply(p Packet) (Observation, error) {
 		}
 		o.Kind = k
 		o.Proto = p.Proto
+		o.Dst = p.OrigDst
 		switch p.Proto {
 		case ICMP:
 			// Ping sockets queue the quoted echo request from its ICMP header on.

@@ -208,9 +208,9 @@ func replyCases(t testing.TB) []replyCase {
 	rst6 := base(ReplyRST, dst6, -1, -1, 61)
 	rst6.Proto, rst6.Dst, rst6.Src, rst6.Seq, rst6.HasSeq = TCP, t6.Dst, netip.AddrPortFrom(netip.Addr{}, t6.Src.Port()), tcpSeq(t6, 9), true
 	eqUDP := base(ReplyTimeExceeded, router4, 11, 0, 249)
-	eqUDP.Proto, eqUDP.PayloadTag, eqUDP.HasPayloadTag = UDP, 0x1234, true
+	eqUDP.Proto, eqUDP.Dst, eqUDP.PayloadTag, eqUDP.HasPayloadTag = UDP, u4.Dst, 0x1234, true
 	eqICMP := base(ReplyUnreachable, router6, 1, 0, -1)
-	eqICMP.Proto, eqICMP.Src, eqICMP.Seq, eqICMP.HasSeq = ICMP, netip.AddrPortFrom(netip.Addr{}, i6.Src.Port()), 0x0102, true
+	eqICMP.Proto, eqICMP.Dst, eqICMP.Src, eqICMP.Seq, eqICMP.HasSeq = ICMP, i6.Dst, netip.AddrPortFrom(netip.Addr{}, i6.Src.Port()), 0x0102, true
 	magic := Observation{Kind: ReplyUDP, From: dst4, ICMPType: -1, ICMPCode: -1, ReplyTTL: -1, QuotedTTL: -1, Proto: UDP, Dst: netip.AddrPortFrom(dst4, 33434), PayloadTag: 0x0777, HasPayloadTag: true}
 	other := Observation{Kind: ReplyUDP, From: dst4, ICMPType: -1, ICMPCode: -1, ReplyTTL: -1, QuotedTTL: -1, Proto: UDP, Dst: netip.AddrPortFrom(dst4, 33434)}
 
@@ -232,8 +232,8 @@ func replyCases(t testing.TB) []replyCase {
 		{"dns answer from the destination", Packet{Source: FromUDP, Data: dnsAnswer(t, 0x1234), From: u4.Dst, TTL: 57}, dnsObs, false},
 		{"echoed magic payload", Packet{Source: FromUDP, Data: pp4.SocketPayload(), From: netip.AddrPortFrom(dst4, 33434), TTL: -1}, magic, false},
 		{"other udp payload", Packet{Source: FromUDP, Data: []byte("hello"), From: netip.AddrPortFrom(dst4, 33434), TTL: -1}, other, false},
-		{"error queue: udp/53 payload", Packet{Source: FromErrQueue, Proto: UDP, Data: pu4.SocketPayload(), TTL: 249, Err: &SockErr{Type: 11, Offender: router4}}, eqUDP, false},
-		{"error queue: v6 ping", Packet{Source: FromErrQueue, V6: true, Proto: ICMP, Data: pi6.SocketPayload(), TTL: -1, Err: &SockErr{Type: 1, Code: 0, Offender: router6}}, eqICMP, false},
+		{"error queue: udp/53 payload", Packet{Source: FromErrQueue, Proto: UDP, Data: pu4.SocketPayload(), TTL: 249, OrigDst: u4.Dst, Err: &SockErr{Type: 11, Offender: router4}}, eqUDP, false},
+		{"error queue: v6 ping", Packet{Source: FromErrQueue, V6: true, Proto: ICMP, Data: pi6.SocketPayload(), TTL: -1, OrigDst: i6.Dst, Err: &SockErr{Type: 1, Code: 0, Offender: router6}}, eqICMP, false},
 
 		{"short icmp", raw4(250, []byte{11, 0, 0}), Observation{}, true},
 		{"redirect is no reply", raw4(250, icmpError(false, 5, 0, quoteOf(pu4, 8), nil)), Observation{}, true},

@@ -47,6 +47,10 @@ func RouterAddr(v6 bool, ttl int) netip.Addr {
 	return netip.AddrFrom4([4]byte{198, 51, 100, byte(ttl)})
 }
 
+// StrayAddr is the address strays come from (Net.Strays): no hop of a
+// path that the tracer got right ever shows it.
+func StrayAddr(v6 bool) netip.Addr { return RouterAddr(v6, 250) }
+
 // Hop is one router of the path.
 type Hop struct {
 	Addr    netip.Addr         // the router's address; invalid = RouterAddr(family, ttl)
@@ -307,7 +311,11 @@ func (c *conn) respond(p trace.Probe) (_ []trace.Packet, _ time.Duration, toDest
 	dst := c.flow.Dst
 	var out []trace.Packet
 	if n.Strays {
-		out = append(out, c.strays(p, icmp4TimeExceeded)...)
+		typ := icmp4TimeExceeded
+		if v6 {
+			typ = icmp6TimeExceeded
+		}
+		out = append(out, c.strays(p, typ)...)
 	}
 	switch c.flow.Proto {
 	case trace.UDP:
@@ -346,25 +354,26 @@ func (c *conn) respond(p trace.Probe) (_ []trace.Packet, _ time.Duration, toDest
 	return nil, 0, false
 }
 
-// strays are packets that answer no probe of this flow. In socket mode
-// only those the kernel would queue on the flow's socket are sent: errors
-// naming its source port.
+// strays are packets that answer no probe of this flow, from a forger
+// (StrayAddr). In socket mode only those the kernel would queue on the
+// flow's socket are sent: errors naming its source port.
 func (c *conn) strays(p trace.Probe, typ int) []trace.Packet {
+	forger := StrayAddr(c.v6)
 	var out []trace.Packet
 	other := c.flow
 	other.Src = netip.AddrPortFrom(c.flow.Src.Addr(), c.flow.Src.Port()+1)
 	if op, err := trace.BuildProbe(other, p.TTL, p.Tag, ""); err == nil && c.mode != trace.ModeSocket {
-		out = append(out, c.errorFrom(c.routerAddr(p.TTL), typ, 0, op, nil))
+		out = append(out, c.errorFrom(forger, typ, 0, op, nil))
 	}
 	od := c.flow
 	od.Dst = netip.AddrPortFrom(RouterAddr(c.v6, 200), c.flow.Dst.Port())
 	if op, err := trace.BuildProbe(od, p.TTL, p.Tag, ""); err == nil {
-		pk := c.errorFrom(c.routerAddr(p.TTL), typ, 0, op, nil)
+		pk := c.errorFrom(forger, typ, 0, op, nil)
 		pk.OrigDst = od.Dst
 		out = append(out, pk)
 	}
 	if op, err := trace.BuildProbe(c.flow, p.TTL, p.Tag^0x5a5a, ""); err == nil {
-		out = append(out, c.errorFrom(c.routerAddr(p.TTL), typ, 0, op, nil))
+		out = append(out, c.errorFrom(forger, typ, 0, op, nil))
 	}
 	if c.flow.Proto == trace.UDP && c.flow.Dst.Port() == 53 {
 		m := new(dns.Msg)
@@ -373,7 +382,7 @@ func (c *conn) strays(p trace.Probe, typ int) []trace.Packet {
 		m.Question = []dns.Question{{Name: "hostname.bind.", Qtype: dns.TypeTXT, Qclass: dns.ClassCHAOS}}
 		m.Answer = []dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: "hostname.bind.", Rrtype: dns.TypeTXT, Class: dns.ClassCHAOS}, Txt: []string{"spoofed"}}}
 		b, _ := m.Pack()
-		out = append(out, trace.Packet{Source: trace.FromUDP, V6: c.v6, Data: b, From: netip.AddrPortFrom(RouterAddr(c.v6, 250), 53)})
+		out = append(out, trace.Packet{Source: trace.FromUDP, V6: c.v6, Data: b, From: netip.AddrPortFrom(forger, 53)})
 	}
 	return out
 }
