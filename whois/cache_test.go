@@ -88,22 +88,21 @@ func TestCached(t *testing.T) {
 		}
 	}
 
-	// Same addresses, plus another in a cached prefix: only the
-	// uncacheable one is asked again.
+	// Same addresses, plus another in a cached prefix: the cached answers
+	// are reused, the uncacheable address and the new one are asked (an
+	// answer is never reused for another address of its prefix: the
+	// source may map that one to a more specific prefix).
 	second, err := r.Lookup(ctx, append(ask, netip.MustParseAddr("192.0.2.200")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fake.asked(); len(got) != 2 || !slices.Equal(got[1], addrs("203.0.113.1")) {
-		t.Fatalf("second run asked %v, want only 203.0.113.1", got[1:])
+	if got := fake.asked(); len(got) != 2 || !slices.Equal(got[1], addrs("203.0.113.1", "192.0.2.200")) {
+		t.Fatalf("second run asked %v, want 203.0.113.1 and 192.0.2.200", got[1:])
 	}
-	for _, s := range []string{"192.0.2.1", "198.51.100.9", "2001:db8::1", "192.0.2.200"} {
+	for _, s := range []string{"192.0.2.1", "198.51.100.9", "2001:db8::1"} {
 		o := second[netip.MustParseAddr(s)]
 		want := first[netip.MustParseAddr(s)]
-		if s == "192.0.2.200" {
-			want = first[netip.MustParseAddr("192.0.2.1")]
-		}
-		want.Addr, want.Cached = netip.MustParseAddr(s), true
+		want.Cached = true
 		if !reflect.DeepEqual(o, want) {
 			t.Errorf("cached %s:\n got %+v\nwant %+v", s, o, want)
 		}
@@ -118,7 +117,7 @@ func TestCached(t *testing.T) {
 	if _, err := r.Lookup(ctx, ask); err != nil {
 		t.Fatal(err)
 	}
-	if got := fake.asked(); !slices.Equal(got[2], addrs("198.51.100.9", "203.0.113.1")) {
+	if got := fake.asked(); len(got) != 3 || !slices.Equal(got[2], addrs("198.51.100.9", "203.0.113.1")) {
 		t.Errorf("after 2h asked %v, want the unannounced and the unknown address", got[2])
 	}
 	// After the answer TTL everything is asked again.
@@ -155,7 +154,7 @@ func TestCachedKeepsAnswersOnError(t *testing.T) {
 
 func TestCachedCorruptFile(t *testing.T) {
 	now := time.Now()
-	good := fmt.Sprintf(`{"k":"p","key":"192.0.2.0/24","exp":%d,"asns":[64500],"name":"CACHED","src":"cymru"}`, now.Add(time.Hour).Unix())
+	good := fmt.Sprintf(`{"k":"a","addr":"192.0.2.1","pfx":"192.0.2.0/24","exp":%d,"asns":[64500],"name":"CACHED","src":"cymru"}`, now.Add(time.Hour).Unix())
 	tests := []struct {
 		name   string
 		data   string
@@ -163,10 +162,15 @@ func TestCachedCorruptFile(t *testing.T) {
 	}{
 		{"good", cacheHeader + "\n" + good + "\n", true},
 		{"wrong header", "anycheck-whois-cache 0\n" + good + "\n", false},
+		{"version 1 (keyed by prefix)", "anycheck-whois-cache 1\n" + `{"k":"p","key":"192.0.2.0/24","exp":9999999999,"asns":[64500],"name":"CACHED"}` + "\n", false},
+		{"overlong first line", strings.Repeat("x", 2*maxCacheLine) + "\n" + good + "\n", false},
 		{"garbage", "\x00\xff\xfe garbage", false},
 		{"empty", "", false},
-		{"truncated mid-line after a good line", cacheHeader + "\n" + good + "\n{\"k\":\"p\",\"key\":\"198.51", true},
-		{"bad lines around a good one", cacheHeader + "\n{}\nnot json\n" + `{"k":"p","key":"192.0.2.1/24","exp":9999999999,"asns":[1]}` + "\n" + good + "\n", true},
+		{"truncated mid-line after a good line", cacheHeader + "\n" + good + "\n{\"k\":\"a\",\"addr\":\"198.51", true},
+		{"bad lines around a good one", cacheHeader + "\n{}\nnot json\n" + strings.Repeat("y", 3*maxCacheLine) + "\n" +
+			`{"k":"a","addr":"192.0.2.1","pfx":"192.0.2.1/24","exp":9999999999,"asns":[1]}` + "\n" +
+			`{"k":"a","addr":"192.0.2.1","pfx":"198.51.100.0/24","exp":9999999999,"asns":[1]}` + "\n" + good + "\n", true},
+		{"answer for the address only", cacheHeader + "\n" + strings.Replace(good, `"192.0.2.1"`, `"192.0.2.2"`, 1) + "\n", false},
 		{"expired", cacheHeader + "\n" + strings.Replace(good, fmt.Sprint(now.Add(time.Hour).Unix()), fmt.Sprint(now.Add(-time.Hour).Unix()), 1) + "\n", false},
 		{"no ASNs", cacheHeader + "\n" + strings.Replace(good, "[64500]", "[]", 1) + "\n", false},
 	}
@@ -188,7 +192,7 @@ func TestCachedCorruptFile(t *testing.T) {
 			// Whatever was there, the file is valid afterwards (rewritten
 			// when something new was learned).
 			data, _ := os.ReadFile(path)
-			if !tt.cached && len(parseCache(data, now)) == 0 {
+			if entries, _ := readCache(bytes.NewReader(data), now); !tt.cached && len(entries) == 0 {
 				t.Errorf("cache not repaired: %q", data)
 			}
 		})
@@ -228,9 +232,9 @@ func TestCachedTwoRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries := parseCache(data, time.Now())
-	if len(entries) == 0 || !bytes.HasPrefix(data, []byte(cacheHeader+"\n")) {
-		t.Errorf("cache file after concurrent runs: %d entries", len(entries))
+	entries, err := readCache(bytes.NewReader(data), time.Now())
+	if err != nil || len(entries) == 0 || !bytes.HasPrefix(data, []byte(cacheHeader+"\n")) {
+		t.Errorf("cache file after concurrent runs: %d entries (%v)", len(entries), err)
 	}
 	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".whois-cache-*"))
 	if len(leftovers) > 0 {
@@ -241,49 +245,61 @@ func TestCachedTwoRuns(t *testing.T) {
 func TestCacheRoundTrip(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	in := []cacheEntry{
-		{Kind: "p", Key: "192.0.2.0/24", Expires: now.Unix() + 10, ASNs: []uint32{64500, 64501}, ASName: "A|B\t\"C\"\n\x1b[31m", Country: "ZZ", Registry: "lab", Allocated: "2020-01-01", Source: "cymru"},
-		{Kind: "n", Key: "2001:db8::1", Expires: now.Unix() + 10, Source: "cymru-dns"},
-		{Kind: "p", Key: "198.51.100.0/24", Expires: now.Unix() + 10, ASNs: []uint32{1}, ASName: strings.Repeat("x", maxCacheLine)}, // too long to keep
+		{Kind: entryAnswer, Addr: "192.0.2.1", Prefix: "192.0.2.0/24", Expires: now.Unix() + 10, ASNs: []uint32{64500, 64501}, ASName: "A|B\t\"C\"\n\x1b[31m Soci\u00e9t\u00e9", Country: "ZZ", Registry: "lab", Allocated: "2020-01-01", Source: "cymru"},
+		{Kind: entryUnannounced, Addr: "2001:db8::1", Expires: now.Unix() + 10, Source: "cymru-dns"},
+		{Kind: entryAnswer, Addr: "198.51.100.1", Prefix: "198.51.100.0/24", Expires: now.Unix() + 10, ASNs: []uint32{1}, ASName: strings.Repeat("x", maxCacheLine)}, // too long to keep
+	}
+	for i := range in {
+		in[i].addr = netip.MustParseAddr(in[i].Addr)
 	}
 	var b bytes.Buffer
 	if err := formatCache(&b, slices.Clone(in)); err != nil {
 		t.Fatal(err)
 	}
-	out := parseCache(b.Bytes(), now)
-	if len(out) != 2 {
-		t.Fatalf("parsed %d entries from %q", len(out), b.String())
+	out, err := readCache(&b, now)
+	if err != nil || len(out) != 2 {
+		t.Fatalf("parsed %d entries (%v) from %q", len(out), err, b.String())
 	}
-	for _, e := range out {
-		if e.Kind == "p" && (e.ASName != in[0].ASName || e.prefix.String() != "192.0.2.0/24" || !slices.Equal(e.ASNs, in[0].ASNs)) {
-			t.Errorf("prefix entry %+v", e)
-		}
-		if e.Kind == "n" && e.addr != netip.MustParseAddr("2001:db8::1") {
-			t.Errorf("negative entry %+v", e)
-		}
+	if e := out[netip.MustParseAddr("192.0.2.1")]; e.ASName != in[0].ASName || e.prefix.String() != "192.0.2.0/24" || !slices.Equal(e.ASNs, in[0].ASNs) {
+		t.Errorf("answer entry %+v", e)
+	}
+	if e := out[netip.MustParseAddr("2001:db8::1")]; e.Kind != entryUnannounced {
+		t.Errorf("unannounced entry %+v", e)
 	}
 }
 
-func FuzzParseCache(f *testing.F) {
+// FuzzReadCache is the cache loader: whatever the file holds, every entry
+// kept is well formed, fresh and keyed by its own address, and an answer's
+// prefix contains that address.
+func FuzzReadCache(f *testing.F) {
 	now := time.Unix(1_700_000_000, 0)
 	var b bytes.Buffer
 	formatCache(&b, []cacheEntry{
-		{Kind: "p", Key: "192.0.2.0/24", Expires: now.Unix() + 10, ASNs: []uint32{64500}, ASName: "X", Source: "cymru"},
-		{Kind: "n", Key: "2001:db8::1", Expires: now.Unix() + 10},
+		{Kind: entryAnswer, Addr: "192.0.2.1", addr: netip.MustParseAddr("192.0.2.1"), Prefix: "192.0.2.0/24", Expires: now.Unix() + 10, ASNs: []uint32{64500}, ASName: "X", Source: "cymru"},
+		{Kind: entryUnannounced, Addr: "2001:db8::1", addr: netip.MustParseAddr("2001:db8::1"), Expires: now.Unix() + 10},
 	})
 	f.Add(b.Bytes())
-	f.Add([]byte(cacheHeader + "\n{\"k\":\"p\",\"key\":\"::/0\",\"exp\":1e30,\"asns\":[0]}\n"))
-	f.Add([]byte(cacheHeader + "\n{\"k\":\"n\",\"key\":\"fe80::1%eth0\",\"exp\":9999999999}\n{\"k\":\"n\",\"key\":\"::ffff:1.2.3.4\",\"exp\":9999999999}\n"))
-	f.Add([]byte(cacheHeader + "\n{\"k\":\"p\",\"key\":\"192.0.2.1/24\",\"exp\":9999999999,\"asns\":[1]}\n{"))
+	f.Add([]byte(cacheHeader + "\n{\"k\":\"a\",\"addr\":\"::\",\"pfx\":\"::/0\",\"exp\":1e30,\"asns\":[0]}\n"))
+	f.Add([]byte(cacheHeader + "\n{\"k\":\"n\",\"addr\":\"fe80::1%eth0\",\"exp\":9999999999}\n{\"k\":\"n\",\"addr\":\"::ffff:1.2.3.4\",\"exp\":9999999999}\n"))
+	f.Add([]byte(cacheHeader + "\n{\"k\":\"a\",\"addr\":\"192.0.2.1\",\"pfx\":\"192.0.2.1/24\",\"exp\":9999999999,\"asns\":[1]}\n{"))
+	f.Add([]byte(cacheHeader + "\n" + strings.Repeat("z", maxCacheLine+1) + "\n{\"k\":\"n\",\"addr\":\"192.0.2.9\",\"exp\":9999999999}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, e := range parseCache(data, now) {
+		entries, err := readCache(bytes.NewReader(data), now)
+		if err != nil {
+			t.Fatalf("reading from memory failed: %v", err)
+		}
+		for a, e := range entries {
+			if e.addr != a || !a.IsValid() || a.Zone() != "" || a.Is4In6() {
+				t.Fatalf("entry %+v under %s", e, a)
+			}
 			switch e.Kind {
-			case "p":
-				if !e.prefix.IsValid() || e.prefix != e.prefix.Masked() || len(e.ASNs) == 0 {
-					t.Fatalf("bad prefix entry %+v", e)
+			case entryAnswer:
+				if !e.prefix.IsValid() || e.prefix != e.prefix.Masked() || !e.prefix.Contains(a) || len(e.ASNs) == 0 {
+					t.Fatalf("bad answer entry %+v", e)
 				}
-			case "n":
-				if !e.addr.IsValid() || e.addr.Zone() != "" {
-					t.Fatalf("bad address entry %+v", e)
+			case entryUnannounced:
+				if e.prefix.IsValid() || len(e.ASNs) != 0 {
+					t.Fatalf("bad unannounced entry %+v", e)
 				}
 			default:
 				t.Fatalf("entry of kind %q", e.Kind)

@@ -61,12 +61,17 @@ type Options struct {
 	// CacheDir enables the on-disk cache (cymru and cymru-dns only; offline
 	// tables need none). Empty means no cache.
 	CacheDir string
-	// CacheTTL is how long an answer (keyed by its prefix) stays fresh;
-	// default DefaultCacheTTL. NegativeTTL is the same for unannounced
-	// addresses (keyed by address); default DefaultNegativeTTL.
+	// CacheTTL is how long an answer stays fresh; default
+	// DefaultCacheTTL. NegativeTTL is the same for unannounced addresses;
+	// default DefaultNegativeTTL. Answers are cached per address (see
+	// Cached).
 	CacheTTL, NegativeTTL time.Duration
 	// NoCache bypasses the cache entirely (neither read nor written).
 	NoCache bool
+	// OnCacheError, when set, is told about cache problems (a cache path
+	// that is not a regular file, a directory that cannot be written):
+	// they are warnings, never lookup failures. See CacheOptions.OnError.
+	OnCacheError func(error)
 	// Dial opens the whois TCP connection; default a net.Dialer. Tests inject
 	// one to count or refuse connections.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -121,6 +126,7 @@ func New(spec string, opts Options) (Resolver, error) {
 		Path:        filepath.Join(opts.CacheDir, cacheFileName(spec, endpoint)),
 		TTL:         opts.CacheTTL,
 		NegativeTTL: opts.NegativeTTL,
+		OnError:     opts.OnCacheError,
 	}), nil
 }
 
