@@ -1,18 +1,20 @@
 package whois
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sync/errgroup"
 )
 
 // maxTXTLen bounds the TXT text we look at; real records are under 100 bytes.
@@ -99,30 +101,19 @@ func splitPipes(s string) []string {
 	return f
 }
 
-// originName is the query name for a in the origin zones: reversed octets
-// under zone4, reversed nibbles under zone6.
+// originName is the query name for a in the origin zones: its reverse
+// name (reversed octets or nibbles, as in in-addr.arpa and ip6.arpa) under
+// zone4 or zone6.
 func originName(a netip.Addr, zone4, zone6 string) string {
 	a = lookupAddr(a)
-	var b strings.Builder
+	arpa, err := dns.ReverseAddr(a.String())
+	if err != nil {
+		return "" // unreachable: a valid address always has a reverse name
+	}
 	if a.Is4() {
-		o := a.As4()
-		for i := 3; i >= 0; i-- {
-			b.WriteString(strconv.Itoa(int(o[i])))
-			b.WriteByte('.')
-		}
-		b.WriteString(dns.Fqdn(zone4))
-		return b.String()
+		return strings.TrimSuffix(arpa, "in-addr.arpa.") + dns.Fqdn(zone4)
 	}
-	const hex = "0123456789abcdef"
-	o := a.As16()
-	for i := 15; i >= 0; i-- {
-		b.WriteByte(hex[o[i]&0xf])
-		b.WriteByte('.')
-		b.WriteByte(hex[o[i]>>4])
-		b.WriteByte('.')
-	}
-	b.WriteString(dns.Fqdn(zone6))
-	return b.String()
+	return strings.TrimSuffix(arpa, "ip6.arpa.") + dns.Fqdn(zone6)
 }
 
 func dnsClientConfig(path string) (string, error) {
@@ -153,8 +144,9 @@ type txtClient struct {
 // means the address is not announced.
 var errNXDomain = errors.New("no such name")
 
-// query returns the answer records of type qtype for name.
-func (c txtClient) query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
+// query asks for name's records of type qtype and returns the reply; an
+// error for anything but NOERROR.
+func (c txtClient) query(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(name, qtype)
 	m.SetEdns0(1232, false)
@@ -169,7 +161,7 @@ func (c txtClient) query(ctx context.Context, name string, qtype uint16) ([]dns.
 	)
 	for range udpAttempts {
 		resp, _, err = udp.ExchangeContext(ctx, m, c.server)
-		if err == nil || ctx.Err() != nil || !isTimeout(err) {
+		if err == nil || ctx.Err() != nil || !errors.Is(err, os.ErrDeadlineExceeded) {
 			break
 		}
 	}
@@ -187,24 +179,108 @@ func (c txtClient) query(ctx context.Context, name string, qtype uint16) ([]dns.
 	default:
 		return nil, fmt.Errorf("%s %s @%s: %s", dns.TypeToString[qtype], name, c.server, dns.RcodeToString[resp.Rcode])
 	}
-	var out []dns.RR
-	for _, rr := range resp.Answer {
-		if rr.Header().Rrtype == qtype {
-			out = append(out, rr)
-		}
-	}
-	return out, nil
+	return resp, nil
 }
 
-// txtStrings joins each TXT record's strings (a long record may be split).
+// txtStrings joins each TXT record's character-strings (a long record may
+// be split), decoded to the bytes that were on the wire: miekg/dns keeps
+// them in presentation form ("Soci\195\169t\195\169 \"q\""), and an AS
+// name is text, not zone-file syntax.
 func txtStrings(rrs []dns.RR) []string {
 	var out []string
 	for _, rr := range rrs {
 		if t, ok := rr.(*dns.TXT); ok {
-			out = append(out, strings.Join(t.Txt, ""))
+			var b strings.Builder
+			for _, s := range t.Txt {
+				b.WriteString(unescapePresentation(s))
+			}
+			out = append(out, b.String())
 		}
 	}
 	return out
+}
+
+// unescapePresentation undoes the escapes of a DNS presentation-format
+// character-string or label: "\DDD" is the byte DDD, "\X" is X. The
+// result is the raw bytes (usually UTF-8), which renderers escape for
+// display.
+func unescapePresentation(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' || i+1 == len(s) {
+			b = append(b, c)
+			continue
+		}
+		if i+3 < len(s) && isDigit(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
+			if n := int(s[i+1]-'0')*100 + int(s[i+2]-'0')*10 + int(s[i+3]-'0'); n <= 255 {
+				b = append(b, byte(n))
+				i += 3
+				continue
+			}
+		}
+		b = append(b, s[i+1])
+		i++
+	}
+	return string(b)
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// nameText is a domain name (a PTR target) as text: its labels' raw bytes
+// joined by dots, without the root's trailing dot. An escaped dot inside a
+// label becomes a plain dot: the name is for people, and its owner could
+// have chosen those labels anyway.
+func nameText(name string) string {
+	// miekg/dns always ends a name with the root's unescaped dot.
+	return unescapePresentation(strings.TrimSuffix(name, "."))
+}
+
+// maxCNAMEs bounds the alias chain followed inside one answer.
+const maxCNAMEs = 8
+
+// answerRecords returns the records of type qtype that answer qname in m:
+// owned by qname, or by the end of a CNAME chain starting there (RFC 2317
+// classless reverse delegation answers a PTR query through a CNAME).
+// Records about any other name are not an answer to this question.
+func answerRecords(m *dns.Msg, qname string, qtype uint16) []dns.RR {
+	name := qname
+	for range maxCNAMEs + 1 {
+		var out []dns.RR
+		var next string
+		for _, rr := range m.Answer {
+			h := rr.Header()
+			if !strings.EqualFold(h.Name, name) {
+				continue
+			}
+			if h.Rrtype == qtype {
+				out = append(out, rr)
+			} else if c, ok := rr.(*dns.CNAME); ok && next == "" {
+				next = c.Target
+			}
+		}
+		if len(out) > 0 || next == "" {
+			return out
+		}
+		name = next
+	}
+	return nil
+}
+
+// ptrName is the reverse name an answer gives for the PTR question arpa,
+// or "".
+func ptrName(m *dns.Msg, arpa string) string {
+	for _, rr := range answerRecords(m, arpa, dns.TypePTR) {
+		if p, ok := rr.(*dns.PTR); ok {
+			if n := nameText(p.Ptr); n != "" {
+				return n
+			}
+		}
+	}
+	return ""
 }
 
 // dnsResolver is the cymru-dns source.
@@ -217,9 +293,9 @@ type dnsResolver struct {
 func newDNSResolver(opts Options) (*dnsResolver, error) {
 	r := &dnsResolver{
 		txtClient:   txtClient{server: withPort(opts.DNSServer, "53"), timeout: opts.timeout()},
-		originZone:  orDefault(opts.OriginZone, DefaultOriginZone),
-		origin6Zone: orDefault(opts.Origin6Zone, DefaultOrigin6Zone),
-		asnZone:     orDefault(opts.ASNZone, DefaultASNZone),
+		originZone:  cmp.Or(opts.OriginZone, DefaultOriginZone),
+		origin6Zone: cmp.Or(opts.Origin6Zone, DefaultOrigin6Zone),
+		asnZone:     cmp.Or(opts.ASNZone, DefaultASNZone),
 		concurrency: opts.Concurrency,
 	}
 	if r.concurrency <= 0 {
@@ -235,34 +311,19 @@ func newDNSResolver(opts Options) (*dnsResolver, error) {
 	return r, nil
 }
 
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-// parallel runs fn for each index with at most n at once, stopping early
-// when ctx ends (fn sees the cancelled ctx and returns quickly).
+// parallel runs fn for each index, at most n at once, and stops starting
+// new ones when ctx ends (running ones see the cancelled ctx and return
+// quickly).
 func parallel(ctx context.Context, count, n int, fn func(i int)) {
-	sem := make(chan struct{}, n)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(n)
 	for i := range count {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
 		if ctx.Err() != nil {
 			break
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			fn(i)
-		}()
+		g.Go(func() error { fn(i); return nil })
 	}
-	wg.Wait()
+	g.Wait()
 }
 
 // Lookup asks the origin zones for each address, then the AS zone for the
@@ -326,14 +387,15 @@ func (r *dnsResolver) origin(ctx context.Context, a netip.Addr) (Origin, error) 
 	if ctx.Err() != nil {
 		return Origin{}, nil
 	}
-	rrs, err := r.query(ctx, originName(a, r.originZone, r.origin6Zone), dns.TypeTXT)
+	qname := originName(a, r.originZone, r.origin6Zone)
+	m, err := r.query(ctx, qname, dns.TypeTXT)
 	if errors.Is(err, errNXDomain) {
 		return Origin{Addr: a, Source: SourceCymruDNS, Unannounced: true}, nil
 	}
 	if err != nil {
 		return Origin{}, err
 	}
-	return originFromTXT(a, txtStrings(rrs))
+	return originFromTXT(a, txtStrings(answerRecords(m, qname, dns.TypeTXT)))
 }
 
 // originFromTXT combines the origin records of one address: the most
@@ -343,14 +405,15 @@ func originFromTXT(a netip.Addr, txts []string) (Origin, error) {
 	var firstErr error
 	for _, s := range txts {
 		rec, err := parseOriginTXT(s)
+		if err == nil && !rec.Prefix.Contains(lookupAddr(a)) {
+			// An answer about some other space is no answer.
+			err = fmt.Errorf("origin TXT names %s, which does not contain the address", rec.Prefix)
+		}
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
 			}
 			continue
-		}
-		if !rec.Prefix.Contains(lookupAddr(a)) {
-			continue // an answer about some other space is no answer
 		}
 		recs = append(recs, rec)
 	}
@@ -384,14 +447,14 @@ func (r *dnsResolver) asName(ctx context.Context, asn uint32) (string, error) {
 		return "", nil
 	}
 	name := "AS" + strconv.FormatUint(uint64(asn), 10) + "." + dns.Fqdn(r.asnZone)
-	rrs, err := r.query(ctx, name, dns.TypeTXT)
+	m, err := r.query(ctx, name, dns.TypeTXT)
 	if errors.Is(err, errNXDomain) {
 		return "", nil
 	}
 	if err != nil {
 		return "", err
 	}
-	for _, s := range txtStrings(rrs) {
+	for _, s := range txtStrings(answerRecords(m, name, dns.TypeTXT)) {
 		if rec, err := parseASNameTXT(s); err == nil && rec.ASN == asn {
 			return rec.Name, nil
 		}
@@ -444,16 +507,11 @@ func ReverseNames(ctx context.Context, addrs []netip.Addr, opts PTROptions) map[
 		if err != nil {
 			return
 		}
-		rrs, err := c.query(ctx, arpa, dns.TypePTR)
+		m, err := c.query(ctx, arpa, dns.TypePTR)
 		if err != nil {
 			return
 		}
-		for _, rr := range rrs {
-			if p, ok := rr.(*dns.PTR); ok {
-				names[i] = strings.TrimSuffix(p.Ptr, ".")
-				return
-			}
-		}
+		names[i] = ptrName(m, arpa)
 	})
 	for i, a := range ask {
 		if names[i] != "" {

@@ -90,6 +90,9 @@ func TestOriginFromTXT(t *testing.T) {
 	if _, err := originFromTXT(a, []string{"garbage"}); err == nil {
 		t.Error("only a malformed record: no error")
 	}
+	if o, err := originFromTXT(a, []string{"64666 | 203.0.113.0/24 | ZZ | lab | 2020-01-03"}); err == nil || !strings.Contains(err.Error(), "203.0.113.0/24") {
+		t.Errorf("only a record for other space: %+v, %v; want an error naming its prefix", o, err)
+	}
 	if o, err := originFromTXT(a, nil); err != nil || !o.Unannounced {
 		t.Errorf("no records: %+v, %v; want unannounced", o, err)
 	}
@@ -294,4 +297,32 @@ func TestDNSLookupBoundedByTimeout(t *testing.T) {
 	if el := time.Since(start); el > 1500*time.Millisecond {
 		t.Errorf("took %v with a 400ms timeout", el)
 	}
+}
+
+// FuzzOriginFromTXT is TXT record merging: whatever the records, an origin
+// is about the address asked, its prefix contains it, it names origins
+// unless unannounced, and no origin twice.
+func FuzzOriginFromTXT(f *testing.F) {
+	f.Add("198.51.100.200", "64999 | 198.51.100.0/24 | ZZ | arin | 1999-01-01", "64511 64511 | 198.51.100.128/25 | ZZ | lab | 2020-01-03", "64666 | 203.0.113.0/24")
+	f.Add("2001:db8::1", "64500 | 2001:db8::/32", "64501 | 2001:db8::/48 | ZZ", "garbage")
+	f.Add("::ffff:192.0.2.1", "64500 | 192.0.2.0/24", "", "64500 | ::ffff:192.0.2.0/120")
+	f.Fuzz(func(t *testing.T, addr, txt1, txt2, txt3 string) {
+		a, err := netip.ParseAddr(addr)
+		if err != nil {
+			return
+		}
+		o, err := originFromTXT(a, []string{txt1, txt2, txt3})
+		if err != nil {
+			return
+		}
+		if o.Addr != a || o.Source != SourceCymruDNS || o.Unannounced != (len(o.ASNs) == 0) {
+			t.Fatalf("origin %+v for %s", o, a)
+		}
+		if !o.Unannounced && !o.Prefix.Contains(lookupAddr(a)) {
+			t.Fatalf("%s: prefix %s does not contain it", a, o.Prefix)
+		}
+		if len(slices.Compact(slices.Sorted(slices.Values(o.ASNs)))) != len(o.ASNs) {
+			t.Fatalf("%s: repeated origins %v", a, o.ASNs)
+		}
+	})
 }

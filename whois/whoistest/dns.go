@@ -43,7 +43,8 @@ type DNS struct {
 	queries []string
 }
 
-// SetName makes a PTR query for a answer name.
+// SetName makes a PTR query for a answer name, given in presentation form
+// (bytes other than '.' and '\' stand for themselves).
 func (d *DNS) SetName(a netip.Addr, name string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -87,7 +88,7 @@ func (d *DNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	case q.Qtype == dns.TypePTR:
 		if ptr != "" {
 			hdr.Rrtype = dns.TypePTR
-			m.Answer = append(m.Answer, &dns.PTR{Hdr: hdr, Ptr: dns.Fqdn(ptr)})
+			m.Answer = append(m.Answer, &dns.PTR{Hdr: hdr, Ptr: dns.Fqdn(ptr)}) // raw bytes go on the wire as they are
 		} else {
 			m.Rcode = dns.RcodeNameError
 		}
@@ -104,7 +105,7 @@ func (d *DNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 			asns[i] = strconv.FormatUint(uint64(n), 10)
 		}
 		txt := fmt.Sprintf("%s | %s | %s | %s | %s", strings.Join(asns, " "), row.Prefix, orNA(row.Country), orNA(row.Registry), orNA(row.Allocated))
-		m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr, Txt: []string{txt}})
+		m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr, Txt: txtStrings(txt)})
 	case q.Qtype == dns.TypeTXT && strings.HasPrefix(name, "as") && strings.HasSuffix(name, "."+d.zones.ASN):
 		n, err := strconv.ParseUint(strings.TrimSuffix(name[2:], "."+d.zones.ASN), 10, 32)
 		row, found := d.routes.byASN(uint32(n))
@@ -114,11 +115,25 @@ func (d *DNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		}
 		hdr.Rrtype = dns.TypeTXT
 		txt := fmt.Sprintf("%d | %s | %s | %s | %s", n, orNA(row.Country), orNA(row.Registry), orNA(row.Allocated), orNA(row.ASName))
-		m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr, Txt: []string{txt}})
+		m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr, Txt: txtStrings(txt)})
 	default:
 		m.Rcode = dns.RcodeNameError
 	}
 	w.WriteMsg(m)
+}
+
+// txtStrings puts text on the wire byte for byte, as the real service does
+// with UTF-8 AS names: miekg/dns reads TXT strings in presentation form,
+// so a backslash must be escaped, and one character-string holds at most
+// 255 bytes.
+func txtStrings(text string) []string {
+	var out []string
+	for len(text) > 0 {
+		n := min(len(text), 255)
+		out = append(out, strings.ReplaceAll(text[:n], `\`, `\\`))
+		text = text[n:]
+	}
+	return out
 }
 
 // addrFromOriginName undoes the reversed octets / nibbles of an origin name.
