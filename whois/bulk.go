@@ -3,23 +3,30 @@ package whois
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Limits on a bulk whois reply. A reply line of the real service is under
-// 200 bytes and a trace has at most a few hundred hops, so these bound the
-// memory a hostile or broken server can make us spend.
+// Limits on a bulk whois exchange. A reply line of the real service is
+// under 200 bytes, so these bound the memory a hostile or broken server
+// can make us spend: at most maxBulkReply, or bulkBytesPerAddr per address
+// asked when that is more. A Lookup of more than maxBulkBatch addresses is
+// sent as several requests, one after the other.
 const (
-	maxBulkReply = 4 << 20
-	maxBulkLine  = 4096
+	maxBulkReply     = 4 << 20
+	maxBulkLine      = 4096
+	bulkBytesPerAddr = 1024
+	maxBulkBatch     = 10_000
 )
 
 // Errors a bulk whois exchange can end with, for errors.Is.
@@ -52,6 +59,10 @@ type bulkReply struct {
 	// Dropped counts rows beyond maxRowsPerAddr for one address: a server
 	// repeating itself must not grow our memory with the reply.
 	Dropped int
+	// Rejected counts rows whose prefix does not contain their address (an
+	// answer about other space is no answer); FirstRejected describes one.
+	Rejected      int
+	FirstRejected string
 
 	perAddr map[netip.Addr]int
 }
@@ -60,26 +71,26 @@ type bulkReply struct {
 // prefixes have a handful of origins.
 const maxRowsPerAddr = 16
 
-// parseBulk parses a Team Cymru bulk whois reply. It reads at most
-// maxBulkReply bytes and lines of at most maxBulkLine bytes; beyond either it
+// parseBulk parses a Team Cymru bulk whois reply. It reads at most limit
+// bytes and lines of at most maxBulkLine bytes; beyond either it
 // returns what it parsed so far with ErrReplyTooLarge or ErrLineTooLong. A
 // last line without a newline that does not parse as a row is reported as
 // ErrTruncated. Text fields are kept raw (they may hold control characters;
 // escaping is the renderer's job).
-func parseBulk(r io.Reader) (bulkReply, error) {
+func parseBulk(r io.Reader, limit int64) (bulkReply, error) {
 	var rep bulkReply
-	lr := &io.LimitedReader{R: r, N: maxBulkReply + 1}
+	lr := &io.LimitedReader{R: r, N: limit + 1}
 	br := bufio.NewReaderSize(lr, maxBulkLine)
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			if lr.N <= 0 {
-				return rep, fmt.Errorf("%w: more than %d bytes", ErrReplyTooLarge, maxBulkReply)
+				return rep, fmt.Errorf("%w: more than %d bytes", ErrReplyTooLarge, limit)
 			}
 			return rep, fmt.Errorf("%w: more than %d bytes", ErrLineTooLong, maxBulkLine)
 		}
 		if lr.N <= 0 {
-			return rep, fmt.Errorf("%w: more than %d bytes", ErrReplyTooLarge, maxBulkReply)
+			return rep, fmt.Errorf("%w: more than %d bytes", ErrReplyTooLarge, limit)
 		}
 		complete := err == nil
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -114,6 +125,12 @@ func (rep *bulkReply) addLine(raw []byte) bool {
 	row, header, ok := parseBulkRow(line)
 	switch {
 	case header:
+		return true
+	case ok && row.Prefix.IsValid() && !row.Prefix.Contains(row.Addr):
+		if rep.Rejected == 0 {
+			rep.FirstRejected = fmt.Sprintf("%s in %s", row.Addr, row.Prefix)
+		}
+		rep.Rejected++
 		return true
 	case ok:
 		if rep.perAddr == nil {
@@ -198,10 +215,8 @@ func parseASN(s string) (uint32, bool) {
 
 // appendASN appends n unless it is already there, keeping first-seen order.
 func appendASN(list []uint32, n uint32) []uint32 {
-	for _, x := range list {
-		if x == n {
-			return list
-		}
+	if slices.Contains(list, n) {
+		return list
 	}
 	return append(list, n)
 }
@@ -246,30 +261,34 @@ func bulkRequest(addrs []netip.Addr) []byte {
 	return b.Bytes()
 }
 
-// Lookup sends all non-special addresses in one bulk request. The map holds
-// what was learned even when the error is not nil (a server error line, a
-// reply that ended early).
+// Lookup sends all non-special addresses in one bulk request (several for
+// more than maxBulkBatch addresses, one after the other, each bounded by
+// the timeout). The map holds what was learned even when the error is not
+// nil (a server error line, a reply that ended early).
 func (r *bulkResolver) Lookup(ctx context.Context, addrs []netip.Addr) (map[netip.Addr]Origin, error) {
 	out, ask := splitSpecial(addrs)
-	if len(ask) == 0 {
-		return out, nil
+	for batch := range slices.Chunk(ask, maxBulkBatch) {
+		if err := r.lookupBatch(ctx, batch, out); err != nil {
+			return out, err
+		}
 	}
+	return out, nil
+}
+
+func (r *bulkResolver) lookupBatch(ctx context.Context, ask []netip.Addr, out map[netip.Addr]Origin) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	rep, err := r.exchange(ctx, ask)
 	mergeBulk(out, ask, rep)
 	subject := "whois " + r.server
 	if err != nil {
-		if isTimeout(err) {
-			// The connection deadline is ctx's, so a timeout means ctx ran
-			// out even when its timer has not fired yet.
-			cause := ctx.Err()
-			if cause == nil {
-				cause = context.DeadlineExceeded
-			}
-			err = fmt.Errorf("%w (%w)", err, cause)
+		if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			// The connection deadline is ctx's and ctx's end closes the
+			// connection, so either means ctx ran out, even when its timer
+			// has not fired yet.
+			err = fmt.Errorf("%w (%w)", err, cmp.Or(ctx.Err(), context.DeadlineExceeded))
 		}
-		return out, fmt.Errorf("%s: %w", subject, err)
+		return fmt.Errorf("%s: %w", subject, err)
 	}
 	var missing int
 	for _, a := range ask {
@@ -278,12 +297,14 @@ func (r *bulkResolver) Lookup(ctx context.Context, addrs []netip.Addr) (map[neti
 		}
 	}
 	switch {
+	case rep.Rejected > 0:
+		return fmt.Errorf("%s: %d row(s) named a prefix that does not contain their address (%s): no answer for %d of %d addresses", subject, rep.Rejected, rep.FirstRejected, missing, len(ask))
 	case len(rep.Errors) > 0:
-		return out, fmt.Errorf("%s: server reported %d error(s), first: %q", subject, len(rep.Errors), rep.Errors[0])
+		return fmt.Errorf("%s: server reported %d error(s), first: %q", subject, len(rep.Errors), rep.Errors[0])
 	case missing > 0:
-		return out, fmt.Errorf("%s: %w: no answer for %d of %d addresses", subject, ErrTruncated, missing, len(ask))
+		return fmt.Errorf("%s: %w: no answer for %d of %d addresses", subject, ErrTruncated, missing, len(ask))
 	}
-	return out, nil
+	return nil
 }
 
 // exchange runs one bulk request over one connection, under ctx's deadline.
@@ -315,7 +336,7 @@ func (r *bulkResolver) exchange(ctx context.Context, ask []netip.Addr) (bulkRepl
 		}
 		werr <- err
 	}()
-	rep, err := parseBulk(conn)
+	rep, err := parseBulk(conn, max(maxBulkReply, int64(len(ask))*bulkBytesPerAddr))
 	if err != nil {
 		return rep, fmt.Errorf("read reply: %w", err)
 	}
@@ -323,11 +344,6 @@ func (r *bulkResolver) exchange(ctx context.Context, ask []netip.Addr) (bulkRepl
 		return rep, fmt.Errorf("send request: %w", err)
 	}
 	return rep, nil
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, net.ErrClosed)
 }
 
 // mergeBulk folds reply rows into origins keyed by the addresses asked

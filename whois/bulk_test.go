@@ -93,7 +93,7 @@ func TestParseBulk(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rep, err := parseBulk(strings.NewReader(tt.in))
+			rep, err := parseBulk(strings.NewReader(tt.in), maxBulkReply)
 			if !errors.Is(err, tt.err) || (err != nil) != (tt.err != nil) {
 				t.Fatalf("err = %v, want %v", err, tt.err)
 			}
@@ -113,21 +113,34 @@ func TestParseBulk(t *testing.T) {
 func TestParseBulkTooLarge(t *testing.T) {
 	row := "64500 | 192.0.2.1 | 192.0.2.0/24 | ZZ | arin | 2001-01-01 | A\n"
 	in := strings.Repeat(row, maxBulkReply/len(row)+10)
-	_, err := parseBulk(strings.NewReader(in))
+	_, err := parseBulk(strings.NewReader(in), maxBulkReply)
 	if !errors.Is(err, ErrReplyTooLarge) {
 		t.Fatalf("err = %v, want ErrReplyTooLarge", err)
 	}
 	// Exactly at the cap is fine.
 	in = strings.Repeat(row, maxBulkReply/len(row))
-	if _, err := parseBulk(strings.NewReader(in)); err != nil {
+	if _, err := parseBulk(strings.NewReader(in), maxBulkReply); err != nil {
 		t.Fatalf("reply under the cap: %v", err)
 	}
 }
 
+func TestParseBulkRejectsForeignPrefix(t *testing.T) {
+	rep, err := parseBulk(strings.NewReader(
+		"64500 | 198.51.100.7 | 192.0.2.0/24 | ZZ | lab | 2026-01-01 | WRONG\n"+
+			"64500 | 2001:db8::1 | 192.0.2.0/24 | ZZ | lab | 2026-01-01 | WRONG FAMILY\n"+
+			"64501 | 192.0.2.7 | 192.0.2.0/24 | ZZ | lab | 2026-01-01 | RIGHT\n"), maxBulkReply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rows) != 1 || rep.Rows[0].ASName != "RIGHT" || rep.Rejected != 2 || rep.FirstRejected != "198.51.100.7 in 192.0.2.0/24" {
+		t.Errorf("rows %+v, rejected %d (%s)", rep.Rows, rep.Rejected, rep.FirstRejected)
+	}
+}
+
 func TestMergeBulk(t *testing.T) {
-	rep, err := parseBulk(strings.NewReader(sampleBulk +
+	rep, err := parseBulk(strings.NewReader(sampleBulk+
 		// A less specific covering route for the same address must not win.
-		"64999 | 192.0.2.1 | 192.0.0.0/16 | ZZ | arin | 1999-01-01 | COVER\n"))
+		"64999 | 192.0.2.1 | 192.0.0.0/16 | ZZ | arin | 1999-01-01 | COVER\n"), maxBulkReply)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +170,7 @@ func FuzzParseBulk(f *testing.F) {
 	f.Add([]byte("64500 | 192.0.2.1 | 192.0.2.0/24 | ZZ | arin | 2001-01-01 | \x1b[31mX\n64510 | 203.0"))
 	f.Add([]byte("Error: no ASN or IP match on line 1.\n\n\n|||||||\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		rep, err := parseBulk(bytes.NewReader(data))
+		rep, err := parseBulk(bytes.NewReader(data), maxBulkReply)
 		if len(data) <= maxBulkReply && errors.Is(err, ErrReplyTooLarge) {
 			t.Fatalf("ErrReplyTooLarge for %d bytes", len(data))
 		}
@@ -425,6 +438,25 @@ func TestBulkHostile(t *testing.T) {
 			},
 		},
 		{
+			// Issue 13 item 4: a row whose prefix does not contain its
+			// address is no answer for it.
+			name: "prefix not containing the address",
+			cfg:  whoistest.Config{Mode: whoistest.ForeignPrefix},
+			wantErr: func(err error) bool {
+				return err != nil && strings.Contains(err.Error(), "198.51.100.1 in 192.0.2.0/24")
+			},
+			check: func(t *testing.T, got map[netip.Addr]Origin) {
+				for _, s := range []string{"198.51.100.1", "203.0.113.53", "2001:db8::53"} {
+					if o, ok := got[netip.MustParseAddr(s)]; ok {
+						t.Errorf("%s answered with %+v", s, o)
+					}
+				}
+				if o := got[netip.MustParseAddr("192.0.2.1")]; o.Prefix.String() != "192.0.2.0/24" {
+					t.Errorf("the row that does contain its address is lost: %+v", o)
+				}
+			},
+		},
+		{
 			name:    "ANSI escapes in AS names",
 			cfg:     whoistest.Config{Mode: whoistest.ANSI},
 			wantErr: func(err error) bool { return err == nil },
@@ -544,5 +576,62 @@ func TestBulkOverIPv6(t *testing.T) {
 	}
 	if o := got[netip.MustParseAddr("2001:db8:100::1")]; !slices.Equal(o.ASNs, []uint32{64510}) {
 		t.Errorf("got %+v", o)
+	}
+}
+
+// FuzzMergeBulk is bulk record merging: whatever the reply, each address
+// asked gets at most one origin, about itself, whose prefix contains it,
+// with origins only when announced and no origin twice.
+func FuzzMergeBulk(f *testing.F) {
+	f.Add([]byte(sampleBulk), "192.0.2.1 203.0.113.5 ::ffff:192.0.2.1 198.51.100.99")
+	f.Add([]byte("64500 | 198.51.100.7 | 192.0.2.0/24 | ZZ | x | x | X\nNA | 198.51.100.7 | NA | NA | NA | NA | NA\n64501 64501 | 198.51.100.7 | 198.51.100.0/24 | ZZ | x | x | Y\n"), "198.51.100.7")
+	f.Add([]byte("64500 | 2001:db8::1 | 2001:db8::/32 | ZZ | x | x | X\n64501 | 2001:db8::1 | 2001:db8::/48 | ZZ | x | x | Y\n64502 | 2001:db8::1 | 2001:db8::/48 | ZZ | x | x | Z\n"), "2001:db8::1 2001:db8::2")
+	f.Fuzz(func(t *testing.T, reply []byte, asked string) {
+		var ask []netip.Addr
+		for _, w := range strings.Fields(asked) {
+			if a, err := netip.ParseAddr(w); err == nil {
+				ask = append(ask, a)
+			}
+		}
+		rep, _ := parseBulk(bytes.NewReader(reply), maxBulkReply)
+		out := map[netip.Addr]Origin{}
+		mergeBulk(out, ask, rep)
+		for a, o := range out {
+			if !slices.Contains(ask, a) || o.Addr != a || o.Source != SourceCymru {
+				t.Fatalf("origin %+v under %s, asked %v", o, a, ask)
+			}
+			if o.Unannounced != (len(o.ASNs) == 0) {
+				t.Fatalf("%s: unannounced %v with origins %v", a, o.Unannounced, o.ASNs)
+			}
+			if o.Prefix.IsValid() && !o.Prefix.Contains(lookupAddr(a)) {
+				t.Fatalf("%s: prefix %s does not contain it", a, o.Prefix)
+			}
+			if len(slices.Compact(slices.Sorted(slices.Values(o.ASNs)))) != len(o.ASNs) {
+				t.Fatalf("%s: repeated origins %v", a, o.ASNs)
+			}
+		}
+	})
+}
+
+// TestBulkBatches: a Lookup of more addresses than one request should
+// carry goes out as several bulk requests, each answered in full.
+func TestBulkBatches(t *testing.T) {
+	srv := startWhois(t, whoistest.Config{})
+	r, _ := New("cymru", Options{WhoisServer: srv.Addr(), Timeout: 10 * time.Second})
+	var ask []netip.Addr
+	for i := range 2*maxBulkBatch + 5 {
+		ask = append(ask, netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 14: byte(i >> 8), 15: byte(i)}).Next())
+	}
+	got, err := r.Lookup(context.Background(), ask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.Connections(); n != 3 {
+		t.Errorf("%d connections for %d addresses, want 3", n, len(ask))
+	}
+	for _, a := range ask {
+		if o := got[a]; !slices.Equal(o.ASNs, []uint32{64520}) {
+			t.Fatalf("%s: %+v", a, o)
+		}
 	}
 }

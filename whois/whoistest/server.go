@@ -33,6 +33,9 @@ const (
 	// CloseEarly sends the header, the first row and half of the next,
 	// then closes the connection.
 	CloseEarly
+	// ForeignPrefix answers every address with the first row's prefix and
+	// origins, whether or not that prefix contains the address.
+	ForeignPrefix
 )
 
 // ANSIPrefix is what ANSI mode puts in front of every AS name.
@@ -257,6 +260,9 @@ func (s *Server) Reply(lines []string) []byte {
 			continue
 		}
 		row, ok := s.routes.lookup(a)
+		if s.cfg.Mode == ForeignPrefix && len(s.cfg.Rows) > 0 {
+			row, ok = s.cfg.Rows[0], true
+		}
 		if !ok {
 			fmt.Fprintf(&b, "%-8s| %-16s| %-20s| %-3s| %-9s| %-11s| %s\n", "NA", a, "NA", "NA", "NA", "NA", "NA")
 			continue
