@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -19,6 +20,37 @@ type enrichOptions struct {
 	asnDNSServer string
 	dnsServer    string
 	noCache      bool
+
+	// Cache problems of this run, each said once (the resolver reports
+	// them from any lookup, in any goroutine).
+	mu       sync.Mutex
+	warned   map[string]bool
+	warnings []string
+}
+
+// cacheProblem records a cache problem once: it is a warning, never a
+// failed lookup (the answers are good; only the next run is slower).
+func (e *enrichOptions) cacheProblem(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	msg := err.Error()
+	if e.warned[msg] {
+		return
+	}
+	if e.warned == nil {
+		e.warned = map[string]bool{}
+	}
+	e.warned[msg] = true
+	e.warnings = append(e.warnings, msg)
+}
+
+// takeWarnings returns the warnings not yet taken.
+func (e *enrichOptions) takeWarnings() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	w := e.warnings
+	e.warnings = nil
+	return w
 }
 
 func (e *enrichOptions) register(f *pflag.FlagSet) {
@@ -32,11 +64,12 @@ func (e *enrichOptions) register(f *pflag.FlagSet) {
 // resolver builds the ASN source; a bad --asn is a usage error.
 func (e *enrichOptions) resolver(g *globalOptions, d *deps) (whois.Resolver, error) {
 	o := whois.Options{
-		WhoisServer: e.whoisServer,
-		DNSServer:   e.asnDNSServer,
-		NoCache:     e.noCache,
-		Dial:        d.whoisDial,
-		Timeout:     lookupTimeout(g),
+		WhoisServer:  e.whoisServer,
+		DNSServer:    e.asnDNSServer,
+		NoCache:      e.noCache,
+		Dial:         d.whoisDial,
+		Timeout:      lookupTimeout(g),
+		OnCacheError: e.cacheProblem,
 	}
 	if !e.noCache && d.cacheDir != nil {
 		if dir, err := d.cacheDir(); err == nil && dir != "" {
@@ -69,6 +102,7 @@ type enrichment struct {
 	origins  map[netip.Addr]whois.Origin
 	names    map[netip.Addr]string
 	problems []report.Problem
+	warnings []string // for stderr only: the lookup itself is fine (an unusable cache)
 }
 
 // lookup runs the ASN source and reverse DNS for all addresses at once, in
@@ -90,5 +124,6 @@ func (e *enrichOptions) lookup(ctx context.Context, g *globalOptions, r whois.Re
 	if err != nil {
 		out.problems = append(out.problems, report.Problem{Stage: "whois", Message: err.Error()})
 	}
+	out.warnings = e.takeWarnings()
 	return out
 }

@@ -218,6 +218,9 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 				pr.Message = fmt.Sprintf("%s %s: %s (the trace itself is complete)", input, pr.Stage, pr.Message)
 				out.problem(pr)
 			}
+			for _, w := range en.warnings {
+				warn(s, "%s", oneLine(w))
+			}
 		}
 		out.source(p.Flow.Src.String())
 		paths = append(paths, tp)

@@ -89,6 +89,9 @@ func runWhois(ctx context.Context, o *whoisOptions, s *streams, d *deps) error {
 	for _, p := range en.problems {
 		out.problem(p)
 	}
+	for _, w := range en.warnings {
+		warn(s, "%s", oneLine(w))
+	}
 	rows := make([]report.WhoisResult, 0, len(addrs))
 	for i, a := range addrs {
 		row := report.WhoisResult{Input: words[i], Name: en.names[a]}
