@@ -1,0 +1,133 @@
+package atlas
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+	"unicode"
+)
+
+func TestParseProbePageDropsBadValues(t *testing.T) {
+	page, err := parseProbePage(strings.NewReader(`{"count": 3, "next": null, "results": [
+		{"id": 6001, "asn_v4": 64496, "asn_v6": null, "country_code": "nl", "address_v4": "198.51.100.7",
+		 "address_v6": "2001:db8::7", "prefix_v4": "198.51.100.0/24", "prefix_v6": "2001:db8::/32",
+		 "geometry": {"type": "Point", "coordinates": [4.89, 52.37]}, "is_anchor": true},
+		{"id": 6002, "asn_v4": -5, "asn_v6": 4.5, "country_code": "Netherlands", "address_v4": "2001:db8::1",
+		 "address_v6": "198.51.100.1", "prefix_v4": "nonsense", "geometry": {"type": "Point", "coordinates": [200, 10]}},
+		{"id": 6003, "asn_v4": 4294967296, "geometry": null}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.probes) != 3 || page.next != "" {
+		t.Fatalf("page %+v", page)
+	}
+	p := page.probes[0]
+	if p.ASNv4 != 64496 || p.ASNv6 != 0 || p.Country != "NL" || p.AddressV4.String() != "198.51.100.7" ||
+		p.PrefixV6.String() != "2001:db8::/32" || !p.HasLocation || p.Latitude != 52.37 || p.Longitude != 4.89 || !p.Anchor {
+		t.Errorf("probe 6001: %+v", p)
+	}
+	q := page.probes[1]
+	if q.ASNv4 != 0 || q.ASNv6 != 0 || q.Country != "" || q.AddressV4.IsValid() || q.AddressV6.IsValid() || q.PrefixV4.IsValid() || q.HasLocation {
+		t.Errorf("probe 6002 kept values of the wrong shape: %+v", q)
+	}
+	if page.probes[2].ASNv4 != 0 {
+		t.Errorf("an AS number past 32 bits was kept: %+v", page.probes[2])
+	}
+	for _, bad := range []string{`[]`, `{"results": null}`, `{"results": [{"asn_v4": 1}]}`, `{"results": [{"id": "x"}]}`, `{"results": [`} {
+		if _, err := parseProbePage(strings.NewReader(bad)); err == nil {
+			t.Errorf("%s: parsed without error", bad)
+		}
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Duration{
+		"": 0, "5": 5 * time.Second, " 120 ": 2 * time.Minute, "-3": 0, "soon": 0, "99999999": 24 * time.Hour,
+		"Thu, 01 Jan 2026 00:00:30 GMT": 30 * time.Second, "Wed, 31 Dec 2025 23:00:00 GMT": 0,
+	} {
+		if got := parseRetryAfter(in, now); got != want {
+			t.Errorf("Retry-After %q: %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestMeasurementUnmarshalOldAndNewShapes(t *testing.T) {
+	var m Measurement
+	if err := json.Unmarshal([]byte(`{"id": 7, "type": {"id": 8, "name": "DNS"}, "af": null, "status": {"id": 4, "name": "Stopped"},
+		"probes_requested": null, "participant_count": 3}`), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Type != "dns" || m.AF != 0 || !m.Status.Done() || m.Participants != 3 {
+		t.Errorf("%+v", m)
+	}
+	if err := json.Unmarshal([]byte(`{"id": 7, "type": "traceroute"}`), &m); err != nil || m.Type != "traceroute" || m.Status.Done() {
+		t.Errorf("%+v %v: a measurement without a status is not done", m, err)
+	}
+}
+
+func FuzzParseProbePage(f *testing.F) {
+	f.Add([]byte(`{"next": "https://atlas.example/api/v2/probes/?page=2", "results": [{"id": 1, "asn_v4": 64496, "country_code": "NL", "geometry": {"type": "Point", "coordinates": [4.8, 52.3]}}]}`))
+	f.Add([]byte(`{"results": [{"id": 2, "address_v6": "2001:db8::1%eth0", "prefix_v6": "2001:db8::/129"}]}`))
+	f.Add([]byte(`{"results": [{"id": 1e300, "asn_v4": 1e300, "geometry": {"coordinates": []}}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		page, err := parseProbePage(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		for _, p := range page.probes {
+			if p.ID <= 0 {
+				t.Fatalf("probe id %d accepted", p.ID)
+			}
+			if p.Country != "" && (len(p.Country) != 2 || strings.ToUpper(p.Country) != p.Country) {
+				t.Fatalf("country %q", p.Country)
+			}
+			if p.AddressV4.IsValid() && !p.AddressV4.Is4() || p.AddressV6.IsValid() && !p.AddressV6.Is6() {
+				t.Fatalf("address of the wrong family: %v %v", p.AddressV4, p.AddressV6)
+			}
+			if p.HasLocation && (p.Latitude < -90 || p.Latitude > 90 || p.Longitude < -180 || p.Longitude > 180) {
+				t.Fatalf("location off the globe: %v %v", p.Latitude, p.Longitude)
+			}
+		}
+	})
+}
+
+func FuzzParseAPIError(f *testing.F) {
+	f.Add([]byte(`{"error": {"status": 400, "code": 104, "detail": "The following fields are invalid: target", "title": "Bad Request",
+		"errors": [{"source": {"pointer": "/definitions/0/target"}, "detail": "This field is required."}]}}`))
+	f.Add([]byte(`{"detail": "Authentication credentials were not provided."}`))
+	f.Add([]byte("<html>502 Bad Gateway\r\n\x1b[0m</html>"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e := parseAPIError(b)
+		e.Op, e.StatusCode = "test", 400
+		msg := e.Error()
+		for _, r := range msg {
+			if unicode.IsControl(r) {
+				t.Fatalf("control character %U in %q", r, msg)
+			}
+		}
+		if len(e.Fields) > 9 {
+			t.Fatalf("%d field errors kept", len(e.Fields))
+		}
+	})
+}
+
+func FuzzMeasurementJSON(f *testing.F) {
+	f.Add([]byte(`{"id": 1001, "type": "dns", "af": 4, "status": {"id": 2, "name": "Ongoing"}, "probes_scheduled": 50, "participant_count": 20}`))
+	f.Add([]byte(`{"id": 1, "type": {"name": "traceroute"}, "status": null, "target": "\u001b[2J"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m Measurement
+		if json.Unmarshal(b, &m) != nil {
+			return
+		}
+		for _, s := range []string{m.Type, m.Target, m.Status.Name} {
+			for _, r := range s {
+				if unicode.IsControl(r) {
+					t.Fatalf("control character in %q", s)
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,425 @@
+package atlas
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// DefaultBaseURL is the public RIPE Atlas API. Tests and mirrors set
+// Client.BaseURL instead; nothing in this package contacts it by itself.
+const DefaultBaseURL = "https://atlas.ripe.net"
+
+// Key is a RIPE Atlas API key. It prints as "[redacted]" in every format
+// verb and in JSON, so a key cannot leak through a log line, an error
+// message or a document by accident; only the Authorization header carries it.
+type Key string
+
+func (Key) String() string   { return "[redacted]" }
+func (Key) GoString() string { return `atlas.Key("[redacted]")` }
+
+// MarshalJSON never writes the key.
+func (Key) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil }
+
+// Client speaks the RIPE Atlas REST API v2. The zero value talks to
+// DefaultBaseURL without a key, with a private http.Client with timeouts.
+// A Client holds no state between calls; it is safe for concurrent use.
+type Client struct {
+	// BaseURL is scheme://host[:port] of the API (no /api/v2).
+	BaseURL string
+	// HTTP carries the requests; nil means a client with dial, TLS and
+	// response-header timeouts (a results download itself may take long:
+	// bound it with the context).
+	HTTP *http.Client
+	// Key is sent as "Authorization: Key …" when set. Creating and stopping
+	// measurements need one; public results and probes do not.
+	Key Key
+	// UserAgent is sent with every request.
+	UserAgent string
+	// MaxAttempts bounds the tries of one request on 5xx and 429 replies
+	// (default 4).
+	MaxAttempts int
+	// RetryBase is the first wait after a 5xx reply, doubled after each
+	// further one, at most 30s (default 1s).
+	RetryBase time.Duration
+	// MaxRetryAfter is the longest Retry-After a 429 reply may ask for and
+	// still be waited out (default 2m); a longer one fails the request.
+	MaxRetryAfter time.Duration
+}
+
+func (c *Client) base() (*url.URL, error) {
+	b := c.BaseURL
+	if b == "" {
+		b = DefaultBaseURL
+	}
+	u, err := url.Parse(strings.TrimRight(b, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("atlas API base %q: want http(s)://host[:port]", b)
+	}
+	return u, nil
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 15 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		IdleConnTimeout:       30 * time.Second,
+		MaxIdleConnsPerHost:   4,
+	}}
+}
+
+func (c *Client) maxAttempts() int {
+	if c.MaxAttempts > 0 {
+		return c.MaxAttempts
+	}
+	return 4
+}
+
+func (c *Client) retryBase() time.Duration {
+	if c.RetryBase > 0 {
+		return c.RetryBase
+	}
+	return time.Second
+}
+
+func (c *Client) maxRetryAfter() time.Duration {
+	if c.MaxRetryAfter > 0 {
+		return c.MaxRetryAfter
+	}
+	return 2 * time.Minute
+}
+
+// ErrNoKey is returned by calls that need an API key when Client.Key is empty.
+var ErrNoKey = errors.New("an API key is needed")
+
+// APIError is a reply with an unsuccessful HTTP status. Detail carries the
+// API's own message (its "error.detail", or a plain-text body).
+type APIError struct {
+	Op         string // what was asked: "create measurements", "measurement 123"
+	StatusCode int
+	Title      string
+	Detail     string
+	// Fields are the API's per-field complaints ("/definitions/0/target:
+	// This field is required.").
+	Fields []string
+	// RetryAfter is the wait a 429 reply asked for (0 when absent).
+	RetryAfter time.Duration
+}
+
+func (e *APIError) Error() string {
+	msg := e.Detail
+	if msg == "" {
+		msg = e.Title
+	}
+	if msg == "" {
+		msg = http.StatusText(e.StatusCode)
+	}
+	if len(e.Fields) > 0 {
+		msg += " (" + strings.Join(e.Fields, "; ") + ")"
+	}
+	s := fmt.Sprintf("atlas %s: HTTP %d: %s", e.Op, e.StatusCode, msg)
+	if e.StatusCode == http.StatusTooManyRequests && e.RetryAfter > 0 {
+		s += fmt.Sprintf(" (Retry-After %s)", e.RetryAfter)
+	}
+	return s
+}
+
+// Auth reports a rejected or missing API key (401, 403).
+func (e *APIError) Auth() bool {
+	return e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden
+}
+
+// RateLimited reports a 429 reply.
+func (e *APIError) RateLimited() bool { return e.StatusCode == http.StatusTooManyRequests }
+
+// Quota reports a refusal for lack of credits or over an account limit:
+// 402, or a 4xx whose message speaks of credits, quota or limits.
+func (e *APIError) Quota() bool {
+	if e.StatusCode == http.StatusPaymentRequired {
+		return true
+	}
+	if e.StatusCode < 400 || e.StatusCode >= 500 || e.RateLimited() {
+		return false
+	}
+	m := strings.ToLower(e.Detail + " " + strings.Join(e.Fields, " "))
+	return strings.Contains(m, "credit") || strings.Contains(m, "quota") || strings.Contains(m, "limit")
+}
+
+// MalformedError is a successful reply whose body is not the JSON the API
+// documents.
+type MalformedError struct {
+	Op         string
+	StatusCode int
+	Err        error
+}
+
+func (e *MalformedError) Error() string {
+	return fmt.Sprintf("atlas %s: malformed reply (HTTP %d): %v", e.Op, e.StatusCode, e.Err)
+}
+
+func (e *MalformedError) Unwrap() error { return e.Err }
+
+// request is one API call: the path below the base, query, body.
+type request struct {
+	op       string
+	method   string
+	path     string // e.g. "/api/v2/measurements/"
+	query    url.Values
+	body     []byte
+	needsKey bool
+	// retryAll5xx: the call is safe to repeat after any 5xx. A create is
+	// repeated only after replies that mean nothing was done (429, 503).
+	retryAll5xx bool
+}
+
+// send performs r with retries and returns the successful response; the
+// caller closes its body.
+func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
+	if r.needsKey && c.Key == "" {
+		return nil, fmt.Errorf("atlas %s: %w", r.op, ErrNoKey)
+	}
+	base, err := c.base()
+	if err != nil {
+		return nil, err
+	}
+	u := *base
+	u.Path = strings.TrimRight(base.Path, "/") + r.path
+	u.RawQuery = r.query.Encode()
+	hc := c.httpClient()
+	wait5xx := c.retryBase()
+	attempts := c.maxAttempts()
+	for attempt := 1; ; attempt++ {
+		var body io.Reader
+		if r.body != nil {
+			body = bytes.NewReader(r.body)
+		}
+		req, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
+		if err != nil {
+			return nil, fmt.Errorf("atlas %s: %w", r.op, err)
+		}
+		req.Header.Set("Accept", "application/json")
+		if r.body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if c.UserAgent != "" {
+			req.Header.Set("User-Agent", c.UserAgent)
+		}
+		if c.Key != "" {
+			req.Header.Set("Authorization", "Key "+string(c.Key))
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("atlas %s: %w", r.op, ctx.Err())
+			}
+			// The request may or may not have reached the API: only calls
+			// that are safe to repeat are retried.
+			if r.retryAll5xx && attempt < attempts {
+				if err := sleep(ctx, wait5xx); err != nil {
+					return nil, fmt.Errorf("atlas %s: %w", r.op, err)
+				}
+				wait5xx = min(2*wait5xx, 30*time.Second)
+				continue
+			}
+			return nil, fmt.Errorf("atlas %s: %w", r.op, redactURL(err))
+		}
+		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+			return resp, nil
+		}
+		apiErr := readAPIError(r.op, resp)
+		resp.Body.Close()
+		var wait time.Duration
+		switch {
+		case apiErr.RateLimited():
+			wait = apiErr.RetryAfter
+			if wait <= 0 {
+				wait = wait5xx
+				wait5xx = min(2*wait5xx, 30*time.Second)
+			}
+			if wait > c.maxRetryAfter() {
+				return nil, apiErr
+			}
+		case resp.StatusCode == http.StatusServiceUnavailable || (resp.StatusCode >= 500 && r.retryAll5xx):
+			wait = wait5xx
+			wait5xx = min(2*wait5xx, 30*time.Second)
+		default:
+			return nil, apiErr
+		}
+		if attempt >= attempts {
+			return nil, apiErr
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return nil, fmt.Errorf("atlas %s: %w (after %v)", r.op, err, apiErr)
+		}
+	}
+}
+
+// doJSON performs r and decodes a JSON reply into out (nil: no body wanted).
+func (c *Client) doJSON(ctx context.Context, r request, out any) error {
+	resp, err := c.send(ctx, r)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("atlas %s: %w", r.op, ctx.Err())
+		}
+		return &MalformedError{Op: r.op, StatusCode: resp.StatusCode, Err: err}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// redactURL drops the URL from a transport error: the message stays about
+// what failed (connection refused, timeout), not the query string.
+func redactURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// readAPIError builds the error of an unsuccessful reply from its body
+// (the API's JSON error object, or text) and headers.
+func readAPIError(op string, resp *http.Response) *APIError {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	e := parseAPIError(body)
+	e.Op = op
+	e.StatusCode = resp.StatusCode
+	e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	return e
+}
+
+// parseAPIError reads the API's error body: {"error":{"status","code",
+// "detail","title","errors":[{"source":{"pointer"|"parameter"},"detail"}]}},
+// the bare {"detail": "..."} form, or plain text. Remote text is cut to a
+// sane length and stripped of control characters.
+func parseAPIError(body []byte) *APIError {
+	e := &APIError{}
+	var wrapped struct {
+		Error *errorBody `json:"error"`
+	}
+	var bare errorBody
+	switch {
+	case json.Unmarshal(body, &wrapped) == nil && wrapped.Error != nil:
+		fillAPIError(e, wrapped.Error)
+	case json.Unmarshal(body, &bare) == nil && (bare.Detail != "" || bare.Title != ""):
+		fillAPIError(e, &bare)
+	default:
+		e.Detail = cleanText(string(body))
+	}
+	return e
+}
+
+type errorBody struct {
+	Title  string `json:"title"`
+	Detail string `json:"detail"`
+	Errors []struct {
+		Source struct {
+			Pointer   string `json:"pointer"`
+			Parameter string `json:"parameter"`
+		} `json:"source"`
+		Detail string `json:"detail"`
+	} `json:"errors"`
+}
+
+func fillAPIError(e *APIError, b *errorBody) {
+	e.Title = cleanText(b.Title)
+	e.Detail = cleanText(b.Detail)
+	for i, fe := range b.Errors {
+		if i == 8 {
+			e.Fields = append(e.Fields, fmt.Sprintf("%d more", len(b.Errors)-i))
+			break
+		}
+		where := fe.Source.Pointer
+		if where == "" {
+			where = fe.Source.Parameter
+		}
+		s := cleanText(fe.Detail)
+		if where != "" {
+			s = cleanText(where) + ": " + s
+		}
+		e.Fields = append(e.Fields, s)
+	}
+}
+
+// cleanText makes remote text fit one line of an error message: control
+// characters become spaces, runs of space collapse, at most 300 runes.
+func cleanText(s string) string {
+	var b strings.Builder
+	space := false
+	n := 0
+	for _, r := range strings.TrimSpace(s) {
+		if unicode.IsControl(r) || unicode.IsSpace(r) {
+			if !space {
+				b.WriteByte(' ')
+				space = true
+			}
+			continue
+		}
+		if !unicode.IsPrint(r) {
+			r = '?'
+		}
+		space = false
+		b.WriteRune(r)
+		if n++; n == 300 {
+			b.WriteString("…")
+			break
+		}
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return 0
+		}
+		if n > 86400 {
+			n = 86400
+		}
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d.Round(time.Second)
+		}
+	}
+	return 0
+}

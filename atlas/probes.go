@@ -1,0 +1,207 @@
+package atlas
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Probe is what the API says about one probe: where it is and in which
+// networks. Unknown values are zero (ASN 0, an invalid address, no location).
+type Probe struct {
+	ID                   int
+	ASNv4, ASNv6         uint32
+	Country              string // ISO 3166-1 alpha-2, upper case
+	AddressV4, AddressV6 netip.Addr
+	PrefixV4, PrefixV6   netip.Prefix
+	// Latitude and Longitude are valid when HasLocation is set.
+	Latitude, Longitude float64
+	HasLocation         bool
+	Anchor              bool
+}
+
+// ProbeBatch is the most probe ids asked for in one request (the API's
+// largest page).
+const ProbeBatch = 500
+
+// probeFields are the fields asked of /api/v2/probes/.
+const probeFields = "id,asn_v4,asn_v6,country_code,geometry,address_v4,address_v6,prefix_v4,prefix_v6,is_anchor"
+
+// Probes returns the metadata of the given probes, fetched ProbeBatch ids
+// per request (id__in) and following the API's pages. Ids the API does not
+// know are missing from the result; the order follows the ids.
+func (c *Client) Probes(ctx context.Context, ids []int) ([]Probe, error) {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	base, err := c.base()
+	if err != nil {
+		return nil, err
+	}
+	found := make(map[int]Probe, len(ids))
+	for start := 0; start < len(ids); start += ProbeBatch {
+		batch := ids[start:min(start+ProbeBatch, len(ids))]
+		q := url.Values{}
+		q.Set("id__in", joinInts(batch))
+		q.Set("fields", probeFields)
+		q.Set("page_size", strconv.Itoa(ProbeBatch))
+		r := request{op: fmt.Sprintf("probes %s", summarizeIDs(batch)), method: http.MethodGet, path: "/api/v2/probes/", query: q, retryAll5xx: true}
+		for pages := 0; ; pages++ {
+			if pages == 100 {
+				return nil, &MalformedError{Op: r.op, StatusCode: http.StatusOK, Err: fmt.Errorf("more than %d pages", pages)}
+			}
+			resp, err := c.send(ctx, r)
+			if err != nil {
+				return nil, err
+			}
+			page, err := parseProbePage(io.LimitReader(resp.Body, 64<<20))
+			resp.Body.Close()
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("atlas %s: %w", r.op, ctx.Err())
+				}
+				return nil, &MalformedError{Op: r.op, StatusCode: resp.StatusCode, Err: err}
+			}
+			for _, p := range page.probes {
+				if _, asked := slices.BinarySearch(batch, p.ID); asked {
+					found[p.ID] = p
+				}
+			}
+			if page.next == "" {
+				break
+			}
+			// Follow the API's next link, but only on the API itself: the
+			// key must never travel to a host a reply names.
+			next, err := base.Parse(page.next)
+			if err != nil || next.Scheme != base.Scheme || next.Host != base.Host || !strings.HasPrefix(next.Path, "/api/v2/probes") {
+				return nil, &MalformedError{Op: r.op, StatusCode: resp.StatusCode, Err: fmt.Errorf("next page %q is not on %s", cleanText(page.next), base.Host)}
+			}
+			r.path, r.query = next.Path, next.Query()
+		}
+	}
+	out := make([]Probe, 0, len(found))
+	for _, id := range ids {
+		if p, ok := found[id]; ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// summarizeIDs names a batch of ids in an error message.
+func summarizeIDs(ids []int) string {
+	switch len(ids) {
+	case 0:
+		return "(none)"
+	case 1:
+		return strconv.Itoa(ids[0])
+	}
+	return fmt.Sprintf("%d…%d (%d ids)", ids[0], ids[len(ids)-1], len(ids))
+}
+
+type probePage struct {
+	probes []Probe
+	next   string
+}
+
+// parseProbePage reads one page of /api/v2/probes/: {"count","next",
+// "results":[...]}. Values of the wrong shape are dropped, not trusted:
+// a malformed address or a location off the globe is unknown.
+func parseProbePage(r io.Reader) (probePage, error) {
+	var raw struct {
+		Next    *string           `json:"next"`
+		Results []json.RawMessage `json:"results"`
+	}
+	if err := json.NewDecoder(r).Decode(&raw); err != nil {
+		return probePage{}, err
+	}
+	if raw.Results == nil {
+		return probePage{}, fmt.Errorf("no results array")
+	}
+	page := probePage{next: deref(raw.Next), probes: make([]Probe, 0, len(raw.Results))}
+	for i, rm := range raw.Results {
+		p, err := parseProbe(rm)
+		if err != nil {
+			return probePage{}, fmt.Errorf("probe %d of the page: %w", i, err)
+		}
+		page.probes = append(page.probes, p)
+	}
+	return page, nil
+}
+
+func parseProbe(b json.RawMessage) (Probe, error) {
+	var raw struct {
+		ID        *int     `json:"id"`
+		ASNv4     *float64 `json:"asn_v4"`
+		ASNv6     *float64 `json:"asn_v6"`
+		Country   *string  `json:"country_code"`
+		AddressV4 *string  `json:"address_v4"`
+		AddressV6 *string  `json:"address_v6"`
+		PrefixV4  *string  `json:"prefix_v4"`
+		PrefixV6  *string  `json:"prefix_v6"`
+		Anchor    *bool    `json:"is_anchor"`
+		Geometry  *struct {
+			Type        string    `json:"type"`
+			Coordinates []float64 `json:"coordinates"`
+		} `json:"geometry"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return Probe{}, err
+	}
+	if raw.ID == nil || *raw.ID <= 0 {
+		return Probe{}, fmt.Errorf("no probe id")
+	}
+	p := Probe{ID: *raw.ID, ASNv4: asn(raw.ASNv4), ASNv6: asn(raw.ASNv6), Anchor: deref(raw.Anchor)}
+	if cc := strings.ToUpper(deref(raw.Country)); len(cc) == 2 && cc[0] >= 'A' && cc[0] <= 'Z' && cc[1] >= 'A' && cc[1] <= 'Z' {
+		p.Country = cc
+	}
+	p.AddressV4 = addr(raw.AddressV4, true)
+	p.AddressV6 = addr(raw.AddressV6, false)
+	p.PrefixV4 = prefix(raw.PrefixV4, true)
+	p.PrefixV6 = prefix(raw.PrefixV6, false)
+	// GeoJSON order: longitude, latitude.
+	if g := raw.Geometry; g != nil && g.Type == "Point" && len(g.Coordinates) == 2 {
+		lon, lat := g.Coordinates[0], g.Coordinates[1]
+		if lat >= -90 && lat <= 90 && lon >= -180 && lon <= 180 {
+			p.Latitude, p.Longitude, p.HasLocation = lat, lon, true
+		}
+	}
+	return p, nil
+}
+
+func asn(f *float64) uint32 {
+	if f == nil || *f < 1 || *f > math.MaxUint32 || *f != math.Trunc(*f) {
+		return 0
+	}
+	return uint32(*f)
+}
+
+func addr(s *string, v4 bool) netip.Addr {
+	if s == nil {
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(*s)
+	if err != nil || a.Zone() != "" || a.Is4() != v4 {
+		return netip.Addr{}
+	}
+	return a
+}
+
+func prefix(s *string, v4 bool) netip.Prefix {
+	if s == nil {
+		return netip.Prefix{}
+	}
+	p, err := netip.ParsePrefix(*s)
+	if err != nil || p.Addr().Is4() != v4 {
+		return netip.Prefix{}
+	}
+	return p.Masked()
+}
