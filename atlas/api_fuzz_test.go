@@ -131,3 +131,55 @@ func FuzzMeasurementJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestWriteProbesReadsBack(t *testing.T) {
+	page, err := parseProbePage(strings.NewReader(`{"results": [
+		{"id": 6001, "asn_v4": 64496, "asn_v6": 64497, "country_code": "NL", "address_v4": "198.51.100.7",
+		 "address_v6": "2001:db8::7", "prefix_v4": "198.51.100.0/24", "prefix_v6": "2001:db8::/32",
+		 "geometry": {"type": "Point", "coordinates": [4.89, 52.37]}, "is_anchor": true},
+		{"id": 6002}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := WriteProbes(&b, page.probes); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadProbes(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back) != 2 || back[0] != page.probes[0] || back[1] != page.probes[1] {
+		t.Errorf("read back %+v, want %+v", back, page.probes)
+	}
+	// A page of the API reads too.
+	api, err := ReadProbes(strings.NewReader(`{"count": 1, "next": null, "results": [{"id": 9, "country_code": "DE"}]}`))
+	if err != nil || len(api) != 1 || api[0].Country != "DE" {
+		t.Errorf("API page: %+v %v", api, err)
+	}
+}
+
+func FuzzReadProbes(f *testing.F) {
+	f.Add([]byte(`[{"id": 6001, "asn_v4": 64496, "geometry": {"type": "Point", "coordinates": [4.89, 52.37]}}]`))
+	f.Add([]byte(`{"results": [{"id": 1}]}`))
+	f.Add([]byte(`[{"id": 1}, 7]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		probes, err := ReadProbes(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		var out bytes.Buffer
+		if err := WriteProbes(&out, probes); err != nil {
+			t.Fatal(err)
+		}
+		again, err := ReadProbes(&out)
+		if err != nil || len(again) != len(probes) {
+			t.Fatalf("what WriteProbes wrote does not read back: %v", err)
+		}
+		for i := range probes {
+			if again[i] != probes[i] {
+				t.Fatalf("probe %d: %+v became %+v", i, probes[i], again[i])
+			}
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package atlas
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -204,4 +205,80 @@ func prefix(s *string, v4 bool) netip.Prefix {
 		return netip.Prefix{}
 	}
 	return p.Masked()
+}
+
+// ProbesFile is the name of the probes' metadata among saved results.
+const ProbesFile = "probes.json"
+
+// WriteProbes writes probes as a JSON array of objects in the shape
+// /api/v2/probes/ serves them (the fields Probes asks for), so a saved
+// file reads back with ReadProbes, or with any tool that reads the API.
+func WriteProbes(w io.Writer, probes []Probe) error {
+	out := make([]map[string]any, 0, len(probes))
+	for _, p := range probes {
+		o := map[string]any{"id": p.ID, "asn_v4": nullASN(p.ASNv4), "asn_v6": nullASN(p.ASNv6),
+			"country_code": nullString(p.Country), "address_v4": nullAddr(p.AddressV4), "address_v6": nullAddr(p.AddressV6),
+			"prefix_v4": nullPrefix(p.PrefixV4), "prefix_v6": nullPrefix(p.PrefixV6), "is_anchor": p.Anchor, "geometry": nil}
+		if p.HasLocation {
+			o["geometry"] = map[string]any{"type": "Point", "coordinates": []float64{p.Longitude, p.Latitude}}
+		}
+		out = append(out, o)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", " ")
+	return enc.Encode(out)
+}
+
+// ReadProbes reads probe metadata: a JSON array of /api/v2/probes/ objects
+// (what WriteProbes writes) or one page of that endpoint ({"results": [...]}).
+func ReadProbes(r io.Reader) ([]Probe, error) {
+	var raw json.RawMessage
+	if err := json.NewDecoder(r).Decode(&raw); err != nil {
+		return nil, err
+	}
+	if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '{' {
+		page, err := parseProbePage(bytes.NewReader(t))
+		return page.probes, err
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, err
+	}
+	out := make([]Probe, 0, len(items))
+	for i, it := range items {
+		p, err := parseProbe(it)
+		if err != nil {
+			return nil, fmt.Errorf("probe %d: %w", i, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func nullASN(a uint32) any {
+	if a == 0 {
+		return nil
+	}
+	return a
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nullAddr(a netip.Addr) any {
+	if !a.IsValid() {
+		return nil
+	}
+	return a.String()
+}
+
+func nullPrefix(p netip.Prefix) any {
+	if !p.IsValid() {
+		return nil
+	}
+	return p.String()
 }

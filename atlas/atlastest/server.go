@@ -39,9 +39,10 @@ type Server struct {
 	Polls int
 	// PageSize is the largest probes page the server sends (default 500).
 	PageSize int
-	// Names resolves host-name targets; other names are refused like the
-	// API refuses a target it cannot resolve.
-	Names map[string]netip.Addr
+	// Names resolves host-name targets (the address of the measurement's
+	// family is used); other names are refused like the API refuses a
+	// target it cannot resolve.
+	Names map[string][]netip.Addr
 	// NoSuitableProbes makes every created measurement end in "No suitable
 	// probes" with no results, as when a selection matches no connected probe.
 	NoSuitableProbes bool
@@ -371,8 +372,8 @@ func (s *Server) checkDefinition(p string, d map[string]any) (Definition, [][2]s
 			bad = append(bad, [2]string{p + "target", "The target address does not match the address family."})
 		}
 		def.Target = a.String()
-	} else if a, ok := s.Names[target]; ok && (af == 4) == a.Is4() {
-		def.Target = a.String()
+	} else if i := slices.IndexFunc(s.Names[target], func(a netip.Addr) bool { return (af == 4) == a.Is4() }); i >= 0 {
+		def.Target = s.Names[target][i].String()
 	} else {
 		bad = append(bad, [2]string{p + "target", fmt.Sprintf("Could not resolve %s for address family %d.", target, af)})
 	}
