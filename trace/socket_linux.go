@@ -375,6 +375,11 @@ func listenUDP(src netip.AddrPort, v6, recvErr bool) (*net.UDPConn, error) {
 	}
 	pc, err := lc.ListenPacket(context.Background(), network, src.String())
 	if err != nil {
+		// The OpError repeats the address; the errno says what is wrong.
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			err = errno
+		}
 		return nil, fmt.Errorf("bind udp source port %s: %w", src, err)
 	}
 	return pc.(*net.UDPConn), nil

@@ -76,6 +76,14 @@ func (r *runOutput) problem(p report.Problem) {
 	warn(r.s, "%s", oneLine(msg))
 }
 
+// warn says a non-fatal problem (not recorded in the document) on stderr,
+// safely from any goroutine.
+func (r *runOutput) warn(msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	warn(r.s, "%s", oneLine(msg))
+}
+
 // finish writes the finished run — the whole document (json), the end
 // record (jsonl: results were streamed by result), or the text rendering of
 // results — and returns the run's exit status: errInterrupted after a

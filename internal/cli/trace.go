@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,6 +16,7 @@ import (
 	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/probe"
 	"github.com/anycheck/anycheck/trace"
+	"github.com/anycheck/anycheck/whois"
 )
 
 type traceOptions struct {
@@ -50,6 +53,9 @@ shown. Hops carry their origin AS (--asn) and reverse names (unless -n).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.targets = args
+			if err := o.mergeWait(cmd.Flags().Changed("wait")); err != nil {
+				return err
+			}
 			if err := o.validate(); err != nil {
 				return err
 			}
@@ -69,11 +75,27 @@ shown. Hops carry their origin AS (--asn) and reverse names (unless -n).`,
 	f.IntVarP(&o.queries, "queries", "q", 3, "probes per hop")
 	f.IntVarP(&o.window, "window", "N", trace.DefaultWindow, "TTLs in flight beyond the last one answered (bounds probes, and DNS queries, past the destination)")
 	f.Float64Var(&o.rate, "rate", trace.DefaultRate, "probes per second (the q probes of one TTL are spread apart, so routers' ICMP rate limits are not hit)")
-	f.DurationVarP(&o.wait, "wait", "w", 2*time.Second, "longest wait for a reply")
+	f.DurationVarP(&o.wait, "wait", "w", 2*time.Second, "how long to wait for each reply: traceroute's name for --timeout, the same setting")
 	f.StringVar(&o.qname, "qname", "hostname.bind", "CHAOS TXT name asked by udp/53 probes")
 	f.StringVar(&o.source, "source", "", "source address (default: chosen by routing)")
 	o.e.register(f)
 	return cmd
+}
+
+// mergeWait makes -w (traceroute's name) and --timeout (every other
+// command's) one setting: the wait for each reply, which also bounds the
+// identity query and the lookups. Both given with different values is a
+// usage error.
+func (o *traceOptions) mergeWait(waitSet bool) error {
+	switch {
+	case waitSet && o.g.timeoutSet && o.wait != o.g.timeout:
+		return usageErr("-w %s and --timeout %s: both set the wait for each reply; give one", o.wait, o.g.timeout)
+	case waitSet:
+		o.g.timeout, o.g.timeoutSet = o.wait, true
+	default:
+		o.wait = o.g.timeout
+	}
+	return nil
 }
 
 func (o *traceOptions) validate() error {
@@ -114,7 +136,7 @@ func (o *traceOptions) validate() error {
 		return usageErr("--rate %g: must be above 0 and at most 10000 packets/s", o.rate)
 	}
 	if o.wait <= 0 || o.wait > time.Minute {
-		return usageErr("-w %s: must be above 0 and at most 1m", o.wait)
+		return usageErr("-w/--timeout %s: must be above 0 and at most 1m", o.wait)
 	}
 	if !validHostname(o.qname) {
 		return usageErr("--qname %q: not a valid DNS name", o.qname)
@@ -128,6 +150,53 @@ func (o *traceOptions) validate() error {
 }
 
 func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
+	src, addrs, err := o.resolveTargets(ctx, d)
+	if err != nil {
+		return err
+	}
+	resolver, err := o.e.resolver(o.g, d)
+	if err != nil {
+		return err
+	}
+	out := newRunOutput(s, o.g, d, report.KindTrace)
+	var paths []report.TracePath
+	var oc outcome
+	for i, a := range addrs {
+		input := o.targets[i]
+		p, err := o.traceTarget(ctx, s, d, out, input, o.libOptions(a, src, d))
+		if err != nil {
+			if errors.Is(err, trace.ErrPermission) {
+				// The engine's error already names the target and flow.
+				return permissionErr(err, o.permissionHint())
+			}
+			out.problem(report.Problem{Target: input, Stage: "trace", Message: err.Error()})
+			oc.failed++
+			continue
+		}
+		tp := report.FromPath(input, p)
+		if p.Stop == trace.StopInterrupted {
+			oc.interrupted = true
+		} else if !p.Reached {
+			oc.failed++
+		}
+		if !oc.interrupted || len(tp.Hops) > 0 {
+			o.enrich(ctx, out, resolver, &tp, oc.interrupted)
+		}
+		out.source(p.Flow.Src.String())
+		paths = append(paths, tp)
+		out.result(input, tp)
+		if oc.interrupted {
+			break
+		}
+	}
+	return finish(out, paths, oc, func(w io.Writer, paths []report.TracePath) error {
+		return render.TraceText(w, paths, render.TraceOptions{MaxTTL: o.maxTTL})
+	})
+}
+
+// resolveTargets returns the --source address (invalid when not given) and
+// every target's address, in order; a bad target is a usage error.
+func (o *traceOptions) resolveTargets(ctx context.Context, d *deps) (netip.Addr, []netip.Addr, error) {
 	var src netip.Addr
 	if o.source != "" {
 		src, _ = netip.ParseAddr(o.source)
@@ -137,101 +206,79 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 	for _, in := range o.targets {
 		a, err := resolveTarget(ctx, o.g, d, in)
 		if err != nil {
-			return err
+			return src, nil, err
 		}
 		if src.IsValid() && src.Is4() != a.Is4() {
-			return usageErr("--source %s and target %s: different address families", src, in)
+			return src, nil, usageErr("--source %s and target %s: different address families", src, in)
 		}
 		addrs = append(addrs, a)
 	}
-	resolver, err := o.e.resolver(o.g, d)
+	return src, addrs, nil
+}
+
+// libOptions are the trace package's options for one target.
+func (o *traceOptions) libOptions(target, src netip.Addr, d *deps) trace.Options {
+	opts := trace.Options{
+		Target:   target,
+		Source:   src,
+		Proto:    trace.Protocol(o.proto),
+		Port:     uint16(o.port),
+		SrcPort:  uint16(o.sport),
+		Mode:     trace.Mode(o.mode),
+		FirstTTL: o.firstTTL,
+		MaxTTL:   o.maxTTL,
+		Queries:  o.queries,
+		Window:   o.window,
+		Rate:     o.rate,
+		Wait:     o.wait,
+		QName:    dnsFQDN(o.qname),
+		Net:      d.traceNet,
+	}
+	if o.proto == "icmp" {
+		opts.Port = 0
+	}
+	return opts
+}
+
+// traceTarget traces one target: hops stream to out (-o jsonl; out is safe
+// from several goroutines) and to the terminal's progress line as they
+// become final, and a TCP/53 trace is followed by the identity query over
+// the same flow.
+func (o *traceOptions) traceTarget(ctx context.Context, s *streams, d *deps, out *runOutput, input string, opts trace.Options) (trace.Path, error) {
+	progress := newProgress(s, input)
+	defer progress.done()
+	opts.OnHop = func(h trace.Hop) {
+		out.record(out.doc.HopRecord(input, report.FromHop(h)))
+		progress.hop(h)
+	}
+	p, err := trace.Run(ctx, opts)
 	if err != nil {
-		return err
+		return p, err
 	}
-	out := newRunOutput(s, o.g, d, report.KindTrace)
-	var paths []report.TracePath
-	failed := 0
-	interrupted := false
-	for i, a := range addrs {
-		input := o.targets[i]
-		opts := trace.Options{
-			Target:   a,
-			Source:   src,
-			Proto:    trace.Protocol(o.proto),
-			Port:     uint16(o.port),
-			SrcPort:  uint16(o.sport),
-			Mode:     trace.Mode(o.mode),
-			FirstTTL: o.firstTTL,
-			MaxTTL:   o.maxTTL,
-			Queries:  o.queries,
-			Window:   o.window,
-			Rate:     o.rate,
-			Wait:     o.wait,
-			QName:    dnsFQDN(o.qname),
-			Net:      d.traceNet,
-		}
-		if o.proto == "icmp" {
-			opts.Port = 0
-		}
-		progress := newProgress(s, input)
-		opts.OnHop = func(h trace.Hop) {
-			out.record(out.doc.HopRecord(input, report.FromHop(h)))
-			progress.hop(h)
-		}
-		p, err := trace.Run(ctx, opts)
-		if err == nil {
-			tcpIdentity(ctx, &p, o, d)
-		}
-		progress.done()
-		if err != nil {
-			if errors.Is(err, trace.ErrPermission) {
-				// The engine's error already names the target and flow.
-				return permissionErr(err,
-					"grant raw sockets once with: setcap cap_net_raw+ep $(command -v anycheck)"+
-						socketModeHint(o.proto))
-			}
-			out.problem(report.Problem{Target: input, Stage: "trace", Message: err.Error()})
-			failed++
-			continue
-		}
-		tp := report.FromPath(input, p)
-		if p.Stop == trace.StopInterrupted {
-			interrupted = true
-		} else if !p.Reached {
-			failed++
-		}
-		// Enrichment runs after probing, in one batch per trace; a failed
-		// or slow lookup leaves the trace intact.
-		if !interrupted || len(tp.Hops) > 0 {
-			ectx := ctx
-			if interrupted {
-				// Ctrl-C: show what was measured now, with whatever the
-				// cache or an offline table can say quickly.
-				var cancel context.CancelFunc
-				ectx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)
-				defer cancel()
-			}
-			en := o.e.lookup(ectx, o.g, resolver, tp.Addresses())
-			tp.Enrich(en.origins, en.names)
-			for _, pr := range en.problems {
-				pr.Target = input
-				pr.Message = fmt.Sprintf("%s %s: %s (the trace itself is complete)", input, pr.Stage, pr.Message)
-				out.problem(pr)
-			}
-			for _, w := range en.warnings {
-				warn(s, "%s", oneLine(w))
-			}
-		}
-		out.source(p.Flow.Src.String())
-		paths = append(paths, tp)
-		out.result(input, tp)
-		if interrupted {
-			break
-		}
+	tcpIdentity(ctx, &p, o, d)
+	return p, nil
+}
+
+// enrich looks up the origins and reverse names of a finished path, in one
+// batch, after probing; a failed or slow lookup is a warning and leaves the
+// trace intact. After Ctrl-C it takes only what the cache or an offline
+// table can say at once.
+func (o *traceOptions) enrich(ctx context.Context, out *runOutput, resolver whois.Resolver, tp *report.TracePath, interrupted bool) {
+	if interrupted {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)
+		defer cancel()
 	}
-	return finish(out, paths, outcome{failed: failed, interrupted: interrupted}, func(w io.Writer, paths []report.TracePath) error {
-		return render.TraceText(w, paths, render.TraceOptions{MaxTTL: o.maxTTL})
-	})
+	en := o.e.lookup(ctx, o.g, resolver, tp.Addresses())
+	tp.Enrich(en.origins, en.names)
+	for _, pr := range en.problems {
+		pr.Target = tp.Input
+		pr.Message = fmt.Sprintf("%s %s: %s (the trace itself is complete)", tp.Input, pr.Stage, pr.Message)
+		out.problem(pr)
+	}
+	for _, w := range en.warnings {
+		out.warn(w)
+	}
 }
 
 // tcpIdentity asks a TCP/53 trace's destination who it is, over a real TCP
@@ -258,11 +305,34 @@ func tcpIdentity(ctx context.Context, p *trace.Path, o *traceOptions, d *deps) {
 	p.Instance = &id
 }
 
-func socketModeHint(proto string) string {
-	if proto == "tcp" {
-		return " (tcp probes need raw sockets)"
+// permissionHint says how to get the privilege a trace lacked: raw sockets
+// for the binary actually running, or, for ICMP without them, ping sockets
+// for the user's group. It never suggests the mode that just failed.
+func (o *traceOptions) permissionHint() string {
+	setcap := "grant raw sockets once with: setcap cap_net_raw+ep " + executablePath()
+	switch {
+	case o.proto == "tcp":
+		return "tcp probes need raw sockets; " + setcap
+	case o.proto == "icmp" && o.mode != "raw":
+		return fmt.Sprintf("icmp without raw sockets needs ping sockets: allow your group (gid %d) with sysctl -w net.ipv4.ping_group_range=\"%d %d\", or %s",
+			os.Getgid(), os.Getgid(), os.Getgid(), setcap)
+	case o.mode == "raw":
+		return setcap + ", or use --mode socket (no privilege; no NAT or MPLS data)"
 	}
-	return ", or use --mode socket"
+	return setcap
+}
+
+// executablePath is the running binary's real path, for commands the user
+// can paste; "$(command -v anycheck)" when it cannot be found.
+func executablePath() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "$(command -v anycheck)"
+	}
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	return exe
 }
 
 // progress shows a one-line live status on stderr when it is a terminal.

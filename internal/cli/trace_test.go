@@ -1,14 +1,25 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/anycheck/anycheck/internal/report/reporttest"
+	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/trace/tracetest"
+	"github.com/anycheck/anycheck/whois"
 )
 
 // traceJSON is the part of `anycheck trace -o json` these tests read.
@@ -114,4 +125,264 @@ func bracket(a string) string {
 		return "[" + a + "]"
 	}
 	return a
+}
+
+// TestTraceWaitIsTimeout: on trace, -w (traceroute's name) and --timeout
+// (every other command's) are one setting.
+func TestTraceWaitIsTimeout(t *testing.T) {
+	capture := func(args ...string) (*traceOptions, error) {
+		var got *traceOptions
+		g := &globalOptions{}
+		s := &streams{out: &bytes.Buffer{}, err: &bytes.Buffer{}}
+		root := &cobra.Command{Use: "anycheck", PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			g.timeoutSet = cmd.Flags().Changed("timeout")
+			return nil
+		}}
+		g.register(root)
+		root.AddCommand(newTraceCmd(g, s, testDeps(), func(_ context.Context, o *traceOptions) error { got = o; return nil }))
+		root.SetArgs(append([]string{"trace"}, args...))
+		err := root.Execute()
+		return got, err
+	}
+	for _, c := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{[]string{"192.0.2.53"}, 2 * time.Second},
+		{[]string{"--timeout", "300ms", "192.0.2.53"}, 300 * time.Millisecond},
+		{[]string{"-w", "700ms", "192.0.2.53"}, 700 * time.Millisecond},
+		{[]string{"-w", "1s", "--timeout", "1s", "192.0.2.53"}, time.Second},
+	} {
+		o, err := capture(c.args...)
+		if err != nil || o == nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		if o.wait != c.want || o.g.timeout != c.want {
+			t.Errorf("%v: -w %v, --timeout %v; want both %v", c.args, o.wait, o.g.timeout, c.want)
+		}
+	}
+	r := runCLI(t, testDeps(), "trace", "-w", "1s", "--timeout", "3s", "192.0.2.53")
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "-w 1s and --timeout 3s") || r.stdout != "" {
+		t.Errorf("-w 1s --timeout 3s: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestTraceJSONLStreams: -o jsonl writes each hop as it becomes final, in
+// TTL order, then the target's result, then the end record.
+func TestTraceJSONLStreams(t *testing.T) {
+	r := runCLI(t, fakeDeps(fakePath()), "trace", "--asn", "none", "-n", "-o", "jsonl", "192.0.2.53", "2001:db8:53::53")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	reporttest.Check(t, []byte(r.stdout), true)
+	var seq []string
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var rec struct {
+			Type, Target string
+			Hop          struct{ TTL int }
+			Result       struct{ Input string }
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		switch rec.Type {
+		case "hop":
+			seq = append(seq, fmt.Sprintf("hop %s %d", rec.Target, rec.Hop.TTL))
+		case "result":
+			seq = append(seq, "result "+rec.Target)
+		default:
+			seq = append(seq, rec.Type)
+		}
+	}
+	want := []string{
+		"hop 192.0.2.53 1", "hop 192.0.2.53 2", "hop 192.0.2.53 3", "hop 192.0.2.53 4", "result 192.0.2.53",
+		"hop 2001:db8:53::53 1", "hop 2001:db8:53::53 2", "hop 2001:db8:53::53 3", "hop 2001:db8:53::53 4", "result 2001:db8:53::53",
+		"end",
+	}
+	if fmt.Sprint(seq) != fmt.Sprint(want) {
+		t.Errorf("records\n%v\nwant\n%v", seq, want)
+	}
+}
+
+// lookupFunc is a whois.Resolver made of a function.
+type lookupFunc func(ctx context.Context, addrs []netip.Addr) (map[netip.Addr]whois.Origin, error)
+
+func (f lookupFunc) Lookup(ctx context.Context, addrs []netip.Addr) (map[netip.Addr]whois.Origin, error) {
+	return f(ctx, addrs)
+}
+
+// TestTraceEnrichment: one lookup per trace for all its addresses fills
+// the hops' origins and the AS path; a lookup that fails is a warning on
+// stderr and in "errors", and the trace is still shown, exit 0.
+func TestTraceEnrichment(t *testing.T) {
+	d := fakeDeps(fakePath())
+	var batches [][]netip.Addr
+	d.newResolver = func(spec string, o whois.Options) (whois.Resolver, error) {
+		return lookupFunc(func(_ context.Context, addrs []netip.Addr) (map[netip.Addr]whois.Origin, error) {
+			batches = append(batches, addrs)
+			out := map[netip.Addr]whois.Origin{}
+			for _, a := range addrs {
+				switch {
+				case a == tracetest.Source4:
+					out[a] = whois.Origin{Addr: a, ASNs: []uint32{64500}, ASName: "VANTAGE"}
+				case a.Is4() && a.As4()[0] == 198:
+					out[a] = whois.Origin{Addr: a, ASNs: []uint32{64510}, ASName: "TRANSIT"}
+				case a.String() == "192.0.2.53":
+					out[a] = whois.Origin{Addr: a, ASNs: []uint32{64520}, ASName: "ANYDNS"}
+				}
+			}
+			return out, nil
+		}), nil
+	}
+	r := runCLI(t, d, "trace", "-n", "192.0.2.53")
+	if r.code != ExitOK || r.stderr != "" {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	if len(batches) != 1 || len(batches[0]) != 5 {
+		t.Errorf("lookups %v, want one batch of the 3 routers, the target and the source", batches)
+	}
+	for _, want := range []string{"from AS64500", " 1  198.51.100.1  AS64510  TRANSIT", "as path   64510 → 64520", "upstream  AS64510  TRANSIT"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+
+	// The bulk whois server cannot be reached.
+	d = fakeDeps(fakePath())
+	d.whoisDial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return nil, fmt.Errorf("dial %s %s: connection refused", network, addr)
+	}
+	for _, format := range []string{"text", "json"} {
+		r = runCLI(t, d, "trace", "-n", "--no-cache", "--whois-server", "198.51.100.130:43", "-o", format, "192.0.2.53")
+		if r.code != ExitOK {
+			t.Fatalf("%s: exit %d with a failed lookup, want 0 (a warning); stderr %q", format, r.code, r.stderr)
+		}
+		if lines := strings.Split(strings.TrimSpace(r.stderr), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "192.0.2.53 whois") || !strings.Contains(lines[0], "the trace itself is complete") {
+			t.Errorf("%s: stderr %q, want one warning naming the target and the lookup", format, r.stderr)
+		}
+		if format == "text" && !strings.Contains(r.stdout, `instance  inst-7`) {
+			t.Errorf("the trace is not shown:\n%s", r.stdout)
+		}
+		if format == "json" {
+			doc := decodeTrace(t, r.stdout)
+			if len(doc.Results) != 1 || !doc.Results[0].Reached || len(doc.Errors) != 1 || doc.Errors[0].Stage != "whois" || doc.Errors[0].Target != "192.0.2.53" {
+				t.Errorf("results %d, errors %+v", len(doc.Results), doc.Errors)
+			}
+		}
+	}
+}
+
+// TestTraceExitCodes: 3 when a target is not reached or its trace cannot
+// start (one line on stderr per failed target, JSON results [] when none
+// was traced), 4 with a hint naming this binary when privilege is missing.
+func TestTraceExitCodes(t *testing.T) {
+	silent := fakePath()
+	silent.Dest.Silent = true
+	r := runCLI(t, fakeDeps(silent), "trace", "--asn", "none", "-n", "-m", "5", "-w", "200ms", "192.0.2.53")
+	if r.code != ExitPartial || !strings.Contains(r.stdout, "not reached: max ttl") {
+		t.Errorf("silent destination: exit %d, stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+
+	noRoute := &tracetest.Net{OpenErr: errors.New("choose source address: dial udp 192.0.2.53:53: connect: network is unreachable")}
+	r = runCLI(t, fakeDeps(noRoute), "trace", "--asn", "none", "-n", "192.0.2.53", "2001:db8:53::53")
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if r.code != ExitPartial || r.stdout != "" || len(lines) != 2 ||
+		!strings.Contains(lines[0], "trace 192.0.2.53 udp/53: choose source address") || !strings.Contains(lines[1], "trace 2001:db8:53::53 udp/53") {
+		t.Errorf("no route: exit %d, stdout %q, stderr %q; want exit 3 and one line per target", r.code, r.stdout, r.stderr)
+	}
+	r = runCLI(t, fakeDeps(noRoute), "trace", "--asn", "none", "-n", "-o", "json", "192.0.2.53")
+	if r.code != ExitPartial || !strings.Contains(r.stdout, `"results": [],`) || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("no route, json: exit %d, stdout %s, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if doc := decodeTrace(t, r.stdout); len(doc.Errors) != 1 || doc.Errors[0].Stage != "trace" {
+		t.Errorf("errors %+v", doc.Errors)
+	}
+
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	perm := &tracetest.Net{OpenErr: fmt.Errorf("open raw socket: operation not permitted: %w", trace.ErrPermission)}
+	for _, c := range []struct {
+		args    []string
+		hint    string
+		notHint string
+	}{
+		{[]string{"--mode", "raw"}, "setcap cap_net_raw+ep " + exe + ", or use --mode socket", ""},
+		{[]string{"-P", "tcp"}, "tcp probes need raw sockets; grant raw sockets once with: setcap cap_net_raw+ep " + exe, "--mode socket"},
+		{[]string{"-P", "icmp", "--mode", "socket"}, "net.ipv4.ping_group_range", "--mode socket"},
+	} {
+		r = runCLI(t, fakeDeps(perm), append(append([]string{"trace", "--asn", "none", "-n"}, c.args...), "192.0.2.53")...)
+		if r.code != ExitPermission || r.stdout != "" || !strings.Contains(r.stderr, "hint: ") || !strings.Contains(r.stderr, c.hint) ||
+			(c.notHint != "" && strings.Contains(r.stderr[strings.Index(r.stderr, "hint: "):], c.notHint)) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 4 and a hint with %q", c.args, r.code, r.stderr, c.hint)
+		}
+	}
+}
+
+// TestTraceCannotStart: real sockets that cannot be set up (a --source not
+// on this host, a --sport in use) fail the target with one line on stderr,
+// before any probe is sent.
+func TestTraceCannotStart(t *testing.T) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	busy := pc.LocalAddr().(*net.UDPAddr).Port
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--source", "192.0.2.99"}, "192.0.2.99"},
+		{[]string{"--sport", fmt.Sprint(busy)}, fmt.Sprintf("127.0.0.1:%d", busy)},
+	} {
+		r := runCLI(t, testDeps(), append(append([]string{"trace", "--asn", "none", "-n"}, c.args...), "127.0.0.1")...)
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		if r.code != ExitPartial || r.stdout != "" || len(lines) != 1 || !strings.HasPrefix(lines[0], "anycheck: trace 127.0.0.1 udp/53: ") || !strings.Contains(lines[0], c.want) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 3 and one line naming %s", c.args, r.code, r.stdout, r.stderr, c.want)
+		}
+	}
+}
+
+// TestTraceInterrupted: Ctrl-C during a trace prints the hops measured so
+// far, keeps JSON valid with "interrupted": true, and exits 130.
+func TestTraceInterrupted(t *testing.T) {
+	n := fakePath()
+	n.Hops = append(n.Hops, tracetest.Hop{Silent: true}, tracetest.Hop{Silent: true})
+	n.Dest.Silent = true
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Cancel once the third hop has been streamed.
+	out := &cancelAfter{cancel: cancel, marker: `"ttl":3`}
+	var errb bytes.Buffer
+	start := time.Now()
+	code := run(ctx, []string{"trace", "--asn", "none", "-n", "-q", "1", "-o", "jsonl", "-w", "10s", "192.0.2.53"}, &streams{in: strings.NewReader(""), out: out, err: &errb}, fakeDeps(n))
+	if code != ExitInterrupted {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %v: Ctrl-C did not stop the wait for the silent hops (-w 10s)", took)
+	}
+	reporttest.Check(t, out.Bytes(), true)
+	if !strings.Contains(out.String(), `"interrupted":true`) || !strings.Contains(out.String(), `"type":"result"`) || !strings.Contains(errb.String(), "interrupted") {
+		t.Errorf("stdout %s\nstderr %q", out.String(), errb.String())
+	}
+}
+
+// cancelAfter is an output that cancels the run once it has seen marker.
+type cancelAfter struct {
+	bytes.Buffer
+	cancel func()
+	marker string
+}
+
+func (w *cancelAfter) Write(b []byte) (int, error) {
+	if strings.Contains(string(b), w.marker) {
+		defer w.cancel()
+	}
+	return w.Buffer.Write(b)
 }
