@@ -93,6 +93,9 @@ func (r *Reader) Format() string {
 	return f
 }
 
+// Index is the position in the file of the result Next returned last.
+func (r *Reader) Index() int { return r.index - 1 }
+
 // Close releases the gzip reader, if any (not the underlying reader).
 func (r *Reader) Close() error {
 	if r.closer != nil {

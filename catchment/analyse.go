@@ -59,8 +59,8 @@ type Row struct {
 	Site           SiteHint
 	Upstream       *Upstream
 	ASPath         []uint32 // origin ASes along the first flow, consecutive duplicates collapsed
-	Traced         bool     // at least one flow was traced
-	Reached        bool     // the first flow reached the target
+	Traced         bool     // at least one flow has hops
+	Reached        bool     // the first traced flow reached the target
 	DNSRTT         time.Duration
 	PathRTT        time.Duration // RTT to the target (to the upstream when not reached); 0 when unknown
 	Suspicions     []Suspicion
@@ -139,9 +139,9 @@ func Resolve(o Observation, sites *Sites) Row {
 	r := Row{Observation: o}
 	target := o.Target.Unmap()
 	r.Instance, r.InstanceSource = o.Identity.Instance, o.Identity.Source
-	if len(o.Flows) > 0 {
+	if i := slices.IndexFunc(o.Flows, func(f Flow) bool { return len(f.Hops) > 0 }); i >= 0 {
 		r.Traced = true
-		first := o.Flows[0]
+		first := o.Flows[i]
 		r.Reached = first.Reached
 		r.ASPath = ASPathOf(first)
 		if up, ok := UpstreamOf(first, target); ok {
@@ -151,6 +151,8 @@ func Resolve(o Observation, sites *Sites) Row {
 		if r.PathRTT == 0 && r.Upstream != nil {
 			r.PathRTT = r.Upstream.RTT
 		}
+	}
+	if len(o.Flows) > 0 {
 		split := SplitOf(o.Flows)
 		if len(split.Instances) > 0 {
 			r.FlowInstances = split.Instances

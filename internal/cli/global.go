@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,11 +35,23 @@ func (g *globalOptions) register(root *cobra.Command) {
 	f.BoolVarP(&g.noDNS, "numeric", "n", false, "do not look up reverse DNS names")
 }
 
-func (g *globalOptions) validate() error {
-	switch g.output {
-	case formatText, formatJSON, formatJSONL:
+// formatsAnnotation is the cobra annotation a command sets to accept
+// output formats beyond text, json and jsonl (compare: "csv,dot").
+const formatsAnnotation = "anycheck/formats"
+
+// commandFormats lists a command's extra output formats.
+func commandFormats(cmd *cobra.Command) []string {
+	if v := cmd.Annotations[formatsAnnotation]; v != "" {
+		return strings.Split(v, ",")
+	}
+	return nil
+}
+
+func (g *globalOptions) validate(extra ...string) error {
+	switch {
+	case g.output == formatText, g.output == formatJSON, g.output == formatJSONL, slices.Contains(extra, g.output):
 	default:
-		return usageErr("output format %q: must be text, json or jsonl", g.output)
+		return usageErr("output format %q: must be %s", g.output, strings.Join(append([]string{formatText, formatJSON, formatJSONL}, extra...), ", "))
 	}
 	if g.v4 && g.v6 {
 		return usageErr("-4 and -6: choose one family")

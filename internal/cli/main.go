@@ -60,7 +60,7 @@ the instance that answers is the one at the end of the path shown.`,
 		},
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			g.timeoutSet = cmd.Flags().Changed("timeout")
-			return g.validate()
+			return g.validate(commandFormats(cmd)...)
 		},
 	}
 	root.SetIn(s.in)
@@ -74,6 +74,7 @@ the instance that answers is the one at the end of the path shown.`,
 		newIDCmd(g, s, d, nil),
 		newTraceCmd(g, s, d, nil),
 		newWhoisCmd(g, s, d, nil),
+		newCompareCmd(g, s, d, nil),
 		newVersionCmd(s),
 		newCompletionCmd(s),
 	)

@@ -21,6 +21,8 @@ type Record struct {
 	Vantage     *Vantage  `json:"vantage,omitempty"`
 	Errors      []Problem `json:"errors,omitempty"`
 	Interrupted bool      `json:"interrupted,omitempty"`
+	// Catchment is the compare summary, on a compare stream's end record.
+	Catchment *CompareSummary `json:"catchment,omitempty"`
 }
 
 // HopRecord is the streaming line for one hop of a trace.
@@ -37,5 +39,5 @@ func (d *Document) ResultRecord(target string, result any) Record {
 func (d *Document) EndRecord() Record {
 	tool, vantage := d.Tool, d.Vantage
 	return Record{Schema: d.Schema, Kind: d.Kind, Type: RecordEnd, Tool: &tool, Started: d.Started,
-		Vantage: &vantage, Errors: append([]Problem{}, d.Errors...), Interrupted: d.Interrupted}
+		Vantage: &vantage, Errors: append([]Problem{}, d.Errors...), Interrupted: d.Interrupted, Catchment: d.Catchment}
 }

@@ -26,6 +26,8 @@ type Document struct {
 	// Interrupted is true when the run was stopped (Ctrl-C) before it finished;
 	// the results hold what was measured until then.
 	Interrupted bool `json:"interrupted,omitempty"`
+	// Catchment is the summary of a compare document (kind "compare").
+	Catchment *CompareSummary `json:"catchment,omitempty"`
 }
 
 // Tool identifies the program that wrote the document.

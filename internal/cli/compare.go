@@ -1,0 +1,441 @@
+package cli
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/anycheck/anycheck/atlas"
+	"github.com/anycheck/anycheck/catchment"
+	"github.com/anycheck/anycheck/internal/render"
+	"github.com/anycheck/anycheck/internal/report"
+	"github.com/anycheck/anycheck/whois"
+)
+
+const (
+	formatCSV = "csv"
+	formatDot = "dot"
+)
+
+type compareOptions struct {
+	g      *globalOptions
+	e      enrichOptions
+	inputs []string
+	before []string
+	after  []string
+	sites  string
+}
+
+func newCompareCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *compareOptions) error) *cobra.Command {
+	o := &compareOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "compare FILE|DIR|- ...",
+		Short: "Compare vantage points: anycheck runs and RIPE Atlas results in one catchment report",
+		Long: `Read the JSON output of anycheck id and trace (-o json or jsonl) from many
+hosts, and RIPE Atlas traceroute and DNS results (a JSON array or one result
+per line, optionally gzip-compressed), and report the catchment: which instance
+each vantage point reaches and by which upstream, how many land on each
+instance, where IPv4 and IPv6 disagree, where the paths of vantage points in
+one AS part, and which answers look intercepted (counted apart). A DIR is read
+file by file; "-" is standard input. --before A --after B lists the vantage
+points that moved between two runs.`,
+		Example: `  anycheck compare fra1.json ams1.json nyc1.json
+  anycheck compare --asn none -o csv atlas-results.json.gz
+  anycheck compare --before monday/ --after tuesday/`,
+		Annotations: map[string]string{formatsAnnotation: formatCSV + "," + formatDot},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.inputs = args
+			if err := o.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runFailed(runCompare(cmd.Context(), o, s, d))
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.before, "before", nil, "FILE|DIR of the run before a change (with --after)")
+	f.StringArrayVar(&o.after, "after", nil, "FILE|DIR of the run after a change (with --before)")
+	f.StringVar(&o.sites, "sites", "", "site-hint FILE: extra naming patterns (operator kind targets pattern), checked before the built-in ones")
+	o.e.register(f)
+	return cmd
+}
+
+func (o *compareOptions) validate() error {
+	switch {
+	case len(o.before) > 0 != (len(o.after) > 0):
+		return usageErr("--before and --after go together")
+	case len(o.before) > 0 && len(o.inputs) > 0:
+		return usageErr("give files either as arguments or with --before and --after, not both")
+	case len(o.before) == 0 && len(o.inputs) == 0:
+		return usageErr("no input: give FILE, DIR or - (anycheck JSON or RIPE Atlas results)")
+	}
+	stdin := 0
+	for _, in := range slices.Concat(o.inputs, o.before, o.after) {
+		if in == "-" {
+			stdin++
+		}
+	}
+	if stdin > 1 {
+		return usageErr("standard input (-) can be read once")
+	}
+	return nil
+}
+
+// compareSide is everything read for one run: the catchment lines and
+// what was read.
+type compareSide struct {
+	name      string // "", "before" or "after"
+	collector *catchment.Collector
+	inputs    []report.CompareInput
+	skipped   int
+	read      int
+	docs      []report.ReadDoc
+	docNames  []string // file of each doc
+}
+
+func runCompare(ctx context.Context, o *compareOptions, s *streams, d *deps) error {
+	sites := catchment.BuiltinSites()
+	if o.sites != "" {
+		f, err := os.Open(o.sites)
+		if err != nil {
+			return usageErr("--sites %s: %v", o.sites, err)
+		}
+		extra, err := catchment.ParseSites(f, o.sites)
+		f.Close()
+		if err != nil {
+			return usageErr("--sites: %v", err)
+		}
+		sites = sites.With(extra)
+	}
+	var resolver whois.Resolver
+	if o.e.asn != "none" {
+		r, err := o.e.resolver(o.g, d)
+		if err != nil {
+			return err
+		}
+		resolver = r
+	}
+	out := newRunOutput(s, o.g, d, report.KindCompare)
+	prog := newReadProgress(s)
+	defer prog.done()
+
+	var sides []*compareSide
+	if len(o.before) > 0 {
+		sides = []*compareSide{{name: "before"}, {name: "after"}}
+		readInputs(ctx, o.before, sides[0], s, out, prog)
+		readInputs(ctx, o.after, sides[1], s, out, prog)
+	} else {
+		sides = []*compareSide{{}}
+		readInputs(ctx, o.inputs, sides[0], s, out, prog)
+	}
+	prog.done()
+	interrupted := ctx.Err() != nil
+	skipped, read := 0, 0
+	for _, side := range sides {
+		skipped += side.skipped
+		read += side.read
+		if side.read == 0 && !interrupted && len(sides) == 2 {
+			return usageErr("--%s: no results could be read", side.name)
+		}
+	}
+	if read == 0 && !interrupted {
+		return usageErr("no results could be read from the input (anycheck v1 JSON or RIPE Atlas results)")
+	}
+
+	// Every side's observations, enriched in one bulk lookup for the whole input.
+	obs := make([][]catchment.Observation, len(sides))
+	for i, side := range sides {
+		obs[i] = side.observations()
+	}
+	if resolver != nil {
+		ectx := ctx
+		if interrupted {
+			var cancel context.CancelFunc
+			ectx, cancel = context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout(o.g))
+			defer cancel()
+		}
+		if err := enrichObservations(ectx, resolver, obs); err != nil {
+			out.problem(report.Problem{Stage: "whois", Message: err.Error() + " (the comparison goes on without those origins)"})
+		}
+	}
+
+	var inputs []report.CompareInput
+	var reports []catchment.Report
+	var changes []catchment.Change
+	for i, side := range sides {
+		inputs = append(inputs, side.inputs...)
+		reports = append(reports, catchment.Analyse(obs[i], sites))
+		changes = append(changes, side.collector.Changes()...)
+	}
+	last := reports[len(reports)-1]
+	rows, summary := report.FromCatchment(last, changes, inputs)
+	if len(sides) == 2 {
+		summary.Diff = report.FromMoves(catchment.Diff(reports[0].Rows, reports[1].Rows))
+	}
+	out.doc.Catchment = summary
+	for _, r := range rows {
+		out.result(r.Vantage.Label+" "+r.Target, r)
+	}
+	return finish(out, rows, outcome{failed: skipped, interrupted: interrupted}, func(w io.Writer, rows []report.CompareRow) error {
+		switch o.g.output {
+		case formatCSV:
+			return render.CompareCSV(w, rows, summary)
+		case formatDot:
+			return render.CompareDot(w, rows, summary)
+		}
+		return render.CompareText(w, rows, summary)
+	})
+}
+
+// readInputs reads every file named by args (directories file by file)
+// into side, warning once per file or result it skips.
+func readInputs(ctx context.Context, args []string, side *compareSide, s *streams, out *runOutput, prog *readProgress) {
+	side.collector = catchment.NewCollector()
+	for _, arg := range args {
+		if ctx.Err() != nil {
+			return
+		}
+		if arg == "-" {
+			readInput(ctx, "-", s.in, side, out, prog)
+			continue
+		}
+		files, err := expandInput(arg)
+		if err != nil {
+			side.skip(out, arg, err.Error())
+			continue
+		}
+		for _, name := range files {
+			if ctx.Err() != nil {
+				return
+			}
+			f, err := os.Open(name)
+			if err != nil {
+				side.skip(out, name, err.Error())
+				continue
+			}
+			readInput(ctx, name, f, side, out, prog)
+			f.Close()
+		}
+	}
+}
+
+// expandInput lists a file, or the regular files under a directory
+// (sorted; hidden files and directories left out).
+func expandInput(arg string) ([]string, error) {
+	st, err := os.Stat(arg)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return []string{arg}, nil
+	}
+	var files []string
+	err = filepath.WalkDir(arg, func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != arg && de.Name()[0] == '.' {
+			if de.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if de.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, errors.New("directory holds no files")
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+func (side *compareSide) skip(out *runOutput, name, msg string) {
+	side.skipped++
+	out.problem(report.Problem{Target: name, Stage: "read", Message: name + ": " + msg})
+}
+
+// readInput reads one file: anycheck v1 output or RIPE Atlas results, told
+// from the content (gzip too).
+func readInput(ctx context.Context, name string, r io.Reader, side *compareSide, out *runOutput, prog *readProgress) {
+	in := report.CompareInput{Name: name, Side: side.name}
+	defer func() { side.inputs = append(side.inputs, in) }()
+	br := bufio.NewReaderSize(r, 64<<10)
+	var src io.Reader = br
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			in.Format, in.Skipped = "gzip", 1
+			side.skip(out, name, "gzip: "+err.Error())
+			return
+		}
+		defer zr.Close()
+		src = bufio.NewReaderSize(zr, 64<<10)
+	}
+	head, _ := src.(*bufio.Reader).Peek(4096)
+	if len(head) == 0 {
+		in.Skipped = 1
+		side.skip(out, name, "empty file")
+		return
+	}
+	if report.IsDocument(head) {
+		in.Format = "anycheck"
+		docs, bad, err := report.ReadDocuments(src)
+		for _, e := range bad {
+			in.Skipped++
+			side.skip(out, name, e.Error())
+		}
+		if err != nil {
+			in.Skipped++
+			side.skip(out, name, err.Error())
+		}
+		for _, dc := range docs {
+			in.Results += len(dc.IDs) + len(dc.Traces)
+			side.docs = append(side.docs, dc)
+			side.docNames = append(side.docNames, name)
+		}
+		side.read += in.Results
+		return
+	}
+	rd, err := atlas.NewReader(src)
+	if err != nil {
+		in.Skipped = 1
+		if errors.Is(err, atlas.ErrNotAtlas) {
+			err = errors.New("neither anycheck v1 output nor RIPE Atlas results")
+		}
+		side.skip(out, name, err.Error())
+		return
+	}
+	in.Format = "atlas " + rd.Format()
+	for ctx.Err() == nil {
+		res, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var re *atlas.ResultError
+		if errors.As(err, &re) {
+			in.Skipped++
+			side.skip(out, name, err.Error())
+			continue
+		}
+		if err != nil {
+			in.Skipped++
+			side.skip(out, name, err.Error())
+			break
+		}
+		for _, ob := range res.Observations(name + "#" + strconv.Itoa(rd.Index())) {
+			side.collector.Add(ob)
+		}
+		in.Results++
+		side.read++
+		prog.tick(name, in.Results)
+	}
+}
+
+// observations are the side's catchment lines: Atlas results were
+// collected as read; anycheck documents join now, when every document's
+// vantage is known.
+func (side *compareSide) observations() []catchment.Observation {
+	if len(side.docs) > 0 {
+		vantages := report.VantageKeys(side.docs, side.docNames)
+		for i, dc := range side.docs {
+			for _, ob := range dc.Observations(vantages[i], side.docNames[i]) {
+				side.collector.Add(ob)
+			}
+		}
+		side.docs = nil
+	}
+	return side.collector.Observations()
+}
+
+// enrichObservations looks up, in one bulk request, the origin of every
+// vantage address and of every hop that came without one, and fills them in.
+func enrichObservations(ctx context.Context, r whois.Resolver, sides [][]catchment.Observation) error {
+	seen := map[netip.Addr]bool{}
+	var addrs []netip.Addr
+	add := func(a netip.Addr) {
+		if a.IsValid() && !seen[a] {
+			seen[a] = true
+			addrs = append(addrs, a)
+		}
+	}
+	for _, obs := range sides {
+		for i := range obs {
+			add(obs[i].Vantage.LookupAddr())
+			for _, f := range obs[i].Flows {
+				for _, h := range f.Hops {
+					for _, x := range h.Responders {
+						if len(x.ASNs) == 0 {
+							add(x.Addr)
+						}
+					}
+				}
+			}
+		}
+	}
+	if len(addrs) == 0 {
+		return nil
+	}
+	origins, err := r.Lookup(ctx, addrs)
+	for _, obs := range sides {
+		for i := range obs {
+			v := &obs[i].Vantage
+			if og, ok := origins[v.LookupAddr()]; ok && len(v.Origin.ASNs) == 0 {
+				v.Origin = catchment.Origin{ASNs: og.ASNs, ASName: og.ASName, Country: og.Country}
+			}
+			for fi := range obs[i].Flows {
+				for hi := range obs[i].Flows[fi].Hops {
+					rs := obs[i].Flows[fi].Hops[hi].Responders
+					for ri := range rs {
+						if og, ok := origins[rs[ri].Addr]; ok && len(rs[ri].ASNs) == 0 {
+							rs[ri].ASNs = og.ASNs
+						}
+					}
+				}
+			}
+		}
+	}
+	return err
+}
+
+// readProgress shows how far reading has got, on a terminal stderr only.
+type readProgress struct {
+	s     *streams
+	shown bool
+}
+
+func newReadProgress(s *streams) *readProgress { return &readProgress{s: s} }
+
+func (p *readProgress) tick(name string, n int) {
+	if !p.s.errTTY || n%5000 != 0 {
+		return
+	}
+	p.shown = true
+	fmt.Fprintf(p.s.err, "\r\033[Kreading %s: %d results", render.Escape(name), n)
+}
+
+func (p *readProgress) done() {
+	if p.shown {
+		fmt.Fprint(p.s.err, "\r\033[K")
+		p.shown = false
+	}
+}

@@ -1,0 +1,399 @@
+package report
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/anycheck/anycheck/catchment"
+)
+
+// KindCompare is the document of `anycheck compare`: results are the
+// catchment table's rows, Catchment the summary.
+const KindCompare = "compare"
+
+// CompareRow is one line of the catchment table: one vantage × target.
+type CompareRow struct {
+	Vantage    CompareVantage `json:"vantage"`
+	Target     string         `json:"target"`
+	TargetName string         `json:"target_name,omitempty"`
+	Family     string         `json:"family"` // "ipv4" or "ipv6"
+	Time       *string        `json:"time"`   // when the latest part was measured; null when unknown
+	Input      string         `json:"input"`  // file and result index
+	// Instance is the identity (NSID, hostname.bind, id.server), or the
+	// upstream address for traceroute-only data; null when unknown.
+	Instance       *string          `json:"instance"`
+	InstanceSource string           `json:"instance_source"` // "nsid", "hostname.bind", "id.server", "upstream" or ""
+	Identity       *CompareIdentity `json:"identity"`
+	Site           *SiteDTO         `json:"site"`
+	Upstream       *UpstreamDTO     `json:"upstream"`
+	ASPath         []uint32         `json:"as_path"`
+	Traced         bool             `json:"traced"`
+	Reached        bool             `json:"reached"`
+	Hops           []CompareHop     `json:"hops"` // of the first traced flow
+	DNSRTTMs       *float64         `json:"dns_rtt_ms"`
+	PathRTTMs      *float64         `json:"path_rtt_ms"`
+	Answers        []CompareAnswer  `json:"answers"`
+	Suspicions     []string         `json:"suspicions"`
+	Suspect        bool             `json:"suspect"`
+	Timeouts       int              `json:"timeouts"`
+	Errors         []string         `json:"errors"`
+	FlowInstances  []FlowCount      `json:"flow_instances"`
+	Split          bool             `json:"split"`
+}
+
+// CompareVantage is where a row was measured from.
+type CompareVantage struct {
+	Key     string         `json:"key"`
+	Label   string         `json:"label"`
+	ProbeID *int           `json:"probe_id"` // RIPE Atlas probe; null otherwise
+	Source  *string        `json:"source"`
+	Public  *string        `json:"public"`
+	Origin  *VantageOrigin `json:"origin"` // null when not looked up
+}
+
+// VantageOrigin is the origin of a vantage's address.
+type VantageOrigin struct {
+	ASNs    []uint32 `json:"asns"`
+	ASName  string   `json:"as_name,omitempty"`
+	Country string   `json:"country,omitempty"`
+}
+
+// CompareIdentity is the identity strings a row's answers carried.
+type CompareIdentity struct {
+	NSID         string `json:"nsid,omitempty"`
+	HostnameBind string `json:"hostname_bind,omitempty"`
+	IDServer     string `json:"id_server,omitempty"`
+}
+
+// SiteDTO is a site hint from the site-hint table.
+type SiteDTO struct {
+	Operator string `json:"operator"`
+	Site     string `json:"site"`
+}
+
+// UpstreamDTO is the last responding hop before the target.
+type UpstreamDTO struct {
+	TTL     int      `json:"ttl"`
+	Address string   `json:"address"`
+	ASNs    []uint32 `json:"asns"`
+	RTTMs   *float64 `json:"rtt_ms"`
+}
+
+// CompareHop is one hop of a row's path.
+type CompareHop struct {
+	TTL        int                `json:"ttl"`
+	Responders []CompareResponder `json:"responders"`
+}
+
+// CompareResponder is an address seen at a hop.
+type CompareResponder struct {
+	Address     string   `json:"address"`
+	ASNs        []uint32 `json:"asns"`
+	RTTMs       *float64 `json:"rtt_ms"`
+	Unreachable string   `json:"unreachable,omitempty"`
+}
+
+// CompareAnswer is one identity answer of a row.
+type CompareAnswer struct {
+	Name       string   `json:"name"`
+	Status     string   `json:"status"`
+	RTTMs      *float64 `json:"rtt_ms"`
+	TXT        []string `json:"txt"`
+	NSID       string   `json:"nsid,omitempty"`
+	Suspicions []string `json:"suspicions"`
+	Detail     string   `json:"detail,omitempty"`
+}
+
+// FlowCount is how many flows reached an instance.
+type FlowCount struct {
+	Instance string `json:"instance"`
+	Flows    int    `json:"flows"`
+}
+
+// CompareSummary is the catchment summary of a compare document.
+type CompareSummary struct {
+	Inputs    []CompareInput  `json:"inputs"`
+	Targets   []CompareTarget `json:"targets"`
+	DualStack []DualStackDTO  `json:"dual_stack"`
+	PathsPart []PartingDTO    `json:"paths_part"`
+	Changes   []ChangeDTO     `json:"changes"`
+	// Diff is set for `compare --before A --after B`.
+	Diff *DiffDTO `json:"diff,omitempty"`
+}
+
+// CompareInput is one file read.
+type CompareInput struct {
+	Name    string `json:"name"`
+	Side    string `json:"side,omitempty"` // "before" or "after" in a diff
+	Format  string `json:"format"`         // "anycheck", "atlas json array", …
+	Results int    `json:"results"`        // results read
+	Skipped int    `json:"skipped"`        // results (or documents) skipped with a warning
+}
+
+// CompareTarget is the catchment of one target address.
+type CompareTarget struct {
+	Target    string     `json:"target"`
+	Names     []string   `json:"names"`
+	Family    string     `json:"family"`
+	Vantages  int        `json:"vantages"`
+	Instances []ShareDTO `json:"instances"`
+	Suspect   int        `json:"suspect"`
+	Unknown   int        `json:"unknown"`
+	Errors    int        `json:"errors"`
+}
+
+// ShareDTO is one instance's share of a target's catchment.
+type ShareDTO struct {
+	Instance    string   `json:"instance"`
+	Source      string   `json:"source"` // "identity" or "upstream"
+	Site        *SiteDTO `json:"site"`
+	Vantages    int      `json:"vantages"`
+	Share       float64  `json:"share"`
+	ASNs        []uint32 `json:"asns"`
+	Countries   []string `json:"countries"`
+	MedianRTTMs *float64 `json:"median_rtt_ms"`
+}
+
+// DualStackDTO is a vantage whose IPv4 and IPv6 reach different instances.
+type DualStackDTO struct {
+	Vantage    string     `json:"vantage"`
+	VantageKey string     `json:"vantage_key"`
+	IPv4       FamilySide `json:"ipv4"`
+	IPv6       FamilySide `json:"ipv6"`
+	SameSite   bool       `json:"same_site"`
+}
+
+// FamilySide is one family's side of a dual-stack divergence.
+type FamilySide struct {
+	Target   string   `json:"target"`
+	Instance string   `json:"instance"`
+	Site     *SiteDTO `json:"site"`
+}
+
+// PartingDTO is where paths of one origin AS part towards different instances.
+type PartingDTO struct {
+	Target   string     `json:"target"`
+	OriginAS uint32     `json:"origin_as"`
+	Common   []uint32   `json:"common"`
+	Sides    []PartSide `json:"sides"`
+}
+
+// PartSide is one instance's side of a parting.
+type PartSide struct {
+	Instance string       `json:"instance"`
+	Vantages []string     `json:"vantages"`
+	ASPath   []uint32     `json:"as_path"`
+	AS       *uint32      `json:"as"`  // first AS after the common part; null when the path ends there
+	Hop      *UpstreamDTO `json:"hop"` // first hop in that AS
+}
+
+// ChangeDTO is a line whose instance or upstream changed over a periodic
+// measurement.
+type ChangeDTO struct {
+	Vantage string     `json:"vantage"`
+	Target  string     `json:"target"`
+	Kind    string     `json:"kind"` // "instance" or "upstream"
+	Events  []EventDTO `json:"events"`
+}
+
+// EventDTO is one switch.
+type EventDTO struct {
+	Time *string `json:"time"`
+	From string  `json:"from"`
+	To   string  `json:"to"`
+}
+
+// DiffDTO is the difference between two runs.
+type DiffDTO struct {
+	Moves []MoveDTO `json:"moves"`
+}
+
+// MoveDTO is one line that changed between the runs.
+type MoveDTO struct {
+	Vantage         string     `json:"vantage"`
+	VantageKey      string     `json:"vantage_key"`
+	Target          string     `json:"target"`
+	Family          string     `json:"family"`
+	Kind            string     `json:"kind"` // moved, upstream, lost, found, gone, new
+	Before          *MoveState `json:"before"`
+	After           *MoveState `json:"after"`
+	InstanceChanged bool       `json:"instance_changed"`
+	UpstreamChanged bool       `json:"upstream_changed"`
+}
+
+// MoveState is one run's side of a move.
+type MoveState struct {
+	Instance       *string      `json:"instance"`
+	InstanceSource string       `json:"instance_source"`
+	Upstream       *UpstreamDTO `json:"upstream"`
+}
+
+func optMs(d time.Duration) *float64 {
+	if d <= 0 {
+		return nil
+	}
+	v := Ms(d)
+	return &v
+}
+
+func optStr(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func optTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(time.RFC3339)
+	return &s
+}
+
+func optAddr(a netip.Addr) *string {
+	if !a.IsValid() {
+		return nil
+	}
+	s := a.String()
+	return &s
+}
+
+func siteDTO(h catchment.SiteHint) *SiteDTO {
+	if h.Operator == "" {
+		return nil
+	}
+	return &SiteDTO{Operator: h.Operator, Site: h.Site}
+}
+
+func upstreamDTO(u *catchment.Upstream) *UpstreamDTO {
+	if u == nil {
+		return nil
+	}
+	return &UpstreamDTO{TTL: u.TTL, Address: u.Addr.String(), ASNs: nonNil(u.ASNs), RTTMs: optMs(u.RTT)}
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// FromRow converts one catchment-table row.
+func FromRow(r catchment.Row) CompareRow {
+	v := r.Vantage
+	c := CompareRow{
+		Vantage: CompareVantage{Key: v.Key, Label: v.Label, Source: optAddr(v.Source), Public: optAddr(v.Public)},
+		Target:  r.Target.String(), TargetName: r.TargetName, Family: r.Family().String(),
+		Time: optTime(r.Time), Input: r.Input,
+		Instance: optStr(r.Instance), InstanceSource: r.InstanceSource,
+		Site: siteDTO(r.Site), Upstream: upstreamDTO(r.Upstream), ASPath: nonNil(r.ASPath),
+		Traced: r.Traced, Reached: r.Reached, Hops: []CompareHop{},
+		DNSRTTMs: optMs(r.DNSRTT), PathRTTMs: optMs(r.PathRTT),
+		Answers: []CompareAnswer{}, Suspicions: []string{}, Suspect: r.Suspect(),
+		Timeouts: r.Timeouts, Errors: nonNil(r.Errors), FlowInstances: []FlowCount{}, Split: r.Split,
+	}
+	if v.ProbeID > 0 {
+		id := v.ProbeID
+		c.Vantage.ProbeID = &id
+	}
+	if o := v.Origin; len(o.ASNs) > 0 || o.Country != "" {
+		c.Vantage.Origin = &VantageOrigin{ASNs: nonNil(o.ASNs), ASName: o.ASName, Country: o.Country}
+	}
+	if id := r.Identity; id.NSID != "" || id.HostnameBind != "" || id.IDServer != "" {
+		c.Identity = &CompareIdentity{NSID: id.NSID, HostnameBind: id.HostnameBind, IDServer: id.IDServer}
+	}
+	for _, f := range r.Flows {
+		if len(f.Hops) == 0 {
+			continue
+		}
+		for _, h := range f.Hops {
+			ch := CompareHop{TTL: h.TTL, Responders: []CompareResponder{}}
+			for _, x := range h.Responders {
+				ch.Responders = append(ch.Responders, CompareResponder{Address: x.Addr.String(), ASNs: nonNil(x.ASNs), RTTMs: optMs(x.RTT), Unreachable: x.Unreachable})
+			}
+			c.Hops = append(c.Hops, ch)
+		}
+		break
+	}
+	for _, a := range r.Answers {
+		ca := CompareAnswer{Name: a.Name, Status: string(a.Status), RTTMs: optMs(a.RTT), TXT: nonNil(a.TXT), NSID: a.NSID, Suspicions: []string{}, Detail: a.Detail}
+		if ca.Status == "" {
+			ca.Status = "error"
+		}
+		for _, s := range a.Suspicions {
+			ca.Suspicions = append(ca.Suspicions, string(s))
+		}
+		c.Answers = append(c.Answers, ca)
+	}
+	for _, s := range r.Suspicions {
+		c.Suspicions = append(c.Suspicions, string(s))
+	}
+	for _, f := range r.FlowInstances {
+		c.FlowInstances = append(c.FlowInstances, FlowCount{Instance: f.Instance, Flows: f.Count})
+	}
+	return c
+}
+
+// FromCatchment builds the rows and the summary of a compare document.
+func FromCatchment(rep catchment.Report, changes []catchment.Change, inputs []CompareInput) ([]CompareRow, *CompareSummary) {
+	rows := make([]CompareRow, 0, len(rep.Rows))
+	for _, r := range rep.Rows {
+		rows = append(rows, FromRow(r))
+	}
+	s := &CompareSummary{Inputs: nonNil(inputs), Targets: []CompareTarget{}, DualStack: []DualStackDTO{}, PathsPart: []PartingDTO{}, Changes: []ChangeDTO{}}
+	for _, t := range rep.Targets {
+		ct := CompareTarget{Target: t.Target.String(), Names: nonNil(t.Names), Family: catchment.FamilyOf(t.Target).String(),
+			Vantages: t.Vantages, Instances: []ShareDTO{}, Suspect: t.Suspect, Unknown: t.Unknown, Errors: t.Errors}
+		for _, sh := range t.Instances {
+			ct.Instances = append(ct.Instances, ShareDTO{Instance: sh.Instance, Source: sh.Source, Site: siteDTO(sh.Site),
+				Vantages: sh.Vantages, Share: float64(int(sh.Share*10000+0.5)) / 10000, ASNs: nonNil(sh.ASNs),
+				Countries: nonNil(sh.Countries), MedianRTTMs: optMs(sh.MedianRTT)})
+		}
+		s.Targets = append(s.Targets, ct)
+	}
+	for _, d := range rep.DualStack {
+		s.DualStack = append(s.DualStack, DualStackDTO{Vantage: d.Vantage.Label, VantageKey: d.Vantage.Key,
+			IPv4:     FamilySide{Target: d.IPv4.Target.String(), Instance: d.IPv4.Instance, Site: siteDTO(d.IPv4.Site)},
+			IPv6:     FamilySide{Target: d.IPv6.Target.String(), Instance: d.IPv6.Instance, Site: siteDTO(d.IPv6.Site)},
+			SameSite: d.SameSite})
+	}
+	for _, p := range rep.Partings {
+		pd := PartingDTO{Target: p.Target.String(), OriginAS: p.OriginAS, Common: nonNil(p.Common)}
+		for _, side := range []catchment.PartSide{p.A, p.B} {
+			ps := PartSide{Instance: side.Instance, Vantages: nonNil(side.Vantages), ASPath: nonNil(side.ASPath), Hop: upstreamDTO(side.Hop)}
+			if side.AS != 0 {
+				as := side.AS
+				ps.AS = &as
+			}
+			pd.Sides = append(pd.Sides, ps)
+		}
+		s.PathsPart = append(s.PathsPart, pd)
+	}
+	for _, c := range changes {
+		cd := ChangeDTO{Vantage: c.Vantage, Target: c.Target.String(), Kind: c.Kind, Events: []EventDTO{}}
+		for _, e := range c.Events {
+			cd.Events = append(cd.Events, EventDTO{Time: optTime(e.Time), From: e.From, To: e.To})
+		}
+		s.Changes = append(s.Changes, cd)
+	}
+	return rows, s
+}
+
+// FromMoves converts the diff of two runs.
+func FromMoves(moves []catchment.Move) *DiffDTO {
+	d := &DiffDTO{Moves: []MoveDTO{}}
+	state := func(r *catchment.Row) *MoveState {
+		if r == nil {
+			return nil
+		}
+		return &MoveState{Instance: optStr(r.Instance), InstanceSource: r.InstanceSource, Upstream: upstreamDTO(r.Upstream)}
+	}
+	for _, m := range moves {
+		d.Moves = append(d.Moves, MoveDTO{Vantage: m.Vantage.Label, VantageKey: m.Vantage.Key, Target: m.Target.String(),
+			Family: catchment.FamilyOf(m.Target).String(), Kind: m.Kind, Before: state(m.Before), After: state(m.After),
+			InstanceChanged: m.InstanceChanged, UpstreamChanged: m.UpstreamChanged})
+	}
+	return d
+}

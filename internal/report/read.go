@@ -1,0 +1,454 @@
+package report
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/anycheck/anycheck/catchment"
+	"github.com/anycheck/anycheck/probe"
+)
+
+// maxDocument bounds one anycheck document (or JSONL line) read back.
+const maxDocument = 64 << 20
+
+// ReadDoc is one anycheck v1 run read back from its JSON document or JSONL
+// stream: the measurements `compare` uses, and where they were taken.
+type ReadDoc struct {
+	Kind        string
+	Started     time.Time
+	Hostname    string
+	Sources     []string
+	IDs         []IDTarget
+	Traces      []TracePath
+	Interrupted bool
+	// Ended is false for a JSONL stream cut before its end record: the
+	// vantage (hostname, sources) is then unknown.
+	Ended bool
+}
+
+// IsDocument tells anycheck v1 output from other JSON by the first
+// object's keys within the first bytes of a file: anycheck writes "schema"
+// first. It is false for anything else (an Atlas array or result).
+func IsDocument(head []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(head))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return false
+	}
+	t, err := dec.Token()
+	return err == nil && t == "schema"
+}
+
+// ReadDocuments reads anycheck v1 output: one JSON document (or several
+// in a row) or a JSONL stream (records grouped into runs by their end
+// records). Problems with single documents or lines (another schema
+// version, a kind without catchment data, a bad line) are returned in
+// skipped, naming the document or line; err is for input that cannot be
+// read at all.
+func ReadDocuments(r io.Reader) (docs []ReadDoc, skipped []error, err error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, _ := br.Peek(4096)
+	if isJSONL(head) {
+		return readJSONL(br)
+	}
+	dec := json.NewDecoder(br)
+	for i := 0; ; i++ {
+		var raw json.RawMessage
+		err := dec.Decode(&raw)
+		if errors.Is(err, io.EOF) {
+			return docs, skipped, nil
+		}
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				err = errors.New("truncated JSON")
+			}
+			return docs, skipped, fmt.Errorf("document %d: %w", i, err)
+		}
+		if len(raw) > maxDocument {
+			skipped = append(skipped, fmt.Errorf("document %d: larger than %d MB", i, maxDocument>>20))
+			continue
+		}
+		d, err := ParseDocument(raw)
+		if err != nil {
+			skipped = append(skipped, fmt.Errorf("document %d: %w", i, err))
+			continue
+		}
+		docs = append(docs, d)
+	}
+}
+
+// isJSONL: the first line is a complete JSON object that is a record (it
+// has "type"). A document's first line is "{" alone.
+func isJSONL(head []byte) bool {
+	line, _, _ := bytes.Cut(head, []byte("\n"))
+	var probe struct {
+		Type string `json:"type"`
+	}
+	return json.Unmarshal(line, &probe) == nil && probe.Type != ""
+}
+
+// docHeader is the envelope of a document or a record.
+type docHeader struct {
+	Schema      string          `json:"schema"`
+	Kind        string          `json:"kind"`
+	Type        string          `json:"type"`
+	Started     string          `json:"started"`
+	Vantage     *Vantage        `json:"vantage"`
+	Results     json.RawMessage `json:"results"`
+	Result      json.RawMessage `json:"result"`
+	Interrupted bool            `json:"interrupted"`
+}
+
+// ParseDocument reads one anycheck v1 JSON document. It is pure and total.
+func ParseDocument(data []byte) (ReadDoc, error) {
+	var h docHeader
+	if err := json.Unmarshal(data, &h); err != nil {
+		return ReadDoc{}, fmt.Errorf("not an anycheck document: %w", err)
+	}
+	d, err := h.start()
+	if err != nil {
+		return d, err
+	}
+	if h.Vantage != nil {
+		d.Hostname, d.Sources, d.Ended = h.Vantage.Hostname, h.Vantage.Sources, true
+	}
+	if len(h.Results) == 0 || string(h.Results) == "null" {
+		return d, errors.New("no results")
+	}
+	switch d.Kind {
+	case KindID:
+		err = json.Unmarshal(h.Results, &d.IDs)
+	case KindTrace:
+		err = json.Unmarshal(h.Results, &d.Traces)
+	}
+	if err != nil {
+		return d, fmt.Errorf("%s results: %w", d.Kind, err)
+	}
+	return d, nil
+}
+
+// start checks the envelope: schema version, and a kind with catchment data.
+func (h *docHeader) start() (ReadDoc, error) {
+	if h.Schema == "" {
+		return ReadDoc{}, errors.New("no \"schema\": not anycheck output")
+	}
+	if h.Schema != Schema {
+		return ReadDoc{}, fmt.Errorf("schema %q: this anycheck reads %s", h.Schema, Schema)
+	}
+	d := ReadDoc{Kind: h.Kind, Interrupted: h.Interrupted}
+	d.Started, _ = time.Parse(time.RFC3339, h.Started)
+	switch h.Kind {
+	case KindID, KindTrace:
+		return d, nil
+	}
+	return d, fmt.Errorf("kind %q holds no identity or trace results", h.Kind)
+}
+
+func readJSONL(br *bufio.Reader) ([]ReadDoc, []error, error) {
+	var docs []ReadDoc
+	var skipped []error
+	var cur *ReadDoc
+	for n := 1; ; n++ {
+		line, err := br.ReadBytes('\n')
+		if len(line) > maxDocument {
+			return docs, skipped, fmt.Errorf("line %d: longer than %d MB", n, maxDocument>>20)
+		}
+		if len(bytes.TrimSpace(line)) > 0 {
+			if rerr := readRecord(line, &cur, &docs); rerr != nil {
+				skipped = append(skipped, fmt.Errorf("line %d: %w", n, rerr))
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return docs, skipped, err
+		}
+	}
+	if cur != nil {
+		// Cut before its end record: keep what was measured.
+		docs = append(docs, *cur)
+	}
+	return docs, skipped, nil
+}
+
+func readRecord(line []byte, cur **ReadDoc, docs *[]ReadDoc) error {
+	var h docHeader
+	if err := json.Unmarshal(line, &h); err != nil {
+		return fmt.Errorf("not JSON: %w", err)
+	}
+	d, err := h.start()
+	if err != nil {
+		return err
+	}
+	if *cur == nil || (*cur).Kind != d.Kind {
+		if *cur != nil {
+			*docs = append(*docs, **cur)
+		}
+		*cur = &d
+	}
+	c := *cur
+	switch h.Type {
+	case RecordHop:
+		return nil
+	case RecordResult:
+		switch c.Kind {
+		case KindID:
+			var t IDTarget
+			if err := json.Unmarshal(h.Result, &t); err != nil {
+				return fmt.Errorf("id result: %w", err)
+			}
+			c.IDs = append(c.IDs, t)
+		case KindTrace:
+			var t TracePath
+			if err := json.Unmarshal(h.Result, &t); err != nil {
+				return fmt.Errorf("trace result: %w", err)
+			}
+			c.Traces = append(c.Traces, t)
+		}
+		return nil
+	case RecordEnd:
+		c.Started = d.Started
+		if h.Vantage != nil {
+			c.Hostname, c.Sources = h.Vantage.Hostname, h.Vantage.Sources
+		}
+		c.Interrupted, c.Ended = h.Interrupted, true
+		*docs = append(*docs, *c)
+		*cur = nil
+		return nil
+	}
+	return fmt.Errorf("record type %q", h.Type)
+}
+
+// VantageKeys names the vantage of each document. Documents with the same
+// host name that share a source address are one vantage (an id run and a
+// trace run from one host); a host name used by vantages with different
+// addresses (network namespaces, hosts with one name) is told apart by the
+// source address. fallback names a document without a host name (its file).
+func VantageKeys(docs []ReadDoc, fallback []string) []catchment.Vantage {
+	n := len(docs)
+	parent := make([]int, n)
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		if parent[i] != i {
+			parent[i] = find(parent[i])
+		}
+		return parent[i]
+	}
+	name := func(i int) string {
+		if docs[i].Hostname != "" {
+			return docs[i].Hostname
+		}
+		return fallback[i]
+	}
+	addrs := make([][]netip.Addr, n)
+	for i, d := range docs {
+		addrs[i] = docAddrs(d)
+	}
+	for i := 0; i < n; i++ {
+		for j := i + 1; j < n; j++ {
+			if name(i) == name(j) && (len(addrs[i]) == 0 || len(addrs[j]) == 0 || overlaps(addrs[i], addrs[j])) {
+				parent[find(j)] = find(i)
+			}
+		}
+	}
+	// Group addresses per vantage, then label.
+	groupAddrs := map[int][]netip.Addr{}
+	groupsOf := map[string]map[int]bool{}
+	for i := 0; i < n; i++ {
+		g := find(i)
+		for _, a := range addrs[i] {
+			if !slices.Contains(groupAddrs[g], a) {
+				groupAddrs[g] = append(groupAddrs[g], a)
+			}
+		}
+		if groupsOf[name(i)] == nil {
+			groupsOf[name(i)] = map[int]bool{}
+		}
+		groupsOf[name(i)][g] = true
+	}
+	out := make([]catchment.Vantage, n)
+	for i := 0; i < n; i++ {
+		g := find(i)
+		label := name(i)
+		as := groupAddrs[g]
+		slices.SortFunc(as, func(a, b netip.Addr) int { return a.Compare(b) }) // IPv4 first
+		if len(groupsOf[label]) > 1 && len(as) > 0 {
+			label += " " + as[0].String()
+		}
+		out[i] = catchment.Vantage{Key: "host:" + label, Label: label}
+	}
+	return out
+}
+
+func docAddrs(d ReadDoc) []netip.Addr {
+	var out []netip.Addr
+	add := func(s string) {
+		if ap, err := netip.ParseAddrPort(s); err == nil {
+			s = ap.Addr().String()
+		}
+		if a, err := netip.ParseAddr(s); err == nil && a.IsValid() && !a.IsUnspecified() && !slices.Contains(out, a.Unmap()) {
+			out = append(out, a.Unmap())
+		}
+	}
+	for _, s := range d.Sources {
+		add(s)
+	}
+	for _, t := range d.Traces {
+		add(t.Flow.Src)
+	}
+	for _, t := range d.IDs {
+		for _, f := range t.Flows {
+			add(f.Source)
+		}
+	}
+	return out
+}
+
+func overlaps(a, b []netip.Addr) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// Observations turns a document's results into catchment observations
+// from vantage v; input names the file in messages.
+func (d ReadDoc) Observations(v catchment.Vantage, input string) []catchment.Observation {
+	var out []catchment.Observation
+	for _, t := range d.IDs {
+		out = append(out, t.observation(v, d.Started, input))
+	}
+	for _, t := range d.Traces {
+		out = append(out, t.observation(v, input))
+	}
+	return out
+}
+
+func targetName(input string) string {
+	if _, err := netip.ParseAddr(strings.Trim(input, "[]")); err == nil {
+		return ""
+	}
+	return input
+}
+
+func (t IDTarget) observation(v catchment.Vantage, started time.Time, input string) catchment.Observation {
+	target, _ := netip.ParseAddr(t.Address)
+	o := catchment.Observation{Vantage: v, Target: target.Unmap(), TargetName: targetName(t.Input), Time: started, Input: input}
+	for _, f := range t.Flows {
+		src, err := netip.ParseAddrPort(f.Source)
+		if err == nil && !o.Vantage.Source.IsValid() {
+			o.Vantage.Source = src.Addr().Unmap()
+		}
+		if len(f.Runs) == 0 {
+			continue
+		}
+		last := f.Runs[len(f.Runs)-1]
+		if ts, err := time.Parse(time.RFC3339Nano, last.Started); err == nil && ts.After(o.Time) {
+			o.Time = ts
+		}
+		id := identityOf(last.Identity)
+		if len(t.Flows) > 1 {
+			// A flow sweep: each flow's instance counts; the row names
+			// the most common and says when they differ.
+			o.Flows = append(o.Flows, catchment.Flow{Proto: t.Transport, Source: src, Identity: id})
+		} else {
+			o.Identity = id
+		}
+		for _, a := range last.Answers {
+			o.Answers = append(o.Answers, answerOf(a))
+		}
+	}
+	if t.Failed {
+		o.Errors = append(o.Errors, "no DNS reply")
+	}
+	return o
+}
+
+func identityOf(id IdentityDTO) catchment.Identity {
+	return catchment.Identity{Instance: id.Instance, Source: id.InstanceSource, NSID: id.NSID, HostnameBind: id.HostnameBind, IDServer: id.IDServer}
+}
+
+func answerOf(a AnswerDTO) catchment.Answer {
+	c := catchment.Answer{Name: a.Name, Status: probe.Status(a.Status), TXT: a.TXT, Detail: a.Detail}
+	if a.NSID != nil {
+		c.NSID = *a.NSID
+	}
+	if a.RTTMs != nil {
+		c.RTT = fromMs(*a.RTTMs)
+	}
+	for _, s := range a.Suspicions {
+		c.Suspicions = append(c.Suspicions, probe.Suspicion(s))
+	}
+	return c
+}
+
+func fromMs(ms float64) time.Duration {
+	if ms < 0 || ms > 1e9 {
+		return 0
+	}
+	return time.Duration(ms * float64(time.Millisecond))
+}
+
+func (t TracePath) observation(v catchment.Vantage, input string) catchment.Observation {
+	target, _ := netip.ParseAddr(t.Target)
+	target = target.Unmap()
+	src, _ := netip.ParseAddr(t.Flow.Src)
+	v.Source = src.Unmap()
+	if o := t.SourceOrigin; o != nil {
+		v.Origin = catchment.Origin{ASNs: o.ASNs, ASName: o.ASName, Country: o.Country}
+	}
+	o := catchment.Observation{Vantage: v, Target: target, TargetName: targetName(t.Input), Input: input}
+	o.Time, _ = time.Parse(time.RFC3339Nano, t.Started)
+	f := catchment.Flow{Proto: t.Flow.Protocol, Source: netip.AddrPortFrom(v.Source, uint16(t.Flow.Sport)), Reached: t.Reached}
+	for _, h := range t.Hops {
+		hop := catchment.Hop{TTL: h.TTL}
+		for _, r := range h.Responders {
+			a, err := netip.ParseAddr(r.Address)
+			if err != nil {
+				continue
+			}
+			resp := catchment.Responder{Addr: a.Unmap()}
+			if r.Origin != nil {
+				resp.ASNs = r.Origin.ASNs
+			}
+			for _, p := range h.Probes {
+				if p.Reply == nil || p.Reply.From != r.Address {
+					continue
+				}
+				if rtt := fromMs(p.Reply.RTTMs); rtt > 0 && (resp.RTT == 0 || rtt < resp.RTT) {
+					resp.RTT = rtt
+				}
+				if p.Reply.Kind == "unreachable" && p.Reply.ICMPCode != nil && resp.Addr != target {
+					resp.Unreachable = fmt.Sprintf("!<%d>", *p.Reply.ICMPCode)
+				}
+			}
+			hop.Responders = append(hop.Responders, resp)
+		}
+		f.Hops = append(f.Hops, hop)
+	}
+	if t.Instance != nil {
+		f.Identity = identityOf(*t.Instance)
+		o.Identity = f.Identity
+	}
+	o.Flows = []catchment.Flow{f}
+	for _, a := range t.Answers {
+		o.Answers = append(o.Answers, answerOf(a))
+	}
+	if !t.Reached && t.StopReason != "" {
+		o.Errors = append(o.Errors, "not reached: "+t.StopReason)
+	}
+	return o
+}

@@ -1,0 +1,91 @@
+package report
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestReadDocumentsJSONAndJSONL(t *testing.T) {
+	for _, name := range []string{"trace.json", "trace.jsonl", "id.json"} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "golden", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !IsDocument(data[:min(len(data), 4096)]) {
+			t.Errorf("%s: not told as anycheck output", name)
+		}
+		docs, bad, err := ReadDocuments(strings.NewReader(string(data)))
+		if err != nil || len(bad) != 0 || len(docs) != 1 || !docs[0].Ended || docs[0].Hostname == "" {
+			t.Fatalf("%s: %d docs, bad %v, err %v", name, len(docs), bad, err)
+		}
+		if n := len(docs[0].IDs) + len(docs[0].Traces); n == 0 {
+			t.Errorf("%s: no results", name)
+		}
+		// A JSONL stream cut before its end record keeps its results.
+		if strings.HasSuffix(name, ".jsonl") {
+			lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+			docs, _, _ := ReadDocuments(strings.NewReader(strings.Join(lines[:len(lines)-1], "\n")))
+			if len(docs) != 1 || docs[0].Ended || len(docs[0].Traces) == 0 {
+				t.Errorf("cut stream: %+v", docs)
+			}
+		}
+	}
+	if IsDocument([]byte(`[{"prb_id":1}]`)) || IsDocument([]byte(`{"fw":5080,"schema":"x"}`)) {
+		t.Errorf("Atlas results told as anycheck output")
+	}
+}
+
+func TestReadDocumentsSkipsWhatItCannotUse(t *testing.T) {
+	in := `{"schema":"anycheck/v2","kind":"id","results":[]}
+{"schema":"anycheck/v1","kind":"whois","results":[]}
+{"schema":"anycheck/v1","kind":"trace","results":[{"hops":"x"}]}`
+	docs, bad, err := ReadDocuments(strings.NewReader(in))
+	if err != nil || len(docs) != 0 || len(bad) != 3 {
+		t.Fatalf("docs %d, bad %v, err %v", len(docs), bad, err)
+	}
+	for i, want := range []string{`document 0: schema "anycheck/v2"`, `document 1: kind "whois"`, "document 2: trace results"} {
+		if !strings.Contains(bad[i].Error(), want) {
+			t.Errorf("%v, want %q", bad[i], want)
+		}
+	}
+	if _, _, err := ReadDocuments(strings.NewReader(`{"schema":"anycheck/v1","kind":"id","results":[`)); err == nil || !strings.Contains(err.Error(), "truncated JSON") {
+		t.Errorf("truncated: %v", err)
+	}
+}
+
+func TestVantageKeys(t *testing.T) {
+	docs := []ReadDoc{
+		{Hostname: "h", Sources: []string{"198.51.100.10:4000"}},                        // c1 id
+		{Hostname: "h", Traces: []TracePath{{Flow: FlowDTO{Src: "198.51.100.10"}}}},     // c1 trace
+		{Hostname: "h", Sources: []string{"198.51.100.20:4000", "[2001:db8::20]:4000"}}, // c2
+		{Hostname: "", Sources: []string{"203.0.113.5:1"}},                              // no host name
+		{Hostname: "solo", Sources: []string{"203.0.113.9:1"}},
+	}
+	v := VantageKeys(docs, []string{"a", "b", "c", "d.json", "e"})
+	if v[0].Key != v[1].Key || v[0].Key == v[2].Key {
+		t.Errorf("joins: %v", v)
+	}
+	if v[0].Label != "h 198.51.100.10" || v[2].Label != "h 198.51.100.20" || v[3].Label != "d.json" || v[4].Label != "solo" {
+		t.Errorf("labels: %v", v)
+	}
+}
+
+// An anycheck result file is untrusted input too.
+func FuzzParseDocument(f *testing.F) {
+	for _, name := range []string{"trace.json", "id.json", "id_hostile.json"} {
+		if data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "golden", name)); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte(`{"schema":"anycheck/v1","kind":"trace","results":[{"target":"x","hops":[{"ttl":1,"responders":[{"address":"1.2.3.4"}]}]}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := ParseDocument(data)
+		if err != nil {
+			return
+		}
+		for range d.Observations(VantageKeys([]ReadDoc{d}, []string{"f"})[0], "f") {
+		}
+	})
+}
