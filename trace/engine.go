@@ -296,8 +296,7 @@ func (e *engine) isTerminal(r *Reply) (end, reached bool) {
 	case ReplyDNS, ReplyUDP, ReplyEcho, ReplySynAck, ReplyRST:
 		return true, true
 	case ReplyUnreachable:
-		port := (r.From.Is4() && r.ICMPCode == icmp4PortUnreach) || (r.From.Is6() && r.ICMPCode == icmp6PortUnreach)
-		if r.From == e.flow.Dst.Addr() && (port || e.flow.Proto == ICMP) {
+		if r.From == e.flow.Dst.Addr() && (r.portUnreachable() || e.flow.Proto == ICMP) {
 			return true, true
 		}
 		return true, false

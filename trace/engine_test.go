@@ -495,3 +495,24 @@ func TestRunSendErrors(t *testing.T) {
 		t.Errorf("%d probes tried after the first failed", len(n.Sends()))
 	}
 }
+
+// TestRunUDP53NoService: a UDP/53 trace whose destination answers port
+// unreachable reached the host, names no instance, and says why.
+func TestRunUDP53NoService(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		n := &tracetest.Net{Hops: tracetest.Routers(2, time.Millisecond), Dest: tracetest.Dest{RTT: time.Millisecond, Closed: true}}
+		p, _ := runFake(t, n, trace.Options{Target: target(v6), Rate: 1000, Wait: 5 * time.Second})
+		if !p.Reached || p.Stop != trace.StopReached || p.Instance != nil {
+			t.Fatalf("reached %v stop %s instance %+v", p.Reached, p.Stop, p.Instance)
+		}
+		want := target(v6).String() + " answered port unreachable: the destination has no DNS service on udp/53"
+		if !slices.Contains(p.Notes, want) {
+			t.Errorf("notes %q, want %q", p.Notes, want)
+		}
+		// Another port: port unreachable is simply the end of the trace.
+		p, _ = runFake(t, n, trace.Options{Target: target(v6), Port: 33434, Rate: 1000, Wait: 5 * time.Second})
+		if !p.Reached || len(p.Notes) != 0 {
+			t.Errorf("udp/33434: reached %v notes %q", p.Reached, p.Notes)
+		}
+	}
+}

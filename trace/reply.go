@@ -51,6 +51,14 @@ type Observation struct {
 
 var errNotReply = errors.New("not a reply to a probe")
 
+// portUnreachable reports an ICMP port unreachable (RFC 792 type 3 code 3,
+// RFC 4443 type 1 code 4): from the destination, the normal end of a UDP
+// trace to a port nothing listens on.
+func (r *Reply) portUnreachable() bool {
+	return r.Kind == ReplyUnreachable &&
+		(r.From.Is4() && r.ICMPCode == icmp4PortUnreach || r.From.Is6() && r.ICMPCode == icmp6PortUnreach)
+}
+
 // ParseReply reads one received packet. It is pure and safe on any bytes:
 // anything that cannot be a reply to one of our probe kinds is an error.
 func ParseReply(p Packet) (Observation, error) {

@@ -69,7 +69,25 @@ func Run(ctx context.Context, opts Options) (Path, error) {
 	if e.fatal != nil {
 		return path, fmt.Errorf("%s: %w", subject, e.fatal)
 	}
+	if n := noDNSNote(path); n != "" {
+		path.Notes = append(path.Notes, n)
+	}
 	return path, nil
+}
+
+// noDNSNote explains a UDP/53 trace that ended in port unreachable: the
+// destination's host was reached, but nothing serves DNS on that port, so
+// no instance can be named.
+func noDNSNote(p Path) string {
+	if p.Flow.Proto != UDP || p.Flow.Dst.Port() != 53 || !p.Reached || len(p.Answers) > 0 || len(p.Hops) == 0 {
+		return ""
+	}
+	for _, pr := range p.Hops[len(p.Hops)-1].Probes {
+		if r := pr.Reply; r != nil && r.From == p.Flow.Dst.Addr() && r.portUnreachable() {
+			return fmt.Sprintf("%s answered port unreachable: the destination has no DNS service on udp/%d", r.From, p.Flow.Dst.Port())
+		}
+	}
+	return ""
 }
 
 func withDefaults(o Options) (Options, error) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/probe"
@@ -273,4 +274,60 @@ func FuzzEscape(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTraceTextMarks: port unreachable, the normal end of a UDP trace, has
+// no mark (traceroute prints none; !P is protocol unreachable); the other
+// unreachables keep traceroute's marks.
+func TestTraceTextMarks(t *testing.T) {
+	dst := netip.MustParseAddr("192.0.2.53")
+	unreach := func(from netip.Addr, typ, code int) trace.Hop {
+		r := &trace.Reply{From: from, RTT: time.Millisecond, Kind: trace.ReplyUnreachable, ICMPType: typ, ICMPCode: code, ReplyTTL: 60, QuotedTTL: 1}
+		return trace.Hop{TTL: 2, Probes: []trace.ProbeResult{{Sent: t0, Reply: r}}}
+	}
+	for _, c := range []struct {
+		hop  trace.Hop
+		want string
+	}{
+		{unreach(dst, 3, 3), ""},
+		{unreach(netip.MustParseAddr("2001:db8:53::53"), 1, 4), ""},
+		{unreach(dst, 3, 2), "!P"},
+		{unreach(netip.MustParseAddr("198.51.100.1"), 3, 1), "!H"},
+		{unreach(netip.MustParseAddr("198.51.100.1"), 3, 0), "!N"},
+		{unreach(netip.MustParseAddr("198.51.100.1"), 3, 13), "!X"},
+		{unreach(netip.MustParseAddr("2001:db8::1"), 1, 1), "!X"},
+		{unreach(netip.MustParseAddr("2001:db8::1"), 1, 3), "!H"},
+	} {
+		lines := hopTable([]report.HopDTO{report.FromHop(c.hop)})
+		if len(lines) != 1 {
+			t.Fatalf("lines %q", lines)
+		}
+		f := strings.Fields(lines[0])
+		mark := f[len(f)-1]
+		if mark == "ms" {
+			mark = ""
+		}
+		if mark != c.want {
+			t.Errorf("type %d code %d: %q, want mark %q", c.hop.Probes[0].Reply.ICMPType, c.hop.Probes[0].Reply.ICMPCode, lines[0], c.want)
+		}
+	}
+}
+
+// TestTraceTextLongNames: names longer than their column are cut with an
+// ellipsis, never in the middle of an escape sequence, and the columns stay
+// aligned.
+func TestTraceTextLongNames(t *testing.T) {
+	long := strings.Repeat("r", 36) + "\x1b[31m.lab.example"
+	for n := 36; n <= 40; n++ {
+		got := escapeFit(long[:n]+"\x1b"+long[n:], maxNameWidth)
+		if utf8.RuneCountInString(got) > maxNameWidth || !strings.HasSuffix(got, "…") {
+			t.Errorf("%q: %d runes", got, utf8.RuneCountInString(got))
+		}
+		if i := strings.LastIndex(got, `\`); i >= 0 && !strings.HasPrefix(got[i:], `\x1b`) {
+			t.Errorf("%q: cut through an escape", got)
+		}
+	}
+	if got := escapeFit("short\x07", maxNameWidth); got != `short\x07` {
+		t.Errorf("short name: %q", got)
+	}
 }

@@ -1,9 +1,13 @@
 package render
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"net/netip"
+	"slices"
 	"strings"
+	"text/tabwriter"
 	"unicode/utf8"
 
 	"github.com/anycheck/anycheck/internal/report"
@@ -16,7 +20,7 @@ type TraceOptions struct {
 
 func traceHeader(w *errWriter, p report.TracePath, o TraceOptions) {
 	f := p.Flow
-	flow := fmt.Sprintf("%s/%d paris flow %s → %s", f.Protocol, f.Dport, hostPort(f.Src, f.Sport), hostPort(f.Dst, f.Dport))
+	flow := fmt.Sprintf("%s/%d paris flow %s → %s", f.Protocol, f.Dport, endpoint(f.Src, f.Sport), endpoint(f.Dst, f.Dport))
 	if f.Protocol == "icmp" {
 		flow = fmt.Sprintf("icmp paris flow %s → %s id %d", f.Src, f.Dst, f.Sport)
 	}
@@ -42,110 +46,141 @@ func TraceText(w io.Writer, paths []report.TracePath, o TraceOptions) error {
 			ew.printf("\n")
 		}
 		traceHeader(ew, p, o)
-		cols := hopColumns(p.Hops)
-		for _, h := range p.Hops {
-			hopLines(ew, h, cols)
+		for _, l := range hopTable(p.Hops) {
+			ew.printf("%s\n", l)
 		}
 		traceFooter(ew, p)
 	}
 	return ew.err
 }
 
-type columns struct {
-	addr, name, asn, asName int
-}
+// Widest untrusted names shown in the hop table; longer ones are cut.
+const (
+	maxNameWidth   = 40
+	maxASNameWidth = 24
+)
 
-func hopColumns(hops []report.HopDTO) columns {
-	var c columns
+// hopTable renders the hops: one row per responder at a hop (address,
+// reverse name, origin AS and AS name, then its probes' RTTs and marks),
+// a "* * *" line for a silent hop and a label line under a hop whose
+// reply carried MPLS labels. The responder rows are aligned by tabwriter
+// as one table; the other lines are set between them afterwards, so they
+// do not break the columns.
+func hopTable(hops []report.HopDTO) []string {
+	names, origins := false, false
 	for _, h := range hops {
 		for _, r := range h.Responders {
-			c.addr = max(c.addr, width(r.Address))
-			c.name = max(c.name, width(Escape(r.Name)))
-			if r.Origin != nil {
-				c.asn = max(c.asn, width(asLabel(r.Origin)))
-				c.asName = max(c.asName, width(Escape(asName(r.Origin))))
-			}
+			names = names || r.Name != ""
+			origins = origins || r.Origin != nil
 		}
 	}
-	c.asName = min(c.asName, 24)
-	c.name = min(c.name, 40)
-	return c
-}
-
-// hopLines prints one line per responder at the hop; silent probes show as
-// "*" on the first line, in probe order.
-func hopLines(w *errWriter, h report.HopDTO, c columns) {
-	if len(h.Responders) == 0 {
-		stars := make([]string, len(h.Probes))
-		for i := range stars {
-			stars[i] = "*"
-		}
-		note := ""
-		if h.RateLimited {
-			note = "  (rate-limited?)"
-		}
-		w.printf("%2d  %s%s\n", h.TTL, strings.Join(stars, " "), note)
-		return
+	var lines []string // table rows (tab-separated) and plain lines, in order
+	var isRow []bool
+	add := func(l string, row bool) {
+		lines, isRow = append(lines, l), append(isRow, row)
 	}
-	for i, r := range h.Responders {
-		ttl := fmt.Sprintf("%2d", h.TTL)
-		if i > 0 {
-			ttl = "  "
-		}
-		var cells []string
-		cells = append(cells, pad(r.Address, c.addr))
-		if c.name > 0 {
-			n := Escape(r.Name)
-			if n == "" {
-				n = "—"
+	for _, h := range hops {
+		if len(h.Responders) == 0 {
+			l := fmt.Sprintf("%2d  %s", h.TTL, strings.TrimSpace(strings.Repeat("* ", len(h.Probes))))
+			if h.RateLimited {
+				l += "  (rate-limited?)"
 			}
-			cells = append(cells, pad(truncate(n, c.name), c.name))
+			add(l, false)
+			continue
 		}
-		if c.asn > 0 {
-			cells = append(cells, pad(asLabel(r.Origin), c.asn), pad(truncate(Escape(asName(r.Origin)), c.asName), c.asName))
-		}
-		var rtts []string
-		var marks []string
-		for _, p := range h.Probes {
-			switch {
-			case p.Reply == nil:
-				if i == 0 {
-					rtts = append(rtts, "*")
+		for i, r := range h.Responders {
+			ttl := fmt.Sprintf("%2d", h.TTL)
+			if i > 0 {
+				ttl = "  "
+			}
+			cells := []string{ttl, r.Address}
+			if names {
+				cells = append(cells, cmp.Or(escapeFit(r.Name, maxNameWidth), "—"))
+			}
+			if origins {
+				cells = append(cells, asLabel(r.Origin), escapeFit(asName(r.Origin), maxASNameWidth))
+			}
+			var rtts, marks []string
+			var mpls []report.MPLSDTO
+			for _, p := range h.Probes {
+				switch {
+				case p.Reply == nil:
+					if i == 0 {
+						rtts = append(rtts, "*")
+					}
+				case p.Reply.From == r.Address:
+					rtts = append(rtts, fmt.Sprintf("%s ms", ms(p.Reply.RTTMs)))
+					for _, m := range replyMarks(*p.Reply) {
+						if !slices.Contains(marks, m) {
+							marks = append(marks, m)
+						}
+					}
+					if mpls == nil && len(p.Reply.MPLS) > 0 {
+						mpls = p.Reply.MPLS
+					}
 				}
-			case p.Reply.From == r.Address:
-				rtts = append(rtts, fmt.Sprintf("%s ms", ms(p.Reply.RTTMs)))
-				marks = appendOnce(marks, replyMarks(*p.Reply)...)
 			}
-		}
-		line := fmt.Sprintf("%s  %s  %s", ttl, strings.Join(cells, "  "), strings.Join(rtts, "  "))
-		if len(marks) > 0 {
-			line += "  " + strings.Join(marks, " ")
-		}
-		if h.RateLimited && i == 0 {
-			line += "  (rate-limited?)"
-		}
-		w.printf("%s\n", strings.TrimRight(line, " "))
-		for _, p := range h.Probes {
-			if p.Reply != nil && p.Reply.From == r.Address && len(p.Reply.MPLS) > 0 {
-				w.printf("      %s\n", mplsLine(p.Reply.MPLS))
-				break
+			last := strings.Join(append(rtts, marks...), "  ")
+			if h.RateLimited && i == 0 {
+				last += "  (rate-limited?)"
+			}
+			add(strings.Join(append(cells, last), "\t"), true)
+			if mpls != nil {
+				add("      "+mplsLine(mpls), false)
 			}
 		}
 	}
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	for i, l := range lines {
+		if isRow[i] {
+			fmt.Fprintln(tw, l)
+		}
+	}
+	tw.Flush()
+	aligned := strings.Split(b.String(), "\n")
+	for i := range lines {
+		if isRow[i] {
+			lines[i], aligned = aligned[0], aligned[1:]
+		}
+	}
+	return lines
 }
 
-// replyMarks are traceroute's annotations: !H !N !P !X for unreachables,
-// plus NAT when the quoted header was rewritten.
+// escapeFit escapes untrusted text for the terminal and cuts it to at most
+// w runes with an ellipsis, never through an escape sequence.
+func escapeFit(s string, w int) string {
+	e := Escape(s)
+	if utf8.RuneCountInString(e) <= w {
+		return e
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		er := Escape(string(r))
+		k := utf8.RuneCountInString(er)
+		if n+k > w-1 {
+			break
+		}
+		b.WriteString(er)
+		n += k
+	}
+	return b.String() + "…"
+}
+
+// replyMarks are traceroute's annotations: !H !N !P !X for unreachables
+// (none for port unreachable, the normal end of a UDP trace), the TCP
+// answer, and !NAT when the quoted header was rewritten.
 func replyMarks(r report.ReplyDTO) []string {
 	var out []string
 	if r.Kind == "unreachable" && r.ICMPCode != nil && r.ICMPType != nil {
-		out = append(out, unreachMark(*r.ICMPType, *r.ICMPCode))
+		if m := unreachMark(*r.ICMPType, *r.ICMPCode); m != "" {
+			out = append(out, m)
+		}
 	}
-	if r.Kind == "rst" {
-		out = append(out, "[rst]")
-	}
-	if r.Kind == "syn-ack" {
-		out = append(out, "[syn-ack]")
+	switch r.Kind {
+	case "rst", "syn-ack", "ack":
+		out = append(out, "["+r.Kind+"]")
 	}
 	if r.NAT {
 		out = append(out, "!NAT")
@@ -153,6 +188,8 @@ func replyMarks(r report.ReplyDTO) []string {
 	return out
 }
 
+// unreachMark is traceroute's mark for an ICMP destination unreachable
+// code (RFC 792, RFC 1812, RFC 4443); "" for port unreachable.
 func unreachMark(typ, code int) string {
 	if typ == 1 { // ICMPv6 destination unreachable
 		switch code {
@@ -163,7 +200,7 @@ func unreachMark(typ, code int) string {
 		case 3:
 			return "!H"
 		case 4:
-			return "!P"
+			return ""
 		}
 		return fmt.Sprintf("!<%d>", code)
 	}
@@ -172,9 +209,11 @@ func unreachMark(typ, code int) string {
 		return "!N"
 	case 1:
 		return "!H"
-	case 2, 3:
+	case 2:
 		return "!P"
-	case 13:
+	case 3:
+		return ""
+	case 9, 10, 13:
 		return "!X"
 	}
 	return fmt.Sprintf("!<%d>", code)
@@ -257,13 +296,16 @@ func asName(o *report.OriginDTO) string {
 	return o.ASName
 }
 
-func hostPort(addr string, port int) string {
-	if strings.Contains(addr, ":") {
-		return fmt.Sprintf("[%s]:%d", addr, port)
+// endpoint is address and port as netip writes them ("[2001:db8::1]:53").
+func endpoint(addr string, port int) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return fmt.Sprintf("%s:%d", addr, port)
 	}
-	return fmt.Sprintf("%s:%d", addr, port)
+	return netip.AddrPortFrom(a, uint16(port)).String()
 }
 
+// width and pad lay out the whois table.
 func width(s string) int { return utf8.RuneCountInString(s) }
 
 func pad(s string, w int) string {
@@ -272,30 +314,6 @@ func pad(s string, w int) string {
 		return s
 	}
 	return s + strings.Repeat(" ", w-n)
-}
-
-func truncate(s string, w int) string {
-	r := []rune(s)
-	if len(r) <= w {
-		return s
-	}
-	return string(r[:w-1]) + "…"
-}
-
-func appendOnce(list []string, items ...string) []string {
-	for _, it := range items {
-		found := false
-		for _, have := range list {
-			if have == it {
-				found = true
-				break
-			}
-		}
-		if !found {
-			list = append(list, it)
-		}
-	}
-	return list
 }
 
 func b2i(b bool) int {
