@@ -20,6 +20,7 @@ import (
 	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/trace/tracetest"
 	"github.com/anycheck/anycheck/whois"
+	"github.com/anycheck/anycheck/whois/whoistest"
 )
 
 // traceJSON is the part of `anycheck trace -o json` these tests read.
@@ -385,4 +386,27 @@ func (w *cancelAfter) Write(b []byte) (int, error) {
 		defer w.cancel()
 	}
 	return w.Buffer.Write(b)
+}
+
+// TestTracePTRNamesEscapedOnce: a reverse name holding a control byte and
+// a backslash is shown escaped once in the hop table, and kept raw in JSON.
+func TestTracePTRNamesEscapedOnce(t *testing.T) {
+	names := whoistest.NewDNS(nil, whoistest.Zones{})
+	names.SetName(tracetest.RouterAddr(false, 1), `r1\027[31m\\x.lab.example`)
+	srv, err := whoistest.StartDNS("127.0.0.1:0", names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	r := runCLI(t, fakeDeps(fakePath()), "trace", "--asn", "none", "--dns-server", srv.Addr, "192.0.2.53")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, ` 1  198.51.100.1  r1\x1b[31m\\x.lab.example  `) {
+		t.Errorf("the name is not shown escaped once:\n%s", r.stdout)
+	}
+	r = runCLI(t, fakeDeps(fakePath()), "trace", "--asn", "none", "--dns-server", srv.Addr, "-o", "json", "192.0.2.53")
+	if !strings.Contains(r.stdout, `"name": "r1\u001b[31m\\x.lab.example"`) {
+		t.Errorf("JSON does not keep the raw name:\n%s", r.stdout)
+	}
 }
