@@ -54,6 +54,12 @@ func traceLoopback(t *testing.T, o Options) Path {
 	if o.Wait == 0 {
 		o.Wait = 2 * time.Second
 	}
+	if o.MinWait == 0 {
+		// Loopback answers in microseconds, so the adaptive wait would give
+		// a probe up after MinWait: on a loaded machine a reply can be read
+		// later than the default 25ms, which is not what these tests check.
+		o.MinWait = time.Second
+	}
 	var streamed []int
 	o.OnHop = func(h Hop) { streamed = append(streamed, h.TTL) }
 	p, err := Run(ctx, o)
