@@ -1,0 +1,223 @@
+package cli_test
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anycheck/anycheck/internal/lab"
+	"github.com/anycheck/anycheck/internal/report/reporttest"
+)
+
+var updateLab = flag.Bool("update-lab", false, "rewrite testdata/golden/compare_lab.* from a lab run")
+
+// labMeasure runs id (both families) and a UDP/53 trace (IPv4) from every
+// lab client with -o json and writes them to dir/<client>-{id,trace}.json.
+func labMeasure(t *testing.T, ac *lab.Anycast, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range ac.Clients() {
+		// id first, then trace: the catchment line keeps the latest
+		// answers, so the order is part of the golden output.
+		for _, run := range []struct {
+			kind string
+			args []string
+		}{
+			{"id", []string{"id", "-o", "json", ac.ServiceAddr(lab.IPv4).String(), ac.ServiceAddr(lab.IPv6).String()}},
+			{"trace", []string{"trace", "--asn", "none", "-n", "-q", "1", "-w", "1s", "-m", "12", "-o", "json", ac.ServiceAddr(lab.IPv4).String()}},
+		} {
+			kind, args := run.kind, run.args
+			out, errOut, code := labRun(t, ac, c, args...)
+			if code != 0 {
+				t.Fatalf("%s %s: exit %d: %s", c, kind, code, errOut)
+			}
+			if err := os.WriteFile(filepath.Join(dir, c+"-"+kind+".json"), []byte(out), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// compareIn runs `anycheck compare` on the host (it reads files, sends
+// nothing) in dir.
+func compareIn(t *testing.T, dir string, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, lab.Binary(t), append([]string{"compare", "--asn", "none"}, args...)...)
+	cmd.Dir = dir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if stderr.Len() > 0 {
+		t.Logf("compare %v stderr: %s", args, stderr.String())
+	}
+	return string(out), code
+}
+
+// normalise replaces what differs from run to run: RTTs, times, the
+// host's name, source ports.
+func normalise(s, host string) string {
+	for _, re := range []struct{ re, to string }{
+		{`\d+\.\d+ ms`, "X ms"},
+		{`("[a-z_]*rtt_ms"|"median_rtt_ms"): [0-9.]+`, `$1: 0.0`},
+		{`("time"|"started"): "[^"]*"`, `$1: "T"`},
+		{`,(true|false),(true|false),[0-9.]*,[0-9.]*,(true|false),`, ",$1,$2,R,R,$3,"},
+		{`20\d\d-\d\d-\d\dT[0-9:]+Z`, "T"},
+		{`"version": "[^"]*"`, `"version": "V"`},
+		// The middle of c1's ECMP diamond depends on the flow's random port.
+		{`198\.51\.100\.(18|22)\b`, "198.51.100.DIAMOND"},
+	} {
+		s = regexp.MustCompile(re.re).ReplaceAllString(s, re.to)
+	}
+	if host != "" {
+		s = strings.ReplaceAll(s, host, "HOST")
+	}
+	// Column widths follow the host name's length: compare words, not padding.
+	return regexp.MustCompile(`  +`).ReplaceAllString(s, "  ")
+}
+
+// TestLabCompare: id and trace from both lab clients, compared: each
+// client on its own instance (golden text, JSON and CSV); after instance
+// A's route is withdrawn, `compare --before/--after` lists exactly c1 —
+// the client that moved — and the dot output renders.
+func TestLabCompare(t *testing.T) {
+	ac := lab.StartAnycast(t)
+	dir := t.TempDir()
+	labMeasure(t, ac, filepath.Join(dir, "before"))
+	host, _ := os.Hostname()
+
+	for _, format := range []string{"text", "json", "csv"} {
+		out, code := compareIn(t, dir, "-o", format, "before")
+		if code != 0 {
+			t.Fatalf("compare -o %s: exit %d", format, code)
+		}
+		if format == "json" {
+			reporttest.Check(t, []byte(out), false)
+			checkLabCatchment(t, ac, out)
+		}
+		ext := map[string]string{"text": "txt", "json": "json", "csv": "csv"}[format]
+		path := filepath.Join("..", "..", "testdata", "golden", "compare_lab."+ext)
+		got := normalise(out, host)
+		if *updateLab {
+			os.WriteFile(path, []byte(got), 0o644)
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != string(want) {
+			t.Errorf("compare -o %s differs from %s (normalised):\n%s", format, path, got)
+		}
+	}
+
+	dot, code := compareIn(t, dir, "-o", "dot", "before")
+	if code != 0 {
+		t.Fatalf("dot: exit %d", code)
+	}
+	svg := exec.Command("dot", "-Tsvg")
+	svg.Stdin = strings.NewReader(dot)
+	if b, err := svg.CombinedOutput(); err != nil || !strings.Contains(string(b), "<svg") {
+		t.Fatalf("dot -Tsvg: %v\n%s", err, b)
+	}
+
+	if err := ac.StopBGP(ac.A.Origin, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := ac.WaitInstance(context.Background(), "c1"); err != nil || in.Node != ac.B.Node {
+		t.Fatalf("after stopping %s–r1, c1 should reach %s: %v %v", ac.A.Origin, ac.B.Node, in.Node, err)
+	}
+	labMeasure(t, ac, filepath.Join(dir, "after"))
+	out, code := compareIn(t, dir, "-o", "json", "--before", "before", "--after", "after")
+	if code != 0 {
+		t.Fatalf("diff: exit %d", code)
+	}
+	reporttest.Check(t, []byte(out), false)
+	var doc struct {
+		Catchment struct {
+			Diff struct {
+				Moves []struct {
+					Vantage, Target, Kind string
+					Before, After         struct{ Instance string }
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	c1 := ac.ClientAddr("c1", lab.IPv4).String()
+	moved := map[string]bool{}
+	for _, m := range doc.Catchment.Diff.Moves {
+		if m.Kind != "moved" || !strings.HasSuffix(m.Vantage, " "+c1) || m.Before.Instance != ac.A.NSID || m.After.Instance != ac.B.NSID {
+			t.Errorf("unexpected change %+v (only c1, %s, moves from %s to %s)", m, c1, ac.A.NSID, ac.B.NSID)
+		}
+		moved[m.Target] = true
+	}
+	if !moved[ac.ServiceAddr(lab.IPv4).String()] || !moved[ac.ServiceAddr(lab.IPv6).String()] {
+		t.Errorf("c1 should have moved on both families: %+v", doc.Catchment.Diff.Moves)
+	}
+	text, _ := compareIn(t, dir, "--before", "before", "--after", "after")
+	if *updateLab {
+		os.WriteFile(filepath.Join("..", "..", "testdata", "golden", "compare_lab_diff.txt"), []byte(normalise(text, host)), 0o644)
+	}
+	t.Logf("diff:\n%s", text)
+}
+
+// checkLabCatchment: each client reaches the instance the lab's routing
+// says, on both families, and each instance has half the vantage points.
+func checkLabCatchment(t *testing.T, ac *lab.Anycast, out string) {
+	t.Helper()
+	var doc struct {
+		Results []struct {
+			Vantage  struct{ Label string }
+			Target   string
+			Instance *string
+		}
+		Catchment struct {
+			Targets []struct {
+				Instances []struct {
+					Instance string
+					Share    float64
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Results) != 4 {
+		t.Fatalf("want 2 clients × 2 targets, got %d lines", len(doc.Results))
+	}
+	for _, r := range doc.Results {
+		for _, c := range ac.Clients() {
+			if !strings.HasSuffix(r.Vantage.Label, " "+ac.ClientAddr(c, lab.IPv4).String()) {
+				continue
+			}
+			want, _ := ac.InstanceOf(c)
+			if r.Instance == nil || *r.Instance != want.NSID {
+				t.Errorf("%s → %s: instance %v, want %s", c, r.Target, r.Instance, want.NSID)
+			}
+		}
+	}
+	for _, tg := range doc.Catchment.Targets {
+		if len(tg.Instances) != 2 || tg.Instances[0].Share != 0.5 {
+			t.Errorf("shares %+v", tg.Instances)
+		}
+	}
+}
