@@ -76,12 +76,12 @@ func normalise(s, host string) string {
 	for _, re := range []struct{ re, to string }{
 		{`\d+\.\d+ ms`, "X ms"},
 		{`("[a-z_]*rtt_ms"|"median_rtt_ms"): [0-9.]+`, `$1: 0.0`},
-		{`("time"|"started"): "[^"]*"`, `$1: "T"`},
+		{`("time"|"started"): "[^"]*"`, `$1: "2000-01-01T00:00:00Z"`},
 		{`,(true|false),(true|false),[0-9.]*,[0-9.]*,(true|false),`, ",$1,$2,R,R,$3,"},
-		{`20\d\d-\d\d-\d\dT[0-9:]+Z`, "T"},
+		{`20\d\d-\d\d-\d\dT[0-9:]+Z`, "2000-01-01T00:00:00Z"},
 		{`"version": "[^"]*"`, `"version": "V"`},
 		// The middle of c1's ECMP diamond depends on the flow's random port.
-		{`198\.51\.100\.(18|22)\b`, "198.51.100.DIAMOND"},
+		{`198\.51\.100\.(18|22)\b`, "198.51.100.22"},
 	} {
 		s = regexp.MustCompile(re.re).ReplaceAllString(s, re.to)
 	}
