@@ -44,49 +44,58 @@ func ttlData(ttl int) []byte {
 	return b
 }
 
-func TestParseErrCmsgs(t *testing.T) {
+func TestControlMessages(t *testing.T) {
 	cases := []struct {
 		name     string
+		fam      *family
 		oob      []byte
 		want     *SockErr
 		wantTTL  int
 		wantNone bool
 	}{
-		{"v4 time exceeded with ttl", append(cmsg(unix.IPPROTO_IP, unix.IP_TTL, ttlData(253)), cmsg(unix.IPPROTO_IP, unix.IP_RECVERR, extErr(unix.SO_EE_ORIGIN_ICMP, 11, 0, router4))...),
+		{"v4 time exceeded with ttl", inet4, append(cmsg(unix.IPPROTO_IP, unix.IP_TTL, ttlData(253)), cmsg(unix.IPPROTO_IP, unix.IP_RECVERR, extErr(unix.SO_EE_ORIGIN_ICMP, 11, 0, router4))...),
 			&SockErr{Type: 11, Offender: router4}, 253, false},
-		{"v6 port unreachable", cmsg(unix.IPPROTO_IPV6, unix.IPV6_RECVERR, extErr(unix.SO_EE_ORIGIN_ICMP6, 1, 4, router6)),
+		{"v6 port unreachable", inet6, cmsg(unix.IPPROTO_IPV6, unix.IPV6_RECVERR, extErr(unix.SO_EE_ORIGIN_ICMP6, 1, 4, router6)),
 			&SockErr{Type: 1, Code: 4, Offender: router6}, -1, false},
-		{"local error is no reply", cmsg(unix.IPPROTO_IP, unix.IP_RECVERR, extErr(unix.SO_EE_ORIGIN_LOCAL, 0, 0, src4)), nil, -1, true},
-		{"truncated extended error", cmsg(unix.IPPROTO_IP, unix.IP_RECVERR, []byte{1, 2, 3}), nil, -1, true},
-		{"garbage", []byte{0xff, 0xff, 0, 0}, nil, -1, true},
+		{"v6 hop limit", inet6, cmsg(unix.IPPROTO_IPV6, unix.IPV6_HOPLIMIT, ttlData(61)), nil, 61, true},
+		{"another family's level is not ours", inet6, cmsg(unix.IPPROTO_IP, unix.IP_TTL, ttlData(64)), nil, -1, true},
+		{"local error is no reply", inet4, cmsg(unix.IPPROTO_IP, unix.IP_RECVERR, extErr(unix.SO_EE_ORIGIN_LOCAL, 0, 0, src4)), nil, -1, true},
+		{"truncated extended error", inet4, cmsg(unix.IPPROTO_IP, unix.IP_RECVERR, []byte{1, 2, 3}), nil, -1, true},
+		{"garbage", inet4, []byte{0xff, 0xff, 0, 0}, nil, -1, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			se, ttl := parseErrCmsgs(c.oob)
+			ttl, se := c.fam.control(c.oob)
+			if ttl != c.wantTTL {
+				t.Errorf("ttl %d, want %d", ttl, c.wantTTL)
+			}
 			if c.wantNone {
 				if se != nil {
 					t.Fatalf("got %+v, want none", se)
 				}
 				return
 			}
-			if se == nil || *se != *c.want || ttl != c.wantTTL {
-				t.Fatalf("got %+v ttl %d, want %+v ttl %d", se, ttl, c.want, c.wantTTL)
+			if se == nil || *se != *c.want {
+				t.Fatalf("got %+v, want %+v", se, c.want)
 			}
 		})
 	}
 }
 
-// FuzzParseErrCmsgs: ancillary data comes from the kernel, but its parser
-// must still never read out of bounds.
-func FuzzParseErrCmsgs(f *testing.F) {
-	f.Add(cmsg(unix.IPPROTO_IP, unix.IP_RECVERR, extErr(unix.SO_EE_ORIGIN_ICMP, 11, 0, router4)))
-	f.Add(cmsg(unix.IPPROTO_IPV6, unix.IPV6_RECVERR, extErr(unix.SO_EE_ORIGIN_ICMP6, 3, 0, router6)))
-	f.Add(cmsg(unix.IPPROTO_IP, unix.IP_TTL, ttlData(64)))
-	f.Fuzz(func(t *testing.T, oob []byte) {
-		se, _ := parseErrCmsgs(oob)
+// FuzzControlMessages: ancillary data comes from the kernel, but its
+// parser must still never read out of bounds.
+func FuzzControlMessages(f *testing.F) {
+	f.Add(false, cmsg(unix.IPPROTO_IP, unix.IP_RECVERR, extErr(unix.SO_EE_ORIGIN_ICMP, 11, 0, router4)))
+	f.Add(true, cmsg(unix.IPPROTO_IPV6, unix.IPV6_RECVERR, extErr(unix.SO_EE_ORIGIN_ICMP6, 3, 0, router6)))
+	f.Add(false, cmsg(unix.IPPROTO_IP, unix.IP_TTL, ttlData(64)))
+	f.Fuzz(func(t *testing.T, v6 bool, oob []byte) {
+		fam := inet4
+		if v6 {
+			fam = inet6
+		}
+		_, se := fam.control(oob)
 		if se != nil && se.Offender.IsValid() && !se.Offender.Is4() && !se.Offender.Is6() {
 			t.Fatalf("offender %v", se.Offender)
 		}
-		cmsgTTL(oob)
 	})
 }

@@ -1,0 +1,6 @@
+// Package netutil holds the socket address conversions that probe and
+// trace share: netip.AddrPort to and from the x/sys/unix socket address
+// types, one copy for both families.
+//
+// It is a leaf: it imports nothing of anycheck and keeps no state.
+package netutil
