@@ -69,7 +69,7 @@ func (m *matcher) match(o Observation) (tag uint16, nat bool, ok bool) {
 			return 0, false, false
 		}
 		return m.known(uint16(o.Seq))
-	case ReplySynAck, ReplyRST:
+	case ReplySynAck, ReplyRST, ReplyACK:
 		if o.Dst != f.Dst || o.Src.Port() != f.Src.Port() || !o.HasSeq {
 			return 0, false, false
 		}

@@ -99,6 +99,8 @@ func TestMatch(t *testing.T) {
 		{"echo reply from another host", i4, []Probe{pi4}, Packet{Source: FromICMP, Data: ipv4Packet(router4, src4, protoICMP, 60, 1, echoReply(false, pi4))}, 0, false, false},
 		{"syn-ack", t4, []Probe{pt4}, Packet{Source: FromTCP, Data: ipv4Packet(dst4, src4, protoTCP, 60, 1, tcpSegment(443, 33512, 5, tcpSeq(t4, 0x0a0b)+1, 0x12))}, 0x0a0b, false, true},
 		{"syn-ack acking another sequence", t4, []Probe{pt4}, Packet{Source: FromTCP, Data: ipv4Packet(dst4, src4, protoTCP, 60, 1, tcpSegment(443, 33512, 5, tcpSeq(t4, 0x0a0b)+2, 0x12))}, 0, false, false},
+		{"challenge ack names the probe it acknowledges", t4, []Probe{pt4}, Packet{Source: FromTCP, Data: ipv4Packet(dst4, src4, protoTCP, 60, 1, tcpSegment(443, 33512, 5, tcpSeq(t4, 0x0a0b)+1, 0x10))}, 0x0a0b, false, true},
+		{"challenge ack from another host", t4, []Probe{pt4}, Packet{Source: FromTCP, Data: ipv4Packet(router4, src4, protoTCP, 60, 1, tcpSegment(443, 33512, 5, tcpSeq(t4, 0x0a0b)+1, 0x10))}, 0, false, false},
 		{"syn-ack to another port", t4, []Probe{pt4}, Packet{Source: FromTCP, Data: ipv4Packet(dst4, src4, protoTCP, 60, 1, tcpSegment(443, 40000, 5, tcpSeq(t4, 0x0a0b)+1, 0x12))}, 0, false, false},
 		{"error queue udp", u4, []Probe{pu4}, errQueue(u4.Dst, pu4, router4), 0x1234, false, true},
 		{"error queue udp, unknown id", u4, []Probe{pu4}, errQueue(u4.Dst, unknownTag, router4), 0, false, false},

@@ -331,26 +331,29 @@ func parseQuote(o Observation, b []byte, v6 bool) (Observation, error) {
 	return o, nil
 }
 
-// parseTCPReply reads a SYN-ACK or RST from the destination. local is our
-// address from the IPv4 header (invalid for IPv6, whose raw sockets strip
-// the header).
+// parseTCPReply reads a SYN-ACK, RST or bare (challenge) ACK from the
+// destination; Seq is the acknowledgement minus one, the sequence number
+// of the probe it acknowledges. local is our address from the IPv4 header
+// (invalid for IPv6, whose raw sockets strip the header).
 func parseTCPReply(o Observation, b []byte, local netip.Addr) (Observation, error) {
 	if len(b) < 20 {
 		return o, fmt.Errorf("parse reply: tcp segment of %d bytes: %w", len(b), errNotReply)
 	}
 	flags := b[13]
-	const syn, rst, ack = 0x02, 0x04, 0x10
+	const fin, syn, rst, ack = 0x01, 0x02, 0x04, 0x10
+	if flags&ack == 0 {
+		// A RST without ACK does not say which SYN it answers.
+		return o, fmt.Errorf("parse reply: tcp flags %#02x without ack: %w", flags, errNotReply)
+	}
 	switch {
 	case flags&rst != 0:
 		o.Kind = ReplyRST
-	case flags&(syn|ack) == syn|ack:
+	case flags&syn != 0:
 		o.Kind = ReplySynAck
+	case flags&fin == 0:
+		o.Kind = ReplyACK
 	default:
 		return o, fmt.Errorf("parse reply: tcp flags %#02x: %w", flags, errNotReply)
-	}
-	if flags&ack == 0 {
-		// A RST without ACK does not say which SYN it answers.
-		return o, fmt.Errorf("parse reply: tcp rst without ack: %w", errNotReply)
 	}
 	o.Proto = TCP
 	o.Dst = netip.AddrPortFrom(o.From, binary.BigEndian.Uint16(b[0:]))

@@ -205,6 +205,8 @@ func replyCases(t testing.TB) []replyCase {
 	echo6.From, echo6.ICMPType, echo6.ReplyTTL, echo6.Dst = dst6, 129, 61, netip.AddrPortFrom(dst6, 0)
 	synack := base(ReplySynAck, dst4, -1, -1, 58)
 	synack.Proto, synack.Dst, synack.Src, synack.Seq, synack.HasSeq = TCP, t4.Dst, t4.Src, tcpSeq(t4, 0x0a0b), true
+	challenge := synack
+	challenge.Kind = ReplyACK
 	rst6 := base(ReplyRST, dst6, -1, -1, 61)
 	rst6.Proto, rst6.Dst, rst6.Src, rst6.Seq, rst6.HasSeq = TCP, t6.Dst, netip.AddrPortFrom(netip.Addr{}, t6.Src.Port()), tcpSeq(t6, 9), true
 	eqUDP := base(ReplyTimeExceeded, router4, 11, 0, 249)
@@ -243,7 +245,8 @@ func replyCases(t testing.TB) []replyCase {
 		{"quoted ipv6 in a v4 error", raw4(250, icmpError(false, 11, 0, quoteOf(pu6, -1), nil)), Observation{}, true},
 		{"outer protocol udp on the icmp socket", Packet{Source: FromICMP, Data: ipv4Packet(router4, src4, protoUDP, 1, 1, make([]byte, 16))}, Observation{}, true},
 		{"bad ip header length", Packet{Source: FromICMP, Data: append([]byte{0x4f}, make([]byte, 30)...)}, Observation{}, true},
-		{"plain tcp ack", Packet{Source: FromTCP, Data: ipv4Packet(dst4, src4, protoTCP, 58, 1, tcpSegment(443, 33512, 1, 2, 0x10))}, Observation{}, true},
+		{"v4 tcp challenge ack", Packet{Source: FromTCP, Data: ipv4Packet(dst4, src4, protoTCP, 58, 1, tcpSegment(443, 33512, 1, tcpSeq(t4, 0x0a0b)+1, 0x10))}, challenge, false},
+		{"tcp fin-ack", Packet{Source: FromTCP, Data: ipv4Packet(dst4, src4, protoTCP, 58, 1, tcpSegment(443, 33512, 1, 2, 0x11))}, Observation{}, true},
 		{"rst without ack", Packet{Source: FromTCP, Data: ipv4Packet(dst4, src4, protoTCP, 58, 1, tcpSegment(443, 33512, 1, 0, 0x04))}, Observation{}, true},
 		{"error queue without error", Packet{Source: FromErrQueue, Proto: UDP, Data: pu4.SocketPayload()}, Observation{}, true},
 		{"error queue: short udp payload", Packet{Source: FromErrQueue, Proto: UDP, Data: []byte{1, 2}, Err: &SockErr{Type: 11}}, Observation{}, true},

@@ -53,6 +53,11 @@ const (
 	ReplyEcho         ReplyKind = "echo-reply"
 	ReplySynAck       ReplyKind = "syn-ack"
 	ReplyRST          ReplyKind = "rst"
+	// ReplyACK is a bare ACK from the destination: its answer to a SYN that
+	// found the 4-tuple still held by an earlier probe's half-open
+	// connection (an RFC 5961 challenge ACK). It acknowledges that earlier
+	// probe, so the engine credits it to the probe that caused it.
+	ReplyACK ReplyKind = "ack"
 )
 
 // Reply is one matched answer to a probe.

@@ -91,6 +91,13 @@ type Dest struct {
 	// Hostname and NSID are the identity the DNS service answers with
 	// (hostname.bind and id.server TXT, EDNS NSID); "" leaves it out.
 	Hostname, NSID string
+	// Hold is how long the TCP server keeps the half-open connection a
+	// SYN made (until the tracer's RST, sent on its SYN-ACK, reaches it).
+	// A SYN arriving meanwhile on the same 4-tuple, from another probe or
+	// an identity connection, finds it: the first gets a challenge ACK
+	// acknowledging the earlier SYN, later ones nothing (Linux limits
+	// those ACKs to one per half-open connection and 500 ms).
+	Hold time.Duration
 }
 
 // Send is one probe the network received.
@@ -108,6 +115,11 @@ type Dial struct {
 	// InFlight counts the probes sent to the destination whose answers
 	// had not arrived yet when the connection was opened.
 	InFlight int
+	// Collided is set when the TCP server still held a probe's half-open
+	// connection on the same 4-tuple (Dest.Hold): a real server answers
+	// such a connection attempt with an ACK, not a SYN-ACK, and the
+	// client's kernel retries only after a second.
+	Collided bool
 }
 
 // Net is the fake network. The zero value is a path that ends at once: the
@@ -134,6 +146,14 @@ type Net struct {
 	dials    []Dial
 	open     int // Conns not yet closed
 	inFlight int // destination answers scheduled but not delivered
+	held     halfOpen
+}
+
+// halfOpen is the TCP server's state for the flow's 4-tuple.
+type halfOpen struct {
+	until      time.Time // zero: none
+	ack        uint32    // what it acknowledges: the SYN's sequence number + 1
+	challenged bool      // its one challenge ACK was sent
 }
 
 // Sends returns the probes sent so far, in order.
@@ -341,17 +361,41 @@ func (c *conn) respond(p trace.Probe) (_ []trace.Packet, _ time.Duration, toDest
 		}
 		return append(out, c.icmpFrom(dst.Addr(), echoReply(v6, p))), d.RTT, true
 	case trace.TCP:
-		flags := byte(tcpSYN | tcpACK)
+		flags, ack := byte(tcpSYN|tcpACK), binary.BigEndian.Uint32(p.Transport()[4:])+1
 		if d.Closed {
 			flags = tcpRST | tcpACK
+		} else if d.Hold > 0 {
+			var answer bool
+			flags, ack, answer = n.synArrives(ack)
+			if !answer {
+				return nil, 0, false
+			}
 		}
-		seg := tcpSegment(dst.Port(), c.flow.Src.Port(), 99, binary.BigEndian.Uint32(p.Transport()[4:])+1, flags)
+		seg := tcpSegment(dst.Port(), c.flow.Src.Port(), 99, ack, flags)
 		if v6 {
 			return append(out, trace.Packet{Source: trace.FromTCP, V6: true, Data: seg, From: netip.AddrPortFrom(dst.Addr(), 0), TTL: 60}), d.RTT, true
 		}
 		return append(out, trace.Packet{Source: trace.FromTCP, Data: ipv4Packet(dst.Addr(), c.flow.Src.Addr(), protoTCP, 60, 1, seg)}), d.RTT, true
 	}
 	return nil, 0, false
+}
+
+// synArrives is the TCP server's answer to a SYN acknowledged by ack: a
+// SYN-ACK opening a half-open connection, or, while one is held, a single
+// challenge ACK for it and then silence.
+func (n *Net) synArrives(ack uint32) (flags byte, acks uint32, answer bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := time.Now()
+	if now.Before(n.held.until) {
+		if n.held.challenged {
+			return 0, 0, false
+		}
+		n.held.challenged = true
+		return tcpACK, n.held.ack, true
+	}
+	n.held = halfOpen{until: now.Add(n.Dest.Hold), ack: ack}
+	return tcpSYN | tcpACK, ack, true
 }
 
 // strays are packets that answer no probe of this flow, from a forger
@@ -441,7 +485,9 @@ func (n *Net) dial(ctx context.Context, network string, laddr, raddr netip.AddrP
 		local = netip.AddrPortFrom(local.Addr(), DefaultSourcePort+1000)
 	}
 	n.mu.Lock()
-	n.dials = append(n.dials, Dial{Network: network, Local: local, Remote: raddr, At: time.Now(), InFlight: n.inFlight})
+	now := time.Now()
+	n.dials = append(n.dials, Dial{Network: network, Local: local, Remote: raddr, At: now, InFlight: n.inFlight,
+		Collided: network == "tcp" && now.Before(n.held.until)})
 	busy := n.open > 0
 	n.mu.Unlock()
 	if busy && network == "tcp" {
