@@ -97,10 +97,11 @@ type Watcher struct {
 	interval  time.Duration
 	lostAfter int
 
-	rounds, answered, missed, timeouts int
-	switches, losses                   int
-	first                              time.Time
-	prev                               *pending // the last round, its time not yet credited
+	rounds, answered, missed int
+	queries, timeouts        int
+	switches, losses         int
+	first                    time.Time
+	prev                     *pending // the last round, its time not yet credited
 
 	instances []*instanceStat
 	cur       int           // index of the current instance; -1 before the first
@@ -210,6 +211,7 @@ func (w *Watcher) Observe(r WatchRound) []WatchEvent {
 	var evs []WatchEvent
 	w.credit(r.Time)
 	w.rounds++
+	w.queries += len(r.Answers)
 	if w.first.IsZero() {
 		w.first = r.Time
 	}
@@ -376,6 +378,7 @@ type WatchSummary struct {
 	Rounds     int
 	Answered   int // rounds with at least one reply
 	Missed     int // rounds without any reply
+	Queries    int // queries sent
 	Timeouts   int // queries that timed out
 	Switches   int
 	Losses     int
@@ -434,7 +437,7 @@ func (r StableRun) Duration() time.Duration { return r.End.Sub(r.Start) }
 // it does not change the Watcher.
 func (w *Watcher) Summary(end time.Time) WatchSummary {
 	s := WatchSummary{
-		Start: w.first, Rounds: w.rounds, Answered: w.answered, Missed: w.missed, Timeouts: w.timeouts,
+		Start: w.first, Rounds: w.rounds, Answered: w.answered, Missed: w.missed, Queries: w.queries, Timeouts: w.timeouts,
 		Switches: w.switches, Losses: w.losses, LostAfter: w.lostAfter, Lost: w.lost,
 	}
 	if w.rounds == 0 {

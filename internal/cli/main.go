@@ -75,6 +75,7 @@ the instance that answers is the one at the end of the path shown.`,
 		newTraceCmd(g, s, d, nil),
 		newWhoisCmd(g, s, d, nil),
 		newCompareCmd(g, s, d, nil),
+		newWatchCmd(g, s, d, nil),
 		newVersionCmd(s),
 		newCompletionCmd(s),
 	)

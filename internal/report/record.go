@@ -23,6 +23,9 @@ type Record struct {
 	Interrupted bool      `json:"interrupted,omitempty"`
 	// Catchment is the compare summary, on a compare stream's end record.
 	Catchment *CompareSummary `json:"catchment,omitempty"`
+
+	// Event is one `watch` event, written as it happens (type "event").
+	Event *WatchEvent `json:"event,omitempty"`
 }
 
 // HopRecord is the streaming line for one hop of a trace.

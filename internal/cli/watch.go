@@ -1,0 +1,532 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/anycheck/anycheck/catchment"
+	"github.com/anycheck/anycheck/internal/render"
+	"github.com/anycheck/anycheck/internal/report"
+	"github.com/anycheck/anycheck/probe"
+	"github.com/anycheck/anycheck/trace"
+	"github.com/anycheck/anycheck/whois"
+)
+
+// minWatchInterval keeps a watch from turning into a flood.
+const minWatchInterval = 100 * time.Millisecond
+
+type watchOptions struct {
+	g         *globalOptions
+	e         enrichOptions
+	targets   []string
+	port      int
+	sport     int
+	flows     int
+	count     int
+	interval  time.Duration
+	duration  time.Duration
+	lostAfter int
+	tcp       bool
+	version   bool
+	names     []string
+	trace     bool
+	mode      string
+	maxTTL    int
+	// countSet and durationSet: the watch is bounded, so a signal is an
+	// interruption; an unbounded watch ends normally on Ctrl-C.
+	countSet, durationSet bool
+}
+
+func newWatchCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *watchOptions) error) *cobra.Command {
+	o := &watchOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "watch TARGET...",
+		Short: "Watch which instance answers over time: switches, losses and affinity",
+		Long: `Ask each TARGET who it is every --interval, always over the same flow (one
+fixed source port, or --flows N of them), and print one line per event:
+the first instance (start), an instance switch with the RTT before and
+after, a loss (` + fmt.Sprint(catchment.LostAfter) + ` rounds in a row without any reply, --lost-after), the return,
+answers that look intercepted (suspect), and send errors. With --trace the
+flow is traced at the start and after every switch, and the hops that
+changed are shown. The watch runs until Ctrl-C, -c or --duration; then a
+summary gives the instances seen, each one's share of the watched time
+(affinity), switches, losses, the longest stable run and RTT percentiles.
+Exit status 3 when there was at least one switch or loss, 0 otherwise.`,
+		Example: `  anycheck watch 192.0.2.53
+  anycheck watch --interval 1s --duration 10m --trace -o jsonl 2001:db8:53::53
+  anycheck watch --flows 4 -c 360 ns.example.net`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.targets = args
+			o.countSet = cmd.Flags().Changed("count")
+			o.durationSet = cmd.Flags().Changed("duration")
+			if err := o.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runFailed(runWatch(cmd.Context(), o, s, d))
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.port, "port", 53, "destination port")
+	f.IntVar(&o.sport, "sport", 0, "source port of the (first) flow; 0 = an ephemeral port, chosen once and kept")
+	f.IntVar(&o.flows, "flows", 1, "watch N flows (source ports) at once")
+	f.IntVarP(&o.count, "count", "c", 0, "stop after N rounds per flow (default: until Ctrl-C or --duration)")
+	f.DurationVar(&o.interval, "interval", 10*time.Second, "time between rounds (at least 100ms)")
+	f.DurationVar(&o.duration, "duration", 0, "stop after this long (default: until Ctrl-C or -c)")
+	f.IntVar(&o.lostAfter, "lost-after", catchment.LostAfter, "rounds in a row without any reply that make a loss")
+	f.BoolVar(&o.tcp, "tcp", false, "query over TCP (default: UDP, TCP when truncated)")
+	f.BoolVar(&o.version, "version", false, "also ask version.bind and version.server")
+	f.StringSliceVar(&o.names, "name", nil, "CHAOS TXT names to ask instead of hostname.bind,id.server")
+	f.BoolVar(&o.trace, "trace", false, "trace the flow at the start and after every switch, and show the hops that changed")
+	f.StringVar(&o.mode, "mode", "auto", "socket mode of --trace: auto, raw (CAP_NET_RAW) or socket (unprivileged; udp)")
+	f.IntVarP(&o.maxTTL, "max-ttl", "m", 30, "maximum TTL of --trace")
+	o.e.register(f)
+	return cmd
+}
+
+func (o *watchOptions) validate() error {
+	if err := portFlag("port", o.port); err != nil {
+		return err
+	}
+	if o.sport != 0 {
+		if err := portFlag("sport", o.sport); err != nil {
+			return err
+		}
+	}
+	if o.flows < 1 || o.flows > 256 {
+		return usageErr("--flows %d: must be between 1 and 256", o.flows)
+	}
+	if o.sport != 0 && o.sport+o.flows-1 > 65535 {
+		return usageErr("--sport %d with --flows %d: ports run past 65535", o.sport, o.flows)
+	}
+	if o.countSet && o.count < 1 {
+		return usageErr("--count %d: must be at least 1 (leave it out to watch until Ctrl-C)", o.count)
+	}
+	if o.interval < minWatchInterval {
+		return usageErr("--interval %s: must be at least %s", o.interval, minWatchInterval)
+	}
+	if o.durationSet && o.duration <= 0 {
+		return usageErr("--duration %s: must be positive (leave it out to watch until Ctrl-C)", o.duration)
+	}
+	if o.lostAfter < 1 || o.lostAfter > 1000 {
+		return usageErr("--lost-after %d: must be between 1 and 1000", o.lostAfter)
+	}
+	for _, n := range o.names {
+		if !validHostname(n) {
+			return usageErr("--name %q: not a valid DNS name", n)
+		}
+	}
+	switch o.mode {
+	case "auto", "raw", "socket":
+	default:
+		return usageErr("--mode %q: must be auto, raw or socket", o.mode)
+	}
+	if o.trace && o.tcp && o.mode == "socket" {
+		return usageErr("--trace with --tcp needs raw sockets: --mode socket traces udp only")
+	}
+	if o.maxTTL < 1 || o.maxTTL > 255 {
+		return usageErr("-m %d: must be between 1 and 255", o.maxTTL)
+	}
+	return nil
+}
+
+// watchedFlow is one target watched over one source port. The flow's
+// goroutine owns w, port and lastTrace while it runs; the events and their
+// count belong to the printing loop.
+type watchedFlow struct {
+	id        report.WatchFlowID
+	w         *catchment.Watcher
+	port      uint16 // the source port, fixed once known
+	lastTrace *report.TracePath
+
+	events  []report.WatchEvent // the last report.MaxWatchEvents
+	omitted int
+}
+
+// watchMsg is what a flow's goroutine hands the printing loop after each round.
+type watchMsg struct {
+	flow     *watchedFlow
+	target   string // the flow's target as given
+	events   []report.WatchEvent
+	problems []report.Problem
+	source   string // the flow's local address:port, once known
+	port     uint16 // its port
+	instance string // the instance the flow is on now ("" none or lost)
+	fatal    error  // the watch cannot go on (no privilege for --trace)
+}
+
+// watchEnv is what every flow's goroutine shares (read only).
+type watchEnv struct {
+	o        *watchOptions
+	d        *deps
+	names    []string
+	resolver whois.Resolver // --trace enrichment
+	start    time.Time      // rounds are at start + k × interval
+}
+
+func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
+	var flows []*watchedFlow
+	var names []string
+	for _, n := range o.names {
+		names = append(names, dnsFQDN(n))
+	}
+	env := &watchEnv{o: o, d: d, names: names}
+	addrs := make([]netip.Addr, 0, len(o.targets))
+	for _, in := range o.targets {
+		a, err := resolveTarget(ctx, o.g, d, in)
+		if err != nil {
+			return err
+		}
+		addrs = append(addrs, a)
+	}
+	if o.trace {
+		r, err := o.e.resolver(o.g, d)
+		if err != nil {
+			return err
+		}
+		env.resolver = r
+	}
+	out := newRunOutput(s, o.g, d, report.KindWatch)
+	env.start = time.Now()
+	for i, a := range addrs {
+		for f := range o.flows {
+			id := report.WatchFlowID{Input: o.targets[i], Target: netip.AddrPortFrom(a, uint16(o.port)), TCP: o.tcp, Interval: o.interval, Started: env.start}
+			fl := &watchedFlow{id: id, w: catchment.NewWatcher(a, o.interval, catchment.BuiltinSites(), o.lostAfter)}
+			if o.sport != 0 {
+				fl.port = uint16(o.sport + f)
+			}
+			flows = append(flows, fl)
+		}
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if o.durationSet {
+		var c2 context.CancelFunc
+		runCtx, c2 = context.WithDeadline(runCtx, env.start.Add(o.duration))
+		defer c2()
+	}
+	msgs := make(chan watchMsg, len(flows))
+	var wg sync.WaitGroup
+	for _, fl := range flows {
+		wg.Go(func() { fl.watch(runCtx, env, msgs) })
+	}
+	go func() {
+		wg.Wait()
+		close(msgs)
+	}()
+
+	// Everything the user sees is written here, from one goroutine.
+	opts := render.WatchOptions{Loc: time.Local}
+	status := &watchStatus{s: s, flows: len(flows)}
+	printed := false
+	var fatal, writeErr error
+	for m := range msgs {
+		if m.fatal != nil {
+			if fatal == nil {
+				fatal = m.fatal
+				cancel()
+			}
+			continue
+		}
+		status.clear()
+		for _, p := range m.problems {
+			out.problem(p)
+		}
+		if m.source != "" {
+			out.source(m.source)
+		}
+		for _, e := range m.events {
+			m.flow.keep(e)
+			status.event(e)
+			switch out.format {
+			case formatJSONL:
+				out.record(out.doc.EventRecord(e))
+				if err := out.streamErr(); err != nil && writeErr == nil {
+					writeErr = err
+					cancel()
+				}
+			case formatText:
+				if err := render.WatchEventText(s.out, e, opts); err != nil && writeErr == nil {
+					// stdout is gone (a closed pipe): nobody reads the watch.
+					writeErr = err
+					cancel()
+				}
+				printed = true
+			}
+		}
+		status.round(m)
+	}
+	status.clear()
+
+	if fatal != nil {
+		if errors.Is(fatal, trace.ErrPermission) {
+			return permissionErr(fatal, "grant raw sockets once with: setcap cap_net_raw+ep $(command -v anycheck)"+watchModeHint(o))
+		}
+		return fatal
+	}
+	if writeErr != nil {
+		return writeErr
+	}
+	// The end of the watched time: a signal ends it now; --duration at its
+	// deadline; -c after the last round's interval.
+	signalled := ctx.Err() != nil
+	var end time.Time
+	switch {
+	case signalled:
+		end = time.Now()
+	case o.durationSet:
+		end = env.start.Add(o.duration)
+	}
+	results := make([]report.WatchFlow, 0, len(flows))
+	changed := 0
+	for _, fl := range flows {
+		sum := fl.w.Summary(end)
+		if sum.Switches > 0 || sum.Losses > 0 {
+			changed++
+		}
+		r := report.FromWatchSummary(fl.id, sum, fl.events, fl.omitted)
+		results = append(results, r)
+		out.result(r.Input, r)
+	}
+	// Ctrl-C is how an open-ended watch ends; it interrupts only a watch
+	// that was given a bound (-c, --duration).
+	oc := outcome{failed: changed, interrupted: signalled && (o.countSet || o.durationSet)}
+	return finish(out, results, oc, func(w io.Writer, rs []report.WatchFlow) error {
+		if printed {
+			if _, err := fmt.Fprintln(w); err != nil {
+				return err
+			}
+		}
+		return render.WatchText(w, rs, opts)
+	})
+}
+
+func watchModeHint(o *watchOptions) string {
+	if o.tcp {
+		return " (tcp probes need raw sockets)"
+	}
+	return ", or use --mode socket"
+}
+
+// keep holds an event for the summary document, the last
+// report.MaxWatchEvents of them.
+func (fl *watchedFlow) keep(e report.WatchEvent) {
+	fl.events = append(fl.events, e)
+	if len(fl.events) >= 2*report.MaxWatchEvents {
+		drop := len(fl.events) - report.MaxWatchEvents
+		fl.omitted += drop
+		fl.events = append([]report.WatchEvent(nil), fl.events[drop:]...)
+	}
+}
+
+// watch runs the rounds of one flow until ctx ends or -c is reached.
+// Rounds start at env.start + k × interval; a round that overruns its
+// interval (replies waited for up to --timeout, a trace) skips the ticks
+// it missed. A round cut short by the end of the watch is dropped: its
+// queries did not time out.
+func (fl *watchedFlow) watch(ctx context.Context, env *watchEnv, msgs chan<- watchMsg) {
+	o := env.o
+	for k, rounds := 0, 0; o.count == 0 || rounds < o.count; rounds++ {
+		if !sleepCtx(ctx, time.Until(env.start.Add(time.Duration(k)*o.interval))) {
+			return
+		}
+		m, ok := fl.round(ctx, env)
+		if !ok {
+			return
+		}
+		msgs <- m
+		if m.fatal != nil {
+			return
+		}
+		k = int(time.Since(env.start)/o.interval) + 1
+	}
+}
+
+// round asks the query set once over the flow, detects the events and,
+// with --trace, traces the flow after a start or a switch.
+func (fl *watchedFlow) round(ctx context.Context, env *watchEnv) (watchMsg, bool) {
+	o := env.o
+	at := time.Now()
+	res, err := probe.Run(ctx, probe.Options{
+		Target:  fl.id.Target,
+		Source:  netip.AddrPortFrom(netip.Addr{}, fl.port),
+		Names:   env.names,
+		Version: o.version,
+		TCP:     o.tcp,
+		Timeout: o.g.timeout,
+		Net:     env.d.probeNet,
+	})
+	if ctx.Err() != nil {
+		return watchMsg{}, false
+	}
+	r := catchment.WatchRound{Time: at}
+	if err != nil {
+		r.Err = err.Error()
+	} else {
+		r.Time = res.Started
+		r.Identity, r.Answers = watchIdentity(res.Identity), watchAnswers(res.Answers)
+		if p := res.Source.Port(); p != 0 {
+			fl.port = p
+			fl.id.Source = res.Source
+		}
+	}
+	m := watchMsg{flow: fl, target: fl.id.Input, source: sourceString(fl.id.Source), port: fl.port}
+	traceAfter := ""
+	for _, e := range fl.w.Observe(r) {
+		m.events = append(m.events, report.FromWatchEvent(fl.id, e))
+		switch e.Type {
+		case catchment.WatchStart, catchment.WatchSwitch:
+			traceAfter = string(e.Type)
+		}
+	}
+	m.instance, _ = fl.w.Current()
+	if o.trace && traceAfter != "" && fl.port != 0 {
+		ev, problems, fatal := fl.tracePath(ctx, env, traceAfter)
+		m.problems = append(m.problems, problems...)
+		m.fatal = fatal
+		if ev != nil {
+			m.events = append(m.events, *ev)
+		}
+	}
+	return m, true
+}
+
+func sourceString(a netip.AddrPort) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// tracePath traces the flow (same source port, same destination) and
+// compares the path with the flow's previous trace.
+func (fl *watchedFlow) tracePath(ctx context.Context, env *watchEnv, trigger string) (*report.WatchEvent, []report.Problem, error) {
+	o := env.o
+	qname := probe.NameHostnameBind
+	if len(env.names) > 0 {
+		qname = env.names[0]
+	}
+	proto := trace.UDP
+	if o.tcp {
+		proto = trace.TCP
+	}
+	at := time.Now()
+	p, err := trace.Run(ctx, trace.Options{
+		Target:  fl.id.Target.Addr(),
+		Proto:   proto,
+		Port:    fl.id.Target.Port(),
+		SrcPort: fl.port,
+		Mode:    trace.Mode(o.mode),
+		MaxTTL:  o.maxTTL,
+		Wait:    o.g.timeout,
+		QName:   qname,
+		Net:     env.d.traceNet,
+	})
+	if err != nil {
+		if errors.Is(err, trace.ErrPermission) {
+			return nil, nil, err
+		}
+		return nil, []report.Problem{{Target: fl.id.Input, Stage: "trace", Message: err.Error()}}, nil
+	}
+	if ctx.Err() != nil {
+		return nil, nil, nil
+	}
+	tp := report.FromPath(fl.id.Input, p)
+	var problems []report.Problem
+	if env.resolver != nil {
+		en := o.e.lookup(ctx, o.g, env.resolver, tp.Addresses())
+		tp.Enrich(en.origins, en.names)
+		for _, pr := range en.problems {
+			pr.Target = fl.id.Input
+			pr.Message = fmt.Sprintf("%s %s: %s (the trace itself is complete)", fl.id.Input, pr.Stage, pr.Message)
+			problems = append(problems, pr)
+		}
+	}
+	ev := report.NewWatchPathEvent(fl.id, trigger, at, tp, fl.lastTrace)
+	fl.lastTrace = &tp
+	return &ev, problems, nil
+}
+
+// watchIdentity and watchAnswers put a probe result in the catchment
+// model's vocabulary.
+func watchIdentity(id probe.Identity) catchment.Identity {
+	return catchment.Identity{Instance: id.Instance, Source: id.InstanceSource, NSID: id.NSID, HostnameBind: id.HostnameBind, IDServer: id.IDServer}
+}
+
+func watchAnswers(as []probe.Answer) []catchment.Answer {
+	out := make([]catchment.Answer, 0, len(as))
+	for _, a := range as {
+		out = append(out, catchment.Answer{
+			Name: trimDot(a.Name), Status: a.Status, RTT: a.RTT, TXT: a.TXT,
+			NSID: probe.DecodeNSID(a.NSID), Suspicions: a.Suspicions, Detail: a.Detail,
+		})
+	}
+	return out
+}
+
+func trimDot(s string) string {
+	if n := len(s); n > 0 && s[n-1] == '.' {
+		return s[:n-1]
+	}
+	return s
+}
+
+// streamErr is the first failed write of a streamed record, if any.
+func (r *runOutput) streamErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// watchStatus is the quiet status line of a watch on a terminal stderr.
+type watchStatus struct {
+	s                *streams
+	flows            int
+	shown            bool
+	rounds           int
+	switches, losses int
+}
+
+func (st *watchStatus) event(e report.WatchEvent) {
+	switch e.Type {
+	case string(catchment.WatchSwitch):
+		st.switches++
+	case string(catchment.WatchLost):
+		st.losses++
+	}
+}
+
+func (st *watchStatus) round(m watchMsg) {
+	if !st.s.errTTY {
+		return
+	}
+	st.rounds++
+	on := "no answer"
+	if m.instance != "" {
+		on = "on " + render.Escape(m.instance)
+	}
+	label := render.Escape(m.target)
+	if m.port != 0 {
+		label += fmt.Sprintf(" :%d", m.port)
+	}
+	fmt.Fprintf(st.s.err, "\r\033[Kwatching %d flow(s): %d rounds, %d switches, %d losses; %s %s", st.flows, st.rounds, st.switches, st.losses, label, on)
+	st.shown = true
+}
+
+func (st *watchStatus) clear() {
+	if st.shown {
+		fmt.Fprint(st.s.err, "\r\033[K")
+		st.shown = false
+	}
+}

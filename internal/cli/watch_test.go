@@ -1,0 +1,483 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/anycheck/anycheck/internal/report"
+	"github.com/anycheck/anycheck/internal/report/reporttest"
+	"github.com/anycheck/anycheck/probe"
+	"github.com/anycheck/anycheck/probe/probetest"
+)
+
+// anycastNet plays an anycast address in a test: every socket the watch
+// opens towards the service goes to the instance route names at that
+// moment, as a routing change moves a flow between two instances. open
+// counts the sockets opened (one per round and flow), from 1.
+type anycastNet struct {
+	mu    sync.Mutex
+	opens int
+	route func(open int) (netip.AddrPort, error)
+}
+
+func (n *anycastNet) next() (netip.AddrPort, error) {
+	n.mu.Lock()
+	n.opens++
+	k := n.opens
+	n.mu.Unlock()
+	return n.route(k)
+}
+
+func (n *anycastNet) ListenUDP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
+	dst, err := n.next()
+	if err != nil {
+		return nil, err
+	}
+	return probe.SystemNetwork().ListenUDP(ctx, laddr, dst)
+}
+
+func (n *anycastNet) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
+	dst, err := n.next()
+	if err != nil {
+		return nil, err
+	}
+	return probe.SystemNetwork().DialTCP(ctx, laddr, dst)
+}
+
+// twoInstances starts instance A and B of a service on loopback.
+func twoInstances(t *testing.T) (a, b *probetest.Server, aAddr, bAddr netip.AddrPort) {
+	a = &probetest.Server{Hostname: "a.lab", IDServer: "a.lab", NSID: []byte("inst-a")}
+	b = &probetest.Server{Hostname: "b.lab", IDServer: "b.lab", NSID: []byte("inst-b")}
+	return a, b, a.Start(t, "udp", "127.0.0.1:0"), b.Start(t, "udp", "127.0.0.1:0")
+}
+
+// byRound routes rounds to instances by a pattern, one character per
+// round: 'a', 'b', '-' (a server that never answers), '!' (no route).
+func byRound(pattern string, a, b, silent netip.AddrPort) func(int) (netip.AddrPort, error) {
+	return func(k int) (netip.AddrPort, error) {
+		c := pattern[len(pattern)-1]
+		if k <= len(pattern) {
+			c = pattern[k-1]
+		}
+		switch c {
+		case 'a':
+			return a, nil
+		case 'b':
+			return b, nil
+		case '-':
+			return silent, nil
+		}
+		return netip.AddrPort{}, &net.OpError{Op: "dial", Net: "udp", Err: syscall.ENETUNREACH}
+	}
+}
+
+func watchDeps(n probe.Network) *deps {
+	d := testDeps()
+	d.probeNet = n
+	return d
+}
+
+var watchLine = regexp.MustCompile(`^\d\d:\d\d:\d\d\.\d{3}  127\.0\.0\.1 :(\d+)  (\w+)\s+(.*)$`)
+
+// eventLines are the event lines of a text watch, as "type detail".
+func eventLines(t *testing.T, out string) (events []string, ports map[string]bool) {
+	t.Helper()
+	ports = map[string]bool{}
+	for _, l := range strings.Split(out, "\n") {
+		if l == "" {
+			break // the summary follows a blank line
+		}
+		m := watchLine.FindStringSubmatch(l)
+		if m == nil {
+			t.Fatalf("not an event line: %q\n%s", l, out)
+		}
+		ports[m[1]] = true
+		events = append(events, m[2]+" "+m[3])
+	}
+	return events, ports
+}
+
+func TestWatchReportsSwitchesNotRounds(t *testing.T) {
+	a, b, aAddr, bAddr := twoInstances(t)
+	nw := &anycastNet{route: byRound("aaaabbaa", aAddr, bAddr, netip.AddrPort{})}
+	r := runCLI(t, watchDeps(nw), "watch", "--interval", "100ms", "-c", "8", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1")
+	if r.code != ExitPartial {
+		t.Fatalf("exit %d, want %d (a switch happened); stderr %q", r.code, ExitPartial, r.stderr)
+	}
+	evs, ports := eventLines(t, r.stdout)
+	want := []string{`start inst-a  rtt `, `switch inst-a → inst-b  rtt `, `switch inst-b → inst-a  rtt `}
+	if len(evs) != len(want) {
+		t.Fatalf("want %d event lines (one per event, not per round), got:\n%s", len(want), r.stdout)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(evs[i], w) {
+			t.Errorf("event %d: %q, want %q…", i, evs[i], w)
+		}
+	}
+	if len(ports) != 1 {
+		t.Errorf("events name %d source ports, want one kept flow: %v", len(ports), ports)
+	}
+	// Every query of every round left from one source port.
+	from := map[uint16]bool{}
+	for _, q := range append(a.Queries(), b.Queries()...) {
+		from[q.From.Port()] = true
+	}
+	if len(from) != 1 || len(a.Queries()) != 12 || len(b.Queries()) != 4 {
+		t.Errorf("queries: %d to A, %d to B from ports %v; want 12 and 4 from one port", len(a.Queries()), len(b.Queries()), from)
+	}
+	for _, w := range []*regexp.Regexp{
+		regexp.MustCompile(`8 rounds every 100ms over 8\d\dms`),
+		regexp.MustCompile(`\n  inst-a +7\d\.\d% +\d+ms +6 +[0-9.]+/`),
+		regexp.MustCompile(`\n  inst-b +2\d\.\d% +\d+ms +2 +[0-9.]+/`),
+		regexp.MustCompile(`2 switches, 0 losses, 0 of 16 queries timed out`),
+		regexp.MustCompile(`longest stable run: inst-a for \d+ms \(4 rounds`),
+	} {
+		if !w.MatchString(r.stdout) {
+			t.Errorf("summary does not match %q:\n%s", w, r.stdout)
+		}
+	}
+	if r.stderr != "" {
+		t.Errorf("stderr is not a terminal: no status line, got %q", r.stderr)
+	}
+}
+
+// The rounds keep to their interval: 8 rounds of 100 ms are 800 ms of
+// watched time, and the shares are time shares.
+func TestWatchJSONSummary(t *testing.T) {
+	_, _, aAddr, bAddr := twoInstances(t)
+	nw := &anycastNet{route: byRound("aaabbbaa", aAddr, bAddr, netip.AddrPort{})}
+	r := runCLI(t, watchDeps(nw), "watch", "--interval", "100ms", "-c", "8", "-o", "json", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1")
+	if r.code != ExitPartial {
+		t.Fatalf("exit %d; stderr %q", r.code, r.stderr)
+	}
+	reporttest.Check(t, []byte(r.stdout), false)
+	var doc struct {
+		Kind        string
+		Interrupted bool
+		Results     []report.WatchFlow
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Kind != "watch" || len(doc.Results) != 1 {
+		t.Fatalf("want one watched flow: %s", r.stdout)
+	}
+	f := doc.Results[0]
+	if f.Rounds != 8 || f.Switches != 2 || f.Losses != 0 || f.Queries != 16 || f.Answered != 8 || f.LostAfter != 3 {
+		t.Errorf("counts: %+v", f)
+	}
+	if f.DurationMs < 790 || f.DurationMs > 1000 {
+		t.Errorf("watched %.1f ms, want about 8 × 100 ms", f.DurationMs)
+	}
+	if len(f.Instances) != 2 || f.Instances[0].Instance != "inst-a" || f.Instances[0].Rounds != 5 || f.Instances[1].Rounds != 3 {
+		t.Fatalf("instances: %+v", f.Instances)
+	}
+	if s := f.Instances[0].Share + f.Instances[1].Share; s < 0.999 || s > 1.001 || f.Instances[0].Share < 0.5 || f.Instances[0].Share > 0.75 {
+		t.Errorf("shares %v and %v: want about 5/8 and 3/8, summing to 1", f.Instances[0].Share, f.Instances[1].Share)
+	}
+	if f.Instances[0].RTT == nil || f.Instances[0].RTT.N != 5 || f.Instances[0].HostnameBind != "a.lab" || f.Instances[0].InstanceSource != "nsid" {
+		t.Errorf("instance A: %+v", f.Instances[0])
+	}
+	if len(f.Events) != 3 || f.Events[1].Type != "switch" || f.Events[1].From != "inst-a" || f.Events[1].Instance != "inst-b" || f.Events[1].RTTBeforeMs == nil || f.Events[1].RTTAfterMs == nil {
+		t.Errorf("events: %+v", f.Events)
+	}
+	if f.Source == "" || f.Events[0].Flow != f.Source {
+		t.Errorf("flow source %q, event flow %q", f.Source, f.Events[0].Flow)
+	}
+	if doc.Interrupted {
+		t.Errorf("a watch that ran its -c is not interrupted")
+	}
+}
+
+// -o jsonl streams each event as it happens, then one summary per flow
+// and the end record.
+func TestWatchJSONLStreamsEvents(t *testing.T) {
+	_, _, aAddr, bAddr := twoInstances(t)
+	nw := &anycastNet{route: byRound("aab", aAddr, bAddr, netip.AddrPort{})}
+	var out, errb bytes.Buffer
+	done := make(chan int)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := &syncWriter{w: &out}
+	go func() {
+		done <- run(ctx, []string{"watch", "--interval", "100ms", "-o", "jsonl", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1"},
+			&streams{in: strings.NewReader(""), out: w, err: &errb}, watchDeps(nw))
+	}()
+	// The switch at round 3 is on stdout while the watch still runs.
+	deadline := time.After(5 * time.Second)
+	for !strings.Contains(w.String(), `"type":"switch"`) {
+		select {
+		case <-deadline:
+			t.Fatalf("no switch event streamed while watching; so far:\n%s", w.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if strings.Contains(w.String(), `"type":"result"`) {
+		t.Fatalf("the summary came before the end:\n%s", w.String())
+	}
+	cancel() // Ctrl-C ends an open-ended watch normally
+	code := <-done
+	if code != ExitPartial {
+		t.Errorf("exit %d after Ctrl-C of an open-ended watch with a switch, want %d", code, ExitPartial)
+	}
+	reporttest.Check(t, out.Bytes(), true)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var types []string
+	for _, l := range lines {
+		var rec struct{ Type string }
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, rec.Type)
+	}
+	if got := strings.Join(types, ","); got != "event,event,result,end" {
+		t.Errorf("record types %s, want event,event,result,end", got)
+	}
+	if strings.Contains(out.String(), `"interrupted":true`) {
+		t.Errorf("Ctrl-C is the normal end of an open-ended watch:\n%s", out.String())
+	}
+}
+
+// syncWriter lets a test read what the watch wrote so far.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
+}
+
+// No route for a while: each round's send fails. That is an event (once),
+// then a loss after three rounds, then the return; the watch goes on.
+func TestWatchSendErrorIsAnEvent(t *testing.T) {
+	_, _, aAddr, bAddr := twoInstances(t)
+	nw := &anycastNet{route: byRound("aa!!!!aa", aAddr, bAddr, netip.AddrPort{})}
+	r := runCLI(t, watchDeps(nw), "watch", "--interval", "100ms", "-c", "8", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1")
+	if r.code != ExitPartial {
+		t.Fatalf("exit %d, want %d (a loss); stderr %q", r.code, ExitPartial, r.stderr)
+	}
+	evs, _ := eventLines(t, r.stdout)
+	want := []string{"start ", "error network is unreachable", "lost no reply since ", "back inst-a after "}
+	if len(evs) != len(want) {
+		t.Fatalf("events:\n%s", r.stdout)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(evs[i], w) {
+			t.Errorf("event %d: %q, want %q…", i, evs[i], w)
+		}
+	}
+	if !strings.Contains(evs[2], "(3 rounds), last on inst-a") || !strings.Contains(evs[3], "(4 rounds)") {
+		t.Errorf("lost/back details: %q, %q", evs[2], evs[3])
+	}
+	if !strings.Contains(r.stdout, "0 switches, 1 loss") || !strings.Contains(r.stdout, "no answer") {
+		t.Errorf("summary:\n%s", r.stdout)
+	}
+}
+
+// A stable watch exits 0; a silent server is a loss (exit 3), its queries
+// time out and are counted.
+func TestWatchExitStatus(t *testing.T) {
+	_, _, aAddr, bAddr := twoInstances(t)
+	nw := &anycastNet{route: byRound("a", aAddr, bAddr, netip.AddrPort{})}
+	r := runCLI(t, watchDeps(nw), "watch", "--interval", "100ms", "-c", "3", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1")
+	if r.code != ExitOK || !strings.Contains(r.stdout, "0 switches, 0 losses") {
+		t.Errorf("stable watch: exit %d\n%s", r.code, r.stdout)
+	}
+
+	silent := (&probetest.Server{Silent: true}).Start(t, "udp", "127.0.0.1:0")
+	d := testDeps()
+	r = runCLI(t, d, "watch", "--timeout", "100ms", "--interval", "100ms", "-c", "3", "-o", "json", "--port", fmt.Sprint(silent.Port()), "127.0.0.1")
+	if r.code != ExitPartial {
+		t.Fatalf("silent server: exit %d, want %d; stderr %q", r.code, ExitPartial, r.stderr)
+	}
+	reporttest.Check(t, []byte(r.stdout), false)
+	var doc struct{ Results []report.WatchFlow }
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	f := doc.Results[0]
+	if f.Losses != 1 || !f.Lost || f.Timeouts != 6 || f.Missed != 3 || len(f.Instances) != 0 || f.LongestStable != nil || f.NoAnswer.Share != 1 {
+		t.Errorf("silent server summary: %+v", f)
+	}
+}
+
+// An interceptor answering in the instance's place is a suspect event,
+// not a switch.
+func TestWatchSuspectAnswers(t *testing.T) {
+	_, _, aAddr, _ := twoInstances(t)
+	mbox := (&probetest.Server{Hostname: "resolver1", IDServer: "resolver1", Middlebox: true}).Start(t, "udp", "127.0.0.1:0")
+	nw := &anycastNet{route: byRound("abba", aAddr, mbox, netip.AddrPort{})}
+	r := runCLI(t, watchDeps(nw), "watch", "--interval", "100ms", "-c", "4", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1")
+	if r.code != ExitOK {
+		t.Errorf("exit %d: interception is no switch; stderr %q", r.code, r.stderr)
+	}
+	evs, _ := eventLines(t, r.stdout)
+	if len(evs) != 2 || !strings.HasPrefix(evs[1], `suspect "resolver1" with class_not_ch, ra_set, ttl_nonzero`) {
+		t.Errorf("events:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stdout, "suspect answers") {
+		t.Errorf("summary lacks the suspect part:\n%s", r.stdout)
+	}
+}
+
+// --flows N watches N source ports at once, each its own flow.
+func TestWatchFlows(t *testing.T) {
+	a, _, aAddr, _ := twoInstances(t)
+	r := runCLI(t, testDeps(), "watch", "--interval", "100ms", "-c", "2", "--flows", "3", "-o", "json", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d; stderr %q", r.code, r.stderr)
+	}
+	reporttest.Check(t, []byte(r.stdout), false)
+	var doc struct {
+		Vantage struct{ Sources []string }
+		Results []report.WatchFlow
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Results) != 3 || len(doc.Vantage.Sources) != 3 {
+		t.Fatalf("want 3 flows with 3 sources: %s", r.stdout)
+	}
+	from := map[uint16]int{}
+	for _, q := range a.Queries() {
+		from[q.From.Port()]++
+	}
+	if len(from) != 3 {
+		t.Errorf("queries from %d ports, want 3 flows: %v", len(from), from)
+	}
+	for p, n := range from {
+		if n != 4 {
+			t.Errorf("port %d sent %d queries, want 2 rounds × 2", p, n)
+		}
+	}
+}
+
+func TestWatchBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--interval", "0"}, "--interval 0s"},
+		{[]string{"--interval", "50ms"}, "--interval 50ms"},
+		{[]string{"--interval", "-1s"}, "--interval -1s"},
+		{[]string{"--interval", "soon"}, "soon"},
+		{[]string{"--duration", "-5s"}, "--duration -5s"},
+		{[]string{"--duration", "0"}, "--duration 0s"},
+		{[]string{"--duration", "1 hour"}, "1 hour"},
+		{[]string{"--count", "0"}, "--count 0"},
+		{[]string{"-c", "-2"}, "--count -2"},
+		{[]string{"--flows", "0"}, "--flows 0"},
+		{[]string{"--sport", "65535", "--flows", "2"}, "65535"},
+		{[]string{"--lost-after", "0"}, "--lost-after 0"},
+		{[]string{"--mode", "magic"}, "magic"},
+		{[]string{"--trace", "--tcp", "--mode", "socket"}, "--mode socket"},
+		{[]string{"--asn", "bogus", "--trace"}, "bogus"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			r := runCLI(t, testDeps(), append(append([]string{"watch"}, tc.args...), "127.0.0.1")...)
+			if r.code != ExitUsage || r.stdout != "" {
+				t.Errorf("exit %d, stdout %q; want %d and nothing", r.code, r.stdout, ExitUsage)
+			}
+			first := strings.SplitN(r.stderr, "\n", 2)[0]
+			if !strings.HasPrefix(first, "anycheck: ") || !strings.Contains(first, tc.want) {
+				t.Errorf("first stderr line %q should name %q", first, tc.want)
+			}
+		})
+	}
+}
+
+func TestWatchFlagParsing(t *testing.T) {
+	var got *watchOptions
+	g := &globalOptions{}
+	s := &streams{out: &bytes.Buffer{}, err: &bytes.Buffer{}}
+	cmd := newWatchCmd(g, s, testDeps(), func(_ context.Context, o *watchOptions) error { got = o; return nil })
+	g.register(cmd)
+	cmd.SetArgs([]string{"--sport", "40000", "--flows", "2", "-c", "5", "--interval", "250ms", "--duration", "1m", "--trace", "--lost-after", "5", "-o", "jsonl", "192.0.2.53"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if got == nil || got.sport != 40000 || got.flows != 2 || got.count != 5 || !got.countSet || got.interval != 250*time.Millisecond ||
+		got.duration != time.Minute || !got.durationSet || !got.trace || got.lostAfter != 5 || got.g.output != "jsonl" {
+		t.Errorf("options not captured: %+v", got)
+	}
+	// Defaults: every 10 s, until Ctrl-C.
+	got = nil
+	cmd = newWatchCmd(g, s, testDeps(), func(_ context.Context, o *watchOptions) error { got = o; return nil })
+	cmd.SetArgs([]string{"192.0.2.53"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if got.interval != 10*time.Second || got.countSet || got.durationSet || got.lostAfter != 3 {
+		t.Errorf("defaults: %+v", got)
+	}
+}
+
+// --duration bounds the watch in time; Ctrl-C during a bounded watch is an
+// interruption (exit 130) that still prints the summary.
+func TestWatchDurationAndInterrupt(t *testing.T) {
+	_, _, aAddr, _ := twoInstances(t)
+	start := time.Now()
+	r := runCLI(t, testDeps(), "watch", "--interval", "100ms", "--duration", "350ms", "-o", "json", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1")
+	if took := time.Since(start); r.code != ExitOK || took > 3*time.Second {
+		t.Fatalf("exit %d after %v; stderr %q", r.code, took, r.stderr)
+	}
+	var doc struct{ Results []report.WatchFlow }
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if f := doc.Results[0]; f.Rounds < 3 || f.Rounds > 4 || f.DurationMs < 300 || f.DurationMs > 351 {
+		t.Errorf("350ms at 100ms: %d rounds over %.1f ms", f.Rounds, f.DurationMs)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb bytes.Buffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"watch", "--interval", "100ms", "-c", "1000", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1"},
+			&streams{in: strings.NewReader(""), out: &out, err: &errb}, testDeps())
+	}()
+	time.Sleep(250 * time.Millisecond)
+	cancel()
+	select {
+	case code := <-done:
+		if code != ExitInterrupted {
+			t.Errorf("Ctrl-C of a bounded watch: exit %d, want %d", code, ExitInterrupted)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watch did not stop after Ctrl-C")
+	}
+	if !strings.Contains(out.String(), "start ") || !strings.Contains(out.String(), "longest stable run: inst-a") {
+		t.Errorf("Ctrl-C must print the summary so far:\n%s", out.String())
+	}
+}
+
+// Identity strings from the network are escaped in text output.
+func TestWatchEscapesIdentity(t *testing.T) {
+	evil := (&probetest.Server{Hostname: "x\x1b[2J\u202ey"}).Start(t, "udp", "127.0.0.1:0")
+	r := runCLI(t, testDeps(), "watch", "--interval", "100ms", "-c", "1", "--port", fmt.Sprint(evil.Port()), "127.0.0.1")
+	if strings.ContainsAny(r.stdout, "\x1b\u202e") {
+		t.Errorf("control characters reached the terminal:\n%q", r.stdout)
+	}
+	if !strings.Contains(r.stdout, `start    x\x1b[2J\u{202e}y  rtt`) {
+		t.Errorf("escaped identity missing:\n%s", r.stdout)
+	}
+}

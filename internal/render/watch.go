@@ -1,0 +1,273 @@
+package render
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/anycheck/anycheck/internal/report"
+)
+
+// WatchOptions shape the text of `anycheck watch`.
+type WatchOptions struct {
+	// Loc is the time zone times are shown in; nil = UTC.
+	Loc *time.Location
+}
+
+func (o WatchOptions) clock(stamp string) string {
+	t, err := time.Parse(time.RFC3339Nano, stamp)
+	if err != nil {
+		return "-"
+	}
+	loc := o.Loc
+	if loc == nil {
+		loc = time.UTC
+	}
+	return t.In(loc).Format("15:04:05.000")
+}
+
+// dur formats a duration in milliseconds for a reader: whole seconds
+// above a minute, tenths of a second below.
+func dur(msv float64) string {
+	d := time.Duration(msv * float64(time.Millisecond))
+	switch {
+	case d >= time.Minute:
+		return d.Round(time.Second).String()
+	case d >= time.Second:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// flowPort is the source port of a flow's "address:port" ("?" unknown).
+func flowPort(flow string) string {
+	if i := strings.LastIndexByte(flow, ':'); i >= 0 && i+1 < len(flow) {
+		return flow[i+1:]
+	}
+	return "?"
+}
+
+func instanceName(s string) string {
+	if s == "" {
+		return "(no identity)"
+	}
+	return Escape(s)
+}
+
+// WatchEventText writes one event of `anycheck watch` as it happens: one
+// line, plus one line per changed hop for a path event.
+func WatchEventText(w io.Writer, e report.WatchEvent, o WatchOptions) error {
+	ew := &errWriter{w: w}
+	ew.printf("%s  %s :%s  %-7s  %s\n", o.clock(e.Time), Escape(e.Target), flowPort(e.Flow), e.Type, eventDetail(e, o))
+	switch {
+	case e.Path == nil:
+	case e.Path.Previous == nil:
+		for i := range e.Path.Trace.Hops {
+			h := &e.Path.Trace.Hops[i]
+			ew.printf("    %3d  %s\n", h.TTL, hopAddrs(h))
+		}
+	default:
+		changedHops(ew, *e.Path)
+	}
+	return ew.err
+}
+
+func rttOf(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return ms(*v)
+}
+
+func eventDetail(e report.WatchEvent, o WatchOptions) string {
+	switch e.Type {
+	case "start":
+		return fmt.Sprintf("%s  rtt %s ms", instanceName(e.Instance), rttOf(e.RTTAfterMs))
+	case "switch":
+		return fmt.Sprintf("%s → %s  rtt %s → %s ms", instanceName(e.From), instanceName(e.Instance), rttOf(e.RTTBeforeMs), rttOf(e.RTTAfterMs))
+	case "lost":
+		s := fmt.Sprintf("no reply since %s (%d rounds)", o.clock(e.Since), e.Misses)
+		if e.Instance != "" {
+			s += ", last on " + Escape(e.Instance)
+		}
+		return s
+	case "back":
+		return fmt.Sprintf("%s after %s without a reply (%d rounds)  rtt %s ms", instanceName(e.Instance), sinceDur(e.Since, e.Time), e.Misses, rttOf(e.RTTAfterMs))
+	case "suspect":
+		who := "an answer"
+		if e.Instance != "" {
+			who = Quote(e.Instance)
+		}
+		return fmt.Sprintf("%s with %s: something other than the service may have answered  rtt %s ms", who, strings.Join(e.Suspicions, ", "), rttOf(e.RTTAfterMs))
+	case "error":
+		return Escape(e.Detail)
+	case report.WatchEventPath:
+		if e.Path == nil {
+			return ""
+		}
+		return pathSummary(e)
+	}
+	return ""
+}
+
+func sinceDur(since, now string) string {
+	a, err1 := time.Parse(time.RFC3339Nano, since)
+	b, err2 := time.Parse(time.RFC3339Nano, now)
+	if err1 != nil || err2 != nil {
+		return "?"
+	}
+	return dur(float64(b.Sub(a)) / float64(time.Millisecond))
+}
+
+// asPathNote is "  (as path 64500 → 64520)", or nothing without ASes.
+func asPathNote(p []uint32) string {
+	if len(p) == 0 {
+		return ""
+	}
+	return "  (as path " + asPath(p) + ")"
+}
+
+func pathSummary(e report.WatchEvent) string {
+	p := e.Path
+	to := "to " + instanceName(e.Instance)
+	if !p.Trace.Reached {
+		to = "not reaching " + Escape(p.Trace.Target) + " (" + p.Trace.StopReason + ")"
+	}
+	if p.Previous == nil {
+		return fmt.Sprintf("%s, %d hops", to, len(p.Trace.Hops)) + asPathNote(p.Trace.ASPath)
+	}
+	if len(p.Changed) == 0 {
+		return fmt.Sprintf("%s: unchanged (%d hops)", to, len(p.Trace.Hops))
+	}
+	where := "differs from the first hop"
+	if p.Common != nil {
+		where = fmt.Sprintf("leaves the old path after ttl %d %s", p.PartTTL, responderLabel(*p.Common))
+	}
+	return fmt.Sprintf("%s %s; %d hops differ", to, where, len(p.Changed)) + asPathNote(p.Trace.ASPath)
+}
+
+func responderLabel(r report.ResponderDTO) string {
+	s := r.Address
+	if l := asLabel(r.Origin); l != "" {
+		s += " " + l
+	}
+	return s
+}
+
+// hopAddrs is a hop's responders ("*" when silent, "-" when absent).
+func hopAddrs(h *report.HopDTO) string {
+	if h == nil {
+		return "-"
+	}
+	if len(h.Responders) == 0 {
+		return "*"
+	}
+	parts := make([]string, len(h.Responders))
+	for i, r := range h.Responders {
+		parts[i] = responderLabel(r)
+	}
+	return strings.Join(parts, ",")
+}
+
+func hopAt(hops []report.HopDTO, ttl int) *report.HopDTO {
+	for i := range hops {
+		if hops[i].TTL == ttl {
+			return &hops[i]
+		}
+	}
+	return nil
+}
+
+func changedHops(w *errWriter, p report.WatchPath) {
+	oldW := 1
+	for _, ttl := range p.Changed {
+		oldW = max(oldW, width(hopAddrs(hopAt(p.Previous.Hops, ttl))))
+	}
+	for _, ttl := range p.Changed {
+		w.printf("    %3d  %s  →  %s\n", ttl, pad(hopAddrs(hopAt(p.Previous.Hops, ttl)), oldW), hopAddrs(hopAt(p.Trace.Hops, ttl)))
+	}
+}
+
+// WatchText writes the summary of `anycheck watch`: per flow, the
+// instances with their share of the watched time, then the counts.
+func WatchText(w io.Writer, flows []report.WatchFlow, o WatchOptions) error {
+	ew := &errWriter{w: w}
+	for i, f := range flows {
+		if i > 0 {
+			ew.printf("\n")
+		}
+		watchFlow(ew, f, o)
+	}
+	return ew.err
+}
+
+func percent(v float64) string { return fmt.Sprintf("%.1f%%", v*100) }
+
+func watchFlow(ew *errWriter, f report.WatchFlow, o WatchOptions) {
+	target := endpoint(f.Address, f.Port)
+	if f.Input != "" && f.Input != f.Address {
+		target = fmt.Sprintf("%s (%s)", Escape(f.Input), target)
+	}
+	src := f.Source
+	if src == "" {
+		src = "(no socket)"
+	}
+	ew.printf("watch %s %s from %s: %s every %s over %s (%s – %s)\n",
+		target, f.Transport, src, nOf(f.Rounds, "round", "rounds"), dur(f.IntervalMs), dur(f.DurationMs), o.clock(f.Started), o.clock(f.Ended))
+	tw := tabwriter.NewWriter(ew.w, 0, 0, 2, ' ', 0)
+	tabw := &errWriter{w: tw}
+	if ew.err == nil {
+		tabw.printf("  instance\tshare\ttime\trounds\trtt ms min/p50/p90/p99/max\n")
+		for _, in := range f.Instances {
+			rtt := "-"
+			if r := in.RTT; r != nil {
+				rtt = strings.Join([]string{ms(r.Min), ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max)}, "/")
+			}
+			tabw.printf("  %s\t%s\t%s\t%d\t%s\n", Escape(in.Instance), percent(in.Share), dur(in.TimeMs), in.Rounds, rtt)
+		}
+		for _, x := range []struct {
+			name string
+			s    report.WatchShare
+		}{{"suspect answers", f.Suspect.WatchShare}, {"no identity", f.Anonymous}, {"no answer", f.NoAnswer}} {
+			if x.s.Rounds > 0 {
+				tabw.printf("  %s\t%s\t%s\t%d\n", x.name, percent(x.s.Share), dur(x.s.TimeMs), x.s.Rounds)
+			}
+		}
+		if tabw.err == nil {
+			tabw.err = tw.Flush()
+		}
+		ew.err = tabw.err
+	}
+	ew.printf("  %s, %s, %d of %d queries timed out", nOf(f.Switches, "switch", "switches"), nOf(f.Losses, "loss", "losses"), f.Timeouts, f.Queries)
+	if f.Lost {
+		ew.printf("; lost at the end")
+	}
+	ew.printf("\n")
+	if r := f.LongestStable; r != nil {
+		ew.printf("  longest stable run: %s for %s (%s, %s – %s)\n", Escape(r.Instance), dur(r.DurationMs), nOf(r.Rounds, "round", "rounds"), o.clock(r.Start), o.clock(r.End))
+	}
+	if f.Suspect.Rounds > 0 {
+		ids := make([]string, len(f.Suspect.Identities))
+		for i, s := range f.Suspect.Identities {
+			ids[i] = Quote(s)
+		}
+		ew.printf("  ! suspect answers (%s)", strings.Join(f.Suspect.Suspicions, ", "))
+		if len(ids) > 0 {
+			ew.printf(" naming %s", strings.Join(ids, ", "))
+		}
+		ew.printf(": something other than the service may have answered\n")
+	}
+	if f.EventsOmitted > 0 {
+		ew.printf("  (%d earlier events are not kept in the summary)\n", f.EventsOmitted)
+	}
+}
+
+// nOf is "1 switch", "2 switches".
+func nOf(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

@@ -1,0 +1,187 @@
+package render
+
+import (
+	"bytes"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anycheck/anycheck/catchment"
+	"github.com/anycheck/anycheck/internal/report"
+	"github.com/anycheck/anycheck/probe"
+	"github.com/anycheck/anycheck/trace"
+	"github.com/anycheck/anycheck/whois"
+)
+
+// labOrigins are the lab's address plan as an ASN source gives it.
+var labOrigins = map[string]uint32{
+	"198.51.100.10": 64500, "198.51.100.1": 64500, "198.51.100.22": 64500, "198.51.100.33": 64500,
+	"203.0.113.1": 64520, "198.51.100.129": 64510, "198.51.100.66": 64501, "203.0.113.65": 64521,
+}
+
+// watchTrace is a trace of the watched flow through the given hops, ending
+// at the anycast address served by instance.
+func watchTrace(at time.Time, instance string, hops ...string) report.TracePath {
+	p := trace.Path{
+		Flow: trace.Flow{Proto: trace.UDP, Src: netip.MustParseAddrPort("198.51.100.10:40429"), Dst: netip.MustParseAddrPort("192.0.2.53:53")},
+		Mode: trace.ModeRaw, Started: at, Elapsed: 3 * time.Millisecond, Reached: true, Stop: trace.StopReached,
+		DestTTL:  len(hops) + 1,
+		Instance: &probe.Identity{Instance: instance, InstanceSource: "nsid", NSID: instance},
+	}
+	for i, h := range append(hops, "192.0.2.53") {
+		hop := trace.Hop{TTL: i + 1}
+		if h != "*" {
+			r := &trace.Reply{From: netip.MustParseAddr(h), RTT: time.Duration(i+1) * 100 * time.Microsecond, Kind: trace.ReplyTimeExceeded, ICMPType: 11, ICMPCode: 0, ReplyTTL: 64 - i, QuotedTTL: 1}
+			if h == "192.0.2.53" {
+				r.Kind, r.ICMPType, r.ICMPCode, r.QuotedTTL = trace.ReplyDNS, -1, -1, -1
+			}
+			hop.Probes = []trace.ProbeResult{{Seq: 0, Sent: at, Reply: r}}
+		} else {
+			hop.Probes = []trace.ProbeResult{{Seq: 0, Sent: at}}
+		}
+		p.Hops = append(p.Hops, hop)
+	}
+	tp := report.FromPath("192.0.2.53", p)
+	origins := map[netip.Addr]whois.Origin{netip.MustParseAddr("192.0.2.53"): {ASNs: []uint32{64520, 64521}, Source: "cymru"}}
+	for a, as := range labOrigins {
+		origins[netip.MustParseAddr(a)] = whois.Origin{ASNs: []uint32{as}, Source: "cymru"}
+	}
+	tp.Enrich(origins, nil)
+	return tp
+}
+
+func watchRound(at time.Time, nsid string, rtt time.Duration) catchment.WatchRound {
+	r := catchment.WatchRound{Time: at}
+	if nsid == "" {
+		for _, n := range []string{"hostname.bind", "id.server"} {
+			r.Answers = append(r.Answers, catchment.Answer{Name: n, Status: probe.StatusTimeout})
+		}
+		return r
+	}
+	host := strings.Replace(nsid, "-nsd", ".lab-a", 1)
+	host = strings.Replace(host, "-knot", ".lab-b", 1)
+	for _, n := range []string{"hostname.bind", "id.server"} {
+		r.Answers = append(r.Answers, catchment.Answer{Name: n, Status: probe.StatusAnswered, RTT: rtt, TXT: []string{host}, NSID: nsid})
+	}
+	r.Identity = catchment.Identity{Instance: nsid, Source: "nsid", NSID: nsid, HostnameBind: host, IDServer: host}
+	return r
+}
+
+// watchFixture is a failover and back, watched every second with --trace,
+// then a loss: the events as they were streamed and the summary.
+func watchFixture() ([]report.WatchEvent, []report.WatchFlow) {
+	id := report.WatchFlowID{Input: "192.0.2.53", Target: netip.MustParseAddrPort("192.0.2.53:53"), Source: netip.MustParseAddrPort("198.51.100.10:40429"), Interval: time.Second, Started: t0}
+	w := catchment.NewWatcher(id.Target.Addr(), time.Second, nil, 0)
+	pathA := []string{"198.51.100.1", "198.51.100.22", "198.51.100.33", "203.0.113.1"}
+	pathB := []string{"198.51.100.1", "198.51.100.22", "198.51.100.33", "198.51.100.129", "198.51.100.66", "203.0.113.65"}
+	seq := []struct {
+		nsid string
+		rtt  time.Duration
+	}{
+		{"i1-nsd", 210 * time.Microsecond}, {"i1-nsd", 230 * time.Microsecond}, {"i1-nsd", 190 * time.Microsecond},
+		{"i2-knot", 350 * time.Microsecond}, {"i2-knot", 340 * time.Microsecond},
+		{"i1-nsd", 220 * time.Microsecond}, {"i1-nsd", 200 * time.Microsecond},
+		{"", 0}, {"", 0}, {"", 0},
+	}
+	var events []report.WatchEvent
+	var prev *report.TracePath
+	for i, s := range seq {
+		at := t0.Add(time.Duration(i) * time.Second)
+		for _, e := range w.Observe(watchRound(at, s.nsid, s.rtt)) {
+			events = append(events, report.FromWatchEvent(id, e))
+			if e.Type == catchment.WatchStart || e.Type == catchment.WatchSwitch {
+				hops := pathA
+				if s.nsid == "i2-knot" {
+					hops = pathB
+				}
+				tp := watchTrace(at.Add(2*time.Millisecond), s.nsid, hops...)
+				events = append(events, report.NewWatchPathEvent(id, string(e.Type), at.Add(2*time.Millisecond), tp, prev))
+				prev = &tp
+			}
+		}
+	}
+	sum := report.FromWatchSummary(id, w.Summary(t0.Add(10500*time.Millisecond)), events, 0)
+	return events, []report.WatchFlow{sum}
+}
+
+func TestWatchTextGolden(t *testing.T) {
+	events, flows := watchFixture()
+	var b bytes.Buffer
+	for _, e := range events {
+		if err := WatchEventText(&b, e, WatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.WriteString("\n")
+	if err := WatchText(&b, flows, WatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "watch.txt", b.Bytes())
+	out := b.String()
+	for _, want := range []string{
+		"03:00:00.000  192.0.2.53 :40429  start    i1-nsd  rtt 0.21 ms",
+		"03:00:03.000  192.0.2.53 :40429  switch   i1-nsd → i2-knot  rtt 0.19 → 0.35 ms",
+		// The path leaves the old one after r1 (AS64500): hops 4–7 differ.
+		"path     to i2-knot leaves the old path after ttl 3 198.51.100.33 AS64500; 4 hops differ",
+		"path     to i1-nsd, 5 hops  (as path 64500 → 64520)\n      1  198.51.100.1 AS64500\n",
+		"      4  203.0.113.1 AS64520         →  198.51.100.129 AS64510\n",
+		"      7  -                           →  192.0.2.53 AS64520_AS64521\n",
+		"03:00:09.000  192.0.2.53 :40429  lost     no reply since 03:00:07.000 (3 rounds), last on i1-nsd",
+		"i1-nsd     50.0%  5s    5",
+		"i2-knot    20.0%  2s    2",
+		"no answer  30.0%  3s    3",
+		"2 switches, 1 loss, 6 of 20 queries timed out; lost at the end",
+		"longest stable run: i1-nsd for 3s (3 rounds, 03:00:00.000 – 03:00:03.000)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("watch text lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestWatchJSONGolden(t *testing.T) {
+	events, flows := watchFixture()
+	d := report.New(report.KindWatch, report.Tool{Name: "anycheck", Version: "test"}, t0, "vantage-1")
+	d.AddSource("198.51.100.10:40429")
+	d.Results = flows
+	var b bytes.Buffer
+	if err := JSON(&b, d); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "watch.json", b.Bytes())
+
+	b.Reset()
+	for _, e := range events {
+		if err := JSONL(&b, d.EventRecord(e)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := JSONL(&b, d.ResultRecord("192.0.2.53", flows[0])); err != nil {
+		t.Fatal(err)
+	}
+	if err := JSONL(&b, d.EndRecord()); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "watch.jsonl", b.Bytes())
+}
+
+// Hostile identities and error texts are escaped in every event line.
+func TestWatchTextEscapes(t *testing.T) {
+	evil := "x\x1b[2J\u202ey"
+	for _, e := range []report.WatchEvent{
+		{Time: "2026-11-22T03:00:00Z", Type: "start", Target: evil, Flow: "198.51.100.10:1", Instance: evil},
+		{Time: "2026-11-22T03:00:00Z", Type: "switch", Target: "t", Flow: "198.51.100.10:1", Instance: evil, From: evil},
+		{Time: "2026-11-22T03:00:00Z", Type: "suspect", Target: "t", Flow: "198.51.100.10:1", Instance: evil, Suspicions: []string{"ra_set"}},
+		{Time: "2026-11-22T03:00:00Z", Type: "error", Target: "t", Flow: "198.51.100.10:1", Detail: evil},
+		{Time: "2026-11-22T03:00:00Z", Type: "lost", Target: "t", Flow: "198.51.100.10:1", Instance: evil, Since: "2026-11-22T03:00:00Z", Misses: 3},
+	} {
+		var b bytes.Buffer
+		if err := WatchEventText(&b, e, WatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if strings.ContainsAny(b.String(), "\x1b\u202e") || !strings.Contains(b.String(), `x\x1b[2J\u{202e}y`) {
+			t.Errorf("%s: not escaped: %q", e.Type, b.String())
+		}
+	}
+}

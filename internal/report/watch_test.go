@@ -1,0 +1,59 @@
+package report_test
+
+import (
+	"encoding/json"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/anycheck/anycheck/catchment"
+	"github.com/anycheck/anycheck/internal/report"
+	"github.com/anycheck/anycheck/internal/report/reporttest"
+)
+
+var watchID = report.WatchFlowID{Input: "192.0.2.53", Target: netip.MustParseAddrPort("192.0.2.53:53"), Source: netip.MustParseAddrPort("198.51.100.10:40429"), Interval: time.Second}
+
+func eventLine(t *testing.T, e report.WatchEvent) []byte {
+	t.Helper()
+	d := report.New(report.KindWatch, report.Tool{Name: "anycheck", Version: "test"}, time.Unix(0, 0), "")
+	b, err := json.Marshal(d.EventRecord(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// The schema holds each event type to the fields it needs.
+func TestWatchEventSchema(t *testing.T) {
+	at := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	good := report.FromWatchEvent(watchID, catchment.WatchEvent{Type: catchment.WatchSwitch, Time: at, From: "a", Instance: "b", RTTBefore: time.Millisecond, RTTAfter: 2 * time.Millisecond})
+	if err := reporttest.Validate(eventLine(t, good)); err != nil {
+		t.Fatalf("a switch event: %v", err)
+	}
+	for name, e := range map[string]report.WatchEvent{
+		"switch without from": {Time: good.Time, Type: "switch", Target: "x", Address: "192.0.2.53", Flow: "f", Instance: "b"},
+		"lost without since":  {Time: good.Time, Type: "lost", Target: "x", Address: "192.0.2.53", Flow: "f", Misses: 3},
+		"unknown type":        {Time: good.Time, Type: "flap", Target: "x", Address: "192.0.2.53", Flow: "f"},
+		"unknown suspicion":   {Time: good.Time, Type: "suspect", Target: "x", Address: "192.0.2.53", Flow: "f", Suspicions: []string{"weird"}},
+		"path without path":   {Time: good.Time, Type: "path", Target: "x", Address: "192.0.2.53", Flow: "f"},
+	} {
+		if err := reporttest.Validate(eventLine(t, e)); err == nil {
+			t.Errorf("%s: the schema accepted it", name)
+		}
+	}
+}
+
+// A summary keeps the last MaxWatchEvents events and counts the rest.
+func TestWatchSummaryKeepsLastEvents(t *testing.T) {
+	var evs []report.WatchEvent
+	for i := range report.MaxWatchEvents + 5 {
+		evs = append(evs, report.WatchEvent{Type: "switch", Misses: i})
+	}
+	f := report.FromWatchSummary(watchID, catchment.WatchSummary{}, evs, 7)
+	if len(f.Events) != report.MaxWatchEvents || f.EventsOmitted != 12 || f.Events[0].Misses != 5 {
+		t.Errorf("kept %d events (first %d), omitted %d", len(f.Events), f.Events[0].Misses, f.EventsOmitted)
+	}
+	if f.Instances == nil || f.Suspect.Suspicions == nil || f.Suspect.Identities == nil {
+		t.Errorf("empty lists must be [] in JSON: %+v", f)
+	}
+}
