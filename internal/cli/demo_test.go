@@ -66,6 +66,8 @@ func TestDemo(t *testing.T) {
 	}
 	show("c1", "id", ac.ServiceV4.String())
 	show("c1", append([]string{"trace"}, append(asn, ac.ServiceV4.String())...)...)
+
+	demoWatch(t, ac, whoisAddr, say)
 }
 
 // labRouters are the lab's forwarding nodes: their interface addresses get
