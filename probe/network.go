@@ -8,12 +8,6 @@ import (
 	"syscall"
 )
 
-// SystemNetwork returns the Network of the host's real stack, the one Run
-// uses when Options.Net is nil. Its sockets bind the flow's source
-// themselves, so a port that cannot be bound is reported as a *BindError,
-// distinct from a target that refuses or does not answer.
-func SystemNetwork() Network { return systemNetwork{} }
-
 // BindError reports that the flow's source address and port could not be
 // bound. Run returns it (wrapped) as a set-up failure: it is about this
 // machine, not about the target.
@@ -51,14 +45,6 @@ func localSource(laddr, raddr netip.AddrPort) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("source %s and target %s are different address families", ip, remote)
 	}
 	return netip.AddrPortFrom(ip, laddr.Port()), nil
-}
-
-// family returns "4" or "6" for the dial network suffix.
-func family(a netip.Addr) string {
-	if a.Unmap().Is4() {
-		return "4"
-	}
-	return "6"
 }
 
 // addrPortOf converts a net.Addr of a UDP or TCP socket.

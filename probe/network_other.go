@@ -19,7 +19,7 @@ func (systemNetwork) ListenUDP(ctx context.Context, laddr, raddr netip.AddrPort)
 		return nil, &BindError{Net: "udp", Addr: laddr, Err: err}
 	}
 	d := net.Dialer{LocalAddr: net.UDPAddrFromAddrPort(src)}
-	return d.DialContext(ctx, "udp"+family(raddr.Addr()), raddr.String())
+	return d.DialContext(ctx, "udp", raddr.String())
 }
 
 func (systemNetwork) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
@@ -28,7 +28,7 @@ func (systemNetwork) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (
 		return nil, &BindError{Net: "tcp", Addr: laddr, Err: err}
 	}
 	d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(src)}
-	c, err := d.DialContext(ctx, "tcp"+family(raddr.Addr()), raddr.String())
+	c, err := d.DialContext(ctx, "tcp", raddr.String())
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// systemNetwork is the host's real stack, what a nil Options.Net means.
+// Its sockets bind the flow's source themselves, so a port that cannot be
+// bound is reported as a *BindError, distinct from a target that refuses
+// or does not answer. The dial network is plain "udp"/"tcp": the target's
+// address picks the family, and localSource gives the source the same one.
 type systemNetwork struct{}
 
 func (systemNetwork) ListenUDP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
@@ -76,7 +81,7 @@ func dialBound(ctx context.Context, network string, laddr, raddr netip.AddrPort)
 			return bindErr
 		},
 	}
-	c, err := d.DialContext(ctx, network+family(raddr.Addr()), raddr.String())
+	c, err := d.DialContext(ctx, network, raddr.String())
 	if err != nil {
 		if bindErr != nil {
 			return nil, &BindError{Net: network, Addr: src, Err: bindErr}

@@ -2,10 +2,10 @@ package probe
 
 import "github.com/miekg/dns"
 
-// EDNSUDPSize is the EDNS0 UDP payload size advertised in every query: the
+// ednsUDPSize is the EDNS0 UDP payload size advertised in every query: the
 // DNS flag day 2020 value, small enough to avoid IP fragmentation on any
 // path, large enough for identity answers with NSID.
-const EDNSUDPSize = 1232
+const ednsUDPSize = 1232
 
 // NewQuery builds the CHAOS TXT identity query for name with message ID id.
 //
@@ -21,7 +21,7 @@ func NewQuery(name string, id uint16) *dns.Msg {
 	m.Question[0].Qclass = dns.ClassCHAOS
 
 	opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
-	opt.SetUDPSize(EDNSUDPSize)
+	opt.SetUDPSize(ednsUDPSize)
 	opt.Option = append(opt.Option, &dns.EDNS0_NSID{Code: dns.EDNS0NSID})
 	m.Extra = append(m.Extra, opt)
 	return m

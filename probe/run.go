@@ -2,28 +2,29 @@ package probe
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
-	"os"
+	"slices"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/time/rate"
 )
 
-// DefaultTimeout bounds each query when Options.Timeout is zero.
-const DefaultTimeout = 2 * time.Second
+// defaultTimeout bounds each query when Options.Timeout is zero.
+const defaultTimeout = 2 * time.Second
 
 // Run asks the query set over one flow: every query leaves from the same
 // source address and port, so every answer describes the same path and
-// hence the same anycast instance. UDP by default, with a truncated answer
-// asked again over TCP from the same port; Options.TCP sends everything over
-// one TCP connection from that port.
+// hence the same anycast instance. The queries go out at once, each with
+// its own DNS ID, and the answers are matched by ID, so a run takes one
+// round trip, not one per query. UDP by default, with a truncated answer
+// asked again over TCP from the same port; Options.TCP sends everything
+// over one TCP connection from that port.
 //
 // The error is for set-up failures only (invalid options, the source cannot
 // be bound); a target that refuses, stays silent or answers garbage gives
@@ -37,38 +38,36 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("probe %s: %w", target, err)
 	}
-	names := append([]string(nil), opts.Names...)
-	if opts.Names == nil {
-		names = append(names, DefaultNames...)
-	}
-	if opts.Version {
-		names = append(names, VersionNames...)
-	}
-	r := &runner{
-		nw:      opts.Net,
-		target:  target,
-		src:     src,
-		timeout: opts.Timeout,
-	}
+	r := &runner{nw: opts.Net, target: target, timeout: opts.Timeout, lim: opts.Limiter, ids: &idSet{}}
 	if r.nw == nil {
-		r.nw = SystemNetwork()
+		r.nw = systemNetwork{}
 	}
 	if r.timeout <= 0 {
-		r.timeout = DefaultTimeout
+		r.timeout = defaultTimeout
 	}
+	r.tcp = &tcpPipe{r: r, src: src}
 	defer r.close()
 
-	res := Result{Target: target, Started: time.Now()}
+	names := queryNames(opts)
+	res := Result{Target: target, Started: time.Now(), Answers: make([]Answer, len(names))}
+	ask := func(i int) {}
 	if opts.TCP {
 		// Connect once up front: a port that cannot be bound is a set-up
-		// failure. A refused or silent target is not; the first query
-		// reports it and later queries try to connect again.
-		r.firstDeadline = r.deadline(ctx)
-		err := r.dialTCP(ctx, r.firstDeadline)
-		if err != nil && isBindError(err) {
-			return Result{}, fmt.Errorf("probe %s: %w", target, err)
+		// failure. A refused or silent target is not: every query
+		// reports it.
+		deadline := time.Now().Add(r.timeout)
+		m, err := r.tcp.conn(ctx, deadline)
+		if err != nil {
+			if isBindError(err) {
+				return Result{}, fmt.Errorf("probe %s: %w", target, err)
+			}
+			for i, name := range names {
+				res.Answers[i] = r.failed(ctx, name, TCP, err)
+			}
+		} else {
+			qs := sendAll(ctx, m, names, r.lim, r.timeout, deadline)
+			ask = func(i int) { res.Answers[i] = r.overTCP(ctx, names[i], m, qs[i], deadline) }
 		}
-		r.dialErr = err
 	} else {
 		conn, err := r.nw.ListenUDP(ctx, src, target)
 		switch {
@@ -77,109 +76,132 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		case err != nil:
 			// The socket is bound but cannot reach the target (no route):
 			// every query reports that, like an unreachable target.
-			r.dialErr = err
-			r.notePort(err)
-		default:
-			r.udp = conn
-			r.src = addrPortOf(conn.LocalAddr())
-		}
-	}
-
-	for _, name := range names {
-		var a Answer
-		if opts.TCP {
-			a = r.tcpQuery(ctx, name)
-		} else {
-			a = r.udpQuery(ctx, name)
-			if a.Truncated && a.Status != StatusTimeout && a.Status != StatusError {
-				// RFC 7766: a truncated UDP answer is asked again over
-				// TCP, from the same port so it stays on the same flow.
-				a = r.tcpQuery(ctx, name)
-				a.Truncated = true
-				if a.Status == StatusTimeout || a.Status == StatusError {
-					a.Detail = "udp reply truncated; tcp retry: " + a.Detail
-				}
+			r.tcp.notePort(err)
+			for i, name := range names {
+				res.Answers[i] = r.failed(ctx, name, UDP, err)
 			}
+		default:
+			r.udp = newMux(datagram(conn), UDP, r.ids)
+			r.tcp.setSource(addrPortOf(conn.LocalAddr()))
+			qs := sendAll(ctx, r.udp, names, r.lim, r.timeout, time.Time{})
+			ask = func(i int) { res.Answers[i] = r.overUDP(ctx, qs[i]) }
 		}
-		res.Answers = append(res.Answers, a)
 	}
-	res.Source = r.src
+	var wg sync.WaitGroup
+	for i := range names {
+		wg.Go(func() { ask(i) })
+	}
+	wg.Wait()
+	res.Source = r.tcp.source()
 	res.Identity = Summarise(res.Answers)
 	return res, nil
+}
+
+// queryNames is the query set of a run, in the order asked.
+func queryNames(opts Options) []string {
+	names := slices.Clone(opts.Names)
+	if opts.Names == nil {
+		names = []string{NameHostnameBind, NameIDServer}
+	}
+	if opts.Version {
+		names = append(names, NameVersionBind, NameVersionServer)
+	}
+	return names
+}
+
+// sendAll registers every query before it sends the first, so an error
+// the socket reports for one (an ICMP unreachable) reaches them all.
+func sendAll(ctx context.Context, m *mux, names []string, lim *rate.Limiter, timeout time.Duration, deadline time.Time) []*query {
+	qs := make([]*query, len(names))
+	for i, name := range names {
+		qs[i] = m.register(name)
+	}
+	for _, q := range qs {
+		m.send(ctx, q, lim, timeout, deadline)
+	}
+	return qs
 }
 
 // runner holds the sockets of one flow.
 type runner struct {
 	nw      Network
 	target  netip.AddrPort
-	src     netip.AddrPort // the flow's source; its port is fixed once known
 	timeout time.Duration
-	udp     net.Conn
-	tcp     net.Conn
-	tcpUsed bool  // tcp has carried an answer (a server may close it when idle)
-	dialErr error // why the last socket could not be opened
-	// firstDeadline is the first TCP query's deadline, already running
-	// during the up-front connect, so that query too ends within Timeout.
-	firstDeadline time.Time
+	lim     *rate.Limiter
+	ids     *idSet
+	udp     *mux
+	tcp     *tcpPipe
 }
 
 func (r *runner) close() {
 	if r.udp != nil {
-		r.udp.Close()
+		r.udp.close()
 	}
-	r.closeTCP()
+	r.tcp.close()
 }
 
-func (r *runner) closeTCP() {
-	if r.tcp != nil {
-		r.tcp.Close()
-		r.tcp, r.tcpUsed = nil, false
-	}
-}
-
-// notePort keeps the local port of a failed connect, when the Network
-// reports it as the OpError's Source, so later attempts reuse it.
-func (r *runner) notePort(err error) {
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Source != nil {
-		if ap := addrPortOf(oe.Source); ap.Port() != 0 && r.src.Port() == 0 {
-			r.src = netip.AddrPortFrom(r.src.Addr(), ap.Port())
-		}
-	}
-}
-
-func (r *runner) dialTCP(ctx context.Context, deadline time.Time) error {
-	dctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	conn, err := r.nw.DialTCP(dctx, r.src, r.target)
+// overUDP waits for q's answer and asks again over TCP, from the flow's
+// port, when it is truncated (RFC 7766).
+func (r *runner) overUDP(ctx context.Context, q *query) Answer {
+	a, err := r.udp.await(ctx, q, r.timeout)
 	if err != nil {
-		r.notePort(err)
-		return err
+		return r.failed(ctx, q.name, UDP, err)
 	}
-	r.tcp, r.tcpUsed = conn, false
-	r.src = addrPortOf(conn.LocalAddr())
-	return nil
+	if !a.Truncated {
+		return a
+	}
+	a = r.overTCP(ctx, q.name, nil, nil, time.Time{})
+	a.Truncated = true
+	if a.Status == StatusTimeout || a.Status == StatusError {
+		a.Detail = "udp reply truncated; tcp retry: " + a.Detail
+	}
+	return a
 }
 
-// deadline is the end of one query's wait: its Timeout, or ctx's deadline
-// when that comes first.
-func (r *runner) deadline(ctx context.Context) time.Time {
-	d := time.Now().Add(r.timeout)
-	if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
-		return cd
+// overTCP asks name over the flow's TCP connection; m and q are the
+// connection and the query when it was already sent. A server may close a
+// connection that carried answers (after each answer, or when idle): that
+// is not the target failing, so the query is asked again on a new
+// connection from the same port. Every connection but the last answered
+// some query, so a run makes at most one more connection than it has
+// queries.
+func (r *runner) overTCP(ctx context.Context, name string, m *mux, q *query, deadline time.Time) Answer {
+	if deadline.IsZero() {
+		deadline = time.Now().Add(r.timeout)
 	}
-	return d
+	for {
+		if m == nil {
+			var err error
+			if m, err = r.tcp.conn(ctx, deadline); err != nil {
+				return r.failed(ctx, name, TCP, err)
+			}
+			q = m.register(name)
+			m.send(ctx, q, r.lim, r.timeout, deadline)
+		}
+		a, err := m.await(ctx, q, r.timeout)
+		if err == nil {
+			return a
+		}
+		if ctx.Err() == nil && (m.isDead() || isEOF(err)) && m.answeredBy(deadline) > 0 {
+			m, q = nil, nil
+			continue
+		}
+		return r.failed(ctx, name, TCP, err)
+	}
 }
 
+// failed turns the error that ended a query into its Answer.
 func (r *runner) failed(ctx context.Context, name string, t Transport, err error) Answer {
+	if ctx.Err() != nil {
+		return ctxAnswer(ctx, name, t)
+	}
 	a := Answer{Name: dns.Fqdn(name), Transport: t, Rcode: -1, Status: StatusError, Detail: errDetail(err)}
-	if isTimeout(err) {
+	switch {
+	case isTimeout(err):
 		a.Status = StatusTimeout
 		a.Detail = fmt.Sprintf("no reply within %v", r.timeout)
-		// The socket deadline may fire a moment before ctx notices its own.
-		if cd, ok := ctx.Deadline(); ok && !time.Now().Before(cd) {
-			a.Detail = context.DeadlineExceeded.Error()
-		}
+	case errors.Is(err, errConnClosed) || isEOF(err):
+		a.Detail = errConnClosed.Error()
 	}
 	return a
 }
@@ -193,182 +215,144 @@ func ctxAnswer(ctx context.Context, name string, t Transport) Answer {
 	return a
 }
 
-func (r *runner) udpQuery(ctx context.Context, name string) Answer {
-	if ctx.Err() != nil {
-		return ctxAnswer(ctx, name, UDP)
+// tcpPipe is the flow's TCP connection: made when the first query needs
+// it, shared by every query of the run, and made again (from the same
+// port) when the server closes it.
+type tcpPipe struct {
+	r *runner
+
+	mu      sync.Mutex
+	src     netip.AddrPort // the flow's source; its port is fixed once known
+	cur     *mux
+	dialing *dialAttempt
+	conns   []*mux // every connection made, closed with the run
+}
+
+// dialAttempt is a connect in progress; queries that need the connection
+// meanwhile wait for it instead of connecting again.
+type dialAttempt struct {
+	done chan struct{}
+	m    *mux
+	err  error
+}
+
+// conn returns the live connection, connecting (by deadline) when there
+// is none.
+func (p *tcpPipe) conn(ctx context.Context, deadline time.Time) (*mux, error) {
+	p.mu.Lock()
+	if p.cur != nil && !p.cur.isDead() {
+		defer p.mu.Unlock()
+		return p.cur, nil
 	}
-	if r.udp == nil {
-		return r.failed(ctx, name, UDP, r.dialErr)
+	if p.cur != nil {
+		// Free the connection's 4-tuple (RST on close) before the next
+		// connect from the same port to the same server needs it.
+		p.cur.co.Close()
+		p.cur = nil
 	}
-	id := randomID()
-	wire, err := NewQuery(name, id).Pack()
+	if d := p.dialing; d != nil {
+		p.mu.Unlock()
+		select {
+		case <-d.done:
+			return d.m, d.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	d := &dialAttempt{done: make(chan struct{})}
+	p.dialing = d
+	src := p.src
+	p.mu.Unlock()
+
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	var c net.Conn
+	var err error
+	if p.r.lim != nil {
+		err = p.r.lim.Wait(dctx)
+	}
+	if err == nil {
+		c, err = p.r.nw.DialTCP(dctx, src, p.r.target)
+	}
+	cancel()
+
+	p.mu.Lock()
 	if err != nil {
-		return r.failed(ctx, name, UDP, fmt.Errorf("pack query %q: %w", name, err))
-	}
-	conn := r.udp
-	conn.SetDeadline(r.deadline(ctx))
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-
-	start := time.Now()
-	if _, err := conn.Write(wire); err != nil {
-		return r.failed(ctx, name, UDP, err)
-	}
-	buf := make([]byte, 65535)
-	w := waiter{name: name, id: id}
-	for {
-		n, err := conn.Read(buf)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctxAnswer(ctx, name, UDP)
-			}
-			return w.give(r.failed(ctx, name, UDP, err))
+		p.notePortLocked(err)
+		d.err = err
+	} else {
+		d.m = newMux(c, TCP, p.r.ids)
+		p.cur = d.m
+		p.conns = append(p.conns, d.m)
+		if ap := addrPortOf(c.LocalAddr()); ap.IsValid() {
+			p.src = ap
 		}
-		if a, ok := w.offer(buf[:n]); ok {
-			a.RTT, a.Transport = time.Since(start), UDP
-			return a
+	}
+	p.dialing = nil
+	p.mu.Unlock()
+	close(d.done)
+	return d.m, d.err
+}
+
+func (p *tcpPipe) close() {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns, p.cur = nil, nil
+	p.mu.Unlock()
+	for _, m := range conns {
+		m.close()
+	}
+}
+
+func (p *tcpPipe) source() netip.AddrPort {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.src
+}
+
+func (p *tcpPipe) setSource(ap netip.AddrPort) {
+	if !ap.IsValid() {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.src = ap
+}
+
+func (p *tcpPipe) notePort(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.notePortLocked(err)
+}
+
+// notePortLocked keeps the local port of a failed connect, when the
+// Network reports it as the OpError's Source, so later attempts reuse it.
+func (p *tcpPipe) notePortLocked(err error) {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Source != nil {
+		if ap := addrPortOf(oe.Source); ap.Port() != 0 && p.src.Port() == 0 {
+			p.src = netip.AddrPortFrom(p.src.Addr(), ap.Port())
 		}
 	}
 }
 
-func (r *runner) tcpQuery(ctx context.Context, name string) Answer {
-	if ctx.Err() != nil {
-		return ctxAnswer(ctx, name, TCP)
+// datagram makes sure dns.Conn frames c as UDP (one message per
+// datagram): it tells the two apart by net.PacketConn, which an injected
+// Network's connected socket need not implement.
+func datagram(c net.Conn) net.Conn {
+	if _, ok := c.(net.PacketConn); ok {
+		return c
 	}
-	deadline := r.deadline(ctx)
-	if !r.firstDeadline.IsZero() {
-		deadline, r.firstDeadline = r.firstDeadline, time.Time{}
-	}
-	for attempt := 0; ; attempt++ {
-		if r.tcp == nil {
-			if r.dialErr == nil {
-				r.dialErr = r.dialTCP(ctx, deadline)
-			}
-			err := r.dialErr
-			r.dialErr = nil // the next query tries to connect again
-			if err != nil {
-				if ctx.Err() != nil {
-					return ctxAnswer(ctx, name, TCP)
-				}
-				return r.failed(ctx, name, TCP, err)
-			}
-		}
-		reused := r.tcpUsed
-		a, err := r.tcpExchange(ctx, name, deadline)
-		if err == nil {
-			r.tcpUsed = true
-			return a
-		}
-		r.closeTCP()
-		if ctx.Err() != nil {
-			return ctxAnswer(ctx, name, TCP)
-		}
-		// A server may close an idle connection between our queries; that
-		// is not the target failing, so connect again once.
-		if reused && attempt == 0 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
-			continue
-		}
-		if a.Status == StatusMalformed {
-			a.Transport = TCP
-			return a
-		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			err = errors.New("connection closed by the server without an answer")
-		}
-		return r.failed(ctx, name, TCP, err)
-	}
+	return datagramConn{c}
 }
 
-// tcpExchange sends one query on r.tcp and reads messages until the answer
-// (RFC 7766 allows several sequential queries on one connection). A non-nil
-// error means the connection is unusable; a returned malformed Answer is
-// then the reason to report.
-func (r *runner) tcpExchange(ctx context.Context, name string, deadline time.Time) (Answer, error) {
-	id := randomID()
-	wire, err := NewQuery(name, id).Pack()
-	if err != nil {
-		return Answer{}, fmt.Errorf("pack query %q: %w", name, err)
-	}
-	conn := r.tcp
-	conn.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+type datagramConn struct{ net.Conn }
 
-	framed := make([]byte, 2+len(wire))
-	binary.BigEndian.PutUint16(framed, uint16(len(wire)))
-	copy(framed[2:], wire)
-	start := time.Now()
-	if _, err := conn.Write(framed); err != nil {
-		return Answer{}, err
-	}
-	w := waiter{name: name, id: id}
-	var hdr [2]byte
-	for {
-		if _, err := io.ReadFull(conn, hdr[:]); err != nil {
-			if isTimeout(err) && w.mismatch != nil {
-				return *w.mismatch, err
-			}
-			return Answer{}, err
-		}
-		msg := make([]byte, binary.BigEndian.Uint16(hdr[:]))
-		if _, err := io.ReadFull(conn, msg); err != nil {
-			return Answer{}, err
-		}
-		if a, ok := w.offer(msg); ok {
-			a.RTT, a.Transport = time.Since(start), TCP
-			return a, nil
-		}
-	}
+func (c datagramConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, err := c.Read(p)
+	return n, c.RemoteAddr(), err
 }
 
-// waiter matches incoming messages to one query. Messages that are not a
-// reply to it (another query's late answer, a spoofed or stray datagram)
-// are skipped; if one carried our ID but was not a reply to our question,
-// it becomes the answer (malformed) should nothing better arrive.
-type waiter struct {
-	name     string
-	id       uint16
-	skipped  int
-	mismatch *Answer
-}
-
-func (w *waiter) offer(msg []byte) (Answer, bool) {
-	a, ours := classify(w.name, w.id, msg)
-	if ours {
-		return a, true
-	}
-	w.skipped++
-	if len(msg) >= 2 && binary.BigEndian.Uint16(msg) == w.id {
-		w.mismatch = &a
-	}
-	return a, false
-}
-
-// give turns the end of the wait into the answer: the mismatching reply
-// if one came, else the failure, noting how many strays were ignored.
-func (w *waiter) give(failure Answer) Answer {
-	if w.mismatch != nil {
-		a := *w.mismatch
-		a.Transport = failure.Transport
-		return a
-	}
-	if w.skipped > 0 {
-		failure.Detail += fmt.Sprintf(" (ignored %d message(s) that were not the reply)", w.skipped)
-	}
-	return failure
-}
-
-func randomID() uint16 {
-	var b [2]byte
-	// crypto/rand.Read never fails (Go 1.24+); an unpredictable ID keeps
-	// off-path spoofed answers from matching.
-	_, _ = rand.Read(b[:])
-	return binary.BigEndian.Uint16(b[:])
-}
-
-func isTimeout(err error) bool {
-	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)
-}
+func (c datagramConn) WriteTo(p []byte, _ net.Addr) (int, error) { return c.Write(p) }
 
 // errDetail gives the short reason of a socket error ("connection
 // refused"), not the whole dial chain with addresses the Answer already has.

@@ -7,8 +7,11 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/anycheck/anycheck/probe"
 	"github.com/anycheck/anycheck/probe/probetest"
@@ -165,9 +168,41 @@ func TestRunMatrix(t *testing.T) {
 				return want{
 					status: []probe.Status{probe.StatusTimeout, probe.StatusTimeout, probe.StatusTimeout, probe.StatusTimeout},
 					detail: "no reply within 100ms",
-					// A timed-out connection is dropped and the next query
-					// connects again, from the same port.
-					conns: 4 * oneOverTCP(tcp),
+					conns:  oneOverTCP(tcp),
+				}
+			},
+		},
+		{
+			// A reflected query and an answer to another question carry
+			// the query's ID but answer nothing: no RCODE, no RTT, and
+			// never "answered".
+			desc: "query reflected back", server: func() *probetest.Server { return &probetest.Server{Reflect: true} },
+			timeout: 100 * time.Millisecond,
+			want: func(tcp bool) want {
+				return want{status: []probe.Status{probe.StatusMalformed, probe.StatusMalformed}, detail: "QR bit clear", conns: oneOverTCP(tcp)}
+			},
+		},
+		{
+			desc: "answers another question", server: func() *probetest.Server { return &probetest.Server{OtherQuestion: true, Hostname: "h"} },
+			timeout: 100 * time.Millisecond,
+			want: func(tcp bool) want {
+				return want{status: []probe.Status{probe.StatusMalformed, probe.StatusMalformed}, detail: `reply is for "other.bind."`, conns: oneOverTCP(tcp)}
+			},
+		},
+		{
+			// The server answers only once every query has arrived: a
+			// run that waited for each answer before the next query
+			// would get one timeout after another.
+			desc: "queries in flight at once", server: func() *probetest.Server {
+				s := identityServer()
+				s.Hold = 4
+				return s
+			},
+			version: true, timeout: time.Second,
+			want: func(tcp bool) want {
+				return want{
+					status:   []probe.Status{probe.StatusAnswered, probe.StatusAnswered, probe.StatusAnswered, probe.StatusAnswered},
+					instance: "g1-fra-1", source: "nsid", conns: oneOverTCP(tcp),
 				}
 			},
 		},
@@ -208,14 +243,14 @@ func TestRunMatrix(t *testing.T) {
 					if err != nil {
 						t.Fatalf("Run: %v", err)
 					}
-					// Each query waits at most its Timeout. The slack is
-					// wide because this machine may be busy; a run that
-					// used the 2s default per query would still exceed it.
-					if limit := time.Duration(len(w.status))*timeout + 5*time.Second; elapsed > limit {
+					// The queries wait at once, each at most its Timeout.
+					// The slack is wide because this machine may be busy;
+					// a run that used the 2s default would still exceed it.
+					if limit := timeout + 5*time.Second; elapsed > limit {
 						t.Errorf("run took %v, want at most %v", elapsed, limit)
 					}
-					if w.status[0] == probe.StatusTimeout && elapsed < time.Duration(len(w.status))*timeout {
-						t.Errorf("run took %v: %d timeouts of %v each cannot be that fast", elapsed, len(w.status), timeout)
+					if w.status[0] == probe.StatusTimeout && elapsed < timeout {
+						t.Errorf("run took %v: timeouts of %v cannot be that fast", elapsed, timeout)
 					}
 					if res.Target != target {
 						t.Errorf("result target %v, want %v", res.Target, target)
@@ -232,8 +267,11 @@ func TestRunMatrix(t *testing.T) {
 						if !strings.Contains(a.Detail, w.detail) {
 							t.Errorf("%s: detail %q, want it to mention %q", a.Name, a.Detail, w.detail)
 						}
-						if a.Status == probe.StatusTimeout && a.RTT != 0 {
-							t.Errorf("%s: timeout with RTT %v", a.Name, a.RTT)
+						if (a.Status == probe.StatusTimeout || a.Rcode < 0 && a.Size == 0) && a.RTT != 0 {
+							t.Errorf("%s: %s with RTT %v", a.Name, a.Status, a.RTT)
+						}
+						if a.Status == probe.StatusMalformed && a.Rcode < 0 && strings.Contains(a.Detail, "not its answer") && a.RTT != 0 {
+							t.Errorf("%s: a message that was not the answer gave an RTT %v", a.Name, a.RTT)
 						}
 						if a.Rcode >= 0 && (a.RTT <= 0 || a.RTT > timeout) {
 							t.Errorf("%s: RTT %v outside (0, %v]", a.Name, a.RTT, timeout)
@@ -457,34 +495,34 @@ func TestRunContext(t *testing.T) {
 	}
 }
 
-// TestRunTCPPortInTimeWait: a connection of the flow that ended with a
-// graceful close leaves the port in TIME_WAIT for a minute; the next run
-// from that port (to another server here, so the connection 4-tuple is new)
-// must still bind it.
-func TestRunTCPPortInTimeWait(t *testing.T) {
-	first := identityServer().Start(t, "tcp", "127.0.0.1:0")
-	second := identityServer().Start(t, "tcp", "127.0.0.1:0")
-	src := netip.AddrPortFrom(first.Addr(), freePort(t, "127.0.0.1"))
-
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	c, err := probe.SystemNetwork().DialTCP(ctx, src, first)
-	if err != nil {
-		t.Fatal(err)
+// TestRunSharedLimiter: the packet budget in Options paces every query of
+// every run that shares it, and a run still gets all its answers.
+func TestRunSharedLimiter(t *testing.T) {
+	srv := identityServer()
+	target := srv.StartPair(t, "127.0.0.1")
+	lim := rate.NewLimiter(rate.Every(100*time.Millisecond), 1)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			res, err := probe.Run(context.Background(), probe.Options{Target: target, Version: true, Timeout: 5 * time.Second, Limiter: lim})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for _, a := range res.Answers {
+				if a.Status != probe.StatusAnswered {
+					t.Errorf("%s: %s %s", a.Name, a.Status, a.Detail)
+				}
+			}
+		})
 	}
-	// Undo the RST-on-close so that this close is graceful and ours is
-	// the side that waits.
-	if err := c.(*net.TCPConn).SetLinger(-1); err != nil {
-		t.Fatal(err)
+	wg.Wait()
+	// 8 queries, one token every 100ms after the first.
+	if d := time.Since(start); d < 700*time.Millisecond {
+		t.Errorf("8 queries under a budget of 10/s took %v", d)
 	}
-	c.Close()
-	time.Sleep(50 * time.Millisecond) // let the server's FIN arrive
-
-	res, err := probe.Run(ctx, probe.Options{Target: second, Source: src, TCP: true, Timeout: time.Second})
-	if err != nil {
-		t.Fatalf("Run from a port in TIME_WAIT: %v", err)
-	}
-	if res.Source != src || res.Answers[0].Status != probe.StatusAnswered {
-		t.Errorf("source %v status %s (%s), want %v answered", res.Source, res.Answers[0].Status, res.Answers[0].Detail, src)
+	if n := len(srv.Queries()); n != 8 {
+		t.Errorf("server saw %d queries, want 8", n)
 	}
 }

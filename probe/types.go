@@ -5,22 +5,18 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
-// Default query names. The first two are asked on every run; the version
-// names only when Options.Version is set.
+// Identity query names. Run asks the first two unless Options.Names says
+// otherwise, and the version names too when Options.Version is set.
 const (
 	NameHostnameBind  = "hostname.bind."
 	NameIDServer      = "id.server."
 	NameVersionBind   = "version.bind."
 	NameVersionServer = "version.server."
 )
-
-// DefaultNames are the identity names asked by default.
-var DefaultNames = []string{NameHostnameBind, NameIDServer}
-
-// VersionNames are added by Options.Version.
-var VersionNames = []string{NameVersionBind, NameVersionServer}
 
 // Transport is the DNS transport an answer came over.
 type Transport string
@@ -103,10 +99,13 @@ type Options struct {
 	// Source is the local address/port of the flow. An invalid address means
 	// "any"; port 0 means an ephemeral port chosen once for the whole run.
 	Source  netip.AddrPort
-	Names   []string      // query names; nil = DefaultNames
-	Version bool          // also ask VersionNames
-	TCP     bool          // force TCP
+	Names   []string      // query names; nil = hostname.bind and id.server
+	Version bool          // also ask version.bind and version.server
+	TCP     bool          // every query over one TCP connection
 	Timeout time.Duration // per query; 0 = 2s
+	// Limiter is the packet budget shared by every run of the caller
+	// (one token per query sent and per TCP connect); nil sends at once.
+	Limiter *rate.Limiter
 	// Net lets tests and callers inject sockets; nil = the real network.
 	Net Network
 }
@@ -120,29 +119,3 @@ type Network interface {
 	// DialTCP connects from laddr (port 0 = ephemeral) to raddr.
 	DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error)
 }
-
-// API implemented in this package (listed here so the other packages can be
-// written against it):
-//
-//	func Run(ctx context.Context, opts Options) (Result, error)
-//	    One run of the query set over one flow. The error is for set-up
-//	    failures only (bad options, the source port cannot be bound); query
-//	    failures are Answers with StatusTimeout/StatusError.
-//	func NewQuery(name string, id uint16) *dns.Msg
-//	    CHAOS TXT query, RD=0, EDNS0 (UDP size 1232) with an empty NSID option.
-//	func ClassifyReply(name string, id uint16, reply []byte) Answer
-//	    Pure: parse reply bytes for the query (name, id) and classify them
-//	    (Status, Rcode, TXT, NSID, Suspicions, Truncated, Size). RTT and
-//	    Transport are left for the caller.
-//	func Summarise(answers []Answer) Identity
-//	func DecodeNSID(b []byte) string
-//	    NSID bytes as text: the bytes themselves when they are printable
-//	    UTF-8, else "" (NSIDHex always carries the bytes).
-//	func SystemNetwork() Network
-//	    The real network (what a nil Options.Net means): sockets bound in a
-//	    Control hook, TCP with SO_REUSEADDR and RST-on-close (linger 0).
-//	type BindError struct{ Net string; Addr netip.AddrPort; Err error }
-//	    The flow's source could not be bound; Run wraps it in its error.
-//	const EDNSUDPSize = 1232; const DefaultTimeout = 2 * time.Second
-//
-// Test servers for callers' tests live in package probe/probetest.

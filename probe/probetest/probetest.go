@@ -43,10 +43,27 @@ type Server struct {
 	// CloseAfterAnswer closes each TCP connection after one answer, as
 	// some servers and load balancers do with idle or one-shot clients.
 	CloseAfterAnswer bool
+	// Reflect sends every query back unchanged (QR clear), as a broken
+	// middlebox or a reflector does; it never answers.
+	Reflect bool
+	// OtherQuestion answers every query with its ID but for another
+	// question (other.bind.), and never with the real answer.
+	OtherQuestion bool
+	// Hold keeps every answer back until this many queries have arrived
+	// over the same transport, then sends them all: a client that waits
+	// for each answer before it sends the next query gets nothing.
+	Hold int
 
 	mu      sync.Mutex
 	queries []Query
-	conns   int // TCP connections accepted
+	conns   int                  // TCP connections accepted
+	held    map[string][]heldMsg // answers kept back by Hold, per transport
+}
+
+// heldMsg is an answer kept back by Hold.
+type heldMsg struct {
+	w dns.ResponseWriter
+	m *dns.Msg
 }
 
 // Query is one query the server received.
@@ -212,6 +229,13 @@ func (s *Server) answer(w dns.ResponseWriter, req *dns.Msg, network string) {
 	if s.Silent || len(req.Question) == 0 {
 		return
 	}
+	if s.Reflect {
+		b, err := req.Pack()
+		if err == nil {
+			_, _ = w.Write(b)
+		}
+		return
+	}
 	if s.Garbage {
 		// Our ID, a header claiming a question, then a cut-off name.
 		b := binary.BigEndian.AppendUint16(nil, req.Id)
@@ -254,9 +278,37 @@ func (s *Server) answer(w dns.ResponseWriter, req *dns.Msg, network string) {
 		other.Answer = nil
 		_ = w.WriteMsg(other)
 	}
+	if s.OtherQuestion {
+		m.Question = []dns.Question{{Name: "other.bind.", Qtype: dns.TypeTXT, Qclass: dns.ClassCHAOS}}
+		m.Answer = []dns.RR{txtRR("other.bind.", class, ttl, "other")}
+	}
+	if s.Hold > 0 {
+		s.hold(network, w, m)
+		return
+	}
 	_ = w.WriteMsg(m)
 	if s.CloseAfterAnswer && network == "tcp" {
 		_ = w.Close()
+	}
+}
+
+// hold keeps m back until Hold answers wait on network, then writes them
+// all, in arrival order, from the handler of the last query. miekg's TCP
+// server reads a connection's next query only after the handler returns,
+// so handlers must not block here.
+func (s *Server) hold(network string, w dns.ResponseWriter, m *dns.Msg) {
+	s.mu.Lock()
+	if s.held == nil {
+		s.held = map[string][]heldMsg{}
+	}
+	s.held[network] = append(s.held[network], heldMsg{w, m})
+	var release []heldMsg
+	if len(s.held[network]) >= s.Hold {
+		release, s.held[network] = s.held[network], nil
+	}
+	s.mu.Unlock()
+	for _, h := range release {
+		_ = h.w.WriteMsg(h.m)
 	}
 }
 

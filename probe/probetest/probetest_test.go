@@ -142,3 +142,50 @@ func TestServerSilentAndGarbage(t *testing.T) {
 		t.Errorf("garbage %x parses as DNS", b)
 	}
 }
+
+// TestServerReflectHold: Reflect sends the query back with QR clear; Hold
+// answers nothing until enough queries have arrived.
+func TestServerReflectHold(t *testing.T) {
+	q := func(id uint16) *dns.Msg {
+		return &dns.Msg{MsgHdr: dns.MsgHdr{Id: id}, Question: []dns.Question{{Name: "hostname.bind.", Qtype: dns.TypeTXT, Qclass: dns.ClassCHAOS}}}
+	}
+	reflect := (&Server{Reflect: true, Hostname: "h"}).Start(t, "udp", "127.0.0.1:0")
+	c, err := net.Dial("udp", reflect.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	co := &dns.Conn{Conn: c}
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if err := co.WriteMsg(q(7)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := co.ReadMsg()
+	if err != nil || r.Response || r.Id != 7 || len(r.Answer) != 0 {
+		t.Fatalf("reflected %v, %v; want the query back", r, err)
+	}
+
+	held := (&Server{Hold: 2, Hostname: "h"}).Start(t, "tcp", "127.0.0.1:0")
+	tc, err := net.Dial("tcp", held.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	tco := &dns.Conn{Conn: tc}
+	tc.SetDeadline(time.Now().Add(300 * time.Millisecond))
+	if err := tco.WriteMsg(q(1)); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := tco.ReadMsg(); err == nil {
+		t.Fatalf("answer %v before the second query arrived", r)
+	}
+	tc.SetDeadline(time.Now().Add(2 * time.Second))
+	if err := tco.WriteMsg(q(2)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []uint16{1, 2} {
+		if r, err := tco.ReadMsg(); err != nil || r.Id != id || len(r.Answer) != 1 {
+			t.Fatalf("answer %v, %v; want %d", r, err, id)
+		}
+	}
+}
