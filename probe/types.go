@@ -70,6 +70,12 @@ type Answer struct {
 	Size       int         // reply size in bytes (0 when none)
 }
 
+// Replied reports whether a DNS reply to the query's question came back,
+// with any RCODE: what counts as an answer from the server. A timeout, a
+// local error and bytes that are no reply to the question (malformed) do
+// not.
+func (a Answer) Replied() bool { return a.Rcode >= 0 }
+
 // Identity is what a set of answers from one flow says about the instance.
 type Identity struct {
 	Instance       string // NSID text, else hostname.bind, else id.server ("" when none)

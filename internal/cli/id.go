@@ -2,11 +2,17 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
@@ -24,7 +30,16 @@ type idOptions struct {
 	tcp      bool
 	version  bool
 	names    []string
+	rate     float64
 }
+
+// idDefaultRate is --rate's default: queries (and TCP connects) per second
+// over the whole run, a politeness bound that one run never reaches.
+const idDefaultRate = 1000
+
+// idParallel bounds the flows probed at once (each holds a UDP and
+// perhaps a TCP socket); --rate bounds the packets.
+const idParallel = 256
 
 func newIDCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *idOptions) error) *cobra.Command {
 	o := &idOptions{g: g}
@@ -34,10 +49,16 @@ func newIDCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, 
 		Long: `Ask each TARGET (an address or a host name) who it is: CHAOS TXT queries for
 hostname.bind and id.server (plus version.bind and version.server with
 --version), each carrying the EDNS NSID option. Every query of a run leaves
-from one source port, so all answers describe one path to one instance.`,
+from one source port, so all answers describe one path to one instance.
+The queries of a run go out at once, and every target and flow is probed
+at the same time, within --rate; results are shown in the order given.
+
+@roots stands for the 13 root server letters (their IPv4 and IPv6
+addresses, or those of the family -4/-6 chooses).`,
 		Example: `  anycheck id 192.0.2.53
   anycheck id --flows 8 -c 3 2001:db8:53::53
-  anycheck id --tcp --version -o json ns.example.net`,
+  anycheck id --tcp --version -o json ns.example.net
+  anycheck id -4 @roots`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.targets = args
@@ -59,6 +80,7 @@ from one source port, so all answers describe one path to one instance.`,
 	f.BoolVar(&o.tcp, "tcp", false, "query over TCP (default: UDP, TCP when truncated)")
 	f.BoolVar(&o.version, "version", false, "also ask version.bind and version.server")
 	f.StringSliceVar(&o.names, "name", nil, "CHAOS TXT names to ask instead of hostname.bind,id.server")
+	f.Float64Var(&o.rate, "rate", idDefaultRate, "queries per second over the whole run (all targets and flows)")
 	return cmd
 }
 
@@ -88,97 +110,211 @@ func (o *idOptions) validate() error {
 			return usageErr("--name %q: not a valid DNS name", n)
 		}
 	}
+	if !(o.rate > 0 && o.rate <= 10000) {
+		return usageErr("--rate %g: must be above 0 and at most 10000 queries/s", o.rate)
+	}
 	return nil
 }
 
 // idTarget is one resolved target and the runs made so far, per flow.
 type idTarget struct {
-	input string
-	addr  netip.AddrPort
-	flows [][]probe.Result
+	target
+	port    uint16
+	flows   [][]probe.Result // runs per flow, each slot written by its flow only
+	setup   []error          // per flow: why it could not be opened
+	pending atomic.Int32     // flows not finished yet
 }
+
+func (t *idTarget) addrPort() netip.AddrPort { return netip.AddrPortFrom(t.addr, t.port) }
 
 func runID(ctx context.Context, o *idOptions, s *streams, d *deps) error {
 	// Resolve every target first: a bad target is a usage error before any
 	// packet is sent.
-	targets := make([]*idTarget, 0, len(o.targets))
-	for _, in := range o.targets {
-		a, err := resolveTarget(ctx, o.g, d, in)
-		if err != nil {
-			return err
-		}
-		targets = append(targets, &idTarget{input: in, addr: netip.AddrPortFrom(a, uint16(o.port)), flows: make([][]probe.Result, o.flows)})
+	resolved, err := resolveTargets(ctx, o.g, d, o.targets)
+	if err != nil {
+		return err
+	}
+	targets := make([]*idTarget, len(resolved))
+	for i, r := range resolved {
+		targets[i] = &idTarget{target: r, port: uint16(o.port), flows: make([][]probe.Result, o.flows), setup: make([]error, o.flows)}
+		targets[i].pending.Store(int32(o.flows))
 	}
 	out := newRunOutput(s, o.g, d, report.KindID)
-	var names []string
+	run := &idRun{o: o, d: d, out: out, results: make([]report.IDTarget, len(targets))}
 	for _, n := range o.names {
-		names = append(names, dnsFQDN(n))
+		run.names = append(run.names, dnsFQDN(n))
 	}
+	// One packet budget for the whole run; a burst of one run's queries,
+	// so they leave together.
+	burst := len(run.names)
+	if burst == 0 {
+		burst = 2
+	}
+	if o.version {
+		burst += 2
+	}
+	run.lim = rate.NewLimiter(rate.Limit(o.rate), burst)
 
-	interrupted := false
-rounds:
-	for c := 0; c < o.count; c++ {
-		if c > 0 && !sleepCtx(ctx, o.interval) {
-			interrupted = true
-			break
+	// Every flow of every target at once, within idParallel and the
+	// budget; each target's result is streamed (-o jsonl) as soon as its
+	// last flow is done, and shown in the order given at the end.
+	var g errgroup.Group
+	g.SetLimit(idParallel)
+	for i, t := range targets {
+		for f := range o.flows {
+			g.Go(func() error {
+				run.flow(ctx, t, f)
+				if t.pending.Add(-1) == 0 {
+					run.finishTarget(ctx, i, t)
+				}
+				return nil
+			})
 		}
-		for _, t := range targets {
-			for f := range o.flows {
-				src := netip.AddrPortFrom(netip.Addr{}, 0)
-				if prev := t.flows[f]; len(prev) > 0 {
-					src = netip.AddrPortFrom(netip.Addr{}, prev[0].Source.Port())
-				} else if o.sport != 0 {
-					src = netip.AddrPortFrom(netip.Addr{}, uint16(o.sport+f))
-				}
-				res, err := probe.Run(ctx, probe.Options{
-					Target:  t.addr,
-					Source:  src,
-					Names:   names,
-					Version: o.version,
-					TCP:     o.tcp,
-					Timeout: o.g.timeout,
-					Net:     d.probeNet,
-				})
-				if ctx.Err() != nil {
-					// Keep what answered before the interruption; the
-					// queries cut short did not time out.
-					res.Answers = repliedOnly(res.Answers)
-					if len(res.Answers) > 0 {
-						res.Identity = probe.Summarise(res.Answers)
-						t.flows[f] = append(t.flows[f], res)
-					}
-					interrupted = true
-					break rounds
-				}
-				if err != nil {
-					out.problem(report.Problem{Target: t.input, Stage: "probe", Message: err.Error()})
-					continue
-				}
+	}
+	_ = g.Wait()
+	return finish(out, run.results, outcome{failed: run.failed, interrupted: ctx.Err() != nil}, render.IDText)
+}
+
+// idRun is the state one `anycheck id` shares between its flows.
+type idRun struct {
+	o     *idOptions
+	d     *deps
+	out   *runOutput
+	lim   *rate.Limiter
+	names []string
+
+	mu      sync.Mutex
+	results []report.IDTarget // in the order given
+	failed  int
+}
+
+// flow makes the -c runs of one flow of t, --interval apart, all from one
+// source port: the one given (--sport + f) or the first run's.
+func (r *idRun) flow(ctx context.Context, t *idTarget, f int) {
+	o := r.o
+	for c := 0; c < o.count; c++ {
+		if ctx.Err() != nil || (c > 0 && !sleepCtx(ctx, o.interval)) {
+			return
+		}
+		src := netip.AddrPortFrom(netip.Addr{}, 0)
+		if prev := t.flows[f]; len(prev) > 0 {
+			src = netip.AddrPortFrom(netip.Addr{}, prev[0].Source.Port())
+		} else if o.sport != 0 {
+			src = netip.AddrPortFrom(netip.Addr{}, uint16(o.sport+f))
+		}
+		res, err := probe.Run(ctx, probe.Options{
+			Target:  t.addrPort(),
+			Source:  src,
+			Names:   r.names,
+			Version: o.version,
+			TCP:     o.tcp,
+			Timeout: o.g.timeout,
+			Limiter: r.lim,
+			Net:     r.d.probeNet,
+		})
+		if ctx.Err() != nil {
+			// Keep what answered before the interruption; the queries
+			// cut short did not time out.
+			res.Answers = cameBack(res.Answers)
+			if err == nil && len(res.Answers) > 0 {
+				res.Identity = probe.Summarise(res.Answers)
 				t.flows[f] = append(t.flows[f], res)
-				out.source(res.Source.String())
+			}
+			return
+		}
+		if err != nil {
+			// The flow cannot be opened (its port is taken): that is
+			// this host's problem, said as such, not a silent target.
+			t.setup[f] = err
+			msg := err.Error()
+			var be *probe.BindError
+			if errors.As(err, &be) && o.sport != 0 {
+				msg = fmt.Sprintf("cannot use source port %d (--sport): %v", be.Addr.Port(), be.Err)
+			}
+			r.out.problem(report.Problem{Target: t.input, Stage: "probe", Message: msg})
+			return
+		}
+		t.flows[f] = append(t.flows[f], res)
+		r.out.source(res.Source.String())
+	}
+}
+
+// finishTarget reports one target whose flows are all done.
+func (r *idRun) finishTarget(ctx context.Context, i int, t *idTarget) {
+	res := report.FromIDRuns(t.input, t.addrPort(), r.o.tcp, t.flows)
+	res.Operator = t.operator
+	if res.Failed && ctx.Err() == nil {
+		res.Error = t.failure(r.o.g.timeout)
+		if t.opened() {
+			// A flow that could not be opened was reported already.
+			r.out.problem(report.Problem{Target: t.input, Stage: "probe", Message: res.Error})
+		}
+	}
+	r.mu.Lock()
+	r.results[i] = res
+	if res.Failed && ctx.Err() == nil {
+		r.failed++
+	}
+	r.mu.Unlock()
+	r.out.result(res.Input, res)
+}
+
+// opened reports whether some flow of t made a run.
+func (t *idTarget) opened() bool {
+	for _, runs := range t.flows {
+		if len(runs) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// failure says why no query to t got an answer: its flows could not be
+// opened, or what each query met instead (timeouts, errors, messages that
+// were not answers).
+func (t *idTarget) failure(timeout time.Duration) string {
+	if !t.opened() {
+		for _, err := range t.setup {
+			if err != nil {
+				return "no flow could be opened: " + err.Error()
 			}
 		}
 	}
-
-	results := make([]report.IDTarget, 0, len(targets))
-	failed := 0
-	for _, t := range targets {
-		r := report.FromIDRuns(t.input, t.addr, o.tcp, t.flows)
-		if r.Failed && !interrupted {
-			failed++
-			out.problem(report.Problem{Target: t.input, Stage: "probe",
-				Message: fmt.Sprintf("no reply from %s within %s", t.addr, o.g.timeout)})
-		}
-		results = append(results, r)
-		out.result(r.Input, r)
+	type seen struct {
+		n      int
+		detail string
 	}
-	return finish(out, results, outcome{failed: failed, interrupted: interrupted}, render.IDText)
+	var order []probe.Status
+	by := map[probe.Status]*seen{}
+	for _, runs := range t.flows {
+		for _, res := range runs {
+			for _, a := range res.Answers {
+				if by[a.Status] == nil {
+					by[a.Status] = &seen{detail: a.Detail}
+					order = append(order, a.Status)
+				}
+				by[a.Status].n++
+			}
+		}
+	}
+	if len(order) == 1 && order[0] == probe.StatusTimeout {
+		return fmt.Sprintf("no reply from %s within %s", t.addrPort(), timeout)
+	}
+	parts := make([]string, len(order))
+	for i, st := range order {
+		parts[i] = fmt.Sprintf("%d %s", by[st].n, st)
+		if st != probe.StatusTimeout && by[st].detail != "" {
+			parts[i] += " (" + by[st].detail + ")"
+		}
+	}
+	return fmt.Sprintf("no DNS answer from %s: %s", t.addrPort(), strings.Join(parts, ", "))
 }
 
-func repliedOnly(as []probe.Answer) []probe.Answer {
+// cameBack keeps the answers of a run that something came back for.
+func cameBack(as []probe.Answer) []probe.Answer {
 	var out []probe.Answer
 	for _, a := range as {
-		if a.Status != probe.StatusTimeout && a.Status != probe.StatusError {
+		if a.Replied() || a.Status == probe.StatusMalformed {
 			out = append(out, a)
 		}
 	}

@@ -46,6 +46,10 @@ type deps struct {
 	traceNet   trace.Network // nil = real sockets
 	whoisDial  func(ctx context.Context, network, addr string) (net.Conn, error)
 	cacheDir   func() (string, error)
+	// interfacePrefixes lists the host's addresses with their prefix
+	// lengths (a target at an attached network's broadcast address is no
+	// server); nil = none known.
+	interfacePrefixes func() ([]netip.Prefix, error)
 	// newResolver builds the ASN source; nil = whois.New.
 	newResolver func(spec string, o whois.Options) (whois.Resolver, error)
 }
@@ -57,8 +61,25 @@ func defaultDeps() *deps {
 		lookupHost: func(ctx context.Context, network, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, network, host)
 		},
-		cacheDir: os.UserCacheDir,
+		cacheDir:          os.UserCacheDir,
+		interfacePrefixes: interfacePrefixes,
 	}
+}
+
+func interfacePrefixes() ([]netip.Prefix, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if p, err := netip.ParsePrefix(n.String()); err == nil {
+				out = append(out, netip.PrefixFrom(p.Addr().Unmap(), p.Bits()))
+			}
+		}
+	}
+	return out, nil
 }
 
 // warn writes one diagnostic line to stderr.

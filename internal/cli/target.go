@@ -1,16 +1,98 @@
 package cli
 
 import (
+	"bufio"
 	"context"
+	"embed"
+	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
 
-// resolveTarget turns a target argument into one address of the chosen
-// family: a literal is checked against -4/-6, a name is resolved (first
-// address of the family, IPv6 first when no family is forced... the
-// resolver's order otherwise).
+// targetSets are the named target sets (@NAME): one tab-separated file
+// per set in targets/, a member per line (name, IPv4, IPv6, operator).
+//
+//go:embed targets/*.tsv
+var targetSets embed.FS
+
+// target is one destination of a run: an address and how the user named it.
+type target struct {
+	input    string // the argument, or the member's name for a target set
+	addr     netip.Addr
+	operator string // who runs it, for members of a target set
+}
+
+// resolveTargets turns the target arguments into destinations, in order:
+// a named set (@roots) becomes its members of the chosen family (both
+// families without -4/-6), anything else one address. Every error is a
+// usage error naming the argument, returned before anything is sent.
+func resolveTargets(ctx context.Context, g *globalOptions, d *deps, inputs []string) ([]target, error) {
+	var out []target
+	for _, in := range inputs {
+		if name, ok := strings.CutPrefix(in, "@"); ok {
+			members, err := targetSet(name, g)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, members...)
+			continue
+		}
+		a, err := resolveTarget(ctx, g, d, in)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, target{input: in, addr: a})
+	}
+	return out, nil
+}
+
+// targetSet reads the named set's members of the chosen family.
+func targetSet(name string, g *globalOptions) ([]target, error) {
+	f, err := targetSets.Open("targets/" + name + ".tsv")
+	if err != nil || !validHostname(name) {
+		return nil, usageErr("target @%s: no such target set (known: %s)", name, strings.Join(targetSetNames(), ", "))
+	}
+	defer f.Close()
+	var out []target
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		text := sc.Text()
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		fields := strings.Split(text, "\t")
+		if len(fields) != 4 {
+			return nil, fmt.Errorf("target set @%s line %d: want name, IPv4, IPv6 and operator separated by tabs", name, line)
+		}
+		for _, s := range fields[1:3] {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("target set @%s line %d: %w", name, line, err)
+			}
+			if (g.v4 && !a.Is4()) || (g.v6 && !a.Is6()) {
+				continue
+			}
+			out = append(out, target{input: fields[0], addr: a, operator: fields[3]})
+		}
+	}
+	return out, sc.Err()
+}
+
+func targetSetNames() []string {
+	entries, _ := targetSets.ReadDir("targets")
+	var names []string
+	for _, e := range entries {
+		names = append(names, "@"+strings.TrimSuffix(e.Name(), ".tsv"))
+	}
+	slices.Sort(names)
+	return names
+}
+
+// resolveTarget turns one target argument into one unicast address of the
+// chosen family: a literal is checked against -4/-6, a name is resolved
+// (the resolver's first address of the family).
 func resolveTarget(ctx context.Context, g *globalOptions, d *deps, input string) (netip.Addr, error) {
 	if a, err := netip.ParseAddr(strings.Trim(input, "[]")); err == nil {
 		a = a.Unmap()
@@ -23,6 +105,9 @@ func resolveTarget(ctx context.Context, g *globalOptions, d *deps, input string)
 		if a.Zone() != "" && !a.IsLinkLocalUnicast() {
 			return netip.Addr{}, usageErr("target %s: a zone is only meaningful on a link-local address", input)
 		}
+		if why := notUnicast(a, d); why != "" {
+			return netip.Addr{}, usageErr("target %s: %s; give the unicast address of one server", input, why)
+		}
 		return a, nil
 	}
 	if !validHostname(input) {
@@ -34,17 +119,61 @@ func resolveTarget(ctx context.Context, g *globalOptions, d *deps, input string)
 	if err != nil {
 		return netip.Addr{}, usageErr("target %s: cannot resolve: %v", input, err)
 	}
+	var skipped []string
 	for _, a := range addrs {
 		a = a.Unmap()
-		if (g.v4 && a.Is4()) || (g.v6 && a.Is6()) || (!g.v4 && !g.v6) {
-			return a, nil
+		if !((g.v4 && a.Is4()) || (g.v6 && a.Is6()) || (!g.v4 && !g.v6)) {
+			continue
 		}
+		if why := notUnicast(a, d); why != "" {
+			skipped = append(skipped, fmt.Sprintf("%s (%s)", a, why))
+			continue
+		}
+		return a, nil
+	}
+	if len(skipped) > 0 {
+		return netip.Addr{}, usageErr("target %s: resolves to no unicast address: %s", input, strings.Join(skipped, ", "))
 	}
 	fam := g.family()
 	if fam == "" {
 		fam = "any"
 	}
 	return netip.Addr{}, usageErr("target %s: has no %s address", input, fam)
+}
+
+// notUnicast says why a is no single server to probe ("" when it is one):
+// a query to a multicast or broadcast address would go to many hosts, and
+// the unspecified address and 0.0.0.0/8 name no destination (RFC 1122
+// 3.2.1.3).
+func notUnicast(a netip.Addr, d *deps) string {
+	switch {
+	case a.IsUnspecified():
+		return "the unspecified address is no destination"
+	case a.IsMulticast():
+		return "a multicast address"
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return "the limited broadcast address"
+	case a.Is4() && a.As4()[0] == 0:
+		return `an address of "this network" (0.0.0.0/8), which is no destination`
+	}
+	if a.Is4() && d.interfacePrefixes != nil {
+		prefixes, _ := d.interfacePrefixes()
+		for _, p := range prefixes {
+			if p.Addr().Is4() && p.Bits() < 31 && p.Contains(a) && a == lastAddr(p) {
+				return "the broadcast address of " + p.Masked().String() + ", a network of this host"
+			}
+		}
+	}
+	return ""
+}
+
+// lastAddr is the highest address of an IPv4 prefix: its broadcast address.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v |= host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 // validHostname checks RFC 1123 syntax loosely (underscores allowed, as

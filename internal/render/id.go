@@ -29,7 +29,11 @@ func idTarget(w *errWriter, t report.IDTarget) {
 	if t.Input != "" && t.Input != t.Address {
 		title = fmt.Sprintf("id %s (%s:%d)", Escape(t.Input), host, t.Port)
 	}
-	w.printf("%s, %s\n", title, t.Transport)
+	op := ""
+	if t.Operator != "" {
+		op = "  operator " + Escape(t.Operator)
+	}
+	w.printf("%s, %s%s\n", title, t.Transport, op)
 	for _, f := range t.Flows {
 		idFlow(w, f, len(t.Flows) > 1)
 	}
@@ -37,7 +41,11 @@ func idTarget(w *errWriter, t report.IDTarget) {
 		w.printf("instances %s\n", instanceList(t.Instances))
 	}
 	if t.Failed {
-		w.printf("no reply from %s: every query timed out or failed\n", t.Address)
+		why := t.Error
+		if why == "" {
+			why = fmt.Sprintf("no DNS answer from %s", t.Address)
+		}
+		w.printf("failed    %s\n", Escape(why))
 	}
 }
 
@@ -54,7 +62,7 @@ func idFlow(w *errWriter, f report.IDFlow, many bool) {
 	last := f.Runs[len(f.Runs)-1]
 	w.printf("%sinstance  %s\n", indent, identityLine(last.Identity))
 	if last.Identity.Disagree {
-		w.printf("%snote      NSID %s and hostname.bind %s differ\n", indent, Quote(last.Identity.NSID), Quote(last.Identity.HostnameBind))
+		w.printf("%snote      %s and hostname.bind %s differ\n", indent, nsidText(last.Identity), Quote(last.Identity.HostnameBind))
 	}
 	nameW := 4
 	for _, a := range last.Answers {
@@ -83,10 +91,8 @@ func identityLine(id report.IdentityDTO) string {
 		return "unknown (no NSID, hostname.bind or id.server)"
 	}
 	var parts []string
-	if id.NSID != "" {
-		parts = append(parts, "NSID "+Quote(id.NSID))
-	} else if id.NSIDHex != "" {
-		parts = append(parts, "NSID hex "+id.NSIDHex)
+	if id.NSIDHex != "" {
+		parts = append(parts, nsidText(id))
 	}
 	if id.HostnameBind != "" {
 		parts = append(parts, "hostname.bind "+Quote(id.HostnameBind))
@@ -101,6 +107,15 @@ func identityLine(id report.IdentityDTO) string {
 		parts = append(parts, "version.server "+Quote(id.VersionServer))
 	}
 	return fmt.Sprintf("%s  (%s)", Escape(id.Instance), strings.Join(parts, "; "))
+}
+
+// nsidText shows an NSID as text when it is printable, else as hex (a
+// binary NSID has no text to quote).
+func nsidText(id report.IdentityDTO) string {
+	if id.NSID != "" {
+		return "NSID " + Quote(id.NSID)
+	}
+	return "NSID hex " + id.NSIDHex
 }
 
 func answerDetail(a report.AnswerDTO) string {
@@ -127,7 +142,7 @@ func answerDetail(a report.AnswerDTO) string {
 			parts = append(parts, "tcp")
 		}
 	}
-	if a.Rcode != nil && a.Status == "rcode" {
+	if a.Rcode != nil && a.Status == "rcode" && !strings.HasPrefix(a.Detail, "rcode ") {
 		parts = append(parts, fmt.Sprintf("rcode %d", *a.Rcode))
 	}
 	if a.Detail != "" {

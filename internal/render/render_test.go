@@ -165,6 +165,55 @@ func TestIDTextShowsInstanceAndDisagreement(t *testing.T) {
 	}
 }
 
+// A binary NSID has no text: the disagreement note shows its hex, never
+// an empty quoted string.
+func TestIDTextBinaryNSIDDisagreement(t *testing.T) {
+	targets := idFixture(true)
+	targets[0].Flows[0].Runs[0].Identity.Disagree = true
+	var b bytes.Buffer
+	if err := IDText(&b, targets); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.Contains(out, `NSID ""`) || !strings.Contains(out, `note      NSID hex 1b5b324a and hostname.bind "evil\x1b[31mred\x07\nline" differ`) {
+		t.Errorf("binary NSID disagreement shown wrong:\n%s", out)
+	}
+}
+
+// An RCODE without a status of its own is named once.
+func TestIDTextOtherRcodeOnce(t *testing.T) {
+	targets := idFixture(false)
+	rc := 9
+	a := &targets[0].Flows[0].Runs[0].Answers[2]
+	a.Status, a.Rcode, a.Detail = "rcode", &rc, "rcode NOTAUTH (9)"
+	var b bytes.Buffer
+	if err := IDText(&b, targets); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.Count(out, "rcode NOTAUTH (9)") != 1 || strings.Contains(out, "rcode 9") {
+		t.Errorf("rcode shown twice or not at all:\n%s", out)
+	}
+}
+
+// A failed target says why, not "every query timed out" whatever happened.
+func TestIDTextFailure(t *testing.T) {
+	targets := idFixture(false)
+	targets[0].Failed, targets[0].Error = true, "no flow could be opened: bind udp source 0.0.0.0:5300: address already in use"
+	targets[0].Operator = "Lab Operator"
+	var b bytes.Buffer
+	if err := IDText(&b, targets); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if !strings.Contains(out, "failed    no flow could be opened: bind udp source 0.0.0.0:5300: address already in use\n") || strings.Contains(out, "timed out") {
+		t.Errorf("failure not shown as it happened:\n%s", out)
+	}
+	if !strings.HasPrefix(out, "id 192.0.2.53:53, udp  operator Lab Operator\n") {
+		t.Errorf("operator not in the title:\n%s", out)
+	}
+}
+
 func TestJSONGolden(t *testing.T) {
 	var b bytes.Buffer
 	if err := JSON(&b, idDoc(idFixture(false))); err != nil {

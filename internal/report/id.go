@@ -20,8 +20,12 @@ type IDTarget struct {
 	Flows     []IDFlow `json:"flows"`
 	// Instances counts, over every flow and run, which instance answered.
 	Instances []InstanceCount `json:"instances"`
-	// Failed is true when no query to this target got any DNS reply.
-	Failed bool `json:"failed"`
+	// Failed is true when no query to this target got a DNS reply to its
+	// question; Error then says why.
+	Failed bool   `json:"failed"`
+	Error  string `json:"error,omitempty"`
+	// Operator runs the target, for members of a named target set (@roots).
+	Operator string `json:"operator,omitempty"`
 }
 
 // IDFlow is every run over one source port.
@@ -43,7 +47,7 @@ type IDRun struct {
 type IDFlowSummary struct {
 	Runs      int             `json:"runs"`
 	Queries   int             `json:"queries"`
-	Answered  int             `json:"answered"` // queries with any DNS reply
+	Answered  int             `json:"answered"` // queries with a DNS reply to their question
 	Timeouts  int             `json:"timeouts"`
 	RTT       *RTTStats       `json:"rtt_ms"` // over queries with a reply; null when none
 	Instances []InstanceCount `json:"instances"`
@@ -115,7 +119,10 @@ func FromAnswer(a probe.Answer) AnswerDTO {
 			d.NSID = &t
 		}
 	}
-	if replied(a) {
+	if a.Replied() || a.RTT > 0 {
+		// Bytes that came back unparsable still have an arrival time; a
+		// message that was no reply to the question (a reflected query)
+		// has none.
 		ms := Ms(a.RTT)
 		d.RTTMs = &ms
 	}
@@ -138,15 +145,6 @@ func FromIdentity(id probe.Identity) IdentityDTO {
 		VersionServer:  id.VersionServer,
 		Disagree:       id.Disagree,
 	}
-}
-
-// replied reports whether a DNS reply (of any kind) came back.
-func replied(a probe.Answer) bool {
-	switch a.Status {
-	case probe.StatusTimeout, probe.StatusError, "":
-		return false
-	}
-	return true
 }
 
 // FromIDRuns builds one target's DTO from its runs, grouped by flow in the
@@ -179,7 +177,7 @@ func FromIDRuns(input string, target netip.AddrPort, tcp bool, flows [][]probe.R
 				run.Answers = append(run.Answers, FromAnswer(a))
 				f.Summary.Queries++
 				f.Summary.Statuses[string(a.Status)]++
-				if replied(a) {
+				if a.Replied() {
 					f.Summary.Answered++
 					rtts = append(rtts, a.RTT)
 					t.Failed = false
