@@ -22,10 +22,11 @@ func ClassifyReply(name string, id uint16, reply []byte) Answer {
 }
 
 // classify is ClassifyReply plus whether the bytes are a reply to this
-// query at all. Run uses the second result to skip stray datagrams (another
-// query's answer, a reflected query, a spoofed reply for another name)
-// instead of taking them as the answer; bytes that carry our ID but do not
-// parse are ours, and malformed.
+// query at all. A flow's reader (mux.dispatch) uses the second result to
+// pass over messages that carry the query's ID but answer nothing (a
+// reflected query, a spoofed reply for another name) instead of taking
+// them as the answer; bytes that carry our ID but do not parse are ours,
+// and malformed.
 func classify(name string, id uint16, reply []byte) (a Answer, ours bool) {
 	name = dns.Fqdn(name)
 	a = Answer{Name: name, Rcode: -1, Size: len(reply), Status: StatusMalformed}

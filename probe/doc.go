@@ -4,8 +4,10 @@
 // the same path to the same anycast instance.
 //
 // It owns query building, the exchange over UDP (TCP on truncation or on
-// request) and the classification of answers. It never prints, exits, reads
-// flags or keeps package state; callers inject sockets through Network.
+// request; the queries of a run in flight at once, matched by DNS ID) and
+// the classification of answers. It never prints, exits, reads flags or
+// keeps package state; callers inject sockets through Network and share a
+// packet budget through Options.Limiter.
 //
 // Package probetest beside it runs an in-process CHAOS server for the
 // tests of probe and of its callers.
