@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/anycheck/anycheck/internal/netutil"
 )
 
 // systemNetwork is the host's real stack, what a nil Options.Net means.
@@ -66,11 +68,11 @@ func dialBound(ctx context.Context, network string, laddr, raddr netip.AddrPort)
 						return
 					}
 				}
-				if bindErr = unix.Bind(int(fd), sockaddr(src)); bindErr != nil {
+				if bindErr = unix.Bind(int(fd), netutil.Sockaddr(src)); bindErr != nil {
 					return
 				}
 				if sa, err := unix.Getsockname(int(fd)); err == nil {
-					bound = fromSockaddr(sa)
+					bound = netutil.AddrPort(sa)
 				}
 			})
 			if err != nil {
@@ -97,21 +99,4 @@ func dialBound(ctx context.Context, network string, laddr, raddr netip.AddrPort)
 		return nil, err
 	}
 	return c, nil
-}
-
-func sockaddr(ap netip.AddrPort) unix.Sockaddr {
-	if ap.Addr().Is4() {
-		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
-	}
-	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
-}
-
-func fromSockaddr(sa unix.Sockaddr) netip.AddrPort {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port))
-	}
-	return netip.AddrPort{}
 }
