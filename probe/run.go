@@ -169,7 +169,7 @@ func (r *runner) overTCP(ctx context.Context, name string, m *mux, q *query, dea
 	if deadline.IsZero() {
 		deadline = time.Now().Add(r.timeout)
 	}
-	for {
+	for again := false; ; again = true {
 		if m == nil {
 			var err error
 			if m, err = r.tcp.conn(ctx, deadline); err != nil {
@@ -180,6 +180,11 @@ func (r *runner) overTCP(ctx context.Context, name string, m *mux, q *query, dea
 		}
 		a, err := m.await(ctx, q, r.timeout)
 		if err == nil {
+			if again && a.Detail == "" {
+				// Say why the run's queries did not share one
+				// connection: the server does not keep one open.
+				a.Detail = "asked on a new connection: the server closed the one it had answered on"
+			}
 			return a
 		}
 		if ctx.Err() == nil && (m.isDead() || isEOF(err)) && m.answeredBy(deadline) > 0 {

@@ -364,10 +364,17 @@ func TestRunTCPReconnects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reasked := 0
 	for _, a := range res.Answers {
 		if a.Status != probe.StatusAnswered {
 			t.Errorf("%s: %s %s", a.Name, a.Status, a.Detail)
 		}
+		if strings.Contains(a.Detail, "new connection: the server closed") {
+			reasked++
+		}
+	}
+	if reasked != len(res.Answers)-1 {
+		t.Errorf("%d answers say they needed a new connection, want all but the first", reasked)
 	}
 	checkOneFlow(t, res, srv.Queries(), "127.0.0.1")
 	if got := srv.TCPConnections(); got != len(res.Answers) {
