@@ -252,16 +252,24 @@ func (e *engine) handle(pkt Packet) {
 		return
 	}
 	loc, ok := e.byTag[tag]
-	if !ok || loc[0] < e.emitted {
+	if !ok {
+		return
+	}
+	at := pkt.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	if o.Kind == ReplyACK {
+		if loc, ok = e.challenged(loc, at); !ok {
+			return
+		}
+	}
+	if loc[0] < e.emitted {
 		return // its hop is already final and shown
 	}
 	ps := &e.hops[loc[0]].probes[loc[1]]
 	if ps.reply != nil {
 		return // a duplicate: the first answer stands
-	}
-	at := pkt.At
-	if at.IsZero() {
-		at = time.Now()
 	}
 	r := &Reply{
 		From:      o.From,
@@ -289,11 +297,48 @@ func (e *engine) handle(pkt Packet) {
 	}
 }
 
+// challenged finds the probe a challenge ACK answers. The ACK acknowledges
+// the probe at acked, whose SYN left a half-open connection at the
+// destination; it answers a later SYN on the same 4-tuple: an unanswered
+// probe sent after that one, at a TTL that reaches the destination, and
+// sent about one round trip (the acknowledged probe's) before the ACK
+// came back — the earliest such probe when that round trip is unknown.
+func (e *engine) challenged(acked [2]int, at time.Time) ([2]int, bool) {
+	first := &e.hops[acked[0]].probes[acked[1]]
+	minTTL := e.hops[acked[0]].ttl
+	if e.terminal > 0 {
+		minTTL = min(minTTL, e.terminal)
+	}
+	var best [2]int
+	var bestDist time.Duration
+	found := false
+	for i := range e.hops {
+		if e.hops[i].ttl < minTTL {
+			continue
+		}
+		for j := range e.hops[i].probes {
+			ps := &e.hops[i].probes[j]
+			if !ps.isSent || ps.sendErr || ps.reply != nil || !ps.sent.After(first.sent) || ps.sent.After(at) {
+				continue
+			}
+			dist := ps.sent.Sub(first.sent)
+			if first.reply != nil {
+				dist = at.Sub(ps.sent) - first.reply.RTT
+				dist = max(dist, -dist)
+			}
+			if !found || dist < bestDist {
+				best, bestDist, found = [2]int{i, j}, dist, true
+			}
+		}
+	}
+	return best, found
+}
+
 // isTerminal says whether a reply ends the trace at its TTL and whether it
 // means the destination was reached.
 func (e *engine) isTerminal(r *Reply) (end, reached bool) {
 	switch r.Kind {
-	case ReplyDNS, ReplyUDP, ReplyEcho, ReplySynAck, ReplyRST:
+	case ReplyDNS, ReplyUDP, ReplyEcho, ReplySynAck, ReplyRST, ReplyACK:
 		return true, true
 	case ReplyUnreachable:
 		if r.From == e.flow.Dst.Addr() && (r.portUnreachable() || e.flow.Proto == ICMP) {
@@ -406,21 +451,25 @@ func (e *engine) nextWake(now time.Time) time.Time {
 // hopResult is the public view of a hop: probes that were sent.
 func (e *engine) hopResult(h *hopState) Hop {
 	out := Hop{TTL: h.ttl}
-	answered, silentAfter := false, false
+	icmpAnswered, silentAfter := false, false
 	for j := range h.probes {
 		ps := &h.probes[j]
 		if !ps.isSent {
 			continue
 		}
 		out.Probes = append(out.Probes, ProbeResult{Seq: j, Sent: ps.sent, Reply: ps.reply})
-		if ps.reply != nil {
-			answered = true
-		} else if answered && !ps.sendErr {
+		switch {
+		case ps.reply != nil:
+			icmpAnswered = icmpAnswered || ps.reply.Kind == ReplyTimeExceeded || ps.reply.Kind == ReplyUnreachable
+		case icmpAnswered && !ps.sendErr:
 			silentAfter = true
 		}
 	}
-	// A router that answered and then went quiet within one trace is most
-	// likely rate limiting its ICMP errors (Linux: burst 6, then 1/s).
+	// The evidence of rate limiting: a hop that answered with ICMP errors
+	// (what routers and hosts rate limit: Linux allows a burst of 6, then
+	// 1/s per destination) and then went quiet within the trace. A SYN-ACK,
+	// DNS answer or echo reply followed by silence is something else (a
+	// TCP server's half-open connection, a busy service).
 	out.RateLimited = silentAfter
 	return out
 }

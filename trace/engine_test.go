@@ -332,14 +332,52 @@ func TestRunStreamsInTTLOrder(t *testing.T) {
 	}
 }
 
+// TestRunRateLimitedHop: "(rate-limited?)" needs evidence: a hop that
+// answered with ICMP errors and then went quiet. A destination whose DNS
+// service answered one query of three is not a rate-limited router.
 func TestRunRateLimitedHop(t *testing.T) {
 	hops := tracetest.Routers(3, time.Millisecond)
 	hops[1].Answers = func(seq int) bool { return seq == 0 }
-	n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{RTT: 4 * time.Millisecond}}
-	p, _ := runFake(t, n, trace.Options{Rate: 1000, Wait: 5 * time.Second})
+	n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{RTT: 4 * time.Millisecond, Answers: func(seq int) bool { return seq == 0 }}}
+	p, _ := runFake(t, n, trace.Options{Rate: 1000, Wait: 5 * time.Second, MinWait: 100 * time.Millisecond})
+	if !p.Reached || len(p.Hops) != 4 || fmt.Sprint(hopFroms(p.Hops[3])) != "[192.0.2.53 * *]" {
+		t.Fatalf("reached %v, hops %d, destination %v", p.Reached, len(p.Hops), hopFroms(p.Hops[len(p.Hops)-1]))
+	}
 	for _, h := range p.Hops {
 		if h.RateLimited != (h.TTL == 2) {
 			t.Errorf("ttl %d rate limited = %v (%v)", h.TTL, h.RateLimited, hopFroms(h))
+		}
+	}
+}
+
+// TestRunTCPChallengeACK: a TCP server holding the half-open connection of
+// the first SYN (the tracer's RST never reached it) answers the next SYN
+// on the 4-tuple with an ACK acknowledging the first, and the one after
+// with nothing. The ACK is the destination's answer to the probe that
+// caused it; the silence that follows is no ICMP rate limit.
+func TestRunTCPChallengeACK(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		n := &tracetest.Net{Hops: tracetest.Routers(2, time.Millisecond), Dest: tracetest.Dest{RTT: 10 * time.Millisecond, Hold: time.Minute}}
+		p, _ := runFake(t, n, trace.Options{Target: target(v6), Proto: trace.TCP, MaxTTL: 3, Rate: 1000, Wait: 5 * time.Second, MinWait: 200 * time.Millisecond})
+		if !p.Reached || p.DestTTL != 3 {
+			t.Fatalf("reached %v at %d", p.Reached, p.DestTTL)
+		}
+		var kinds []string
+		for _, pr := range p.Hops[2].Probes {
+			k := "*"
+			if pr.Reply != nil {
+				k = string(pr.Reply.Kind)
+				if pr.Reply.From != target(v6) || pr.Reply.RTT < 10*time.Millisecond {
+					t.Errorf("probe %d: %+v", pr.Seq, pr.Reply)
+				}
+			}
+			kinds = append(kinds, k)
+		}
+		if fmt.Sprint(kinds) != "[syn-ack ack *]" {
+			t.Errorf("destination answers %v, want [syn-ack ack *]", kinds)
+		}
+		if p.Hops[2].RateLimited {
+			t.Error("the destination's silence after a challenge ACK is shown as ICMP rate limiting")
 		}
 	}
 }

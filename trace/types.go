@@ -87,8 +87,9 @@ type ProbeResult struct {
 type Hop struct {
 	TTL    int
 	Probes []ProbeResult
-	// RateLimited is set when the hop's silence looks like ICMP rate limiting
-	// (some probes answered, later ones to the same router did not).
+	// RateLimited is set when the hop's silence looks like ICMP rate
+	// limiting: it answered with ICMP errors (time exceeded, unreachable),
+	// then a later probe to it got nothing.
 	RateLimited bool
 }
 
