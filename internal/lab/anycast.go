@@ -199,14 +199,56 @@ func AnycastTopology() Topology {
 	}
 }
 
+// anycastDelays are one-way delays for the standard lab's links: access
+// links of a millisecond or two, metro links of a few, long-haul links of
+// 6 to 25 ms, so that round trips from the clients are those of real
+// paths (c1 → A 36 ms, c1 → svc 24 ms, c2 → B 62 ms, c2 → A once B's
+// route is gone 60 ms).
+var anycastDelays = map[string]time.Duration{
+	"e1-c1":  1 * time.Millisecond,
+	"e1-m1":  2 * time.Millisecond,
+	"e1-m2":  2 * time.Millisecond,
+	"core":   2 * time.Millisecond,
+	"ra-r1":  12 * time.Millisecond,
+	"ra-i1":  1 * time.Millisecond,
+	"rt-r1":  6 * time.Millisecond,
+	"rt-r2":  6 * time.Millisecond,
+	"rt-svc": 1 * time.Millisecond,
+	"s2-c2":  1 * time.Millisecond,
+	"r2-s2":  4 * time.Millisecond,
+	"rb-r2":  25 * time.Millisecond,
+	"rb-i2":  1 * time.Millisecond,
+}
+
+// DelayedAnycastTopology is AnycastTopology with every link delayed as
+// real paths are (see Link.Delay): the lab for measuring waits and speed.
+func DelayedAnycastTopology() Topology {
+	topo := AnycastTopology()
+	for i := range topo.Links {
+		topo.Links[i].Delay = anycastDelays[linkName(topo.Links[i])]
+	}
+	return topo
+}
+
 // StartAnycast starts the standard lab: topology, BIRD on the five routers,
 // NSD on i1 and Knot on i2, all in parallel; it returns once BGP has
 // converged and both instances answer. Teardown is automatic.
 func StartAnycast(t testing.TB) *Anycast {
 	t.Helper()
+	return startAnycast(t, AnycastTopology())
+}
+
+// StartAnycastDelayed is StartAnycast on DelayedAnycastTopology.
+func StartAnycastDelayed(t testing.TB) *Anycast {
+	t.Helper()
+	return startAnycast(t, DelayedAnycastTopology())
+}
+
+func startAnycast(t testing.TB, topo Topology) *Anycast {
+	t.Helper()
 	Require(t)
 	start := time.Now()
-	l, err := newLab(t, AnycastTopology())
+	l, err := newLab(t, topo)
 	if err != nil {
 		t.Fatalf("lab: %v", err)
 	}

@@ -84,6 +84,16 @@
 //		}
 //	}
 //
+// # Delays
+//
+// Link.Delay holds every frame crossing a link for that long each way
+// (netem and nftables' queue expression are missing from this kernel): the
+// link becomes two TAP devices, one in each namespace, joined through the
+// test process, which copies frames across once they are due. Lab tests
+// that measure waits or speed use StartAnycastDelayed, the standard lab with
+// the round trips of real paths (c1 → A 36 ms, c2 → B 62 ms; each wire
+// crossing adds a few tenths of a millisecond of scheduling on top).
+//
 // Start builds any other Topology the same way (see AnycastTopology for a
 // complete description to copy from).
 package lab

@@ -204,3 +204,26 @@ func FuzzParseDig(f *testing.F) {
 		}
 	})
 }
+
+// Every delay of the delayed anycast lab names a link of it, and every
+// link is delayed.
+func TestDelayedAnycastTopology(t *testing.T) {
+	topo := DelayedAnycastTopology()
+	named := map[string]bool{}
+	for _, lk := range topo.Links {
+		named[linkName(lk)] = true
+		if lk.Delay <= 0 || lk.Delay > MaxDelay {
+			t.Errorf("link %s: delay %v", linkName(lk), lk.Delay)
+		}
+	}
+	for name := range anycastDelays {
+		if !named[name] {
+			t.Errorf("delay for %q: no such link", name)
+		}
+	}
+	for _, lk := range AnycastTopology().Links {
+		if lk.Delay != 0 {
+			t.Errorf("link %s of the standard lab is delayed (%v)", linkName(lk), lk.Delay)
+		}
+	}
+}

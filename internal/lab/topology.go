@@ -81,7 +81,19 @@ type Link struct {
 	// the node on the other side (so two nodes share at most one such link).
 	Name string
 	Ends []End
+	// Delay, when set, holds every frame crossing the link for this long
+	// in each direction (the round trip across it is twice Delay): a
+	// stand-in for distance, so that wait policies meet real RTTs. The
+	// link is then a pair of TAP devices joined through the test process
+	// instead of a veth pair (see wire_linux.go); on a segment, each
+	// member's port holds frames for Delay/2 each way, so any two members
+	// are Delay apart. At most MaxDelay.
+	Delay time.Duration
 }
+
+// MaxDelay bounds Link.Delay: a lab is for RTTs of real paths, not for
+// timeouts.
+const MaxDelay = time.Second
 
 // End is one node's side of a link and its addresses (address with prefix
 // length, e.g. 198.51.100.1/30, 2001:db8:100:1::1/64).
@@ -116,6 +128,7 @@ type Lab struct {
 
 	mu       sync.Mutex
 	procs    []*exec.Cmd
+	wires    []*wire            // delayed links, closed at teardown
 	disabled map[[2]string]bool // BGP sessions stopped with StopBGP
 }
 
@@ -194,6 +207,9 @@ func describe(t testing.TB, topo Topology) (*Lab, error) {
 		}
 		if len(lk.Ends) > 2 && (lk.Name == "" || len(lk.Name) > 12) {
 			return nil, fmt.Errorf("segment with %d ends: needs a Name of 1-12 characters", len(lk.Ends))
+		}
+		if lk.Delay < 0 || lk.Delay > MaxDelay {
+			return nil, fmt.Errorf("link %s: delay %v: want 0 to %v", linkName(lk), lk.Delay, MaxDelay)
 		}
 		for _, e := range lk.Ends {
 			if l.nodes[e.Node] == nil {
@@ -361,11 +377,35 @@ func (l *Lab) nsOf(node string) (string, error) {
 	return ns, nil
 }
 
+// linkName names a link in messages: its segment name or its two ends.
+func linkName(lk Link) string {
+	if len(lk.Ends) != 2 {
+		return lk.Name
+	}
+	return lk.Ends[0].Node + "-" + lk.Ends[1].Node
+}
+
+// pair joins devices nameA in nsA and nameB in nsB: a veth pair, or a
+// wire holding frames for delay each way.
+func (l *Lab) pair(ctx context.Context, nsA, nameA, nsB, nameB string, delay time.Duration) error {
+	if delay == 0 {
+		return host(ctx, "ip", "-n", nsA, "link", "add", "name", nameA, "type", "veth",
+			"peer", "name", nameB, "netns", nsB)
+	}
+	w, err := newWire(nsA, nameA, nsB, nameB, delay, delay)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.wires = append(l.wires, w)
+	l.mu.Unlock()
+	return nil
+}
+
 func (l *Lab) makeLink(ctx context.Context, i int, lk Link) error {
 	if len(lk.Ends) == 2 {
 		a, b := lk.Ends[0], lk.Ends[1]
-		if err := host(ctx, "ip", "-n", l.ns[a.Node], "link", "add", "name", b.Node, "type", "veth",
-			"peer", "name", a.Node, "netns", l.ns[b.Node]); err != nil {
+		if err := l.pair(ctx, l.ns[a.Node], b.Node, l.ns[b.Node], a.Node, lk.Delay); err != nil {
 			return fmt.Errorf("link %s-%s: %w", a.Node, b.Node, err)
 		}
 		if err := l.upEnd(ctx, a, b.Node); err != nil {
@@ -384,8 +424,7 @@ func (l *Lab) makeLink(ctx context.Context, i int, lk Link) error {
 		return fmt.Errorf("segment %s: %w", lk.Name, err)
 	}
 	for _, e := range lk.Ends {
-		if err := host(ctx, "ip", "-n", sw, "link", "add", "name", e.Node, "type", "veth",
-			"peer", "name", lk.Name, "netns", l.ns[e.Node]); err != nil {
+		if err := l.pair(ctx, sw, e.Node, l.ns[e.Node], lk.Name, lk.Delay/2); err != nil {
 			return fmt.Errorf("segment %s, port %s: %w", lk.Name, e.Node, err)
 		}
 		if err := host(ctx, "ip", "-n", sw, "link", "set", e.Node, "master", "br0"); err != nil {
@@ -640,6 +679,15 @@ func (l *Lab) teardown() {
 	var wg sync.WaitGroup
 	for _, cmd := range slices.Backward(procs) {
 		wg.Go(func() { stopProcess(cmd) })
+	}
+	wg.Wait()
+	// An open TAP device keeps its namespace alive: close the wires first.
+	l.mu.Lock()
+	wires := l.wires
+	l.wires = nil
+	l.mu.Unlock()
+	for _, w := range wires {
+		wg.Go(w.close)
 	}
 	wg.Wait()
 	var g errgroup.Group
