@@ -3,6 +3,8 @@ package lab
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -134,12 +136,27 @@ func buildBinary() (string, error) {
 	return install(tmp.Name(), dir)
 }
 
-// install makes the binary executable by everyone and moves it into place.
+// install makes the binary executable by everyone and moves it into place,
+// in a subdirectory named by its content: test processes of several
+// checkouts (other branches, other builds) share the directory, and one
+// must never run another's binary.
 func install(tmp, dir string) (string, error) {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return "", fmt.Errorf("install binary: %w", err)
 	}
-	final := filepath.Join(dir, "anycheck")
+	data, err := os.ReadFile(tmp)
+	if err != nil {
+		return "", fmt.Errorf("install binary: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	sub := filepath.Join(dir, hex.EncodeToString(sum[:8]))
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		return "", fmt.Errorf("install binary: %w", err)
+	}
+	if err := os.Chmod(sub, 0o755); err != nil {
+		return "", fmt.Errorf("install binary: %w", err)
+	}
+	final := filepath.Join(sub, "anycheck")
 	if err := os.Rename(tmp, final); err != nil {
 		return "", fmt.Errorf("install binary: %w", err)
 	}
