@@ -44,19 +44,49 @@
 //
 // # Scheduling
 //
-// Probes go out in rounds, one per TTL per round, with a strict gap of
-// 1/Rate between packets, so the probes to one router are spread in time
-// (Linux routers allow a burst of 6 ICMP errors, then 1/s, per
-// destination). A window (Options.Window, default 16, traceroute's -N)
-// bounds how far ahead of the path's known part probes go: TTL t is sent
-// only while t <= frontier+Window, the frontier being the highest TTL with
-// a probe answered or given up, so a trace to a destination d hops away
-// sends at most about Window-d+1 probes past it in the first round instead
-// of every TTL to MaxTTL (each one a query to the service on UDP/53). A
-// blocked send waits, without polling, for an answer or the deadline that
-// moves the frontier; an all-silent path still reaches MaxTTL, in about
-// ceil(MaxTTL/Window) × Wait. Once the destination (or an unreachable)
-// answers at TTL d, no TTL above d is sent or waited for. An unanswered probe is given up
-// after Wait, or after 5× the RTT of a probe at or above its TTL that did
-// answer (at least MinWait). Hops are final, and handed to OnHop, in TTL order.
+// Probes go out in rounds, one probe per TTL per round: every TTL in the
+// window gets its first probe before any gets its second. Probes to
+// different TTLs reach different routers and leave back to back; the
+// probes of one TTL (one router) stay at least 1 ms apart, so a router sees
+// at most 1000 of our probes a second. The whole run's packets come out of
+// one token bucket, Options.Budget (NewBudget(Rate): Rate per second on
+// average, a quarter second's worth at once), shared by every trace of a
+// run, so --rate caps the host's sending without serialising a trace. A
+// trace where every hop answers thus ends about one round trip to the
+// destination after it starts.
+//
+// A window (Options.Window, default 16, traceroute's -N) bounds how far
+// ahead of the path's known part probes go: TTL t is sent only while
+// t <= frontier+Window, the frontier being the highest TTL with a probe
+// answered or given up. Before the destination (at TTL d) answers, the
+// frontier is below d, so at most Window-1 TTLs past it are probed, each
+// with its -q probes (each one a query to the service on UDP/53); once it
+// (or an unreachable) answers, no TTL above d is sent or waited for. On a
+// path whose round trip is shorter than the time to send the window's
+// probes fewer of them leave before the answer. A blocked send waits,
+// without polling, for an answer or the deadline that moves the frontier;
+// an all-silent path still reaches MaxTTL, in about ceil(MaxTTL/Window) ×
+// Wait. Hops are final, and handed to OnHop, in TTL order.
+//
+// # Silent hops
+//
+// An unanswered probe at TTL t is waited for Wait, unless the destination
+// (or an unreachable) has answered and every TTL above t up to it has
+// answered or been given up: then it is given up 2 × the largest RTT seen
+// at or beyond t after it was sent, never sooner than MinWait (25 ms) and
+// never later than Wait. A router's ICMP error crosses less of the path
+// than the replies from beyond it that already came back, so when it was
+// sent at all it should have arrived by then; a rate-limited router sends
+// nothing to wait for (Linux: a burst of 6 errors per destination, then 1
+// a second), and its hop shows "*", or answered and silent probes (Hop's
+// RateLimited). The factor comes from data: in the delayed lab and in real
+// RIPE Atlas traceroutes a hop's reply came back within 1.03 × the largest
+// RTT beyond it. The rule can drop a reply that would still come when the
+// router is slower than that: when it builds ICMP errors in a busy slow
+// path for longer than max(MinWait, 2 × the RTT beyond) (a real M-Lab
+// trace shows a hop answering in 23 ms where every later hop took under
+// 5 ms: MinWait covers that one), when its reply returns over a path more
+// than twice as long as the replies from beyond it, or when it delays
+// (queues) errors instead of dropping them when rate limiting. Such a
+// probe shows as "*".
 package trace

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/anycheck/anycheck/probe"
+	"golang.org/x/time/rate"
 )
 
 // probeState is one scheduled probe of a hop.
@@ -18,28 +19,29 @@ type probeState struct {
 	isSent  bool
 	sendErr bool
 	reply   *Reply
+	due     time.Time // when it is given up if still unanswered (settle keeps it current)
 }
 
 type hopState struct {
 	ttl    int
 	probes []probeState
+	nsent  int // probes sent so far (in Seq order)
 }
 
 // engine runs one flow's trace: it sends round after round (one probe per
-// TTL per round, so the probes to one router are spread in time), matches
-// replies and finalises hops in TTL order.
+// TTL per round, the probes to one router at least ttlSpread apart),
+// matches replies and finalises hops in TTL order.
 type engine struct {
 	opts  Options
 	conn  Conn
 	flow  Flow
 	match *matcher
 
-	hops     []hopState // index ttl-FirstTTL
-	schedule [][2]int   // (ttl, seq) in sending order
-	next     int        // next schedule entry
-	nextAt   time.Time  // earliest time of the next send
-	interval time.Duration
-	nextTag  uint16
+	hops    []hopState // index ttl-FirstTTL
+	budget  *rate.Limiter
+	grant   *rate.Reservation // the budget's token for the next send, once asked for
+	grantAt time.Time         // when that token may be used
+	nextTag uint16
 
 	frontier   int // highest TTL with a probe answered or given up (FirstTTL-1 before any); sends stay within Window above it
 	terminal   int // lowest TTL at which the destination (or an unreachable) answered; 0 = none yet
@@ -59,24 +61,22 @@ type engine struct {
 
 func newEngine(opts Options, conn Conn) *engine {
 	e := &engine{
-		opts:     opts,
-		conn:     conn,
-		flow:     conn.Flow(),
-		interval: time.Duration(float64(time.Second) / opts.Rate),
-		nextTag:  uint16(rand.N(0xfff0)) + 1,
-		byTag:    map[uint16][2]int{},
-		recv:     make(chan Packet, 256),
-		stop:     make(chan struct{}),
+		opts:    opts,
+		conn:    conn,
+		flow:    conn.Flow(),
+		budget:  opts.Budget,
+		nextTag: uint16(rand.N(0xfff0)) + 1,
+		byTag:   map[uint16][2]int{},
+		recv:    make(chan Packet, 256),
+		stop:    make(chan struct{}),
+	}
+	if e.budget == nil {
+		e.budget = NewBudget(opts.Rate)
 	}
 	e.match = newMatcher(e.flow)
 	e.frontier = opts.FirstTTL - 1
 	for ttl := opts.FirstTTL; ttl <= opts.MaxTTL; ttl++ {
 		e.hops = append(e.hops, hopState{ttl: ttl, probes: make([]probeState, opts.Queries)})
-	}
-	for q := 0; q < opts.Queries; q++ {
-		for ttl := opts.FirstTTL; ttl <= opts.MaxTTL; ttl++ {
-			e.schedule = append(e.schedule, [2]int{ttl, q})
-		}
 	}
 	return e
 }
@@ -101,25 +101,48 @@ func (e *engine) run(ctx context.Context) Path {
 	e.wg.Add(1)
 	go e.reader()
 	defer close(e.stop)
+	// A token asked for but not used (the trace ended first) goes back to
+	// the run's budget for other traces.
+	defer func() {
+		if e.grant != nil {
+			e.grant.Cancel()
+		}
+	}()
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	grace := time.NewTimer(time.Hour)
+	defer grace.Stop()
 	for {
 		e.loops++
+		// Answers that came in during a burst of sends go first: the
+		// destination's stops the sends past it.
+		for drained := false; !drained; {
+			select {
+			case p := <-e.recv:
+				e.handle(p)
+			default:
+				drained = true
+			}
+		}
 		now := time.Now()
+		e.settle(now)
 		e.advanceFrontier(now)
-		if e.sendable() && !now.Before(e.nextAt) {
-			e.sendNext()
+		if hi, seq, at, ok := e.nextSend(now); ok && !now.Before(at) {
+			e.sendNext(hi, seq)
 			if e.fatal != nil {
 				return e.path(StopError)
 			}
 			continue
 		}
+		if e.fatal != nil {
+			return e.path(StopError)
+		}
 		e.emit(now)
 		if e.done() {
 			return e.path(e.stopReason())
 		}
-		wake := e.nextWake(now)
+		wake, deadline := e.nextWake(now)
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
@@ -133,30 +156,73 @@ func (e *engine) run(ctx context.Context) Path {
 		case p := <-e.recv:
 			e.handle(p)
 		case <-timer.C:
-			// Replies already read but not yet handled were in time:
-			// take them before anything is given up.
-			for drained := false; !drained; {
+			if deadline {
+				// Something may be given up now. Replies already in our
+				// sockets were in time, but if this process was starved
+				// (a loaded machine) the runtime may wake this timer
+				// before the socket readers: park once more, briefly, so
+				// they deliver what the kernel holds; the next iteration
+				// takes it before anything is given up.
+				grace.Reset(readGrace)
 				select {
+				case <-ctx.Done():
+					return e.path(StopInterrupted)
 				case p := <-e.recv:
 					e.handle(p)
-				default:
-					drained = true
+				case <-grace.C:
 				}
+				grace.Stop()
 			}
 		}
 	}
 }
 
-// sendable skips schedule entries no longer wanted (past the destination:
-// not worth a packet) and says whether the next one may go now as far as
-// the window is concerned. The schedule is never reordered around a
-// blocked entry: a later round's probe to a low TTL would then follow its
-// sibling closely and spend the router's ICMP burst.
-func (e *engine) sendable() bool {
-	for e.next < len(e.schedule) && e.terminal > 0 && e.schedule[e.next][0] > e.terminal {
-		e.next++
+// nextSend picks the probe to send next and says when it may leave (ok is
+// false when no probe is wanted within the window). Probes go in rounds:
+// every TTL in the window gets its first probe before any gets its
+// second, lowest TTL first; TTLs past the destination are not worth a
+// packet. A probe leaves ttlSpread after the previous probe to its TTL
+// (probes to other TTLs reach other routers and may leave back to back)
+// and once the run's packet budget grants a token; the token is asked for
+// only when the spread lets the probe go, so a trace waiting on its own
+// spacing holds nothing other traces could use.
+func (e *engine) nextSend(now time.Time) (hi, seq int, at time.Time, ok bool) {
+	top := min(e.lastTTL(), e.frontier+e.opts.Window)
+pick:
+	for r := range e.opts.Queries {
+		for i := 0; i < len(e.hops) && e.hops[i].ttl <= top; i++ {
+			h := &e.hops[i]
+			if h.nsent != r {
+				continue
+			}
+			ready := now
+			if r > 0 {
+				if t := h.probes[r-1].sent.Add(ttlSpread); t.After(now) {
+					ready = t
+				}
+			}
+			if !ok || ready.Before(at) {
+				hi, seq, at, ok = i, r, ready, true
+			}
+			if !ready.After(now) {
+				break pick
+			}
+		}
 	}
-	return e.next < len(e.schedule) && e.schedule[e.next][0] <= e.frontier+e.opts.Window
+	if !ok || at.After(now) {
+		return hi, seq, at, ok
+	}
+	if e.grant == nil {
+		g := e.budget.ReserveN(now, 1)
+		if !g.OK() {
+			// Only a budget changed under us (burst 0) gets here:
+			// withDefaults refuses one that can never grant a packet.
+			e.fatal = errors.New("the packet budget grants no packet (rate limiter with burst 0)")
+			return hi, seq, now.Add(time.Hour), false
+		}
+		e.grant, e.grantAt = g, now.Add(g.DelayFrom(now))
+	}
+	return hi, seq, e.grantAt, true
 }
 
 // advanceFrontier moves the frontier to the highest TTL above it with a
@@ -169,7 +235,7 @@ func (e *engine) advanceFrontier(now time.Time) {
 			continue
 		}
 		for j := range e.hops[i].probes {
-			if e.probeFinal(i, &e.hops[i].probes[j], now) {
+			if e.probeFinal(&e.hops[i].probes[j], now) {
 				e.frontier = e.hops[i].ttl
 				return
 			}
@@ -177,32 +243,32 @@ func (e *engine) advanceFrontier(now time.Time) {
 	}
 }
 
-// sendNext sends the next scheduled probe; sendable has said it may go.
-func (e *engine) sendNext() {
-	s := e.schedule[e.next]
-	e.next++
-	h := &e.hops[s[0]-e.opts.FirstTTL]
-	ps := &h.probes[s[1]]
-	p, err := e.build(s[0])
+// sendNext sends probe seq of hop hi; nextSend has said it may go.
+func (e *engine) sendNext(hi, seq int) {
+	e.grant = nil // spent on this probe
+	h := &e.hops[hi]
+	h.nsent++
+	ttl := h.ttl
+	ps := &h.probes[seq]
+	p, err := e.build(ttl)
 	if err != nil {
 		e.fatal = err
 		return
 	}
-	p.Seq = s[1]
+	p.Seq = seq
 	ps.probe = p
 	at, err := e.conn.Send(p)
 	if at.IsZero() {
 		at = time.Now()
 	}
 	ps.sent, ps.isSent = at, true
-	e.nextAt = at.Add(e.interval)
-	e.byTag[p.Tag] = [2]int{s[0] - e.opts.FirstTTL, s[1]}
+	e.byTag[p.Tag] = [2]int{hi, seq}
 	if err != nil {
 		ps.sendErr = true
-		e.frontier = max(e.frontier, s[0])
+		e.frontier = max(e.frontier, ttl)
 		e.sendFailed++
 		if e.sendFailed == 1 {
-			e.notes = append(e.notes, fmt.Sprintf("send ttl %d: %v", s[0], err))
+			e.notes = append(e.notes, fmt.Sprintf("send ttl %d: %v", ttl, err))
 		}
 		// Nothing ever left (no route, a local firewall) or privilege
 		// is missing: a set-up failure, not a path with holes.
@@ -357,36 +423,69 @@ func (e *engine) lastTTL() int {
 	return e.opts.MaxTTL
 }
 
-// deadline is when an unanswered probe is given up: Wait after sending, or
-// sooner when a hop at or beyond its TTL answered quickly (if that hop's
-// reply came back in rtt, ours would have too).
-func (e *engine) deadline(hi int, ps *probeState) time.Time {
-	wait := e.opts.Wait
-	var ref time.Duration
+// settle sets when each unanswered probe is given up (probeState.due),
+// walking down from the last TTL wanted. The silent-hop rule: a probe at
+// TTL t is waited for Wait, unless the destination (or an unreachable) has
+// answered and every TTL above t up to it has answered or been given up;
+// then it is given up silentFactor × the largest RTT seen at or beyond t
+// after it was sent (never sooner than MinWait, never later than Wait).
+// Whatever router t is, its reply crosses less of the path than the
+// replies from beyond it that already came back (see doc.go for when that
+// fails).
+func (e *engine) settle(now time.Time) {
+	last := min(e.lastTTL(), e.hops[len(e.hops)-1].ttl)
+	known := e.terminal > 0 // everything above the current TTL is answered or given up
+	var ref time.Duration   // the largest RTT at or beyond the current TTL
 	found := false
-	for i := hi; i < len(e.hops) && e.hops[i].ttl <= e.lastTTL(); i++ {
+	// Answers from past the destination count: they are the destination's
+	// own, to probes sent with it, and tell how long it takes to answer a
+	// burst of them.
+	for i := last - e.opts.FirstTTL + 1; i < len(e.hops); i++ {
 		for j := range e.hops[i].probes {
-			q := &e.hops[i].probes[j]
-			if q != ps && q.reply != nil {
-				ref = max(ref, q.reply.RTT)
-				found = true
+			if r := e.hops[i].probes[j].reply; r != nil {
+				ref, found = max(ref, r.RTT), true
 			}
 		}
 	}
-	if found {
-		wait = min(wait, max(adaptiveFactor*ref, e.opts.MinWait))
+	for i := last - e.opts.FirstTTL; i >= 0; i-- {
+		h := &e.hops[i]
+		for j := range h.probes {
+			if r := h.probes[j].reply; r != nil {
+				ref, found = max(ref, r.RTT), true
+			}
+		}
+		wait := e.opts.Wait
+		if known && found {
+			wait = min(wait, max(silentFactor*ref, e.opts.MinWait))
+		}
+		answered, final := false, true
+		for j := range h.probes {
+			ps := &h.probes[j]
+			switch {
+			case ps.reply != nil:
+				answered = true
+			case !ps.isSent:
+				final = false
+			case ps.sendErr:
+			default:
+				ps.due = ps.sent.Add(wait)
+				if now.Before(ps.due) {
+					final = false
+				}
+			}
+		}
+		known = known && (answered || final)
 	}
-	return ps.sent.Add(wait)
 }
 
-func (e *engine) probeFinal(hi int, ps *probeState, now time.Time) bool {
+func (e *engine) probeFinal(ps *probeState, now time.Time) bool {
 	if !ps.isSent {
 		return false
 	}
 	if ps.reply != nil || ps.sendErr {
 		return true
 	}
-	return !now.Before(e.deadline(hi, ps))
+	return !now.Before(ps.due)
 }
 
 // emit hands every hop that became final to OnHop, in TTL order.
@@ -394,7 +493,7 @@ func (e *engine) emit(now time.Time) {
 	for e.emitted < len(e.hops) && e.hops[e.emitted].ttl <= e.lastTTL() {
 		h := &e.hops[e.emitted]
 		for j := range h.probes {
-			if !e.probeFinal(e.emitted, &h.probes[j], now) {
+			if !e.probeFinal(&h.probes[j], now) {
 				return
 			}
 		}
@@ -420,15 +519,16 @@ func (e *engine) stopReason() StopReason {
 }
 
 // nextWake is the earliest moment something can change without a packet
-// arriving: the next send, or the next unanswered probe's deadline. While
-// the window holds the next send back, only a deadline (or an answer) can
-// move the frontier, and some probe above the frontier is always still
-// open then (had all been given up, the frontier would be above them), so
-// the scheduler sleeps until its deadline rather than polling.
-func (e *engine) nextWake(now time.Time) time.Time {
-	wake := now.Add(time.Hour)
-	if e.sendable() {
-		wake = e.nextAt
+// arriving: the next send, or the next unanswered probe's deadline
+// (deadline says which). While the window holds the next send back, only a
+// deadline (or an answer) can move the frontier, and some probe above the
+// frontier is always still open then (had all been given up, the frontier
+// would be above them), so the scheduler sleeps until its deadline rather
+// than polling.
+func (e *engine) nextWake(now time.Time) (wake time.Time, deadline bool) {
+	wake = now.Add(time.Hour)
+	if _, _, at, ok := e.nextSend(now); ok {
+		wake = at
 	}
 	for i := e.emitted; i < len(e.hops) && e.hops[i].ttl <= e.lastTTL(); i++ {
 		for j := range e.hops[i].probes {
@@ -436,8 +536,8 @@ func (e *engine) nextWake(now time.Time) time.Time {
 			if ps.isSent && ps.reply == nil && !ps.sendErr {
 				// A deadline already past is final; waking for it again
 				// would spin while an earlier hop is still open.
-				if d := e.deadline(i, ps); d.After(now) && d.Before(wake) {
-					wake = d
+				if ps.due.After(now) && ps.due.Before(wake) {
+					wake, deadline = ps.due, true
 				}
 			}
 		}
@@ -445,7 +545,7 @@ func (e *engine) nextWake(now time.Time) time.Time {
 	if wake.Before(now) {
 		wake = now
 	}
-	return wake
+	return wake, deadline
 }
 
 // hopResult is the public view of a hop: probes that were sent.

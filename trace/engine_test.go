@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/trace/tracetest"
 )
@@ -122,19 +124,32 @@ func TestRunStopsAtDestination(t *testing.T) {
 			if p.Instance == nil || p.Instance.NSID != "fake-nsid" || p.Instance.HostnameBind != "fake-inst" || len(p.Answers) != 3 {
 				t.Errorf("instance %+v from %d answers", p.Instance, len(p.Answers))
 			}
-			// Past the destination only round 0's early probes went out,
-			// and none was waited for.
+			// Past the destination only probes sent before its first
+			// answer came back went out (at most the window's), and none
+			// was waited for.
+			answered := p.Hops[3].Probes[0].Sent.Add(p.Hops[3].Probes[0].Reply.RTT)
+			for _, pr := range p.Hops[3].Probes {
+				answered = minTime(answered, pr.Sent.Add(pr.Reply.RTT))
+			}
 			beyond := 0
 			for _, s := range n.Sends() {
 				if s.TTL > 4 {
 					beyond++
-					if s.Seq != 0 {
-						t.Errorf("ttl %d probe %d sent after the destination answered at 4", s.TTL, s.Seq)
+					// Slack: the answer is handled once the reader
+					// goroutine and the engine get a core.
+					if s.At.After(answered.Add(25 * time.Millisecond)) {
+						t.Errorf("ttl %d probe %d sent %v after the destination answered at 4", s.TTL, s.Seq, s.At.Sub(answered))
 					}
 				}
+				// Before the destination answers the frontier is below
+				// it, so no TTL beyond 4-1+Window is sent: Window-1 TTLs
+				// past it.
+				if s.TTL > 4-1+trace.DefaultWindow {
+					t.Errorf("ttl %d sent: beyond the window", s.TTL)
+				}
 			}
-			if beyond > 20 {
-				t.Errorf("%d probes past the destination", beyond)
+			if limit := trace.DefaultQueries * (trace.DefaultWindow - 1); beyond > limit {
+				t.Errorf("%d probes past the destination, more than the window's %d", beyond, limit)
 			}
 			if p.Elapsed > time.Second {
 				t.Errorf("took %v: waited for TTLs past the destination (Wait is 5s)", p.Elapsed)
@@ -205,6 +220,55 @@ func TestRunAdaptiveWait(t *testing.T) {
 	}
 }
 
+// TestRunSilentHopRule: a silent hop is given up SilentFactor × the
+// largest RTT seen at or beyond it after its probes left (a slow hop
+// beyond it counts, not only the destination), once everything beyond it
+// answered; never sooner than MinWait.
+func TestRunSilentHopRule(t *testing.T) {
+	k := time.Duration(trace.SilentFactor)
+	cases := []struct {
+		name    string
+		hop3    time.Duration // RTT of the hop beyond the silent one
+		dest    time.Duration
+		minWait time.Duration
+		want    time.Duration // how long after its probes hop 2 is given up
+	}{
+		{"destination slowest", 75 * time.Millisecond, 150 * time.Millisecond, 10 * time.Millisecond, k * 150 * time.Millisecond},
+		// Hop 3 answers after the destination (its ICMP error took a
+		// slow path): its RTT is the reference.
+		{"slow hop beyond", 225 * time.Millisecond, 150 * time.Millisecond, 10 * time.Millisecond, k * 225 * time.Millisecond},
+		{"min wait", 2 * time.Millisecond, 3 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			hops := []tracetest.Hop{{RTT: time.Millisecond}, {Silent: true}, {RTT: c.hop3}}
+			n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{RTT: c.dest}}
+			var gaveUp time.Time
+			p, _ := runFake(t, n, trace.Options{Wait: 5 * time.Second, MinWait: c.minWait, OnHop: func(h trace.Hop) {
+				if h.TTL == 2 {
+					gaveUp = time.Now()
+				}
+			}})
+			if !p.Reached || p.DestTTL != 4 {
+				t.Fatalf("reached %v at %d", p.Reached, p.DestTTL)
+			}
+			if got := hopFroms(p.Hops[2]); fmt.Sprint(got) == "[* * *]" {
+				t.Fatalf("hop 3 (rtt %v) shows %v: given up before it answered", c.hop3, got)
+			}
+			first := p.Hops[1].Probes[0].Sent
+			last := p.Hops[1].Probes[len(p.Hops[1].Probes)-1].Sent
+			if waited := gaveUp.Sub(last); waited < c.want {
+				t.Errorf("hop 2 given up %v after its last probe, before %v", waited, c.want)
+			}
+			// 250 ms of slack for a loaded machine; the old rule (5× the
+			// RTT) or waiting for Wait would be far beyond it.
+			if waited := gaveUp.Sub(first); waited > c.want+250*time.Millisecond {
+				t.Errorf("hop 2 given up %v after its first probe, want about %v", waited, c.want)
+			}
+		})
+	}
+}
+
 func TestRunWaitBoundsSilence(t *testing.T) {
 	n := &tracetest.Net{Hops: []tracetest.Hop{{Silent: true}, {Silent: true}, {Silent: true}}, Dest: tracetest.Dest{Silent: true}}
 	p, _ := runFake(t, n, trace.Options{Rate: 1000, Wait: 200 * time.Millisecond, MaxTTL: 3})
@@ -219,30 +283,107 @@ func TestRunWaitBoundsSilence(t *testing.T) {
 	}
 }
 
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// TestRunPacing: probes to different TTLs leave back to back, so a trace
+// where everything answers takes about one round trip to the destination
+// however many probes it sends; the probes of one TTL (one router) stay
+// trace.TTLSpread apart; the packet budget caps the rate.
 func TestRunPacing(t *testing.T) {
-	const rate = 50
-	interval := time.Second / rate
-	n := &tracetest.Net{Hops: tracetest.Routers(2, time.Millisecond), Dest: tracetest.Dest{RTT: 2 * time.Millisecond}}
-	p, _ := runFake(t, n, trace.Options{Rate: rate, Wait: 5 * time.Second})
-	if !p.Reached || p.DestTTL != 3 {
-		t.Fatalf("reached %v at %d", p.Reached, p.DestTTL)
-	}
-	sends := n.Sends()
-	for i := 1; i < len(sends); i++ {
-		if gap := sends[i].At.Sub(sends[i-1].At); gap < interval {
-			t.Errorf("send %d (ttl %d) %v after the previous: faster than %d/s", i, sends[i].TTL, gap, rate)
+	t.Run("back to back", func(t *testing.T) {
+		const rtt = 80 * time.Millisecond
+		n := &tracetest.Net{Hops: tracetest.Routers(9, rtt/10), Dest: tracetest.Dest{RTT: rtt}}
+		p, _ := runFake(t, n, trace.Options{Wait: 5 * time.Second})
+		if !p.Reached || p.DestTTL != 10 {
+			t.Fatalf("reached %v at %d", p.Reached, p.DestTTL)
 		}
-	}
-	// Probes to one TTL are a round apart, never back to back: at least
-	// one probe per TTL up to the destination lies between them.
+		// 30 probes at the old 1 ms gap took 30 ms before the round trip;
+		// now the last probe to the destination leaves (q-1) × TTLSpread
+		// after the first (plus scheduling on a loaded machine).
+		if p.Elapsed > rtt+40*time.Millisecond {
+			t.Errorf("took %v for a round trip of %v", p.Elapsed, rtt)
+		}
+		checkSpread(t, n.Sends())
+	})
+	t.Run("budget", func(t *testing.T) {
+		const pps = 50
+		budget := trace.NewBudget(pps)
+		n := &tracetest.Net{Hops: tracetest.Routers(2, time.Millisecond), Dest: tracetest.Dest{RTT: 2 * time.Millisecond}}
+		p, _ := runFake(t, n, trace.Options{Budget: budget, Wait: 5 * time.Second})
+		if !p.Reached || p.DestTTL != 3 {
+			t.Fatalf("reached %v at %d", p.Reached, p.DestTTL)
+		}
+		checkBudget(t, n.Sends(), pps, budget.Burst())
+		checkSpread(t, n.Sends())
+	})
+	t.Run("shared budget", func(t *testing.T) {
+		// Two traces share one budget: together they stay within it.
+		const pps = 100
+		budget := trace.NewBudget(pps)
+		nets := []*tracetest.Net{
+			{Hops: tracetest.Routers(4, time.Millisecond), Dest: tracetest.Dest{RTT: time.Millisecond}},
+			{Hops: tracetest.Routers(4, time.Millisecond), Dest: tracetest.Dest{RTT: time.Millisecond}},
+		}
+		done := make(chan trace.Path, 2)
+		for _, n := range nets {
+			go func() {
+				o := trace.Options{Target: dst4, Net: n, Budget: budget, Wait: 5 * time.Second, MinWait: 250 * time.Millisecond}
+				p, err := trace.Run(context.Background(), o)
+				if err != nil {
+					t.Error(err)
+				}
+				done <- p
+			}()
+		}
+		for range nets {
+			if p := <-done; !p.Reached {
+				t.Errorf("a trace sharing the budget did not reach its destination: %s", p.Stop)
+			}
+		}
+		all := append(nets[0].Sends(), nets[1].Sends()...)
+		slices.SortFunc(all, func(a, b tracetest.Send) int { return a.At.Compare(b.At) })
+		checkBudget(t, all, pps, budget.Burst())
+	})
+	t.Run("budget that grants nothing", func(t *testing.T) {
+		n := &tracetest.Net{Hops: tracetest.Routers(2, time.Millisecond)}
+		_, err := trace.Run(context.Background(), trace.Options{Target: dst4, Net: n, Budget: rate.NewLimiter(10, 0)})
+		if err == nil || !strings.Contains(err.Error(), "grants no packet") {
+			t.Errorf("a budget with burst 0: %v", err)
+		}
+	})
+}
+
+// checkSpread: two probes to one TTL are at least TTLSpread apart.
+func checkSpread(t *testing.T, sends []tracetest.Send) {
+	t.Helper()
 	last := map[int]tracetest.Send{}
 	for _, s := range sends {
 		if prev, ok := last[s.TTL]; ok {
-			if gap := s.At.Sub(prev.At); gap < 3*interval {
+			if gap := s.At.Sub(prev.At); gap < trace.TTLSpread {
 				t.Errorf("ttl %d probes %d and %d only %v apart", s.TTL, prev.Seq, s.Seq, gap)
 			}
 		}
 		last[s.TTL] = s
+	}
+}
+
+// checkBudget: no more than burst + pps × elapsed packets by any send.
+func checkBudget(t *testing.T, sends []tracetest.Send, pps float64, burst int) {
+	t.Helper()
+	if len(sends) <= burst {
+		t.Fatalf("%d sends: the test needs more than the burst of %d", len(sends), burst)
+	}
+	for i, s := range sends {
+		// 1 ms of slack for the gap between taking a token and sending.
+		allowed := float64(burst) + pps*(s.At.Sub(sends[0].At)+time.Millisecond).Seconds()
+		if float64(i+1) > allowed {
+			t.Errorf("send %d (ttl %d) at +%v: more than %d + %v/s", i+1, s.TTL, s.At.Sub(sends[0].At), burst, pps)
+		}
 	}
 }
 
@@ -476,12 +617,12 @@ func TestRunErrors(t *testing.T) {
 // it (its own sibling answered slowly), the scheduler sleeps instead of
 // waking for the higher hop's deadline again and again.
 func TestRunDoesNotSpin(t *testing.T) {
-	// Hop 2's probes are given up 5×20ms after sending (hop 3 and the
-	// destination answer in 20ms); hop 1's first probe answers in 50ms, so
-	// its other two are waited for 5×50ms: for 150ms hop 2 is final but
+	// Hop 2's probes are given up 2×20ms after sending (hop 3 and the
+	// destination answer in 20ms); hop 1's first probe answers in 35ms, so
+	// its other two are waited for 2×35ms: for 30ms hop 2 is final but
 	// cannot be shown before hop 1.
 	hops := tracetest.Routers(3, 20*time.Millisecond)
-	hops[0].RTT = 50 * time.Millisecond
+	hops[0].RTT = 35 * time.Millisecond
 	hops[0].Answers = func(seq int) bool { return seq == 0 }
 	hops[1].Silent = true
 	hops[2].RTT = 20 * time.Millisecond

@@ -23,3 +23,9 @@ func RunCountingLoops(ctx context.Context, o Options) (Path, int, error) {
 	e.wg.Wait()
 	return p, e.loops, nil
 }
+
+// The scheduler's constants, for the external tests.
+const (
+	TTLSpread    = ttlSpread
+	SilentFactor = silentFactor
+)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"time"
 
 	"github.com/anycheck/anycheck/probe"
 	"github.com/miekg/dns"
+	"golang.org/x/time/rate"
 )
 
 // Defaults applied by Run to zero Options fields.
@@ -22,19 +24,41 @@ const (
 	DefaultWindow   = 16
 )
 
-// Adaptive wait: a silent probe below a hop that answered after rtt is
-// given up after adaptiveFactor×rtt, at least Options.MinWait (scheduling
-// jitter, routers that build ICMP errors in their slow path), never after
-// more than Options.Wait.
+// Waits and spacing.
 const (
-	adaptiveFactor = 5
+	// silentFactor: a probe unanswered once every TTL beyond it up to the
+	// destination answered (or was given up) is given up silentFactor × the
+	// largest RTT seen at or beyond its TTL after it was sent, never sooner
+	// than Options.MinWait (routers that build ICMP errors in their slow
+	// path, scheduling jitter), never later than Options.Wait. 2: in the
+	// delayed lab and in real Atlas traceroutes a hop's reply comes back
+	// within 1.03× the largest RTT beyond it; slow-path delays are
+	// absolute (tens of ms), which MinWait covers. See doc.go.
+	silentFactor   = 2
 	DefaultMinWait = 25 * time.Millisecond
 	maxQueries     = 10
+	// ttlSpread is the least time between two probes with the same TTL
+	// (the same router): a router then sees at most 1000 of our probes per
+	// second, within the refill of Linux's host-wide ICMP budget
+	// (net.ipv4.icmp_msgs_per_sec) and of common router policers.
+	ttlSpread = time.Millisecond
+	// readGrace is how long the scheduler parks, once a deadline is due,
+	// for replies already in its sockets before it gives anything up.
+	readGrace = time.Millisecond
 )
 
 // errTCPSocket: socket mode has no way to send a bare SYN with a TTL of our
 // choosing and read what answers it.
 var errTCPSocket = errors.New("tcp probes need raw mode: socket mode cannot send them")
+
+// NewBudget is the run-wide packet budget for a rate of pps packets per
+// second: a token bucket holding a quarter second's worth (at least one
+// packet), so a run may send that many back to back (the first round of
+// several traces at once) and never more than pps per second on average.
+// Several traces (targets, flows) share one through Options.Budget.
+func NewBudget(pps float64) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(pps), max(1, int(pps/4)))
+}
 
 // Run traces one flow; see the API comment in types.go.
 func Run(ctx context.Context, opts Options) (Path, error) {
@@ -141,8 +165,11 @@ func withDefaults(o Options) (Options, error) {
 	if o.Rate == 0 {
 		o.Rate = DefaultRate
 	}
-	if !(o.Rate > 0) {
+	if !(o.Rate > 0) || math.IsInf(o.Rate, 0) {
 		return o, fmt.Errorf("trace %s: rate %v: want > 0 packets/s", o.Target, o.Rate)
+	}
+	if b := o.Budget; b != nil && b.Limit() != rate.Inf && (b.Burst() < 1 || b.Limit() <= 0) {
+		return o, fmt.Errorf("trace %s: packet budget %v/s, burst %d: grants no packet", o.Target, float64(b.Limit()), b.Burst())
 	}
 	if o.Wait == 0 {
 		o.Wait = DefaultWait

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/anycheck/anycheck/probe"
+	"golang.org/x/time/rate"
 )
 
 // Protocol is the probe protocol of a flow.
@@ -140,11 +141,16 @@ type Options struct {
 	FirstTTL int           // default 1
 	MaxTTL   int           // default 30
 	Queries  int           // probes per hop (-q), default 3
-	Rate     float64       // packets per second (strict gap 1/Rate between sends), default 1000
+	Rate     float64       // packets per second of the budget Run makes when Budget is nil (NewBudget(Rate)), default 1000
 	Wait     time.Duration // max wait for a reply (-w), default 2s
-	// MinWait is the least a silent probe is waited for once a probe at
-	// or beyond its TTL answered (it is then given up after 5× the largest
-	// such RTT, at least MinWait, at most Wait); default 25ms.
+	// Budget is the run-wide packet budget, shared by every trace of a
+	// run (targets, flows): each probe takes a token. Nil = a budget of
+	// this trace's own, NewBudget(Rate).
+	Budget *rate.Limiter
+	// MinWait is the least a silent probe is waited for once every TTL
+	// beyond it up to the destination has answered or been given up (it is
+	// then given up after 2× the largest RTT seen at or beyond its TTL, at
+	// least MinWait, at most Wait); default 25ms.
 	MinWait time.Duration
 	// Window bounds how far ahead of what is known probes may go (like
 	// traceroute -N): a probe with TTL t is sent only while t <= frontier +

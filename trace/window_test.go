@@ -75,10 +75,10 @@ func TestRunWindowBoundsProbesPastDestination(t *testing.T) {
 		// Routers slower than the destination (but within the 250ms MinWait
 		// runFake sets, so they are not given up): the frontier has not moved
 		// when the destination answers, so only TTLs 5-8 of the first
-		// window plus the later rounds' probes at 5 reach it.
-		{"slow routers", 150 * time.Millisecond, 8, (8 - (dest - 1)) + queries - 1},
+		// window reach it, each with its q probes.
+		{"slow routers", 150 * time.Millisecond, 8, (8 - (dest - 1)) * queries},
 		{"window 1", time.Millisecond, 1, queries},
-		{"default window", 150 * time.Millisecond, 0, (trace.DefaultWindow - (dest - 1)) + queries - 1},
+		{"default window", 150 * time.Millisecond, 0, (trace.DefaultWindow - (dest - 1)) * queries},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
