@@ -26,6 +26,15 @@ const LostAfter = 3
 // answers (an interceptor may answer with a new string every time).
 const maxSuspectIdentities = 16
 
+// MaxWatchInstances bounds the instances a flow's summary tells apart: a
+// server answering a new identity every round must not grow the watch
+// without end. Identities beyond it are counted together as one instance
+// named OtherInstances (switches between them are not seen).
+const MaxWatchInstances = 64
+
+// OtherInstances names the instances beyond MaxWatchInstances.
+const OtherInstances = "(other instances)"
+
 // WatchRound is one pass of the identity query set over one watched flow.
 type WatchRound struct {
 	Time     time.Time // when the queries left
@@ -104,6 +113,8 @@ type Watcher struct {
 	prev                     *pending // the last round, its time not yet credited
 
 	instances []*instanceStat
+	other     *instanceStat // identities beyond MaxWatchInstances
+	rtts      int           // RTT samples kept exactly, over all instances
 	cur       int           // index of the current instance; -1 before the first
 	curRTT    time.Duration // RTT of the last round on cur
 	misses    int           // rounds in a row without a reply
@@ -197,12 +208,31 @@ func (w *Watcher) lookup(id Identity) int {
 		return w.cur
 	}
 	for i, s := range w.instances {
-		if sameInstance(s.id, id) {
+		if sameInstance(s.id, id) || s == w.other {
 			return i
 		}
 	}
-	w.instances = append(w.instances, &instanceStat{id: id, rtt: rttSamples{}})
+	s := &instanceStat{id: id}
+	if len(w.instances) == MaxWatchInstances-1 {
+		s.id = Identity{Instance: OtherInstances}
+		w.other = s
+	}
+	if w.rtts >= exactRTTs {
+		s.rtt.fold()
+	}
+	w.instances = append(w.instances, s)
 	return len(w.instances) - 1
+}
+
+// addRTT keeps an RTT sample of an instance; past exactRTTs samples of the
+// flow every instance's samples are folded into buckets.
+func (w *Watcher) addRTT(s *instanceStat, d time.Duration) {
+	s.rtt.add(d)
+	if w.rtts++; w.rtts == exactRTTs {
+		for _, in := range w.instances {
+			in.rtt.fold()
+		}
+	}
 }
 
 // Observe takes the next round of the flow and returns the events it
@@ -294,7 +324,7 @@ func (w *Watcher) Observe(r WatchRound) []WatchEvent {
 	}
 	s.last = r.Time
 	if rtt > 0 {
-		s.rtt.add(rtt)
+		w.addRTT(s, rtt)
 	}
 	w.prev = &pending{at: r.Time, slot: &s.slot}
 	switch {

@@ -8,16 +8,17 @@ import (
 
 // RTTPercentiles sum up the round trip times of one instance: nearest-rank
 // percentiles (the smallest sample with at least p % of the samples at or
-// below it). Exact up to exactRTTs samples; beyond that the samples are
-// kept in logarithmic buckets 1 % wide, so a watch of days at a short
-// interval keeps bounded memory and its percentiles stay within 1 %.
+// below it). Exact while a flow has seen fewer than exactRTTs samples;
+// beyond that the samples are kept in logarithmic buckets 1 % wide, so a
+// watch of days at a short interval keeps bounded memory and its
+// percentiles stay within 1 %.
 type RTTPercentiles struct {
 	N                       int
 	Min, P50, P90, P99, Max time.Duration
 }
 
-// exactRTTs is how many samples are kept as they are (a day at the default
-// 10 s interval) before they are folded into buckets.
+// exactRTTs is how many samples of a flow are kept as they are (a day at
+// the default 10 s interval) before they are folded into buckets.
 const exactRTTs = 8640
 
 // bucketGrowth is the width of a bucket: each is 1 % wider than the last.
@@ -56,17 +57,21 @@ func (r *rttSamples) add(d time.Duration) {
 	r.n++
 	if r.buckets == nil {
 		r.exact = append(r.exact, d)
-		if len(r.exact) < exactRTTs {
-			return
-		}
-		r.buckets = map[int]int{}
-		for _, x := range r.exact {
-			r.buckets[bucketOf(x)]++
-		}
-		r.exact = nil
 		return
 	}
 	r.buckets[bucketOf(d)]++
+}
+
+// fold moves the exact samples into buckets; later samples go there too.
+func (r *rttSamples) fold() {
+	if r.buckets != nil {
+		return
+	}
+	r.buckets = map[int]int{}
+	for _, x := range r.exact {
+		r.buckets[bucketOf(x)]++
+	}
+	r.exact = nil
 }
 
 func (r *rttSamples) percentiles() RTTPercentiles {

@@ -433,3 +433,20 @@ func TestComparePaths(t *testing.T) {
 		t.Errorf("from the first hop: %+v", c)
 	}
 }
+
+// A server that answers a new identity every round cannot grow a watch
+// without end: past MaxWatchInstances the rest count as one.
+func TestWatchBoundsInstances(t *testing.T) {
+	w := catchment.NewWatcher(watchTarget, time.Second, nil, 0)
+	for i := range 100 {
+		w.Observe(roundOf(i, step(fmt.Sprintf("X%03d", i)), time.Second))
+	}
+	s := w.Summary(time.Time{})
+	if len(s.Instances) != catchment.MaxWatchInstances {
+		t.Fatalf("%d instances kept, want %d", len(s.Instances), catchment.MaxWatchInstances)
+	}
+	other := share(s, catchment.OtherInstances)
+	if other.Rounds != 100-(catchment.MaxWatchInstances-1) || s.Switches != catchment.MaxWatchInstances-1 {
+		t.Errorf("other instances: %d rounds, %d switches", other.Rounds, s.Switches)
+	}
+}

@@ -520,7 +520,7 @@ func (st *watchStatus) round(m watchMsg) {
 	if m.port != 0 {
 		label += fmt.Sprintf(" :%d", m.port)
 	}
-	fmt.Fprintf(st.s.err, "\r\033[Kwatching %d flow(s): %d rounds, %d switches, %d losses; %s %s", st.flows, st.rounds, st.switches, st.losses, label, on)
+	fmt.Fprintf(st.s.err, "\r\033[Kwatching %d flow(s): rounds %d, switches %d, losses %d; %s %s", st.flows, st.rounds, st.switches, st.losses, label, on)
 	st.shown = true
 }
 

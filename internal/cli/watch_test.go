@@ -623,3 +623,32 @@ func TestWatchTraceShowsChangedHops(t *testing.T) {
 		t.Errorf("the trace ran on %s:%d, the watched flow is %s", p.Trace.Flow.Src, p.Trace.Flow.Sport, doc.Results[0].Source)
 	}
 }
+
+// On a terminal stderr a status line is kept up to date (and cleared
+// before each event line and at the end); stdout carries only results.
+func TestWatchStatusLineOnTerminal(t *testing.T) {
+	_, _, aAddr, bAddr := twoInstances(t)
+	nw := &anycastNet{route: byRound("aab", aAddr, bAddr, netip.AddrPort{})}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"watch", "--interval", "100ms", "-c", "3", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1"},
+		&streams{in: strings.NewReader(""), out: &out, err: &errb, errTTY: true}, watchDeps(nw))
+	if code != ExitPartial {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if strings.Contains(out.String(), "\x1b") || strings.Contains(out.String(), "watching") {
+		t.Errorf("the status line reached stdout:\n%q", out.String())
+	}
+	st := errb.String()
+	for _, want := range []string{
+		"\r\x1b[Kwatching 1 flow(s): rounds 1, switches 0, losses 0; 127.0.0.1 :",
+		"watching 1 flow(s): rounds 3, switches 1, losses 0; 127.0.0.1 :",
+		" on inst-b",
+	} {
+		if !strings.Contains(st, want) {
+			t.Errorf("status lacks %q:\n%q", want, st)
+		}
+	}
+	if !strings.HasSuffix(st, "\r\x1b[K") {
+		t.Errorf("the status line is not cleared at the end: %q", st)
+	}
+}
