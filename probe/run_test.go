@@ -300,8 +300,16 @@ func checkOneFlow(t *testing.T, res probe.Result, seen []probetest.Query, host s
 	if res.Source.Port() == 0 || res.Source.Addr() != netip.MustParseAddr(host) {
 		t.Errorf("result source %v, want %s and a port", res.Source, host)
 	}
-	if len(seen) < len(res.Answers) {
-		t.Errorf("server saw %d queries for %d answers", len(seen), len(res.Answers))
+	// Every query that something came back for was seen; a timed-out
+	// one may still sit unread when the run closes its socket.
+	came := 0
+	for _, a := range res.Answers {
+		if a.Replied() || a.Status == probe.StatusMalformed {
+			came++
+		}
+	}
+	if len(seen) < came {
+		t.Errorf("server saw %d queries for %d answers", len(seen), came)
 	}
 	for _, q := range seen {
 		if q.From != res.Source {
