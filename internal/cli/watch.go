@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/time/rate"
 
 	"github.com/anycheck/anycheck/catchment"
 	"github.com/anycheck/anycheck/internal/render"
@@ -39,6 +40,7 @@ type watchOptions struct {
 	trace     bool
 	mode      string
 	maxTTL    int
+	rate      float64
 	// countSet and durationSet: the watch is bounded, so a signal is an
 	// interruption; an unbounded watch ends normally on Ctrl-C.
 	countSet, durationSet bool
@@ -89,7 +91,8 @@ Exit status 3 when there was at least one switch or loss, 0 otherwise.`,
 	f.StringSliceVar(&o.names, "name", nil, "CHAOS TXT names to ask instead of hostname.bind,id.server")
 	f.BoolVar(&o.trace, "trace", false, "trace the flow at the start and after every switch, and show the hops that changed")
 	f.StringVar(&o.mode, "mode", "auto", "socket mode of --trace: auto, raw (CAP_NET_RAW) or socket (unprivileged; udp)")
-	f.IntVarP(&o.maxTTL, "max-ttl", "m", 30, "maximum TTL of --trace")
+	f.IntVarP(&o.maxTTL, "max-ttl", "m", trace.DefaultMaxTTL, "maximum TTL of --trace")
+	f.Float64Var(&o.rate, "rate", trace.DefaultRate, "packets per second over the whole watch (queries of every flow, --trace probes)")
 	o.e.register(f)
 	return cmd
 }
@@ -137,6 +140,9 @@ func (o *watchOptions) validate() error {
 	if o.maxTTL < 1 || o.maxTTL > 255 {
 		return usageErr("-m %d: must be between 1 and 255", o.maxTTL)
 	}
+	if !(o.rate > 0 && o.rate <= 10000) {
+		return usageErr("--rate %g: must be above 0 and at most 10000 packets/s", o.rate)
+	}
 	return nil
 }
 
@@ -172,6 +178,10 @@ type watchEnv struct {
 	names    []string
 	resolver whois.Resolver // --trace enrichment
 	start    time.Time      // rounds are at start + k × interval
+	// budget is the watch's packet budget (--rate), shared by every
+	// flow's queries and traces: the rounds of many flows start on the
+	// same tick.
+	budget *rate.Limiter
 }
 
 func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
@@ -180,7 +190,7 @@ func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
 	for _, n := range o.names {
 		names = append(names, dnsFQDN(n))
 	}
-	env := &watchEnv{o: o, d: d, names: names}
+	env := &watchEnv{o: o, d: d, names: names, budget: trace.NewBudget(o.rate)}
 	addrs := make([]netip.Addr, 0, len(o.targets))
 	for _, in := range o.targets {
 		a, err := resolveTarget(ctx, o.g, d, in)
@@ -365,6 +375,7 @@ func (fl *watchedFlow) round(ctx context.Context, env *watchEnv) (watchMsg, bool
 		Version: o.version,
 		TCP:     o.tcp,
 		Timeout: o.g.timeout,
+		Limiter: env.budget,
 		Net:     env.d.probeNet,
 	})
 	if ctx.Err() != nil {
@@ -431,6 +442,7 @@ func (fl *watchedFlow) tracePath(ctx context.Context, env *watchEnv, trigger str
 		MaxTTL:  o.maxTTL,
 		Wait:    o.g.timeout,
 		QName:   qname,
+		Budget:  env.budget,
 		Net:     env.d.traceNet,
 	})
 	if err != nil {

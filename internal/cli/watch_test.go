@@ -409,6 +409,7 @@ func TestWatchBadInput(t *testing.T) {
 		{[]string{"--mode", "magic"}, "magic"},
 		{[]string{"--trace", "--tcp", "--mode", "socket"}, "--mode socket"},
 		{[]string{"--asn", "bogus", "--trace"}, "bogus"},
+		{[]string{"--rate", "0"}, "--rate 0"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			r := runCLI(t, testDeps(), append(append([]string{"watch"}, tc.args...), "127.0.0.1")...)
@@ -665,5 +666,21 @@ func TestWatchStatusLineOnTerminal(t *testing.T) {
 	}
 	if !strings.HasSuffix(st, "\r\x1b[K") {
 		t.Errorf("the status line is not cleared at the end: %q", st)
+	}
+}
+
+// --rate is one packet budget for the whole watch: eight flows starting on
+// the same tick do not send their 16 queries at once.
+func TestWatchRateIsSharedBudget(t *testing.T) {
+	_, _, aAddr, _ := twoInstances(t)
+	start := time.Now()
+	r := runCLI(t, testDeps(), "watch", "--flows", "8", "-c", "1", "--rate", "10", "-o", "json", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1")
+	took := time.Since(start)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	// A burst of 2, then 14 queries at 10 a second.
+	if took < 1200*time.Millisecond {
+		t.Errorf("16 queries at --rate 10 took %v: the budget was not shared", took)
 	}
 }
