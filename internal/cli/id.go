@@ -144,15 +144,17 @@ func runID(ctx context.Context, o *idOptions, s *streams, d *deps) error {
 	for _, n := range o.names {
 		run.names = append(run.names, dnsFQDN(n))
 	}
-	// One packet budget for the whole run; a burst of one run's queries,
-	// so they leave together.
-	burst := len(run.names)
-	if burst == 0 {
-		burst = 2
+	// One packet budget for the whole run. Its burst lets a run's queries
+	// leave together, and a few targets' runs too: up to 20 ms worth of
+	// --rate (16 queries at the default), never fewer than one run's.
+	perRun := len(run.names)
+	if perRun == 0 {
+		perRun = 2
 	}
 	if o.version {
-		burst += 2
+		perRun += 2
 	}
+	burst := max(perRun, min(16, int(o.rate/50)))
 	run.lim = rate.NewLimiter(rate.Limit(o.rate), burst)
 
 	// Every flow of every target at once, within idParallel and the
