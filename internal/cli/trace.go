@@ -8,9 +8,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
@@ -32,6 +35,7 @@ type traceOptions struct {
 	queries  int
 	window   int
 	rate     float64
+	parallel int
 	wait     time.Duration
 	qname    string
 	source   string
@@ -74,7 +78,8 @@ shown. Hops carry their origin AS (--asn) and reverse names (unless -n).`,
 	f.IntVarP(&o.maxTTL, "max-ttl", "m", trace.DefaultMaxTTL, "maximum TTL (hops)")
 	f.IntVarP(&o.queries, "queries", "q", trace.DefaultQueries, "probes per hop")
 	f.IntVarP(&o.window, "window", "N", trace.DefaultWindow, "TTLs in flight beyond the last one answered (bounds probes, and DNS queries, past the destination)")
-	f.Float64Var(&o.rate, "rate", trace.DefaultRate, "probes per second (the q probes of one TTL are spread apart, so routers' ICMP rate limits are not hit)")
+	f.Float64Var(&o.rate, "rate", trace.DefaultRate, "packets per second over the whole run, all targets together (a cap, not a pace: probes to different routers leave back to back)")
+	f.IntVar(&o.parallel, "parallel", traceParallel, "targets traced at once")
 	f.DurationVarP(&o.wait, "wait", "w", trace.DefaultWait, "how long to wait for each reply: traceroute's name for --timeout, the same setting")
 	f.StringVar(&o.qname, "qname", "hostname.bind", "CHAOS TXT name asked by udp/53 probes")
 	f.StringVar(&o.source, "source", "", "source address (default: chosen by routing)")
@@ -132,8 +137,11 @@ func (o *traceOptions) validate() error {
 	if o.window < 1 || o.window > 255 {
 		return usageErr("-N %d: must be between 1 and 255", o.window)
 	}
-	if o.rate <= 0 || o.rate > 10000 {
+	if !(o.rate > 0 && o.rate <= 10000) {
 		return usageErr("--rate %g: must be above 0 and at most 10000 packets/s", o.rate)
+	}
+	if o.parallel < 1 || o.parallel > maxTraceParallel {
+		return usageErr("--parallel %d: must be between 1 and %d targets at once", o.parallel, maxTraceParallel)
 	}
 	if o.wait <= 0 || o.wait > time.Minute {
 		return usageErr("-w/--timeout %s: must be above 0 and at most 1m", o.wait)
@@ -149,6 +157,13 @@ func (o *traceOptions) validate() error {
 	return nil
 }
 
+// traceParallel is --parallel's default: targets traced at once. Each
+// holds a few sockets; --rate bounds the packets of all of them together.
+const (
+	traceParallel    = 16
+	maxTraceParallel = 256
+)
+
 func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 	src, addrs, err := o.resolveTargets(ctx, d)
 	if err != nil {
@@ -159,34 +174,76 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 		return err
 	}
 	out := newRunOutput(s, o.g, d, report.KindTrace)
-	var paths []report.TracePath
-	var oc outcome
+	// One packet budget for the whole run: every target's probes take
+	// their tokens from it, so --rate caps what the host sends however
+	// many targets are traced at once.
+	budget := trace.NewBudget(o.rate)
+	prog := newProgress(s, len(addrs))
+	defer prog.done()
+	// A missing privilege ends the whole run: the traces still going are
+	// stopped rather than left to fail one by one.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var (
+		mu       sync.Mutex // guards oc, permErr; serialises lookups (one bulk request at a time)
+		oc       outcome
+		permErr  error
+		measured = make([]*report.TracePath, len(addrs))
+		g        errgroup.Group
+	)
+	g.SetLimit(o.parallel)
 	for i, a := range addrs {
-		input := o.targets[i]
-		p, err := o.traceTarget(ctx, s, d, out, input, o.libOptions(a, src, d))
-		if err != nil {
-			if errors.Is(err, trace.ErrPermission) {
-				// The engine's error already names the target and flow.
-				return permissionErr(err, o.permissionHint())
+		g.Go(func() error {
+			if ctx.Err() != nil {
+				return nil // interrupted (or a permission error) before this target started
 			}
-			out.problem(report.Problem{Target: input, Stage: "trace", Message: err.Error()})
-			oc.failed++
-			continue
-		}
-		tp := report.FromPath(input, p)
-		if p.Stop == trace.StopInterrupted {
-			oc.interrupted = true
-		} else if !p.Reached {
-			oc.failed++
-		}
-		if !oc.interrupted || len(tp.Hops) > 0 {
-			o.enrich(ctx, out, resolver, &tp, oc.interrupted)
-		}
-		out.source(p.Flow.Src.String())
-		paths = append(paths, tp)
-		out.result(input, tp)
-		if oc.interrupted {
-			break
+			input := o.targets[i]
+			opts := o.libOptions(a, src, d)
+			opts.Budget = budget
+			p, err := o.traceTarget(ctx, d, out, prog, input, opts)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if errors.Is(err, trace.ErrPermission) {
+					if permErr == nil {
+						permErr = err
+					}
+					stop()
+					return nil
+				}
+				if permErr != nil {
+					return nil
+				}
+				out.problem(report.Problem{Target: input, Stage: "trace", Message: err.Error()})
+				oc.failed++
+				return nil
+			}
+			tp := report.FromPath(input, p)
+			interrupted := p.Stop == trace.StopInterrupted
+			if interrupted {
+				oc.interrupted = true
+			} else if !p.Reached {
+				oc.failed++
+			}
+			if !interrupted || len(tp.Hops) > 0 {
+				o.enrich(ctx, out, resolver, &tp, interrupted)
+			}
+			out.source(p.Flow.Src.String())
+			measured[i] = &tp
+			out.result(input, tp)
+			return nil
+		})
+	}
+	_ = g.Wait() // the workers report through out and oc, never an error
+	if permErr != nil {
+		// The engine's error already names the target and flow.
+		return permissionErr(permErr, o.permissionHint())
+	}
+	// In the order given; targets never started (Ctrl-C) are left out.
+	var paths []report.TracePath
+	for _, tp := range measured {
+		if tp != nil {
+			paths = append(paths, *tp)
 		}
 	}
 	return finish(out, paths, oc, func(w io.Writer, paths []report.TracePath) error {
@@ -244,18 +301,17 @@ func (o *traceOptions) libOptions(target, src netip.Addr, d *deps) trace.Options
 // from several goroutines) and to the terminal's progress line as they
 // become final, and a TCP/53 trace is followed by the identity query over
 // the same flow.
-func (o *traceOptions) traceTarget(ctx context.Context, s *streams, d *deps, out *runOutput, input string, opts trace.Options) (trace.Path, error) {
-	progress := newProgress(s, input)
-	defer progress.done()
+func (o *traceOptions) traceTarget(ctx context.Context, d *deps, out *runOutput, prog *progress, input string, opts trace.Options) (trace.Path, error) {
 	opts.OnHop = func(h trace.Hop) {
 		out.record(out.doc.HopRecord(input, report.FromHop(h)))
-		progress.hop(h)
+		prog.hop(input, h)
 	}
 	p, err := trace.Run(ctx, opts)
+	prog.targetDone()
 	if err != nil {
 		return p, err
 	}
-	tcpIdentity(ctx, &p, o, d)
+	tcpIdentity(ctx, &p, o, d, opts.Budget)
 	return p, nil
 }
 
@@ -284,7 +340,7 @@ func (o *traceOptions) enrich(ctx context.Context, out *runOutput, resolver whoi
 // tcpIdentity asks a TCP/53 trace's destination who it is, over a real TCP
 // connection from the trace's own flow (its source port, free again once
 // the trace has ended), so the identity describes the path just traced.
-func tcpIdentity(ctx context.Context, p *trace.Path, o *traceOptions, d *deps) {
+func tcpIdentity(ctx context.Context, p *trace.Path, o *traceOptions, d *deps, budget *rate.Limiter) {
 	if p.Flow.Proto != trace.TCP || p.Flow.Dst.Port() != 53 || !p.Reached || ctx.Err() != nil {
 		return
 	}
@@ -295,6 +351,7 @@ func tcpIdentity(ctx context.Context, p *trace.Path, o *traceOptions, d *deps) {
 		TCP:     true,
 		Timeout: o.wait,
 		Net:     d.probeNet,
+		Limiter: budget,
 	})
 	if err != nil {
 		p.Notes = append(p.Notes, fmt.Sprintf("identity over tcp from %s: %v", p.Flow.Src, err))
@@ -335,27 +392,48 @@ func executablePath() string {
 	return exe
 }
 
-// progress shows a one-line live status on stderr when it is a terminal.
+// progress shows a one-line live status on stderr when it is a terminal:
+// the hops of one target, or how many of several targets are done. Traces
+// report to it from their own goroutines.
 type progress struct {
-	s      *streams
-	target string
-	hops   int
+	s       *streams
+	targets int
+
+	mu    sync.Mutex
+	hops  int // hops final so far, over all targets
+	ended int // targets finished
+	shown bool
 }
 
-func newProgress(s *streams, target string) *progress {
-	return &progress{s: s, target: target}
+func newProgress(s *streams, targets int) *progress {
+	return &progress{s: s, targets: targets}
 }
 
-func (p *progress) hop(h trace.Hop) {
+func (p *progress) hop(target string, h trace.Hop) {
 	if !p.s.errTTY {
 		return
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.hops++
-	fmt.Fprintf(p.s.err, "\r\033[Ktracing %s: %d hops done (ttl %d)", render.Escape(p.target), p.hops, h.TTL)
+	p.shown = true
+	if p.targets == 1 {
+		fmt.Fprintf(p.s.err, "\r\033[Ktracing %s: %d hops done (ttl %d)", render.Escape(target), p.hops, h.TTL)
+		return
+	}
+	fmt.Fprintf(p.s.err, "\r\033[Ktracing %d targets: %d done, %d hops", p.targets, p.ended, p.hops)
+}
+
+func (p *progress) targetDone() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ended++
 }
 
 func (p *progress) done() {
-	if p.s.errTTY && p.hops > 0 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.s.errTTY && p.shown {
 		fmt.Fprint(p.s.err, "\r\033[K")
 	}
 }

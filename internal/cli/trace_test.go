@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -195,13 +196,144 @@ func TestTraceJSONLStreams(t *testing.T) {
 			seq = append(seq, rec.Type)
 		}
 	}
-	want := []string{
-		"hop 192.0.2.53 1", "hop 192.0.2.53 2", "hop 192.0.2.53 3", "hop 192.0.2.53 4", "result 192.0.2.53",
-		"hop 2001:db8:53::53 1", "hop 2001:db8:53::53 2", "hop 2001:db8:53::53 3", "hop 2001:db8:53::53 4", "result 2001:db8:53::53",
-		"end",
+	// The targets are traced at once, so their records interleave; each
+	// target's hops come in TTL order before its result, and the end record
+	// closes the stream.
+	for _, target := range []string{"192.0.2.53", "2001:db8:53::53"} {
+		var got []string
+		for _, r := range seq {
+			if strings.Contains(r, " "+target) {
+				got = append(got, r)
+			}
+		}
+		want := []string{"hop " + target + " 1", "hop " + target + " 2", "hop " + target + " 3", "hop " + target + " 4", "result " + target}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("records of %s\n%v\nwant\n%v", target, got, want)
+		}
 	}
-	if fmt.Sprint(seq) != fmt.Sprint(want) {
-		t.Errorf("records\n%v\nwant\n%v", seq, want)
+	if len(seq) != 11 || seq[len(seq)-1] != "end" {
+		t.Errorf("records %v: want 10 and the end record last", seq)
+	}
+}
+
+// netByTarget routes each flow to the fake path of its destination, so
+// the targets of one run can differ.
+type netByTarget map[netip.Addr]*tracetest.Net
+
+func (m netByTarget) Open(ctx context.Context, f trace.Flow, mode trace.Mode) (trace.Conn, error) {
+	n, ok := m[f.Dst.Addr()]
+	if !ok {
+		return nil, fmt.Errorf("no fake path to %s", f.Dst.Addr())
+	}
+	return n.Open(ctx, f, mode)
+}
+
+// TestTraceTargetsAtOnce: several targets are traced at the same time
+// (up to --parallel), their results stream as each ends (-o jsonl), and
+// every output lists them in the order given.
+func TestTraceTargetsAtOnce(t *testing.T) {
+	slow, fast := netip.MustParseAddr("192.0.2.53"), netip.MustParseAddr("198.51.100.53")
+	paths := func() netByTarget {
+		s, f := fakePath(), fakePath()
+		s.Dest.RTT = 300 * time.Millisecond
+		f.Dest.RTT = 5 * time.Millisecond
+		return netByTarget{slow: s, fast: f}
+	}
+	deps := func(n netByTarget) *deps {
+		d := testDeps()
+		d.traceNet = n
+		return d
+	}
+	type span struct{ start, end time.Time }
+	spans := func(t *testing.T, out string) []span {
+		t.Helper()
+		var doc struct {
+			Results []struct {
+				Input     string
+				Started   time.Time
+				ElapsedMs float64 `json:"elapsed_ms"`
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		var ss []span
+		for i, r := range doc.Results {
+			if want := []string{slow.String(), fast.String()}[i]; r.Input != want {
+				t.Errorf("result %d is %s, want %s: not in the order given", i, r.Input, want)
+			}
+			ss = append(ss, span{r.Started, r.Started.Add(time.Duration(r.ElapsedMs * float64(time.Millisecond)))})
+		}
+		if len(ss) != 2 {
+			t.Fatalf("%d results, want 2", len(ss))
+		}
+		return ss
+	}
+
+	r := runCLI(t, deps(paths()), "trace", "--asn", "none", "-n", "-o", "json", slow.String(), fast.String())
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	if ss := spans(t, r.stdout); !ss[1].start.Before(ss[0].end) {
+		t.Errorf("the second target started %v after the first ended: traced one after the other", ss[1].start.Sub(ss[0].end))
+	}
+
+	r = runCLI(t, deps(paths()), "trace", "--asn", "none", "-n", "-o", "json", "--parallel", "1", slow.String(), fast.String())
+	if r.code != ExitOK {
+		t.Fatalf("--parallel 1: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if ss := spans(t, r.stdout); ss[1].start.Before(ss[0].end) {
+		t.Errorf("--parallel 1: the second target started %v before the first ended", ss[0].end.Sub(ss[1].start))
+	}
+
+	// JSONL: the fast target's result is written first, as soon as it ends.
+	r = runCLI(t, deps(paths()), "trace", "--asn", "none", "-n", "-o", "jsonl", slow.String(), fast.String())
+	if r.code != ExitOK {
+		t.Fatalf("jsonl: exit %d, stderr %q", r.code, r.stderr)
+	}
+	var results []string
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var rec struct{ Type, Target string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		if rec.Type == "result" {
+			results = append(results, rec.Target)
+		}
+	}
+	if fmt.Sprint(results) != fmt.Sprint([]string{fast.String(), slow.String()}) {
+		t.Errorf("jsonl results in the order %v, want the fast target's first", results)
+	}
+
+	// Text: in the order given.
+	r = runCLI(t, deps(paths()), "trace", "--asn", "none", "-n", slow.String(), fast.String())
+	if i, j := strings.Index(r.stdout, "trace to "+slow.String()), strings.Index(r.stdout, "trace to "+fast.String()); r.code != ExitOK || i < 0 || j < i {
+		t.Errorf("text: exit %d, the slow target at %d, the fast one at %d:\n%s", r.code, i, j, r.stdout)
+	}
+}
+
+// TestTraceSharedBudget: --rate caps the packets of all targets together,
+// not of each.
+func TestTraceSharedBudget(t *testing.T) {
+	const pps = 100
+	a, b := fakePath(), fakePath()
+	d := testDeps()
+	d.traceNet = netByTarget{netip.MustParseAddr("192.0.2.53"): a, netip.MustParseAddr("198.51.100.53"): b}
+	r := runCLI(t, d, "trace", "--asn", "none", "-n", "-o", "json", "--rate", fmt.Sprint(pps), "192.0.2.53", "198.51.100.53")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	sends := append(a.Sends(), b.Sends()...)
+	slices.SortFunc(sends, func(x, y tracetest.Send) int { return x.At.Compare(y.At) })
+	burst := trace.NewBudget(pps).Burst()
+	if len(sends) <= burst {
+		t.Fatalf("%d probes: the test needs more than the budget's burst (%d)", len(sends), burst)
+	}
+	for i, s := range sends {
+		// 1 ms of slack between taking a token and sending.
+		if allowed := float64(burst) + pps*(s.At.Sub(sends[0].At)+time.Millisecond).Seconds(); float64(i+1) > allowed {
+			t.Fatalf("probe %d of the run sent %v after the first: more than %d + %d/s over both targets", i+1, s.At.Sub(sends[0].At), burst, pps)
+		}
 	}
 }
 
@@ -286,7 +418,9 @@ func TestTraceExitCodes(t *testing.T) {
 
 	noRoute := &tracetest.Net{OpenErr: errors.New("choose source address: dial udp 192.0.2.53:53: connect: network is unreachable")}
 	r = runCLI(t, fakeDeps(noRoute), "trace", "--asn", "none", "-n", "192.0.2.53", "2001:db8:53::53")
+	// The targets are traced at once: their lines come as each fails.
 	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	slices.Sort(lines)
 	if r.code != ExitPartial || r.stdout != "" || len(lines) != 2 ||
 		!strings.Contains(lines[0], "trace 192.0.2.53 udp/53: choose source address") || !strings.Contains(lines[1], "trace 2001:db8:53::53 udp/53") {
 		t.Errorf("no route: exit %d, stdout %q, stderr %q; want exit 3 and one line per target", r.code, r.stdout, r.stderr)
@@ -321,6 +455,11 @@ func TestTraceExitCodes(t *testing.T) {
 			(c.notHint != "" && strings.Contains(r.stderr[strings.Index(r.stderr, "hint: "):], c.notHint)) {
 			t.Errorf("%v: exit %d, stderr %q; want exit 4 and a hint with %q", c.args, r.code, r.stderr, c.hint)
 		}
+	}
+	// Several targets at once: one permission error and one hint.
+	r = runCLI(t, fakeDeps(perm), "trace", "--asn", "none", "-n", "192.0.2.53", "2001:db8:53::53", "198.51.100.53")
+	if r.code != ExitPermission || r.stdout != "" || strings.Count(r.stderr, "hint: ") != 1 {
+		t.Errorf("three targets without privilege: exit %d, stdout %q, stderr %q; want exit 4 and one hint", r.code, r.stdout, r.stderr)
 	}
 }
 
