@@ -183,3 +183,32 @@ func FuzzReadProbes(f *testing.F) {
 		}
 	})
 }
+
+func TestIsProbesTellsMetadataFromResults(t *testing.T) {
+	var saved bytes.Buffer
+	WriteProbes(&saved, []Probe{{ID: 6001, Country: "NL"}})
+	for in, want := range map[string]bool{
+		saved.String(): true,
+		`{"count": 2, "next": null, "previous": null, "results": [{"id": 1, "asn_v4": 3333}]}`: true,
+		`[{"fw": 5080, "type": "dns", "prb_id": 6001, "msm_id": 1, "id": 7}]`:                  false,
+		`{"fw": 5080, "type": "traceroute", "prb_id": 6001}` + "\n" + `{"type": "dns"}`:        false,
+		`{"schema": "anycheck/v1", "kind": "trace", "results": [{"id": 1}]}`:                   false,
+		`{"type": "dns", "results": [{"id": 1}]}`:                                              false,
+		`[]`: false, `[{"prb_id": 1}]`: false, `not json`: false, ``: false,
+	} {
+		if got := IsProbes([]byte(in)); got != want {
+			t.Errorf("IsProbes(%.60q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func FuzzIsProbes(f *testing.F) {
+	f.Add([]byte(`[{"id": 1}]`))
+	f.Add([]byte(`{"next": null, "results": [{"id": 1}]}`))
+	f.Add([]byte(`[{"type": "dns", "prb_id": 1}]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if IsProbes(b) && !bytes.Contains(b, []byte(`"id"`)) {
+			t.Fatalf("%q taken for probe metadata without an id", b)
+		}
+	})
+}

@@ -55,6 +55,10 @@ type Client struct {
 	// MaxRetryAfter is the longest Retry-After a 429 reply may ask for and
 	// still be waited out (default 2m); a longer one fails the request.
 	MaxRetryAfter time.Duration
+	// IdleTimeout is the longest silence inside a reply's body before the
+	// request is given up (default 60s): a results download may take long,
+	// but never hang.
+	IdleTimeout time.Duration
 }
 
 func (c *Client) base() (*url.URL, error) {
@@ -95,6 +99,13 @@ func (c *Client) retryBase() time.Duration {
 		return c.RetryBase
 	}
 	return time.Second
+}
+
+func (c *Client) idleTimeout() time.Duration {
+	if c.IdleTimeout > 0 {
+		return c.IdleTimeout
+	}
+	return time.Minute
 }
 
 func (c *Client) maxRetryAfter() time.Duration {
@@ -208,8 +219,10 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 		if r.body != nil {
 			body = bytes.NewReader(r.body)
 		}
-		req, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
+		rctx, cancel := context.WithCancel(ctx)
+		req, err := http.NewRequestWithContext(rctx, r.method, u.String(), body)
 		if err != nil {
+			cancel()
 			return nil, fmt.Errorf("atlas %s: %w", r.op, err)
 		}
 		req.Header.Set("Accept", "application/json")
@@ -224,6 +237,7 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 		}
 		resp, err := hc.Do(req)
 		if err != nil {
+			cancel()
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("atlas %s: %w", r.op, ctx.Err())
 			}
@@ -239,10 +253,12 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 			return nil, fmt.Errorf("atlas %s: %w", r.op, redactURL(err))
 		}
 		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+			resp.Body = newIdleBody(resp.Body, c.idleTimeout(), cancel)
 			return resp, nil
 		}
 		apiErr := readAPIError(r.op, resp)
 		resp.Body.Close()
+		cancel()
 		var wait time.Duration
 		switch {
 		case apiErr.RateLimited():
@@ -287,6 +303,45 @@ func (c *Client) doJSON(ctx context.Context, r request, out any) error {
 		return &MalformedError{Op: r.op, StatusCode: resp.StatusCode, Err: err}
 	}
 	return nil
+}
+
+// idleBody gives up a reply whose body stays silent for too long: the
+// timer, reset by every read, cancels the request.
+type idleBody struct {
+	io.ReadCloser
+	timer  *time.Timer
+	idle   time.Duration
+	cancel context.CancelFunc
+	fired  chan struct{}
+}
+
+func newIdleBody(rc io.ReadCloser, idle time.Duration, cancel context.CancelFunc) *idleBody {
+	b := &idleBody{ReadCloser: rc, idle: idle, cancel: cancel, fired: make(chan struct{})}
+	b.timer = time.AfterFunc(idle, func() {
+		close(b.fired)
+		cancel()
+	})
+	return b
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	select {
+	case <-b.fired:
+		if err != nil && err != io.EOF {
+			err = fmt.Errorf("no data for %s: %w", b.idle, err)
+		}
+	default:
+		b.timer.Reset(b.idle)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

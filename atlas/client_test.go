@@ -393,6 +393,29 @@ func TestResultsTimeWindowAndCutStream(t *testing.T) {
 	}
 }
 
+func TestSilentDownloadIsGivenUp(t *testing.T) {
+	pop := atlastest.NewPopulation(50)
+	srv := (&atlastest.Server{Population: pop}).Start(t)
+	def := atlastest.Definition{Type: "dns", AF: 4, Target: "192.0.2.53", QName: "hostname.bind", Protocol: "UDP"}
+	id := srv.AddMeasurement(def, pop.Results(1, def, pop.Probes))
+	srv.Inject(atlastest.Fault{Path: "/api/v2/measurements/*", Truncate: 500, Hang: true})
+	c := newClient(srv)
+	c.IdleTimeout = 200 * time.Millisecond
+	start := time.Now()
+	body, err := c.Results(context.Background(), id, atlas.ResultsQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, body)
+	body.Close()
+	if err == nil || !strings.Contains(err.Error(), "no data for 200ms") || n != 500 {
+		t.Errorf("read %d bytes, err %v: want the 500 bytes sent, then a timeout naming the silence", n, err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("gave up after %s", took)
+	}
+}
+
 func TestProbesInBatchesAndPages(t *testing.T) {
 	pop := atlastest.NewPopulation(1200)
 	srv := (&atlastest.Server{Population: pop, PageSize: 200}).Start(t)
@@ -423,7 +446,7 @@ func TestProbesInBatchesAndPages(t *testing.T) {
 	}
 	p, want := probes[7], pop.Probes[7]
 	if p.ID != want.ID || p.ASNv4 != want.ASNv4 || p.Country != want.Country || !p.HasLocation ||
-		p.Latitude != want.Lat || p.Longitude != want.Lon || p.AddressV4 != want.Addr4 || p.PrefixV4 != netip.PrefixFrom(want.Addr4, 24).Masked() {
+		p.Latitude != want.Lat || p.Longitude != want.Lon || p.AddressV4 != want.Addr4 || p.PrefixV4 != netip.PrefixFrom(want.Addr4, 28).Masked() {
 		t.Errorf("probe %+v, want the metadata of %+v", p, want)
 	}
 	if probes[3].AddressV6.IsValid() || probes[3].ASNv6 != 0 {

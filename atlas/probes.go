@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/anycheck/anycheck/catchment"
 )
 
 // Probe is what the API says about one probe: where it is and in which
@@ -281,4 +283,67 @@ func nullPrefix(p netip.Prefix) any {
 		return nil
 	}
 	return p.String()
+}
+
+// Origin is the probe's network as the catchment model names a vantage's:
+// the AS of its address of family f (none when Atlas does not know it) and
+// the country the probe is in.
+func (p Probe) Origin(f catchment.Family) catchment.Origin {
+	asn := p.ASNv4
+	if f == catchment.IPv6 {
+		asn = p.ASNv6
+	}
+	o := catchment.Origin{Country: p.Country}
+	if asn != 0 {
+		o.ASNs = []uint32{asn}
+	}
+	return o
+}
+
+// IsProbes tells probe metadata (what WriteProbes writes: an array of
+// /api/v2/probes/ objects, or one page of that endpoint) from measurement
+// results by the start of the content: the first object has an "id" and
+// none of the fields every result carries ("type", "prb_id", "msm_id").
+func IsProbes(head []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(head))
+	tok, err := dec.Token()
+	if err != nil {
+		return false
+	}
+	switch tok {
+	case json.Delim('['):
+	case json.Delim('{'):
+		// An API page: find "results", then its first element.
+		for {
+			key, err := dec.Token()
+			if err != nil {
+				return false
+			}
+			if key == "results" {
+				if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+					return false
+				}
+				break
+			}
+			// A page has nothing but these keys.
+			if k, ok := key.(string); !ok || (k != "count" && k != "next" && k != "previous") {
+				return false
+			}
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				return false
+			}
+		}
+	default:
+		return false
+	}
+	var first map[string]json.RawMessage
+	if dec.Decode(&first) != nil {
+		return false
+	}
+	_, id := first["id"]
+	_, typ := first["type"]
+	_, prb := first["prb_id"]
+	_, msm := first["msm_id"]
+	return id && !typ && !prb && !msm
 }

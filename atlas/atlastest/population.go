@@ -57,35 +57,54 @@ type Population struct {
 var areas = []string{"West", "North-Central", "South-Central", "North-East", "South-East"}
 var countries = []string{"NL", "DE", "FR", "GB", "US", "BR", "ZA", "JP", "AU", "IN", "SE", "PL"}
 
+// The population's networks: probe i is in access AS 64496+i%12 (its
+// IPv4 address in 198.51.100.16k/28, its IPv6 one in 2001:db8:1kk::/48),
+// site s is reached through transit AS 64508+s (203.0.113.64s/26,
+// 2001:db8:ff0s::/48 for s+1), and the service is AS 64511.
+const (
+	accessASes = 12
+	firstAS    = 64496
+	transitAS  = 64508
+	serviceAS  = 64511
+)
+
 // NewPopulation makes n probes spread over three sites ("ams", "fra",
-// "sin"): probe i's site, AS, country and area follow from i, one probe in
-// 25 times out, one in 40 is intercepted, one in 50 never reports, and one
-// in 15 reaches another site over IPv6 than over IPv4.
+// "sin"): probe i's AS, country and area follow from i, its site from its
+// AS (one probe in nine lands elsewhere), one probe in 25 times out, one in 40 is intercepted, one in 50 never reports, one in
+// four has no IPv6, and one in 15 reaches another site over IPv6 than over
+// IPv4.
 func NewPopulation(n int) *Population {
 	p := &Population{Start: 1767225600} // 2026-01-01T00:00:00Z
 	for i, code := range []string{"ams", "fra", "sin"} {
 		p.Sites = append(p.Sites, Site{
 			Hostname:  fmt.Sprintf("ns%d.%s.anydns.example", i+1, code),
 			NSID:      fmt.Sprintf("%s-%d", code, i+1),
-			Upstream4: netip.AddrFrom4([4]byte{203, 0, 113, byte(1 + i)}),
-			Upstream6: netip.MustParseAddr(fmt.Sprintf("2001:db8:ff00:%d::1", i+1)),
+			Upstream4: netip.AddrFrom4([4]byte{203, 0, 113, byte(1 + 64*i)}),
+			Upstream6: netip.MustParseAddr(fmt.Sprintf("2001:db8:ff0%d::1", i+1)),
 			RTT:       8 + 11*float64(i),
 		})
 	}
 	for i := 0; i < n; i++ {
+		k := i % accessASes
 		ps := ProbeSpec{
 			ID:      6001 + i,
-			ASNv4:   uint32(64496 + i%12),
+			ASNv4:   uint32(firstAS + k),
 			Country: countries[i%len(countries)],
 			Area:    areas[i%len(areas)],
 			Lat:     math.Round((-50+float64(i*37%100))*1000) / 1000,
 			Lon:     math.Round((-170+float64(i*53%340))*1000) / 1000,
-			Addr4:   netip.AddrFrom4([4]byte{198, 51, 100, byte(1 + i%254)}),
-			Site4:   (i / 3) % len(p.Sites),
+			Addr4:   netip.AddrFrom4([4]byte{198, 51, 100, byte(16*k + 1 + (i/accessASes)%14)}),
+			// Catchment follows the access network (ASes 0-3 reach ams,
+			// 4-7 fra, 8-11 sin), except one probe in nine that lands
+			// elsewhere: a split inside its AS.
+			Site4: (k / 4) % len(p.Sites),
 		}
-		if i%4 != 3 { // one probe in four has no IPv6
+		if i%4 != 3 {
 			ps.ASNv6 = ps.ASNv4
-			ps.Addr6 = netip.MustParseAddr(fmt.Sprintf("2001:db8:%x:%x::%x", 0x100+i/65536, i%65536, 2+i%7))
+			ps.Addr6 = netip.MustParseAddr(fmt.Sprintf("2001:db8:1%02x:%x::2", k, i%65535))
+		}
+		if i%9 == 4 {
+			ps.Site4 = (ps.Site4 + 1) % len(p.Sites)
 		}
 		ps.Site6 = ps.Site4
 		if i%15 == 7 {
@@ -102,6 +121,21 @@ func NewPopulation(n int) *Population {
 		p.Probes = append(p.Probes, ps)
 	}
 	return p
+}
+
+// Pfx2as is the routing table of the population's world as a CAIDA
+// pfx2as table (prefix, length, origin AS per line), for an offline ASN
+// source (--asn file:PATH).
+func (p *Population) Pfx2as() string {
+	var b strings.Builder
+	for k := 0; k < accessASes; k++ {
+		fmt.Fprintf(&b, "198.51.100.%d\t28\t%d\n2001:db8:1%02x::\t48\t%d\n", 16*k, firstAS+k, k, firstAS+k)
+	}
+	for s := range p.Sites {
+		fmt.Fprintf(&b, "203.0.113.%d\t26\t%d\n2001:db8:ff0%d::\t48\t%d\n", 64*s, transitAS+s, s+1, transitAS+s)
+	}
+	fmt.Fprintf(&b, "192.0.2.0\t24\t%d\n2001:db8:53::\t48\t%d\n", serviceAS, serviceAS)
+	return b.String()
 }
 
 // Probe returns the probe with the given id.
@@ -265,13 +299,14 @@ func (p *Population) tracerouteResult(msm int, d Definition, ps ProbeSpec, ts in
 		return []map[string]any{reply(addr, rtt, ttl), reply(addr, rtt+0.05, ttl), reply(addr, rtt+0.1, ttl)}
 	}
 	var gw, isp, upstream string
+	k := (ps.ID - 6001) % accessASes
 	if d.AF == 6 {
-		gw = fmt.Sprintf("2001:db8:%x:%x::1", 0x100+(ps.ID-6001)/65536, (ps.ID-6001)%65536)
-		isp = fmt.Sprintf("2001:db8:fe00:%x::1", ps.ASNv6)
+		gw = fmt.Sprintf("2001:db8:1%02x:%x::1", k, (ps.ID-6001)%65535)
+		isp = fmt.Sprintf("2001:db8:1%02x:ffff::1", k)
 		upstream = site.Upstream6.String()
 	} else {
 		gw = fmt.Sprintf("192.168.%d.1", ps.ID%250)
-		isp = fmt.Sprintf("198.51.100.%d", 200+int(ps.ASNv4%40))
+		isp = fmt.Sprintf("198.51.100.%d", 16*k+15)
 		upstream = site.Upstream4.String()
 	}
 	hops := []map[string]any{

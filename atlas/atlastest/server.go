@@ -82,6 +82,9 @@ type Fault struct {
 	// Truncate, on a results path, sends the first Truncate bytes of the
 	// real reply and then cuts the connection.
 	Truncate int
+	// Hang, with Truncate, keeps the connection open and silent after the
+	// first Truncate bytes until the client gives up.
+	Hang bool
 
 	hits int
 }
@@ -235,7 +238,11 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			return
 		}
 		if fault != nil {
-			next.ServeHTTP(&truncWriter{ResponseWriter: w, left: fault.Truncate}, r)
+			tw := &truncWriter{ResponseWriter: w, left: fault.Truncate}
+			if fault.Hang {
+				tw.hang = r.Context().Done()
+			}
+			next.ServeHTTP(tw, r)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -256,6 +263,7 @@ func (f *Fault) matches(r *http.Request) bool {
 type truncWriter struct {
 	http.ResponseWriter
 	left int
+	hang <-chan struct{} // wait for this before breaking the connection
 }
 
 func (t *truncWriter) Write(b []byte) (int, error) {
@@ -270,6 +278,9 @@ func (t *truncWriter) Write(b []byte) (int, error) {
 	if t.left <= 0 {
 		if fl, ok := t.ResponseWriter.(http.Flusher); ok {
 			fl.Flush()
+		}
+		if t.hang != nil {
+			<-t.hang
 		}
 		panic(http.ErrAbortHandler)
 	}
@@ -664,7 +675,7 @@ func probeJSON(p ProbeSpec) map[string]any {
 	return map[string]any{
 		"id": p.ID, "asn_v4": asn(p.ASNv4), "asn_v6": asn(p.ASNv6), "country_code": p.Country,
 		"address_v4": str(p.Addr4), "address_v6": str(p.Addr6),
-		"prefix_v4": pfx(p.Addr4, 24), "prefix_v6": pfx(p.Addr6, 48),
+		"prefix_v4": pfx(p.Addr4, 28), "prefix_v6": pfx(p.Addr6, 48),
 		"is_anchor": p.ID%100 == 0, "is_public": true,
 		"geometry": map[string]any{"type": "Point", "coordinates": []float64{p.Lon, p.Lat}},
 		"status":   map[string]any{"id": 1, "name": "Connected"},
