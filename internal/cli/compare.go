@@ -105,29 +105,15 @@ type compareSide struct {
 	read      int
 	docs      []report.ReadDoc
 	docNames  []string // file of each doc
+	// probes is RIPE Atlas probe metadata read alongside the results
+	// (atlas run --save keeps it as probes.json): the probes' AS and country.
+	probes map[int]atlas.Probe
 }
 
 func runCompare(ctx context.Context, o *compareOptions, s *streams, d *deps) error {
-	sites := catchment.BuiltinSites()
-	if o.sites != "" {
-		f, err := os.Open(o.sites)
-		if err != nil {
-			return usageErr("--sites %s: %v", o.sites, err)
-		}
-		extra, err := catchment.ParseSites(f, o.sites)
-		f.Close()
-		if err != nil {
-			return usageErr("--sites: %v", err)
-		}
-		sites = sites.With(extra)
-	}
-	var resolver whois.Resolver
-	if o.e.asn != "none" {
-		r, err := o.e.resolver(o.g, d)
-		if err != nil {
-			return err
-		}
-		resolver = r
+	sites, resolver, err := catchmentSources(o.sites, &o.e, o.g, d)
+	if err != nil {
+		return err
 	}
 	out := newRunOutput(s, o.g, d, report.KindCompare)
 	prog := newReadProgress(s)
@@ -156,6 +142,39 @@ func runCompare(ctx context.Context, o *compareOptions, s *streams, d *deps) err
 		return usageErr("no results could be read from the input (anycheck v1 JSON or RIPE Atlas results)")
 	}
 
+	return writeCatchment(ctx, o.g, resolver, sites, sides, out, skipped, interrupted)
+}
+
+// catchmentSources are the site hints (built in, plus --sites FILE) and
+// the ASN source (nil with --asn none) of a catchment report.
+func catchmentSources(sitesFile string, e *enrichOptions, g *globalOptions, d *deps) (*catchment.Sites, whois.Resolver, error) {
+	sites := catchment.BuiltinSites()
+	if sitesFile != "" {
+		f, err := os.Open(sitesFile)
+		if err != nil {
+			return nil, nil, usageErr("--sites %s: %v", sitesFile, err)
+		}
+		extra, err := catchment.ParseSites(f, sitesFile)
+		f.Close()
+		if err != nil {
+			return nil, nil, usageErr("--sites: %v", err)
+		}
+		sites = sites.With(extra)
+	}
+	if e.asn == "none" {
+		return sites, nil, nil
+	}
+	r, err := e.resolver(g, d)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sites, r, nil
+}
+
+// writeCatchment enriches the sides' observations in one bulk lookup,
+// analyses them and writes the catchment report (compare, atlas run and
+// atlas fetch). skipped counts what could not be read (exit 3).
+func writeCatchment(ctx context.Context, g *globalOptions, resolver whois.Resolver, sites *catchment.Sites, sides []*compareSide, out *runOutput, skipped int, interrupted bool) error {
 	// Every side's observations, enriched in one bulk lookup for the whole input.
 	obs := make([][]catchment.Observation, len(sides))
 	for i, side := range sides {
@@ -165,7 +184,7 @@ func runCompare(ctx context.Context, o *compareOptions, s *streams, d *deps) err
 		ectx := ctx
 		if interrupted {
 			var cancel context.CancelFunc
-			ectx, cancel = context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout(o.g))
+			ectx, cancel = context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout(g))
 			defer cancel()
 		}
 		if err := enrichObservations(ectx, resolver, obs); err != nil {
@@ -191,7 +210,7 @@ func runCompare(ctx context.Context, o *compareOptions, s *streams, d *deps) err
 		out.result(r.Vantage.Label+" "+r.Target, r)
 	}
 	return finish(out, rows, outcome{failed: skipped, interrupted: interrupted}, func(w io.Writer, rows []report.CompareRow) error {
-		switch o.g.output {
+		switch g.output {
 		case formatCSV:
 			return render.CompareCSV(w, rows, summary)
 		case formatDot:
@@ -316,6 +335,17 @@ func readInput(ctx context.Context, name string, r io.Reader, side *compareSide,
 		side.read += in.Results
 		return
 	}
+	if atlas.IsProbes(head) {
+		in.Format = "atlas probes"
+		probes, err := atlas.ReadProbes(src)
+		if err != nil {
+			in.Skipped = 1
+			side.skip(out, name, "probe metadata: "+err.Error())
+			return
+		}
+		side.addProbes(probes)
+		return
+	}
 	rd, err := atlas.NewReader(src)
 	if err != nil {
 		in.Skipped = 1
@@ -364,7 +394,24 @@ func (side *compareSide) observations() []catchment.Observation {
 		}
 		side.docs = nil
 	}
-	return side.collector.Observations()
+	obs := side.collector.Observations()
+	for i := range obs {
+		v := &obs[i].Vantage
+		if p, ok := side.probes[v.ProbeID]; ok && v.ProbeID != 0 && len(v.Origin.ASNs) == 0 {
+			v.Origin = p.Origin(obs[i].Family())
+		}
+	}
+	return obs
+}
+
+// addProbes keeps Atlas probes' metadata for the observations of their results.
+func (side *compareSide) addProbes(probes []atlas.Probe) {
+	if side.probes == nil {
+		side.probes = make(map[int]atlas.Probe, len(probes))
+	}
+	for _, p := range probes {
+		side.probes[p.ID] = p
+	}
 }
 
 // enrichObservations looks up, in one bulk request, the origin of every
