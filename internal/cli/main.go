@@ -76,6 +76,7 @@ the instance that answers is the one at the end of the path shown.`,
 		newWhoisCmd(g, s, d, nil),
 		newCompareCmd(g, s, d, nil),
 		newWatchCmd(g, s, d, nil),
+		newAtlasCmd(g, s, d),
 		newVersionCmd(s),
 		newCompletionCmd(s),
 	)

@@ -52,6 +52,11 @@ type deps struct {
 	interfacePrefixes func() ([]netip.Prefix, error)
 	// newResolver builds the ASN source; nil = whois.New.
 	newResolver func(spec string, o whois.Options) (whois.Resolver, error)
+	// getenv reads the environment (the Atlas API key).
+	getenv func(string) string
+	// atlasPause is the first pause between Atlas status polls and between
+	// retries; 0 = the atlas package's defaults (5s and 1s).
+	atlasPause time.Duration
 }
 
 func defaultDeps() *deps {
@@ -63,6 +68,7 @@ func defaultDeps() *deps {
 		},
 		cacheDir:          os.UserCacheDir,
 		interfacePrefixes: interfacePrefixes,
+		getenv:            os.Getenv,
 	}
 }
 

@@ -1,0 +1,551 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anycheck/anycheck/atlas/atlastest"
+	"github.com/anycheck/anycheck/internal/report/reporttest"
+)
+
+const atlasTestKey = "0b7c1e2d-aaaa-4bbb-8ccc-5ec2e7ac0de5"
+
+// atlasDeps are test dependencies with the given environment (no real
+// ATLAS_API_KEY leaks in) and fast status polls.
+func atlasDeps(env map[string]string) *deps {
+	d := testDeps()
+	d.getenv = func(k string) string { return env[k] }
+	d.atlasPause = time.Millisecond
+	// Reports look up origins: only a loopback whois server may answer,
+	// never the public one.
+	d.whoisDial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, _ := net.SplitHostPort(addr)
+		if a, err := netip.ParseAddr(host); err != nil || !a.IsLoopback() {
+			return nil, fmt.Errorf("test: refusing to dial %s", addr)
+		}
+		return (&net.Dialer{Timeout: time.Second}).DialContext(ctx, network, addr)
+	}
+	return d
+}
+
+func runAtlasCLI(ctx context.Context, t *testing.T, d *deps, errTTY bool, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(ctx, args, &streams{in: strings.NewReader(""), out: &out, err: &errb, errTTY: errTTY}, d)
+	if strings.Contains(out.String()+errb.String(), atlasTestKey) {
+		t.Errorf("the API key appears in the output of %v", args)
+	}
+	return result{code, out.String(), errb.String()}
+}
+
+func decodeBodies(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(out))
+	var docs []map[string]any
+	for dec.More() {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			t.Fatalf("dry run output is not JSON documents: %v\n%s", err, out)
+		}
+		docs = append(docs, m)
+	}
+	return docs
+}
+
+func wantFields(t *testing.T, what string, got map[string]any, want map[string]any) {
+	t.Helper()
+	for k, w := range want {
+		if fmt.Sprint(got[k]) != fmt.Sprint(w) {
+			t.Errorf("%s: %s = %v, want %v", what, k, got[k], w)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: unexpected field %s = %v", what, k, got[k])
+		}
+	}
+}
+
+func TestAtlasRunDryRunPrintsTheExactBodies(t *testing.T) {
+	srv := (&atlastest.Server{}).Start(t)
+	d := atlasDeps(nil)
+	r := runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--dry-run", "--atlas-url", srv.URL, "--asn", "AS64500", "--probes", "20", "192.0.2.53")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if n := len(srv.Requests()); n != 0 {
+		t.Errorf("a dry run sent %d requests", n)
+	}
+	docs := decodeBodies(t, r.stdout)
+	if len(docs) != 1 {
+		t.Fatalf("%d bodies, want 1", len(docs))
+	}
+	body := docs[0]
+	defs := body["definitions"].([]any)
+	wantFields(t, "dns definition", defs[0].(map[string]any), map[string]any{
+		"type": "dns", "af": 4, "target": "192.0.2.53", "description": "anycheck: CHAOS TXT hostname.bind (NSID) to 192.0.2.53",
+		"query_class": "CHAOS", "query_type": "TXT", "query_argument": "hostname.bind", "protocol": "UDP",
+		"set_nsid_bit": true, "set_rd_bit": false, "use_probe_resolver": false, "include_abuf": true, "resolve_on_probe": false,
+	})
+	wantFields(t, "traceroute definition", defs[1].(map[string]any), map[string]any{
+		"type": "traceroute", "af": 4, "target": "192.0.2.53", "description": "anycheck: Paris traceroute (udp) to 192.0.2.53",
+		"protocol": "UDP", "paris": 16, "resolve_on_probe": false,
+	})
+	wantFields(t, "probes", body["probes"].([]any)[0].(map[string]any), map[string]any{"requested": 20, "type": "asn", "value": 64500})
+	if body["is_oneoff"] != true || len(body) != 3 {
+		t.Errorf("request fields %v", body)
+	}
+	if !strings.Contains(r.stderr, "dry run: would POST "+srv.URL+"/api/v2/measurements/") {
+		t.Errorf("stderr %q should say where the body would go", r.stderr)
+	}
+
+	// Both families, DNS over TCP, a TCP traceroute to port 53, a host name.
+	r = runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--dry-run", "--af", "both", "--tcp", "-P", "tcp", "--qname", "id.server", "--country", "nl", "ns.example.net")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	docs = decodeBodies(t, r.stdout)
+	if len(docs) != 2 {
+		t.Fatalf("%d bodies, want 2", len(docs))
+	}
+	for i, af := range []int{4, 6} {
+		defs := docs[i]["definitions"].([]any)
+		dns, tr := defs[0].(map[string]any), defs[1].(map[string]any)
+		if dns["af"] != float64(af) || tr["af"] != float64(af) || dns["protocol"] != "TCP" || dns["query_argument"] != "id.server" ||
+			dns["target"] != "ns.example.net" || tr["protocol"] != "TCP" || tr["port"] != 53.0 {
+			t.Errorf("request %d: %v", i+1, defs)
+		}
+	}
+	wantFields(t, "first probes", docs[0]["probes"].([]any)[0].(map[string]any), map[string]any{"requested": 50, "type": "country", "value": "NL"})
+	wantFields(t, "second probes", docs[1]["probes"].([]any)[0].(map[string]any), map[string]any{"requested": 50, "type": "msm", "value": nil})
+	if !strings.Contains(r.stderr, `reuses the probes of request 1's DNS measurement`) {
+		t.Errorf("stderr %q should explain the second selection", r.stderr)
+	}
+
+	// Explicit probe ids: both requests name them.
+	r = runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--dry-run", "--af", "both", "--probe-ids", "6001, 6005,6001", "ns.example.net")
+	docs = decodeBodies(t, r.stdout)
+	for i := range docs {
+		wantFields(t, "probe ids", docs[i]["probes"].([]any)[0].(map[string]any), map[string]any{"requested": 2, "type": "probes", "value": "6001,6005"})
+	}
+}
+
+func TestAtlasBadInputIsUsageError(t *testing.T) {
+	d := atlasDeps(nil)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"udp port", []string{"run", "--port", "53", "192.0.2.53"}, "--port 53 with -P udp"},
+		{"family mismatch", []string{"run", "--af", "6", "192.0.2.53"}, "not an IPv6 address"},
+		{"both with a literal", []string{"run", "--af", "both", "2001:db8:53::53"}, "not an IPv4 address"},
+		{"-4 and --af 6", []string{"run", "-4", "--af", "6", "ns.example.net"}, "--af 6 with -4"},
+		{"bad af", []string{"run", "--af", "7", "192.0.2.53"}, `--af "7"`},
+		{"two selections", []string{"run", "--country", "NL", "--asn", "3333", "192.0.2.53"}, "choose one probe selection"},
+		{"bad country", []string{"run", "--country", "Netherlands", "192.0.2.53"}, `--country "Netherlands"`},
+		{"bad area", []string{"run", "--area", "Mars", "192.0.2.53"}, `--area "Mars"`},
+		{"bad asn", []string{"run", "--asn", "ASX", "192.0.2.53"}, `--asn "ASX"`},
+		{"bad prefix", []string{"run", "--prefix", "192.0.2/24", "192.0.2.53"}, `--prefix "192.0.2/24"`},
+		{"bad probe id", []string{"run", "--probe-ids", "1,x", "192.0.2.53"}, `"x" is not a probe id`},
+		{"probes and ids", []string{"run", "--probes", "3", "--probe-ids", "1,2", "192.0.2.53"}, "--probes with --probe-ids"},
+		{"zero probes", []string{"run", "--probes", "0", "192.0.2.53"}, "--probes 0"},
+		{"private target", []string{"run", "10.1.2.3"}, "10.1.2.3: not a global unicast"},
+		{"loopback target", []string{"run", "::1"}, "::1: not a global unicast"},
+		{"bad target", []string{"run", "not a name"}, `"not a name"`},
+		{"bad qname", []string{"run", "--qname", "a..b", "192.0.2.53"}, `--qname "a..b"`},
+		{"bad protocol", []string{"run", "-P", "sctp", "192.0.2.53"}, `-P "sctp"`},
+		{"bad wait", []string{"run", "--wait", "0s", "192.0.2.53"}, "--wait 0s"},
+		{"bad url", []string{"run", "--atlas-url", "atlas.example/api", "192.0.2.53"}, `--atlas-url "atlas.example/api"`},
+		{"no target", []string{"run"}, "arg"},
+		{"fetch bad id", []string{"fetch", "12a"}, `measurement id "12a"`},
+		{"fetch bad start", []string{"fetch", "--start", "yesterday", "1"}, `--start "yesterday"`},
+		{"fetch stop before start", []string{"fetch", "--start", "2026-01-02", "--stop", "2026-01-01", "1"}, "--stop 2026-01-01 is before"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runAtlasCLI(context.Background(), t, d, false, append([]string{"atlas"}, tc.args...)...)
+			if r.code != ExitUsage || r.stdout != "" {
+				t.Errorf("exit %d, stdout %q (stderr %q): want a usage error", r.code, r.stdout, r.stderr)
+			}
+			first := strings.SplitN(r.stderr, "\n", 2)[0]
+			if !strings.HasPrefix(first, "anycheck: ") || !strings.Contains(first, tc.want) {
+				t.Errorf("first stderr line %q should name %q", first, tc.want)
+			}
+		})
+	}
+}
+
+func TestAtlasRunNeedsAKey(t *testing.T) {
+	srv := (&atlastest.Server{}).Start(t)
+	r := runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "192.0.2.53")
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "ATLAS_API_KEY") || !strings.Contains(r.stderr, "--key-file") {
+		t.Errorf("exit %d, stderr %q: want a usage error naming both key sources", r.code, r.stderr)
+	}
+	if n := len(srv.Requests()); n != 0 {
+		t.Errorf("%d requests without a key", n)
+	}
+}
+
+func TestAtlasKeyFromFileOrEnvironment(t *testing.T) {
+	srv := (&atlastest.Server{Key: atlasTestKey}).Start(t)
+	dir := t.TempDir()
+	kf := filepath.Join(dir, "key")
+	if err := os.WriteFile(kf, []byte(atlasTestKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--key-file", kf, "--probes", "5", "192.0.2.53")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	post := srv.Requests()[0]
+	if post.Method != "POST" || post.Authorization != "Key "+atlasTestKey {
+		t.Errorf("first request %s with Authorization %q", post.Method, post.Authorization)
+	}
+	if strings.Contains(r.stderr, "can be read by other users") {
+		t.Errorf("a 0600 key file was warned about: %s", r.stderr)
+	}
+
+	// The environment works too; a group-readable file is warned about.
+	os.Chmod(kf, 0o644)
+	r = runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--key-file", kf, "--probes", "5", "192.0.2.53")
+	if r.code != ExitOK || !strings.Contains(r.stderr, "can be read by other users (mode 0644)") {
+		t.Errorf("exit %d, stderr %q: want a warning about the mode", r.code, r.stderr)
+	}
+	r = runAtlasCLI(context.Background(), t, atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey}), false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--probes", "5", "192.0.2.53")
+	if r.code != ExitOK {
+		t.Errorf("key from the environment: exit %d: %s", r.code, r.stderr)
+	}
+
+	// A file that is not one token is refused without showing it.
+	os.WriteFile(kf, []byte("secret part\nother line\n"), 0o600)
+	r = runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--key-file", kf, "192.0.2.53")
+	if r.code != ExitUsage || strings.Contains(r.stderr, "secret") || !strings.Contains(r.stderr, kf) {
+		t.Errorf("exit %d, stderr %q: want a usage error naming the file, not its content", r.code, r.stderr)
+	}
+	r = runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "run", "--key-file", filepath.Join(dir, "missing"), "192.0.2.53")
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "missing") {
+		t.Errorf("missing key file: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+var testNames = map[string][]netip.Addr{"ns.example.net": {netip.MustParseAddr("192.0.2.53"), netip.MustParseAddr("2001:db8:53::53")}}
+
+func TestAtlasRunSecondRequestFailureStopsTheFirst(t *testing.T) {
+	srv := (&atlastest.Server{Key: atlasTestKey, Names: testNames}).Start(t)
+	srv.Inject(atlastest.Fault{Method: "POST", Path: "/api/v2/measurements/", Skip: 1, Status: 400,
+		Detail: "You do not have enough credit to schedule this measurement."})
+	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
+	r := runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--af", "both", "--probes", "5", "ns.example.net")
+	if r.code != ExitError || r.stdout != "" {
+		t.Fatalf("exit %d, stdout %q (stderr %q): want 1 and nothing on stdout", r.code, r.stdout, r.stderr)
+	}
+	var created []int
+	var deleted []string
+	for _, q := range srv.Requests() {
+		if q.Method == "DELETE" {
+			deleted = append(deleted, q.Path)
+		}
+	}
+	for id := 70000001; id <= 70000002; id++ {
+		if _, probes := srv.Created(id); len(probes) == 5 {
+			created = append(created, id)
+		}
+		if !srv.Stopped(id) {
+			t.Errorf("measurement %d of the first request was not stopped", id)
+		}
+	}
+	if len(created) != 2 || len(deleted) != 2 || deleted[0] != "/api/v2/measurements/70000001/" || deleted[1] != "/api/v2/measurements/70000002/" {
+		t.Errorf("created %v, deleted %v: want the first pair created, then both stopped", created, deleted)
+	}
+	first := strings.SplitN(r.stderr, "\n", 2)[0]
+	for _, want := range []string{"HTTP 400", "You do not have enough credit to schedule this measurement.", "measurements 70000001, 70000002 were stopped"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("error line %q should say %q", first, want)
+		}
+	}
+	if !strings.Contains(r.stderr, "hint: the account's credits") {
+		t.Errorf("stderr %q: want the quota hint", r.stderr)
+	}
+}
+
+func TestAtlasRunAPIErrors(t *testing.T) {
+	env := map[string]string{"ATLAS_API_KEY": atlasTestKey}
+	for _, tc := range []struct {
+		name  string
+		fault atlastest.Fault
+		code  int
+		want  []string
+	}{
+		{"bad key", atlastest.Fault{Method: "POST", Path: "/api/v2/measurements/", Status: 403, Detail: "The provided API key is not valid."},
+			ExitError, []string{"create measurements: HTTP 403: The provided API key is not valid.", "hint: check the API key"}},
+		{"no permission", atlastest.Fault{Method: "POST", Path: "/api/v2/measurements/", Status: 401, Detail: "Authentication credentials were not provided."},
+			ExitError, []string{"HTTP 401: Authentication credentials were not provided."}},
+		{"rate limited for long", atlastest.Fault{Method: "POST", Path: "/api/v2/measurements/", Status: 429, RetryAfter: "900", Detail: "Request was throttled."},
+			ExitError, []string{"HTTP 429: Request was throttled. (Retry-After 15m0s)", "hint: RIPE Atlas is rate limiting"}},
+		{"server error, then fine", atlastest.Fault{Method: "GET", Path: "/api/v2/measurements/*", Status: 502, Times: 2},
+			ExitOK, nil},
+		{"status reply malformed", atlastest.Fault{Method: "GET", Path: "/api/v2/measurements/*", Status: 200, Body: `{"id": 70000001, "status": `},
+			ExitError, []string{"measurement 70000001: malformed reply (HTTP 200)"}},
+		{"results down", atlastest.Fault{Method: "GET", Path: "/api/v2/measurements/*/results/", Status: 500, Detail: "Internal error"},
+			ExitError, []string{"HTTP 500: Internal error"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := (&atlastest.Server{Key: atlasTestKey}).Start(t)
+			if strings.Contains(tc.fault.Path, "*/results") {
+				tc.fault.Path = "/api/v2/measurements/70000001/results/"
+				srv.Inject(tc.fault)
+				tc.fault.Path = "/api/v2/measurements/70000002/results/"
+			}
+			srv.Inject(tc.fault)
+			r := runAtlasCLI(context.Background(), t, atlasDeps(env), false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--probes", "5", "192.0.2.53")
+			if r.code != tc.code {
+				t.Fatalf("exit %d, want %d (stderr %q)", r.code, tc.code, r.stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			for _, want := range tc.want {
+				if !strings.Contains(r.stderr, want) {
+					t.Errorf("stderr %q should say %q", r.stderr, want)
+				}
+			}
+			if tc.code == ExitError && !strings.HasPrefix(lines[len(lines)-1], "hint:") && !strings.HasPrefix(lines[len(lines)-1], "anycheck: atlas") {
+				t.Errorf("stderr %q: the failure should end on one error line (and a hint)", r.stderr)
+			}
+		})
+	}
+}
+
+func TestAtlasRunInterruptedWhileWaiting(t *testing.T) {
+	srv := (&atlastest.Server{Key: atlasTestKey, Polls: 1 << 20}).Start(t)
+	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// Ctrl-C once the measurements are being waited for.
+		for i := 0; i < 2000; i++ {
+			for _, q := range srv.Requests() {
+				if q.Method == "GET" {
+					cancel()
+					return
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	r := runAtlasCLI(ctx, t, d, false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--probes", "5", "-o", "json", "192.0.2.53")
+	if r.code != ExitInterrupted {
+		t.Fatalf("exit %d, want 130 (stderr %q)", r.code, r.stderr)
+	}
+	reporttest.Check(t, []byte(r.stdout), false)
+	if !strings.Contains(r.stdout, `"interrupted": true`) || !strings.Contains(r.stdout, `"results": []`) {
+		t.Errorf("stdout %s: want an empty report marked interrupted", r.stdout)
+	}
+	want := "anycheck atlas fetch --atlas-url " + srv.URL + " 70000001 70000002"
+	if !strings.Contains(r.stderr, "interrupted while waiting") || !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr %q should name the measurements and %q", r.stderr, want)
+	}
+	for _, q := range srv.Requests() {
+		if q.Method == "DELETE" {
+			t.Errorf("Ctrl-C stopped a measurement: %s", q.Path)
+		}
+	}
+}
+
+func TestAtlasProgressOnlyOnATerminal(t *testing.T) {
+	srv := (&atlastest.Server{Key: atlasTestKey, Polls: 3}).Start(t)
+	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
+	r := runAtlasCLI(context.Background(), t, d, true, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--probes", "6", "192.0.2.53")
+	if r.code != ExitOK || !strings.Contains(r.stderr, "70000001 dns: Ongoing, 2 of 6 probes reporting") {
+		t.Errorf("exit %d, stderr %q: want live progress", r.code, r.stderr)
+	}
+	r = runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--probes", "6", "192.0.2.53")
+	if r.code != ExitOK || strings.Contains(r.stderr, "reporting") || strings.Contains(r.stderr, "\r") {
+		t.Errorf("exit %d, stderr %q: no progress when stderr is not a terminal", r.code, r.stderr)
+	}
+}
+
+// writeTestPfx2as writes the fake population's routing table for an
+// offline ASN source.
+func writeTestPfx2as(t *testing.T, pop *atlastest.Population) string {
+	t.Helper()
+	name := filepath.Join(t.TempDir(), "pfx2as.txt")
+	if err := os.WriteFile(name, []byte(pop.Pfx2as()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func TestAtlasRunRendersWhatCompareReadsFromTheSavedFiles(t *testing.T) {
+	srv := (&atlastest.Server{Key: atlasTestKey, Names: testNames}).Start(t)
+	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
+	table := writeTestPfx2as(t, srv.Population)
+	dir := filepath.Join(t.TempDir(), "saved")
+	for _, format := range []string{"text", "json", "csv", "dot"} {
+		t.Run(format, func(t *testing.T) {
+			os.RemoveAll(dir)
+			run := runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--atlas-url", srv.URL, "--asn-source", "file:"+table,
+				"--af", "both", "--probes", "30", "--save", dir, "-o", format, "ns.example.net")
+			if run.code != ExitOK {
+				t.Fatalf("atlas run: exit %d: %s", run.code, run.stderr)
+			}
+			cmp := runAtlasCLI(context.Background(), t, d, false, "compare", "--asn", "file:"+table, "-o", format, dir)
+			if cmp.code != ExitOK {
+				t.Fatalf("compare: exit %d: %s", cmp.code, cmp.stderr)
+			}
+			if format == "json" {
+				reporttest.Check(t, []byte(run.stdout), false)
+				// The documents differ only in when they were made.
+				var a, b map[string]any
+				json.Unmarshal([]byte(run.stdout), &a)
+				json.Unmarshal([]byte(cmp.stdout), &b)
+				delete(a, "started")
+				delete(b, "started")
+				run.stdout, cmp.stdout = fmt.Sprint(a), fmt.Sprint(b)
+			}
+			if run.stdout != cmp.stdout {
+				t.Errorf("atlas run rendered\n%s\ncompare over the saved files rendered\n%s", run.stdout, cmp.stdout)
+			}
+			if format == "text" {
+				t.Logf("\n%s", run.stdout)
+			}
+		})
+	}
+}
+
+func TestAtlasFetchExistingMeasurements(t *testing.T) {
+	srv := (&atlastest.Server{Key: atlasTestKey}).Start(t)
+	pop := srv.Population
+	dnsDef := atlastest.Definition{Type: "dns", AF: 4, Target: "192.0.2.53", QName: "hostname.bind", Protocol: "UDP"}
+	trDef := atlastest.Definition{Type: "traceroute", AF: 4, Target: "192.0.2.53", Protocol: "UDP"}
+	dnsID := srv.AddMeasurement(dnsDef, pop.Results(1, dnsDef, pop.Probes))
+	trID := srv.AddMeasurement(trDef, pop.Results(2, trDef, pop.Probes))
+	pingID := srv.AddMeasurement(atlastest.Definition{Type: "ping", AF: 4, Target: "192.0.2.53"}, nil)
+
+	// Public measurements need no key; a window goes to the API as UNIX seconds.
+	r := runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "fetch", "--atlas-url", srv.URL, "--asn-source", "none",
+		"--start", "2026-01-01T00:00:10Z", "--stop", "1767225629", "-o", "json", fmt.Sprint(dnsID), fmt.Sprint(trID))
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	reporttest.Check(t, []byte(r.stdout), false)
+	var doc struct {
+		Kind    string `json:"kind"`
+		Results []struct {
+			Vantage struct {
+				ProbeID int `json:"probe_id"`
+				Origin  *struct {
+					ASNs    []uint32 `json:"asns"`
+					Country string   `json:"country"`
+				} `json:"origin"`
+			} `json:"vantage"`
+			Instance *string `json:"instance"`
+			Traced   bool    `json:"traced"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	// Results are spread over the first minute: 20 s of it hold about a third.
+	if doc.Kind != "compare" || len(doc.Results) < 15 || len(doc.Results) > 25 {
+		t.Fatalf("kind %q with %d rows, want a compare document with the window's probes", doc.Kind, len(doc.Results))
+	}
+	for _, row := range doc.Results {
+		want, _ := pop.Probe(row.Vantage.ProbeID)
+		if row.Vantage.Origin == nil || fmt.Sprint(row.Vantage.Origin.ASNs) != fmt.Sprintf("[%d]", want.ASNv4) || row.Vantage.Origin.Country != want.Country {
+			t.Errorf("probe %d: origin %+v, want AS%d in %s from the probe's metadata", row.Vantage.ProbeID, row.Vantage.Origin, want.ASNv4, want.Country)
+		}
+		if want.Behaviour == atlastest.Answers && (row.Instance == nil || *row.Instance != pop.Sites[want.Site4].NSID || !row.Traced) {
+			t.Errorf("probe %d: instance %v traced %v, want %s and a trace", row.Vantage.ProbeID, row.Instance, row.Traced, pop.Sites[want.Site4].NSID)
+		}
+	}
+	for _, q := range srv.Requests() {
+		if q.Authorization != "" {
+			t.Errorf("%s %s sent a key; none was given", q.Method, q.Path)
+		}
+		if strings.HasSuffix(q.Path, "/results/") && (q.Query.Get("start") != "1767225610" || q.Query.Get("stop") != "1767225629") {
+			t.Errorf("results query %v: want start=1767225610 stop=1767225629", q.Query)
+		}
+	}
+
+	// A key in the environment is sent (private measurements).
+	r = runAtlasCLI(context.Background(), t, atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey}), false, "atlas", "fetch", "--atlas-url", srv.URL, "--asn-source", "none", fmt.Sprint(dnsID))
+	if last := srv.Requests()[len(srv.Requests())-1]; r.code != ExitOK || last.Authorization != "Key "+atlasTestKey {
+		t.Errorf("exit %d, last request's Authorization %q", r.code, last.Authorization)
+	}
+
+	// Other measurement types are refused before anything is downloaded.
+	r = runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "fetch", "--atlas-url", srv.URL, "--asn-source", "none", fmt.Sprint(dnsID), fmt.Sprint(pingID))
+	if r.code != ExitUsage || !strings.Contains(r.stderr, fmt.Sprintf("measurement %d is a ping measurement", pingID)) {
+		t.Errorf("exit %d, stderr %q: want a usage error naming the ping measurement", r.code, r.stderr)
+	}
+	// An unknown measurement is the API's 404.
+	r = runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "fetch", "--atlas-url", srv.URL, "--asn-source", "none", "99")
+	if r.code != ExitError || !strings.Contains(r.stderr, "measurement 99: HTTP 404") {
+		t.Errorf("exit %d, stderr %q: want the API's 404", r.code, r.stderr)
+	}
+}
+
+func TestAtlasRunWaitRunsOut(t *testing.T) {
+	srv := (&atlastest.Server{Key: atlasTestKey, Polls: 1 << 20}).Start(t)
+	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
+	r := runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--wait", "100ms", "--probes", "6", "192.0.2.53")
+	if r.code != ExitPartial {
+		t.Fatalf("exit %d, want 3 (stderr %q)", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "still running after --wait 100ms") || !strings.Contains(r.stderr, "anycheck atlas fetch --atlas-url "+srv.URL+" 70000001 70000002") {
+		t.Errorf("stderr %q should say the wait ran out and how to fetch later", r.stderr)
+	}
+	if !strings.Contains(r.stdout, "catchment") || !strings.Contains(r.stdout, "probe 6001") {
+		t.Errorf("the results so far should be rendered:\n%s", r.stdout)
+	}
+}
+
+func TestAtlasRunNoSuitableProbes(t *testing.T) {
+	srv := (&atlastest.Server{Key: atlasTestKey}).Start(t)
+	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
+	r := runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--asn", "AS65000", "192.0.2.53")
+	if r.code != ExitError || r.stdout != "" || !strings.Contains(r.stderr, `no suitable probes for --asn 65000: RIPE Atlas found no connected probe to run measurements 70000001,70000002`) {
+		t.Errorf("exit %d, stdout %q, stderr %q: want an error naming the selection", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestAtlasRunInterruptedWhileDownloading(t *testing.T) {
+	srv := (&atlastest.Server{Key: atlasTestKey}).Start(t)
+	srv.Inject(atlastest.Fault{Path: "/api/v2/measurements/70000002/results/", Truncate: 1, Hang: true})
+	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for i := 0; i < 5000; i++ {
+			for _, q := range srv.Requests() {
+				if q.Path == "/api/v2/measurements/70000002/results/" {
+					time.Sleep(20 * time.Millisecond)
+					cancel()
+					return
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	r := runAtlasCLI(ctx, t, d, false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--probes", "6", "-o", "json", "192.0.2.53")
+	if r.code != ExitInterrupted {
+		t.Fatalf("exit %d, want 130 (stderr %q)", r.code, r.stderr)
+	}
+	reporttest.Check(t, []byte(r.stdout), false)
+	var doc struct {
+		Interrupted bool              `json:"interrupted"`
+		Results     []json.RawMessage `json:"results"`
+	}
+	json.Unmarshal([]byte(r.stdout), &doc)
+	if !doc.Interrupted || len(doc.Results) != 6 {
+		t.Errorf("interrupted %v with %d rows: want the DNS results read before Ctrl-C, marked interrupted", doc.Interrupted, len(doc.Results))
+	}
+}
