@@ -120,8 +120,8 @@ type probePage struct {
 // a malformed address or a location off the globe is unknown.
 func parseProbePage(r io.Reader) (probePage, error) {
 	var raw struct {
-		Next    *string           `json:"next"`
-		Results []json.RawMessage `json:"results"`
+		Next    *string    `json:"next"`
+		Results []rawProbe `json:"results"`
 	}
 	if err := json.NewDecoder(r).Decode(&raw); err != nil {
 		return probePage{}, err
@@ -130,8 +130,8 @@ func parseProbePage(r io.Reader) (probePage, error) {
 		return probePage{}, fmt.Errorf("no results array")
 	}
 	page := probePage{next: deref(raw.Next), probes: make([]Probe, 0, len(raw.Results))}
-	for i, rm := range raw.Results {
-		p, err := parseProbe(rm)
+	for i, rp := range raw.Results {
+		p, err := rp.probe()
 		if err != nil {
 			return probePage{}, fmt.Errorf("probe %d of the page: %w", i, err)
 		}
@@ -140,25 +140,24 @@ func parseProbePage(r io.Reader) (probePage, error) {
 	return page, nil
 }
 
-func parseProbe(b json.RawMessage) (Probe, error) {
-	var raw struct {
-		ID        *int     `json:"id"`
-		ASNv4     *float64 `json:"asn_v4"`
-		ASNv6     *float64 `json:"asn_v6"`
-		Country   *string  `json:"country_code"`
-		AddressV4 *string  `json:"address_v4"`
-		AddressV6 *string  `json:"address_v6"`
-		PrefixV4  *string  `json:"prefix_v4"`
-		PrefixV6  *string  `json:"prefix_v6"`
-		Anchor    *bool    `json:"is_anchor"`
-		Geometry  *struct {
-			Type        string    `json:"type"`
-			Coordinates []float64 `json:"coordinates"`
-		} `json:"geometry"`
-	}
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return Probe{}, err
-	}
+// rawProbe is a probe object as the API writes it.
+type rawProbe struct {
+	ID        *int     `json:"id"`
+	ASNv4     *float64 `json:"asn_v4"`
+	ASNv6     *float64 `json:"asn_v6"`
+	Country   *string  `json:"country_code"`
+	AddressV4 *string  `json:"address_v4"`
+	AddressV6 *string  `json:"address_v6"`
+	PrefixV4  *string  `json:"prefix_v4"`
+	PrefixV6  *string  `json:"prefix_v6"`
+	Anchor    *bool    `json:"is_anchor"`
+	Geometry  *struct {
+		Type        string    `json:"type"`
+		Coordinates []float64 `json:"coordinates"`
+	} `json:"geometry"`
+}
+
+func (raw rawProbe) probe() (Probe, error) {
 	if raw.ID == nil || *raw.ID <= 0 {
 		return Probe{}, fmt.Errorf("no probe id")
 	}
@@ -242,13 +241,13 @@ func ReadProbes(r io.Reader) ([]Probe, error) {
 		page, err := parseProbePage(bytes.NewReader(t))
 		return page.probes, err
 	}
-	var items []json.RawMessage
+	var items []rawProbe
 	if err := json.Unmarshal(raw, &items); err != nil {
 		return nil, err
 	}
 	out := make([]Probe, 0, len(items))
 	for i, it := range items {
-		p, err := parseProbe(it)
+		p, err := it.probe()
 		if err != nil {
 			return nil, fmt.Errorf("probe %d: %w", i, err)
 		}
