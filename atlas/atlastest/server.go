@@ -103,6 +103,38 @@ type msm struct {
 // Start serves the fake API on loopback until the test ends.
 func (s *Server) Start(t testing.TB) *Server {
 	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("atlastest: listen: %v", err)
+	}
+	s.Serve(l)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Serve serves the fake API on l (a loopback listener) in the background
+// until Close.
+func (s *Server) Serve(l net.Listener) {
+	s.mu.Lock()
+	s.init()
+	s.mu.Unlock()
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v2/measurements/{$}", s.create)
+	mux.HandleFunc("GET /api/v2/measurements/{id}/{$}", s.status)
+	mux.HandleFunc("DELETE /api/v2/measurements/{id}/{$}", s.stop)
+	mux.HandleFunc("GET /api/v2/measurements/{id}/results/{$}", s.results)
+	mux.HandleFunc("GET /api/v2/probes/{$}", s.probes)
+	s.srv = httptest.NewUnstartedServer(s.middleware(mux))
+	s.srv.Listener = l
+	s.srv.Start()
+	s.URL = s.srv.URL
+}
+
+// Close stops serving.
+func (s *Server) Close() { s.srv.Close() }
+
+// init sets the defaults; s.mu is held.
+func (s *Server) init() {
 	if s.Population == nil {
 		s.Population = NewPopulation(60)
 	}
@@ -112,26 +144,12 @@ func (s *Server) Start(t testing.TB) *Server {
 	if s.PageSize == 0 {
 		s.PageSize = 500
 	}
-	s.msms = map[int]*msm{}
+	if s.msms == nil {
+		s.msms = map[int]*msm{}
+	}
 	if s.nextID == 0 {
 		s.nextID = 70000001
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/v2/measurements/{$}", s.create)
-	mux.HandleFunc("GET /api/v2/measurements/{id}/{$}", s.status)
-	mux.HandleFunc("DELETE /api/v2/measurements/{id}/{$}", s.stop)
-	mux.HandleFunc("GET /api/v2/measurements/{id}/results/{$}", s.results)
-	mux.HandleFunc("GET /api/v2/probes/{$}", s.probes)
-	s.srv = httptest.NewUnstartedServer(s.middleware(mux))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("atlastest: listen: %v", err)
-	}
-	s.srv.Listener = l
-	s.srv.Start()
-	s.URL = s.srv.URL
-	t.Cleanup(s.srv.Close)
-	return s
 }
 
 // Inject adds a fault; faults are tried in the order added.
@@ -153,9 +171,26 @@ func (s *Server) Requests() []Request {
 func (s *Server) AddMeasurement(def Definition, results [][]byte) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.init()
 	id := s.nextID
 	s.nextID++
+	if results == nil {
+		results = [][]byte{}
+	}
 	s.msms[id] = &msm{id: id, def: def, polls: 1 << 30, public: true, results: results}
+	return id
+}
+
+// AddFinished makes an existing, finished, public measurement of def run
+// by the given probes (results generated from the population) and returns
+// its id.
+func (s *Server) AddFinished(def Definition, probes []ProbeSpec) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.init()
+	id := s.nextID
+	s.nextID++
+	s.msms[id] = &msm{id: id, def: def, probes: probes, polls: 1 << 30, public: true}
 	return id
 }
 

@@ -425,8 +425,8 @@ func TestAtlasFetchExistingMeasurements(t *testing.T) {
 	pop := srv.Population
 	dnsDef := atlastest.Definition{Type: "dns", AF: 4, Target: "192.0.2.53", QName: "hostname.bind", Protocol: "UDP"}
 	trDef := atlastest.Definition{Type: "traceroute", AF: 4, Target: "192.0.2.53", Protocol: "UDP"}
-	dnsID := srv.AddMeasurement(dnsDef, pop.Results(1, dnsDef, pop.Probes))
-	trID := srv.AddMeasurement(trDef, pop.Results(2, trDef, pop.Probes))
+	dnsID := srv.AddFinished(dnsDef, pop.Probes)
+	trID := srv.AddFinished(trDef, pop.Probes)
 	pingID := srv.AddMeasurement(atlastest.Definition{Type: "ping", AF: 4, Target: "192.0.2.53"}, nil)
 
 	// Public measurements need no key; a window goes to the API as UNIX seconds.
