@@ -64,6 +64,7 @@ demo: lab-deps build
 bench: lab-deps build
 	ANYCHECK_BIN=$(CURDIR)/$(BIN) bash bench/trace.sh
 	ANYCHECK_BIN=$(CURDIR)/$(BIN) bash bench/compare.sh
+	ANYCHECK_BIN=$(CURDIR)/$(BIN) bash bench/atlas.sh
 
 clean:
 	rm -rf bin
