@@ -549,3 +549,43 @@ func TestAtlasRunInterruptedWhileDownloading(t *testing.T) {
 		t.Errorf("interrupted %v with %d rows: want the DNS results read before Ctrl-C, marked interrupted", doc.Interrupted, len(doc.Results))
 	}
 }
+
+func TestAtlasRunSendsWhatTheDryRunShows(t *testing.T) {
+	srv := (&atlastest.Server{Key: atlasTestKey, Names: testNames}).Start(t)
+	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
+	args := []string{"atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--af", "both", "--probes", "8", "--country", "NL", "-P", "tcp", "ns.example.net"}
+	dry := runAtlasCLI(context.Background(), t, d, false, append(args, "--dry-run")...)
+	if dry.code != ExitOK {
+		t.Fatalf("dry run: exit %d: %s", dry.code, dry.stderr)
+	}
+	want := decodeBodies(t, dry.stdout)
+	r := runAtlasCLI(context.Background(), t, d, false, args...)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var got []map[string]any
+	for _, q := range srv.Requests() {
+		if q.Method == "POST" {
+			var m map[string]any
+			if err := json.Unmarshal(q.Body, &m); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, m)
+		}
+	}
+	if len(got) != 2 || len(want) != 2 {
+		t.Fatalf("%d requests sent, %d shown", len(got), len(want))
+	}
+	// The second request names the first's DNS measurement, unknown to the dry run.
+	want[1]["probes"].([]any)[0].(map[string]any)["value"] = 70000001.0
+	for i := range got {
+		if fmt.Sprint(got[i]) != fmt.Sprint(want[i]) {
+			t.Errorf("request %d sent\n%v\nthe dry run showed\n%v", i+1, got[i], want[i])
+		}
+	}
+	_, v4 := srv.Created(70000001)
+	_, v6 := srv.Created(70000004)
+	if len(v4) == 0 || fmt.Sprint(v4) != fmt.Sprint(v6) {
+		t.Errorf("IPv4 probes %v, IPv6 probes %v: want the same", v4, v6)
+	}
+}
