@@ -268,3 +268,27 @@ func TestIDBadRate(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceRootsExpansion: trace takes @roots too, each member named in
+// the output; --source keeps the members of its family. Nothing is sent.
+func TestTraceRootsExpansion(t *testing.T) {
+	for _, tc := range []struct {
+		source string
+		v6     bool
+		n      int
+	}{{"", false, 26}, {"", true, 13}, {"192.0.2.10", false, 13}, {"2001:db8::10", false, 13}} {
+		o := &traceOptions{g: &globalOptions{v6: tc.v6, timeout: time.Second}, source: tc.source, targets: []string{"@roots"}}
+		_, addrs, err := o.resolveTargets(context.Background(), testDeps())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(addrs) != tc.n || len(o.targets) != tc.n || o.targets[0] != "a.root-servers.net" {
+			t.Errorf("source %q -6=%v: %d addresses, targets %v; want %d named members", tc.source, tc.v6, len(addrs), o.targets, tc.n)
+		}
+		for _, a := range addrs {
+			if tc.source != "" && a.Is4() != netip.MustParseAddr(tc.source).Is4() {
+				t.Errorf("source %s: member %s of the other family", tc.source, a)
+			}
+		}
+	}
+}

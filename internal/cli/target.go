@@ -22,6 +22,7 @@ type target struct {
 	input    string // the argument, or the member's name for a target set
 	addr     netip.Addr
 	operator string // who runs it, for members of a target set
+	set      string // the set it came from ("roots" for @roots), else ""
 }
 
 // resolveTargets turns the target arguments into destinations, in order:
@@ -74,7 +75,7 @@ func targetSet(name string, g *globalOptions) ([]target, error) {
 			if (g.v4 && !a.Is4()) || (g.v6 && !a.Is6()) {
 				continue
 			}
-			out = append(out, target{input: fields[0], addr: a, operator: fields[3]})
+			out = append(out, target{input: fields[0], addr: a, operator: fields[3], set: name})
 		}
 	}
 	return out, sc.Err()

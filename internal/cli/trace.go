@@ -259,16 +259,23 @@ func (o *traceOptions) resolveTargets(ctx context.Context, d *deps) (netip.Addr,
 		src, _ = netip.ParseAddr(o.source)
 		src = src.Unmap()
 	}
-	addrs := make([]netip.Addr, 0, len(o.targets))
-	for _, in := range o.targets {
-		a, err := resolveTarget(ctx, o.g, d, in)
-		if err != nil {
-			return src, nil, err
+	targets, err := resolveTargets(ctx, o.g, d, o.targets)
+	if err != nil {
+		return src, nil, err
+	}
+	// A named set (@roots) stands for its members: o.targets becomes
+	// their names, one per address, in order.
+	o.targets = o.targets[:0:0]
+	addrs := make([]netip.Addr, 0, len(targets))
+	for _, t := range targets {
+		if src.IsValid() && src.Is4() != t.addr.Is4() && t.set != "" {
+			continue // a set's members of the --source family only
 		}
-		if src.IsValid() && src.Is4() != a.Is4() {
-			return src, nil, usageErr("--source %s and target %s: different address families", src, in)
+		if src.IsValid() && src.Is4() != t.addr.Is4() {
+			return src, nil, usageErr("--source %s and target %s: different address families", src, t.input)
 		}
-		addrs = append(addrs, a)
+		o.targets = append(o.targets, t.input)
+		addrs = append(addrs, t.addr)
 	}
 	return src, addrs, nil
 }
