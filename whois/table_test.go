@@ -30,10 +30,9 @@ const sampleIPtoASN = "192.0.2.0\t192.0.2.255\t64500\tZZ\tEXAMPLE-ISP Example IS
 	"198.51.100.128\t198.51.100.200\t64510\tZZ\tTRANSIT-ONE\n" +
 	"2001:db8::\t2001:db8:ffff:ffff:ffff:ffff:ffff:ffff\t64530\tZZ\tV6-NET\n"
 
-func lookupTable(t *testing.T, tab *bart.Table[tableEntry], s string) (netip.Prefix, tableEntry, bool) {
+func lookupTable(t *testing.T, tab prefixIndex, s string) (netip.Prefix, tableEntry, bool) {
 	t.Helper()
-	a := netip.MustParseAddr(s)
-	return tab.LookupPrefixLPM(netip.PrefixFrom(a, a.BitLen()))
+	return tab.lookup(netip.MustParseAddr(s))
 }
 
 func TestParsePfx2as(t *testing.T) {
@@ -112,31 +111,45 @@ func TestParseIPtoASN(t *testing.T) {
 	}
 }
 
-func TestRangePrefixes(t *testing.T) {
+func TestIPtoASNRanges(t *testing.T) {
 	tests := []struct {
 		from, to string
-		want     []string
+		probe    map[string]string // address → the prefix answered; "" = not covered
 	}{
-		{"192.0.2.0", "192.0.2.255", []string{"192.0.2.0/24"}},
-		{"192.0.2.1", "192.0.2.1", []string{"192.0.2.1/32"}},
-		{"192.0.2.1", "192.0.2.6", []string{"192.0.2.1/32", "192.0.2.2/31", "192.0.2.4/31", "192.0.2.6/32"}},
-		{"0.0.0.0", "255.255.255.255", []string{"0.0.0.0/0"}},
-		{"::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", []string{"::/0"}},
-		{"2001:db8::", "2001:db8::1:0", []string{"2001:db8::/112", "2001:db8::1:0/128"}},
+		{"192.0.2.0", "192.0.2.255", map[string]string{"192.0.2.0": "192.0.2.0/24", "192.0.2.255": "192.0.2.0/24", "192.0.3.0": ""}},
+		{"198.51.100.1", "198.51.100.6", map[string]string{"198.51.100.0": "", "198.51.100.1": "198.51.100.1/32", "198.51.100.3": "198.51.100.2/31", "198.51.100.5": "198.51.100.4/31", "198.51.100.6": "198.51.100.6/32", "198.51.100.7": ""}},
+		{"0.0.0.0", "255.255.255.255", map[string]string{"203.0.113.9": "0.0.0.0/0"}},
+		{"::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", map[string]string{"2001:db8::1": "::/0"}},
+		{"2001:db8::", "2001:db8::1:0", map[string]string{"2001:db8::ffff": "2001:db8::/112", "2001:db8::1:0": "2001:db8::1:0/128", "2001:db8::1:1": ""}},
 	}
 	for _, tt := range tests {
-		ps, err := rangePrefixes(netip.MustParseAddr(tt.from), netip.MustParseAddr(tt.to))
+		tab, err := parseIPtoASN(strings.NewReader(tt.from + "\t" + tt.to + "\t64500\tZZ\tX\n"))
 		if err != nil {
-			t.Errorf("%s-%s: %v", tt.from, tt.to, err)
-			continue
+			t.Fatalf("%s-%s: %v", tt.from, tt.to, err)
 		}
-		var got []string
-		for _, p := range ps {
-			got = append(got, p.String())
+		for a, want := range tt.probe {
+			p, e, ok := lookupTable(t, tab, a)
+			if want == "" {
+				if ok {
+					t.Errorf("%s-%s: %s answered %v", tt.from, tt.to, a, p)
+				}
+				continue
+			}
+			if !ok || p.String() != want || e.ASName != "X" {
+				t.Errorf("%s-%s: %s gave %v %+v %v, want %s", tt.from, tt.to, a, p, e, ok, want)
+			}
 		}
-		if !slices.Equal(got, tt.want) {
-			t.Errorf("%s-%s = %v, want %v", tt.from, tt.to, got, tt.want)
-		}
+	}
+	// Unsorted input is sorted; overlapping ranges are refused.
+	tab, err := parseIPtoASN(strings.NewReader("198.51.100.0\t198.51.100.255\t2\tZZ\tB\n192.0.2.0\t192.0.2.255\t1\tZZ\tA\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, e, _ := lookupTable(t, tab, "192.0.2.9"); e.ASName != "A" {
+		t.Errorf("unsorted: %+v", e)
+	}
+	if _, err := parseIPtoASN(strings.NewReader("192.0.2.0\t192.0.2.255\t1\tZZ\tA\n192.0.2.128\t192.0.3.0\t2\tZZ\tB\n")); err == nil || !strings.Contains(err.Error(), "overlap") {
+		t.Errorf("overlapping ranges: %v", err)
 	}
 }
 
@@ -321,8 +334,8 @@ func FuzzParsePfx2as(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for p, e := range tab.All() {
-			if p != p.Masked() || len(e.ASNs) == 0 {
+		for p, i := range tab.routes.All() {
+			if e := tab.entries[i]; p != p.Masked() || len(e.ASNs) == 0 {
 				t.Fatalf("entry %v %+v", p, e)
 			}
 		}
@@ -339,9 +352,110 @@ func FuzzParseIPtoASN(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for p, e := range tab.All() {
-			if p != p.Masked() || e.Unannounced == (len(e.ASNs) > 0) {
-				t.Fatalf("entry %v %+v", p, e)
+		for fam, list := range [][]addrRange{tab.v4, tab.v6} {
+			is4 := fam == 0
+			for i, r := range list {
+				if e := tab.entries[r.entry]; e.Unannounced == (len(e.ASNs) > 0) {
+					t.Fatalf("entry %+v", e)
+				}
+				if less128(r.toHi, r.toLo, r.fromHi, r.fromLo) || i > 0 && !less128(list[i-1].toHi, list[i-1].toLo, r.fromHi, r.fromLo) {
+					t.Fatalf("ranges out of order or overlapping at %d", i)
+				}
+				// Both ends answer with a prefix inside the range.
+				for _, end := range []netip.Addr{addrFrom128(r.fromHi, r.fromLo, is4), addrFrom128(r.toHi, r.toLo, is4)} {
+					if p, _, ok := tab.lookup(end); !ok || !p.Contains(end.Unmap()) {
+						t.Fatalf("range end %s: %v %v", end, p, ok)
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestLoadTableHostile is issue 13 item 9: endless or bomb-like input is
+// refused on its first bytes, without reading it into memory, and a
+// compressed MaxMind DB still loads (by its name).
+func TestLoadTableHostile(t *testing.T) {
+	var zeros bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&zeros, gzip.BestCompression)
+	chunk := make([]byte, 1<<20)
+	for range 64 { // 64 MiB of zeros in 64 KiB
+		zw.Write(chunk)
+	}
+	zw.Close()
+	mmdb, err := os.ReadFile(filepath.Join("..", "testdata", "whois", "GeoLite2-ASN-Test.mmdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path string
+		want       string // in the error; "" = loads
+	}{
+		{"empty", os.DevNull, "unrecognised table format"},
+		{"/dev/zero", "/dev/zero", "binary data"},
+		{"gzip bomb", writeFile(t, "bomb.gz", zeros.Bytes()), "binary data"},
+		{"directory", t.TempDir(), "is a directory"},
+		{"mmdb gzip", writeFile(t, "asn.mmdb.gz", gz(t, string(mmdb))), ""},
+		{"mmdb, any name", writeFile(t, "asn.db", mmdb), ""},
+		{"mmdb gzip, other name", writeFile(t, "asn.db.gz", gz(t, string(mmdb))), "binary data"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			peak := heapPeak(t)
+			_, err := LoadTable(tt.path)
+			heap := peak()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Count(err.Error(), tt.path) != 1 {
+				t.Errorf("err = %v, want one naming the path once and %q", err, tt.want)
+			}
+			if heap > 16<<20 {
+				t.Errorf("heap peaked at %d MiB", heap>>20)
+			}
+		})
+	}
+}
+
+// FuzzLoadTable is format detection, gzip and MaxMind DB loading: any
+// file either fails with an error naming it or loads into a table whose
+// answers are well formed.
+func FuzzLoadTable(f *testing.F) {
+	mmdb, err := os.ReadFile(filepath.Join("..", "testdata", "whois", "GeoLite2-ASN-Test.mmdb"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write([]byte(sampleIPtoASN))
+	zw.Close()
+	for _, seed := range [][]byte{[]byte(samplePfx2as), []byte(sampleIPtoASN), z.Bytes(), mmdb, mmdb[len(mmdb)/2:], {0x1f, 0x8b, 8, 0}, []byte("#\n\n1.0.0.0\t24\t13335\n")} {
+		f.Add(seed, false)
+	}
+	f.Add(mmdb, true)
+	f.Fuzz(func(t *testing.T, data []byte, named bool) {
+		name := "table"
+		if named {
+			name = "table.mmdb"
+		}
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		tab, err := LoadTable(path)
+		if err != nil {
+			if !strings.Contains(err.Error(), path) {
+				t.Fatalf("error %q does not name the file", err)
+			}
+			return
+		}
+		got, _ := tab.Lookup(context.Background(), addrs("192.0.2.1", "2001:db8::1", "1.0.0.1", "::ffff:1.0.0.1"))
+		for a, o := range got {
+			if o.Addr != a || (o.Prefix.IsValid() && !o.Prefix.Contains(a.Unmap())) || (!o.Unannounced && len(o.ASNs) == 0) {
+				t.Fatalf("%s: %+v", a, o)
 			}
 		}
 	})

@@ -109,9 +109,9 @@ func New(spec string, opts Options) (Resolver, error) {
 		if path == "" {
 			return nil, fmt.Errorf("asn source %q: want file:PATH with a path", spec)
 		}
-		t, err := LoadTable(path)
+		t, err := LoadTable(path) // its errors name the path
 		if err != nil {
-			return nil, fmt.Errorf("asn source %s: %w", spec, err)
+			return nil, err
 		}
 		return t, nil
 	case spec == "none":
