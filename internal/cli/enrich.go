@@ -2,8 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -55,10 +59,38 @@ func (e *enrichOptions) takeWarnings() []string {
 
 func (e *enrichOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&e.asn, "asn", "cymru", "origin AS source: cymru (bulk whois), cymru-dns, file:PATH (pfx2as, iptoasn TSV or .mmdb) or none")
-	f.StringVar(&e.whoisServer, "whois-server", "", "bulk whois server HOST:PORT for --asn cymru (default "+whois.DefaultWhoisServer+")")
-	f.StringVar(&e.asnDNSServer, "asn-dns-server", "", "DNS server HOST:PORT for --asn cymru-dns (default: the system resolver)")
-	f.StringVar(&e.dnsServer, "dns-server", "", "DNS server HOST:PORT for reverse names (default: the system resolver)")
+	f.Var((*hostPort)(&e.whoisServer), "whois-server", "bulk whois server HOST:PORT for --asn cymru (default "+whois.DefaultWhoisServer+")")
+	f.Var((*hostPort)(&e.asnDNSServer), "asn-dns-server", "DNS server HOST:PORT for --asn cymru-dns (default: the system resolver)")
+	f.Var((*hostPort)(&e.dnsServer), "dns-server", "DNS server HOST:PORT for reverse names (default: the system resolver)")
 	f.BoolVar(&e.noCache, "no-cache", false, "neither read nor write the on-disk ASN cache")
+}
+
+// hostPort is a HOST:PORT flag, checked when the flag is parsed so a bad
+// value is a usage error (exit 2) before anything runs. An IP address is
+// kept in its canonical form (netip.AddrPort).
+type hostPort string
+
+func (h *hostPort) String() string { return string(*h) }
+func (h *hostPort) Type() string   { return "HOST:PORT" }
+
+func (h *hostPort) Set(v string) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil || host == "" {
+		return errors.New("want HOST:PORT, e.g. 192.0.2.43:43, [2001:db8::53]:53 or whois.example:43")
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return fmt.Errorf("port %q: must be a number from 1 to 65535", port)
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		*h = hostPort(netip.AddrPortFrom(a, uint16(n)).String())
+		return nil
+	}
+	if !validHostname(host) {
+		return fmt.Errorf("host %q: not an IP address or a host name", host)
+	}
+	*h = hostPort(net.JoinHostPort(host, strconv.FormatUint(n, 10)))
+	return nil
 }
 
 // resolver builds the ASN source; a bad --asn is a usage error.
@@ -82,7 +114,8 @@ func (e *enrichOptions) resolver(g *globalOptions, d *deps) (whois.Resolver, err
 	}
 	r, err := newR(e.asn, o)
 	if err != nil {
-		return nil, usageErr("--asn %s: %v", e.asn, err)
+		// The error names the source (and a table's path) once.
+		return nil, usageErr("--asn: %v", err)
 	}
 	return r, nil
 }

@@ -9,17 +9,39 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 )
 
 // Main runs anycheck with args (without the program name) and returns the
 // process exit code. It is the only place that decides exit codes.
+//
+// A first Ctrl-C or SIGTERM cancels the run, which prints what it has and
+// returns; should anything not heed that within signalGrace, Main returns
+// anyway. A second signal ends the process at once (the default action).
 func Main(args []string, in io.Reader, out, errOut io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return run(ctx, args, newStreams(in, out, errOut), defaultDeps())
+	context.AfterFunc(ctx, stop)
+	code := make(chan int, 1)
+	go func() { code <- run(ctx, args, newStreams(in, out, errOut), defaultDeps()) }()
+	select {
+	case c := <-code:
+		return c
+	case <-ctx.Done():
+	}
+	select {
+	case c := <-code:
+		return c
+	case <-time.After(signalGrace):
+		fmt.Fprintf(errOut, "anycheck: interrupted, and the run did not stop within %s; exiting\n", signalGrace)
+		return ExitInterrupted
+	}
 }
+
+// signalGrace is how long a run may take to stop after a signal.
+const signalGrace = 3 * time.Second
 
 // run is Main with the context, streams and dependencies injected (tests).
 func run(ctx context.Context, args []string, s *streams, d *deps) int {

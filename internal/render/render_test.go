@@ -283,7 +283,7 @@ func TestWhoisTextGolden(t *testing.T) {
 		{Input: "203.0.113.9"},
 	}
 	var b bytes.Buffer
-	if err := WhoisText(&b, rows); err != nil {
+	if err := WhoisTable(&b, rows, true); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "whois.txt", b.Bytes())

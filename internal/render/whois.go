@@ -1,50 +1,56 @@
 package render
 
 import (
+	"bufio"
+	"bytes"
 	"io"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/anycheck/anycheck/internal/report"
 )
 
-// WhoisText writes `anycheck whois` results as a table.
-func WhoisText(w io.Writer, rows []report.WhoisResult) error {
-	ew := &errWriter{w: w}
-	head := []string{"ADDRESS", "AS", "PREFIX", "CC", "REGISTRY", "ALLOCATED", "AS NAME", "PTR"}
-	table := [][]string{head}
+// WhoisTable writes `anycheck whois` results as a table aligned by
+// text/tabwriter, with the header line when header is set. A long input
+// is written in several calls (batches); each is aligned on its own.
+func WhoisTable(w io.Writer, rows []report.WhoisResult, header bool) error {
+	var b bytes.Buffer
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	if header {
+		io.WriteString(tw, "ADDRESS\tAS\tPREFIX\tCC\tREGISTRY\tALLOCATED\tAS NAME\tPTR\n")
+	}
 	for _, r := range rows {
 		o := r.Origin
-		row := []string{Escape(r.Input), "", "", "", "", "", "", Escape(r.Name)}
+		// Escape turns tabs and newlines into visible escapes, so no cell
+		// can add a column or a line.
+		cells := []string{Escape(r.Input), "", "", "", "", "", "", Escape(r.Name)}
 		switch {
 		case o == nil:
-			row[1] = "unknown"
+			cells[1] = "unknown"
 		case o.Special != "":
-			row[1] = o.Special
+			cells[1] = o.Special
 		case o.Unannounced:
-			row[1] = "NA"
+			cells[1] = "NA"
 		default:
-			row[1] = asLabel(o)
+			cells[1] = asLabel(o)
 		}
 		if o != nil {
-			row[2], row[3], row[4], row[5], row[6] = o.Prefix, Escape(o.Country), Escape(o.Registry), Escape(o.Allocated), Escape(o.ASName)
+			cells[2], cells[3], cells[4], cells[5], cells[6] = o.Prefix, Escape(o.Country), Escape(o.Registry), Escape(o.Allocated), Escape(o.ASName)
 			if o.Cached {
-				row[6] += " (cached)"
+				cells[6] += " (cached)"
 			}
 		}
-		table = append(table, row)
+		io.WriteString(tw, strings.Join(cells, "\t")+"\n")
 	}
-	widths := make([]int, len(head))
-	for _, row := range table {
-		for i, c := range row {
-			widths[i] = max(widths[i], width(c))
-		}
+	if err := tw.Flush(); err != nil {
+		return err
 	}
-	for _, row := range table {
-		cells := make([]string, len(row))
-		for i, c := range row {
-			cells[i] = pad(c, widths[i])
-		}
-		ew.printf("%s\n", strings.TrimRight(strings.Join(cells, "  "), " "))
+	// tabwriter pads every cell but the last: drop the padding that ends a
+	// line whose last columns are empty.
+	bw := bufio.NewWriter(w)
+	for line := range bytes.Lines(b.Bytes()) {
+		bw.Write(bytes.TrimRight(line, " \n"))
+		bw.WriteByte('\n')
 	}
-	return ew.err
+	return bw.Flush()
 }
