@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/whois/whoistest"
 )
 
@@ -181,4 +183,34 @@ func FuzzReadAddrWords(f *testing.F) {
 			t.Fatalf("words %q, want %q", got, strings.Fields(string(data)))
 		}
 	})
+}
+
+// TestTraceCacheNeverLessSpecific is issue 13 item 1 inside trace: an
+// answer cached for an address of the covering 198.51.0.0/16 must not
+// answer for the hops in the more-specific 198.51.100.0/24.
+func TestTraceCacheNeverLessSpecific(t *testing.T) {
+	srv := startLabWhois(t, "198.51.0.0/16 | 64500 | ZZ | lab | 2026-01-01 | COVERING\n"+
+		"198.51.100.0/24 | 64510 | ZZ | lab | 2026-01-01 | SPECIFIC\n"+
+		"192.0.2.0/24 | 64520 | ZZ | lab | 2026-01-01 | ANYDNS\n", whoistest.Normal)
+	d := fakeDeps(fakePath())
+	cache := t.TempDir()
+	d.cacheDir = func() (string, error) { return cache, nil }
+	if r := runCLI(t, d, "whois", "--whois-server", srv.Addr(), "-n", "198.51.7.1"); r.code != ExitOK || !strings.Contains(r.stdout, "AS64500") {
+		t.Fatalf("whois: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	r := runCLI(t, d, "trace", "--whois-server", srv.Addr(), "-n", "-o", "json", "192.0.2.53")
+	if r.code != ExitOK {
+		t.Fatalf("trace: exit %d, stderr %q", r.code, r.stderr)
+	}
+	var doc struct{ Results []report.TracePath }
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || len(doc.Results) != 1 || len(doc.Results[0].Hops) == 0 {
+		t.Fatalf("%v: %s", err, r.stdout)
+	}
+	for _, h := range doc.Results[0].Hops {
+		for _, resp := range h.Responders {
+			if strings.HasPrefix(resp.Address, "198.51.100.") && (resp.Origin == nil || resp.Origin.Prefix != "198.51.100.0/24" || resp.Origin.Cached) {
+				t.Errorf("hop %d %s: origin %+v, want 198.51.100.0/24 from the source", h.TTL, resp.Address, resp.Origin)
+			}
+		}
+	}
 }
