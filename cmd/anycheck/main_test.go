@@ -29,6 +29,9 @@ func TestBinaryExitCodes(t *testing.T) {
 		{"unreachable", []string{"id", "--timeout", "200ms", "--port", fmt.Sprint(silent.Port()), "127.0.0.1"}, 3, "timeout", "no reply from 127.0.0.1"},
 		{"bad flag", []string{"id", "--frob", "127.0.0.1"}, 2, "", "--frob"},
 		{"bad port", []string{"id", "--port", "70000", "127.0.0.1"}, 2, "", "--port 70000"},
+		{"watch stable", []string{"watch", "--interval", "100ms", "-c", "2", "--port", fmt.Sprint(live.Port()), "127.0.0.1"}, 0, "0 switches, 0 losses", ""},
+		{"watch lost", []string{"watch", "--timeout", "100ms", "--interval", "100ms", "-c", "3", "--port", fmt.Sprint(silent.Port()), "127.0.0.1"}, 3, "1 loss", ""},
+		{"watch bad interval", []string{"watch", "--interval", "0", "127.0.0.1"}, 2, "", "--interval 0s"},
 		{"version", []string{"version"}, 0, "anycheck ", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
