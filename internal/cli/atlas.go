@@ -23,6 +23,7 @@ import (
 	"github.com/anycheck/anycheck/catchment"
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
+	"github.com/anycheck/anycheck/whois"
 )
 
 // atlasCommon are the flags of every atlas subcommand.
@@ -47,6 +48,7 @@ func (c *atlasCommon) register(f *pflag.FlagSet) {
 		if fl.Name == "asn" {
 			fl.Name = "asn-source"
 		}
+		fl.Usage = strings.ReplaceAll(fl.Usage, "--asn ", "--asn-source ")
 		f.AddFlag(fl)
 	})
 }
@@ -110,14 +112,8 @@ func (c *atlasCommon) client(key atlas.Key, d *deps) *atlas.Client {
 // --save), reads them as they arrive, fetches the probes' metadata and
 // writes the catchment report, as anycheck compare would over the saved
 // files. partial marks a run whose measurements did not all finish.
-func renderAtlas(ctx context.Context, c *atlas.Client, ms []atlasMsm, q atlas.ResultsQuery, o *atlasCommon, g *globalOptions, s *streams, d *deps, partial bool) error {
-	sites, resolver, err := catchmentSources(o.sites, &o.e, g, d)
-	if err != nil {
-		return err
-	}
-	if err := prepareSave(o.save); err != nil {
-		return err
-	}
+func renderAtlas(ctx context.Context, c *atlas.Client, ms []atlasMsm, q atlas.ResultsQuery, o *atlasCommon, rs *reportSources, g *globalOptions, s *streams, d *deps, partial bool) error {
+	sites, resolver := rs.sites, rs.resolver
 	out := newRunOutput(s, g, d, report.KindCompare)
 	prog := newReadProgress(s)
 	defer prog.done()
@@ -180,6 +176,32 @@ func renderAtlas(ctx context.Context, c *atlas.Client, ms []atlasMsm, q atlas.Re
 		}
 	}
 	return writeCatchment(ctx, g, resolver, sites, []*compareSide{side}, out, failed, interrupted)
+}
+
+// reportSources are what the report needs besides the results: site hints
+// and the ASN source.
+type reportSources struct {
+	sites    *catchment.Sites
+	resolver whois.Resolver
+}
+
+// prepare checks everything the report will need — the --sites file, the
+// ASN source, the --save directory — before anything is created on Atlas:
+// a typo must not cost credits.
+func (c *atlasCommon) prepare(g *globalOptions, d *deps) (*reportSources, error) {
+	sites, resolver, err := catchmentSources(c.sites, &c.e, g, d)
+	if err != nil {
+		// enrichOptions names its flag --asn; here it is --asn-source.
+		var ee *exitError
+		if errors.As(err, &ee) && ee.code == ExitUsage && strings.HasPrefix(ee.err.Error(), "--asn ") {
+			return nil, usageErr("--asn-source %s", strings.TrimPrefix(ee.err.Error(), "--asn "))
+		}
+		return nil, err
+	}
+	if err := prepareSave(c.save); err != nil {
+		return nil, err
+	}
+	return &reportSources{sites: sites, resolver: resolver}, nil
 }
 
 func newAtlasCmd(g *globalOptions, s *streams, d *deps) *cobra.Command {
@@ -502,6 +524,10 @@ func runAtlasRun(ctx context.Context, o *atlasRunOptions, s *streams, d *deps) e
 	if o.dryRun {
 		return printDryRun(s, o, reqs)
 	}
+	rs, err := o.common.prepare(o.g, d)
+	if err != nil {
+		return err
+	}
 	key, warning, err := o.common.key(d)
 	if err != nil {
 		return err
@@ -525,7 +551,7 @@ func runAtlasRun(ctx context.Context, o *atlasRunOptions, s *streams, d *deps) e
 		warn(s, "interrupted while waiting; the measurements go on running on RIPE Atlas: get their results with: %s", fetchCommand(ms, &o.common))
 		// Nothing was downloaded: the report is empty, and says so.
 		side := &compareSide{collector: catchment.NewCollector()}
-		return writeCatchment(ctx, o.g, nil, catchment.BuiltinSites(), []*compareSide{side}, newRunOutput(s, o.g, d, report.KindCompare), 0, true)
+		return writeCatchment(ctx, o.g, nil, rs.sites, []*compareSide{side}, newRunOutput(s, o.g, d, report.KindCompare), 0, true)
 	case errors.Is(err, context.DeadlineExceeded):
 		warn(s, "measurements still running after --wait %s; rendering the results so far (all of them later with: %s)", o.wait, fetchCommand(ms, &o.common))
 		partial = true
@@ -547,7 +573,7 @@ func runAtlasRun(ctx context.Context, o *atlasRunOptions, s *streams, d *deps) e
 	if noProbes == len(states) {
 		return fmt.Errorf("no suitable probes for %s: RIPE Atlas found no connected probe to run measurements %s", describeSelection(o.selection), joinIDs(msmIDs(ms)))
 	}
-	return renderAtlas(ctx, c, ms, atlas.ResultsQuery{}, &o.common, o.g, s, d, partial)
+	return renderAtlas(ctx, c, ms, atlas.ResultsQuery{}, &o.common, rs, o.g, s, d, partial)
 }
 
 func msmStrings(ms []atlasMsm) []string {
@@ -779,6 +805,10 @@ func parseWhen(flag, v string) (time.Time, error) {
 }
 
 func runAtlasFetch(ctx context.Context, o *atlasFetchOptions, s *streams, d *deps) error {
+	rs, err := o.common.prepare(o.g, d)
+	if err != nil {
+		return err
+	}
 	key, warning, err := o.common.key(d)
 	if err != nil {
 		return err
@@ -798,7 +828,7 @@ func runAtlasFetch(ctx context.Context, o *atlasFetchOptions, s *streams, d *dep
 		}
 		ms = append(ms, atlasMsm{id: id, kind: m.Type, af: m.AF, target: m.Target})
 	}
-	return renderAtlas(ctx, c, ms, atlas.ResultsQuery{Start: o.from, Stop: o.until}, &o.common, o.g, s, d, false)
+	return renderAtlas(ctx, c, ms, atlas.ResultsQuery{Start: o.from, Stop: o.until}, &o.common, rs, o.g, s, d, false)
 }
 
 // download streams one measurement's results into consume and, with

@@ -184,6 +184,29 @@ func TestAtlasBadInputIsUsageError(t *testing.T) {
 	}
 }
 
+func TestAtlasRunChecksTheReportSourcesBeforeCreating(t *testing.T) {
+	srv := (&atlastest.Server{Key: atlasTestKey}).Start(t)
+	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o644)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--asn-source", "bogus"}, "--asn-source bogus"},
+		{[]string{"--sites", filepath.Join(t.TempDir(), "missing.txt")}, "--sites"},
+		{[]string{"--save", filepath.Join(file, "sub")}, "--save"},
+	} {
+		r := runAtlasCLI(context.Background(), t, d, false, append(append([]string{"atlas", "run", "--atlas-url", srv.URL}, tc.args...), "192.0.2.53")...)
+		if r.code != ExitUsage || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q: want a usage error naming %s", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+	if n := len(srv.Requests()); n != 0 {
+		t.Errorf("%d requests sent although the report could not have been made", n)
+	}
+}
+
 func TestAtlasRunNeedsAKey(t *testing.T) {
 	srv := (&atlastest.Server{}).Start(t)
 	r := runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "192.0.2.53")
