@@ -193,8 +193,10 @@ func (c *atlasCommon) prepare(g *globalOptions, d *deps) (*reportSources, error)
 	if err != nil {
 		// enrichOptions names its flag --asn; here it is --asn-source.
 		var ee *exitError
-		if errors.As(err, &ee) && ee.code == ExitUsage && strings.HasPrefix(ee.err.Error(), "--asn ") {
-			return nil, usageErr("--asn-source %s", strings.TrimPrefix(ee.err.Error(), "--asn "))
+		if errors.As(err, &ee) && ee.code == ExitUsage {
+			if rest, ok := strings.CutPrefix(ee.err.Error(), "--asn"); ok && (strings.HasPrefix(rest, " ") || strings.HasPrefix(rest, ":")) {
+				return nil, usageErr("--asn-source%s", rest)
+			}
 		}
 		return nil, err
 	}

@@ -193,7 +193,7 @@ func TestAtlasRunChecksTheReportSourcesBeforeCreating(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--asn-source", "bogus"}, "--asn-source bogus"},
+		{[]string{"--asn-source", "bogus"}, `--asn-source: unknown asn source "bogus"`},
 		{[]string{"--sites", filepath.Join(t.TempDir(), "missing.txt")}, "--sites"},
 		{[]string{"--save", filepath.Join(file, "sub")}, "--save"},
 	} {
