@@ -37,10 +37,15 @@
 // (TCP); one quoting another port or identifier from our own address is
 // another tracer's and is dropped; one quoting a rewritten source or
 // checksum is matched by the IPv4 ID or the quoted payload's tag and
-// flagged NAT. Direct replies (DNS answers, echo replies, SYN-ACK/RST) must
-// come from the destination to the flow's port. In socket mode the kernel
-// has already tied an error to our socket; the payload's tag names the
-// probe, and no quoted header is available (Path.Unobserved says so).
+// flagged NAT; a quote holding the payload's tag must carry the tag the
+// header fields name. Direct replies (DNS answers, echo replies,
+// SYN-ACK/RST) must come from the destination to the flow's port; a bare
+// (challenge) ACK acknowledges the probe whose half-open connection the
+// destination holds and is credited to the later probe that caused it. In
+// socket mode the kernel ties an error to our socket by the source port
+// alone: the error must name our destination (the kernel reports the
+// quoted one) and its payload's tag names the probe; no quoted header is
+// available (Path.Unobserved says so).
 //
 // # Scheduling
 //
@@ -53,7 +58,15 @@
 // average, a quarter second's worth at once), shared by every trace of a
 // run, so --rate caps the host's sending without serialising a trace. A
 // trace where every hop answers thus ends about one round trip to the
-// destination after it starts.
+// destination after it starts. TCP is the exception at the destination: a
+// SYN that reaches it leaves a half-open connection until the RST our
+// kernel sends on its SYN-ACK gets there, and the server answers another
+// SYN on the 4-tuple meanwhile with a challenge ACK or nothing. So the next
+// TCP probe to a TTL that may reach the destination waits for the previous
+// one's answer (or for it to be given up); its SYN then follows that RST.
+// A TCP trace ends about three round trips to the destination after it
+// starts, and leaves no half-open connection behind for the identity
+// query the caller sends from the same port.
 //
 // A window (Options.Window, default 16, traceroute's -N) bounds how far
 // ahead of the path's known part probes go: TTL t is sent only while

@@ -43,20 +43,23 @@ type engine struct {
 	grantAt time.Time         // when that token may be used
 	nextTag uint16
 
-	frontier   int // highest TTL with a probe answered or given up (FirstTTL-1 before any); sends stay within Window above it
-	terminal   int // lowest TTL at which the destination (or an unreachable) answered; 0 = none yet
-	reached    bool
-	emitted    int // hops emitted so far
-	sendOK     int
-	sendFailed int
-	notes      []string
-	fatal      error
-	started    time.Time
-	byTag      map[uint16][2]int // tag → (hop index, seq)
-	recv       chan Packet
-	stop       chan struct{}
-	wg         sync.WaitGroup
-	loops      int // scheduler iterations, for tests: waiting must not spin
+	frontier int // highest TTL with a probe answered or given up (FirstTTL-1 before any); sends stay within Window above it
+	terminal int // lowest TTL at which the destination (or an unreachable) answered; 0 = none yet
+	// destAnswered is when the destination's first answer came back (TCP:
+	// SYNs sent before it found that probe's half-open connection).
+	destAnswered time.Time
+	reached      bool
+	emitted      int // hops emitted so far
+	sendOK       int
+	sendFailed   int
+	notes        []string
+	fatal        error
+	started      time.Time
+	byTag        map[uint16][2]int // tag → (hop index, seq)
+	recv         chan Packet
+	stop         chan struct{}
+	wg           sync.WaitGroup
+	loops        int // scheduler iterations, for tests: waiting must not spin
 }
 
 func newEngine(opts Options, conn Conn) *engine {
@@ -139,7 +142,7 @@ func (e *engine) run(ctx context.Context) Path {
 			return e.path(StopError)
 		}
 		e.emit(now)
-		if e.done() {
+		if e.done(now) {
 			return e.path(e.stopReason())
 		}
 		wake, deadline := e.nextWake(now)
@@ -192,12 +195,17 @@ pick:
 	for r := range e.opts.Queries {
 		for i := 0; i < len(e.hops) && e.hops[i].ttl <= top; i++ {
 			h := &e.hops[i]
-			if h.nsent != r {
+			if h.nsent != r || (r > 0 && e.tcpAwaits(h, &h.probes[r-1], now)) {
 				continue
 			}
 			ready := now
 			if r > 0 {
 				if t := h.probes[r-1].sent.Add(ttlSpread); t.After(now) {
+					ready = t
+				}
+			}
+			if e.terminal > 0 && h.ttl >= e.terminal {
+				if t := e.heldUntil(); t.After(ready) {
 					ready = t
 				}
 			}
@@ -223,6 +231,53 @@ pick:
 		e.grant, e.grantAt = g, now.Add(g.DelayFrom(now))
 	}
 	return hi, seq, e.grantAt, true
+}
+
+// A TCP destination keeps a half-open connection for each SYN it answers
+// until the RST our kernel sends on the SYN-ACK gets there; another SYN on
+// the 4-tuple meanwhile gets a challenge ACK or nothing, not a SYN-ACK. A
+// SYN sent after that SYN-ACK came back follows the RST on the path, so
+// TCP probes that may reach the destination wait for the answers of those
+// before them: tcpAwaits before the destination is known, heldUntil after.
+
+// tcpAwaits says whether the next TCP probe to h waits for the previous
+// one's answer (or for it to be given up): until the destination has
+// answered, any TTL may be the destination's.
+func (e *engine) tcpAwaits(h *hopState, prev *probeState, now time.Time) bool {
+	return e.flow.Proto == TCP && e.terminal == 0 && prev.reply == nil && !e.probeFinal(prev, now)
+}
+
+// heldUntil is, for TCP, when no SYN of ours can still hold a half-open
+// connection at the destination: each unanswered probe at or past its TTL
+// sent since its first answer came back may have made one, until it would
+// be given up (silentFactor × the largest RTT the destination answered
+// with, at least MinWait, at most Wait). A probe sent before that first
+// answer arrived found the first SYN's connection there and made none.
+func (e *engine) heldUntil() time.Time {
+	if e.flow.Proto != TCP || e.terminal == 0 {
+		return time.Time{}
+	}
+	var rtt time.Duration
+	var until time.Time
+	for i := e.terminal - e.opts.FirstTTL; i < len(e.hops); i++ {
+		for j := range e.hops[i].probes {
+			if r := e.hops[i].probes[j].reply; r != nil {
+				rtt = max(rtt, r.RTT)
+			}
+		}
+	}
+	hold := min(max(silentFactor*rtt, e.opts.MinWait), e.opts.Wait)
+	for i := e.terminal - e.opts.FirstTTL; i < len(e.hops); i++ {
+		for j := range e.hops[i].probes {
+			ps := &e.hops[i].probes[j]
+			if ps.isSent && !ps.sendErr && ps.reply == nil && !ps.sent.Before(e.destAnswered) {
+				if t := ps.sent.Add(hold); t.After(until) {
+					until = t
+				}
+			}
+		}
+	}
+	return until
 }
 
 // advanceFrontier moves the frontier to the highest TTL above it with a
@@ -357,7 +412,11 @@ func (e *engine) handle(pkt Packet) {
 	ps.reply = r
 	ttl := e.hops[loc[0]].ttl
 	e.frontier = max(e.frontier, ttl)
-	if end, reached := e.isTerminal(r); end && (e.terminal == 0 || ttl < e.terminal) {
+	end, reached := e.isTerminal(r)
+	if reached && e.destAnswered.IsZero() {
+		e.destAnswered = at
+	}
+	if end && (e.terminal == 0 || ttl < e.terminal) {
 		e.terminal = ttl
 		e.reached = reached
 	}
@@ -504,8 +563,11 @@ func (e *engine) emit(now time.Time) {
 	}
 }
 
-func (e *engine) done() bool {
-	return e.emitted > e.lastTTL()-e.opts.FirstTTL
+// done: every hop wanted is final, and (TCP) no SYN of ours may still hold
+// a half-open connection at the destination, so the port is clean for the
+// caller's identity connection or the next trace.
+func (e *engine) done(now time.Time) bool {
+	return e.emitted > e.lastTTL()-e.opts.FirstTTL && !e.heldUntil().After(now)
 }
 
 func (e *engine) stopReason() StopReason {
@@ -529,6 +591,9 @@ func (e *engine) nextWake(now time.Time) (wake time.Time, deadline bool) {
 	wake = now.Add(time.Hour)
 	if _, _, at, ok := e.nextSend(now); ok {
 		wake = at
+	}
+	if t := e.heldUntil(); t.After(now) && t.Before(wake) {
+		wake = t
 	}
 	for i := e.emitted; i < len(e.hops) && e.hops[i].ttl <= e.lastTTL(); i++ {
 		for j := range e.hops[i].probes {

@@ -506,7 +506,7 @@ func TestRunRateLimitedHop(t *testing.T) {
 // caused it; the silence that follows is no ICMP rate limit.
 func TestRunTCPChallengeACK(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
-		n := &tracetest.Net{Hops: tracetest.Routers(2, time.Millisecond), Dest: tracetest.Dest{RTT: 10 * time.Millisecond, Hold: time.Minute}}
+		n := &tracetest.Net{Hops: tracetest.Routers(2, time.Millisecond), Dest: tracetest.Dest{RTT: 10 * time.Millisecond, HalfOpen: true, RSTLost: true}}
 		p, _ := runFake(t, n, trace.Options{Target: target(v6), Proto: trace.TCP, MaxTTL: 3, Rate: 1000, Wait: 5 * time.Second, MinWait: 200 * time.Millisecond})
 		if !p.Reached || p.DestTTL != 3 {
 			t.Fatalf("reached %v at %d", p.Reached, p.DestTTL)
@@ -700,6 +700,33 @@ func TestRunUDP53NoService(t *testing.T) {
 		p, _ = runFake(t, n, trace.Options{Target: target(v6), Port: 33434, Rate: 1000, Wait: 5 * time.Second})
 		if !p.Reached || len(p.Notes) != 0 {
 			t.Errorf("udp/33434: reached %v notes %q", p.Reached, p.Notes)
+		}
+	}
+}
+
+// TestRunTCPHalfOpen: a TCP server keeps a SYN's half-open connection until
+// the tracer's RST (sent on the SYN-ACK) reaches it, about one round trip
+// after the SYN. The probes of the destination's TTL go one answer apart,
+// so each gets its own SYN-ACK and the hop is not shown rate limited.
+func TestRunTCPHalfOpen(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		const rtt = 30 * time.Millisecond
+		n := &tracetest.Net{Hops: tracetest.Routers(3, time.Millisecond), Dest: tracetest.Dest{RTT: rtt, HalfOpen: true}}
+		p, _ := runFake(t, n, trace.Options{Target: target(v6), Proto: trace.TCP, Rate: 1000, Wait: 5 * time.Second})
+		if !p.Reached || p.DestTTL != 4 {
+			t.Fatalf("reached %v at %d", p.Reached, p.DestTTL)
+		}
+		for _, pr := range p.Hops[3].Probes {
+			if pr.Reply == nil || pr.Reply.Kind != trace.ReplySynAck {
+				t.Errorf("v6=%v: destination probe %d: %+v, want a syn-ack", v6, pr.Seq, pr.Reply)
+			}
+		}
+		if p.Hops[3].RateLimited {
+			t.Errorf("v6=%v: destination shown rate limited", v6)
+		}
+		// The routers' probes still go 1 ms apart, not one answer apart.
+		if p.Elapsed > 3*rtt+time.Second {
+			t.Errorf("took %v", p.Elapsed)
 		}
 	}
 }

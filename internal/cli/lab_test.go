@@ -201,7 +201,11 @@ type tracePath struct {
 	StopReason string `json:"stop_reason"`
 	DestTTL    int    `json:"dest_ttl"`
 	Hops       []struct {
-		TTL        int
+		TTL         int
+		RateLimited bool `json:"rate_limited"`
+		Probes      []struct {
+			Reply *struct{ From, Kind string }
+		}
 		Responders []struct {
 			Address string
 			Name    string
@@ -602,6 +606,44 @@ func TestLabTraceInterrupted(t *testing.T) {
 		case "text":
 			if !strings.Contains(out.String(), "198.51.100.1") || !strings.Contains(out.String(), "not reached: interrupted") {
 				t.Errorf("text should show the hops so far: %s", out.String())
+			}
+		}
+	}
+}
+
+// TestLabTraceTCP53Delayed: on the lab with real paths' delays, where a
+// SYN reaches the server long before the RST our kernel sends on its
+// SYN-ACK, a TCP/53 trace still gets a SYN-ACK for every probe at the
+// destination (none lost to the half-open connection of another probe, no
+// "(rate-limited?)"), and the identity query over TCP from the flow's port
+// names the instance: IPv4 and IPv6, from both clients.
+func TestLabTraceTCP53Delayed(t *testing.T) {
+	ac := lab.StartAnycastDelayed(t)
+	for _, client := range ac.Clients() {
+		for _, f := range families() {
+			name := fmt.Sprintf("%s/%v", client, f)
+			inst, _ := ac.InstanceOf(client)
+			out, errOut, code := labRun(t, ac, client, "trace", "-P", "tcp", "--asn", "none", "-n", "-o", "json", "-m", "12", ac.ServiceAddr(f).String())
+			if code != 0 {
+				t.Errorf("%s: exit %d: %s", name, code, errOut)
+				continue
+			}
+			p := parseTrace(t, name, out)
+			checkHops(t, name, p, ac.ExpectedPath(client, f))
+			if p.DestTTL == 0 || p.DestTTL > len(p.Hops) {
+				continue
+			}
+			dest := p.Hops[p.DestTTL-1]
+			for i, pr := range dest.Probes {
+				if pr.Reply == nil || pr.Reply.Kind != "syn-ack" {
+					t.Errorf("%s: destination probe %d: %+v, want a syn-ack", name, i, pr.Reply)
+				}
+			}
+			if dest.RateLimited {
+				t.Errorf("%s: the destination is shown rate limited", name)
+			}
+			if p.Instance == nil || p.Instance.NSID != inst.NSID {
+				t.Errorf("%s: instance %+v, want %s", name, p.Instance, inst.NSID)
 			}
 		}
 	}

@@ -87,6 +87,9 @@ func TestTraceIdentity(t *testing.T) {
 		for _, target := range []string{"192.0.2.53", "2001:db8:53::53"} {
 			t.Run(proto+" "+target, func(t *testing.T) {
 				n := fakePath()
+				// The TCP server keeps each SYN's half-open connection
+				// until the tracer's RST reaches it.
+				n.Dest.HalfOpen = true
 				r := runCLI(t, fakeDeps(n), "trace", "-P", proto, "--asn", "none", "-n", "-o", "json", target)
 				if r.code != ExitOK {
 					t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
@@ -108,6 +111,16 @@ func TestTraceIdentity(t *testing.T) {
 				}
 				if len(dials) != 1 || dials[0].Network != "tcp" || dials[0].Local.Port() != uint16(p.Flow.Sport) || dials[0].Remote.String() != fmt.Sprintf("%s:53", bracket(target)) {
 					t.Fatalf("identity connections %+v, want one over tcp from the flow's port %d", dials, p.Flow.Sport)
+				}
+				// After the destination's probes are answered: no probe
+				// in flight, no half-open connection on the 4-tuple.
+				if dials[0].InFlight != 0 || dials[0].Collided {
+					t.Errorf("identity connection %+v opened while the trace's SYNs held the destination", dials[0])
+				}
+				for _, pr := range p.Hops[3].Probes {
+					if pr.Reply == nil || pr.Reply.Kind != "syn-ack" {
+						t.Errorf("destination probe: %+v, want a syn-ack", pr.Reply)
+					}
 				}
 				if len(p.Answers) != 1 || p.Answers[0].Transport != "tcp" || p.Answers[0].Status != "answered" {
 					t.Errorf("answers %+v", p.Answers)

@@ -91,13 +91,17 @@ type Dest struct {
 	// Hostname and NSID are the identity the DNS service answers with
 	// (hostname.bind and id.server TXT, EDNS NSID); "" leaves it out.
 	Hostname, NSID string
-	// Hold is how long the TCP server keeps the half-open connection a
-	// SYN made (until the tracer's RST, sent on its SYN-ACK, reaches it).
-	// A SYN arriving meanwhile on the same 4-tuple, from another probe or
-	// an identity connection, finds it: the first gets a challenge ACK
-	// acknowledging the earlier SYN, later ones nothing (Linux limits
-	// those ACKs to one per half-open connection and 500 ms).
-	Hold time.Duration
+	// HalfOpen makes the TCP server keep each answered SYN's half-open
+	// connection until the tracer's kernel receives the SYN-ACK and sends
+	// its RST (which then reaches the server before any SYN sent later).
+	// A SYN sent meanwhile on the same 4-tuple, by another probe or an
+	// identity connection, finds it: the first gets a challenge ACK
+	// acknowledging the earlier SYN, later ones nothing (Linux sends one
+	// such ACK per half-open connection and 500 ms).
+	HalfOpen bool
+	// RSTLost: the tracer's RSTs never reach the server (something drops
+	// them), so the first half-open connection stays.
+	RSTLost bool
 }
 
 // Send is one probe the network received.
@@ -116,7 +120,7 @@ type Dial struct {
 	// had not arrived yet when the connection was opened.
 	InFlight int
 	// Collided is set when the TCP server still held a probe's half-open
-	// connection on the same 4-tuple (Dest.Hold): a real server answers
+	// connection on the same 4-tuple (Dest.HalfOpen): a real server answers
 	// such a connection attempt with an ACK, not a SYN-ACK, and the
 	// client's kernel retries only after a second.
 	Collided bool
@@ -149,11 +153,15 @@ type Net struct {
 	held     halfOpen
 }
 
-// halfOpen is the TCP server's state for the flow's 4-tuple.
+// halfOpen is the TCP server's state for the flow's 4-tuple. A SYN is
+// taken to reach the server when it is sent, and the tracer's RST when the
+// SYN-ACK is delivered: a SYN sent before that delivery finds the
+// connection.
 type halfOpen struct {
-	until      time.Time // zero: none
+	open       bool
 	ack        uint32    // what it acknowledges: the SYN's sequence number + 1
 	challenged bool      // its one challenge ACK was sent
+	closed     time.Time // when the last one ended
 }
 
 // Sends returns the probes sent so far, in order.
@@ -236,7 +244,7 @@ func (c *conn) Send(p trace.Probe) (time.Time, error) {
 	if err := n.SendErr[p.TTL]; err != nil {
 		return at, err
 	}
-	pkts, delay, toDest := c.respond(p)
+	pkts, delay, toDest := c.respond(p, at)
 	if len(pkts) == 0 {
 		return at, nil
 	}
@@ -245,16 +253,21 @@ func (c *conn) Send(p trace.Probe) (time.Time, error) {
 		n.inFlight++
 		n.mu.Unlock()
 	}
-	time.AfterFunc(delay, func() {
-		defer func() {
-			if toDest {
-				n.mu.Lock()
-				n.inFlight--
-				n.mu.Unlock()
-			}
-		}()
+	// The answer comes delay after the probe left, however late this
+	// goroutine got to build it.
+	time.AfterFunc(max(time.Until(at.Add(delay)), 0), func() {
+		// The answer has arrived (no longer in flight) before the tracer
+		// can read it.
+		if toDest {
+			n.mu.Lock()
+			n.inFlight--
+			n.mu.Unlock()
+		}
 		for _, pk := range pkts {
 			pk.At = time.Now()
+			if toDest && c.flow.Proto == trace.TCP && n.Dest.HalfOpen {
+				n.rst(pk.At)
+			}
 			select {
 			case c.ch <- pk:
 			case <-c.done:
@@ -296,7 +309,7 @@ func (c *conn) errorFrom(from netip.Addr, typ, code int, q trace.Probe, mpls []t
 
 // respond builds the answers to p and their delay; toDest says whether p
 // reached the destination.
-func (c *conn) respond(p trace.Probe) (_ []trace.Packet, _ time.Duration, toDest bool) {
+func (c *conn) respond(p trace.Probe, sent time.Time) (_ []trace.Packet, _ time.Duration, toDest bool) {
 	n := c.net
 	v6 := c.v6
 	if p.TTL <= len(n.Hops) {
@@ -364,9 +377,9 @@ func (c *conn) respond(p trace.Probe) (_ []trace.Packet, _ time.Duration, toDest
 		flags, ack := byte(tcpSYN|tcpACK), binary.BigEndian.Uint32(p.Transport()[4:])+1
 		if d.Closed {
 			flags = tcpRST | tcpACK
-		} else if d.Hold > 0 {
+		} else if d.HalfOpen {
 			var answer bool
-			flags, ack, answer = n.synArrives(ack)
+			flags, ack, answer = n.synArrives(sent, ack)
 			if !answer {
 				return nil, 0, false
 			}
@@ -380,22 +393,31 @@ func (c *conn) respond(p trace.Probe) (_ []trace.Packet, _ time.Duration, toDest
 	return nil, 0, false
 }
 
-// synArrives is the TCP server's answer to a SYN acknowledged by ack: a
-// SYN-ACK opening a half-open connection, or, while one is held, a single
-// challenge ACK for it and then silence.
-func (n *Net) synArrives(ack uint32) (flags byte, acks uint32, answer bool) {
+// synArrives is the TCP server's answer to a SYN sent at sent and
+// acknowledged by ack: a SYN-ACK opening a half-open connection, or, while
+// one is held, a single challenge ACK for it and then silence.
+func (n *Net) synArrives(sent time.Time, ack uint32) (flags byte, acks uint32, answer bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	now := time.Now()
-	if now.Before(n.held.until) {
+	if n.held.open || sent.Before(n.held.closed) {
 		if n.held.challenged {
 			return 0, 0, false
 		}
 		n.held.challenged = true
 		return tcpACK, n.held.ack, true
 	}
-	n.held = halfOpen{until: now.Add(n.Dest.Hold), ack: ack}
+	n.held = halfOpen{open: true, ack: ack, closed: n.held.closed}
 	return tcpSYN | tcpACK, ack, true
+}
+
+// rst is the tracer's kernel answering a SYN-ACK or challenge ACK,
+// delivered at at, with a RST that ends the half-open connection.
+func (n *Net) rst(at time.Time) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.held.open && !n.Dest.RSTLost {
+		n.held.open, n.held.closed = false, at
+	}
 }
 
 // strays are packets that answer no probe of this flow, from a forger
@@ -487,7 +509,7 @@ func (n *Net) dial(ctx context.Context, network string, laddr, raddr netip.AddrP
 	n.mu.Lock()
 	now := time.Now()
 	n.dials = append(n.dials, Dial{Network: network, Local: local, Remote: raddr, At: now, InFlight: n.inFlight,
-		Collided: network == "tcp" && now.Before(n.held.until)})
+		Collided: network == "tcp" && n.held.open})
 	busy := n.open > 0
 	n.mu.Unlock()
 	if busy && network == "tcp" {
