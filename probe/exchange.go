@@ -175,9 +175,9 @@ func (m *mux) unregister(q *query) {
 }
 
 // send writes q once the packet budget allows. The wait for its answer
-// runs timeout from the moment it leaves, or until deadline when that is
-// set (a TCP query's wait includes the connect).
-func (m *mux) send(ctx context.Context, q *query, lim *rate.Limiter, timeout time.Duration, deadline time.Time) {
+// runs timeout from the moment it leaves: time the budget held it back is
+// not time waited for the server.
+func (m *mux) send(ctx context.Context, q *query, lim *rate.Limiter, timeout time.Duration) {
 	if lim != nil {
 		if err := lim.Wait(ctx); err != nil {
 			q.sendErr = err
@@ -187,10 +187,7 @@ func (m *mux) send(ctx context.Context, q *query, lim *rate.Limiter, timeout tim
 	msg := NewQuery(q.name, q.id)
 	m.mu.Lock() // the reader reads q.sent when the answer comes
 	q.sent = time.Now()
-	q.deadline = deadline
-	if deadline.IsZero() {
-		q.deadline = q.sent.Add(timeout)
-	}
+	q.deadline = q.sent.Add(timeout)
 	m.mu.Unlock()
 	if err := m.co.WriteMsg(msg); err != nil {
 		if m.transport == UDP && isICMPErr(err) {
@@ -231,6 +228,18 @@ func (m *mux) await(ctx context.Context, q *query, timeout time.Duration) (Answe
 		}
 		return d.answer, true, nil
 	}
+	drain := func() (Answer, bool, error) {
+		for {
+			select {
+			case d := <-q.ch:
+				if a, done, err := take(d); done {
+					return a, true, err
+				}
+			default:
+				return Answer{}, false, nil
+			}
+		}
+	}
 	for {
 		select {
 		case d := <-q.ch:
@@ -239,15 +248,8 @@ func (m *mux) await(ctx context.Context, q *query, timeout time.Duration) (Answe
 			}
 		case <-m.dead:
 			// The reader hands over every message before it stops.
-			for drained := false; !drained; {
-				select {
-				case d := <-q.ch:
-					if a, done, err := take(d); done {
-						return a, err
-					}
-				default:
-					drained = true
-				}
+			if a, done, err := drain(); done {
+				return a, err
 			}
 			if mismatch != nil {
 				return malformed(q, m.transport, *mismatch, "the connection closed"), nil
@@ -262,6 +264,11 @@ func (m *mux) await(ctx context.Context, q *query, timeout time.Duration) (Answe
 		case <-ctx.Done():
 			return Answer{}, ctx.Err()
 		case <-timer.C:
+			// An answer that came in time may wait in q.ch while its
+			// deadline passes (the budget held this goroutine's start).
+			if a, done, err := drain(); done {
+				return a, err
+			}
 			if mismatch != nil {
 				return malformed(q, m.transport, *mismatch, fmt.Sprintf("no reply within %v", timeout)), nil
 			}

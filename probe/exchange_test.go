@@ -106,7 +106,7 @@ func FuzzTCPStream(f *testing.F) {
 		m := newMux(newStreamConn(stream), TCP, &idSet{})
 		defer m.close()
 		q := m.registerID(NameHostnameBind, id)
-		m.send(t.Context(), q, nil, 10*time.Second, time.Time{})
+		m.send(t.Context(), q, nil, 10*time.Second)
 		start := time.Now()
 		a, err := m.await(t.Context(), q, 10*time.Second)
 		if time.Since(start) > 5*time.Second {
@@ -138,13 +138,13 @@ func TestTCPStreamEnd(t *testing.T) {
 	m := newMux(newStreamConn(frame(good)), TCP, &idSet{})
 	defer m.close()
 	q := m.registerID(NameHostnameBind, 7)
-	m.send(t.Context(), q, nil, 5*time.Second, time.Time{})
+	m.send(t.Context(), q, nil, 5*time.Second)
 	a, err := m.await(t.Context(), q, 5*time.Second)
 	if err != nil || a.Status != StatusEmpty {
 		t.Fatalf("answer %+v, %v; want the empty answer in the stream", a, err)
 	}
 	q = m.registerID(NameIDServer, 8)
-	m.send(t.Context(), q, nil, 5*time.Second, time.Time{})
+	m.send(t.Context(), q, nil, 5*time.Second)
 	if _, err := m.await(t.Context(), q, 5*time.Second); err == nil || err != io.EOF && err != errConnClosed {
 		t.Fatalf("after the stream: %v, want the end of the connection", err)
 	}

@@ -65,8 +65,8 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 				res.Answers[i] = r.failed(ctx, name, TCP, err)
 			}
 		} else {
-			qs := sendAll(ctx, m, names, r.lim, r.timeout, deadline)
-			ask = func(i int) { res.Answers[i] = r.overTCP(ctx, names[i], m, qs[i], deadline) }
+			qs := sendAll(ctx, m, names, r.lim, r.timeout)
+			ask = func(i int) { res.Answers[i] = r.overTCP(ctx, names[i], m, qs[i]) }
 		}
 	} else {
 		conn, err := r.nw.ListenUDP(ctx, src, target)
@@ -83,7 +83,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		default:
 			r.udp = newMux(datagram(conn), UDP, r.ids)
 			r.tcp.setSource(addrPortOf(conn.LocalAddr()))
-			qs := sendAll(ctx, r.udp, names, r.lim, r.timeout, time.Time{})
+			qs := sendAll(ctx, r.udp, names, r.lim, r.timeout)
 			ask = func(i int) { res.Answers[i] = r.overUDP(ctx, qs[i]) }
 		}
 	}
@@ -111,13 +111,13 @@ func queryNames(opts Options) []string {
 
 // sendAll registers every query before it sends the first, so an error
 // the socket reports for one (an ICMP unreachable) reaches them all.
-func sendAll(ctx context.Context, m *mux, names []string, lim *rate.Limiter, timeout time.Duration, deadline time.Time) []*query {
+func sendAll(ctx context.Context, m *mux, names []string, lim *rate.Limiter, timeout time.Duration) []*query {
 	qs := make([]*query, len(names))
 	for i, name := range names {
 		qs[i] = m.register(name)
 	}
 	for _, q := range qs {
-		m.send(ctx, q, lim, timeout, deadline)
+		m.send(ctx, q, lim, timeout)
 	}
 	return qs
 }
@@ -150,7 +150,7 @@ func (r *runner) overUDP(ctx context.Context, q *query) Answer {
 	if !a.Truncated {
 		return a
 	}
-	a = r.overTCP(ctx, q.name, nil, nil, time.Time{})
+	a = r.overTCP(ctx, q.name, nil, nil)
 	a.Truncated = true
 	if a.Status == StatusTimeout || a.Status == StatusError {
 		a.Detail = "udp reply truncated; tcp retry: " + a.Detail
@@ -159,24 +159,22 @@ func (r *runner) overUDP(ctx context.Context, q *query) Answer {
 }
 
 // overTCP asks name over the flow's TCP connection; m and q are the
-// connection and the query when it was already sent. A server may close a
+// connection and the query when it was already sent. A connect and the
+// wait for an answer each take at most the run's Timeout. A server may close a
 // connection that carried answers (after each answer, or when idle): that
 // is not the target failing, so the query is asked again on a new
 // connection from the same port. Every connection but the last answered
 // some query, so a run makes at most one more connection than it has
 // queries.
-func (r *runner) overTCP(ctx context.Context, name string, m *mux, q *query, deadline time.Time) Answer {
-	if deadline.IsZero() {
-		deadline = time.Now().Add(r.timeout)
-	}
+func (r *runner) overTCP(ctx context.Context, name string, m *mux, q *query) Answer {
 	for again := false; ; again = true {
 		if m == nil {
 			var err error
-			if m, err = r.tcp.conn(ctx, deadline); err != nil {
+			if m, err = r.tcp.conn(ctx, time.Now().Add(r.timeout)); err != nil {
 				return r.failed(ctx, name, TCP, err)
 			}
 			q = m.register(name)
-			m.send(ctx, q, r.lim, r.timeout, deadline)
+			m.send(ctx, q, r.lim, r.timeout)
 		}
 		a, err := m.await(ctx, q, r.timeout)
 		if err == nil {
@@ -187,7 +185,7 @@ func (r *runner) overTCP(ctx context.Context, name string, m *mux, q *query, dea
 			}
 			return a
 		}
-		if ctx.Err() == nil && (m.isDead() || isEOF(err)) && m.answeredBy(deadline) > 0 {
+		if ctx.Err() == nil && (m.isDead() || isEOF(err)) && m.answeredBy(q.deadline) > 0 {
 			m, q = nil, nil
 			continue
 		}
@@ -270,14 +268,7 @@ func (p *tcpPipe) conn(ctx context.Context, deadline time.Time) (*mux, error) {
 	p.mu.Unlock()
 
 	dctx, cancel := context.WithDeadline(ctx, deadline)
-	var c net.Conn
-	var err error
-	if p.r.lim != nil {
-		err = p.r.lim.Wait(dctx)
-	}
-	if err == nil {
-		c, err = p.r.nw.DialTCP(dctx, src, p.r.target)
-	}
+	c, err := p.r.nw.DialTCP(dctx, src, p.r.target)
 	cancel()
 
 	p.mu.Lock()

@@ -177,14 +177,14 @@ func TestRunMatrix(t *testing.T) {
 			// the query's ID but answer nothing: no RCODE, no RTT, and
 			// never "answered".
 			desc: "query reflected back", server: func() *probetest.Server { return &probetest.Server{Reflect: true} },
-			timeout: 100 * time.Millisecond,
+			timeout: 300 * time.Millisecond,
 			want: func(tcp bool) want {
 				return want{status: []probe.Status{probe.StatusMalformed, probe.StatusMalformed}, detail: "QR bit clear", conns: oneOverTCP(tcp)}
 			},
 		},
 		{
 			desc: "answers another question", server: func() *probetest.Server { return &probetest.Server{OtherQuestion: true, Hostname: "h"} },
-			timeout: 100 * time.Millisecond,
+			timeout: 300 * time.Millisecond,
 			want: func(tcp bool) want {
 				return want{status: []probe.Status{probe.StatusMalformed, probe.StatusMalformed}, detail: `reply is for "other.bind."`, conns: oneOverTCP(tcp)}
 			},
@@ -539,5 +539,20 @@ func TestRunSharedLimiter(t *testing.T) {
 	}
 	if n := len(srv.Queries()); n != 8 {
 		t.Errorf("server saw %d queries, want 8", n)
+	}
+
+	// A query held back by the budget longer than its Timeout still gets
+	// its whole Timeout for the answer, over UDP and over TCP.
+	for _, tcp := range []bool{false, true} {
+		slow := rate.NewLimiter(rate.Every(300*time.Millisecond), 1)
+		res, err := probe.Run(context.Background(), probe.Options{Target: target, TCP: tcp, Version: true, Timeout: 500 * time.Millisecond, Limiter: slow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range res.Answers {
+			if a.Status != probe.StatusAnswered {
+				t.Errorf("tcp=%v %s: %s %s after waiting for the budget", tcp, a.Name, a.Status, a.Detail)
+			}
+		}
 	}
 }

@@ -110,7 +110,8 @@ type Options struct {
 	TCP     bool          // every query over one TCP connection
 	Timeout time.Duration // per query; 0 = 2s
 	// Limiter is the packet budget shared by every run of the caller
-	// (one token per query sent and per TCP connect); nil sends at once.
+	// (one token per query sent); nil sends at once. Time a query waits
+	// for a token does not count against its Timeout.
 	Limiter *rate.Limiter
 	// Net lets tests and callers inject sockets; nil = the real network.
 	Net Network

@@ -33,7 +33,7 @@ type idOptions struct {
 	rate     float64
 }
 
-// idDefaultRate is --rate's default: queries (and TCP connects) per second
+// idDefaultRate is --rate's default: queries per second
 // over the whole run, a politeness bound that one run never reaches.
 const idDefaultRate = 1000
 
