@@ -59,3 +59,7 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	}
 	return netip.AddrPort{}
 }
+
+// HostNetwork is the host's real stack, what a nil Options.Net means; a
+// wrapper (a test's guard that only lets loopback through) delegates to it.
+func HostNetwork() Network { return systemNetwork{} }

@@ -35,7 +35,7 @@ func TestSignalAlwaysEnds(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			cmd := exec.Command(bin, "whois", "--asn", "file:"+fifo, "192.0.2.1")
+			cmd := exec.Command(bin, "whois", "-n", "--asn", "file:"+fifo, "192.0.2.1")
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -95,6 +96,10 @@ func (h *hostPort) Set(v string) error {
 
 // resolver builds the ASN source; a bad --asn is a usage error.
 func (e *enrichOptions) resolver(g *globalOptions, d *deps) (whois.Resolver, error) {
+	// Without --asn-dns-server / --dns-server the resolvers are the
+	// system's, unless deps name another (tests: a closed loopback port).
+	e.asnDNSServer = cmp.Or(e.asnDNSServer, d.dnsServer)
+	e.dnsServer = cmp.Or(e.dnsServer, d.dnsServer)
 	o := whois.Options{
 		WhoisServer:  e.whoisServer,
 		DNSServer:    e.asnDNSServer,

@@ -45,7 +45,10 @@ type deps struct {
 	probeNet   probe.Network // nil = real sockets
 	traceNet   trace.Network // nil = real sockets
 	whoisDial  func(ctx context.Context, network, addr string) (net.Conn, error)
-	cacheDir   func() (string, error)
+	// dnsServer is HOST:PORT of the resolver for origin (cymru-dns) and
+	// reverse-name lookups when no flag names one; "" = the system's.
+	dnsServer string
+	cacheDir  func() (string, error)
 	// interfacePrefixes lists the host's addresses with their prefix
 	// lengths (a target at an attached network's broadcast address is no
 	// server); nil = none known.
