@@ -30,7 +30,7 @@
 //
 // # Matching
 //
-// ParseReply (pure, fuzzed) turns received bytes into an Observation; the
+// parseReply (pure, fuzzed) turns received bytes into an observation; the
 // matcher accepts it only when the protocol, destination address and port
 // and the tag name a probe this run sent. An ICMP error quoting our exact
 // source is matched by checksum (UDP), sequence (ICMP) or sequence number

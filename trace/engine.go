@@ -364,7 +364,7 @@ func (e *engine) build(ttl int) (Probe, error) {
 
 // handle matches one received packet and records it as a reply.
 func (e *engine) handle(pkt Packet) {
-	o, err := ParseReply(pkt)
+	o, err := parseReply(pkt)
 	if err != nil {
 		return
 	}

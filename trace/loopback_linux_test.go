@@ -382,7 +382,7 @@ func TestLoopbackForgedErrorSocketMode(t *testing.T) {
 				if err != nil {
 					t.Fatalf("after %d error reports: %v", len(got), err)
 				}
-				o, err := ParseReply(pkt)
+				o, err := parseReply(pkt)
 				if err != nil {
 					t.Fatalf("parse %+v: %v", pkt, err)
 				}

@@ -24,7 +24,7 @@ func (m *matcher) add(p Probe) {
 
 // match returns the tag of the probe o answers, and whether the quoted
 // header shows the probe was rewritten on the way (NAT).
-func (m *matcher) match(o Observation) (tag uint16, nat bool, ok bool) {
+func (m *matcher) match(o observation) (tag uint16, nat bool, ok bool) {
 	f := m.flow
 	if o.Proto != f.Proto {
 		return 0, false, false
@@ -90,7 +90,7 @@ func (m *matcher) known(tag uint16) (uint16, bool, bool) {
 }
 
 // matchQuote matches an ICMP error by the probe header it quotes.
-func (m *matcher) matchQuote(o Observation) (uint16, bool, bool) {
+func (m *matcher) matchQuote(o observation) (uint16, bool, bool) {
 	f := m.flow
 	if o.Dst.Addr() != f.Dst.Addr() {
 		return 0, false, false

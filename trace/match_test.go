@@ -124,7 +124,7 @@ func TestMatch(t *testing.T) {
 			for _, p := range c.sent {
 				m.add(p)
 			}
-			o, err := ParseReply(c.pkt)
+			o, err := parseReply(c.pkt)
 			if err != nil {
 				t.Fatalf("parse: %v", err)
 			}

@@ -10,11 +10,11 @@ import (
 	"golang.org/x/net/icmp"
 )
 
-// Observation is what one received packet says about the probe it may
+// observation is what one received packet says about the probe it may
 // answer: the reply's own facts (who, how, TTLs, MPLS) and the identity of
-// the probe as quoted or echoed back. ParseReply fills it; the matcher
+// the probe as quoted or echoed back. parseReply fills it; the matcher
 // decides whether it answers one of ours.
-type Observation struct {
+type observation struct {
 	Kind      ReplyKind
 	From      netip.Addr
 	ICMPType  int // -1 when not ICMP
@@ -59,10 +59,10 @@ func (r *Reply) portUnreachable() bool {
 		(r.From.Is4() && r.ICMPCode == icmp4PortUnreach || r.From.Is6() && r.ICMPCode == icmp6PortUnreach)
 }
 
-// ParseReply reads one received packet. It is pure and safe on any bytes:
+// parseReply reads one received packet. It is pure and safe on any bytes:
 // anything that cannot be a reply to one of our probe kinds is an error.
-func ParseReply(p Packet) (Observation, error) {
-	o := Observation{ICMPType: -1, ICMPCode: -1, ReplyTTL: p.TTL, QuotedTTL: -1}
+func parseReply(p Packet) (observation, error) {
+	o := observation{ICMPType: -1, ICMPCode: -1, ReplyTTL: p.TTL, QuotedTTL: -1}
 	if o.ReplyTTL == 0 {
 		o.ReplyTTL = -1
 	}
@@ -226,7 +226,7 @@ func errorKind(v6 bool, typ uint8) (ReplyKind, bool) {
 
 // parseICMPReply reads an ICMP(v6) message: an echo reply, or a time
 // exceeded / unreachable error quoting one of our probes.
-func parseICMPReply(o Observation, b []byte, v6 bool) (Observation, error) {
+func parseICMPReply(o observation, b []byte, v6 bool) (observation, error) {
 	if len(b) < icmpHeaderLen {
 		return o, fmt.Errorf("parse reply: icmp message of %d bytes: %w", len(b), errNotReply)
 	}
@@ -275,7 +275,7 @@ func parseICMPReply(o Observation, b []byte, v6 bool) (Observation, error) {
 
 // parseQuote reads the quoted IP header and first transport bytes of our
 // probe from an ICMP error.
-func parseQuote(o Observation, b []byte, v6 bool) (Observation, error) {
+func parseQuote(o observation, b []byte, v6 bool) (observation, error) {
 	var h ipHeader
 	var rest []byte
 	var err error
@@ -335,7 +335,7 @@ func parseQuote(o Observation, b []byte, v6 bool) (Observation, error) {
 // destination; Seq is the acknowledgement minus one, the sequence number
 // of the probe it acknowledges. local is our address from the IPv4 header
 // (invalid for IPv6, whose raw sockets strip the header).
-func parseTCPReply(o Observation, b []byte, local netip.Addr) (Observation, error) {
+func parseTCPReply(o observation, b []byte, local netip.Addr) (observation, error) {
 	if len(b) < 20 {
 		return o, fmt.Errorf("parse reply: tcp segment of %d bytes: %w", len(b), errNotReply)
 	}

@@ -142,7 +142,7 @@ func echoReply(v6 bool, p Probe) []byte {
 type replyCase struct {
 	name string
 	pkt  Packet
-	want Observation
+	want observation
 	err  bool
 }
 
@@ -165,10 +165,10 @@ func replyCases(t testing.TB) []replyCase {
 	raw6 := func(icmpMsg []byte) Packet {
 		return Packet{Source: FromICMP, V6: true, Data: icmpMsg, From: netip.AddrPortFrom(router6, 0), TTL: 61}
 	}
-	base := func(kind ReplyKind, from netip.Addr, typ, code, replyTTL int) Observation {
-		return Observation{Kind: kind, From: from, ICMPType: typ, ICMPCode: code, ReplyTTL: replyTTL, QuotedTTL: -1}
+	base := func(kind ReplyKind, from netip.Addr, typ, code, replyTTL int) observation {
+		return observation{Kind: kind, From: from, ICMPType: typ, ICMPCode: code, ReplyTTL: replyTTL, QuotedTTL: -1}
 	}
-	withQuote := func(o Observation, f Flow, p Probe, payloadTag bool) Observation {
+	withQuote := func(o observation, f Flow, p Probe, payloadTag bool) observation {
 		o.Quote, o.QuotedTTL, o.Proto, o.Src, o.Dst = true, 1, f.Proto, f.Src, f.Dst
 		if f.Dst.Addr().Is4() {
 			o.IPID, o.HasIPID = p.Tag, true
@@ -196,7 +196,7 @@ func replyCases(t testing.TB) []replyCase {
 	mpls6.MPLS = []MPLSLabel{{Label: 299776, TC: 5, S: false, TTL: 1}, {Label: 16, S: true, TTL: 2}}
 	port4 := base(ReplyUnreachable, dst4, 3, 3, 60)
 	port4.From = dst4
-	dnsObs := Observation{Kind: ReplyDNS, From: dst4, ICMPType: -1, ICMPCode: -1, ReplyTTL: 57, QuotedTTL: -1, Proto: UDP, Dst: u4.Dst, PayloadTag: 0x1234, HasPayloadTag: true, DNS: dnsAnswer(t, 0x1234)}
+	dnsObs := observation{Kind: ReplyDNS, From: dst4, ICMPType: -1, ICMPCode: -1, ReplyTTL: 57, QuotedTTL: -1, Proto: UDP, Dst: u4.Dst, PayloadTag: 0x1234, HasPayloadTag: true, DNS: dnsAnswer(t, 0x1234)}
 	echo4 := base(ReplyEcho, dst4, 0, 0, 55)
 	echo4.From = dst4
 	echo4.Proto, echo4.Dst, echo4.Src = ICMP, netip.AddrPortFrom(dst4, 0), netip.AddrPortFrom(netip.Addr{}, i4.Src.Port())
@@ -213,8 +213,8 @@ func replyCases(t testing.TB) []replyCase {
 	eqUDP.Proto, eqUDP.Dst, eqUDP.PayloadTag, eqUDP.HasPayloadTag = UDP, u4.Dst, 0x1234, true
 	eqICMP := base(ReplyUnreachable, router6, 1, 0, -1)
 	eqICMP.Proto, eqICMP.Dst, eqICMP.Src, eqICMP.Seq, eqICMP.HasSeq = ICMP, i6.Dst, netip.AddrPortFrom(netip.Addr{}, i6.Src.Port()), 0x0102, true
-	magic := Observation{Kind: ReplyUDP, From: dst4, ICMPType: -1, ICMPCode: -1, ReplyTTL: -1, QuotedTTL: -1, Proto: UDP, Dst: netip.AddrPortFrom(dst4, 33434), PayloadTag: 0x0777, HasPayloadTag: true}
-	other := Observation{Kind: ReplyUDP, From: dst4, ICMPType: -1, ICMPCode: -1, ReplyTTL: -1, QuotedTTL: -1, Proto: UDP, Dst: netip.AddrPortFrom(dst4, 33434)}
+	magic := observation{Kind: ReplyUDP, From: dst4, ICMPType: -1, ICMPCode: -1, ReplyTTL: -1, QuotedTTL: -1, Proto: UDP, Dst: netip.AddrPortFrom(dst4, 33434), PayloadTag: 0x0777, HasPayloadTag: true}
+	other := observation{Kind: ReplyUDP, From: dst4, ICMPType: -1, ICMPCode: -1, ReplyTTL: -1, QuotedTTL: -1, Proto: UDP, Dst: netip.AddrPortFrom(dst4, 33434)}
 
 	return []replyCase{
 		{"v4 time exceeded, full quote of udp/53", raw4(250, icmpError(false, 11, 0, quoteOf(pu4, -1), nil)), withQuote(te4, u4, pu4, true), false},
@@ -237,28 +237,28 @@ func replyCases(t testing.TB) []replyCase {
 		{"error queue: udp/53 payload", Packet{Source: FromErrQueue, Proto: UDP, Data: pu4.SocketPayload(), TTL: 249, OrigDst: u4.Dst, Err: &SockErr{Type: 11, Offender: router4}}, eqUDP, false},
 		{"error queue: v6 ping", Packet{Source: FromErrQueue, V6: true, Proto: ICMP, Data: pi6.SocketPayload(), TTL: -1, OrigDst: i6.Dst, Err: &SockErr{Type: 1, Code: 0, Offender: router6}}, eqICMP, false},
 
-		{"short icmp", raw4(250, []byte{11, 0, 0}), Observation{}, true},
-		{"redirect is no reply", raw4(250, icmpError(false, 5, 0, quoteOf(pu4, 8), nil)), Observation{}, true},
-		{"our own echo request", Packet{Source: FromICMP, Data: ipv4Packet(src4, dst4, protoICMP, 64, 1, pi4.Transport())}, Observation{}, true},
-		{"quote shorter than 8 transport bytes", raw4(250, icmpError(false, 11, 0, quoteOf(pu4, 4), nil)), Observation{}, true},
-		{"quoted gre", raw4(250, icmpError(false, 11, 0, ipv4Packet(src4, dst4, 47, 1, 1, make([]byte, 8)), nil)), Observation{}, true},
-		{"quoted ipv6 in a v4 error", raw4(250, icmpError(false, 11, 0, quoteOf(pu6, -1), nil)), Observation{}, true},
-		{"outer protocol udp on the icmp socket", Packet{Source: FromICMP, Data: ipv4Packet(router4, src4, protoUDP, 1, 1, make([]byte, 16))}, Observation{}, true},
-		{"bad ip header length", Packet{Source: FromICMP, Data: append([]byte{0x4f}, make([]byte, 30)...)}, Observation{}, true},
+		{"short icmp", raw4(250, []byte{11, 0, 0}), observation{}, true},
+		{"redirect is no reply", raw4(250, icmpError(false, 5, 0, quoteOf(pu4, 8), nil)), observation{}, true},
+		{"our own echo request", Packet{Source: FromICMP, Data: ipv4Packet(src4, dst4, protoICMP, 64, 1, pi4.Transport())}, observation{}, true},
+		{"quote shorter than 8 transport bytes", raw4(250, icmpError(false, 11, 0, quoteOf(pu4, 4), nil)), observation{}, true},
+		{"quoted gre", raw4(250, icmpError(false, 11, 0, ipv4Packet(src4, dst4, 47, 1, 1, make([]byte, 8)), nil)), observation{}, true},
+		{"quoted ipv6 in a v4 error", raw4(250, icmpError(false, 11, 0, quoteOf(pu6, -1), nil)), observation{}, true},
+		{"outer protocol udp on the icmp socket", Packet{Source: FromICMP, Data: ipv4Packet(router4, src4, protoUDP, 1, 1, make([]byte, 16))}, observation{}, true},
+		{"bad ip header length", Packet{Source: FromICMP, Data: append([]byte{0x4f}, make([]byte, 30)...)}, observation{}, true},
 		{"v4 tcp challenge ack", Packet{Source: FromTCP, Data: ipv4Packet(dst4, src4, protoTCP, 58, 1, tcpSegment(443, 33512, 1, tcpSeq(t4, 0x0a0b)+1, 0x10))}, challenge, false},
-		{"tcp fin-ack", Packet{Source: FromTCP, Data: ipv4Packet(dst4, src4, protoTCP, 58, 1, tcpSegment(443, 33512, 1, 2, 0x11))}, Observation{}, true},
-		{"rst without ack", Packet{Source: FromTCP, Data: ipv4Packet(dst4, src4, protoTCP, 58, 1, tcpSegment(443, 33512, 1, 0, 0x04))}, Observation{}, true},
-		{"error queue without error", Packet{Source: FromErrQueue, Proto: UDP, Data: pu4.SocketPayload()}, Observation{}, true},
-		{"error queue: short udp payload", Packet{Source: FromErrQueue, Proto: UDP, Data: []byte{1, 2}, Err: &SockErr{Type: 11}}, Observation{}, true},
-		{"error queue: echo reply type", Packet{Source: FromErrQueue, Proto: UDP, Data: pu4.SocketPayload(), Err: &SockErr{Type: 0}}, Observation{}, true},
-		{"unknown source", Packet{Source: 99}, Observation{}, true},
+		{"tcp fin-ack", Packet{Source: FromTCP, Data: ipv4Packet(dst4, src4, protoTCP, 58, 1, tcpSegment(443, 33512, 1, 2, 0x11))}, observation{}, true},
+		{"rst without ack", Packet{Source: FromTCP, Data: ipv4Packet(dst4, src4, protoTCP, 58, 1, tcpSegment(443, 33512, 1, 0, 0x04))}, observation{}, true},
+		{"error queue without error", Packet{Source: FromErrQueue, Proto: UDP, Data: pu4.SocketPayload()}, observation{}, true},
+		{"error queue: short udp payload", Packet{Source: FromErrQueue, Proto: UDP, Data: []byte{1, 2}, Err: &SockErr{Type: 11}}, observation{}, true},
+		{"error queue: echo reply type", Packet{Source: FromErrQueue, Proto: UDP, Data: pu4.SocketPayload(), Err: &SockErr{Type: 0}}, observation{}, true},
+		{"unknown source", Packet{Source: 99}, observation{}, true},
 	}
 }
 
 func TestParseReply(t *testing.T) {
 	for _, c := range replyCases(t) {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := ParseReply(c.pkt)
+			got, err := parseReply(c.pkt)
 			if c.err {
 				if err == nil {
 					t.Fatalf("parsed %+v, want an error", got)
@@ -290,7 +290,7 @@ func FuzzParseReply(f *testing.F) {
 				pkt.Proto = ICMP
 			}
 		}
-		o, err := ParseReply(pkt)
+		o, err := parseReply(pkt)
 		if err != nil {
 			return
 		}

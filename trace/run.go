@@ -1,6 +1,7 @@
 package trace
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,7 +36,7 @@ const (
 	// within 1.03× the largest RTT beyond it; slow-path delays are
 	// absolute (tens of ms), which MinWait covers. See doc.go.
 	silentFactor   = 2
-	DefaultMinWait = 25 * time.Millisecond
+	defaultMinWait = 25 * time.Millisecond
 	maxQueries     = 10
 	// ttlSpread is the least time between two probes with the same TTL
 	// (the same router): a router then sees at most 1000 of our probes per
@@ -60,7 +61,11 @@ func NewBudget(pps float64) *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(pps), max(1, int(pps/4)))
 }
 
-// Run traces one flow; see the API comment in types.go.
+// Run traces one flow. When ctx is cancelled it returns what was measured
+// so far, Stop == StopInterrupted, and a nil error. Errors are for set-up
+// failures (bad options, sockets that cannot be opened, a first probe
+// that cannot leave), named by target and flow; they wrap ErrPermission
+// when privilege is missing.
 func Run(ctx context.Context, opts Options) (Path, error) {
 	opts, err := withDefaults(opts)
 	if err != nil {
@@ -125,20 +130,14 @@ func withDefaults(o Options) (Options, error) {
 			return o, fmt.Errorf("trace %s: source %s is of another address family", o.Target, o.Source)
 		}
 	}
-	if o.Proto == "" {
-		o.Proto = UDP
-	}
+	o.Proto = cmp.Or(o.Proto, UDP)
 	switch o.Proto {
 	case UDP, TCP, ICMP:
 	default:
 		return o, fmt.Errorf("trace %s: unknown protocol %q", o.Target, o.Proto)
 	}
-	if o.Port == 0 {
-		o.Port = DefaultPort
-	}
-	if o.Mode == "" {
-		o.Mode = ModeAuto
-	}
+	o.Port = cmp.Or(o.Port, DefaultPort)
+	o.Mode = cmp.Or(o.Mode, ModeAuto)
 	switch o.Mode {
 	case ModeAuto, ModeRaw, ModeSocket:
 	default:
@@ -147,51 +146,34 @@ func withDefaults(o Options) (Options, error) {
 	if o.Proto == TCP && o.Mode == ModeSocket {
 		return o, fmt.Errorf("trace %s: %w", o.Target, errTCPSocket)
 	}
-	if o.FirstTTL == 0 {
-		o.FirstTTL = DefaultFirstTTL
-	}
-	if o.MaxTTL == 0 {
-		o.MaxTTL = DefaultMaxTTL
-	}
+	o.FirstTTL = cmp.Or(o.FirstTTL, DefaultFirstTTL)
+	o.MaxTTL = cmp.Or(o.MaxTTL, DefaultMaxTTL)
 	if o.FirstTTL < 1 || o.MaxTTL > 255 || o.FirstTTL > o.MaxTTL {
 		return o, fmt.Errorf("trace %s: ttl range %d-%d: want 1 <= first <= max <= 255", o.Target, o.FirstTTL, o.MaxTTL)
 	}
-	if o.Queries == 0 {
-		o.Queries = DefaultQueries
-	}
+	o.Queries = cmp.Or(o.Queries, DefaultQueries)
 	if o.Queries < 1 || o.Queries > maxQueries {
 		return o, fmt.Errorf("trace %s: %d queries per hop: want 1-%d", o.Target, o.Queries, maxQueries)
 	}
-	if o.Rate == 0 {
-		o.Rate = DefaultRate
-	}
+	o.Rate = cmp.Or(o.Rate, DefaultRate)
 	if !(o.Rate > 0) || math.IsInf(o.Rate, 0) {
 		return o, fmt.Errorf("trace %s: rate %v: want > 0 packets/s", o.Target, o.Rate)
 	}
 	if b := o.Budget; b != nil && b.Limit() != rate.Inf && (b.Burst() < 1 || b.Limit() <= 0) {
 		return o, fmt.Errorf("trace %s: packet budget %v/s, burst %d: grants no packet", o.Target, float64(b.Limit()), b.Burst())
 	}
-	if o.Wait == 0 {
-		o.Wait = DefaultWait
-	}
+	o.Wait = cmp.Or(o.Wait, DefaultWait)
 	if o.Wait < 0 {
 		return o, fmt.Errorf("trace %s: negative wait %v", o.Target, o.Wait)
 	}
-	if o.MinWait == 0 {
-		o.MinWait = min(DefaultMinWait, o.Wait)
-	}
+	o.MinWait = cmp.Or(o.MinWait, min(defaultMinWait, o.Wait))
 	if o.MinWait < 0 || o.MinWait > o.Wait {
 		return o, fmt.Errorf("trace %s: min wait %v: want 0 < min wait <= wait %v", o.Target, o.MinWait, o.Wait)
 	}
-	if o.Window == 0 {
-		o.Window = DefaultWindow
-	}
+	o.Window = cmp.Or(o.Window, DefaultWindow)
 	if o.Window < 0 {
 		return o, fmt.Errorf("trace %s: window %d: want >= 1 ttls in flight", o.Target, o.Window)
 	}
-	if o.QName == "" {
-		o.QName = probe.NameHostnameBind
-	}
-	o.QName = dns.Fqdn(o.QName)
+	o.QName = dns.Fqdn(cmp.Or(o.QName, probe.NameHostnameBind))
 	return o, nil
 }

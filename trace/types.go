@@ -167,14 +167,3 @@ type Options struct {
 	// Net injects the socket layer; nil = the host's sockets.
 	Net Network
 }
-
-// API implemented in this package:
-//
-//	func Run(ctx context.Context, opts Options) (Path, error)
-//	    Traces one flow. On ctx cancellation it returns the partial Path with
-//	    Stop == StopInterrupted and a nil error. Errors are for set-up
-//	    failures (permission, bad options); they wrap ErrPermission when
-//	    privilege is missing so the CLI can exit 4 with a setcap hint.
-//
-// Network (the socket seam) and ErrPermission are defined in this package's
-// socket files.
