@@ -114,7 +114,14 @@ func merge(dns, tr *Observation) Observation {
 			o.Answers = tr.Answers
 		}
 	}
-	o.Errors = append(slices.Clip(o.Errors), tr.Errors...)
+	// One observation can be both parts (a trace whose probes were
+	// identity queries): its errors are said once.
+	o.Errors = slices.Clip(o.Errors)
+	for _, e := range tr.Errors {
+		if !slices.Contains(o.Errors, e) {
+			o.Errors = append(o.Errors, e)
+		}
+	}
 	if tr.Input != "" && tr.Input != o.Input {
 		o.Input = strings.TrimPrefix(o.Input+", "+tr.Input, ", ")
 	}
