@@ -328,7 +328,7 @@ func readInput(ctx context.Context, name string, r io.Reader, side *compareSide,
 			side.skip(out, name, err.Error())
 		}
 		for _, dc := range docs {
-			in.Results += len(dc.IDs) + len(dc.Traces)
+			in.Results += len(dc.IDs) + len(dc.Traces) + len(dc.Sweeps)
 			side.docs = append(side.docs, dc)
 			side.docNames = append(side.docNames, name)
 		}

@@ -28,6 +28,7 @@ type ReadDoc struct {
 	Sources     []string
 	IDs         []IDTarget
 	Traces      []TracePath
+	Sweeps      []TraceSweep
 	Interrupted bool
 	// Ended is false for a JSONL stream cut before its end record: the
 	// vantage (hostname, sources) is then unknown.
@@ -127,6 +128,8 @@ func ParseDocument(data []byte) (ReadDoc, error) {
 		err = json.Unmarshal(h.Results, &d.IDs)
 	case KindTrace:
 		err = json.Unmarshal(h.Results, &d.Traces)
+	case KindSweep:
+		err = json.Unmarshal(h.Results, &d.Sweeps)
 	}
 	if err != nil {
 		return d, fmt.Errorf("%s results: %w", d.Kind, err)
@@ -145,7 +148,7 @@ func (h *docHeader) start() (ReadDoc, error) {
 	d := ReadDoc{Kind: h.Kind, Interrupted: h.Interrupted}
 	d.Started, _ = time.Parse(time.RFC3339, h.Started)
 	switch h.Kind {
-	case KindID, KindTrace:
+	case KindID, KindTrace, KindSweep:
 		return d, nil
 	}
 	return d, fmt.Errorf("kind %q holds no identity or trace results", h.Kind)
@@ -212,6 +215,12 @@ func readRecord(line []byte, cur **ReadDoc, docs *[]ReadDoc) error {
 				return fmt.Errorf("trace result: %w", err)
 			}
 			c.Traces = append(c.Traces, t)
+		case KindSweep:
+			var t TraceSweep
+			if err := json.Unmarshal(h.Result, &t); err != nil {
+				return fmt.Errorf("sweep result: %w", err)
+			}
+			c.Sweeps = append(c.Sweeps, t)
 		}
 		return nil
 	case RecordEnd:
@@ -307,6 +316,11 @@ func docAddrs(d ReadDoc) []netip.Addr {
 	for _, t := range d.Traces {
 		add(t.Flow.Src)
 	}
+	for _, s := range d.Sweeps {
+		for _, t := range s.Flows {
+			add(t.Flow.Src)
+		}
+	}
 	for _, t := range d.IDs {
 		for _, f := range t.Flows {
 			add(f.Source)
@@ -332,6 +346,9 @@ func (d ReadDoc) Observations(v catchment.Vantage, input string) []catchment.Obs
 		out = append(out, t.observation(v, d.Started, input))
 	}
 	for _, t := range d.Traces {
+		out = append(out, t.observation(v, input))
+	}
+	for _, t := range d.Sweeps {
 		out = append(out, t.observation(v, input))
 	}
 	return out
@@ -412,7 +429,26 @@ func (t TracePath) observation(v catchment.Vantage, input string) catchment.Obse
 	}
 	o := catchment.Observation{Vantage: v, Target: target, TargetName: targetName(t.Input), Input: input}
 	o.Time, _ = time.Parse(time.RFC3339Nano, t.Started)
-	f := catchment.Flow{Proto: t.Flow.Protocol, Source: netip.AddrPortFrom(v.Source, uint16(t.Flow.Sport)), Reached: t.Reached}
+	f := t.catchmentFlow()
+	o.Identity = f.Identity
+	o.Flows = []catchment.Flow{f}
+	for _, a := range t.Answers {
+		o.Answers = append(o.Answers, answerOf(a))
+	}
+	if !t.Reached && t.StopReason != "" {
+		o.Errors = append(o.Errors, "not reached: "+t.StopReason)
+	}
+	return o
+}
+
+// catchmentFlow is the traced flow in the catchment model: its hop list
+// (responders with their smallest RTT, origin ASes and unreachable marks)
+// and the instance its answers named.
+func (t TracePath) catchmentFlow() catchment.Flow {
+	target, _ := netip.ParseAddr(t.Target)
+	target = target.Unmap()
+	src, _ := netip.ParseAddr(t.Flow.Src)
+	f := catchment.Flow{Proto: t.Flow.Protocol, Source: netip.AddrPortFrom(src.Unmap(), uint16(t.Flow.Sport)), Reached: t.Reached}
 	for _, h := range t.Hops {
 		hop := catchment.Hop{TTL: h.TTL}
 		for _, r := range h.Responders {
@@ -441,14 +477,33 @@ func (t TracePath) observation(v catchment.Vantage, input string) catchment.Obse
 	}
 	if t.Instance != nil {
 		f.Identity = identityOf(*t.Instance)
-		o.Identity = f.Identity
 	}
-	o.Flows = []catchment.Flow{f}
-	for _, a := range t.Answers {
-		o.Answers = append(o.Answers, answerOf(a))
+	return f
+}
+
+// observation is a flow sweep as one catchment-table line: every flow's
+// hops and instance (the row names the most common instance and says
+// when flows differ), every flow's answers, and the flows that failed or
+// did not reach the target as errors.
+func (s TraceSweep) observation(v catchment.Vantage, input string) catchment.Observation {
+	target, _ := netip.ParseAddr(s.Target)
+	o := catchment.Observation{Vantage: v, Target: target.Unmap(), TargetName: targetName(s.Input), Input: input}
+	for _, t := range s.Flows {
+		fo := t.observation(v, input)
+		if !o.Vantage.Source.IsValid() {
+			o.Vantage = fo.Vantage
+		}
+		if fo.Time.After(o.Time) {
+			o.Time = fo.Time
+		}
+		o.Flows = append(o.Flows, fo.Flows...)
+		o.Answers = append(o.Answers, fo.Answers...)
+		for _, e := range fo.Errors {
+			o.Errors = append(o.Errors, fmt.Sprintf("flow %d: %s", t.Flow.Sport, e))
+		}
 	}
-	if !t.Reached && t.StopReason != "" {
-		o.Errors = append(o.Errors, "not reached: "+t.StopReason)
+	for _, f := range s.FailedFlows {
+		o.Errors = append(o.Errors, fmt.Sprintf("flow %d: %s", f.Sport, f.Message))
 	}
 	return o
 }

@@ -14,6 +14,7 @@ type Record struct {
 	Kind        string    `json:"kind"`
 	Type        string    `json:"type"`
 	Target      string    `json:"target,omitempty"`
+	Sport       int       `json:"sport,omitempty"` // a sweep's hop: the flow's source port (icmp: echo identifier)
 	Hop         *HopDTO   `json:"hop,omitempty"`
 	Result      any       `json:"result,omitempty"`
 	Tool        *Tool     `json:"tool,omitempty"`
@@ -31,6 +32,13 @@ type Record struct {
 // HopRecord is the streaming line for one hop of a trace.
 func (d *Document) HopRecord(target string, h HopDTO) Record {
 	return Record{Schema: d.Schema, Kind: d.Kind, Type: RecordHop, Target: target, Hop: &h}
+}
+
+// FlowHopRecord is the streaming line for one hop of one flow of a sweep.
+func (d *Document) FlowHopRecord(target string, sport int, h HopDTO) Record {
+	r := d.HopRecord(target, h)
+	r.Sport = sport
+	return r
 }
 
 // ResultRecord is the streaming line for one finished target.

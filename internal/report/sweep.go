@@ -1,0 +1,320 @@
+package report
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/anycheck/anycheck/catchment"
+)
+
+// KindSweep is the document of `anycheck trace --flows N|auto` (N > 1): its
+// results are TraceSweeps, one per target. A single-flow trace stays
+// KindTrace.
+const KindSweep = "sweep"
+
+// Identity sources of a sweep's flows.
+const (
+	SweepIdentityUDP  = "udp53" // every udp/53 probe is an identity query: each flow's instance comes with its path
+	SweepIdentityTCP  = "tcp53" // asked over a TCP connection from each flow's source port after its trace
+	SweepIdentityNone = "none"  // icmp probes and other ports carry no identity query
+)
+
+// Stop reasons of a sweep.
+const (
+	SweepStopFlows       = "flows"       // --flows N: every flow asked for was traced
+	SweepStopMDA         = "mda"         // --flows auto: no hop needs more flows to rule out another next hop
+	SweepStopMaxFlows    = "max_flows"   // --flows auto: --max-flows reached while some hop still wanted flows
+	SweepStopInterrupted = "interrupted" // Ctrl-C
+	SweepStopFailed      = "failed"      // --flows auto: no flow of the last round could be traced
+)
+
+// TraceSweep is one target of a flow sweep: every flow traced towards it
+// (flows that differ only in the source port, or ICMP echo identifier),
+// the distinct paths they took and what that says about the catchment.
+type TraceSweep struct {
+	Input    string `json:"input"`
+	Target   string `json:"target"`
+	Protocol string `json:"protocol"`
+	Dport    int    `json:"dport"` // 0 for icmp
+	// Identity says where each flow's instance comes from (SweepIdentity*).
+	Identity string `json:"identity"`
+	// Flows are the traced flows by source port, each the same object as a
+	// single trace's result.
+	Flows []TracePath `json:"flows"`
+	// FailedFlows are flows that could not be traced (a port in use, a
+	// send the host refused); the others are complete.
+	FailedFlows []FailedFlow `json:"failed_flows"`
+	Paths       []SweepPath  `json:"paths"`
+	Summary     SweepSummary `json:"summary"`
+}
+
+// FailedFlow is a flow of a sweep that could not be traced.
+type FailedFlow struct {
+	Sport   int    `json:"sport"`
+	Message string `json:"message"`
+}
+
+// SweepPath is a hop list several flows share: the same responders at
+// every TTL, silent hops included.
+type SweepPath struct {
+	Sports    []int       `json:"sports"` // the flows that took it, by source port (icmp: echo identifier)
+	Hops      []SweepHop  `json:"hops"`
+	Instances []FlowCount `json:"instances"` // instances reached over it, by flow count
+	Reached   int         `json:"reached"`   // flows of the path that reached the target
+}
+
+// SweepHop is one TTL of a path.
+type SweepHop struct {
+	TTL        int            `json:"ttl"`
+	Responders []ResponderDTO `json:"responders"` // empty: silent ("*") on every flow of the path
+	// RTTMs is the median, over the path's flows, of each flow's smallest
+	// RTT at this hop; null when silent.
+	RTTMs *float64 `json:"rtt_ms"`
+	// RateLimited counts the path's flows whose probes at this hop were
+	// answered and then not (a router's ICMP rate limit, most likely).
+	RateLimited int `json:"rate_limited"`
+}
+
+// SweepSummary is what a sweep found.
+type SweepSummary struct {
+	Flows   int `json:"flows"`   // flows traced
+	Reached int `json:"reached"` // flows that reached the target
+	Failed  int `json:"failed"`  // flows that could not be traced
+	Paths   int `json:"paths"`   // distinct hop lists
+	// Diamonds are the stretches of TTLs where paths differ: they part
+	// after part_ttl and join at join_ttl (null: they never join, e.g. they
+	// end at one anycast address on different instances).
+	Diamonds []DiamondDTO `json:"diamonds"`
+	// Instances are the instances reached, by flow count.
+	Instances    []FlowCount `json:"instances"`
+	Unidentified int         `json:"unidentified"` // flows with no identified instance
+	// Split is true when the flows reached more than one instance: the
+	// catchment depends on the flow (source port).
+	Split bool      `json:"split"`
+	Stop  SweepStop `json:"stop"`
+}
+
+// DiamondDTO is one stretch of TTLs where paths part and join again.
+type DiamondDTO struct {
+	PartTTL      int               `json:"part_ttl"`     // last TTL all paths share before they part; 0 = from the first hop
+	PartAddress  *string           `json:"part_address"` // the hop they part after; null when part_ttl is 0
+	JoinTTL      *int              `json:"join_ttl"`     // null: the paths never join
+	JoinAddress  *string           `json:"join_address"`
+	Alternatives []AlternativesDTO `json:"alternatives"`
+}
+
+// AlternativesDTO are the addresses seen at one TTL inside a diamond.
+type AlternativesDTO struct {
+	TTL       int              `json:"ttl"`
+	Addresses []AddressFlowDTO `json:"addresses"`
+}
+
+// AddressFlowDTO is an address and how many flows saw it.
+type AddressFlowDTO struct {
+	Address string `json:"address"`
+	Flows   int    `json:"flows"`
+}
+
+// SweepStop says how many flows were used and why the sweep stopped.
+type SweepStop struct {
+	Mode       string  `json:"mode"`   // "fixed" (--flows N) or "auto"
+	Reason     string  `json:"reason"` // SweepStop*
+	Confidence float64 `json:"confidence"`
+	MaxFlows   int     `json:"max_flows"` // auto: --max-flows; fixed: N
+	Rounds     int     `json:"rounds"`    // batches of flows sent
+	// Unsatisfied are the hops whose next hops have not been probed by
+	// enough flows to rule out one more at Confidence (the MDA stopping
+	// rule); empty when the rule is met.
+	Unsatisfied []MDAVertexDTO `json:"unsatisfied"`
+}
+
+// MDAVertexDTO is a hop that wants more flows.
+type MDAVertexDTO struct {
+	TTL      int     `json:"ttl"`     // 0 for the vantage itself
+	Address  *string `json:"address"` // null for the vantage
+	NextHops int     `json:"next_hops"`
+	Flows    int     `json:"flows"`
+	Needed   int     `json:"needed"`
+}
+
+// FromMDAVertices converts the vertices MDAUnsatisfied returns.
+func FromMDAVertices(vs []catchment.MDAVertex) []MDAVertexDTO {
+	out := []MDAVertexDTO{}
+	for _, v := range vs {
+		d := MDAVertexDTO{TTL: v.TTL, NextHops: v.NextHops, Flows: v.Flows, Needed: v.Needed}
+		if v.Addr.IsValid() {
+			s := v.Addr.String()
+			d.Address = &s
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// CatchmentFlows converts traced flows to the catchment model.
+func CatchmentFlows(flows []TracePath) []catchment.Flow {
+	out := make([]catchment.Flow, len(flows))
+	for i, t := range flows {
+		out[i] = t.catchmentFlow()
+	}
+	return out
+}
+
+// NewTraceSweep builds one target's sweep result from its (enriched)
+// flows: they are sorted by source port, grouped into paths, and summed
+// up. stop is filled in by the caller but for Unsatisfied, which is
+// computed here from the flows.
+func NewTraceSweep(input, target, protocol string, dport int, identity string, flows []TracePath, failed []FailedFlow, stop SweepStop) TraceSweep {
+	flows = slices.Clone(flows)
+	slices.SortStableFunc(flows, func(a, b TracePath) int { return cmp.Compare(a.Flow.Sport, b.Flow.Sport) })
+	failed = slices.Clone(failed)
+	slices.SortStableFunc(failed, func(a, b FailedFlow) int { return cmp.Compare(a.Sport, b.Sport) })
+	s := TraceSweep{
+		Input: input, Target: target, Protocol: protocol, Dport: dport, Identity: identity,
+		Flows: flows, FailedFlows: failed, Paths: []SweepPath{},
+	}
+	if s.Flows == nil {
+		s.Flows = []TracePath{}
+	}
+	if s.FailedFlows == nil {
+		s.FailedFlows = []FailedFlow{}
+	}
+	cf := CatchmentFlows(flows)
+	groups := catchment.GroupPaths(cf)
+	for _, g := range groups {
+		s.Paths = append(s.Paths, sweepPath(flows, g))
+	}
+	split := catchment.SplitOf(cf)
+	sum := SweepSummary{
+		Flows: len(flows), Failed: len(failed), Paths: len(groups),
+		Diamonds: fromDiamonds(catchment.Divergence(groups), cf), Instances: []FlowCount{},
+		Unidentified: split.Unidentified, Split: split.Split, Stop: stop,
+	}
+	for _, f := range flows {
+		if f.Reached {
+			sum.Reached++
+		}
+	}
+	for _, in := range split.Instances {
+		sum.Instances = append(sum.Instances, FlowCount{Instance: in.Instance, Flows: in.Count})
+	}
+	if sum.Stop.Confidence == 0 {
+		sum.Stop.Confidence = MDAConfidence
+	}
+	sum.Stop.Unsatisfied = FromMDAVertices(catchment.MDAUnsatisfied(cf, sum.Stop.Confidence))
+	s.Summary = sum
+	return s
+}
+
+// MDAConfidence is the confidence of the multipath-detection stopping rule
+// a sweep applies (the published 95 % table: 6, 11, 16, 21, 27, 33 flows).
+const MDAConfidence = 0.95
+
+func sweepPath(flows []TracePath, g catchment.Path) SweepPath {
+	p := SweepPath{Sports: []int{}, Hops: []SweepHop{}, Instances: []FlowCount{}}
+	first := flows[g.Flows[0]]
+	for _, i := range g.Flows {
+		p.Sports = append(p.Sports, flows[i].Flow.Sport)
+		if flows[i].Reached {
+			p.Reached++
+		}
+	}
+	for _, in := range g.Instances {
+		p.Instances = append(p.Instances, FlowCount{Instance: in.Instance, Flows: in.Count})
+	}
+	for hi, h := range first.Hops {
+		sh := SweepHop{TTL: h.TTL, Responders: slices.Clone(h.Responders)}
+		if sh.Responders == nil {
+			sh.Responders = []ResponderDTO{}
+		}
+		var rtts []float64
+		for _, i := range g.Flows {
+			if hi >= len(flows[i].Hops) {
+				continue
+			}
+			fh := flows[i].Hops[hi]
+			if fh.RateLimited {
+				sh.RateLimited++
+			}
+			best := -1.0
+			for _, pr := range fh.Probes {
+				if pr.Reply != nil && (best < 0 || pr.Reply.RTTMs < best) {
+					best = pr.Reply.RTTMs
+				}
+			}
+			if best >= 0 {
+				rtts = append(rtts, best)
+			}
+		}
+		if len(rtts) > 0 {
+			slices.Sort(rtts)
+			m := rtts[len(rtts)/2]
+			if len(rtts)%2 == 0 {
+				m = (rtts[len(rtts)/2-1] + rtts[len(rtts)/2]) / 2
+			}
+			m = Ms(time.Duration(m * float64(time.Millisecond)))
+			sh.RTTMs = &m
+		}
+		p.Hops = append(p.Hops, sh)
+	}
+	return p
+}
+
+// fromDiamonds converts diamonds, counting the flows that saw each
+// alternative address.
+func fromDiamonds(ds []catchment.Diamond, flows []catchment.Flow) []DiamondDTO {
+	out := []DiamondDTO{}
+	addrAt := func(ttl int) *string {
+		for _, f := range flows {
+			for _, h := range f.Hops {
+				if h.TTL == ttl && len(h.Responders) > 0 {
+					s := h.Responders[0].Addr.String()
+					return &s
+				}
+			}
+		}
+		return nil
+	}
+	for _, d := range ds {
+		dto := DiamondDTO{PartTTL: d.Part, Alternatives: []AlternativesDTO{}}
+		if d.Part > 0 {
+			dto.PartAddress = addrAt(d.Part)
+		}
+		if d.Join > 0 {
+			j := d.Join
+			dto.JoinTTL = &j
+			dto.JoinAddress = addrAt(d.Join)
+		}
+		for _, alt := range d.Alternatives {
+			a := AlternativesDTO{TTL: alt.TTL, Addresses: []AddressFlowDTO{}}
+			for _, addr := range alt.Addrs {
+				n := 0
+				for _, f := range flows {
+					if flowSaw(f, alt.TTL, addr) {
+						n++
+					}
+				}
+				a.Addresses = append(a.Addresses, AddressFlowDTO{Address: addr.String(), Flows: n})
+			}
+			dto.Alternatives = append(dto.Alternatives, a)
+		}
+		out = append(out, dto)
+	}
+	return out
+}
+
+func flowSaw(f catchment.Flow, ttl int, a netip.Addr) bool {
+	for _, h := range f.Hops {
+		if h.TTL != ttl {
+			continue
+		}
+		for _, r := range h.Responders {
+			if r.Addr == a {
+				return true
+			}
+		}
+	}
+	return false
+}
