@@ -1,0 +1,505 @@
+package render
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/anycheck/anycheck/internal/report"
+)
+
+// SweepText writes flow sweeps for a terminal: per target a header, a
+// catchment split called out first, each distinct path once with the
+// flows that took it and the instance they reached, then the summary.
+func SweepText(w io.Writer, sweeps []report.TraceSweep, o TraceOptions) error {
+	ew := &errWriter{w: w}
+	for i, s := range sweeps {
+		if i > 0 {
+			ew.printf("\n")
+		}
+		sweepText(ew, s, o)
+	}
+	return ew.err
+}
+
+func sweepText(w *errWriter, s report.TraceSweep, o TraceOptions) {
+	w.printf("%s\n", sweepHeader(s, o))
+	sum := s.Summary
+	if sum.Split {
+		w.printf("catchment split by flow: %s\n", instanceShares(sum.Instances, sum.Flows))
+	}
+	var hops []report.HopDTO
+	for _, p := range s.Paths {
+		for _, h := range p.Hops {
+			hops = append(hops, report.HopDTO{TTL: h.TTL, Responders: h.Responders})
+		}
+	}
+	cols := hopColumns(hops)
+	for i, p := range s.Paths {
+		w.printf("\npath %d of %d  %s  %s\n", i+1, len(s.Paths), flowsLabel(s.Protocol, p.Sports), pathEnd(s, p))
+		for _, h := range p.Hops {
+			sweepHopLines(w, h, cols)
+		}
+		if f := firstFlow(s, p); f != nil && len(f.ASPath) > 0 {
+			w.printf("as path   %s\n", asPathString(f.ASPath))
+		}
+	}
+	if len(s.Paths) > 0 {
+		w.printf("\n")
+	}
+	w.printf("paths     %s over %s; %d reached the target\n", plural(sum.Paths, "distinct path"), plural(sum.Flows, "flow"), sum.Reached)
+	for _, d := range sum.Diamonds {
+		w.printf("diamond   %s\n", diamondLine(d))
+		for _, a := range d.Alternatives {
+			parts := make([]string, len(a.Addresses))
+			for j, x := range a.Addresses {
+				parts[j] = fmt.Sprintf("%s on %s", x.Address, plural(x.Flows, "flow"))
+			}
+			w.printf("          ttl %d: %s\n", a.TTL, strings.Join(parts, ", "))
+		}
+	}
+	switch {
+	case s.Identity == report.SweepIdentityNone:
+		w.printf("instances unknown: %s\n", noIdentityReason(s))
+	case len(sum.Instances) == 0:
+		w.printf("instances none identified\n")
+	default:
+		line := instanceShares(sum.Instances, sum.Flows)
+		if sum.Unidentified > 0 {
+			line += fmt.Sprintf("; %s without an identity", plural(sum.Unidentified, "flow"))
+		}
+		if sum.Split {
+			line += "  — catchment split by flow"
+		}
+		w.printf("instances %s\n", line)
+	}
+	w.printf("flows     %s\n", stopLine(sum))
+	for _, f := range s.FailedFlows {
+		w.printf("failed    flow %d: %s\n", f.Sport, Escape(f.Message))
+	}
+	for _, n := range sweepNotes(s) {
+		w.printf("note      %s\n", n)
+	}
+}
+
+func sweepHeader(s report.TraceSweep, o TraceOptions) string {
+	target := s.Target
+	if s.Input != "" && s.Input != s.Target {
+		target = fmt.Sprintf("%s (%s)", Escape(s.Input), s.Target)
+	}
+	proto := fmt.Sprintf("%s/%d", s.Protocol, s.Dport)
+	if s.Protocol == "icmp" {
+		proto = "icmp"
+	}
+	n := len(s.Flows) + len(s.FailedFlows)
+	line := fmt.Sprintf("sweep to %s, %s, %s", target, proto, plural(n, "paris flow"))
+	if len(s.Flows) > 0 {
+		f := s.Flows[0]
+		var ports []int
+		for _, fl := range s.Flows {
+			ports = append(ports, fl.Flow.Sport)
+		}
+		for _, fl := range s.FailedFlows {
+			ports = append(ports, fl.Sport)
+		}
+		slices.Sort(ports)
+		what := "ports"
+		if s.Protocol == "icmp" {
+			what = "ids"
+		}
+		dst := hostPort(f.Flow.Dst, f.Flow.Dport)
+		if s.Protocol == "icmp" {
+			dst = f.Flow.Dst
+		}
+		line += fmt.Sprintf(" from %s %s %s → %s, %s mode", f.Flow.Src, what, portRanges(ports, 0), dst, f.Mode)
+		if so := f.SourceOrigin; so != nil && len(so.ASNs) > 0 {
+			line += ", from " + asLabel(so)
+		}
+	}
+	if o.MaxTTL > 0 {
+		line += fmt.Sprintf(", max %d hops", o.MaxTTL)
+	}
+	return line
+}
+
+// flowsLabel names the flows of a path: "9 flows: ports 50120-50122 50125".
+func flowsLabel(proto string, ports []int) string {
+	what := "port"
+	if proto == "icmp" {
+		what = "id"
+	}
+	if len(ports) != 1 {
+		what += "s"
+	}
+	return fmt.Sprintf("%s: %s %s", plural(len(ports), "flow"), what, portRanges(ports, 0))
+}
+
+// portRanges writes sorted ports as ranges ("50120-50122 50125"); with
+// limit > 0 it stops after about limit characters with "…".
+func portRanges(ports []int, limit int) string {
+	ps := slices.Clone(ports)
+	slices.Sort(ps)
+	ps = slices.Compact(ps)
+	var parts []string
+	n := 0
+	for i := 0; i < len(ps); {
+		j := i
+		for j+1 < len(ps) && ps[j+1] == ps[j]+1 {
+			j++
+		}
+		part := strconv.Itoa(ps[i])
+		if j > i {
+			part += "-" + strconv.Itoa(ps[j])
+		}
+		if limit > 0 && n+len(part) > limit && len(parts) > 0 {
+			parts = append(parts, "…")
+			break
+		}
+		parts = append(parts, part)
+		n += len(part) + 1
+		i = j + 1
+	}
+	return strings.Join(parts, " ")
+}
+
+// pathEnd says where a path's flows ended: the instance(s) they reached.
+func pathEnd(s report.TraceSweep, p report.SweepPath) string {
+	switch {
+	case len(p.Instances) == 1 && p.Instances[0].Flows == len(p.Sports):
+		return "→ " + Escape(p.Instances[0].Instance)
+	case len(p.Instances) > 0:
+		parts := make([]string, len(p.Instances))
+		for i, in := range p.Instances {
+			parts[i] = fmt.Sprintf("%s on %d", Escape(in.Instance), in.Flows)
+		}
+		if rest := len(p.Sports) - countFlows(p.Instances); rest > 0 {
+			parts = append(parts, fmt.Sprintf("no identity on %d", rest))
+		}
+		return "→ " + strings.Join(parts, ", ")
+	case p.Reached == len(p.Sports):
+		return "→ reached " + s.Target
+	case p.Reached > 0:
+		return fmt.Sprintf("→ %d of %d reached %s", p.Reached, len(p.Sports), s.Target)
+	}
+	if f := firstFlow(s, p); f != nil {
+		return "→ not reached: " + strings.ReplaceAll(f.StopReason, "-", " ")
+	}
+	return "→ not reached"
+}
+
+func countFlows(cs []report.FlowCount) int {
+	n := 0
+	for _, c := range cs {
+		n += c.Flows
+	}
+	return n
+}
+
+// firstFlow is the first flow of a path.
+func firstFlow(s report.TraceSweep, p report.SweepPath) *report.TracePath {
+	if len(p.Sports) == 0 {
+		return nil
+	}
+	for i := range s.Flows {
+		if s.Flows[i].Flow.Sport == p.Sports[0] {
+			return &s.Flows[i]
+		}
+	}
+	return nil
+}
+
+// sweepHopLines prints one line per responder of a path's hop, with the
+// median RTT over the path's flows.
+func sweepHopLines(w *errWriter, h report.SweepHop, c columns) {
+	if len(h.Responders) == 0 {
+		w.printf("%2d  *\n", h.TTL)
+		return
+	}
+	for i, r := range h.Responders {
+		ttl := fmt.Sprintf("%2d", h.TTL)
+		if i > 0 {
+			ttl = "  "
+		}
+		cells := []string{pad(r.Address, c.addr)}
+		if c.name > 0 {
+			n := Escape(r.Name)
+			if n == "" {
+				n = "—"
+			}
+			cells = append(cells, pad(truncate(n, c.name), c.name))
+		}
+		if c.asn > 0 {
+			cells = append(cells, pad(asLabel(r.Origin), c.asn), pad(truncate(Escape(asName(r.Origin)), c.asName), c.asName))
+		}
+		line := fmt.Sprintf("%s  %s", ttl, strings.Join(cells, "  "))
+		if i == 0 && h.RTTMs != nil {
+			line += "  " + ms(*h.RTTMs) + " ms"
+		}
+		if i == 0 && h.RateLimited > 0 {
+			line += fmt.Sprintf("  (rate-limited on %s?)", plural(h.RateLimited, "flow"))
+		}
+		w.printf("%s\n", strings.TrimRight(line, " "))
+	}
+}
+
+func asPathString(p []uint32) string {
+	as := make([]string, len(p))
+	for i, a := range p {
+		as[i] = strconv.FormatUint(uint64(a), 10)
+	}
+	return strings.Join(as, " → ")
+}
+
+// instanceShares is "i1-nsd on 13 of 32 flows, i2-knot on 19".
+func instanceShares(in []report.FlowCount, flows int) string {
+	parts := make([]string, len(in))
+	for i, c := range in {
+		if i == 0 {
+			parts[i] = fmt.Sprintf("%s on %d of %s", Escape(c.Instance), c.Flows, plural(flows, "flow"))
+			continue
+		}
+		parts[i] = fmt.Sprintf("%s on %d", Escape(c.Instance), c.Flows)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func diamondLine(d report.DiamondDTO) string {
+	part := "paths differ from the first hop"
+	if d.PartTTL > 0 {
+		part = fmt.Sprintf("paths part after ttl %d", d.PartTTL)
+		if d.PartAddress != nil {
+			part += fmt.Sprintf(" (%s)", *d.PartAddress)
+		}
+	}
+	if d.JoinTTL == nil {
+		return part + " and do not join again"
+	}
+	join := fmt.Sprintf(" and join at ttl %d", *d.JoinTTL)
+	if d.JoinAddress != nil {
+		join += fmt.Sprintf(" (%s)", *d.JoinAddress)
+	}
+	return part + join
+}
+
+func noIdentityReason(s report.TraceSweep) string {
+	if s.Protocol == "icmp" {
+		return "icmp probes carry no identity query (trace udp or tcp to port 53 to name the instance of each flow)"
+	}
+	return fmt.Sprintf("%s probes to port %d carry no identity query (only port 53 names the instance of each flow)", s.Protocol, s.Dport)
+}
+
+func stopLine(sum report.SweepSummary) string {
+	st := sum.Stop
+	n := sum.Flows + sum.Failed
+	rounds := plural(st.Rounds, "round")
+	switch st.Reason {
+	case report.SweepStopFlows:
+		line := fmt.Sprintf("%d traced (--flows %d)", n, st.MaxFlows)
+		if len(st.Unsatisfied) == 0 {
+			return line + fmt.Sprintf("; enough for the MDA stopping rule at %s", pct(st.Confidence))
+		}
+		return line + fmt.Sprintf("; the MDA stopping rule at %s wants more: %s", pct(st.Confidence), unsatisfied(st.Unsatisfied))
+	case report.SweepStopMDA:
+		return fmt.Sprintf("%d of at most %d (--flows auto, %s): no hop needs more flows to rule out another next hop (MDA stopping rule, %s)", n, st.MaxFlows, rounds, pct(st.Confidence))
+	case report.SweepStopMaxFlows:
+		return fmt.Sprintf("%d of at most %d (--flows auto, %s): stopped at --max-flows; still short of the MDA stopping rule (%s): %s", n, st.MaxFlows, rounds, pct(st.Confidence), unsatisfied(st.Unsatisfied))
+	case report.SweepStopFailed:
+		return fmt.Sprintf("%d (--flows auto, %s): stopped, no flow of the last round could be traced", n, rounds)
+	case report.SweepStopInterrupted:
+		return fmt.Sprintf("%d traced before the interruption", sum.Flows)
+	}
+	return fmt.Sprintf("%d traced", n)
+}
+
+func pct(c float64) string { return strconv.FormatFloat(c*100, 'f', -1, 64) + " %" }
+
+// unsatisfied lists the hops that want more flows.
+func unsatisfied(vs []report.MDAVertexDTO) string {
+	var parts []string
+	for i, v := range vs {
+		if i == 3 {
+			parts = append(parts, fmt.Sprintf("and %d more", len(vs)-3))
+			break
+		}
+		at := "the vantage"
+		if v.Address != nil {
+			at = fmt.Sprintf("ttl %d %s", v.TTL, *v.Address)
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s, %d of %d flows)", at, plural(v.NextHops, "next hop"), v.Flows, v.Needed))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// sweepNotes are the flows' notes (each once) and, where some flows got
+// no reply at a TTL that answered others, a hint at routers' ICMP rate
+// limits.
+func sweepNotes(s report.TraceSweep) []string {
+	var out []string
+	for _, f := range s.Flows {
+		for _, n := range f.Notes {
+			out = appendOnce(out, Escape(n))
+		}
+		if len(f.Unobserved) > 0 {
+			out = appendOnce(out, fmt.Sprintf("%s mode cannot observe: %s", f.Mode, strings.Join(f.Unobserved, ", ")))
+		}
+	}
+	type tally struct{ silent, answered int }
+	by := map[int]*tally{}
+	var ttls []int
+	for _, f := range s.Flows {
+		for _, h := range f.Hops {
+			t := by[h.TTL]
+			if t == nil {
+				t = &tally{}
+				by[h.TTL] = t
+				ttls = append(ttls, h.TTL)
+			}
+			if len(h.Responders) == 0 {
+				t.silent++
+			} else {
+				t.answered++
+			}
+		}
+	}
+	slices.Sort(ttls)
+	for _, ttl := range ttls {
+		if t := by[ttl]; t.silent > 0 && t.answered > 0 {
+			out = append(out, fmt.Sprintf("ttl %d: no reply on %d of %d flows that answered others: routers rate-limit ICMP errors (Linux: 6 at once, then 1 a second per source), so these flows may form paths of their own; try fewer flows or a lower --rate",
+				ttl, t.silent, t.silent+t.answered))
+		}
+	}
+	return out
+}
+
+// TraceDot writes single-flow traces as a Graphviz digraph: the vantage,
+// the hops (address, name, origin AS) and the instance at the end, each
+// edge labelled with the flow that used it.
+func TraceDot(w io.Writer, paths []report.TracePath) error {
+	g := flowGraph()
+	var fg flowEdges
+	for _, p := range paths {
+		fg.addFlows(g, p.Target, []report.TracePath{p})
+	}
+	fg.write(g)
+	return g.write(w)
+}
+
+// SweepDot writes flow sweeps as one Graphviz digraph: the vantage → hops
+// → the instance each flow reached; every edge is labelled with the flows
+// (source ports) that used it, so an ECMP diamond shows as parallel
+// branches and a catchment split as two instances.
+func SweepDot(w io.Writer, sweeps []report.TraceSweep) error {
+	g := flowGraph()
+	var fg flowEdges
+	for _, s := range sweeps {
+		fg.addFlows(g, s.Target, s.Flows)
+	}
+	fg.write(g)
+	return g.write(w)
+}
+
+func flowGraph() *dotGraph {
+	return newDotGraph("paths", "rankdir=LR", `node [shape=box, fontname="Helvetica", fontsize=10]`, `edge [fontname="Helvetica", fontsize=9]`)
+}
+
+// flowEdges collects the flows of every edge before the edges are
+// written, so each edge is drawn once with all of its flows.
+type flowEdges struct {
+	order [][2]string
+	ports map[[2]string][]int
+	proto map[[2]string]string
+}
+
+func (fg *flowEdges) add(from, to string, port int, proto string) {
+	if fg.ports == nil {
+		fg.ports, fg.proto = map[[2]string][]int{}, map[[2]string]string{}
+	}
+	k := [2]string{from, to}
+	if _, ok := fg.ports[k]; !ok {
+		fg.order = append(fg.order, k)
+		fg.proto[k] = proto
+	}
+	fg.ports[k] = append(fg.ports[k], port)
+}
+
+// addFlows draws each flow from the vantage through its hops to the
+// instance (or the target, when the flow carried no identity).
+func (fg *flowEdges) addFlows(g *dotGraph, target string, flows []report.TracePath) {
+	for _, f := range flows {
+		src := "vantage:" + f.Flow.Src
+		label := "vantage\n" + f.Flow.Src
+		if so := f.SourceOrigin; so != nil && len(so.ASNs) > 0 {
+			label += "\n" + asLabel(so)
+		}
+		g.node(src, dotAttr("label", label), "style=rounded")
+		prev := src
+		for i, h := range f.Hops {
+			last := i == len(f.Hops)-1
+			var id string
+			switch {
+			case len(h.Responders) == 0:
+				// A silent hop stays on its branch: one "*" per hop before it.
+				id = fmt.Sprintf("silent:%d:%s", h.TTL, prev)
+				g.node(id, dotAttr("label", fmt.Sprintf("*\nttl %d", h.TTL)), "style=dashed")
+			case last && f.Reached && h.Responders[0].Address == target:
+				id, label = instanceDotNode(f, target)
+				attrs := []string{"shape=ellipse", "style=filled", `fillcolor="lightblue"`, dotAttr("label", label)}
+				if f.Instance == nil {
+					attrs[2] = `fillcolor="lightgrey"`
+				}
+				g.node(id, attrs...)
+			default:
+				r := h.Responders[0]
+				id = "hop:" + r.Address
+				g.node(id, dotAttr("label", hopDotLabel(r)))
+			}
+			fg.add(prev, id, f.Flow.Sport, f.Flow.Protocol)
+			prev = id
+		}
+	}
+}
+
+func (fg *flowEdges) write(g *dotGraph) {
+	for _, k := range fg.order {
+		ports := fg.ports[k]
+		what := "port"
+		if fg.proto[k] == "icmp" {
+			what = "id"
+		}
+		if len(ports) > 1 {
+			what += "s"
+		}
+		label := fmt.Sprintf("%s\n%s %s", plural(len(ports), "flow"), what, portRanges(ports, 36))
+		attrs := []string{dotAttr("label", label)}
+		if len(ports) > 1 {
+			attrs = append(attrs, fmt.Sprintf("penwidth=%.1f", min(1+float64(len(ports))/4, 6)))
+		}
+		g.edge(k[0], k[1], "", attrs...)
+	}
+}
+
+// instanceDotNode is the node a flow that reached the target ends at: its
+// instance, or the target itself when the flow carried no identity.
+func instanceDotNode(f report.TracePath, target string) (id, label string) {
+	if f.Instance != nil && f.Instance.Instance != "" {
+		return "instance:" + target + "/" + f.Instance.Instance, f.Instance.Instance + "\n" + target
+	}
+	return "target:" + target, target + "\n(no identity)"
+}
+
+func hopDotLabel(r report.ResponderDTO) string {
+	label := r.Address
+	if r.Name != "" {
+		label += "\n" + r.Name
+	}
+	if r.Origin != nil {
+		as := asLabel(r.Origin)
+		if n := asName(r.Origin); n != "" {
+			as += " " + n
+		}
+		label += "\n" + as
+	}
+	return label
+}

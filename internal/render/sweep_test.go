@@ -1,0 +1,235 @@
+package render
+
+import (
+	"bytes"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anycheck/anycheck/internal/report"
+	"github.com/anycheck/anycheck/probe"
+	"github.com/anycheck/anycheck/trace"
+	"github.com/anycheck/anycheck/whois"
+)
+
+// sweepFlow is one traced flow of a fixture sweep: a hop per address
+// ("*" silent), the last one the destination answering with identity id.
+func sweepFlow(sport int, id string, hops ...string) report.TracePath {
+	dst := netip.MustParseAddr("192.0.2.53")
+	p := trace.Path{
+		Flow: trace.Flow{Proto: trace.UDP, Src: netip.AddrPortFrom(netip.MustParseAddr("198.51.100.10"), uint16(sport)), Dst: netip.AddrPortFrom(dst, 53)},
+		Mode: trace.ModeRaw, Started: t0, Elapsed: 20 * time.Millisecond,
+	}
+	for i, h := range hops {
+		ttl := i + 1
+		hop := trace.Hop{TTL: ttl, Probes: []trace.ProbeResult{{Seq: 0, Sent: t0}}}
+		rtt := time.Duration(ttl)*300*time.Microsecond + time.Duration(sport%7)*10*time.Microsecond
+		switch {
+		case h == "*":
+		case h == dst.String():
+			a := answer(probe.NameHostnameBind, probe.StatusAnswered, rtt, id+".lab")
+			a.NSID = []byte(id)
+			hop.Probes[0].Reply = &trace.Reply{From: dst, RTT: rtt, Kind: trace.ReplyDNS, ICMPType: -1, ICMPCode: -1, ReplyTTL: 60, QuotedTTL: -1, DNS: &a}
+			p.Reached, p.Stop, p.DestTTL = true, trace.StopReached, ttl
+			p.Answers = []probe.Answer{a}
+			p.Instance = &probe.Identity{Instance: id, InstanceSource: "nsid", NSID: id, HostnameBind: id + ".lab"}
+		default:
+			hop.Probes[0].Reply = &trace.Reply{From: netip.MustParseAddr(h), RTT: rtt, Kind: trace.ReplyTimeExceeded, ICMPType: 11, ICMPCode: 0, ReplyTTL: 64 - ttl, QuotedTTL: 1}
+		}
+		p.Hops = append(p.Hops, hop)
+	}
+	if !p.Reached {
+		p.Stop = trace.StopMaxTTL
+	}
+	tp := report.FromPath("192.0.2.53", p)
+	tp.Enrich(sweepOrigins(), map[netip.Addr]string{netip.MustParseAddr("198.51.100.1"): "e1.lab.example"})
+	return tp
+}
+
+func sweepOrigins() map[netip.Addr]whois.Origin {
+	o := func(as uint32, name string) whois.Origin {
+		return whois.Origin{ASNs: []uint32{as}, ASName: name, Source: "cymru"}
+	}
+	return map[netip.Addr]whois.Origin{
+		netip.MustParseAddr("198.51.100.10"): o(64500, "ISP-ONE"),
+		netip.MustParseAddr("198.51.100.1"):  o(64500, "ISP-ONE"),
+		netip.MustParseAddr("198.51.100.18"): o(64500, "ISP-ONE"),
+		netip.MustParseAddr("198.51.100.22"): o(64500, "ISP-ONE"),
+		netip.MustParseAddr("198.51.100.33"): o(64500, "ISP-ONE"),
+		netip.MustParseAddr("203.0.113.1"):   o(64520, "ANYDNS-A"),
+		netip.MustParseAddr("203.0.113.5"):   o(64520, "ANYDNS-A"),
+		netip.MustParseAddr("203.0.113.69"):  o(64521, "ANYDNS-B"),
+		netip.MustParseAddr("192.0.2.53"):    {ASNs: []uint32{64520, 64521}, ASName: "ANYDNS", Source: "cymru"},
+	}
+}
+
+// diamondSweep: 12 flows through a diamond at TTL 2, one of them silent
+// at TTL 3 (its own path), all reaching one instance.
+func diamondSweep() report.TraceSweep {
+	var flows []report.TracePath
+	for sport := 40000; sport < 40012; sport++ {
+		mid := "198.51.100.18"
+		if sport%3 == 0 {
+			mid = "198.51.100.22"
+		}
+		r1 := "198.51.100.33"
+		if sport == 40007 {
+			r1 = "*"
+		}
+		flows = append(flows, sweepFlow(sport, "i1-nsd", "198.51.100.1", mid, r1, "203.0.113.1", "192.0.2.53"))
+	}
+	return report.NewTraceSweep("192.0.2.53", "192.0.2.53", "udp", 53, report.SweepIdentityUDP, flows, nil,
+		report.SweepStop{Mode: "auto", Reason: report.SweepStopMaxFlows, MaxFlows: 12, Rounds: 1})
+}
+
+// splitSweep: a catchment split behind equal routes to two sites, one
+// flow failed.
+func splitSweep() report.TraceSweep {
+	var flows []report.TracePath
+	for sport := 50000; sport < 50008; sport++ {
+		if sport%2 == 0 {
+			flows = append(flows, sweepFlow(sport, "i1-nsd", "198.51.100.1", "203.0.113.5", "192.0.2.53"))
+		} else if sport != 50005 {
+			flows = append(flows, sweepFlow(sport, "i2-knot\x1b[2J", "198.51.100.1", "203.0.113.69", "192.0.2.53"))
+		}
+	}
+	failed := []report.FailedFlow{{Sport: 50005, Message: "trace 192.0.2.53 udp/53: bind: address already in use"}}
+	return report.NewTraceSweep("ns.lab.example", "192.0.2.53", "udp", 53, report.SweepIdentityUDP, flows, failed,
+		report.SweepStop{Mode: "fixed", Reason: report.SweepStopFlows, MaxFlows: 8, Rounds: 1})
+}
+
+func TestSweepTextGolden(t *testing.T) {
+	var b bytes.Buffer
+	if err := SweepText(&b, []report.TraceSweep{diamondSweep(), splitSweep()}, TraceOptions{MaxTTL: 30}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "sweep.txt", b.Bytes())
+	out := b.String()
+	if strings.ContainsAny(out, "\x1b") {
+		t.Errorf("control characters reached the terminal:\n%q", out)
+	}
+	// The split is said before any path, the flows of each path once.
+	split := strings.Index(out, "catchment split by flow: i1-nsd on 4 of 7 flows, i2-knot\\x1b[2J on 3")
+	if split < 0 || split > strings.Index(out[strings.Index(out, "sweep to ns.lab.example"):], "path 1")+strings.Index(out, "sweep to ns.lab.example") {
+		t.Errorf("the catchment split is not called out before the paths:\n%s", out)
+	}
+	for _, want := range []string{
+		"path 1 of 3  7 flows: ports 40000-40001 40003-40004 40006 40009-40010  → i1-nsd",
+		"path 3 of 3  1 flow: port 40007  → i1-nsd",
+		"diamond   paths part after ttl 1 (198.51.100.1) and join at ttl 3 (198.51.100.33)",
+		"          ttl 2: 198.51.100.18 on 8 flows, 198.51.100.22 on 4 flows",
+		"note      ttl 3: no reply on 1 of 12 flows that answered others",
+		"failed    flow 50005: trace 192.0.2.53 udp/53: bind: address already in use",
+		"diamond   paths part after ttl 1 (198.51.100.1) and do not join again",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text lacks %q", want)
+		}
+	}
+}
+
+func TestSweepJSONGolden(t *testing.T) {
+	d := report.New(report.KindSweep, report.Tool{Name: "anycheck", Version: "test"}, t0, "vantage-1")
+	sw := []report.TraceSweep{diamondSweep(), splitSweep()}
+	for _, s := range sw {
+		for _, f := range s.Flows {
+			d.AddSource(f.Flow.Src + ":" + strconv.Itoa(f.Flow.Sport))
+		}
+	}
+	d.Results = sw
+	var b bytes.Buffer
+	if err := JSON(&b, d); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "sweep.json", b.Bytes())
+
+	b.Reset()
+	for _, h := range sw[1].Flows[0].Hops {
+		if err := JSONL(&b, d.FlowHopRecord("ns.lab.example", sw[1].Flows[0].Flow.Sport, h)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := JSONL(&b, d.ResultRecord("ns.lab.example", sw[1])); err != nil {
+		t.Fatal(err)
+	}
+	if err := JSONL(&b, d.EndRecord()); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "sweep.jsonl", b.Bytes())
+}
+
+// TestSweepDot: the graph shows the diamond as parallel branches and the
+// split as two instances, edges labelled with their flows, and Graphviz
+// renders it unchanged.
+func TestSweepDot(t *testing.T) {
+	var b bytes.Buffer
+	if err := SweepDot(&b, []report.TraceSweep{diamondSweep(), splitSweep()}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "sweep.dot", b.Bytes())
+	out := b.String()
+	for _, want := range []string{
+		`"hop:198.51.100.1" -> "hop:198.51.100.18" [label="8 flows\nports 40000-40001 40003-40004 40006-40007 …"`,
+		`"hop:198.51.100.1" -> "hop:198.51.100.22" [label="4 flows\nports 40002 40005 40008 40011"`,
+		`"hop:203.0.113.5" -> "instance:192.0.2.53/i1-nsd"`,
+		`"hop:203.0.113.69" -> "instance:192.0.2.53/i2-knot\\x1b[2J"`,
+		`"silent:3:hop:198.51.100.18" [label="*\nttl 3", style=dashed]`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dot lacks %s", want)
+		}
+	}
+	renderDot(t, out)
+
+	b.Reset()
+	if err := TraceDot(&b, []report.TracePath{traceFixture()}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `"vantage:203.0.113.10" -> "hop:203.0.113.1" [label="1 flow\nport 33512"]`) ||
+		!strings.Contains(b.String(), `"silent:2:hop:203.0.113.1"`) || !strings.Contains(b.String(), `"instance:192.0.2.53/i1-nsd"`) {
+		t.Errorf("single-flow dot:\n%s", b.String())
+	}
+	renderDot(t, b.String())
+}
+
+// renderDot runs Graphviz on a graph; CI (ANYCHECK_LAB=1) has it.
+func renderDot(t *testing.T, graph string) {
+	t.Helper()
+	dot, err := exec.LookPath("dot")
+	if err != nil {
+		if os.Getenv("ANYCHECK_LAB") != "" {
+			t.Fatal("graphviz dot is needed (make lab-deps)")
+		}
+		t.Skip("graphviz dot not installed")
+	}
+	cmd := exec.Command(dot, "-Tsvg")
+	cmd.Stdin = strings.NewReader(graph)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	svg, err := cmd.Output()
+	if err != nil || !strings.Contains(string(svg), "<svg") || stderr.Len() > 0 {
+		t.Fatalf("dot -Tsvg: %v, stderr %q\n%s", err, stderr.String(), graph)
+	}
+}
+
+// TestPortRanges: ports are written as ranges, cut with "…" at the limit.
+func TestPortRanges(t *testing.T) {
+	for _, c := range []struct {
+		ports []int
+		limit int
+		want  string
+	}{
+		{[]int{40002, 40000, 40001, 40005, 40007, 40008}, 0, "40000-40002 40005 40007-40008"},
+		{[]int{1}, 0, "1"},
+		{[]int{5, 5, 6}, 0, "5-6"},
+		{[]int{1, 3, 5, 7, 9, 11}, 6, "1 3 5 …"},
+	} {
+		if got := portRanges(c.ports, c.limit); got != c.want {
+			t.Errorf("portRanges(%v, %d) = %q, want %q", c.ports, c.limit, got, c.want)
+		}
+	}
+}
