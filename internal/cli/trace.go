@@ -39,6 +39,13 @@ type traceOptions struct {
 	wait     time.Duration
 	qname    string
 	source   string
+	// Flow sweep (flows.go): --flows N|auto, --max-flows, --strict.
+	flows      string
+	flowsN     int
+	flowsAuto  bool
+	maxFlows   int
+	strict     bool
+	queriesSet bool // -q given: a sweep otherwise sends one probe per hop per flow
 }
 
 func newTraceCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *traceOptions) error) *cobra.Command {
@@ -50,11 +57,22 @@ func newTraceCmd(g *globalOptions, s *streams, d *deps, runF func(context.Contex
 5-tuple never changes, so every probe follows the same ECMP branch). Over
 UDP to port 53 every probe is a DNS identity query (CHAOS TXT hostname.bind
 with NSID), so the instance that answers is the one at the end of the path
-shown. Hops carry their origin AS (--asn) and reverse names (unless -n).`,
+shown. Hops carry their origin AS (--asn) and reverse names (unless -n).
+
+--flows N traces N flows at once that differ only in the source port (ICMP:
+the echo identifier), under one packet budget (--rate), and shows each
+distinct path once with the flows that took it and the instance they
+reached, where the paths part and join, and a catchment split when flows
+reach different instances. --flows auto adds flows until no hop shows a new
+next hop (the MDA stopping rule at 95 %), at most --max-flows. -o dot writes
+a Graphviz graph of the flows.`,
 		Example: `  anycheck trace 192.0.2.53
+  anycheck trace --flows auto --strict 192.0.2.53
+  anycheck trace --flows 16 -o dot 192.0.2.53 | dot -Tsvg > paths.svg
   anycheck trace -P icmp -q 1 2001:db8:53::53
   anycheck trace -P tcp --port 443 --asn none -o json 192.0.2.80`,
-		Args: cobra.MinimumNArgs(1),
+		Args:        cobra.MinimumNArgs(1),
+		Annotations: map[string]string{formatsAnnotation: formatDot},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.targets = args
 			if err := o.mergeWait(cmd.Flags().Changed("wait")); err != nil {
@@ -63,8 +81,15 @@ shown. Hops carry their origin AS (--asn) and reverse names (unless -n).`,
 			if err := o.validate(); err != nil {
 				return err
 			}
+			if err := o.validateSweep(cmd.Flags().Changed("max-flows")); err != nil {
+				return err
+			}
+			o.queriesSet = cmd.Flags().Changed("queries")
 			if runF != nil {
 				return runF(cmd.Context(), o)
+			}
+			if o.sweeping() {
+				return runFailed(runSweep(cmd.Context(), o, s, d))
 			}
 			return runFailed(runTrace(cmd.Context(), o, s, d))
 		},
@@ -83,6 +108,9 @@ shown. Hops carry their origin AS (--asn) and reverse names (unless -n).`,
 	f.DurationVarP(&o.wait, "wait", "w", trace.DefaultWait, "how long to wait for each reply: traceroute's name for --timeout, the same setting")
 	f.StringVar(&o.qname, "qname", "hostname.bind", "CHAOS TXT name asked by udp/53 probes")
 	f.StringVar(&o.source, "source", "", "source address (default: chosen by routing)")
+	f.StringVar(&o.flows, "flows", "1", "trace N flows (source ports; icmp: echo identifiers) at once, or auto: add flows until the MDA stopping rule (95 %) finds no new next hop")
+	f.IntVar(&o.maxFlows, "max-flows", defaultMaxFlows, "most flows --flows auto may use")
+	f.BoolVar(&o.strict, "strict", false, "exit 3 when flows reach more than one instance (a catchment split)")
 	o.e.register(f)
 	return cmd
 }
@@ -247,6 +275,9 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 		}
 	}
 	return finish(out, paths, oc, func(w io.Writer, paths []report.TracePath) error {
+		if o.g.output == formatDot {
+			return render.TraceDot(w, paths)
+		}
 		return render.TraceText(w, paths, render.TraceOptions{MaxTTL: o.maxTTL})
 	})
 }

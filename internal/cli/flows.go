@@ -1,0 +1,446 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/anycheck/anycheck/catchment"
+	"github.com/anycheck/anycheck/internal/render"
+	"github.com/anycheck/anycheck/internal/report"
+	"github.com/anycheck/anycheck/trace"
+	"github.com/anycheck/anycheck/whois"
+)
+
+// Flow sweep limits.
+const (
+	maxSweepFlows = 256 // --flows N and --max-flows
+	// defaultMaxFlows caps --flows auto.
+	defaultMaxFlows = 64
+	// sweepInFlight bounds the flows traced at once in a run (each holds
+	// its own sockets); the packet budget bounds their packets.
+	sweepInFlight = 64
+	// autoFirstRound is the first round of --flows auto: 16 flows rule
+	// out a fourth next hop at any hop every flow passes (MDA at 95 %),
+	// and give each branch of a two-way diamond 8 flows on average, more
+	// than the 6 its own next hop needs, so that a diamond is usually
+	// settled in one round.
+	autoFirstRound = 16
+	// portTries bounds how many ports a flow of an automatic port range
+	// tries when the one it was given is in use.
+	portTries = 16
+	// dynamicPorts is the start of the IANA dynamic port range, where an
+	// automatic sweep picks its consecutive ports.
+	dynamicPorts = 49152
+)
+
+// validateSweep checks --flows, --max-flows and --strict; maxFlowsSet says
+// whether --max-flows was given.
+func (o *traceOptions) validateSweep(maxFlowsSet bool) error {
+	o.flowsAuto, o.flowsN = false, 0
+	if o.flows == "auto" {
+		o.flowsAuto = true
+	} else {
+		n, err := strconv.Atoi(o.flows)
+		if err != nil || n < 1 || n > maxSweepFlows {
+			return usageErr("--flows %q: must be a number from 1 to %d, or auto", o.flows, maxSweepFlows)
+		}
+		o.flowsN = n
+	}
+	if o.flowsAuto {
+		if o.maxFlows < 2 || o.maxFlows > maxSweepFlows {
+			return usageErr("--max-flows %d: must be between 2 and %d", o.maxFlows, maxSweepFlows)
+		}
+	} else if maxFlowsSet {
+		return usageErr("--max-flows %d: only --flows auto has a cap; give --flows auto or drop --max-flows", o.maxFlows)
+	}
+	if o.strict && !o.sweeping() {
+		return usageErr("--strict: one flow cannot show a catchment split; add --flows N (N > 1) or --flows auto")
+	}
+	if n := o.flowCap(); o.sweeping() && o.sport != 0 && o.sport+n-1 > 65535 {
+		what := "--sport"
+		if o.proto == "icmp" {
+			what = "--sport (echo identifier)"
+		}
+		return usageErr("%s %d with %d flows: ports run past 65535 (the last would be %d); use a lower --sport or fewer flows", what, o.sport, n, o.sport+n-1)
+	}
+	return nil
+}
+
+// sweeping reports whether this run traces several flows per target.
+func (o *traceOptions) sweeping() bool { return o.flowsAuto || o.flowsN > 1 }
+
+// flowCap is the most flows a target may get: N, or the auto cap.
+func (o *traceOptions) flowCap() int {
+	if o.flowsAuto {
+		return o.maxFlows
+	}
+	return max(o.flowsN, 1)
+}
+
+// identityKind says where a sweep's flows get their instance from.
+func (o *traceOptions) identityKind() string {
+	switch {
+	case o.proto == "udp" && o.port == 53:
+		return report.SweepIdentityUDP
+	case o.proto == "tcp" && o.port == 53:
+		return report.SweepIdentityTCP
+	}
+	return report.SweepIdentityNone
+}
+
+// portPlan hands out a target's flows their source ports (ICMP: echo
+// identifiers), each once: consecutive from --sport, or from a random
+// start in the dynamic range. With automatic ports a port in use is
+// skipped; a --sport range is the user's and is kept as asked.
+type portPlan struct {
+	mu       sync.Mutex
+	next     int
+	explicit bool
+}
+
+func newPortPlan(sport, flowCap int) *portPlan {
+	if sport != 0 {
+		return &portPlan{next: sport, explicit: true}
+	}
+	// Room for every flow and for the ports skipped on the way.
+	span := 65536 - dynamicPorts - flowCap*(portTries+1)
+	return &portPlan{next: dynamicPorts + rand.N(span)}
+}
+
+// take returns the next port, false when the range is exhausted.
+func (pp *portPlan) take() (int, bool) {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	if pp.next > 65535 {
+		return 0, false
+	}
+	p := pp.next
+	pp.next++
+	return p, true
+}
+
+// sweepRun is one `trace --flows` run: every target's flows share the
+// packet budget and the bound on flows in flight.
+type sweepRun struct {
+	o      *traceOptions
+	s      *streams
+	d      *deps
+	out    *runOutput
+	src    netip.Addr
+	budget *rate.Limiter
+	slots  chan struct{}
+	prog   *sweepProgress
+}
+
+// targetSweep is the state of one target's sweep.
+type targetSweep struct {
+	input string
+	addr  netip.Addr
+	ports *portPlan
+
+	mu     sync.Mutex
+	paths  []trace.Path
+	failed []report.FailedFlow
+	rounds int
+	reason string
+	// permErr is a flow's missing privilege: the run stops with exit 4.
+	permErr error
+}
+
+func runSweep(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
+	src, addrs, err := o.resolveTargets(ctx, d)
+	if err != nil {
+		return err
+	}
+	resolver, err := o.e.resolver(o.g, d)
+	if err != nil {
+		return err
+	}
+	run := &sweepRun{
+		o: o, s: s, d: d, src: src,
+		out:    newRunOutput(s, o.g, d, report.KindSweep),
+		budget: trace.NewBudget(o.rate),
+		slots:  make(chan struct{}, sweepInFlight),
+		prog:   newSweepProgress(s),
+	}
+	// A flow without privilege stops every flow of the run.
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	targets := make([]*targetSweep, len(addrs))
+	var wg sync.WaitGroup
+	for i, a := range addrs {
+		t := &targetSweep{input: o.targets[i], addr: a, ports: newPortPlan(o.sport, o.flowCap())}
+		targets[i] = t
+		wg.Go(func() {
+			run.sweep(sctx, t)
+			if t.permErr != nil {
+				cancel(t.permErr)
+			}
+		})
+	}
+	wg.Wait()
+	run.prog.done()
+	for _, t := range targets {
+		if t.permErr != nil {
+			return permissionErr(t.permErr, o.permissionHint())
+		}
+	}
+
+	var oc outcome
+	oc.interrupted = ctx.Err() != nil
+	results := make([]report.TraceSweep, 0, len(targets))
+	for _, t := range targets {
+		sw := run.result(ctx, resolver, t, oc.interrupted)
+		if !oc.interrupted && (sw.Summary.Failed > 0 || sw.Summary.Reached < sw.Summary.Flows || sw.Summary.Flows == 0) {
+			oc.failed++
+		}
+		if o.strict && sw.Summary.Split {
+			oc.failed++
+			run.out.warn(fmt.Sprintf("%s: catchment split by flow (--strict): exit %d", render.Escape(t.input), ExitPartial))
+		}
+		results = append(results, sw)
+		run.out.result(t.input, sw)
+	}
+	return finish(run.out, results, oc, func(w io.Writer, rs []report.TraceSweep) error {
+		if o.g.output == formatDot {
+			return render.SweepDot(w, rs)
+		}
+		return render.SweepText(w, rs, render.TraceOptions{MaxTTL: o.maxTTL})
+	})
+}
+
+// sweep traces one target's flows: N at once, or for --flows auto round
+// after round until the MDA stopping rule is met or --max-flows reached.
+func (r *sweepRun) sweep(ctx context.Context, t *targetSweep) {
+	o := r.o
+	batch := o.flowsN
+	if o.flowsAuto {
+		batch = min(autoFirstRound, o.maxFlows)
+	}
+	used := 0
+	for {
+		t.rounds++
+		before := len(t.paths)
+		r.round(ctx, t, batch)
+		used += batch
+		switch {
+		case t.permErr != nil:
+			return
+		case ctx.Err() != nil:
+			t.reason = report.SweepStopInterrupted
+			return
+		case !o.flowsAuto:
+			t.reason = report.SweepStopFlows
+			return
+		case len(t.paths) == before:
+			// Nothing of this round could be traced: more flows would
+			// fail the same way.
+			t.reason = report.SweepStopFailed
+			return
+		}
+		flows := make([]report.TracePath, len(t.paths))
+		for i, p := range t.paths {
+			flows[i] = report.FromPath(t.input, p)
+		}
+		uns := catchment.MDAUnsatisfied(report.CatchmentFlows(flows), report.MDAConfidence)
+		switch {
+		case len(uns) == 0:
+			t.reason = report.SweepStopMDA
+			return
+		case used >= o.maxFlows:
+			t.reason = report.SweepStopMaxFlows
+			return
+		}
+		batch = mdaNextBatch(uns, len(t.paths), o.maxFlows-used)
+	}
+}
+
+// mdaNextBatch is how many flows the next round of an auto sweep sends:
+// for each hop still short of flows, the flows it lacks divided by the
+// share of the flows so far that passed it (new flows spread over the
+// branches as the earlier ones did); the largest over all such hops, at
+// least 1 and at most room.
+func mdaNextBatch(uns []catchment.MDAVertex, traced, room int) int {
+	want := 1
+	for _, v := range uns {
+		if v.Flows <= 0 || traced <= 0 {
+			want = room
+			break
+		}
+		lack := float64(v.Needed - v.Flows)
+		want = max(want, int(math.Ceil(lack*float64(traced)/float64(v.Flows))))
+	}
+	return max(1, min(want, room))
+}
+
+// round traces n more flows of a target at once.
+func (r *sweepRun) round(ctx context.Context, t *targetSweep, n int) {
+	var wg sync.WaitGroup
+	for range n {
+		port, ok := t.ports.take()
+		if !ok {
+			r.out.problem(report.Problem{Target: t.input, Stage: "trace", Message: fmt.Sprintf("%s: no source port left below 65536 for more flows", t.input)})
+			break
+		}
+		r.prog.add(1)
+		wg.Go(func() {
+			defer r.prog.finished()
+			p, err := r.flow(ctx, t, port)
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			switch {
+			case errors.Is(err, trace.ErrPermission):
+				if t.permErr == nil {
+					t.permErr = err
+				}
+			case errors.Is(err, errFlowNotStarted):
+			case err != nil:
+				sport := int(p.Flow.Src.Port())
+				t.failed = append(t.failed, report.FailedFlow{Sport: sport, Message: err.Error()})
+				r.out.problem(report.Problem{Target: t.input, Stage: "trace", Message: fmt.Sprintf("flow %d: %v", sport, err)})
+			case p.Stop == trace.StopInterrupted && len(p.Hops) == 0:
+				// Cut before anything came back: nothing to show.
+			default:
+				t.paths = append(t.paths, p)
+				r.out.source(p.Flow.Src.String())
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// errFlowNotStarted: the run was interrupted before the flow got its turn.
+var errFlowNotStarted = errors.New("not started")
+
+// flow traces one flow of a target from port (skipping to further ports
+// of an automatic range while the one given is in use), then, on TCP/53,
+// asks the identity over a connection from the same port.
+func (r *sweepRun) flow(ctx context.Context, t *targetSweep, port int) (trace.Path, error) {
+	select {
+	case r.slots <- struct{}{}:
+	case <-ctx.Done():
+		return trace.Path{}, errFlowNotStarted
+	}
+	defer func() { <-r.slots }()
+	for try := 0; ; try++ {
+		opts := r.o.libOptions(t.addr, r.src, r.d)
+		opts.SrcPort = uint16(port)
+		opts.Budget = r.budget
+		if !r.o.queriesSet {
+			opts.Queries = 1
+		}
+		sport := port
+		opts.OnHop = func(h trace.Hop) {
+			r.out.record(r.out.doc.FlowHopRecord(t.input, sport, report.FromHop(h)))
+		}
+		p, err := trace.Run(ctx, opts)
+		if err != nil && errors.Is(err, syscall.EADDRINUSE) && !t.ports.explicit && try < portTries {
+			next, ok := t.ports.take()
+			if ok {
+				port = next
+				continue
+			}
+		}
+		if err != nil {
+			p.Flow.Src = netip.AddrPortFrom(p.Flow.Src.Addr(), uint16(port))
+			return p, err
+		}
+		tcpIdentity(ctx, &p, r.o, r.d)
+		return p, nil
+	}
+}
+
+// result enriches a target's flows in one lookup for all their addresses
+// and sums the sweep up.
+func (r *sweepRun) result(ctx context.Context, resolver whois.Resolver, t *targetSweep, interrupted bool) report.TraceSweep {
+	o := r.o
+	flows := make([]report.TracePath, len(t.paths))
+	for i, p := range t.paths {
+		flows[i] = report.FromPath(t.input, p)
+	}
+	if len(flows) > 0 {
+		ectx := ctx
+		if interrupted {
+			var cancel context.CancelFunc
+			ectx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)
+			defer cancel()
+		}
+		seen := map[netip.Addr]bool{}
+		var addrs []netip.Addr
+		for i := range flows {
+			for _, a := range flows[i].Addresses() {
+				if !seen[a] {
+					seen[a] = true
+					addrs = append(addrs, a)
+				}
+			}
+		}
+		en := o.e.lookup(ectx, o.g, resolver, addrs)
+		for i := range flows {
+			flows[i].Enrich(en.origins, en.names)
+		}
+		for _, pr := range en.problems {
+			pr.Target = t.input
+			pr.Message = fmt.Sprintf("%s %s: %s (the sweep itself is complete)", t.input, pr.Stage, pr.Message)
+			r.out.problem(pr)
+		}
+		for _, w := range en.warnings {
+			r.out.warn(w)
+		}
+	}
+	mode := "fixed"
+	if o.flowsAuto {
+		mode = "auto"
+	}
+	dport := o.port
+	if o.proto == "icmp" {
+		dport = 0
+	}
+	stop := report.SweepStop{Mode: mode, Reason: t.reason, MaxFlows: o.flowCap(), Rounds: t.rounds}
+	return report.NewTraceSweep(t.input, t.addr.String(), o.proto, dport, o.identityKind(), flows, t.failed, stop)
+}
+
+// sweepProgress shows the flows done so far on a terminal stderr.
+type sweepProgress struct {
+	s          *streams
+	mu         sync.Mutex
+	total, fin int
+	shown      bool
+}
+
+func newSweepProgress(s *streams) *sweepProgress { return &sweepProgress{s: s} }
+
+func (p *sweepProgress) add(n int) {
+	p.mu.Lock()
+	p.total += n
+	p.mu.Unlock()
+}
+
+func (p *sweepProgress) finished() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fin++
+	if p.s.errTTY {
+		p.shown = true
+		fmt.Fprintf(p.s.err, "\r\033[Ksweeping: %d of %d flows traced", p.fin, p.total)
+	}
+}
+
+func (p *sweepProgress) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.shown {
+		fmt.Fprint(p.s.err, "\r\033[K")
+	}
+}
