@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,6 +105,7 @@ func via(s ...string) []netip.Addr {
 var anycastASes = []AS{
 	{64500, "ISP-ONE", "r1", ps("198.51.100.0/26", "2001:db8:100::/48")},
 	{64501, "ISP-TWO", "r2", ps("198.51.100.64/26", "2001:db8:101::/48")},
+	{64502, "ISP-THREE", "r3", ps("198.51.100.192/26", "2001:db8:102::/48")},
 	{64510, "TRANSIT", "rt", ps("198.51.100.128/26", "2001:db8:110::/48")},
 	{64520, "ANYDNS-A", "ra", ps("203.0.113.0/26", "2001:db8:120::/48", "192.0.2.0/24", "2001:db8:53::/48")},
 	{64521, "ANYDNS-B", "rb", ps("203.0.113.64/26", "2001:db8:121::/48", "192.0.2.0/24", "2001:db8:53::/48")},
@@ -133,6 +135,10 @@ func AnycastTopology() Topology {
 		}
 		return b
 	}
+	multipath := func(b *BGP) *BGP {
+		b.Multipath, b.NoTransit = true, true
+		return b
+	}
 	routes := func(extra []Route, base []Route) []Route { return append(base, extra...) }
 	return Topology{
 		Nodes: []Node{
@@ -149,7 +155,7 @@ func AnycastTopology() Topology {
 			// one-way, and either branch's replies come back fine.
 			{Name: "r1", Router: true, BGP: bgp(64500, "ra", "rt"), Routes: []Route{
 				{Dst: p("198.51.100.0/27"), Via: via("198.51.100.34")}, {Dst: p("2001:db8:100::/59"), Via: via("2001:db8:100:20::2")}}},
-			{Name: "ra", Router: true, BGP: bgp(64520, "r1"), Routes: []Route{
+			{Name: "ra", Router: true, BGP: bgp(64520, "r1", "r3"), Routes: []Route{
 				{Dst: p("192.0.2.0/24"), Via: via("203.0.113.18")}, {Dst: p("2001:db8:53::/48"), Via: via("2001:db8:120:1::2")}}},
 			{Name: "i1", Service: ps("192.0.2.53/32", "2001:db8:53::53/128"),
 				Routes: toward(via("203.0.113.17"), via("2001:db8:120:1::1"))},
@@ -168,10 +174,18 @@ func AnycastTopology() Topology {
 `},
 			{Name: "r2", Router: true, BGP: bgp(64501, "rt", "rb"), Routes: []Route{
 				{Dst: p("198.51.100.64/28"), Via: via("198.51.100.82")}, {Dst: p("2001:db8:101:1::/64"), Via: via("2001:db8:101:11::2")}}},
-			{Name: "rb", Router: true, BGP: bgp(64521, "r2"), Routes: []Route{
+			{Name: "rb", Router: true, BGP: bgp(64521, "r2", "r3"), Routes: []Route{
 				{Dst: p("192.0.2.0/24"), Via: via("203.0.113.82")}, {Dst: p("2001:db8:53::/48"), Via: via("2001:db8:121:1::2")}}},
 			{Name: "i2", Service: ps("192.0.2.53/32", "2001:db8:53::53/128"),
 				Routes: toward(via("203.0.113.81"), via("2001:db8:121:1::1"))},
+			// c3's access router peers privately with both sites of the
+			// service: two equal routes (AS paths 64520 and 64521) that
+			// BIRD installs as one ECMP route, balanced by the 5-tuple
+			// hash like e1's diamond, so c3's instance depends on its
+			// source port. r3 is a customer: it announces only its own
+			// prefixes, never one site's routes to the other.
+			{Name: "c3", Routes: toward(via("198.51.100.193"), via("2001:db8:102:1::1"))},
+			{Name: "r3", Router: true, Sysctls: ecmp, BGP: multipath(bgp(64502, "ra", "rb"))},
 		},
 		Links: []Link{
 			// AS64500 198.51.100.0/26, 2001:db8:100::/48
@@ -195,6 +209,11 @@ func AnycastTopology() Topology {
 			// AS64521 203.0.113.64/26, 2001:db8:121::/48
 			{Ends: []End{{"rb", ps("203.0.113.65/30", "2001:db8:121:11::1/64")}, {"r2", ps("203.0.113.66/30", "2001:db8:121:11::2/64")}}},
 			{Ends: []End{{"rb", ps("203.0.113.81/30", "2001:db8:121:1::1/64")}, {"i2", ps("203.0.113.82/30", "2001:db8:121:1::2/64")}}},
+			// Each site numbers its private peering with r3 (AS64502).
+			{Ends: []End{{"ra", ps("203.0.113.5/30", "2001:db8:120:12::1/64")}, {"r3", ps("203.0.113.6/30", "2001:db8:120:12::2/64")}}},
+			{Ends: []End{{"rb", ps("203.0.113.69/30", "2001:db8:121:12::1/64")}, {"r3", ps("203.0.113.70/30", "2001:db8:121:12::2/64")}}},
+			// AS64502 198.51.100.192/26, 2001:db8:102::/48
+			{Ends: []End{{"r3", ps("198.51.100.193/28", "2001:db8:102:1::1/64")}, {"c3", ps("198.51.100.202/28", "2001:db8:102:1::10/64")}}},
 		},
 	}
 }
@@ -203,7 +222,7 @@ func AnycastTopology() Topology {
 // links of a millisecond or two, metro links of a few, long-haul links of
 // 6 to 25 ms, so that round trips from the clients are those of real
 // paths (c1 → A 36 ms, c1 → svc 24 ms, c2 → B 62 ms, c2 → A once B's
-// route is gone 60 ms).
+// route is gone 60 ms, c3 → A 24 ms or B 32 ms by its flow).
 var anycastDelays = map[string]time.Duration{
 	"e1-c1":  1 * time.Millisecond,
 	"e1-m1":  2 * time.Millisecond,
@@ -218,6 +237,9 @@ var anycastDelays = map[string]time.Duration{
 	"r2-s2":  4 * time.Millisecond,
 	"rb-r2":  25 * time.Millisecond,
 	"rb-i2":  1 * time.Millisecond,
+	"r3-c3":  1 * time.Millisecond,
+	"ra-r3":  10 * time.Millisecond,
+	"rb-r3":  14 * time.Millisecond,
 }
 
 // DelayedAnycastTopology is AnycastTopology with every link delayed as
@@ -230,7 +252,7 @@ func DelayedAnycastTopology() Topology {
 	return topo
 }
 
-// StartAnycast starts the standard lab: topology, BIRD on the five routers,
+// StartAnycast starts the standard lab: topology, BIRD on the six routers,
 // NSD on i1 and Knot on i2, all in parallel; it returns once BGP has
 // converged and both instances answer. Teardown is automatic.
 func StartAnycast(t testing.TB) *Anycast {
@@ -280,13 +302,15 @@ func startAnycast(t testing.TB, topo Topology) *Anycast {
 	if err := g.Wait(); err != nil {
 		t.Fatalf("lab: %v", err)
 	}
-	// Ready means usable end to end: each client reaches its instance.
+	// Ready means usable end to end: each client reaches its instance,
+	// and the split client's router balances over both sites.
 	for _, c := range ac.Clients() {
 		g.Go(func() error {
 			_, err := ac.WaitInstance(context.Background(), c)
 			return err
 		})
 	}
+	g.Go(func() error { return ac.waitSplit(context.Background()) })
 	if err := g.Wait(); err != nil {
 		t.Fatalf("lab: %v", err)
 	}
@@ -309,6 +333,56 @@ func newAnycast(l *Lab) *Anycast {
 // Clients are the client nodes, each in its own catchment at start.
 func (ac *Anycast) Clients() []string { return []string{"c1", "c2"} }
 
+// SplitClient is the client whose catchment is split by flow: its access
+// router r3 has equal BGP routes to both sites (private peering with ra and
+// rb) and balances flows over them by a hash of the 5-tuple, so which
+// instance answers depends on the source port. It is not one of Clients.
+func (ac *Anycast) SplitClient() string { return "c3" }
+
+// SplitPaths is what a traceroute from the split client shows on a flow
+// that reaches instance A and on one that reaches B (r3, then the site's
+// router, then the service address), keyed by instance name.
+func (ac *Anycast) SplitPaths(f Family) map[string][]Hop {
+	out := map[string][]Hop{}
+	for _, in := range []Instance{ac.A, ac.B} {
+		out[in.Name] = []Hop{
+			{Nodes: []string{"r3"}, Addrs: []netip.Addr{ac.Addr("r3", "c3", f)}},
+			{Nodes: []string{in.Origin}, Addrs: []netip.Addr{ac.Addr(in.Origin, "r3", f)}},
+			{Nodes: []string{in.Node}, Addrs: []netip.Addr{ac.ServiceAddr(f)}},
+		}
+	}
+	return out
+}
+
+// waitSplit waits (bounded by convergeTimeout) until r3 holds one route
+// with two next hops (ra and rb) for the service prefix in both families.
+func (ac *Anycast) waitSplit(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, convergeTimeout)
+	defer cancel()
+	err := poll(ctx, 100*time.Millisecond, func() error {
+		for _, pf := range []netip.Prefix{ac.ServicePrefixV4, ac.ServicePrefixV6} {
+			f, fam := IPv4, "-4"
+			if pf.Addr().Is6() {
+				f, fam = IPv6, "-6"
+			}
+			out, err := ac.inNS(ctx, ac.ns["r3"], "ip", fam, "route", "show", pf.String())
+			if err != nil {
+				return err
+			}
+			for _, gw := range []string{"ra", "rb"} {
+				if !strings.Contains(string(out), "via "+ac.Addr(gw, "r3", f).String()) {
+					return fmt.Errorf("r3's route to %s is not over both sites yet: %q", pf, strings.TrimSpace(string(out)))
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	return nil
+}
+
 // ClientAddr is the client's (only) address of the family.
 func (ac *Anycast) ClientAddr(client string, f Family) netip.Addr {
 	ac.t.Helper()
@@ -317,6 +391,8 @@ func (ac *Anycast) ClientAddr(client string, f Family) netip.Addr {
 		return ac.Addr("c1", "e1", f)
 	case "c2":
 		return ac.Addr("c2", "s2", f)
+	case "c3":
+		return ac.Addr("c3", "r3", f)
 	}
 	ac.t.Fatalf("lab: %q is not a client of the anycast lab", client)
 	return netip.Addr{}
@@ -401,6 +477,9 @@ func (ac *Anycast) bgpPath(from string) []string {
 				path = append([]string{n}, path...)
 			}
 			return path
+		}
+		if cur != from && ac.nodes[cur].BGP.NoTransit {
+			continue // a customer carries no traffic between its neighbours
 		}
 		for _, nb := range ac.nodes[cur].BGP.Neighbors {
 			if _, seen := prev[nb.Node]; seen || !ac.SessionUp(cur, nb.Node) {

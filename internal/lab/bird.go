@@ -28,8 +28,8 @@ protocol device { scan time 2; }
 
 # Only BGP-learned routes go to the kernel; originated prefixes exist only in
 # BIRD (as unreachable statics) so the node's own static kernel routes stay.
-protocol kernel kernel4 { ipv4 { import none; export where source = RTS_BGP; }; }
-protocol kernel kernel6 { ipv6 { import none; export where source = RTS_BGP; }; }
+protocol kernel kernel4 { ipv4 { import none; export where source = RTS_BGP; };{{if .Multipath}} merge paths yes;{{end}} }
+protocol kernel kernel6 { ipv6 { import none; export where source = RTS_BGP; };{{if .Multipath}} merge paths yes;{{end}} }
 
 protocol static originate4 {
 	ipv4;
@@ -56,7 +56,7 @@ template bgp peer {
 protocol bgp {{.Name}} from peer {
 	local {{.Local}} as {{$.AS}};
 	neighbor {{.Remote}} as {{.RemoteAS}};
-	{{.Channel}} { import all; export where source ~ [RTS_STATIC, RTS_BGP]; };
+	{{.Channel}} { import all; export where source ~ [RTS_STATIC{{if not $.NoTransit}}, RTS_BGP{{end}}]; };
 }
 {{end}}`))
 
@@ -116,7 +116,9 @@ func (l *Lab) writeBirdConf(n *Node) (string, error) {
 		RouterID             netip.Addr
 		Announce4, Announce6 []netip.Prefix
 		Sessions             []birdSession
-	}{Node: n.Name, Log: filepath.Join(l.dir, n.Name+".bird.log"), AS: n.BGP.AS, RouterID: rid, Sessions: sessions}
+		Multipath, NoTransit bool
+	}{Node: n.Name, Log: filepath.Join(l.dir, n.Name+".bird.log"), AS: n.BGP.AS, RouterID: rid, Sessions: sessions,
+		Multipath: n.BGP.Multipath, NoTransit: n.BGP.NoTransit}
 	for _, p := range n.BGP.Announce {
 		if p.Addr().Is4() {
 			data.Announce4 = append(data.Announce4, p.Masked())
@@ -286,6 +288,9 @@ func (l *Lab) reachablePrefixes(node string) (want, gone []netip.Prefix) {
 	for len(queue) > 0 {
 		cur := queue[0]
 		queue = queue[1:]
+		if cur != node && l.nodes[cur].BGP.NoTransit {
+			continue // its own prefixes only: it passes on nobody's routes
+		}
 		for _, nb := range l.nodes[cur].BGP.Neighbors {
 			if seen[nb.Node] || !l.SessionUp(cur, nb.Node) {
 				continue

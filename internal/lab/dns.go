@@ -192,6 +192,18 @@ func (l *Lab) Identify(ctx context.Context, node string, addr netip.Addr) (Ident
 	return parseDig(out)
 }
 
+// IdentifyFromPort is Identify from a given source address and port (dig
+// -b ADDR#PORT): the flow a load balancer hashes is then the one a tracer
+// used from that port.
+func (l *Lab) IdentifyFromPort(ctx context.Context, node string, src netip.AddrPort, addr netip.Addr) (Identity, error) {
+	out, stderr, err := l.Run(ctx, node, "dig", "-b", fmt.Sprintf("%s#%d", src.Addr(), src.Port()), "@"+addr.String(),
+		"+time=1", "+tries=1", "+norecurse", "+nsid", "CH", "TXT", "hostname.bind")
+	if err != nil {
+		return Identity{}, fmt.Errorf("%w: %s%s", err, bytes.TrimSpace(out), bytes.TrimSpace(stderr))
+	}
+	return parseDig(out)
+}
+
 func parseDig(out []byte) (Identity, error) {
 	var id Identity
 	if m := digTXT.FindSubmatch(out); m != nil {

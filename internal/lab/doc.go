@@ -31,6 +31,8 @@
 //	                        rt (AS64510) ── svc   services host
 //	                        │
 //	c2 ── s2 ──────────── r2 (AS64501) ── rb (AS64521) ── i2   instance B: Knot
+//	                                        │
+//	c3 ── r3 (AS64502) ─── ra and rb ───────┘   private peering with both sites
 //
 // What tests can rely on:
 //   - i1 and i2 both hold 192.0.2.53 and 2001:db8:53::53 (service prefix
@@ -44,6 +46,13 @@
 //     5-tuple (fib_multipath_hash_policy 3, fields 0x37): one flow always
 //     takes one branch, different source ports spread over both.
 //   - s2 forwards but never sends time-exceeded: it shows as "*".
+//   - c3 (198.51.100.202, 2001:db8:102:1::10; SplitClient, not one of
+//     Clients) has a catchment split by flow: its router r3 peers with ra
+//     and rb, installs their equal routes as one ECMP route (BIRD "merge
+//     paths") and hashes the 5-tuple like e1, so the source port decides
+//     whether A or B answers (SplitPaths; IdentifyFromPort asks with dig
+//     from a given port). r3 announces only its own prefixes: no path
+//     between the sites crosses it.
 //   - Routers send ICMP errors from the interface the probe came in on; the
 //     kernel's default ICMP rate limits stay on (DisableICMPRateLimit lifts
 //     them on one router when a test needs every reply).
@@ -55,7 +64,8 @@
 // Each AS numbers its links from its own block (ASes lists them): AS64500
 // 198.51.100.0/26 2001:db8:100::/48, AS64501 198.51.100.64/26
 // 2001:db8:101::/48, AS64510 198.51.100.128/26 2001:db8:110::/48, AS64520
-// 203.0.113.0/26 2001:db8:120::/48, AS64521 203.0.113.64/26 2001:db8:121::/48.
+// 203.0.113.0/26 2001:db8:120::/48, AS64521 203.0.113.64/26 2001:db8:121::/48,
+// AS64502 198.51.100.192/26 2001:db8:102::/48.
 //
 // # Example
 //

@@ -95,6 +95,33 @@ func TestReachablePrefixes(t *testing.T) {
 	}
 }
 
+// The split client's router is a customer of both sites: it learns their
+// routes but passes on none, so cutting a site off its other peer does not
+// make r3 a transit between the sites, and no client's path crosses it.
+func TestSplitClientIsNoTransit(t *testing.T) {
+	ac := modelAnycast(t)
+	ac.disabled[[2]string{"ra", "r1"}] = true
+	want, gone := ac.reachablePrefixes("ra")
+	if !slices.Contains(want, p("198.51.100.192/26")) || slices.Contains(want, p("198.51.100.0/26")) || !slices.Contains(gone, p("198.51.100.0/26")) {
+		t.Errorf("ra with r1 cut off: want %v, gone %v; it should learn r3's prefix only", want, gone)
+	}
+	if in, ok := ac.InstanceOf("c1"); !ok || in.Name != "B" || slices.Contains(ac.bgpPath("r1"), "r3") {
+		t.Errorf("c1 after ra-r1 stops: %q via %v, want B not through r3", in.Name, ac.bgpPath("r1"))
+	}
+	for f, want := range map[Family][2][][]string{
+		IPv4: {{{"198.51.100.193"}, {"203.0.113.5"}, {"192.0.2.53"}}, {{"198.51.100.193"}, {"203.0.113.69"}, {"192.0.2.53"}}},
+		IPv6: {{{"2001:db8:102:1::1"}, {"2001:db8:120:12::1"}, {"2001:db8:53::53"}}, {{"2001:db8:102:1::1"}, {"2001:db8:121:12::1"}, {"2001:db8:53::53"}}},
+	} {
+		paths := ac.SplitPaths(f)
+		if got := hopAddrs(paths["A"]); !slices.EqualFunc(got, want[0], slices.Equal) {
+			t.Errorf("%v: split path to A %v, want %v", f, got, want[0])
+		}
+		if got := hopAddrs(paths["B"]); !slices.EqualFunc(got, want[1], slices.Equal) {
+			t.Errorf("%v: split path to B %v, want %v", f, got, want[1])
+		}
+	}
+}
+
 func TestOriginAS(t *testing.T) {
 	ac := modelAnycast(t)
 	tests := []struct {
@@ -109,7 +136,8 @@ func TestOriginAS(t *testing.T) {
 		{"2001:db8:121:11::1", 64521, true},
 		{"192.0.2.53", 0, false},      // two origins: the anycast prefix
 		{"2001:db8:53::53", 0, false}, // same in IPv6
-		{"198.51.100.200", 0, false},  // not announced by anyone
+		{"198.51.100.200", 64502, true},
+		{"203.0.113.200", 0, false}, // not announced by anyone
 	}
 	for _, tc := range tests {
 		as, ok := ac.OriginAS(netip.MustParseAddr(tc.addr))

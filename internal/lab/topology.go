@@ -108,6 +108,14 @@ type BGP struct {
 	AS        uint32
 	Announce  []netip.Prefix
 	Neighbors []Neighbor
+	// Multipath installs equal BGP routes from several neighbours as one
+	// ECMP kernel route (BIRD's "merge paths" in the kernel protocol), so
+	// the node balances flows over them by its fib_multipath_hash_policy.
+	Multipath bool
+	// NoTransit announces only the node's own prefixes, as a customer
+	// network does: it learns everyone's routes but carries no traffic
+	// between its neighbours.
+	NoTransit bool
 }
 
 // Neighbor is an eBGP peer: a node with BGP, reached over the direct link
