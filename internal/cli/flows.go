@@ -39,6 +39,23 @@ const (
 	// portTries bounds how many ports a flow of an automatic port range
 	// tries when the one it was given is in use.
 	portTries = 16
+	// sweepWindow is a sweep's -N: the TTLs a flow probes beyond what it
+	// knows. Every probe at or past the destination's distance is a query
+	// to the service, and DNS servers limit the answers they send one
+	// network (NSD's response rate limiting: 200 a second by default), so
+	// a sweep keeps each flow to about sweepWindow queries: with 64 flows
+	// at once, 16 each would be a thousand, and the dropped answers would
+	// show as flows that never reached the service. The destination's probe
+	// then leaves once the hop sweepWindow before it has answered: a flow
+	// takes about that hop's round trip longer than one trace.
+	sweepWindow = 2
+	// sweepMinWait is the least a flow of a sweep waits for a silent
+	// hop once the hops beyond it answered (a single trace: 25 ms). Every
+	// flow has its own sockets, and each raw ICMP socket receives every
+	// flow's errors: with many flows on a busy host a router's reply can
+	// be read tens of milliseconds after the destination's, and a hop
+	// given up too early splits its flow off into a path of its own.
+	sweepMinWait = 100 * time.Millisecond
 	// dynamicPorts is the start of the IANA dynamic port range, where an
 	// automatic sweep picks its consecutive ports.
 	dynamicPorts = 49152
@@ -340,6 +357,10 @@ func (r *sweepRun) flow(ctx context.Context, t *targetSweep, port int) (trace.Pa
 		if !r.o.queriesSet {
 			opts.Queries = 1
 		}
+		if !r.o.windowSet {
+			opts.Window = sweepWindow
+		}
+		opts.MinWait = min(sweepMinWait, opts.Wait)
 		sport := port
 		opts.OnHop = func(h trace.Hop) {
 			r.out.record(r.out.doc.FlowHopRecord(t.input, sport, report.FromHop(h)))

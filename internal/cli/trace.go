@@ -46,6 +46,7 @@ type traceOptions struct {
 	maxFlows   int
 	strict     bool
 	queriesSet bool // -q given: a sweep otherwise sends one probe per hop per flow
+	windowSet  bool // -N given: a sweep otherwise keeps sweepWindow TTLs in flight
 }
 
 func newTraceCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *traceOptions) error) *cobra.Command {
@@ -85,6 +86,7 @@ a Graphviz graph of the flows.`,
 				return err
 			}
 			o.queriesSet = cmd.Flags().Changed("queries")
+			o.windowSet = cmd.Flags().Changed("window")
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}

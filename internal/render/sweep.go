@@ -30,19 +30,13 @@ func sweepText(w *errWriter, s report.TraceSweep, o TraceOptions) {
 	if sum.Split {
 		w.printf("catchment split by flow: %s\n", instanceShares(sum.Instances, sum.Flows))
 	}
-	var hops []report.HopDTO
-	for _, p := range s.Paths {
-		for _, h := range p.Hops {
-			hops = append(hops, report.HopDTO{TTL: h.TTL, Responders: h.Responders})
-		}
-	}
-	cols := hopColumns(hops)
 	for i, p := range s.Paths {
 		w.printf("\npath %d of %d  %s  %s\n", i+1, len(s.Paths), flowsLabel(s.Protocol, p.Sports), pathEnd(s, p))
-		for _, h := range p.Hops {
-			sweepHopLines(w, h, cols)
+		f := firstFlow(s, p)
+		for _, l := range hopTable(pathHops(p, f)) {
+			w.printf("%s\n", l)
 		}
-		if f := firstFlow(s, p); f != nil && len(f.ASPath) > 0 {
+		if f != nil && len(f.ASPath) > 0 {
 			w.printf("as path   %s\n", asPathString(f.ASPath))
 		}
 	}
@@ -109,7 +103,7 @@ func sweepHeader(s report.TraceSweep, o TraceOptions) string {
 		if s.Protocol == "icmp" {
 			what = "ids"
 		}
-		dst := hostPort(f.Flow.Dst, f.Flow.Dport)
+		dst := endpoint(f.Flow.Dst, f.Flow.Dport)
 		if s.Protocol == "icmp" {
 			dst = f.Flow.Dst
 		}
@@ -210,38 +204,29 @@ func firstFlow(s report.TraceSweep, p report.SweepPath) *report.TracePath {
 	return nil
 }
 
-// sweepHopLines prints one line per responder of a path's hop, with the
-// median RTT over the path's flows.
-func sweepHopLines(w *errWriter, h report.SweepHop, c columns) {
-	if len(h.Responders) == 0 {
-		w.printf("%2d  *\n", h.TTL)
-		return
-	}
-	for i, r := range h.Responders {
-		ttl := fmt.Sprintf("%2d", h.TTL)
-		if i > 0 {
-			ttl = "  "
-		}
-		cells := []string{pad(r.Address, c.addr)}
-		if c.name > 0 {
-			n := Escape(r.Name)
-			if n == "" {
-				n = "—"
+// pathHops are a path's hops as the hop table shows them: its responders,
+// one probe carrying the median RTT over the path's flows (and the marks
+// of the first flow's reply), "*" when silent.
+func pathHops(p report.SweepPath, first *report.TracePath) []report.HopDTO {
+	out := make([]report.HopDTO, len(p.Hops))
+	for i, h := range p.Hops {
+		d := report.HopDTO{TTL: h.TTL, Responders: h.Responders, RateLimited: h.RateLimited > 0, Probes: []report.ProbeDTO{{}}}
+		if len(h.Responders) > 0 && h.RTTMs != nil {
+			r := report.ReplyDTO{From: h.Responders[0].Address, RTTMs: *h.RTTMs}
+			if first != nil && i < len(first.Hops) {
+				for _, pr := range first.Hops[i].Probes {
+					if pr.Reply != nil && pr.Reply.From == r.From {
+						r = *pr.Reply
+						r.RTTMs = *h.RTTMs
+						break
+					}
+				}
 			}
-			cells = append(cells, pad(truncate(n, c.name), c.name))
+			d.Probes[0].Reply = &r
 		}
-		if c.asn > 0 {
-			cells = append(cells, pad(asLabel(r.Origin), c.asn), pad(truncate(Escape(asName(r.Origin)), c.asName), c.asName))
-		}
-		line := fmt.Sprintf("%s  %s", ttl, strings.Join(cells, "  "))
-		if i == 0 && h.RTTMs != nil {
-			line += "  " + ms(*h.RTTMs) + " ms"
-		}
-		if i == 0 && h.RateLimited > 0 {
-			line += fmt.Sprintf("  (rate-limited on %s?)", plural(h.RateLimited, "flow"))
-		}
-		w.printf("%s\n", strings.TrimRight(line, " "))
+		out[i] = d
 	}
+	return out
 }
 
 func asPathString(p []uint32) string {
@@ -339,10 +324,12 @@ func sweepNotes(s report.TraceSweep) []string {
 	var out []string
 	for _, f := range s.Flows {
 		for _, n := range f.Notes {
-			out = appendOnce(out, Escape(n))
+			if n := Escape(n); !slices.Contains(out, n) {
+				out = append(out, n)
+			}
 		}
-		if len(f.Unobserved) > 0 {
-			out = appendOnce(out, fmt.Sprintf("%s mode cannot observe: %s", f.Mode, strings.Join(f.Unobserved, ", ")))
+		if n := fmt.Sprintf("%s mode cannot observe: %s", f.Mode, strings.Join(f.Unobserved, ", ")); len(f.Unobserved) > 0 && !slices.Contains(out, n) {
+			out = append(out, n)
 		}
 	}
 	type tally struct{ silent, answered int }

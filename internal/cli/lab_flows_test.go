@@ -1,0 +1,210 @@
+package cli_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anycheck/anycheck/internal/cli"
+	"github.com/anycheck/anycheck/internal/lab"
+	"github.com/anycheck/anycheck/internal/report/reporttest"
+)
+
+// labSweep is the part of a lab sweep document these tests read.
+type labSweep struct {
+	Results []struct {
+		Flows   []tracePath
+		Summary struct {
+			Flows, Paths int
+			Split        bool
+			Diamonds     []struct {
+				PartTTL      int  `json:"part_ttl"`
+				JoinTTL      *int `json:"join_ttl"`
+				Alternatives []struct {
+					TTL       int
+					Addresses []struct{ Address string }
+				}
+			}
+			Instances []struct {
+				Instance string
+				Flows    int
+			}
+			Stop struct {
+				Reason      string
+				Unsatisfied []any
+			}
+		}
+	}
+}
+
+func parseSweep(t *testing.T, name, out string) labSweep {
+	t.Helper()
+	reporttest.Check(t, []byte(out), false)
+	var s labSweep
+	if err := json.Unmarshal([]byte(out), &s); err != nil || len(s.Results) != 1 {
+		t.Fatalf("%s: %v, %d results", name, err, len(s.Results))
+	}
+	return s
+}
+
+// TestLabSweepSplit: from the client whose router has equal routes to both
+// sites, a 16-flow sweep finds the catchment split, and every flow's
+// instance and path are those `dig -b ADDR#PORT` and the lab's routing give
+// for the same source port; the text says so first; --strict exits 3.
+func TestLabSweepSplit(t *testing.T) {
+	ac := lab.StartAnycast(t)
+	c := ac.SplitClient()
+	// 16 flows send 16 probes at once to r3 and to each site's router.
+	for _, r := range []string{"r3", "ra", "rb"} {
+		if err := ac.DisableICMPRateLimit(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, f := range families() {
+		name := fmt.Sprintf("%v sweep from %s", f, c)
+		svc := ac.ServiceAddr(f).String()
+		out, errOut, code := labRun(t, ac, c, "trace", "--flows", "16", "--sport", "42000", "--asn", "none", "-n", "-o", "json", svc)
+		if code != cli.ExitOK {
+			t.Fatalf("%s: exit %d: %s", name, code, errOut)
+		}
+		s := parseSweep(t, name, out).Results[0]
+		if len(s.Flows) != 16 {
+			t.Fatalf("%s: %d flows", name, len(s.Flows))
+		}
+		paths := ac.SplitPaths(f)
+		byInstance := map[string]int{}
+		for _, fl := range s.Flows {
+			src := netip.AddrPortFrom(ac.ClientAddr(c, f), uint16(fl.Flow.Sport))
+			want, err := ac.IdentifyFromPort(ctx, c, src, ac.ServiceAddr(f))
+			if err != nil {
+				t.Fatalf("%s: dig from %s: %v", name, src, err)
+			}
+			if fl.Instance == nil || fl.Instance.NSID != want.NSID {
+				t.Errorf("%s: flow %d reached %+v; dig -b %s says %s", name, fl.Flow.Sport, fl.Instance, src, want.NSID)
+				continue
+			}
+			byInstance[want.NSID]++
+			in := ac.A
+			if want.NSID == ac.B.NSID {
+				in = ac.B
+			}
+			checkHops(t, fmt.Sprintf("%s flow %d (%s)", name, fl.Flow.Sport, in.Name), fl, paths[in.Name])
+		}
+		if len(byInstance) != 2 || !s.Summary.Split || len(s.Summary.Instances) != 2 {
+			t.Errorf("%s: instances %v, summary split %v %+v: want both sites", name, byInstance, s.Summary.Split, s.Summary.Instances)
+		}
+		for _, in := range s.Summary.Instances {
+			if byInstance[in.Instance] != in.Flows {
+				t.Errorf("%s: summary says %s on %d flows, dig says %d", name, in.Instance, in.Flows, byInstance[in.Instance])
+			}
+		}
+		if d := s.Summary.Diamonds; len(d) != 1 || d[0].PartTTL != 1 || d[0].JoinTTL != nil {
+			t.Errorf("%s: diamonds %+v, want paths parting after r3 and never joining", name, d)
+		}
+
+		text, _, code := labRun(t, ac, c, "trace", "--flows", "16", "--sport", "42000", "--asn", "none", "-n", "--strict", svc)
+		if code != cli.ExitPartial {
+			t.Errorf("%s --strict: exit %d, want %d", name, code, cli.ExitPartial)
+		}
+		lines := strings.Split(text, "\n")
+		if len(lines) < 2 || !strings.HasPrefix(lines[1], "catchment split by flow: ") {
+			t.Errorf("%s: the split is not the second line:\n%s", name, text)
+		}
+	}
+}
+
+// TestLabSweepDiamond: through e1's diamond, --flows 16 finds both middle
+// hops at the diamond's TTL, each flow shows exactly one, and the summary
+// names the TTLs where the paths part and join; --flows auto stops by the
+// MDA rule with both branches found.
+func TestLabSweepDiamond(t *testing.T) {
+	ac := lab.StartAnycast(t)
+	for _, r := range []string{"e1", "m1", "m2", "r1", "ra"} {
+		if err := ac.DisableICMPRateLimit(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range families() {
+		want := ac.ExpectedPath("c1", f)
+		mid := 1 // the diamond's middle: TTL 2
+		if len(want[mid].Nodes) != 2 {
+			t.Fatalf("lab path %v has no diamond at ttl 2", want)
+		}
+		for _, flows := range []string{"16", "auto"} {
+			name := fmt.Sprintf("%v --flows %s", f, flows)
+			out, errOut, code := labRun(t, ac, "c1", "trace", "--flows", flows, "--asn", "none", "-n", "-o", "json", ac.ServiceAddr(f).String())
+			if code != cli.ExitOK {
+				t.Fatalf("%s: exit %d: %s", name, code, errOut)
+			}
+			s := parseSweep(t, name, out).Results[0]
+			seen := map[string]int{}
+			for _, fl := range s.Flows {
+				if len(fl.Hops) != len(want) || len(fl.Hops[mid].Responders) != 1 {
+					t.Errorf("%s: flow %d hops %+v: want %d hops, one responder at ttl 2", name, fl.Flow.Sport, fl.Hops, len(want))
+					continue
+				}
+				a := netip.MustParseAddr(fl.Hops[mid].Responders[0].Address)
+				if !want[mid].Has(a) {
+					t.Errorf("%s: flow %d: ttl 2 is %s, want one of %v", name, fl.Flow.Sport, a, want[mid])
+				}
+				seen[a.String()]++
+				if fl.Instance == nil || fl.Instance.NSID != ac.A.NSID {
+					t.Errorf("%s: flow %d: instance %+v", name, fl.Flow.Sport, fl.Instance)
+				}
+			}
+			if len(seen) != 2 {
+				t.Errorf("%s: middle hops %v, want both %v", name, seen, want[mid])
+			}
+			d := s.Summary.Diamonds
+			if len(d) != 1 || d[0].PartTTL != 1 || d[0].JoinTTL == nil || *d[0].JoinTTL != 3 || len(d[0].Alternatives) != 1 || len(d[0].Alternatives[0].Addresses) != 2 {
+				t.Errorf("%s: diamonds %+v, want parting after ttl 1 and joining at ttl 3 with two alternatives at 2", name, d)
+			}
+			if s.Summary.Split || s.Summary.Paths != 2 {
+				t.Errorf("%s: %d paths, split %v", name, s.Summary.Paths, s.Summary.Split)
+			}
+			if flows == "auto" && (s.Summary.Stop.Reason != "mda" || len(s.Summary.Stop.Unsatisfied) != 0) {
+				t.Errorf("%s: stop %+v", name, s.Summary.Stop)
+			}
+		}
+	}
+
+	// The graph of a sweep renders with Graphviz as it is.
+	out, errOut, code := labRun(t, ac, "c1", "trace", "--flows", "16", "--asn", "none", "-n", "-o", "dot", ac.ServiceV4.String())
+	if code != cli.ExitOK {
+		t.Fatalf("-o dot: exit %d: %s", code, errOut)
+	}
+	dot, err := exec.LookPath("dot")
+	if err != nil {
+		if os.Getenv("ANYCHECK_LAB") != "" {
+			t.Fatal("graphviz dot is needed (make lab-deps)")
+		}
+		t.Skip("graphviz dot not installed")
+	}
+	cmd := exec.Command(dot, "-Tsvg")
+	cmd.Stdin = strings.NewReader(out)
+	svg, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(svg), "<svg") {
+		t.Fatalf("dot -Tsvg: %v\n%s", err, svg)
+	}
+	for _, m := range want2(ac) {
+		if !strings.Contains(out, `"hop:`+m+`"`) {
+			t.Errorf("the graph lacks the middle hop %s:\n%s", m, out)
+		}
+	}
+}
+
+func want2(ac *lab.Anycast) []string {
+	var out []string
+	for _, a := range ac.ExpectedPath("c1", lab.IPv4)[1].Addrs {
+		out = append(out, a.String())
+	}
+	return out
+}
