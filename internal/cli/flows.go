@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
 	"github.com/anycheck/anycheck/catchment"
@@ -195,18 +196,24 @@ func runSweep(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	targets := make([]*targetSweep, len(addrs))
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(o.parallel) // targets at once; their flows share the slots
 	for i, a := range addrs {
 		t := &targetSweep{input: o.targets[i], addr: a, ports: newPortPlan(o.sport, o.flowCap())}
 		targets[i] = t
-		wg.Go(func() {
+		g.Go(func() error {
+			if sctx.Err() != nil {
+				t.reason = report.SweepStopInterrupted
+				return nil // interrupted before this target started
+			}
 			run.sweep(sctx, t)
 			if t.permErr != nil {
 				cancel(t.permErr)
 			}
+			return nil
 		})
 	}
-	wg.Wait()
+	_ = g.Wait() // targets report through their state, never an error
 	run.prog.done()
 	for _, t := range targets {
 		if t.permErr != nil {
@@ -218,6 +225,9 @@ func runSweep(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 	oc.interrupted = ctx.Err() != nil
 	results := make([]report.TraceSweep, 0, len(targets))
 	for _, t := range targets {
+		if t.rounds == 0 {
+			continue // never started (Ctrl-C): left out, as a single trace's
+		}
 		sw := run.result(ctx, resolver, t, oc.interrupted)
 		if !oc.interrupted && (sw.Summary.Failed > 0 || sw.Summary.Reached < sw.Summary.Flows || sw.Summary.Flows == 0) {
 			oc.failed++
@@ -377,7 +387,7 @@ func (r *sweepRun) flow(ctx context.Context, t *targetSweep, port int) (trace.Pa
 			p.Flow.Src = netip.AddrPortFrom(p.Flow.Src.Addr(), uint16(port))
 			return p, err
 		}
-		tcpIdentity(ctx, &p, r.o, r.d)
+		tcpIdentity(ctx, &p, r.o, r.d, r.budget)
 		return p, nil
 	}
 }
