@@ -402,6 +402,10 @@ func (w *Watcher) Current() (instance string, lost bool) {
 	return w.curName(), false
 }
 
+// Suspect reports whether the flow's last answer was suspect (its
+// interception signs are in the WatchSuspect event that began the run).
+func (w *Watcher) Suspect() bool { return w.suspect != "" }
+
 // WatchSummary sums up a watched flow.
 type WatchSummary struct {
 	Start, End time.Time // the watched time: first round to the end of the last round's share

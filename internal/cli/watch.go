@@ -168,6 +168,9 @@ type watchMsg struct {
 	source   string // the flow's local address:port, once known
 	port     uint16 // its port
 	instance string // the instance the flow is on now ("" none or lost)
+	lost     bool   // the flow is lost
+	suspect  bool   // its last answer had signs of interception
+	replied  bool   // this round got a reply (with or without an identity)
 	fatal    error  // the watch cannot go on (no privilege for --trace)
 }
 
@@ -401,7 +404,11 @@ func (fl *watchedFlow) round(ctx context.Context, env *watchEnv) (watchMsg, bool
 			traceAfter = string(e.Type)
 		}
 	}
-	m.instance, _ = fl.w.Current()
+	m.instance, m.lost = fl.w.Current()
+	m.suspect = fl.w.Suspect()
+	for _, a := range res.Answers {
+		m.replied = m.replied || a.Replied()
+	}
 	if o.trace && traceAfter != "" && fl.port != 0 {
 		ev, problems, fatal := fl.tracePath(ctx, env, traceAfter)
 		m.problems = append(m.problems, problems...)
@@ -524,8 +531,17 @@ func (st *watchStatus) round(m watchMsg) {
 		return
 	}
 	st.rounds++
-	on := "no answer"
-	if m.instance != "" {
+	var on string
+	switch {
+	case m.lost:
+		on = "lost"
+	case !m.replied:
+		on = "no answer"
+	case m.suspect:
+		on = "suspect answers"
+	case m.instance == "":
+		on = "answering without an identity"
+	default:
 		on = "on " + render.Escape(m.instance)
 	}
 	label := render.Escape(m.target)

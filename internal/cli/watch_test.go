@@ -355,6 +355,23 @@ func TestWatchSuspectAnswers(t *testing.T) {
 	if !strings.Contains(r.stdout, "suspect answers") {
 		t.Errorf("summary lacks the suspect part:\n%s", r.stdout)
 	}
+
+	// The status line says so while it lasts, and names no instance for
+	// a reply without identity.
+	refusing := (&probetest.Server{}).Start(t, "udp", "127.0.0.1:0")
+	nw = &anycastNet{route: byRound("ab", aAddr, mbox, netip.AddrPort{})}
+	var out, errb bytes.Buffer
+	run(context.Background(), []string{"watch", "--interval", "100ms", "-c", "2", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1"},
+		&streams{in: strings.NewReader(""), out: &out, err: &errb, errTTY: true}, watchDeps(nw))
+	if !strings.Contains(errb.String(), "127.0.0.1 :") || !strings.Contains(errb.String(), " suspect answers") {
+		t.Errorf("status line: %q", errb.String())
+	}
+	errb.Reset()
+	run(context.Background(), []string{"watch", "--interval", "100ms", "-c", "1", "--port", fmt.Sprint(refusing.Port()), "127.0.0.1"},
+		&streams{in: strings.NewReader(""), out: &out, err: &errb, errTTY: true}, testDeps())
+	if !strings.Contains(errb.String(), " answering without an identity") {
+		t.Errorf("status line: %q", errb.String())
+	}
 }
 
 // --flows N watches N source ports at once, each its own flow.
