@@ -46,7 +46,7 @@ func (n *anycastNet) ListenUDP(ctx context.Context, laddr, raddr netip.AddrPort)
 	if err != nil {
 		return nil, err
 	}
-	return dialFrom(ctx, "udp", laddr, dst)
+	return probe.HostNetwork().ListenUDP(ctx, laddr, dst)
 }
 
 func (n *anycastNet) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
@@ -54,22 +54,7 @@ func (n *anycastNet) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (
 	if err != nil {
 		return nil, err
 	}
-	return dialFrom(ctx, "tcp", laddr, dst)
-}
-
-// dialFrom opens a real socket on loopback from laddr (port 0: any) to dst.
-func dialFrom(ctx context.Context, network string, laddr, dst netip.AddrPort) (net.Conn, error) {
-	var local net.Addr
-	if laddr.Port() != 0 {
-		src := netip.AddrPortFrom(netip.IPv4Unspecified(), laddr.Port())
-		if network == "udp" {
-			local = net.UDPAddrFromAddrPort(src)
-		} else {
-			local = net.TCPAddrFromAddrPort(src)
-		}
-	}
-	d := net.Dialer{LocalAddr: local}
-	return d.DialContext(ctx, network+"4", dst.String())
+	return probe.HostNetwork().DialTCP(ctx, laddr, dst)
 }
 
 // twoInstances starts instance A and B of a service on loopback.
