@@ -739,3 +739,82 @@ func TestTraceDot(t *testing.T) {
 		t.Errorf("id -o dot: exit %d", r.code)
 	}
 }
+
+// TestIDFlows: `id --flows N` prints one line per flow (port, instance,
+// RTT) and the instances' shares, the split first; JSON carries the
+// summary; --strict exits 3 on a split and needs several flows.
+func TestIDFlows(t *testing.T) {
+	r := runCLI(t, ecmpDeps(splitNet()), "id", "--flows", "16", "--sport", "40000", "192.0.2.53")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	n1 := 0
+	for p := uint16(40000); p < 40016; p++ {
+		if branchHash(p) == 0 {
+			n1++
+		}
+	}
+	lines := strings.Split(r.stdout, "\n")
+	first, second := fmt.Sprintf("i1-nsd on %d", n1), fmt.Sprintf("i2-knot on %d", 16-n1)
+	if n1 < 8 {
+		first, second = fmt.Sprintf("i2-knot on %d", 16-n1), fmt.Sprintf("i1-nsd on %d", n1)
+	}
+	if want := "catchment split by flow: " + first + " of 16 flows, " + second; len(lines) < 3 || lines[1] != want {
+		t.Fatalf("second line is not %q:\n%s", want, r.stdout)
+	}
+	if !regexp.MustCompile(`(?m)^  PORT +INSTANCE +RTT$`).MatchString(r.stdout) {
+		t.Errorf("no table header:\n%s", r.stdout)
+	}
+	for p := 40000; p < 40016; p++ {
+		want := []string{"i1-nsd", "i2-knot"}[branchHash(uint16(p))]
+		if !regexp.MustCompile(fmt.Sprintf(`(?m)^  %d +%s +[0-9.]+ ms$`, p, want)).MatchString(r.stdout) {
+			t.Errorf("no line for port %d reaching %s:\n%s", p, want, r.stdout)
+		}
+	}
+	for _, want := range []string{
+		`instance  i1-nsd  (NSID "i1-nsd"; hostname.bind "i1.lab-a"; id.server "i1.lab-a")`,
+		`instance  i2-knot  (NSID "i2-knot"; hostname.bind "i2.lab-b"; id.server "i2.lab-b")`,
+		"instances " + first + " of 16 flows, " + second + "  — catchment split by flow",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("text lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if len(regexp.MustCompile(`(?m)^instance  `).FindAllString(r.stdout, -1)) != 2 {
+		t.Errorf("each instance's identity should be shown once, not per flow:\n%s", r.stdout)
+	}
+
+	r = runCLI(t, ecmpDeps(splitNet()), "id", "--flows", "16", "--sport", "40000", "-o", "json", "192.0.2.53")
+	reporttest.Check(t, []byte(r.stdout), false)
+	var doc struct {
+		Results []struct {
+			FlowSummary *struct {
+				Flows     int
+				Split     bool
+				Instances []struct {
+					Instance string
+					Flows    int
+				}
+			} `json:"flow_summary"`
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if fs := doc.Results[0].FlowSummary; fs == nil || fs.Flows != 16 || !fs.Split || len(fs.Instances) != 2 || fs.Instances[0].Flows+fs.Instances[1].Flows != 16 {
+		t.Errorf("flow summary %+v", fs)
+	}
+
+	r = runCLI(t, ecmpDeps(splitNet()), "id", "--flows", "16", "--sport", "40000", "--strict", "192.0.2.53")
+	if r.code != ExitPartial || !strings.Contains(r.stderr, "catchment split by flow (--strict)") || !strings.Contains(r.stdout, "catchment split by flow: ") {
+		t.Errorf("--strict: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// No split: exit 0 even with --strict, and no split line.
+	r = runCLI(t, ecmpDeps(diamondNet()), "id", "--flows", "8", "--sport", "40000", "--strict", "192.0.2.53")
+	if r.code != ExitOK || strings.Contains(r.stdout, "split") || !strings.Contains(r.stdout, "instances i1-nsd on 8 of 8 flows") {
+		t.Errorf("no split with --strict: exit %d, stderr %q\n%s", r.code, r.stderr, r.stdout)
+	}
+	if r := runCLI(t, testDeps(), "id", "--strict", "192.0.2.53"); r.code != ExitUsage || !strings.Contains(r.stderr, "--strict") {
+		t.Errorf("id --strict with one flow: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

@@ -31,6 +31,7 @@ type idOptions struct {
 	version  bool
 	names    []string
 	rate     float64
+	strict   bool
 }
 
 // idDefaultRate is --rate's default: queries per second
@@ -52,11 +53,15 @@ hostname.bind and id.server (plus version.bind and version.server with
 from one source port, so all answers describe one path to one instance.
 The queries of a run go out at once, and every target and flow is probed
 at the same time, within --rate; results are shown in the order given.
+With --flows N, one line per flow (source port, instance, RTT) and the
+instances' shares of the flows; flows that reach different instances are a
+catchment split (exit 3 with --strict).
 
 @roots stands for the 13 root server letters (their IPv4 and IPv6
 addresses, or those of the family -4/-6 chooses).`,
 		Example: `  anycheck id 192.0.2.53
   anycheck id --flows 8 -c 3 2001:db8:53::53
+  anycheck id --flows 32 --strict 192.0.2.53
   anycheck id --tcp --version -o json ns.example.net
   anycheck id -4 @roots`,
 		Args: cobra.MinimumNArgs(1),
@@ -81,6 +86,7 @@ addresses, or those of the family -4/-6 chooses).`,
 	f.BoolVar(&o.version, "version", false, "also ask version.bind and version.server")
 	f.StringSliceVar(&o.names, "name", nil, "CHAOS TXT names to ask instead of hostname.bind,id.server")
 	f.Float64Var(&o.rate, "rate", idDefaultRate, "queries per second over the whole run (all targets and flows)")
+	f.BoolVar(&o.strict, "strict", false, "exit 3 when flows reach more than one instance (a catchment split; needs --flows N)")
 	return cmd
 }
 
@@ -109,6 +115,9 @@ func (o *idOptions) validate() error {
 		if !validHostname(n) {
 			return usageErr("--name %q: not a valid DNS name", n)
 		}
+	}
+	if o.strict && o.flows < 2 {
+		return usageErr("--strict: one flow cannot show a catchment split; add --flows N (N > 1)")
 	}
 	if !(o.rate > 0 && o.rate <= 10000) {
 		return usageErr("--rate %g: must be above 0 and at most 10000 queries/s", o.rate)
@@ -245,6 +254,9 @@ func (r *idRun) flow(ctx context.Context, t *idTarget, f int) {
 func (r *idRun) finishTarget(ctx context.Context, i int, t *idTarget) {
 	res := report.FromIDRuns(t.input, t.addrPort(), r.o.tcp, t.flows)
 	res.Operator = t.operator
+	if r.o.flows > 1 {
+		res.FlowSummary = report.IDFlowSplitOf(res.Flows)
+	}
 	if res.Failed && ctx.Err() == nil {
 		res.Error = t.failure(r.o.g.timeout)
 		if t.opened() {
@@ -256,6 +268,10 @@ func (r *idRun) finishTarget(ctx context.Context, i int, t *idTarget) {
 	r.results[i] = res
 	if res.Failed && ctx.Err() == nil {
 		r.failed++
+	}
+	if r.o.strict && res.FlowSummary != nil && res.FlowSummary.Split {
+		r.failed++
+		r.out.warn(fmt.Sprintf("%s: catchment split by flow (--strict): exit %d", render.Escape(t.input), ExitPartial))
 	}
 	r.mu.Unlock()
 	r.out.result(res.Input, res)

@@ -208,3 +208,57 @@ func want2(ac *lab.Anycast) []string {
 	}
 	return out
 }
+
+// TestLabIDFlowsSplit: `id --flows 16` from the split client reports each
+// flow's instance as dig from the same source port finds it, and the split.
+func TestLabIDFlowsSplit(t *testing.T) {
+	ac := lab.StartAnycast(t)
+	c := ac.SplitClient()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, f := range families() {
+		name := fmt.Sprintf("%v id from %s", f, c)
+		out, errOut, code := labRun(t, ac, c, "id", "--flows", "16", "--sport", "43000", "-o", "json", ac.ServiceAddr(f).String())
+		if code != cli.ExitOK {
+			t.Fatalf("%s: exit %d: %s", name, code, errOut)
+		}
+		reporttest.Check(t, []byte(out), false)
+		var doc struct {
+			Results []struct {
+				Flows []struct {
+					Source   string
+					Identity *struct{ NSID string }
+				}
+				FlowSummary *struct {
+					Split     bool
+					Instances []struct {
+						Instance string
+						Flows    int
+					}
+				} `json:"flow_summary"`
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Results) != 1 {
+			t.Fatalf("%s: %v", name, err)
+		}
+		r := doc.Results[0]
+		if len(r.Flows) != 16 {
+			t.Fatalf("%s: %d flows", name, len(r.Flows))
+		}
+		seen := map[string]int{}
+		for _, fl := range r.Flows {
+			src := netip.MustParseAddrPort(fl.Source)
+			want, err := ac.IdentifyFromPort(ctx, c, src, ac.ServiceAddr(f))
+			if err != nil {
+				t.Fatalf("%s: dig from %s: %v", name, src, err)
+			}
+			if fl.Identity == nil || fl.Identity.NSID != want.NSID {
+				t.Errorf("%s: flow %s: %+v, dig -b says %s", name, fl.Source, fl.Identity, want.NSID)
+			}
+			seen[want.NSID]++
+		}
+		if fs := r.FlowSummary; len(seen) != 2 || fs == nil || !fs.Split || len(fs.Instances) != 2 || fs.Instances[0].Flows != max(seen[ac.A.NSID], seen[ac.B.NSID]) {
+			t.Errorf("%s: dig saw %v; flow summary %+v", name, seen, fs)
+		}
+	}
+}

@@ -34,10 +34,15 @@ func idTarget(w *errWriter, t report.IDTarget) {
 		op = "  operator " + Escape(t.Operator)
 	}
 	w.printf("%s, %s%s\n", title, t.Transport, op)
-	for _, f := range t.Flows {
-		idFlow(w, f, len(t.Flows) > 1)
+	if len(t.Flows) > 1 {
+		// Several flows: one line each, then how they spread (idflows.go).
+		idFlowTable(w, t)
+	} else {
+		for _, f := range t.Flows {
+			idFlow(w, f, false)
+		}
 	}
-	if len(t.Flows) > 1 || (len(t.Flows) == 1 && t.Flows[0].Summary.Runs > 1) {
+	if len(t.Flows) == 1 && t.Flows[0].Summary.Runs > 1 {
 		w.printf("instances %s\n", instanceList(t.Instances))
 	}
 	if t.Failed {

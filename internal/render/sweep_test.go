@@ -233,3 +233,64 @@ func TestPortRanges(t *testing.T) {
 		}
 	}
 }
+
+// idFlowsFixture: `id --flows 5` towards a split: three flows on i1, one
+// on i2 whose answer looks intercepted, one without any answer.
+func idFlowsFixture() report.IDTarget {
+	target := netip.MustParseAddrPort("192.0.2.53:53")
+	run := func(port uint16, id string, rtt time.Duration, sus ...probe.Suspicion) []probe.Result {
+		res := probe.Result{Target: target, Source: netip.AddrPortFrom(netip.MustParseAddr("203.0.113.10"), port), Started: t0}
+		if id == "" {
+			res.Answers = []probe.Answer{answer(probe.NameHostnameBind, probe.StatusTimeout, 0), answer(probe.NameIDServer, probe.StatusTimeout, 0)}
+			return []probe.Result{res}
+		}
+		for _, name := range []string{probe.NameHostnameBind, probe.NameIDServer} {
+			a := answer(name, probe.StatusAnswered, rtt, id+".lab")
+			a.NSID = []byte(id)
+			a.Suspicions = sus
+			res.Answers = append(res.Answers, a)
+		}
+		res.Identity = probe.Summarise(res.Answers)
+		return []probe.Result{res}
+	}
+	flows := [][]probe.Result{
+		run(40000, "i1-nsd", 410*time.Microsecond),
+		run(40001, "i2-knot\x1b[31m", 1250*time.Microsecond, probe.SuspectRA),
+		run(40002, "i1-nsd", 380*time.Microsecond),
+		run(40003, "", 0),
+		run(40004, "i1-nsd", 395*time.Microsecond),
+	}
+	t := report.FromIDRuns("192.0.2.53", target, false, flows)
+	t.FlowSummary = report.IDFlowSplitOf(t.Flows)
+	return t
+}
+
+func TestIDFlowsGolden(t *testing.T) {
+	var b bytes.Buffer
+	if err := IDText(&b, []report.IDTarget{idFlowsFixture()}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "id_flows.txt", b.Bytes())
+	out := b.String()
+	if strings.ContainsRune(out, 0x1b) {
+		t.Errorf("control character reached the terminal:\n%q", out)
+	}
+	for _, want := range []string{
+		"catchment split by flow: i1-nsd on 3 of 5 flows, i2-knot\\x1b[31m.lab on 1",
+		"  40003  —",
+		"2 of 2 queries unanswered (2 timeout)",
+		"! ra_set",
+		"instances i1-nsd on 3 of 5 flows, i2-knot\\x1b[31m.lab on 1; 1 flow without an identity  — catchment split by flow",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text lacks %q", want)
+		}
+	}
+	d := report.New(report.KindID, report.Tool{Name: "anycheck", Version: "test"}, t0, "vantage-1")
+	d.Results = []report.IDTarget{idFlowsFixture()}
+	b.Reset()
+	if err := JSON(&b, d); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "id_flows.json", b.Bytes())
+}

@@ -26,6 +26,9 @@ type IDTarget struct {
 	Error  string `json:"error,omitempty"`
 	// Operator runs the target, for members of a named target set (@roots).
 	Operator string `json:"operator,omitempty"`
+	// FlowSummary is how several flows (--flows N) spread over instances;
+	// absent for one flow.
+	FlowSummary *IDFlowSplit `json:"flow_summary,omitempty"`
 }
 
 // IDFlow is every run over one source port.

@@ -1,0 +1,108 @@
+package render
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/anycheck/anycheck/internal/report"
+)
+
+// idFlowTable is the compact form of `id --flows N`: a catchment split
+// said first, one line per flow (source port, instance, RTT, and what else
+// stands out), each instance's identity strings once, then the instances'
+// shares of the flows.
+func idFlowTable(w *errWriter, t report.IDTarget) {
+	sum := t.FlowSummary
+	if sum == nil {
+		sum = report.IDFlowSplitOf(t.Flows)
+	}
+	if sum.Split {
+		w.printf("catchment split by flow: %s\n", instanceShares(sum.Instances, sum.Flows))
+	}
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  PORT\tINSTANCE\tRTT\t")
+	identities := map[string]report.IdentityDTO{}
+	var order []string
+	for _, f := range t.Flows {
+		port := f.Source
+		if ap, err := netip.ParseAddrPort(f.Source); err == nil {
+			port = strconv.Itoa(int(ap.Port()))
+		}
+		instance := "—"
+		if f.Identity != nil && f.Identity.Instance != "" {
+			instance = escapeFit(f.Identity.Instance, maxNameWidth)
+			if _, ok := identities[f.Identity.Instance]; !ok {
+				identities[f.Identity.Instance] = *f.Identity
+				order = append(order, f.Identity.Instance)
+			}
+		}
+		rtt := "-"
+		if f.Summary.RTT != nil {
+			rtt = ms(f.Summary.RTT.Avg) + " ms"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", port, instance, rtt, strings.Join(idFlowNotes(f), "; "))
+	}
+	tw.Flush()
+	for _, l := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
+		w.printf("%s\n", strings.TrimRight(l, " "))
+	}
+	for _, in := range order {
+		id := identities[in]
+		w.printf("instance  %s\n", identityLine(id))
+		if id.Disagree {
+			w.printf("note      %s and hostname.bind %s differ\n", nsidText(id), Quote(id.HostnameBind))
+		}
+	}
+	switch {
+	case len(sum.Instances) == 0:
+		w.printf("instances none identified on %s\n", plural(sum.Flows, "flow"))
+	default:
+		line := instanceShares(sum.Instances, sum.Flows)
+		if sum.Unidentified > 0 {
+			line += fmt.Sprintf("; %s without an identity", plural(sum.Unidentified, "flow"))
+		}
+		if sum.Split {
+			line += "  — catchment split by flow"
+		}
+		w.printf("instances %s\n", line)
+	}
+}
+
+// idFlowNotes is what a flow's line adds to its instance and RTT: runs
+// that met other instances, queries that got no answer, suspicion flags.
+// (An instance's NSID and hostname.bind disagreeing is said once, under
+// its identity.)
+func idFlowNotes(f report.IDFlow) []string {
+	var out []string
+	s := f.Summary
+	if s.Runs > 1 {
+		out = append(out, fmt.Sprintf("%d runs", s.Runs))
+		if len(s.Instances) > 1 {
+			out = append(out, "instances "+instanceList(s.Instances))
+		}
+	}
+	if s.Answered < s.Queries {
+		var parts []string
+		for st, n := range s.Statuses {
+			if st != "answered" && st != "empty" && st != "refused" && st != "notimp" && st != "nxdomain" && st != "servfail" && st != "rcode" {
+				parts = append(parts, fmt.Sprintf("%d %s", n, st))
+			}
+		}
+		if len(parts) > 0 {
+			slices.Sort(parts)
+			out = append(out, fmt.Sprintf("%d of %d queries unanswered (%s)", s.Queries-s.Answered, s.Queries, strings.Join(parts, ", ")))
+		}
+	}
+	if len(f.Runs) > 0 {
+		last := f.Runs[len(f.Runs)-1]
+		if sus := suspicions(last.Answers); sus != "" {
+			out = append(out, "! "+sus)
+		}
+	}
+	return out
+}
