@@ -8,7 +8,13 @@
 // — one Result at a time, never the whole file: Next returns each result,
 // a *ResultError for one bad result (the caller warns and goes on), or an
 // error that ends the file (truncated JSON), naming the result index.
-// ParseResult is the pure parser of one result (fuzzed).
+// ParseResult is the pure parser of one result (fuzzed). The reader frames
+// each value in a byte window (strings and brackets tracked, nothing
+// decoded), parses it once with fastjson and decodes the fields it needs
+// from that tree — no reflection, no second pass — which keeps reading
+// 10,000 traceroutes well ahead of jq. In a file of one result per line, a
+// broken line costs that result only: reading goes on at the next line
+// that starts with '{'.
 //
 // Traceroute results (UDP, ICMP, TCP; paris_id; {"x":"*"} timeouts; late
 // replies without RTT; "err" unreachable codes; hop-level "error"; icmpext

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/anycheck/anycheck/probe"
@@ -272,6 +275,145 @@ func TestRefdata(t *testing.T) {
 	for _, want := range []string{"ns1.fi-hel.k.ripe.net", "k3.ams-ix.k.ripe.net", "res110.mia.rrdns.pch.net"} {
 		if !instances[want] {
 			t.Errorf("identity %q not read from the reference data", want)
+		}
+	}
+}
+
+// The window the reader frames results in is refilled and grown at any
+// byte: a source that returns one byte at a time, or half of what is asked,
+// reads the same results and the same errors as one that returns it all.
+func TestReadAnyChunking(t *testing.T) {
+	// A result larger than the reader's window, between two small ones.
+	var big strings.Builder
+	big.WriteString(`{"type":"traceroute","prb_id":77,"dst_addr":"192.0.2.53","result":[`)
+	for h := 1; h <= 3000; h++ {
+		if h > 1 {
+			big.WriteString(",")
+		}
+		fmt.Fprintf(&big, `{"hop":%d,"result":[{"from":"198.51.100.%d","rtt":1.5,"size":28,"ttl":250},{"x":"*"},{"from":"198.51.100.%d","rtt":1.25,"size":28,"ttl":250}]}`, h, h%250+1, h%250+1)
+	}
+	big.WriteString(`]}`)
+	if big.Len() <= window {
+		t.Fatalf("the big result (%d bytes) fits the window (%d)", big.Len(), window)
+	}
+	lines := fixture(t, "traceroute.jsonl")
+	array := fixture(t, "dns.json")
+	for name, data := range map[string][]byte{
+		"lines": lines, "array": array,
+		"big": []byte("[" + string(array[1:len(array)-2]) + ",\n" + big.String() + "]\n"),
+	} {
+		want, wantBad, wantErr := readAll(t, data)
+		for chunking, wrap := range map[string]func(io.Reader) io.Reader{"one byte": iotest.OneByteReader, "half": iotest.HalfReader, "data error": iotest.DataErrReader} {
+			rd, err := NewReader(wrap(bytes.NewReader(data)))
+			if err != nil {
+				t.Fatalf("%s, %s: %v", name, chunking, err)
+			}
+			var got []Result
+			var bad []string
+			for {
+				r, err := rd.Next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				var re *ResultError
+				if errors.As(err, &re) {
+					bad = append(bad, err.Error())
+					continue
+				}
+				if err != nil {
+					t.Fatalf("%s, %s: %v (reading it whole: %v)", name, chunking, err, wantErr)
+				}
+				got = append(got, r)
+			}
+			if len(got) != len(want) || len(bad) != len(wantBad) {
+				t.Fatalf("%s, %s: %d results, %d bad; want %d, %d", name, chunking, len(got), len(bad), len(want), len(wantBad))
+			}
+			for i := range got {
+				if !reflect.DeepEqual(got[i], want[i]) {
+					t.Errorf("%s, %s: result %d differs", name, chunking, i)
+				}
+			}
+			for i := range bad {
+				if bad[i] != wantBad[i].Error() {
+					t.Errorf("%s, %s: %q, want %q", name, chunking, bad[i], wantBad[i])
+				}
+			}
+		}
+		if name == "big" {
+			last := want[len(want)-1]
+			if last.ProbeID != 77 || len(last.Trace.Hops) != 3000 || last.Trace.Hops[2999].Replies[2].RTT != 1250*time.Microsecond {
+				t.Errorf("big result: probe %d, %d hops", last.ProbeID, len(last.Trace.Hops))
+			}
+		}
+	}
+}
+
+// A broken line of a result-per-line file costs that result only: the
+// reader goes on at the next line that starts a result, without reading
+// ahead to the end of the file.
+func TestReadBrokenLines(t *testing.T) {
+	good := `{"type":"dns","prb_id":%d,"dst_addr":"192.0.2.53","error":{"timeout":1000}}`
+	data := strings.Join([]string{
+		fmt.Sprintf(good, 1),
+		`{"type":"dns","prb_id":2,"dst_addr":"192.0.2.53","result":{"abuf":"cut`, // a control character (newline) in a string
+		`{"type":"dns","prb_id":3,"result":[{"hop":1`,                            // cut short: the next line starts a result
+		fmt.Sprintf(good, 4),
+		`{"type":"dns","prb_id":5]`, // mismatched bracket
+		`  "indented": {"not": "a result start"}`,
+		fmt.Sprintf(good, 6),
+		`{"type":"dns", "prb_id": 7 "dst_addr": "192.0.2.53"}`, // framed, but no JSON
+		fmt.Sprintf(good, 8),
+		`{"type":"dns","prb_id":9,"dst_addr":"192.0.2.53","error":`, // truncated at the end
+	}, "\n")
+	res, bad, err := readAll(t, []byte(data))
+	var ids []int
+	for _, r := range res {
+		ids = append(ids, r.ProbeID)
+	}
+	if !slices.Equal(ids, []int{1, 4, 6, 8}) {
+		t.Errorf("read probes %v, want 1 4 6 8 (bad: %v)", ids, bad)
+	}
+	for i, want := range []string{"result 1: not JSON: control character", "result 2: not JSON: cut short", "result 4: not JSON: unexpected ']'", "result 6: not JSON"} {
+		if i >= len(bad) || !strings.Contains(bad[i].Error(), want) {
+			t.Errorf("bad result %d: %v, want %q", i, bad, want)
+		}
+	}
+	if err == nil || err.Error() != "result 8: truncated JSON" {
+		t.Errorf("end: %v", err)
+	}
+	// A broken array ends the file where it broke.
+	for name, tc := range map[string]struct{ data, want string }{
+		"trailing comma": {`[` + fmt.Sprintf(good, 1) + `,]`, "result 1: not JSON: ']' after ','"},
+		"no comma":       {`[` + fmt.Sprintf(good, 1) + fmt.Sprintf(good, 2) + `]`, `result 1: not JSON: '{' after a result`},
+		"mismatch":       {`[{"prb_id":1]}]`, "result 0: not JSON: unexpected ']'"},
+		"cut":            {`[` + fmt.Sprintf(good, 1) + `,{"prb_id":`, "result 1: truncated JSON"},
+	} {
+		res, _, err := readAll(t, []byte(tc.data))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+		if name != "mismatch" && len(res) != 1 {
+			t.Errorf("%s: %d results before the break", name, len(res))
+		}
+	}
+}
+
+// Invalid UTF-8 in a string becomes U+FFFD, as encoding/json decodes it;
+// a field of the wrong kind is named.
+func TestReadFieldKinds(t *testing.T) {
+	r, err := ParseResult([]byte("{\"type\":\"traceroute\",\"prb_id\":\"12\",\"dst_name\":\"a\xffb\",\"result\":[{\"hop\":1,\"result\":[{\"from\":\"192.0.2.1\",\"err\":7}]}]}"))
+	if err != nil || r.ProbeID != 12 || r.DstName != "a\uFFFDb" || r.Trace.Hops[0].Replies[0].Err != "7" {
+		t.Errorf("%+v %v", r, err)
+	}
+	for data, want := range map[string]string{
+		`{"type":"traceroute","prb_id":true,"result":[]}`:                             `field "prb_id": a boolean where a number belongs`,
+		`{"type":"traceroute","prb_id":1,"result":[{"hop":1,"result":[{"from":5}]}]}`: `hop 1: field "from": a number where text belongs`,
+		`{"type":"traceroute","prb_id":1,"result":7}`:                                 `field "result": a number where a hop list belongs`,
+		`[1]`: "a list, not a result object",
+		`{"type":"dns","prb_id":1,"result":{"answers":[{"TYPE":"TXT","RDATA":[1]}]}}`: `field "RDATA": a number where text belongs`,
+	} {
+		if _, err := ParseResult([]byte(data)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", data, err, want)
 		}
 	}
 }
