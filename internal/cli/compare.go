@@ -201,15 +201,20 @@ func writeCatchment(ctx context.Context, g *globalOptions, resolver whois.Resolv
 		changes = append(changes, side.collector.Changes()...)
 	}
 	last := reports[len(reports)-1]
-	rows, summary := report.FromCatchment(last, changes, inputs)
+	lines, summary := report.FromCatchment(last, changes, inputs)
 	if len(sides) == 2 {
 		summary.Diff = report.FromMoves(catchment.Diff(reports[0].Rows, reports[1].Rows))
 	}
 	out.doc.Catchment = summary
-	for _, r := range rows {
-		out.result(r.Vantage.Label+" "+r.Target, r)
+	if out.streaming() {
+		for _, l := range lines {
+			out.result(l.Label(), l)
+		}
 	}
-	return finish(out, rows, outcome{failed: skipped, interrupted: interrupted}, func(w io.Writer, rows []report.CompareRow) error {
+	// Lines become JSON (with hops) one at a time as the document is
+	// written; the renderings below need no hops.
+	return finish(out, lines, outcome{failed: skipped, interrupted: interrupted}, func(w io.Writer, lines []report.CompareLine) error {
+		rows := report.CompareRows(lines)
 		switch g.output {
 		case formatCSV:
 			return render.CompareCSV(w, rows, summary)

@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"net/netip"
 	"os"
@@ -378,5 +379,40 @@ func TestTraceTextLongNames(t *testing.T) {
 	}
 	if got := escapeFit("short\x07", maxNameWidth); got != `short\x07` {
 		t.Errorf("short name: %q", got)
+	}
+}
+
+// JSON streams the results list, and its bytes are those of encoding the
+// whole document at once: for no results, one, many, results that marshal
+// themselves, and untrusted text that looks like the results key.
+func TestJSONStreamsSameBytes(t *testing.T) {
+	hostile := idFixture(true)
+	hostile[0].Input = "\n  \"results\": [] <b>&</b>"
+	type own struct{ A []int }
+	docs := map[string]*report.Document{
+		"none":    idDoc([]report.IDTarget{}),
+		"one":     idDoc(idFixture(false)[:1]),
+		"hostile": idDoc(append(hostile, hostile...)),
+		"nil":     idDoc(nil),
+	}
+	d := report.New(report.KindTrace, report.Tool{Name: "anycheck", Version: "test"}, t0, "vantage\n  \"results\": []")
+	d.Results = []json.RawMessage{json.RawMessage(`{"a":[],"b":{"c":[1,2]}}`), json.RawMessage(`[]`)}
+	d.Errors = append(d.Errors, report.Problem{Target: "x", Message: "after the results"})
+	docs["marshalers"] = d
+	docs["structs"] = &report.Document{Schema: "anycheck/v1", Results: []own{{}, {A: []int{1}}}}
+	for name, doc := range docs {
+		var whole bytes.Buffer
+		enc := json.NewEncoder(&whole)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(doc); err != nil {
+			t.Fatal(err)
+		}
+		var streamed bytes.Buffer
+		if err := JSON(&streamed, doc); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !bytes.Equal(streamed.Bytes(), whole.Bytes()) {
+			t.Errorf("%s: streamed\n%s\nwhole\n%s", name, streamed.Bytes(), whole.Bytes())
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/json"
 	"net/netip"
 	"time"
 
@@ -280,8 +281,34 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-// FromRow converts one catchment-table row.
-func FromRow(r catchment.Row) CompareRow {
+// CompareLine is one catchment-table row on its way out. In JSON it is
+// its CompareRow, hops included, converted only when it is written: a
+// document of 10,000 traced rows never holds every converted row (and its
+// hops) at once. Row is the same row without hops, for the text, CSV and
+// dot renderings.
+type CompareLine struct{ row *catchment.Row }
+
+// MarshalJSON writes the line as its CompareRow.
+func (l CompareLine) MarshalJSON() ([]byte, error) { return json.Marshal(FromRow(*l.row, true)) }
+
+// Row is the line's CompareRow without its hops.
+func (l CompareLine) Row() CompareRow { return FromRow(*l.row, false) }
+
+// Label names the line in JSONL records: vantage and target.
+func (l CompareLine) Label() string { return l.row.Vantage.Label + " " + l.row.Target.String() }
+
+// CompareRows is the rows of lines, without hops.
+func CompareRows(lines []CompareLine) []CompareRow {
+	rows := make([]CompareRow, len(lines))
+	for i, l := range lines {
+		rows[i] = l.Row()
+	}
+	return rows
+}
+
+// FromRow converts one catchment-table row; with hops, the hops of its
+// first traced flow.
+func FromRow(r catchment.Row, hops bool) CompareRow {
 	v := r.Vantage
 	c := CompareRow{
 		Vantage: CompareVantage{Key: v.Key, Label: v.Label, Source: optAddr(v.Source), Public: optAddr(v.Public)},
@@ -305,11 +332,12 @@ func FromRow(r catchment.Row) CompareRow {
 		c.Identity = &CompareIdentity{NSID: id.NSID, HostnameBind: id.HostnameBind, IDServer: id.IDServer}
 	}
 	for _, f := range r.Flows {
-		if len(f.Hops) == 0 {
+		if !hops || len(f.Hops) == 0 {
 			continue
 		}
+		c.Hops = make([]CompareHop, 0, len(f.Hops))
 		for _, h := range f.Hops {
-			ch := CompareHop{TTL: h.TTL, Responders: []CompareResponder{}}
+			ch := CompareHop{TTL: h.TTL, Responders: make([]CompareResponder, 0, len(h.Responders))}
 			for _, x := range h.Responders {
 				ch.Responders = append(ch.Responders, CompareResponder{Address: x.Addr.String(), ASNs: nonNil(x.ASNs), RTTMs: optMs(x.RTT), Unreachable: x.Unreachable})
 			}
@@ -336,11 +364,11 @@ func FromRow(r catchment.Row) CompareRow {
 	return c
 }
 
-// FromCatchment builds the rows and the summary of a compare document.
-func FromCatchment(rep catchment.Report, changes []catchment.Change, inputs []CompareInput) ([]CompareRow, *CompareSummary) {
-	rows := make([]CompareRow, 0, len(rep.Rows))
-	for _, r := range rep.Rows {
-		rows = append(rows, FromRow(r))
+// FromCatchment builds the lines and the summary of a compare document.
+func FromCatchment(rep catchment.Report, changes []catchment.Change, inputs []CompareInput) ([]CompareLine, *CompareSummary) {
+	rows := make([]CompareLine, len(rep.Rows))
+	for i := range rep.Rows {
+		rows[i] = CompareLine{&rep.Rows[i]}
 	}
 	s := &CompareSummary{Inputs: nonNil(inputs), Targets: []CompareTarget{}, DualStack: []DualStackDTO{}, PathsPart: []PartingDTO{}, Changes: []ChangeDTO{}}
 	for _, t := range rep.Targets {
