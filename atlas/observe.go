@@ -71,31 +71,50 @@ func isAddr(s string) bool {
 }
 
 // flow is the traceroute as one catchment flow: per hop, the distinct
-// responders in order of first reply, each with its smallest RTT.
+// responders in order of first reply, each with its smallest RTT. The
+// responders of all hops share one allocation of the exact size: a file of
+// 10,000 traceroutes keeps every probe's latest flow in memory.
 func (r *Result) flow() catchment.Flow {
 	f := catchment.Flow{Proto: r.Proto, Source: netip.AddrPortFrom(r.Src, 0), ID: r.Trace.ParisID}
+	total := 0
+	for _, h := range r.Trace.Hops {
+		for i, rep := range h.Replies {
+			if answered(rep) && !slices.ContainsFunc(h.Replies[:i], func(x TraceReply) bool { return answered(x) && x.From == rep.From }) {
+				total++
+			}
+		}
+	}
+	slab := make([]catchment.Responder, 0, total)
+	f.Hops = make([]catchment.Hop, 0, len(r.Trace.Hops))
 	for _, h := range r.Trace.Hops {
 		hop := catchment.Hop{TTL: h.TTL}
+		start := len(slab)
 		for _, rep := range h.Replies {
-			if rep.Timeout || !rep.From.IsValid() {
+			if !answered(rep) {
 				continue
 			}
 			if rep.From == r.Dst {
 				f.Reached = true
 			}
-			i := slices.IndexFunc(hop.Responders, func(x catchment.Responder) bool { return x.Addr == rep.From })
+			i := slices.IndexFunc(slab[start:], func(x catchment.Responder) bool { return x.Addr == rep.From })
 			if i < 0 {
-				hop.Responders = append(hop.Responders, catchment.Responder{Addr: rep.From, Unreachable: unreachMark(rep.Err)})
-				i = len(hop.Responders) - 1
+				slab = append(slab, catchment.Responder{Addr: rep.From, Unreachable: unreachMark(rep.Err)})
+				i = len(slab) - 1 - start
 			}
-			if rtt := rep.RTT; rtt > 0 && rep.Late == 0 && (hop.Responders[i].RTT == 0 || rtt < hop.Responders[i].RTT) {
-				hop.Responders[i].RTT = rtt
+			x := &slab[start+i]
+			if rtt := rep.RTT; rtt > 0 && rep.Late == 0 && (x.RTT == 0 || rtt < x.RTT) {
+				x.RTT = rtt
 			}
+		}
+		if len(slab) > start {
+			hop.Responders = slab[start:len(slab):len(slab)]
 		}
 		f.Hops = append(f.Hops, hop)
 	}
 	return f
 }
+
+func answered(rep TraceReply) bool { return !rep.Timeout && rep.From.IsValid() }
 
 // unreachMark writes an Atlas "err" the way traceroute prints it.
 func unreachMark(err string) string {
