@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -256,6 +257,7 @@ func (r *sweepRun) sweep(ctx context.Context, t *targetSweep) {
 		batch = min(autoFirstRound, o.maxFlows)
 	}
 	used := 0
+	var last []catchment.MDAVertex // the hops that wanted flows after the previous round
 	for {
 		t.rounds++
 		before := len(t.paths)
@@ -288,7 +290,15 @@ func (r *sweepRun) sweep(ctx context.Context, t *targetSweep) {
 		case used >= o.maxFlows:
 			t.reason = report.SweepStopMaxFlows
 			return
+		case t.rounds > 1 && slices.Equal(uns, last):
+			// The round's flows brought no reply to the hops that
+			// wanted them: those routers have stopped answering (an
+			// ICMP rate limit: Linux sends 6 errors at once, then one
+			// a second), and more flows now would only be more "*".
+			t.reason = report.SweepStopStalled
+			return
 		}
+		last = uns
 		batch = mdaNextBatch(uns, len(t.paths), o.maxFlows-used)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -816,5 +817,54 @@ func TestIDFlows(t *testing.T) {
 	}
 	if r := runCLI(t, testDeps(), "id", "--strict", "192.0.2.53"); r.code != ExitUsage || !strings.Contains(r.stderr, "--strict") {
 		t.Errorf("id --strict with one flow: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestSweepAutoStallsOnRateLimits: behind a router that answers 6 probes
+// and then nothing (Linux's ICMP rate limit for one source), --flows auto
+// stops once a round brings no reply to the hops that want flows, instead
+// of adding flows up to --max-flows that only show "*"; the output says
+// why and suggests a rate the routers can answer.
+func TestSweepAutoStallsOnRateLimits(t *testing.T) {
+	n := diamondNet()
+	var answered atomic.Int32
+	for i, b := range n.branches {
+		n.branches[i] = func() *tracetest.Net {
+			x := b()
+			x.Hops[0].Answers = func(int) bool { return answered.Add(1) <= 6 }
+			return x
+		}
+	}
+	r := runCLI(t, ecmpDeps(n), "trace", "--flows", "auto", "--asn", "none", "-n", "-o", "json", "192.0.2.53")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	s := decodeSweep(t, r.stdout).Results[0]
+	st := s.Summary.Stop
+	if st.Reason != "stalled" || st.Rounds != 2 || len(s.Flows) >= 64 || len(st.Unsatisfied) == 0 {
+		t.Errorf("%d flows, stop %+v: want a stop after the second round", len(s.Flows), st)
+	}
+	r = runCLI(t, ecmpDeps(diamondNet()), "trace", "--flows", "auto", "--asn", "none", "-n", "192.0.2.53")
+	if strings.Contains(r.stdout, "stalled") || strings.Contains(r.stdout, "rate-limit") {
+		t.Errorf("a path whose routers all answer is not rate-limited:\n%s", r.stdout)
+	}
+	n = diamondNet()
+	answered.Store(0)
+	for i, b := range n.branches {
+		n.branches[i] = func() *tracetest.Net {
+			x := b()
+			x.Hops[0].Answers = func(int) bool { return answered.Add(1) <= 6 }
+			return x
+		}
+	}
+	r = runCLI(t, ecmpDeps(n), "trace", "--flows", "auto", "--asn", "none", "-n", "192.0.2.53")
+	for _, want := range []string{
+		"stopped, the last round brought no reply to the hops that wanted flows (ICMP rate limits?)",
+		"note      ttl 1: no reply on ",
+		"--rate 5",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("text lacks %q:\n%s", want, r.stdout)
+		}
 	}
 }

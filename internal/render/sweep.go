@@ -290,6 +290,9 @@ func stopLine(sum report.SweepSummary) string {
 		return fmt.Sprintf("%d of at most %d (--flows auto, %s): no hop needs more flows to rule out another next hop (MDA stopping rule, %s)", n, st.MaxFlows, rounds, pct(st.Confidence))
 	case report.SweepStopMaxFlows:
 		return fmt.Sprintf("%d of at most %d (--flows auto, %s): stopped at --max-flows; still short of the MDA stopping rule (%s): %s", n, st.MaxFlows, rounds, pct(st.Confidence), unsatisfied(st.Unsatisfied))
+	case report.SweepStopStalled:
+		return fmt.Sprintf("%d of at most %d (--flows auto, %s): stopped, the last round brought no reply to the hops that wanted flows (ICMP rate limits?); still short of the MDA stopping rule (%s): %s",
+			n, st.MaxFlows, rounds, pct(st.Confidence), unsatisfied(st.Unsatisfied))
 	case report.SweepStopFailed:
 		return fmt.Sprintf("%d (--flows auto, %s): stopped, no flow of the last round could be traced", n, rounds)
 	case report.SweepStopInterrupted:
@@ -353,7 +356,7 @@ func sweepNotes(s report.TraceSweep) []string {
 	slices.Sort(ttls)
 	for _, ttl := range ttls {
 		if t := by[ttl]; t.silent > 0 && t.answered > 0 {
-			out = append(out, fmt.Sprintf("ttl %d: no reply on %d of %d flows that answered others: routers rate-limit ICMP errors (Linux: 6 at once, then 1 a second per source), so these flows may form paths of their own; try fewer flows or a lower --rate",
+			out = append(out, fmt.Sprintf("ttl %d: no reply on %d of %d flows while the others got one: routers rate-limit ICMP errors (Linux: 6 at once, then 1 a second for each source), and those flows form paths of their own; fewer flows, or --rate 5 (about one probe a second for each router), let every reply come",
 				ttl, t.silent, t.silent+t.answered))
 		}
 	}

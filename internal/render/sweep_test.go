@@ -122,7 +122,7 @@ func TestSweepTextGolden(t *testing.T) {
 		"path 3 of 3  1 flow: port 40007  → i1-nsd",
 		"diamond   paths part after ttl 1 (198.51.100.1) and join at ttl 3 (198.51.100.33)",
 		"          ttl 2: 198.51.100.18 on 8 flows, 198.51.100.22 on 4 flows",
-		"note      ttl 3: no reply on 1 of 12 flows that answered others",
+		"note      ttl 3: no reply on 1 of 12 flows while the others got one",
 		"failed    flow 50005: trace 192.0.2.53 udp/53: bind: address already in use",
 		"diamond   paths part after ttl 1 (198.51.100.1) and do not join again",
 	} {

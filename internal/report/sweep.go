@@ -28,6 +28,7 @@ const (
 	SweepStopMaxFlows    = "max_flows"   // --flows auto: --max-flows reached while some hop still wanted flows
 	SweepStopInterrupted = "interrupted" // Ctrl-C
 	SweepStopFailed      = "failed"      // --flows auto: no flow of the last round could be traced
+	SweepStopStalled     = "stalled"     // --flows auto: the last round brought no reply to the hops that wanted flows (rate-limited routers)
 )
 
 // TraceSweep is one target of a flow sweep: every flow traced towards it
