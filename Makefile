@@ -63,6 +63,7 @@ demo: lab-deps build
 
 bench: lab-deps build
 	ANYCHECK_BIN=$(CURDIR)/$(BIN) bash bench/trace.sh
+	ANYCHECK_BIN=$(CURDIR)/$(BIN) bash bench/flows.sh
 	ANYCHECK_BIN=$(CURDIR)/$(BIN) bash bench/compare.sh
 	ANYCHECK_BIN=$(CURDIR)/$(BIN) bash bench/atlas.sh
 
