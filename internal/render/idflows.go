@@ -1,6 +1,7 @@
 package render
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -28,10 +29,13 @@ func idFlowTable(w *errWriter, t report.IDTarget) {
 	fmt.Fprintln(tw, "  PORT\tINSTANCE\tRTT\t")
 	identities := map[string]report.IdentityDTO{}
 	var order []string
-	for _, f := range t.Flows {
+	// By source port: ephemeral ports come in no order of their own.
+	flows := slices.Clone(t.Flows)
+	slices.SortStableFunc(flows, func(a, b report.IDFlow) int { return cmp.Compare(idFlowPort(a), idFlowPort(b)) })
+	for _, f := range flows {
 		port := f.Source
-		if ap, err := netip.ParseAddrPort(f.Source); err == nil {
-			port = strconv.Itoa(int(ap.Port()))
+		if p := idFlowPort(f); p > 0 {
+			port = strconv.Itoa(p)
 		}
 		instance := "—"
 		if f.Identity != nil && f.Identity.Instance != "" {
@@ -71,6 +75,15 @@ func idFlowTable(w *errWriter, t report.IDTarget) {
 		}
 		w.printf("instances %s\n", line)
 	}
+}
+
+// idFlowPort is a flow's source port, 0 when unknown.
+func idFlowPort(f report.IDFlow) int {
+	ap, err := netip.ParseAddrPort(f.Source)
+	if err != nil {
+		return 0
+	}
+	return int(ap.Port())
 }
 
 // idFlowNotes is what a flow's line adds to its instance and RTT: runs
