@@ -41,7 +41,8 @@ func TestDemo(t *testing.T) {
 	say("anycheck lab: an anycast DNS service at %s and %s, announced by two instances:", ac.ServiceV4, ac.ServiceV6)
 	say("  %s (%s, AS64520 via %s) and %s (%s, AS64521 via %s).", ac.A.Node, ac.A.Server, ac.A.Origin, ac.B.Node, ac.B.Server, ac.B.Origin)
 	say("Clients c1 (AS64500, behind an ECMP diamond) and c2 (AS64501, behind a silent hop)")
-	say("sit in different catchments. Routers are Linux namespaces running BIRD 2 (eBGP).")
+	say("sit in different catchments; c3 (AS64502) peers with both sites, so its catchment")
+	say("is split by flow. Routers are Linux namespaces running BIRD 2 (eBGP).")
 
 	show("c1", "id", ac.ServiceV4.String())
 	show("c2", "id", "--version", ac.ServiceV6.String())
@@ -50,6 +51,7 @@ func TestDemo(t *testing.T) {
 	show("c1", append([]string{"trace"}, append(asn, ac.ServiceV4.String())...)...)
 	show("c2", append([]string{"trace", "-P", "icmp"}, append(asn, ac.ServiceV6.String())...)...)
 	show("c2", append([]string{"trace", "-P", "tcp"}, append(asn, ac.ServiceV4.String())...)...)
+	demoFlows(t, ac, asn, say, show)
 	show("c1", "whois", "--whois-server", whoisAddr, "--dns-server", dnsAddr, "--no-cache", ac.ServiceV4.String(), ac.Addr("r1", "ra", lab.IPv4).String(), ac.ClientAddr("c1", lab.IPv4).String(), ac.ClientAddr("c2", lab.IPv6).String())
 
 	say("\n# the same addresses from the Cymru-style DNS zones and from an offline pfx2as table:")
@@ -70,9 +72,26 @@ func TestDemo(t *testing.T) {
 	demoWatch(t, ac, whoisAddr, say)
 }
 
+// demoFlows shows flow sweeps: 16 flows through c1's ECMP diamond, and
+// the split client c3, whose router has equal routes to both sites.
+func demoFlows(t *testing.T, ac *lab.Anycast, asn []string, say func(string, ...any), show func(string, ...string)) {
+	say("\n# flow sweeps: flows that differ only in the source port, traced at once.")
+	say("# (The lab's routers answer every probe from here on: with Linux's default ICMP")
+	say("# rate limit, 6 errors at once and then 1 a second, most flows would see \"*\".)")
+	for _, r := range []string{"e1", "m1", "m2", "r1", "ra", "rb", "r3"} {
+		if err := ac.DisableICMPRateLimit(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	show("c1", append([]string{"trace", "--flows", "16"}, append(asn, ac.ServiceV4.String())...)...)
+	say("\n# c3's router peers with both sites and balances flows over their equal routes:")
+	show("c3", append([]string{"trace", "--flows", "auto"}, append(asn, ac.ServiceV4.String())...)...)
+	show("c3", "id", "--flows", "8", ac.ServiceV6.String())
+}
+
 // labRouters are the lab's forwarding nodes: their interface addresses get
 // reverse names "NODE.lab.example" from the lab DNS server.
-var labRouters = []string{"e1", "m1", "m2", "r1", "ra", "rt", "r2", "rb", "s2"}
+var labRouters = []string{"e1", "m1", "m2", "r1", "ra", "rt", "r2", "rb", "s2", "r3"}
 
 func labNames(ac *lab.Anycast) string {
 	var b strings.Builder
