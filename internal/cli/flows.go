@@ -118,22 +118,25 @@ func (o *traceOptions) identityKind() string {
 	return report.SweepIdentityNone
 }
 
-// portPlan hands out a target's flows their source ports (ICMP: echo
-// identifiers), each once: consecutive from --sport, or from a random
-// start in the dynamic range. With automatic ports a port in use is
-// skipped; a --sport range is the user's and is kept as asked.
+// portPlan hands out flows their source ports (ICMP: echo identifiers),
+// each once: consecutive from --sport, or from a random start in the
+// dynamic range. With automatic ports a port in use is skipped; a --sport
+// range is the user's and is kept as asked.
 type portPlan struct {
 	mu       sync.Mutex
 	next     int
 	explicit bool
 }
 
-func newPortPlan(sport, flowCap int) *portPlan {
+// newPortPlan plans the ports of up to flows flows: from sport when given,
+// else from a random start in the dynamic range that leaves room for them
+// and a quarter more, for ports skipped on the way (take says when the
+// range runs out).
+func newPortPlan(sport, flows int) *portPlan {
 	if sport != 0 {
 		return &portPlan{next: sport, explicit: true}
 	}
-	// Room for every flow and for the ports skipped on the way.
-	span := 65536 - dynamicPorts - flowCap*(portTries+1)
+	span := max(1, 65536-dynamicPorts-flows-flows/4)
 	return &portPlan{next: dynamicPorts + rand.N(span)}
 }
 
@@ -198,9 +201,21 @@ func runSweep(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 	defer cancel(nil)
 	targets := make([]*targetSweep, len(addrs))
 	var g errgroup.Group
-	g.SetLimit(o.parallel) // targets at once; their flows share the slots
+	// Targets at once; their flows share the slots. A flow holds its
+	// source port (a socket bound to it), so automatic ports come from one
+	// plan for the whole run, and with --sport, whose range every target
+	// uses, the targets take turns.
+	g.SetLimit(o.parallel)
+	shared := newPortPlan(0, o.flowCap()*len(addrs))
+	if o.sport != 0 {
+		g.SetLimit(1)
+	}
 	for i, a := range addrs {
-		t := &targetSweep{input: o.targets[i], addr: a, ports: newPortPlan(o.sport, o.flowCap())}
+		ports := shared
+		if o.sport != 0 {
+			ports = newPortPlan(o.sport, o.flowCap())
+		}
+		t := &targetSweep{input: o.targets[i], addr: a, ports: ports}
 		targets[i] = t
 		g.Go(func() error {
 			if sctx.Err() != nil {

@@ -36,6 +36,24 @@ type ecmpNet struct {
 
 	mu   sync.Mutex
 	nets map[uint16]*tracetest.Net
+	held map[uint16]int // open traces per source port: a trace holds its port, as a bound socket does
+}
+
+// heldConn gives its port back when the trace closes it.
+type heldConn struct {
+	trace.Conn
+	e    *ecmpNet
+	port uint16
+	once sync.Once
+}
+
+func (c *heldConn) Close() error {
+	c.once.Do(func() {
+		c.e.mu.Lock()
+		c.e.held[c.port]--
+		c.e.mu.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 func (e *ecmpNet) flowNet(port uint16) *tracetest.Net {
@@ -53,10 +71,24 @@ func (e *ecmpNet) flowNet(port uint16) *tracetest.Net {
 }
 
 func (e *ecmpNet) Open(ctx context.Context, f trace.Flow, mode trace.Mode) (trace.Conn, error) {
-	if e.busy[f.Src.Port()] {
-		return nil, fmt.Errorf("bind udp source port %s: %w", f.Src, &net.OpError{Op: "listen", Net: "udp", Err: syscall.EADDRINUSE})
+	port := f.Src.Port()
+	e.mu.Lock()
+	if e.held == nil {
+		e.held = map[uint16]int{}
 	}
-	return e.flowNet(f.Src.Port()).Open(ctx, f, mode)
+	inUse := e.busy[port] || e.held[port] > 0
+	if !inUse {
+		e.held[port]++
+	}
+	e.mu.Unlock()
+	if inUse {
+		return nil, fmt.Errorf("bind udp source port %d: %w", port, &net.OpError{Op: "listen", Net: "udp", Err: syscall.EADDRINUSE})
+	}
+	c, err := e.flowNet(port).Open(ctx, f, mode)
+	if err != nil {
+		return nil, err
+	}
+	return &heldConn{Conn: c, e: e, port: port}, nil
 }
 
 func (e *ecmpNet) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
@@ -865,6 +897,36 @@ func TestSweepAutoStallsOnRateLimits(t *testing.T) {
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("text lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+// TestSweepTargetsShareNoPort: a flow holds its source port while it is
+// traced, so several targets' sweeps never ask for one port at once: with
+// --sport (every target's range) they take turns, automatic ports come
+// from one plan for the run.
+func TestSweepTargetsShareNoPort(t *testing.T) {
+	for _, args := range [][]string{{"--sport", "40000"}, nil} {
+		n := diamondNet()
+		r := runCLI(t, ecmpDeps(n), append(append([]string{"trace", "--flows", "8", "--asn", "none", "-n", "-o", "json"}, args...), "192.0.2.53", "2001:db8:53::53")...)
+		if r.code != ExitOK {
+			t.Fatalf("%v: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+		doc := decodeSweep(t, r.stdout)
+		ports := map[int]int{}
+		for _, s := range doc.Results {
+			if len(s.Flows) != 8 || len(s.FailedFlows) != 0 {
+				t.Errorf("%v %s: %d flows, failed %+v", args, s.Target, len(s.Flows), s.FailedFlows)
+			}
+			for _, f := range s.Flows {
+				ports[f.Flow.Sport]++
+			}
+		}
+		if args != nil && (len(ports) != 8 || ports[40000] != 2) {
+			t.Errorf("--sport: ports %v, want 40000-40007 for each target", ports)
+		}
+		if args == nil && len(ports) != 16 {
+			t.Errorf("automatic ports %v, want 16 different ones", ports)
 		}
 	}
 }
