@@ -930,3 +930,21 @@ func TestSweepTargetsShareNoPort(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceSportSeveralTargets: single traces of several targets with one
+// --sport take turns instead of failing to bind the port all but once.
+func TestTraceSportSeveralTargets(t *testing.T) {
+	r := runCLI(t, ecmpDeps(diamondNet()), "trace", "--sport", "40000", "--asn", "none", "-n", "-o", "json", "192.0.2.53", "2001:db8:53::53", "ns.lab.example")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	doc := decodeTrace(t, r.stdout)
+	if len(doc.Results) != 3 {
+		t.Fatalf("%d results", len(doc.Results))
+	}
+	for _, p := range doc.Results {
+		if p.Flow.Sport != 40000 || !p.Reached {
+			t.Errorf("%s: port %d, reached %v", p.Input, p.Flow.Sport, p.Reached)
+		}
+	}
+}

@@ -222,6 +222,11 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 		g        errgroup.Group
 	)
 	g.SetLimit(o.parallel)
+	if o.sport != 0 {
+		// Every target's trace uses the --sport port, and a trace holds
+		// its port (a socket bound to it): the targets take turns.
+		g.SetLimit(1)
+	}
 	for i, a := range addrs {
 		g.Go(func() error {
 			if ctx.Err() != nil {
