@@ -62,17 +62,25 @@ func (c *Collector) Add(o Observation) {
 	later := func(cur *Observation) bool {
 		return cur == nil || !o.Time.Before(cur.Time)
 	}
-	if hasDNS {
-		if in := o.Identity.Instance; in != "" {
-			e.instances = append(e.instances, stamp{o.Time, e.seq, c.intern(in)})
-		}
-		if later(e.dns) {
-			dup := o
-			e.dns = &dup
+	// A flow sweep names its instance by its flows (the one most of them
+	// reached); its flows' upstreams differ by design (other ports, other
+	// ECMP branches), so only a single flow's upstream is a value to
+	// follow over time.
+	instance := o.Identity.Instance
+	if instance == "" && len(o.Flows) > 1 {
+		if s := SplitOf(o.Flows); len(s.Instances) > 0 {
+			instance = s.Instances[0].Instance
 		}
 	}
+	if instance != "" {
+		e.instances = append(e.instances, stamp{o.Time, e.seq, c.intern(instance)})
+	}
+	if hasDNS && later(e.dns) {
+		dup := o
+		e.dns = &dup
+	}
 	if hasTrace {
-		if up, ok := UpstreamOf(o.Flows[0], o.Target); ok {
+		if up, ok := UpstreamOf(o.Flows[0], o.Target); ok && len(o.Flows) == 1 {
 			e.upstreams = append(e.upstreams, stamp{o.Time, e.seq, c.intern(up.Addr.String())})
 		}
 		if later(e.trace) {

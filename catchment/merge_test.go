@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/anycheck/anycheck/probe"
 )
@@ -21,5 +22,44 @@ func TestCollectorErrorsOnce(t *testing.T) {
 	obs := c.Observations()
 	if len(obs) != 1 || !slices.Equal(obs[0].Errors, []string{"flow 50005: bind: address already in use", "not reached: max-ttl"}) {
 		t.Errorf("errors %q", obs[0].Errors)
+	}
+}
+
+// Flow sweeps of one vantage and target over time: the instance most flows
+// reached is what changes; the upstream of a sweep's first flow is not (the
+// next sweep's first flow has another port and may take another branch).
+func TestCollectorSweepChanges(t *testing.T) {
+	c := NewCollector()
+	v := Vantage{Key: "host:c3", Label: "c3"}
+	t0 := time.Unix(1_700_000_000, 0).UTC()
+	sweep := func(dt int, first string, instances ...string) Observation {
+		o := Observation{Vantage: v, Target: svc4, Time: t0.Add(time.Duration(dt) * time.Second)}
+		for i, in := range instances {
+			up := "203.0.113.65"
+			if i == 0 {
+				up = first
+			}
+			o.Flows = append(o.Flows, flow(in, "198.51.100.1", up, "192.0.2.53"))
+			o.Answers = append(o.Answers, answered(in, time.Millisecond)...)
+		}
+		return o
+	}
+	c.Add(sweep(0, "203.0.113.1", "i1", "i1", "i2"))
+	c.Add(sweep(60, "203.0.113.65", "i2", "i1", "i1")) // another first flow, same majority
+	c.Add(sweep(120, "203.0.113.1", "i1", "i2", "i2"))
+	ch := c.Changes()
+	if len(ch) != 1 || ch[0].Kind != "instance" || len(ch[0].Events) != 1 {
+		t.Fatalf("changes %+v", ch)
+	}
+	if e := ch[0].Events[0]; e.From != "i1" || e.To != "i2" || !e.Time.Equal(t0.Add(120*time.Second)) {
+		t.Errorf("event %+v", e)
+	}
+	// A single-flow trace still follows its upstream.
+	c = NewCollector()
+	for i, up := range []string{"203.0.113.1", "203.0.113.65"} {
+		c.Add(Observation{Vantage: v, Target: svc4, Time: t0.Add(time.Duration(i) * time.Minute), Flows: []Flow{flow("", "198.51.100.1", up, "192.0.2.53")}})
+	}
+	if ch := c.Changes(); len(ch) != 1 || ch[0].Kind != "upstream" {
+		t.Errorf("single-flow changes %+v", ch)
 	}
 }
