@@ -405,9 +405,9 @@ func decodeHops(v *fastjson.Value) ([]TraceHop, error) {
 	hops := make([]TraceHop, 0, len(arr))
 	var last lastAddr
 	for i, hv := range arr {
-		h, err := decodeHop(hv, &last)
+		h, err := decodeHop(hv, i, &last)
 		if err != nil {
-			return nil, fmt.Errorf("hop list entry %d: %w", i, err)
+			return nil, err
 		}
 		hops = append(hops, h)
 	}
@@ -434,7 +434,9 @@ func (l *lastAddr) parse(d *fields, v *fastjson.Value, name string) netip.Addr {
 	return l.addr
 }
 
-func decodeHop(v *fastjson.Value, last *lastAddr) (TraceHop, error) {
+// decodeHop reads entry i of the hop list; errors name the hop by its TTL,
+// or by its place in the list when the hop itself is malformed.
+func decodeHop(v *fastjson.Value, i int, last *lastAddr) (TraceHop, error) {
 	var d fields
 	o := d.object(v, "hop")
 	var h TraceHop
@@ -452,7 +454,7 @@ func decodeHop(v *fastjson.Value, last *lastAddr) (TraceHop, error) {
 		})
 	}
 	if d.err != nil {
-		return h, d.err
+		return h, fmt.Errorf("hop list entry %d: %w", i, d.err)
 	}
 	if len(replies) > 0 {
 		h.Replies = make([]TraceReply, 0, len(replies))

@@ -147,7 +147,7 @@ func (rd *Reader) frame() (int, error) {
 	inStr, esc, nl := false, false, false
 	for i := 0; ; {
 		if rd.r+i >= rd.w {
-			if i > maxResult {
+			if i >= maxResult {
 				return i, errTooLarge
 			}
 			if !rd.more() {

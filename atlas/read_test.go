@@ -412,8 +412,36 @@ func TestReadFieldKinds(t *testing.T) {
 		`[1]`: "a list, not a result object",
 		`{"type":"dns","prb_id":1,"result":{"answers":[{"TYPE":"TXT","RDATA":[1]}]}}`: `field "RDATA": a number where text belongs`,
 	} {
-		if _, err := ParseResult([]byte(data)); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := ParseResult([]byte(data)); err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", data, err, want)
+		}
+	}
+}
+
+// repeat is an endless source of one byte.
+type repeat byte
+
+func (r repeat) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
+}
+
+// A result larger than maxResult is refused once that much is buffered:
+// the window never holds more than maxResult and one refill.
+func TestReadRefusesHugeResult(t *testing.T) {
+	for name, prefix := range map[string]string{"array": `[{"prb_id":1,"x":"`, "lines": `{"prb_id":1,"x":"`} {
+		rd, err := NewReader(io.MultiReader(strings.NewReader(prefix), io.LimitReader(repeat('a'), 2*maxResult)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = rd.Next()
+		if err == nil || !strings.Contains(err.Error(), "result larger than 32 MB") {
+			t.Errorf("%s: %v", name, err)
+		}
+		if len(rd.buf) > maxResult+window {
+			t.Errorf("%s: the window grew to %d MB", name, len(rd.buf)>>20)
 		}
 	}
 }
