@@ -85,9 +85,9 @@ func CompareText(w io.Writer, rows []report.CompareRow, s *report.CompareSummary
 		writeTable(ew, dt, "  ")
 	}
 
-	ew.printf("where paths part: ")
+	ew.printf("where paths part:")
 	if len(s.PathsPart) == 0 {
-		ew.printf("no origin AS has vantage points reaching different instances\n")
+		ew.printf(" no origin AS has vantage points reaching different instances\n")
 	} else {
 		ew.printf("\n")
 		for _, p := range s.PathsPart {

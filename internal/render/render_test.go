@@ -416,3 +416,24 @@ func TestJSONStreamsSameBytes(t *testing.T) {
 		}
 	}
 }
+
+// The compare report has no line ending in white space (the "where paths
+// part" heading before its list had one).
+func TestCompareTextNoTrailingSpace(t *testing.T) {
+	as := uint32(64508)
+	s := &report.CompareSummary{PathsPart: []report.PartingDTO{{Target: "192.0.2.53", OriginAS: 64496, Common: []uint32{64496},
+		Sides: []report.PartSide{{Instance: "ams-1", Vantages: []string{"probe 1"}, AS: &as}, {Instance: "fra-2", Vantages: []string{"probe 2"}}}}}}
+	rows := []report.CompareRow{{Vantage: report.CompareVantage{Key: "atlas:1", Label: "probe 1"}, Target: "192.0.2.53", Family: "ipv4", Instance: ptr("ams-1")}}
+	var b bytes.Buffer
+	if err := CompareText(&b, rows, s); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "where paths part:\n  AS64496 → 192.0.2.53") {
+		t.Errorf("no parting listed:\n%s", b.String())
+	}
+	for i, l := range strings.Split(b.String(), "\n") {
+		if strings.TrimRight(l, " \t") != l {
+			t.Errorf("line %d ends in white space: %q", i+1, l)
+		}
+	}
+}
