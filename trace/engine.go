@@ -221,14 +221,20 @@ pick:
 		return hi, seq, at, ok
 	}
 	if e.grant == nil {
-		g := e.budget.ReserveN(now, 1)
+		// The budget may be shared by traces in other goroutines: reserve
+		// at the real time, not the loop's earlier now. A limiter handed a
+		// time before its last reservation's moves its clock back and
+		// counts that stretch's tokens again (x/time/rate's advance), so
+		// a stale time lets several traces together exceed the budget.
+		t := time.Now()
+		g := e.budget.ReserveN(t, 1)
 		if !g.OK() {
 			// Only a budget changed under us (burst 0) gets here:
 			// withDefaults refuses one that can never grant a packet.
 			e.fatal = errors.New("the packet budget grants no packet (rate limiter with burst 0)")
 			return hi, seq, now.Add(time.Hour), false
 		}
-		e.grant, e.grantAt = g, now.Add(g.DelayFrom(now))
+		e.grant, e.grantAt = g, now.Add(g.DelayFrom(t))
 	}
 	return hi, seq, e.grantAt, true
 }
