@@ -173,10 +173,17 @@ func TestLabCompare(t *testing.T) {
 		t.Errorf("c1 should have moved on both families: %+v", doc.Catchment.Diff.Moves)
 	}
 	text, _ := compareIn(t, dir, "--before", "before", "--after", "after")
-	if *updateLab {
-		os.WriteFile(filepath.Join("..", "..", "testdata", "golden", "compare_lab_diff.txt"), []byte(normalise(text, host)), 0o644)
-	}
 	t.Logf("diff:\n%s", text)
+	path := filepath.Join("..", "..", "testdata", "golden", "compare_lab_diff.txt")
+	got := normalise(text, host)
+	if *updateLab {
+		os.WriteFile(path, []byte(got), 0o644)
+	}
+	if want, err := os.ReadFile(path); err != nil {
+		t.Fatal(err)
+	} else if got != string(want) {
+		t.Errorf("compare --before/--after differs from %s (normalised):\n%s", path, got)
+	}
 }
 
 // checkLabCatchment: each client reaches the instance the lab's routing
