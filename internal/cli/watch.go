@@ -60,6 +60,7 @@ flow is traced at the start and after every switch, and the hops that
 changed are shown. The watch runs until Ctrl-C, -c or --duration; then a
 summary gives the instances seen, each one's share of the watched time
 (affinity), switches, losses, the longest stable run and RTT percentiles.
+@roots stands for the root server letters, as for id.
 Exit status 3 when there was at least one switch or loss, 0 otherwise.`,
 		Example: `  anycheck watch 192.0.2.53
   anycheck watch --interval 1s --duration 10m --trace -o jsonl 2001:db8:53::53
@@ -194,13 +195,9 @@ func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
 		names = append(names, dnsFQDN(n))
 	}
 	env := &watchEnv{o: o, d: d, names: names, budget: trace.NewBudget(o.rate)}
-	addrs := make([]netip.Addr, 0, len(o.targets))
-	for _, in := range o.targets {
-		a, err := resolveTarget(ctx, o.g, d, in)
-		if err != nil {
-			return err
-		}
-		addrs = append(addrs, a)
+	targets, err := resolveTargets(ctx, o.g, d, o.targets)
+	if err != nil {
+		return err
 	}
 	if o.trace {
 		r, err := o.e.resolver(o.g, d)
@@ -211,10 +208,10 @@ func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
 	}
 	out := newRunOutput(s, o.g, d, report.KindWatch)
 	env.start = time.Now()
-	for i, a := range addrs {
+	for _, tg := range targets {
 		for f := range o.flows {
-			id := report.WatchFlowID{Input: o.targets[i], Target: netip.AddrPortFrom(a, uint16(o.port)), TCP: o.tcp, Interval: o.interval, Started: env.start}
-			fl := &watchedFlow{id: id, w: catchment.NewWatcher(a, o.interval, catchment.BuiltinSites(), o.lostAfter)}
+			id := report.WatchFlowID{Input: tg.input, Target: netip.AddrPortFrom(tg.addr, uint16(o.port)), TCP: o.tcp, Interval: o.interval, Started: env.start}
+			fl := &watchedFlow{id: id, w: catchment.NewWatcher(tg.addr, o.interval, catchment.BuiltinSites(), o.lostAfter)}
 			if o.sport != 0 {
 				fl.port = uint16(o.sport + f)
 			}

@@ -686,3 +686,50 @@ func TestWatchRateIsSharedBudget(t *testing.T) {
 		t.Errorf("16 queries at --rate 10 took %v: the budget was not shared", took)
 	}
 }
+
+// TestWatchRootsTargetSet: watch takes @roots like id and trace, one
+// watched flow per member address, each named in the output. Every socket
+// goes to a loopback instance instead (nothing is sent to a root server).
+func TestWatchRootsTargetSet(t *testing.T) {
+	a, _, aAddr, _ := twoInstances(t)
+	nw := &anycastNet{route: func(int) (netip.AddrPort, error) { return aAddr, nil }}
+	r := runCLI(t, watchDeps(nw), "watch", "-4", "--interval", "100ms", "-c", "1", "-o", "json", "@roots")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d; stderr %q", r.code, r.stderr)
+	}
+	reporttest.Check(t, []byte(r.stdout), false)
+	var doc struct{ Results []report.WatchFlow }
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Results) != 13 {
+		t.Fatalf("%d watched flows, want the 13 letters' IPv6 addresses:\n%s", len(doc.Results), r.stdout)
+	}
+	suspect := 0
+	for i, f := range doc.Results {
+		want := fmt.Sprintf("%c.root-servers.net", 'a'+i)
+		if f.Input != want || !netip.MustParseAddr(f.Address).Is4() || f.Answered != 1 {
+			t.Errorf("flow %d: input %q address %s answered %d; want %s answered", i, f.Input, f.Address, f.Answered, want)
+			continue
+		}
+		// Where the built-in site hints know the letter's naming, "inst-a"
+		// does not fit it: a suspect answer, not an instance.
+		switch {
+		case len(f.Instances) == 1 && f.Instances[0].Instance == "inst-a":
+		case len(f.Instances) == 0 && len(f.Events) == 1 && f.Events[0].Type == "suspect":
+			suspect++
+		default:
+			t.Errorf("%s: instances %+v, events %+v; want inst-a, or a suspect answer", want, f.Instances, f.Events)
+		}
+	}
+	if suspect == len(doc.Results) {
+		t.Errorf("every letter's answer was suspect")
+	}
+	if n := len(a.Queries()); n != 26 {
+		t.Errorf("the instance got %d queries, want 13 flows × 2", n)
+	}
+	r = runCLI(t, watchDeps(nw), "watch", "-c", "1", "@nosuch")
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "@nosuch") || !strings.Contains(r.stderr, "@roots") {
+		t.Errorf("unknown set: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
