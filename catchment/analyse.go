@@ -168,7 +168,10 @@ func Resolve(o Observation, sites *Sites) Row {
 			}
 		}
 	}
-	if r.Instance == "" && r.Upstream != nil {
+	// Without an identity, the hop before the target tells sites apart —
+	// when the trace got there: where an unreached trace died names no
+	// instance (the row counts as without one, its upstream still shown).
+	if r.Instance == "" && r.Upstream != nil && r.Reached {
 		r.Instance, r.InstanceSource = r.Upstream.Addr.String(), SourceUpstream
 	}
 	for _, a := range o.Answers {

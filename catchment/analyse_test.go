@@ -65,6 +65,12 @@ func TestResolveIdentityAndUpstream(t *testing.T) {
 	if r := Resolve(o2, nil); r.Upstream == nil || r.Upstream.Addr.String() != "198.51.100.9" {
 		t.Errorf("upstream with a hop 255 tail: %+v", r.Upstream)
 	}
+	// A trace that died on the way names no instance: its last hop is
+	// shown as the upstream, and the row counts as without an instance.
+	o3 := Observation{Vantage: vantage("d", 64500), Target: svc4, Flows: []Flow{{Proto: "udp", Hops: asHops("198.51.100.1", 64500, "198.51.100.15", 64500)}}}
+	if r := Resolve(o3, nil); r.Instance != "" || r.Upstream == nil || r.Upstream.Addr.String() != "198.51.100.15" || r.Reached {
+		t.Errorf("unreached traceroute-only row: instance %q (%s), upstream %+v", r.Instance, r.InstanceSource, r.Upstream)
+	}
 	// Nothing at all: no instance, counted as unknown.
 	if r := Resolve(Observation{Vantage: vantage("c", 1), Target: svc4, Errors: []string{"timeout"}}, nil); r.Instance != "" {
 		t.Errorf("empty observation named %q", r.Instance)

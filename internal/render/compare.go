@@ -92,6 +92,7 @@ func CompareText(w io.Writer, rows []report.CompareRow, s *report.CompareSummary
 		ew.printf("\n")
 		for _, p := range s.PathsPart {
 			ew.printf("  AS%d → %s: after %s\n", p.OriginAS, p.Target, asPath(p.Common))
+			var sides [][]string
 			for _, side := range p.Sides {
 				at := "the path ends"
 				if side.AS != nil {
@@ -100,8 +101,9 @@ func CompareText(w io.Writer, rows []report.CompareRow, s *report.CompareSummary
 						at += fmt.Sprintf(" (hop %d %s)", side.Hop.TTL, side.Hop.Address)
 					}
 				}
-				ew.printf("    %-24s %s  %s\n", Escape(side.Instance), at, Escape(strings.Join(first(side.Vantages, 5), ", ")))
+				sides = append(sides, []string{Escape(side.Instance), at, Escape(strings.Join(first(side.Vantages, 5), ", "))})
 			}
+			writeTable(ew, sides, "    ")
 		}
 	}
 

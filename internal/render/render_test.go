@@ -431,6 +431,22 @@ func TestCompareTextNoTrailingSpace(t *testing.T) {
 	if !strings.Contains(b.String(), "where paths part:\n  AS64496 → 192.0.2.53") {
 		t.Errorf("no parting listed:\n%s", b.String())
 	}
+	// The sides of a parting are aligned on their widest instance, however
+	// long (and whatever an escape makes of it).
+	s.PathsPart[0].Sides[1].Instance = "a-very-long-instance-name-\x1b[31m.example"
+	b.Reset()
+	if err := CompareText(&b, rows, s); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	i, j := strings.Index(out, "AS64508"), strings.Index(out, "the path ends")
+	if i < 0 || j < 0 {
+		t.Fatalf("sides missing:\n%s", out)
+	}
+	lineStart := func(k int) int { return strings.LastIndex(out[:k], "\n") + 1 }
+	if i-lineStart(i) != j-lineStart(j) || !strings.Contains(out, `\x1b[31m`) {
+		t.Errorf("sides not aligned (or not escaped):\n%s", out)
+	}
 	for i, l := range strings.Split(b.String(), "\n") {
 		if strings.TrimRight(l, " \t") != l {
 			t.Errorf("line %d ends in white space: %q", i+1, l)
