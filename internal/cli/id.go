@@ -91,19 +91,8 @@ addresses, or those of the family -4/-6 chooses).`,
 }
 
 func (o *idOptions) validate() error {
-	if err := portFlag("port", o.port); err != nil {
+	if err := flowPorts(o.port, o.sport, o.flows); err != nil {
 		return err
-	}
-	if o.sport != 0 {
-		if err := portFlag("sport", o.sport); err != nil {
-			return err
-		}
-	}
-	if o.flows < 1 || o.flows > 256 {
-		return usageErr("--flows %d: must be between 1 and 256", o.flows)
-	}
-	if o.sport != 0 && o.sport+o.flows-1 > 65535 {
-		return usageErr("--sport %d with --flows %d: ports run past 65535", o.sport, o.flows)
 	}
 	if o.count < 1 {
 		return usageErr("-c %d: must be at least 1", o.count)
@@ -367,4 +356,25 @@ func hostname(d *deps) string {
 		return ""
 	}
 	return h
+}
+
+// flowPorts checks the flags that place a run's flows (id, watch): the
+// service --port, the first --sport (0: ephemeral) and --flows, whose
+// ports run from --sport up.
+func flowPorts(port, sport, flows int) error {
+	if err := portFlag("port", port); err != nil {
+		return err
+	}
+	if sport != 0 {
+		if err := portFlag("sport", sport); err != nil {
+			return err
+		}
+	}
+	if flows < 1 || flows > 256 {
+		return usageErr("--flows %d: must be between 1 and 256", flows)
+	}
+	if sport != 0 && sport+flows-1 > 65535 {
+		return usageErr("--sport %d with --flows %d: ports run past 65535", sport, flows)
+	}
+	return nil
 }

@@ -99,19 +99,8 @@ Exit status 3 when there was at least one switch or loss, 0 otherwise.`,
 }
 
 func (o *watchOptions) validate() error {
-	if err := portFlag("port", o.port); err != nil {
+	if err := flowPorts(o.port, o.sport, o.flows); err != nil {
 		return err
-	}
-	if o.sport != 0 {
-		if err := portFlag("sport", o.sport); err != nil {
-			return err
-		}
-	}
-	if o.flows < 1 || o.flows > 256 {
-		return usageErr("--flows %d: must be between 1 and 256", o.flows)
-	}
-	if o.sport != 0 && o.sport+o.flows-1 > 65535 {
-		return usageErr("--sport %d with --flows %d: ports run past 65535", o.sport, o.flows)
 	}
 	if o.countSet && o.count < 1 {
 		return usageErr("--count %d: must be at least 1 (leave it out to watch until Ctrl-C)", o.count)
