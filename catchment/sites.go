@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // builtinSites is the site-hint table shipped with anycheck: data, not code.
@@ -82,7 +84,16 @@ func ParseSites(r io.Reader, name string) (*Sites, error) {
 }
 
 func parseSiteLine(line, where string) (sitePattern, error) {
-	f := strings.Fields(line)
+	// Fields are separated by spaces and tabs only: another white-space
+	// character (a no-break space pasted from a web page, a vertical tab)
+	// between them is an error that names it, never a split.
+	f := strings.FieldsFunc(line, isFieldSep)
+	for _, field := range f[:min(3, len(f))] {
+		if i := strings.IndexFunc(field, unicode.IsSpace); i >= 0 {
+			r, _ := utf8.DecodeRuneInString(field[i:])
+			return sitePattern{}, fmt.Errorf("%s: %U between fields (in %q): separate fields with spaces or tabs", where, r, field)
+		}
+	}
 	if len(f) < 4 {
 		return sitePattern{}, fmt.Errorf("%s: want 4 fields (operator kind targets pattern), got %d", where, len(f))
 	}
@@ -104,8 +115,8 @@ func parseSiteLine(line, where string) (sitePattern, error) {
 	// The pattern is the rest of the line after the third field.
 	rest := line
 	for range 3 {
-		rest = strings.TrimLeft(rest, " \t")
-		rest = rest[strings.IndexAny(rest, " \t"):]
+		rest = strings.TrimLeftFunc(rest, isFieldSep)
+		rest = rest[strings.IndexFunc(rest, isFieldSep):]
 	}
 	pat := strings.TrimSpace(rest)
 	if p.kind == KindNoChaos {
@@ -127,6 +138,8 @@ func parseSiteLine(line, where string) (sitePattern, error) {
 	p.re = re
 	return p, nil
 }
+
+func isFieldSep(r rune) bool { return r == ' ' || r == '\t' }
 
 // With returns a table that checks extra's patterns first, then s's.
 func (s *Sites) With(extra *Sites) *Sites {

@@ -98,6 +98,11 @@ func TestParseSitesErrorsNameTheLine(t *testing.T) {
 		{"a auth - nogroup", "no group for the site code"},
 		{"a nochaos 192.0.2.0/24 (x)", "nochaos operator has no naming pattern"},
 		{"a nochaos - -", "needs target prefixes"},
+		// Issue 22 item 2: a no-break space or a vertical tab between fields
+		// (Fields splits there, the pattern search did not) panicked.
+		{"# x\na auth\u00a0- (x)", "f.txt:2: U+00A0 between fields"},
+		{"a auth -\v(x)", "f.txt:1: U+000B between fields"},
+		{"a\u2003auth - (x)", "f.txt:1: U+2003 between fields"},
 	} {
 		_, err := ParseSites(strings.NewReader(tc.text), "f.txt")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -111,6 +116,7 @@ func FuzzParseSites(f *testing.F) {
 	f.Add(builtinSites)
 	f.Add("a nochaos 192.0.2.0/24 -\nb auth - (x)\n")
 	f.Add("a auth 2001:db8::/32,192.0.2.1/32 ^(a|b)[0-9]+$")
+	f.Add("a auth\u00a0- (x)\nb\vauth - (y)")
 	f.Fuzz(func(t *testing.T, text string) {
 		s, err := ParseSites(strings.NewReader(text), "fuzz")
 		if err != nil {

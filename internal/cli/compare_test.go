@@ -42,6 +42,13 @@ func TestCompareUsage(t *testing.T) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
 		}
 	}
+	// A --sites line with a no-break space between fields (issue 22 item
+	// 2: it panicked): a usage error naming the file and line.
+	nbsp := filepath.Join(t.TempDir(), "sites.txt")
+	os.WriteFile(nbsp, []byte("# ours\nlab auth\u00a0192.0.2.0/24 (i[0-9]+)-nsd\n"), 0o644)
+	if r := runCLI(t, d, "compare", "--sites", nbsp, golden("id.json")); r.code != ExitUsage || r.stdout != "" || !strings.Contains(r.stderr, nbsp+":2: U+00A0 between fields") {
+		t.Errorf("--sites with U+00A0: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
 	// csv and dot belong to compare only.
 	if r := runCLI(t, d, "id", "-o", "csv", "192.0.2.53"); r.code != ExitUsage || !strings.Contains(r.stderr, "text, json, jsonl") {
 		t.Errorf("id -o csv: %d %q", r.code, r.stderr)
