@@ -10,9 +10,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/valyala/fastjson"
+	"github.com/anycheck/anycheck/measure"
 
-	"github.com/anycheck/anycheck/trace"
+	"github.com/valyala/fastjson"
 )
 
 // ParseResult decodes one result. It is pure and total: any bytes give a
@@ -523,12 +523,12 @@ func (d *fields) letterOrCode(v *fastjson.Value, name string) string {
 
 // mpls reads the incoming MPLS label stacks of an "icmpext" (RFC 4950:
 // class 1, type 1).
-func (d *fields) mpls(v *fastjson.Value) []trace.MPLSLabel {
+func (d *fields) mpls(v *fastjson.Value) []measure.MPLSLabel {
 	o := d.object(v, "icmpext")
 	if o == nil {
 		return nil
 	}
-	var out []trace.MPLSLabel
+	var out []measure.MPLSLabel
 	for _, ov := range d.list(o.Get("obj"), "icmpext.obj") {
 		obj := d.object(ov, "icmpext.obj")
 		if obj == nil {
@@ -542,7 +542,7 @@ func (d *fields) mpls(v *fastjson.Value) []trace.MPLSLabel {
 			if lo == nil {
 				continue
 			}
-			var l trace.MPLSLabel
+			var l measure.MPLSLabel
 			lo.Visit(func(k []byte, v *fastjson.Value) {
 				switch string(k) {
 				case "label":

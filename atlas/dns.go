@@ -3,13 +3,13 @@ package atlas
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"slices"
 	"sort"
 	"strings"
 
-	"github.com/miekg/dns"
+	"github.com/anycheck/anycheck/measure"
 
-	"github.com/anycheck/anycheck/catchment"
-	"github.com/anycheck/anycheck/probe"
+	"github.com/miekg/dns"
 )
 
 func decodeBase64(s string) ([]byte, error) {
@@ -31,35 +31,36 @@ func sortedKeys[V any](m map[string]V) []string {
 // Classify reads a DNS reply the way `anycheck id` reads its own: from the
 // raw answer (abuf, decoded with miekg/dns: flags, class, TTLs, NSID from
 // the OPT record) when the probe kept it, else from the probe's own parse
-// ("answers": TXT strings only, flags unknown). It returns the classified
-// answer and what it says about the instance (see probe.Summarise).
-func (d DNSReply) Classify() (catchment.Answer, catchment.Identity) {
+// ("answers": TXT strings only; flags and RCODE unknown). It returns the
+// classified answer and what it says about the instance (see
+// measure.Summarise).
+func (d DNSReply) Classify() (measure.Answer, measure.Identity) {
 	switch {
 	case d.Abuf != nil:
 		return classifyAbuf(d)
 	case d.Timeout:
-		return catchment.Answer{Status: probe.StatusTimeout, Detail: d.Error}, catchment.Identity{}
+		return measure.Answer{Status: measure.StatusTimeout, Rcode: -1, Header: measure.Header{TTL: -1}, Detail: d.Error}, measure.Identity{}
 	case d.Error != "":
-		return catchment.Answer{Status: probe.StatusError, Detail: d.Error}, catchment.Identity{}
+		return measure.Answer{Status: measure.StatusError, Rcode: -1, Header: measure.Header{TTL: -1}, Detail: d.Error}, measure.Identity{}
 	}
-	a := catchment.Answer{Status: probe.StatusEmpty, RTT: d.RTT,
+	a := measure.Answer{Status: measure.StatusNoTXT, Rcode: -1, Header: measure.Header{TTL: -1}, RTT: d.RTT, Size: d.Size,
 		Detail: "no abuf: the probe kept only its parse of the answers (flags and rcode unknown)"}
 	for _, x := range d.Answers {
-		if a.Name == "" {
-			a.Name = strings.TrimSuffix(x.Name, ".")
+		if a.Name == "" && x.Name != "" {
+			a.Name = dns.Fqdn(x.Name)
 		}
 		if strings.EqualFold(x.Type, "TXT") {
 			a.TXT = append(a.TXT, x.RDATA...)
 		}
 	}
 	if len(a.TXT) > 0 {
-		a.Status = probe.StatusAnswered
+		// TXT strings in the answer section: the reply was NOERROR.
+		a.Status, a.Rcode = measure.StatusAnswered, dns.RcodeSuccess
 	}
-	id := probe.Summarise([]probe.Answer{{Name: dns.Fqdn(a.Name), Status: a.Status, TXT: a.TXT}})
-	return a, identityOf(id)
+	return a, measure.Summarise([]measure.Answer{a})
 }
 
-func classifyAbuf(d DNSReply) (catchment.Answer, catchment.Identity) {
+func classifyAbuf(d DNSReply) (measure.Answer, measure.Identity) {
 	// The question (and so the name to classify against) comes from the
 	// answer itself; a reply without one is flagged question_missing.
 	name := ""
@@ -72,28 +73,13 @@ func classifyAbuf(d DNSReply) (catchment.Answer, catchment.Identity) {
 	if len(d.Abuf) >= 2 {
 		id = binary.BigEndian.Uint16(d.Abuf)
 	}
-	pa := probe.ClassifyReply(name, id, d.Abuf)
-	pa.RTT = d.RTT
-	a := catchment.Answer{
-		Name:   strings.TrimSuffix(pa.Name, "."),
-		Status: pa.Status,
-		RTT:    pa.RTT,
-		TXT:    pa.TXT,
-		NSID:   probe.DecodeNSID(pa.NSID),
-		Detail: pa.Detail,
-	}
-	for _, s := range pa.Suspicions {
+	a := measure.ClassifyReply(name, id, d.Abuf)
+	a.RTT = d.RTT
+	if qclass == dns.ClassINET {
 		// A measurement that asked class IN (not an identity query) gets
-		// IN answers, TTLs and RA from a resolver by design: only a missing
-		// question still means something there.
-		if qclass == dns.ClassINET && s != probe.SuspectQuestionMissing {
-			continue
-		}
-		a.Suspicions = append(a.Suspicions, s)
+		// IN answers, TTLs and RA from a resolver by design: only a
+		// missing question still means something there.
+		a.Suspicions = slices.DeleteFunc(a.Suspicions, func(s measure.Suspicion) bool { return s != measure.SuspectQuestionMissing })
 	}
-	return a, identityOf(probe.Summarise([]probe.Answer{pa}))
-}
-
-func identityOf(id probe.Identity) catchment.Identity {
-	return catchment.Identity{Instance: id.Instance, Source: id.InstanceSource, NSID: id.NSID, HostnameBind: id.HostnameBind, IDServer: id.IDServer}
+	return a, measure.Summarise([]measure.Answer{a})
 }

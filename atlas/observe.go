@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/anycheck/anycheck/catchment"
+	"github.com/anycheck/anycheck/measure"
 )
 
 // Vantage is the catchment vantage of the result's probe. Every result of
@@ -51,7 +52,7 @@ func (r *Result) Observations(input string) []catchment.Observation {
 				o.Time = d.Time
 			}
 			a, id := d.Classify()
-			o.Answers = []catchment.Answer{a}
+			o.Answers = []measure.Answer{a}
 			o.Identity = id
 			if d.Error != "" && !d.Timeout {
 				o.Errors = append(slices.Clip(o.Errors), d.Error)

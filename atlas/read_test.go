@@ -15,7 +15,7 @@ import (
 	"testing/iotest"
 	"time"
 
-	"github.com/anycheck/anycheck/probe"
+	"github.com/anycheck/anycheck/measure"
 )
 
 // readAll reads every result, collecting per-result errors apart.
@@ -130,28 +130,28 @@ func TestReadDNSArray(t *testing.T) {
 		return probeAnswer{o[0].Answers[0].Status, o[0].Answers[0].Suspicions, o[0].Identity.Instance, o[0].Identity.Source, o[0].Answers[0].RTT}
 	}
 	// abuf: NSID names the instance; a clean authoritative answer.
-	if a := obs(0); a.status != probe.StatusAnswered || a.instance != "fra-1" || a.source != "nsid" || len(a.sus) != 0 || a.rtt != 10900*time.Microsecond {
+	if a := obs(0); a.status != measure.StatusAnswered || a.instance != "fra-1" || a.source != "nsid" || len(a.sus) != 0 || a.rtt != 10900*time.Microsecond {
 		t.Errorf("abuf answer %+v", a)
 	}
 	// answers only, RDATA as one string (fw 4720).
-	if a := obs(1); a.status != probe.StatusAnswered || a.instance != "s2.ams.anydns.example" || a.source != "hostname.bind" {
+	if a := obs(1); a.status != measure.StatusAnswered || a.instance != "s2.ams.anydns.example" || a.source != "hostname.bind" {
 		t.Errorf("answers-only %+v", a)
 	}
 	// error {timeout}.
-	if a := obs(2); a.status != probe.StatusTimeout || a.instance != "" {
+	if a := obs(2); a.status != measure.StatusTimeout || a.instance != "" {
 		t.Errorf("timeout %+v", a)
 	}
 	// resultset: one observation per entry, each with its own target.
 	rs := res[3].Observations("")
-	if len(rs) != 2 || rs[0].Identity.Instance != "ams-2" || rs[1].Target.String() != "2001:db8:53::53" || rs[1].Answers[0].Status != probe.StatusError || len(rs[1].Errors) != 1 {
+	if len(rs) != 2 || rs[0].Identity.Instance != "ams-2" || rs[1].Target.String() != "2001:db8:53::53" || rs[1].Answers[0].Status != measure.StatusError || len(rs[1].Errors) != 1 {
 		t.Errorf("resultset %+v", rs)
 	}
 	// A middlebox: RA set, class IN, TTL 300.
-	if a := obs(4); !slices.Equal(a.sus, []probe.Suspicion{probe.SuspectRA, probe.SuspectAAClear, probe.SuspectClassNotCH, probe.SuspectTTLNonZero}) {
+	if a := obs(4); !slices.Equal(a.sus, []measure.Suspicion{measure.SuspectRA, measure.SuspectAAClear, measure.SuspectClassNotCH, measure.SuspectTTLNonZero}) {
 		t.Errorf("middlebox flags %v", a.sus)
 	}
 	// A bare header: NOTIMP, no question.
-	if a := obs(5); a.status != probe.StatusNotImp || !slices.Contains(a.sus, probe.SuspectQuestionMissing) || !slices.Contains(a.sus, probe.SuspectRA) {
+	if a := obs(5); a.status != measure.StatusNotImp || !slices.Contains(a.sus, measure.SuspectQuestionMissing) || !slices.Contains(a.sus, measure.SuspectRA) {
 		t.Errorf("header-only %+v", a)
 	}
 	// Firmware 4400 names: addr, srcaddr, mode UDP6, no type.
@@ -166,8 +166,8 @@ func TestReadDNSArray(t *testing.T) {
 }
 
 type probeAnswer struct {
-	status   probe.Status
-	sus      []probe.Suspicion
+	status   measure.Status
+	sus      []measure.Suspicion
 	instance string
 	source   string
 	rtt      time.Duration

@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/anycheck/anycheck/trace"
+	"github.com/anycheck/anycheck/measure"
 )
 
 // Result types this reader understands.
@@ -67,7 +67,7 @@ type TraceReply struct {
 	Size  int
 	Flags string // TCP flags of a TCP reply ("SA", "R")
 	Error string // a per-probe error (bind or send failure)
-	MPLS  []trace.MPLSLabel
+	MPLS  []measure.MPLSLabel
 }
 
 // DNSReply is one DNS query's outcome: the result, or one resultset entry.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/anycheck/anycheck/probe"
+	"github.com/anycheck/anycheck/measure"
 )
 
 // Suspicion names a reason to believe an answer came from something on the
@@ -175,7 +175,7 @@ func Resolve(o Observation, sites *Sites) Row {
 		r.Instance, r.InstanceSource = r.Upstream.Addr.String(), SourceUpstream
 	}
 	for _, a := range o.Answers {
-		if a.Status == probe.StatusTimeout {
+		if a.Status == measure.StatusTimeout {
 			r.Timeouts++
 		}
 		if a.Replied() && a.RTT > 0 && (r.DNSRTT == 0 || a.RTT < r.DNSRTT) {
@@ -196,17 +196,17 @@ func suspicions(r *Row, sites *Sites) []Suspicion {
 	set := map[Suspicion]bool{}
 	operator, kind, known := sites.OperatorOf(r.Target)
 	for _, a := range r.Answers {
-		flags := map[probe.Suspicion]bool{}
+		flags := map[measure.Suspicion]bool{}
 		for _, s := range a.Suspicions {
 			flags[s] = true
 		}
 		for _, s := range a.Suspicions {
 			switch s {
-			case probe.SuspectAAClear:
+			case measure.SuspectAAClear:
 				// NSD and Knot leave AA clear on CHAOS answers: not a
 				// sign on its own.
 				continue
-			case probe.SuspectRA, probe.SuspectTTLNonZero:
+			case measure.SuspectRA, measure.SuspectTTLNonZero:
 				if known && kind == KindResolver {
 					continue // a resolver sets RA and caches its own answer
 				}

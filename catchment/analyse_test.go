@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anycheck/anycheck/probe"
+	"github.com/anycheck/anycheck/measure"
 )
 
 var (
@@ -19,12 +19,12 @@ func vantage(key string, as uint32) Vantage {
 	return Vantage{Key: key, Label: key, Origin: Origin{ASNs: []uint32{as}, Country: "ZZ"}}
 }
 
-func answered(instance string, rtt time.Duration, sus ...probe.Suspicion) []Answer {
-	return []Answer{{Name: "hostname.bind", Status: probe.StatusAnswered, RTT: rtt, TXT: []string{instance}, Suspicions: sus}}
+func answered(instance string, rtt time.Duration, sus ...measure.Suspicion) []measure.Answer {
+	return []measure.Answer{{Name: "hostname.bind", Status: measure.StatusAnswered, RTT: rtt, TXT: []string{instance}, Suspicions: sus}}
 }
 
-func idObs(v Vantage, target netip.Addr, instance string, rtt time.Duration, sus ...probe.Suspicion) Observation {
-	return Observation{Vantage: v, Target: target, Identity: Identity{Instance: instance, Source: "hostname.bind", HostnameBind: instance}, Answers: answered(instance, rtt, sus...)}
+func idObs(v Vantage, target netip.Addr, instance string, rtt time.Duration, sus ...measure.Suspicion) Observation {
+	return Observation{Vantage: v, Target: target, Identity: measure.Identity{Instance: instance, Source: "hostname.bind", HostnameBind: instance}, Answers: answered(instance, rtt, sus...)}
 }
 
 // asHops builds hops with origins: pairs of address and AS.
@@ -92,10 +92,10 @@ func TestSuspicions(t *testing.T) {
 		want []Suspicion
 	}{
 		{"clean authoritative", idObs(vantage("a", 1), kroot, "ns1.fi-hel.k.ripe.net", time.Millisecond), nil},
-		{"aa clear alone", idObs(vantage("a", 1), svc4, "i1", time.Millisecond, probe.SuspectAAClear), nil},
-		{"interceptor on the path", idObs(vantage("a", 1), kroot, "ns1.fi-hel.k.ripe.net", time.Millisecond, probe.SuspectRA, probe.SuspectClassNotCH, probe.SuspectTTLNonZero),
+		{"aa clear alone", idObs(vantage("a", 1), svc4, "i1", time.Millisecond, measure.SuspectAAClear), nil},
+		{"interceptor on the path", idObs(vantage("a", 1), kroot, "ns1.fi-hel.k.ripe.net", time.Millisecond, measure.SuspectRA, measure.SuspectClassNotCH, measure.SuspectTTLNonZero),
 			[]Suspicion{"class_not_ch", "ra_set", "ttl_nonzero"}},
-		{"resolver sets RA and TTL", idObs(vantage("a", 1), quad9, "res110.mia.rrdns.pch.net", time.Millisecond, probe.SuspectRA, probe.SuspectTTLNonZero), nil},
+		{"resolver sets RA and TTL", idObs(vantage("a", 1), quad9, "res110.mia.rrdns.pch.net", time.Millisecond, measure.SuspectRA, measure.SuspectTTLNonZero), nil},
 		{"identity of someone else", idObs(vantage("a", 1), kroot, "PowerDNS Recursor 3.5.2", time.Millisecond), []Suspicion{SuspectIdentityMismatch}},
 		{"operator that never answers", idObs(vantage("a", 1), netip.MustParseAddr("198.51.100.53"), "resolver.isp.example", time.Millisecond), []Suspicion{SuspectNoChaosOperator}},
 		{"no table entry, no mismatch", idObs(vantage("a", 1), svc4, "anything", time.Millisecond), nil},
@@ -126,8 +126,8 @@ func TestSharesCountSuspectsApart(t *testing.T) {
 		v := vantage(string(rune('a'+i)), uint32(64500+i%2))
 		obs = append(obs, idObs(v, svc4, in, time.Duration(i+1)*time.Millisecond))
 	}
-	obs = append(obs, idObs(vantage("x", 64999), svc4, "box", time.Millisecond, probe.SuspectRA))
-	obs = append(obs, Observation{Vantage: vantage("y", 64999), Target: svc4, Answers: []Answer{{Name: "hostname.bind", Status: probe.StatusTimeout}}})
+	obs = append(obs, idObs(vantage("x", 64999), svc4, "box", time.Millisecond, measure.SuspectRA))
+	obs = append(obs, Observation{Vantage: vantage("y", 64999), Target: svc4, Answers: []measure.Answer{{Name: "hostname.bind", Status: measure.StatusTimeout}}})
 	rep := Analyse(obs, nil)
 	if len(rep.Targets) != 1 {
 		t.Fatalf("targets %+v", rep.Targets)
@@ -183,7 +183,7 @@ func TestPathsPart(t *testing.T) {
 		mk("b", "i1", asHops("198.51.100.2", 64500, "203.0.113.1", 64510, "192.0.2.53", 64520)),
 		mk("c", "i2", asHops("198.51.100.3", 64500, "203.0.113.9", 64511, "192.0.2.53", 64521)),
 		// Another origin AS: not compared with these.
-		Resolve(Observation{Vantage: vantage("d", 64999), Target: svc4, Identity: Identity{Instance: "i3", Source: "nsid"}, Flows: []Flow{{Hops: asHops("10.0.0.1", 64999)}}}, nil),
+		Resolve(Observation{Vantage: vantage("d", 64999), Target: svc4, Identity: measure.Identity{Instance: "i3", Source: "nsid"}, Flows: []Flow{{Hops: asHops("10.0.0.1", 64999)}}}, nil),
 	}
 	p := PathsPart(rows)
 	if len(p) != 1 {
@@ -209,7 +209,7 @@ func TestCollectorLatestAndChanges(t *testing.T) {
 	}{{0, "i1"}, {600, "i2"}, {300, "i1"}, {900, "i2"}, {1200, ""}} {
 		o := idObs(v, svc4, s.in, time.Millisecond)
 		if s.in == "" {
-			o = Observation{Vantage: v, Target: svc4, Answers: []Answer{{Status: probe.StatusTimeout}}}
+			o = Observation{Vantage: v, Target: svc4, Answers: []measure.Answer{{Status: measure.StatusTimeout}}}
 		}
 		o.Time = t0.Add(time.Duration(s.dt) * time.Second)
 		c.Add(o)

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+
+	"github.com/anycheck/anycheck/measure"
 )
 
 // hops builds a hop list from addresses per TTL starting at 1; "*" is a
@@ -22,7 +24,7 @@ func hops(addrs ...string) []Hop {
 }
 
 func flow(instance string, addrs ...string) Flow {
-	return Flow{Proto: "udp", Hops: hops(addrs...), Reached: true, Identity: Identity{Instance: instance, Source: "nsid"}}
+	return Flow{Proto: "udp", Hops: hops(addrs...), Reached: true, Identity: measure.Identity{Instance: instance, Source: "nsid"}}
 }
 
 func TestGroupPaths(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anycheck/anycheck/probe"
+	"github.com/anycheck/anycheck/measure"
 )
 
 // A trace whose probes were identity queries is both the identity and the
@@ -15,7 +15,7 @@ func TestCollectorErrorsOnce(t *testing.T) {
 	c := NewCollector()
 	c.Add(Observation{
 		Vantage: Vantage{Key: "host:a"}, Target: netip.MustParseAddr("192.0.2.53"),
-		Answers: []Answer{{Name: "hostname.bind", Status: probe.StatusAnswered}},
+		Answers: []measure.Answer{{Name: "hostname.bind", Status: measure.StatusAnswered}},
 		Flows:   []Flow{{Proto: "udp", Hops: hops("198.51.100.1", "*")}},
 		Errors:  []string{"flow 50005: bind: address already in use", "not reached: max-ttl"},
 	})

@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/anycheck/anycheck/probe"
+	"github.com/anycheck/anycheck/measure"
 )
 
 // Family is an IP address family.
@@ -74,36 +74,6 @@ func (v Vantage) LookupAddr() netip.Addr {
 	return v.Source
 }
 
-// Identity is what DNS identity answers say about the instance.
-type Identity struct {
-	Instance     string // NSID text, else hostname.bind, else id.server ("" none); untrusted
-	Source       string // "nsid", "hostname.bind", "id.server" or ""
-	NSID         string
-	HostnameBind string
-	IDServer     string
-}
-
-// Answer is one DNS identity query's outcome, in the vocabulary of package
-// probe (statuses and suspicion flags).
-type Answer struct {
-	Name       string // query name, without the trailing dot
-	Status     probe.Status
-	RTT        time.Duration // 0 when there was no reply
-	TXT        []string      // untrusted
-	NSID       string        // decoded NSID text ("" when absent or not printable)
-	Suspicions []probe.Suspicion
-	Detail     string
-}
-
-// Replied reports whether any DNS reply came back.
-func (a Answer) Replied() bool {
-	switch a.Status {
-	case probe.StatusTimeout, probe.StatusError, "":
-		return false
-	}
-	return true
-}
-
 // Responder is one address that answered probes at a hop.
 type Responder struct {
 	Addr netip.Addr
@@ -134,7 +104,7 @@ type Flow struct {
 	ID       int
 	Hops     []Hop // ordered by TTL
 	Reached  bool  // the destination answered
-	Identity Identity
+	Identity measure.Identity
 }
 
 // Observation is what one vantage measured towards one target address:
@@ -143,11 +113,11 @@ type Flow struct {
 type Observation struct {
 	Vantage    Vantage
 	Target     netip.Addr
-	TargetName string    // the name the user measured when it was not an address literal
-	Time       time.Time // when the latest part was measured; zero when unknown
-	Input      string    // provenance: file name and result index
-	Identity   Identity  // from the DNS answers; zero when none
-	Answers    []Answer
+	TargetName string           // the name the user measured when it was not an address literal
+	Time       time.Time        // when the latest part was measured; zero when unknown
+	Input      string           // provenance: file name and result index
+	Identity   measure.Identity // from the DNS answers; zero when none
+	Answers    []measure.Answer
 	Flows      []Flow   // one for a trace, many for a flow sweep; none for DNS-only data
 	Errors     []string // measurement errors of the vantage (untrusted text)
 }

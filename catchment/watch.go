@@ -6,7 +6,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/anycheck/anycheck/probe"
+	"github.com/anycheck/anycheck/measure"
 )
 
 // LostAfter is k, the number of consecutive rounds without any DNS reply
@@ -37,9 +37,9 @@ const OtherInstances = "(other instances)"
 
 // WatchRound is one pass of the identity query set over one watched flow.
 type WatchRound struct {
-	Time     time.Time // when the queries left
-	Identity Identity  // what the answers say (zero when none)
-	Answers  []Answer
+	Time     time.Time        // when the queries left
+	Identity measure.Identity // what the answers say (zero when none)
+	Answers  []measure.Answer
 	// Err is a failure to send at all (the flow's port could not be
 	// bound); a send error of one query (no route) is an Answer with
 	// status "error".
@@ -143,7 +143,7 @@ type slot struct {
 
 type instanceStat struct {
 	slot
-	id          Identity
+	id          measure.Identity
 	first, last time.Time
 	rtt         rttSamples
 }
@@ -176,7 +176,7 @@ func NewWatcher(target netip.Addr, interval time.Duration, sites *Sites, lostAft
 }
 
 // roundRTT is the smallest RTT of the round's replies (0 when none).
-func roundRTT(answers []Answer) time.Duration {
+func roundRTT(answers []measure.Answer) time.Duration {
 	var best time.Duration
 	for _, a := range answers {
 		if a.Replied() && a.RTT > 0 && (best == 0 || a.RTT < best) {
@@ -189,7 +189,7 @@ func roundRTT(answers []Answer) time.Duration {
 // sameInstance decides whether two identities name one instance: by the
 // first identity string both carry (NSID, hostname.bind, id.server), so a
 // round whose NSID went missing is not taken for a switch.
-func sameInstance(a, b Identity) bool {
+func sameInstance(a, b measure.Identity) bool {
 	switch {
 	case a.NSID != "" && b.NSID != "":
 		return a.NSID == b.NSID
@@ -203,7 +203,7 @@ func sameInstance(a, b Identity) bool {
 
 // lookup finds the instance an identity names (the current one first),
 // adding it when new. The instance keeps the name it was first seen by.
-func (w *Watcher) lookup(id Identity) int {
+func (w *Watcher) lookup(id measure.Identity) int {
 	if w.cur >= 0 && sameInstance(w.instances[w.cur].id, id) {
 		return w.cur
 	}
@@ -214,7 +214,7 @@ func (w *Watcher) lookup(id Identity) int {
 	}
 	s := &instanceStat{id: id}
 	if len(w.instances) == MaxWatchInstances-1 {
-		s.id = Identity{Instance: OtherInstances}
+		s.id = measure.Identity{Instance: OtherInstances}
 		w.other = s
 	}
 	if w.rtts >= exactRTTs {
@@ -251,9 +251,9 @@ func (w *Watcher) Observe(r WatchRound) []WatchEvent {
 		switch {
 		case a.Replied():
 			replied = true
-		case a.Status == probe.StatusTimeout:
+		case a.Status == measure.StatusTimeout:
 			w.timeouts++
-		case a.Status == probe.StatusError && errDetail == "":
+		case a.Status == measure.StatusError && errDetail == "":
 			errDetail = a.Detail
 			if errDetail == "" {
 				errDetail = "send failed"
@@ -442,7 +442,7 @@ type TimeShare struct {
 // InstanceTime is one instance's part of the watched time (its affinity).
 type InstanceTime struct {
 	TimeShare
-	Identity    Identity // as first seen
+	Identity    measure.Identity // as first seen
 	First, Last time.Time
 	RTT         RTTPercentiles
 }

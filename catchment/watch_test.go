@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anycheck/anycheck/measure"
+
 	"github.com/anycheck/anycheck/catchment"
-	"github.com/anycheck/anycheck/probe"
 )
 
 var (
@@ -38,17 +39,17 @@ func roundOf(i int, s step, every time.Duration) catchment.WatchRound {
 		fmt.Sscan(ms, &v)
 		name, rtt = n, time.Duration(v)*time.Millisecond
 	}
-	q := func(status probe.Status, txt string, nsid string, sus ...probe.Suspicion) []catchment.Answer {
-		var out []catchment.Answer
+	q := func(status measure.Status, txt string, nsid string, sus ...measure.Suspicion) []measure.Answer {
+		var out []measure.Answer
 		for _, qn := range []string{"hostname.bind", "id.server"} {
-			a := catchment.Answer{Name: qn, Status: status, NSID: nsid, Suspicions: sus}
-			if status == probe.StatusAnswered {
+			a := measure.Answer{Name: qn, Status: status, NSID: []byte(nsid), Suspicions: sus}
+			if status == measure.StatusAnswered {
 				a.TXT, a.RTT = []string{txt}, rtt
 			}
-			if status == probe.StatusRefused {
+			if status == measure.StatusRefused {
 				a.RTT = rtt
 			}
-			if status == probe.StatusError {
+			if status == measure.StatusError {
 				a.Detail = "network is unreachable"
 			}
 			out = append(out, a)
@@ -57,24 +58,24 @@ func roundOf(i int, s step, every time.Duration) catchment.WatchRound {
 	}
 	switch name {
 	case "-":
-		r.Answers = q(probe.StatusTimeout, "", "")
+		r.Answers = q(measure.StatusTimeout, "", "")
 	case "!":
-		r.Answers = q(probe.StatusError, "", "")
+		r.Answers = q(measure.StatusError, "", "")
 	case "?":
-		r.Answers = q(probe.StatusRefused, "", "")
+		r.Answers = q(measure.StatusRefused, "", "")
 	case "M":
-		r.Answers = q(probe.StatusAnswered, "resolver1", "", probe.SuspectRA, probe.SuspectClassNotCH, probe.SuspectTTLNonZero, probe.SuspectAAClear)
-		r.Identity = catchment.Identity{Instance: "resolver1", Source: "hostname.bind", HostnameBind: "resolver1"}
+		r.Answers = q(measure.StatusAnswered, "resolver1", "", measure.SuspectRA, measure.SuspectClassNotCH, measure.SuspectTTLNonZero, measure.SuspectAAClear)
+		r.Identity = measure.Identity{Instance: "resolver1", Source: "hostname.bind", HostnameBind: "resolver1"}
 	case "aa":
-		r.Answers = q(probe.StatusAnswered, "a.site", "A", probe.SuspectAAClear)
-		r.Identity = catchment.Identity{Instance: "A", Source: "nsid", NSID: "A", HostnameBind: "a.site"}
+		r.Answers = q(measure.StatusAnswered, "a.site", "A", measure.SuspectAAClear)
+		r.Identity = measure.Identity{Instance: "A", Source: "nsid", NSID: "A", HostnameBind: "a.site"}
 	case "a.site":
-		r.Answers = q(probe.StatusAnswered, "a.site", "")
-		r.Identity = catchment.Identity{Instance: "a.site", Source: "hostname.bind", HostnameBind: "a.site"}
+		r.Answers = q(measure.StatusAnswered, "a.site", "")
+		r.Identity = measure.Identity{Instance: "a.site", Source: "hostname.bind", HostnameBind: "a.site"}
 	default:
 		host := strings.ToLower(name) + ".site"
-		r.Answers = q(probe.StatusAnswered, host, name)
-		r.Identity = catchment.Identity{Instance: name, Source: "nsid", NSID: name, HostnameBind: host}
+		r.Answers = q(measure.StatusAnswered, host, name)
+		r.Identity = measure.Identity{Instance: name, Source: "nsid", NSID: name, HostnameBind: host}
 	}
 	return r
 }
@@ -290,7 +291,7 @@ func TestWatchIdentityMismatch(t *testing.T) {
 	kroot := netip.MustParseAddr("193.0.14.129")
 	w := catchment.NewWatcher(kroot, time.Second, catchment.BuiltinSites(), 0)
 	r := roundOf(0, "A", time.Second)
-	r.Identity = catchment.Identity{Instance: "ns1.fi-hel.k.ripe.net", Source: "hostname.bind", HostnameBind: "ns1.fi-hel.k.ripe.net"}
+	r.Identity = measure.Identity{Instance: "ns1.fi-hel.k.ripe.net", Source: "hostname.bind", HostnameBind: "ns1.fi-hel.k.ripe.net"}
 	if evs := w.Observe(r); kinds(evs) != "start ns1.fi-hel.k.ripe.net@0" {
 		t.Errorf("a fitting identity: %s", kinds(evs))
 	}

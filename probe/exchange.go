@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/anycheck/anycheck/measure"
+
 	"github.com/miekg/dns"
 	"golang.org/x/time/rate"
 )
@@ -28,7 +30,7 @@ import (
 // order).
 type mux struct {
 	co        *dns.Conn
-	transport Transport
+	transport measure.Transport
 	ids       *idSet
 
 	mu      sync.Mutex
@@ -54,12 +56,12 @@ type query struct {
 // against the query (ours: it answers the query's question), or a socket
 // error.
 type delivery struct {
-	answer Answer
+	answer measure.Answer
 	ours   bool
 	err    error
 }
 
-func newMux(c net.Conn, t Transport, ids *idSet) *mux {
+func newMux(c net.Conn, t measure.Transport, ids *idSet) *mux {
 	m := &mux{
 		co:        &dns.Conn{Conn: c},
 		transport: t,
@@ -102,7 +104,7 @@ func (m *mux) read() {
 		// unreachable) is reported by the next read and then cleared: it
 		// answers every query waiting now, and the socket stays usable.
 		// Anything else, or a socket that keeps failing, ends the reader.
-		if errs++; m.transport == UDP && isICMPErr(err) && errs < 64 {
+		if errs++; m.transport == measure.UDP && isICMPErr(err) && errs < 64 {
 			m.broadcast(err)
 			continue
 		}
@@ -129,7 +131,7 @@ func (m *mux) dispatch(msg []byte, at time.Time) {
 		m.strays++
 		return
 	}
-	a, ours := classify(q.name, q.id, msg)
+	a, ours := measure.Classify(q.name, q.id, msg)
 	if ours {
 		a.RTT, a.Transport = at.Sub(q.sent), m.transport
 	}
@@ -184,13 +186,13 @@ func (m *mux) send(ctx context.Context, q *query, lim *rate.Limiter, timeout tim
 			return
 		}
 	}
-	msg := NewQuery(q.name, q.id)
+	msg := measure.NewQuery(q.name, q.id)
 	m.mu.Lock() // the reader reads q.sent when the answer comes
 	q.sent = time.Now()
 	q.deadline = q.sent.Add(timeout)
 	m.mu.Unlock()
 	if err := m.co.WriteMsg(msg); err != nil {
-		if m.transport == UDP && isICMPErr(err) {
+		if m.transport == measure.UDP && isICMPErr(err) {
 			// The send reported (and cleared) an ICMP error meant for
 			// an earlier query of this socket: it is every query's.
 			m.broadcast(err)
@@ -210,25 +212,25 @@ var errConnClosed = errors.New("connection closed by the server without an answe
 // query reflected back, an answer to another question) is no answer: it is
 // kept and reported as malformed only if nothing better comes before the
 // deadline.
-func (m *mux) await(ctx context.Context, q *query, timeout time.Duration) (Answer, error) {
+func (m *mux) await(ctx context.Context, q *query, timeout time.Duration) (measure.Answer, error) {
 	defer m.unregister(q)
 	if q.sendErr != nil {
-		return Answer{}, q.sendErr
+		return measure.Answer{}, q.sendErr
 	}
 	timer := time.NewTimer(time.Until(q.deadline))
 	defer timer.Stop()
-	var mismatch *Answer
-	take := func(d delivery) (Answer, bool, error) {
+	var mismatch *measure.Answer
+	take := func(d delivery) (measure.Answer, bool, error) {
 		if d.err != nil {
-			return Answer{}, true, d.err
+			return measure.Answer{}, true, d.err
 		}
 		if !d.ours {
 			mismatch = &d.answer
-			return Answer{}, false, nil
+			return measure.Answer{}, false, nil
 		}
 		return d.answer, true, nil
 	}
-	drain := func() (Answer, bool, error) {
+	drain := func() (measure.Answer, bool, error) {
 		for {
 			select {
 			case d := <-q.ch:
@@ -236,7 +238,7 @@ func (m *mux) await(ctx context.Context, q *query, timeout time.Duration) (Answe
 					return a, true, err
 				}
 			default:
-				return Answer{}, false, nil
+				return measure.Answer{}, false, nil
 			}
 		}
 	}
@@ -260,9 +262,9 @@ func (m *mux) await(ctx context.Context, q *query, timeout time.Duration) (Answe
 			if isEOF(err) {
 				err = errConnClosed
 			}
-			return Answer{}, err
+			return measure.Answer{}, err
 		case <-ctx.Done():
-			return Answer{}, ctx.Err()
+			return measure.Answer{}, ctx.Err()
 		case <-timer.C:
 			// An answer that came in time may wait in q.ch while its
 			// deadline passes (the budget held this goroutine's start).
@@ -272,7 +274,7 @@ func (m *mux) await(ctx context.Context, q *query, timeout time.Duration) (Answe
 			if mismatch != nil {
 				return malformed(q, m.transport, *mismatch, fmt.Sprintf("no reply within %v", timeout)), nil
 			}
-			a := Answer{Name: q.name, Transport: m.transport, Rcode: -1, Status: StatusTimeout,
+			a := measure.Answer{Name: q.name, Transport: m.transport, Rcode: -1, Status: measure.StatusTimeout,
 				Detail: fmt.Sprintf("no reply within %v", timeout)}
 			if n := m.strayCount(); n > 0 {
 				a.Detail += fmt.Sprintf(" (ignored %d message(s) that were not a reply to this flow's queries)", n)
@@ -284,8 +286,8 @@ func (m *mux) await(ctx context.Context, q *query, timeout time.Duration) (Answe
 
 // malformed reports a query whose only reply was a message with its ID
 // that does not answer it: no RTT, no RCODE, and why it was no answer.
-func malformed(q *query, t Transport, mismatch Answer, why string) Answer {
-	return Answer{Name: q.name, Transport: t, Rcode: -1, Status: StatusMalformed, Size: mismatch.Size,
+func malformed(q *query, t measure.Transport, mismatch measure.Answer, why string) measure.Answer {
+	return measure.Answer{Name: q.name, Transport: t, Rcode: -1, Status: measure.StatusMalformed, Size: mismatch.Size,
 		Detail: why + "; a message with the query's ID was not its answer: " + mismatch.Detail}
 }
 

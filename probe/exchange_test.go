@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/anycheck/anycheck/measure"
 )
 
 // streamConn is a TCP-like connection (not a net.PacketConn, so dns.Conn
@@ -84,7 +86,7 @@ func frame(msgs ...[]byte) []byte {
 func FuzzTCPStream(f *testing.F) {
 	const id = 0x4a11
 	answer := func(name string, qid uint16, txt string) []byte {
-		m := NewQuery(name, qid)
+		m := measure.NewQuery(name, qid)
 		m.Response, m.Authoritative = true, true
 		b, err := m.Pack()
 		if err != nil {
@@ -92,20 +94,20 @@ func FuzzTCPStream(f *testing.F) {
 		}
 		return b
 	}
-	good := answer(NameHostnameBind, id, "")
-	reflected, _ := NewQuery(NameHostnameBind, id).Pack()
+	good := answer(measure.NameHostnameBind, id, "")
+	reflected, _ := measure.NewQuery(measure.NameHostnameBind, id).Pack()
 	f.Add(frame(good))
-	f.Add(frame(answer(NameHostnameBind, id+1, ""), good))   // another query's answer first
-	f.Add(frame(reflected, good))                            // the query reflected, then the answer
-	f.Add(frame(answer(NameIDServer, id, "")))               // the right ID for another question
-	f.Add(frame(good)[:len(good)-3])                         // cut short
-	f.Add([]byte{0x00})                                      // half a length prefix
-	f.Add([]byte{0xff, 0xff, 0x4a, 0x11})                    // a length far beyond the stream
-	f.Add(frame([]byte{0x4a, 0x11}, []byte{}, []byte{0x4a})) // frames shorter than a header
+	f.Add(frame(answer(measure.NameHostnameBind, id+1, ""), good)) // another query's answer first
+	f.Add(frame(reflected, good))                                  // the query reflected, then the answer
+	f.Add(frame(answer(measure.NameIDServer, id, "")))             // the right ID for another question
+	f.Add(frame(good)[:len(good)-3])                               // cut short
+	f.Add([]byte{0x00})                                            // half a length prefix
+	f.Add([]byte{0xff, 0xff, 0x4a, 0x11})                          // a length far beyond the stream
+	f.Add(frame([]byte{0x4a, 0x11}, []byte{}, []byte{0x4a}))       // frames shorter than a header
 	f.Fuzz(func(t *testing.T, stream []byte) {
-		m := newMux(newStreamConn(stream), TCP, &idSet{})
+		m := newMux(newStreamConn(stream), measure.TCP, &idSet{})
 		defer m.close()
-		q := m.registerID(NameHostnameBind, id)
+		q := m.registerID(measure.NameHostnameBind, id)
 		m.send(t.Context(), q, nil, 10*time.Second)
 		start := time.Now()
 		a, err := m.await(t.Context(), q, 10*time.Second)
@@ -118,11 +120,11 @@ func FuzzTCPStream(f *testing.F) {
 			}
 			return
 		}
-		if a.Status == StatusMalformed && a.Rcode < 0 && a.RTT == 0 {
+		if a.Status == measure.StatusMalformed && a.Rcode < 0 && a.RTT == 0 {
 			return // only messages that were not the answer came
 		}
 		for _, fr := range frames(stream) {
-			if want, ours := classify(NameHostnameBind, id, fr); ours && want.Status == a.Status && want.Rcode == a.Rcode {
+			if want, ours := measure.Classify(measure.NameHostnameBind, id, fr); ours && want.Status == a.Status && want.Rcode == a.Rcode {
 				return
 			}
 		}
@@ -133,17 +135,17 @@ func FuzzTCPStream(f *testing.F) {
 // The reader ends at the end of the stream, and an answer in the stream
 // is taken even when the end follows at once.
 func TestTCPStreamEnd(t *testing.T) {
-	good, _ := NewQuery(NameHostnameBind, 7).Pack()
+	good, _ := measure.NewQuery(measure.NameHostnameBind, 7).Pack()
 	good[2] |= 0x80 // QR
-	m := newMux(newStreamConn(frame(good)), TCP, &idSet{})
+	m := newMux(newStreamConn(frame(good)), measure.TCP, &idSet{})
 	defer m.close()
-	q := m.registerID(NameHostnameBind, 7)
+	q := m.registerID(measure.NameHostnameBind, 7)
 	m.send(t.Context(), q, nil, 5*time.Second)
 	a, err := m.await(t.Context(), q, 5*time.Second)
-	if err != nil || a.Status != StatusEmpty {
+	if err != nil || a.Status != measure.StatusEmpty {
 		t.Fatalf("answer %+v, %v; want the empty answer in the stream", a, err)
 	}
-	q = m.registerID(NameIDServer, 8)
+	q = m.registerID(measure.NameIDServer, 8)
 	m.send(t.Context(), q, nil, 5*time.Second)
 	if _, err := m.await(t.Context(), q, 5*time.Second); err == nil || err != io.EOF && err != errConnClosed {
 		t.Fatalf("after the stream: %v, want the end of the connection", err)

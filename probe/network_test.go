@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anycheck/anycheck/measure"
+
 	"github.com/anycheck/anycheck/probe"
 )
 
@@ -68,7 +70,7 @@ func TestRunInjectedNetwork(t *testing.T) {
 				t.Fatalf("%d answers, want 2", len(res.Answers))
 			}
 			for _, a := range res.Answers {
-				if (a.Status != probe.StatusError && a.Status != probe.StatusTimeout) || a.Detail != tt.detail {
+				if (a.Status != measure.StatusError && a.Status != measure.StatusTimeout) || a.Detail != tt.detail {
 					t.Errorf("%s: %s %q, want a failure %q", a.Name, a.Status, a.Detail, tt.detail)
 				}
 			}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anycheck/anycheck/measure"
+
 	"github.com/anycheck/anycheck/probe/probetest"
 )
 
@@ -49,7 +51,7 @@ func TestRunTCPPortInTimeWait(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run from a port in TIME_WAIT: %v", err)
 	}
-	if res.Source != src || res.Answers[0].Status != StatusAnswered {
+	if res.Source != src || res.Answers[0].Status != measure.StatusAnswered {
 		t.Errorf("source %v status %s (%s), want %v answered", res.Source, res.Answers[0].Status, res.Answers[0].Detail, src)
 	}
 }

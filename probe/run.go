@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/anycheck/anycheck/measure"
+
 	"github.com/miekg/dns"
 	"golang.org/x/time/rate"
 )
@@ -49,7 +51,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	defer r.close()
 
 	names := queryNames(opts)
-	res := Result{Target: target, Started: time.Now(), Answers: make([]Answer, len(names))}
+	res := Result{Target: target, Started: time.Now(), Answers: make([]measure.Answer, len(names))}
 	ask := func(i int) {}
 	if opts.TCP {
 		// Connect once up front: a port that cannot be bound is a set-up
@@ -62,7 +64,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 				return Result{}, fmt.Errorf("probe %s: %w", target, err)
 			}
 			for i, name := range names {
-				res.Answers[i] = r.failed(ctx, name, TCP, err)
+				res.Answers[i] = r.failed(ctx, name, measure.TCP, err)
 			}
 		} else {
 			qs := sendAll(ctx, m, names, r.lim, r.timeout)
@@ -78,10 +80,10 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 			// every query reports that, like an unreachable target.
 			r.tcp.notePort(err)
 			for i, name := range names {
-				res.Answers[i] = r.failed(ctx, name, UDP, err)
+				res.Answers[i] = r.failed(ctx, name, measure.UDP, err)
 			}
 		default:
-			r.udp = newMux(datagram(conn), UDP, r.ids)
+			r.udp = newMux(datagram(conn), measure.UDP, r.ids)
 			r.tcp.setSource(addrPortOf(conn.LocalAddr()))
 			qs := sendAll(ctx, r.udp, names, r.lim, r.timeout)
 			ask = func(i int) { res.Answers[i] = r.overUDP(ctx, qs[i]) }
@@ -93,7 +95,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	wg.Wait()
 	res.Source = r.tcp.source()
-	res.Identity = Summarise(res.Answers)
+	res.Identity = measure.Summarise(res.Answers)
 	return res, nil
 }
 
@@ -101,10 +103,10 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 func queryNames(opts Options) []string {
 	names := slices.Clone(opts.Names)
 	if opts.Names == nil {
-		names = []string{NameHostnameBind, NameIDServer}
+		names = []string{measure.NameHostnameBind, measure.NameIDServer}
 	}
 	if opts.Version {
-		names = append(names, NameVersionBind, NameVersionServer)
+		names = append(names, measure.NameVersionBind, measure.NameVersionServer)
 	}
 	return names
 }
@@ -142,17 +144,17 @@ func (r *runner) close() {
 
 // overUDP waits for q's answer and asks again over TCP, from the flow's
 // port, when it is truncated (RFC 7766).
-func (r *runner) overUDP(ctx context.Context, q *query) Answer {
+func (r *runner) overUDP(ctx context.Context, q *query) measure.Answer {
 	a, err := r.udp.await(ctx, q, r.timeout)
 	if err != nil {
-		return r.failed(ctx, q.name, UDP, err)
+		return r.failed(ctx, q.name, measure.UDP, err)
 	}
 	if !a.Truncated {
 		return a
 	}
 	a = r.overTCP(ctx, q.name, nil, nil)
 	a.Truncated = true
-	if a.Status == StatusTimeout || a.Status == StatusError {
+	if a.Status == measure.StatusTimeout || a.Status == measure.StatusError {
 		a.Detail = "udp reply truncated; tcp retry: " + a.Detail
 	}
 	return a
@@ -166,12 +168,12 @@ func (r *runner) overUDP(ctx context.Context, q *query) Answer {
 // connection from the same port. Every connection but the last answered
 // some query, so a run makes at most one more connection than it has
 // queries.
-func (r *runner) overTCP(ctx context.Context, name string, m *mux, q *query) Answer {
+func (r *runner) overTCP(ctx context.Context, name string, m *mux, q *query) measure.Answer {
 	for again := false; ; again = true {
 		if m == nil {
 			var err error
 			if m, err = r.tcp.conn(ctx, time.Now().Add(r.timeout)); err != nil {
-				return r.failed(ctx, name, TCP, err)
+				return r.failed(ctx, name, measure.TCP, err)
 			}
 			q = m.register(name)
 			m.send(ctx, q, r.lim, r.timeout)
@@ -189,19 +191,19 @@ func (r *runner) overTCP(ctx context.Context, name string, m *mux, q *query) Ans
 			m, q = nil, nil
 			continue
 		}
-		return r.failed(ctx, name, TCP, err)
+		return r.failed(ctx, name, measure.TCP, err)
 	}
 }
 
 // failed turns the error that ended a query into its Answer.
-func (r *runner) failed(ctx context.Context, name string, t Transport, err error) Answer {
+func (r *runner) failed(ctx context.Context, name string, t measure.Transport, err error) measure.Answer {
 	if ctx.Err() != nil {
 		return ctxAnswer(ctx, name, t)
 	}
-	a := Answer{Name: dns.Fqdn(name), Transport: t, Rcode: -1, Status: StatusError, Detail: errDetail(err)}
+	a := measure.Answer{Name: dns.Fqdn(name), Transport: t, Rcode: -1, Status: measure.StatusError, Detail: errDetail(err)}
 	switch {
 	case isTimeout(err):
-		a.Status = StatusTimeout
+		a.Status = measure.StatusTimeout
 		a.Detail = fmt.Sprintf("no reply within %v", r.timeout)
 	case errors.Is(err, errConnClosed) || isEOF(err):
 		a.Detail = errConnClosed.Error()
@@ -210,10 +212,10 @@ func (r *runner) failed(ctx context.Context, name string, t Transport, err error
 }
 
 // ctxAnswer reports a query that ctx stopped.
-func ctxAnswer(ctx context.Context, name string, t Transport) Answer {
-	a := Answer{Name: dns.Fqdn(name), Transport: t, Rcode: -1, Status: StatusError, Detail: ctx.Err().Error()}
+func ctxAnswer(ctx context.Context, name string, t measure.Transport) measure.Answer {
+	a := measure.Answer{Name: dns.Fqdn(name), Transport: t, Rcode: -1, Status: measure.StatusError, Detail: ctx.Err().Error()}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		a.Status = StatusTimeout
+		a.Status = measure.StatusTimeout
 	}
 	return a
 }
@@ -276,7 +278,7 @@ func (p *tcpPipe) conn(ctx context.Context, deadline time.Time) (*mux, error) {
 		p.notePortLocked(err)
 		d.err = err
 	} else {
-		d.m = newMux(c, TCP, p.r.ids)
+		d.m = newMux(c, measure.TCP, p.r.ids)
 		p.cur = d.m
 		p.conns = append(p.conns, d.m)
 		if ap := addrPortOf(c.LocalAddr()); ap.IsValid() {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anycheck/anycheck/measure"
+
 	"golang.org/x/time/rate"
 
 	"github.com/anycheck/anycheck/probe"
@@ -63,12 +65,12 @@ func identityServer() *probetest.Server {
 // UDP and TCP, IPv4 and IPv6 loopback, in the situations an operator meets.
 func TestRunMatrix(t *testing.T) {
 	type want struct {
-		status    []probe.Status // per query, in order
-		transport probe.Transport
+		status    []measure.Status // per query, in order
+		transport measure.Transport
 		truncated bool
 		instance  string
 		source    string // InstanceSource
-		sus       []probe.Suspicion
+		sus       []measure.Suspicion
 		detail    string // substring of every Answer's Detail
 		conns     int    // TCP connections the server accepts
 	}
@@ -91,7 +93,7 @@ func TestRunMatrix(t *testing.T) {
 			desc: "identity with NSID", server: identityServer, version: true,
 			want: func(tcp bool) want {
 				return want{
-					status:   []probe.Status{probe.StatusAnswered, probe.StatusAnswered, probe.StatusAnswered, probe.StatusAnswered},
+					status:   []measure.Status{measure.StatusAnswered, measure.StatusAnswered, measure.StatusAnswered, measure.StatusAnswered},
 					instance: "g1-fra-1", source: "nsid", conns: oneOverTCP(tcp),
 				}
 			},
@@ -101,7 +103,7 @@ func TestRunMatrix(t *testing.T) {
 			server: func() *probetest.Server { return &probetest.Server{RefuseVersion: true, NSID: []byte("n2")} }, version: true,
 			want: func(tcp bool) want {
 				return want{
-					status:   []probe.Status{probe.StatusRefused, probe.StatusRefused, probe.StatusRefused, probe.StatusRefused},
+					status:   []measure.Status{measure.StatusRefused, measure.StatusRefused, measure.StatusRefused, measure.StatusRefused},
 					instance: "n2", source: "nsid", conns: oneOverTCP(tcp),
 				}
 			},
@@ -111,7 +113,7 @@ func TestRunMatrix(t *testing.T) {
 			server: func() *probetest.Server { return &probetest.Server{Hostname: "h1"} }, version: true,
 			want: func(tcp bool) want {
 				return want{
-					status:   []probe.Status{probe.StatusAnswered, probe.StatusRefused, probe.StatusEmpty, probe.StatusEmpty},
+					status:   []measure.Status{measure.StatusAnswered, measure.StatusRefused, measure.StatusEmpty, measure.StatusEmpty},
 					instance: "h1", source: "hostname.bind", conns: oneOverTCP(tcp),
 				}
 			},
@@ -122,7 +124,7 @@ func TestRunMatrix(t *testing.T) {
 			desc: "hostile identity bytes kept raw", server: func() *probetest.Server { return &probetest.Server{Hostname: hostile, IDServer: "i"} },
 			want: func(tcp bool) want {
 				return want{
-					status:   []probe.Status{probe.StatusAnswered, probe.StatusAnswered},
+					status:   []measure.Status{measure.StatusAnswered, measure.StatusAnswered},
 					instance: hostile, source: "hostname.bind", conns: oneOverTCP(tcp),
 				}
 			},
@@ -133,21 +135,21 @@ func TestRunMatrix(t *testing.T) {
 			},
 			want: func(tcp bool) want {
 				return want{
-					status:   []probe.Status{probe.StatusAnswered, probe.StatusAnswered},
+					status:   []measure.Status{measure.StatusAnswered, measure.StatusAnswered},
 					instance: "resolver", source: "hostname.bind", conns: oneOverTCP(tcp),
-					sus: []probe.Suspicion{probe.SuspectRA, probe.SuspectAAClear, probe.SuspectClassNotCH, probe.SuspectTTLNonZero},
+					sus: []measure.Suspicion{measure.SuspectRA, measure.SuspectAAClear, measure.SuspectClassNotCH, measure.SuspectTTLNonZero},
 				}
 			},
 		},
 		{
-			desc: "truncated over UDP, retried over TCP", udpOnly: true,
+			desc: "truncated over measure.UDP, retried over measure.TCP", udpOnly: true,
 			server: func() *probetest.Server {
 				return &probetest.Server{Hostname: "big", IDServer: "big", NSID: []byte("n3"), ForceTC: true}
 			},
 			want: func(tcp bool) want {
 				return want{
-					status:    []probe.Status{probe.StatusAnswered, probe.StatusAnswered},
-					transport: probe.TCP, truncated: true, instance: "n3", source: "nsid",
+					status:    []measure.Status{measure.StatusAnswered, measure.StatusAnswered},
+					transport: measure.TCP, truncated: true, instance: "n3", source: "nsid",
 					conns: 1, // both retries on one connection
 				}
 			},
@@ -156,7 +158,7 @@ func TestRunMatrix(t *testing.T) {
 			desc: "decoys before the answer", server: func() *probetest.Server { return &probetest.Server{Hostname: "real", Decoys: true} },
 			want: func(tcp bool) want {
 				return want{
-					status:   []probe.Status{probe.StatusAnswered, probe.StatusRefused},
+					status:   []measure.Status{measure.StatusAnswered, measure.StatusRefused},
 					instance: "real", source: "hostname.bind", conns: oneOverTCP(tcp),
 				}
 			},
@@ -166,7 +168,7 @@ func TestRunMatrix(t *testing.T) {
 			version: true, timeout: 100 * time.Millisecond,
 			want: func(tcp bool) want {
 				return want{
-					status: []probe.Status{probe.StatusTimeout, probe.StatusTimeout, probe.StatusTimeout, probe.StatusTimeout},
+					status: []measure.Status{measure.StatusTimeout, measure.StatusTimeout, measure.StatusTimeout, measure.StatusTimeout},
 					detail: "no reply within 100ms",
 					conns:  oneOverTCP(tcp),
 				}
@@ -179,14 +181,14 @@ func TestRunMatrix(t *testing.T) {
 			desc: "query reflected back", server: func() *probetest.Server { return &probetest.Server{Reflect: true} },
 			timeout: 300 * time.Millisecond,
 			want: func(tcp bool) want {
-				return want{status: []probe.Status{probe.StatusMalformed, probe.StatusMalformed}, detail: "QR bit clear", conns: oneOverTCP(tcp)}
+				return want{status: []measure.Status{measure.StatusMalformed, measure.StatusMalformed}, detail: "QR bit clear", conns: oneOverTCP(tcp)}
 			},
 		},
 		{
 			desc: "answers another question", server: func() *probetest.Server { return &probetest.Server{OtherQuestion: true, Hostname: "h"} },
 			timeout: 300 * time.Millisecond,
 			want: func(tcp bool) want {
-				return want{status: []probe.Status{probe.StatusMalformed, probe.StatusMalformed}, detail: `reply is for "other.bind."`, conns: oneOverTCP(tcp)}
+				return want{status: []measure.Status{measure.StatusMalformed, measure.StatusMalformed}, detail: `reply is for "other.bind."`, conns: oneOverTCP(tcp)}
 			},
 		},
 		{
@@ -201,7 +203,7 @@ func TestRunMatrix(t *testing.T) {
 			version: true, timeout: time.Second,
 			want: func(tcp bool) want {
 				return want{
-					status:   []probe.Status{probe.StatusAnswered, probe.StatusAnswered, probe.StatusAnswered, probe.StatusAnswered},
+					status:   []measure.Status{measure.StatusAnswered, measure.StatusAnswered, measure.StatusAnswered, measure.StatusAnswered},
 					instance: "g1-fra-1", source: "nsid", conns: oneOverTCP(tcp),
 				}
 			},
@@ -209,15 +211,15 @@ func TestRunMatrix(t *testing.T) {
 		{
 			desc: "garbage answers", server: func() *probetest.Server { return &probetest.Server{Garbage: true} },
 			want: func(tcp bool) want {
-				return want{status: []probe.Status{probe.StatusMalformed, probe.StatusMalformed}, detail: "unpack reply", conns: oneOverTCP(tcp)}
+				return want{status: []measure.Status{measure.StatusMalformed, measure.StatusMalformed}, detail: "unpack reply", conns: oneOverTCP(tcp)}
 			},
 		},
 	}
 	for _, host := range hosts(t) {
 		for _, tcp := range []bool{false, true} {
-			transport := probe.UDP
+			transport := measure.UDP
 			if tcp {
-				transport = probe.TCP
+				transport = measure.TCP
 			}
 			for _, sc := range scenarios {
 				if sc.udpOnly && tcp {
@@ -249,13 +251,13 @@ func TestRunMatrix(t *testing.T) {
 					if limit := timeout + 5*time.Second; elapsed > limit {
 						t.Errorf("run took %v, want at most %v", elapsed, limit)
 					}
-					if w.status[0] == probe.StatusTimeout && elapsed < timeout {
+					if w.status[0] == measure.StatusTimeout && elapsed < timeout {
 						t.Errorf("run took %v: timeouts of %v cannot be that fast", elapsed, timeout)
 					}
 					if res.Target != target {
 						t.Errorf("result target %v, want %v", res.Target, target)
 					}
-					var got []probe.Status
+					var got []measure.Status
 					for _, a := range res.Answers {
 						got = append(got, a.Status)
 						if a.Transport != w.transport || a.Truncated != w.truncated {
@@ -267,10 +269,10 @@ func TestRunMatrix(t *testing.T) {
 						if !strings.Contains(a.Detail, w.detail) {
 							t.Errorf("%s: detail %q, want it to mention %q", a.Name, a.Detail, w.detail)
 						}
-						if (a.Status == probe.StatusTimeout || a.Rcode < 0 && a.Size == 0) && a.RTT != 0 {
+						if (a.Status == measure.StatusTimeout || a.Rcode < 0 && a.Size == 0) && a.RTT != 0 {
 							t.Errorf("%s: %s with RTT %v", a.Name, a.Status, a.RTT)
 						}
-						if a.Status == probe.StatusMalformed && a.Rcode < 0 && strings.Contains(a.Detail, "not its answer") && a.RTT != 0 {
+						if a.Status == measure.StatusMalformed && a.Rcode < 0 && strings.Contains(a.Detail, "not its answer") && a.RTT != 0 {
 							t.Errorf("%s: a message that was not the answer gave an RTT %v", a.Name, a.RTT)
 						}
 						if a.Rcode >= 0 && (a.RTT <= 0 || a.RTT > timeout) {
@@ -280,12 +282,12 @@ func TestRunMatrix(t *testing.T) {
 					if !slices.Equal(got, w.status) {
 						t.Errorf("statuses %v, want %v", got, w.status)
 					}
-					if res.Identity.Instance != w.instance || res.Identity.InstanceSource != w.source {
-						t.Errorf("instance %q from %q, want %q from %q", res.Identity.Instance, res.Identity.InstanceSource, w.instance, w.source)
+					if res.Identity.Instance != w.instance || res.Identity.Source != w.source {
+						t.Errorf("instance %q from %q, want %q from %q", res.Identity.Instance, res.Identity.Source, w.instance, w.source)
 					}
 					checkOneFlow(t, res, srv.Queries(), host)
 					if got := srv.TCPConnections(); got != w.conns {
-						t.Errorf("server accepted %d TCP connections, want %d", got, w.conns)
+						t.Errorf("server accepted %d measure.TCP connections, want %d", got, w.conns)
 					}
 				})
 			}
@@ -304,7 +306,7 @@ func checkOneFlow(t *testing.T, res probe.Result, seen []probetest.Query, host s
 	// one may still sit unread when the run closes its socket.
 	came := 0
 	for _, a := range res.Answers {
-		if a.Replied() || a.Status == probe.StatusMalformed {
+		if a.Replied() || a.Status == measure.StatusMalformed {
 			came++
 		}
 	}
@@ -316,7 +318,7 @@ func checkOneFlow(t *testing.T, res probe.Result, seen []probetest.Query, host s
 			t.Errorf("server saw a %s query for %s from %v, want the flow %v", q.Transport, q.Name, q.From, res.Source)
 		}
 		if q.Class != 3 || q.Type != 16 || q.RD || !q.NSID || q.UDPSize != 1232 {
-			t.Errorf("server saw %+v, want CH TXT, RD clear, NSID option, UDP size 1232", q)
+			t.Errorf("server saw %+v, want CH TXT, RD clear, NSID option, measure.UDP size 1232", q)
 		}
 	}
 }
@@ -343,7 +345,7 @@ func TestRunFixedSourcePort(t *testing.T) {
 						t.Errorf("run %d: source %v, want %v", run, res.Source, src)
 					}
 					for _, a := range res.Answers {
-						if a.Status != probe.StatusAnswered {
+						if a.Status != measure.StatusAnswered {
 							t.Errorf("run %d: %s %s: %s", run, a.Name, a.Status, a.Detail)
 						}
 					}
@@ -374,7 +376,7 @@ func TestRunTCPReconnects(t *testing.T) {
 	}
 	reasked := 0
 	for _, a := range res.Answers {
-		if a.Status != probe.StatusAnswered {
+		if a.Status != measure.StatusAnswered {
 			t.Errorf("%s: %s %s", a.Name, a.Status, a.Detail)
 		}
 		if strings.Contains(a.Detail, "new connection: the server closed") {
@@ -386,7 +388,7 @@ func TestRunTCPReconnects(t *testing.T) {
 	}
 	checkOneFlow(t, res, srv.Queries(), "127.0.0.1")
 	if got := srv.TCPConnections(); got != len(res.Answers) {
-		t.Errorf("server accepted %d TCP connections for %d queries, want one each", got, len(res.Answers))
+		t.Errorf("server accepted %d measure.TCP connections for %d queries, want one each", got, len(res.Answers))
 	}
 }
 
@@ -409,7 +411,7 @@ func TestRunNothingListening(t *testing.T) {
 				t.Fatalf("%d answers, want 2", len(res.Answers))
 			}
 			for _, a := range res.Answers {
-				if a.Status != probe.StatusError || a.Detail != "connection refused" || a.Rcode != -1 {
+				if a.Status != measure.StatusError || a.Detail != "connection refused" || a.Rcode != -1 {
 					t.Errorf("%v tcp=%v %s: %s %q rcode %d, want error \"connection refused\"", target, tcp, a.Name, a.Status, a.Detail, a.Rcode)
 				}
 			}
@@ -491,7 +493,7 @@ func TestRunContext(t *testing.T) {
 			t.Errorf("tcp=%v: run took %v with a 100ms context and a 10s timeout per query", tcp, d)
 		}
 		for _, a := range res.Answers {
-			if a.Status != probe.StatusTimeout || a.Detail != "context deadline exceeded" {
+			if a.Status != measure.StatusTimeout || a.Detail != "context deadline exceeded" {
 				t.Errorf("tcp=%v %s: %s %q, want timeout \"context deadline exceeded\"", tcp, a.Name, a.Status, a.Detail)
 			}
 		}
@@ -503,7 +505,7 @@ func TestRunContext(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, a := range res.Answers {
-			if a.Status != probe.StatusError || a.Detail != "context canceled" {
+			if a.Status != measure.StatusError || a.Detail != "context canceled" {
 				t.Errorf("tcp=%v canceled %s: %s %q, want error \"context canceled\"", tcp, a.Name, a.Status, a.Detail)
 			}
 		}
@@ -526,7 +528,7 @@ func TestRunSharedLimiter(t *testing.T) {
 				return
 			}
 			for _, a := range res.Answers {
-				if a.Status != probe.StatusAnswered {
+				if a.Status != measure.StatusAnswered {
 					t.Errorf("%s: %s %s", a.Name, a.Status, a.Detail)
 				}
 			}
@@ -550,7 +552,7 @@ func TestRunSharedLimiter(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, a := range res.Answers {
-			if a.Status != probe.StatusAnswered {
+			if a.Status != measure.StatusAnswered {
 				t.Errorf("tcp=%v %s: %s %s after waiting for the budget", tcp, a.Name, a.Status, a.Detail)
 			}
 		}

@@ -8,7 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/anycheck/anycheck/probe"
+	"github.com/anycheck/anycheck/measure"
+
 	"golang.org/x/time/rate"
 )
 
@@ -410,9 +411,9 @@ func (e *engine) handle(pkt Packet) {
 		NAT:       nat,
 	}
 	if o.Kind == ReplyDNS {
-		a := probe.ClassifyReply(e.opts.QName, tag, o.DNS)
+		a := measure.ClassifyReply(e.opts.QName, tag, o.DNS)
 		a.RTT = r.RTT
-		a.Transport = probe.UDP
+		a.Transport = measure.UDP
 		r.DNS = &a
 	}
 	ps.reply = r
@@ -691,7 +692,7 @@ func (e *engine) path(stop StopReason) Path {
 			}
 		}
 		if len(p.Answers) > 0 {
-			id := probe.Summarise(p.Answers)
+			id := measure.Summarise(p.Answers)
 			p.Instance = &id
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anycheck/anycheck/measure"
+
 	"golang.org/x/time/rate"
 
 	"github.com/anycheck/anycheck/trace"
@@ -535,7 +537,7 @@ func TestRunTCPChallengeACK(t *testing.T) {
 
 func TestRunMPLSNATAndUnreachable(t *testing.T) {
 	hops := tracetest.Routers(4, time.Millisecond)
-	hops[1].MPLS = []trace.MPLSLabel{{Label: 24001, TC: 1, S: true, TTL: 1}}
+	hops[1].MPLS = []measure.MPLSLabel{{Label: 24001, TC: 1, S: true, TTL: 1}}
 	hops[2].NAT = true
 	hops[3].Unreachable = true
 	n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{RTT: 4 * time.Millisecond}}
@@ -544,7 +546,7 @@ func TestRunMPLSNATAndUnreachable(t *testing.T) {
 		t.Fatalf("reached %v stop %s hops %d, want unreachable at 4", p.Reached, p.Stop, len(p.Hops))
 	}
 	for _, pr := range p.Hops[1].Probes {
-		if pr.Reply == nil || fmt.Sprint(pr.Reply.MPLS) != fmt.Sprint([]trace.MPLSLabel{{Label: 24001, TC: 1, S: true, TTL: 1}}) {
+		if pr.Reply == nil || fmt.Sprint(pr.Reply.MPLS) != fmt.Sprint([]measure.MPLSLabel{{Label: 24001, TC: 1, S: true, TTL: 1}}) {
 			t.Errorf("ttl 2 reply %+v, want MPLS label 24001", pr.Reply)
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anycheck/anycheck/measure"
+
 	"github.com/anycheck/anycheck/internal/lab"
 	"github.com/anycheck/anycheck/probe"
 	"github.com/anycheck/anycheck/probe/probetest"
@@ -405,7 +407,7 @@ func checkLabPath(t *testing.T, o Options) Path {
 	if o.Proto == TCP {
 		// The caller's identity query over TCP from the flow's port, once
 		// the trace has freed it.
-		res, err := probe.Run(ctx, probe.Options{Target: p.Flow.Dst, Source: p.Flow.Src, TCP: true, Names: []string{probe.NameHostnameBind}})
+		res, err := probe.Run(ctx, probe.Options{Target: p.Flow.Dst, Source: p.Flow.Src, TCP: true, Names: []string{measure.NameHostnameBind}})
 		if err != nil || res.Identity.NSID != labNSID {
 			t.Errorf("tcp identity from %s: %+v, %v; want NSID %s", p.Flow.Src, res.Identity, err, labNSID)
 		}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anycheck/anycheck/measure"
+
 	"github.com/anycheck/anycheck/probe"
 	"github.com/anycheck/anycheck/probe/probetest"
 )
@@ -192,7 +194,7 @@ func TestLoopbackTCP53Identity(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	res, err := probe.Run(ctx, probe.Options{Target: p.Flow.Dst, Source: p.Flow.Src, TCP: true, Names: []string{probe.NameHostnameBind}})
+	res, err := probe.Run(ctx, probe.Options{Target: p.Flow.Dst, Source: p.Flow.Src, TCP: true, Names: []string{measure.NameHostnameBind}})
 	if err != nil {
 		t.Fatalf("identity from the flow's port %s: %v", p.Flow.Src, err)
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/anycheck/anycheck/probe"
+	"github.com/anycheck/anycheck/measure"
 )
 
 // IP protocol numbers used on the wire.
@@ -203,9 +203,9 @@ func l4Checksum(p Protocol, l4 []byte) uint16 {
 func udpPayload(f Flow, tag uint16, qname string) ([]byte, error) {
 	if f.Dst.Port() == 53 {
 		if qname == "" {
-			qname = probe.NameHostnameBind
+			qname = measure.NameHostnameBind
 		}
-		b, err := probe.NewQuery(qname, tag).Pack()
+		b, err := measure.NewQuery(qname, tag).Pack()
 		if err != nil {
 			return nil, fmt.Errorf("build probe: pack DNS query %q: %w", qname, err)
 		}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/anycheck/anycheck/measure"
+
 	"golang.org/x/net/icmp"
 )
 
@@ -21,7 +23,7 @@ type observation struct {
 	ICMPCode  int // -1 when not ICMP
 	ReplyTTL  int // -1 when unknown
 	QuotedTTL int // -1 when not quoted
-	MPLS      []MPLSLabel
+	MPLS      []measure.MPLSLabel
 
 	// Proto is the protocol of the probe this answers.
 	Proto Protocol
@@ -263,7 +265,7 @@ func parseICMPReply(o observation, b []byte, v6 bool) (observation, error) {
 		for _, e := range ext {
 			if ls, ok := e.(*icmp.MPLSLabelStack); ok {
 				for _, l := range ls.Labels {
-					o.MPLS = append(o.MPLS, MPLSLabel{Label: uint32(l.Label), TC: uint8(l.TC), S: l.S, TTL: uint8(l.TTL)})
+					o.MPLS = append(o.MPLS, measure.MPLSLabel{Label: uint32(l.Label), TC: uint8(l.TC), S: l.S, TTL: uint8(l.TTL)})
 				}
 			}
 		}

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/anycheck/anycheck/measure"
+
 	"github.com/miekg/dns"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
@@ -191,9 +193,9 @@ func replyCases(t testing.TB) []replyCase {
 	te4 := base(ReplyTimeExceeded, router4, 11, 0, 250)
 	te6 := base(ReplyTimeExceeded, router6, 3, 0, 61)
 	mpls := base(ReplyTimeExceeded, router4, 11, 0, 250)
-	mpls.MPLS = []MPLSLabel{{Label: 16001, S: true, TTL: 1}}
+	mpls.MPLS = []measure.MPLSLabel{{Label: 16001, S: true, TTL: 1}}
 	mpls6 := te6
-	mpls6.MPLS = []MPLSLabel{{Label: 299776, TC: 5, S: false, TTL: 1}, {Label: 16, S: true, TTL: 2}}
+	mpls6.MPLS = []measure.MPLSLabel{{Label: 299776, TC: 5, S: false, TTL: 1}, {Label: 16, S: true, TTL: 2}}
 	port4 := base(ReplyUnreachable, dst4, 3, 3, 60)
 	port4.From = dst4
 	dnsObs := observation{Kind: ReplyDNS, From: dst4, ICMPType: -1, ICMPCode: -1, ReplyTTL: 57, QuotedTTL: -1, Proto: UDP, Dst: u4.Dst, PayloadTag: 0x1234, HasPayloadTag: true, DNS: dnsAnswer(t, 0x1234)}

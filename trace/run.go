@@ -9,7 +9,8 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/anycheck/anycheck/probe"
+	"github.com/anycheck/anycheck/measure"
+
 	"github.com/miekg/dns"
 	"golang.org/x/time/rate"
 )
@@ -174,6 +175,6 @@ func withDefaults(o Options) (Options, error) {
 	if o.Window < 0 {
 		return o, fmt.Errorf("trace %s: window %d: want >= 1 ttls in flight", o.Target, o.Window)
 	}
-	o.QName = dns.Fqdn(cmp.Or(o.QName, probe.NameHostnameBind))
+	o.QName = dns.Fqdn(cmp.Or(o.QName, measure.NameHostnameBind))
 	return o, nil
 }

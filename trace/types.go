@@ -4,7 +4,8 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/anycheck/anycheck/probe"
+	"github.com/anycheck/anycheck/measure"
+
 	"golang.org/x/time/rate"
 )
 
@@ -35,14 +36,6 @@ type Flow struct {
 	FlowLabel uint32         // IPv6 flow label (20 bits)
 }
 
-// MPLSLabel is one RFC 4950 label stack entry quoted in an ICMP extension.
-type MPLSLabel struct {
-	Label uint32
-	TC    uint8 // traffic class (formerly EXP)
-	S     bool  // bottom of stack
-	TTL   uint8
-}
-
 // ReplyKind names what answered a probe.
 type ReplyKind string
 
@@ -70,11 +63,11 @@ type Reply struct {
 	ICMPCode  int // -1 when the reply is not ICMP
 	ReplyTTL  int // TTL / hop limit of the reply packet; -1 when unknown (socket mode)
 	QuotedTTL int // TTL of our probe as quoted by the router; -1 when not quoted
-	MPLS      []MPLSLabel
+	MPLS      []measure.MPLSLabel
 	// NAT is set when the quoted ports or checksum differ from what was sent.
 	NAT bool
 	// DNS is the classified DNS answer when Kind == ReplyDNS.
-	DNS *probe.Answer
+	DNS *measure.Answer
 }
 
 // ProbeResult is one probe sent at a TTL and its reply (nil Reply = no answer in time).
@@ -120,9 +113,9 @@ type Path struct {
 	// from the UDP/53 probes' own DNS answers. Nil for other flows: a TCP/53
 	// trace leaves the identity to its caller, who can ask it over a TCP
 	// connection from Flow.Src once Run has returned and freed the port.
-	Instance *probe.Identity
+	Instance *measure.Identity
 	// Answers are the DNS answers behind Instance.
-	Answers []probe.Answer
+	Answers []measure.Answer
 	// Unobserved lists what this mode could not see, e.g. "nat" and "mpls"
 	// in socket mode (no quoted header), "reply_ttl".
 	Unobserved []string

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/anycheck/anycheck/measure"
+
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
@@ -217,7 +219,7 @@ func (r *idRun) flow(ctx context.Context, t *idTarget, f int) {
 			// cut short did not time out.
 			res.Answers = cameBack(res.Answers)
 			if err == nil && len(res.Answers) > 0 {
-				res.Identity = probe.Summarise(res.Answers)
+				res.Identity = measure.Summarise(res.Answers)
 				t.flows[f] = append(t.flows[f], res)
 			}
 			return
@@ -291,8 +293,8 @@ func (t *idTarget) failure(timeout time.Duration) string {
 		n      int
 		detail string
 	}
-	var order []probe.Status
-	by := map[probe.Status]*seen{}
+	var order []measure.Status
+	by := map[measure.Status]*seen{}
 	for _, runs := range t.flows {
 		for _, res := range runs {
 			for _, a := range res.Answers {
@@ -304,13 +306,13 @@ func (t *idTarget) failure(timeout time.Duration) string {
 			}
 		}
 	}
-	if len(order) == 1 && order[0] == probe.StatusTimeout {
+	if len(order) == 1 && order[0] == measure.StatusTimeout {
 		return fmt.Sprintf("no reply from %s within %s", t.addrPort(), timeout)
 	}
 	parts := make([]string, len(order))
 	for i, st := range order {
 		parts[i] = fmt.Sprintf("%d %s", by[st].n, st)
-		if st != probe.StatusTimeout && by[st].detail != "" {
+		if st != measure.StatusTimeout && by[st].detail != "" {
 			parts[i] += " (" + by[st].detail + ")"
 		}
 	}
@@ -318,10 +320,10 @@ func (t *idTarget) failure(timeout time.Duration) string {
 }
 
 // cameBack keeps the answers of a run that something came back for.
-func cameBack(as []probe.Answer) []probe.Answer {
-	var out []probe.Answer
+func cameBack(as []measure.Answer) []measure.Answer {
+	var out []measure.Answer
 	for _, a := range as {
-		if a.Replied() || a.Status == probe.StatusMalformed {
+		if a.Replied() || a.Status == measure.StatusMalformed {
 			out = append(out, a)
 		}
 	}

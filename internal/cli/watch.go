@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/anycheck/anycheck/measure"
+
 	"github.com/spf13/cobra"
 	"golang.org/x/time/rate"
 
@@ -375,7 +377,7 @@ func (fl *watchedFlow) round(ctx context.Context, env *watchEnv) (watchMsg, bool
 		r.Err = err.Error()
 	} else {
 		r.Time = res.Started
-		r.Identity, r.Answers = watchIdentity(res.Identity), watchAnswers(res.Answers)
+		r.Identity, r.Answers = res.Identity, res.Answers
 		if p := res.Source.Port(); p != 0 {
 			fl.port = p
 			fl.id.Source = res.Source
@@ -417,7 +419,7 @@ func sourceString(a netip.AddrPort) string {
 // compares the path with the flow's previous trace.
 func (fl *watchedFlow) tracePath(ctx context.Context, env *watchEnv, trigger string) (*report.WatchEvent, []report.Problem, error) {
 	o := env.o
-	qname := probe.NameHostnameBind
+	qname := measure.NameHostnameBind
 	if len(env.names) > 0 {
 		qname = env.names[0]
 	}
@@ -461,30 +463,6 @@ func (fl *watchedFlow) tracePath(ctx context.Context, env *watchEnv, trigger str
 	ev := report.NewWatchPathEvent(fl.id, trigger, at, tp, fl.lastTrace)
 	fl.lastTrace = &tp
 	return &ev, problems, nil
-}
-
-// watchIdentity and watchAnswers put a probe result in the catchment
-// model's vocabulary.
-func watchIdentity(id probe.Identity) catchment.Identity {
-	return catchment.Identity{Instance: id.Instance, Source: id.InstanceSource, NSID: id.NSID, HostnameBind: id.HostnameBind, IDServer: id.IDServer}
-}
-
-func watchAnswers(as []probe.Answer) []catchment.Answer {
-	out := make([]catchment.Answer, 0, len(as))
-	for _, a := range as {
-		out = append(out, catchment.Answer{
-			Name: trimDot(a.Name), Status: a.Status, RTT: a.RTT, TXT: a.TXT,
-			NSID: probe.DecodeNSID(a.NSID), Suspicions: a.Suspicions, Detail: a.Detail,
-		})
-	}
-	return out
-}
-
-func trimDot(s string) string {
-	if n := len(s); n > 0 && s[n-1] == '.' {
-		return s[:n-1]
-	}
-	return s
 }
 
 // streamErr is the first failed write of a streamed record, if any.

@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/anycheck/anycheck/measure"
+
 	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/probe"
 	"github.com/anycheck/anycheck/trace"
@@ -45,32 +47,32 @@ func golden(t *testing.T, name string, got []byte) {
 
 // Fixtures: answers as the probe package returns them.
 
-func answer(name string, st probe.Status, rtt time.Duration, txt ...string) probe.Answer {
+func answer(name string, st measure.Status, rtt time.Duration, txt ...string) measure.Answer {
 	rc := 0
 	switch st {
-	case probe.StatusRefused:
+	case measure.StatusRefused:
 		rc = 5
-	case probe.StatusTimeout:
+	case measure.StatusTimeout:
 		rc = -1
 	}
-	return probe.Answer{Name: name, Transport: probe.UDP, Status: st, Rcode: rc, TXT: txt, RTT: rtt, Size: 80}
+	return measure.Answer{Name: name, Transport: measure.UDP, Status: st, Rcode: rc, TXT: txt, RTT: rtt, Size: 80}
 }
 
 func idFixture(hostile bool) []report.IDTarget {
-	a1 := answer(probe.NameHostnameBind, probe.StatusAnswered, 412*time.Microsecond, "i1.lab-a")
+	a1 := answer(measure.NameHostnameBind, measure.StatusAnswered, 412*time.Microsecond, "i1.lab-a")
 	a1.NSID = []byte("i1-nsd")
-	a2 := answer(probe.NameIDServer, probe.StatusAnswered, 388*time.Microsecond, "i1.lab-a")
+	a2 := answer(measure.NameIDServer, measure.StatusAnswered, 388*time.Microsecond, "i1.lab-a")
 	a2.NSID = []byte("i1-nsd")
-	a3 := answer(probe.NameVersionBind, probe.StatusRefused, 350*time.Microsecond)
-	answers := []probe.Answer{a1, a2, a3}
+	a3 := answer(measure.NameVersionBind, measure.StatusRefused, 350*time.Microsecond)
+	answers := []measure.Answer{a1, a2, a3}
 	if hostile {
 		answers[0].TXT = []string{"evil\x1b[31mred\x07\nline"}
 		answers[0].NSID = []byte{0x1b, 0x5b, 0x32, 0x4a}
-		answers[1].Suspicions = []probe.Suspicion{probe.SuspectRA, probe.SuspectClassNotCH}
+		answers[1].Suspicions = []measure.Suspicion{measure.SuspectRA, measure.SuspectClassNotCH}
 	}
-	id := probe.Identity{Instance: "i1-nsd", InstanceSource: "nsid", NSID: "i1-nsd", NSIDHex: "69312d6e7364", HostnameBind: "i1.lab-a", IDServer: "i1.lab-a"}
+	id := measure.Identity{Instance: "i1-nsd", Source: "nsid", NSID: "i1-nsd", NSIDHex: "69312d6e7364", HostnameBind: "i1.lab-a", IDServer: "i1.lab-a"}
 	if hostile {
-		id = probe.Identity{Instance: "evil\x1b[31mred\x07\nline", InstanceSource: "hostname.bind", NSIDHex: "1b5b324a", HostnameBind: "evil\x1b[31mred\x07\nline"}
+		id = measure.Identity{Instance: "evil\x1b[31mred\x07\nline", Source: "hostname.bind", NSIDHex: "1b5b324a", HostnameBind: "evil\x1b[31mred\x07\nline"}
 	}
 	res := probe.Result{
 		Target:   netip.MustParseAddrPort("192.0.2.53:53"),
@@ -94,7 +96,7 @@ func traceFixture() report.TracePath {
 	te := func(from string, rtt time.Duration, ttl int) *trace.Reply {
 		return &trace.Reply{From: netip.MustParseAddr(from), RTT: rtt, Kind: trace.ReplyTimeExceeded, ICMPType: 11, ICMPCode: 0, ReplyTTL: 64 - ttl + 1, QuotedTTL: 1}
 	}
-	dnsAns := answer(probe.NameHostnameBind, probe.StatusAnswered, 1200*time.Microsecond, "i1.lab-a")
+	dnsAns := answer(measure.NameHostnameBind, measure.StatusAnswered, 1200*time.Microsecond, "i1.lab-a")
 	dnsAns.NSID = []byte("i1-nsd")
 	hop := func(ttl int, rs ...*trace.Reply) trace.Hop {
 		h := trace.Hop{TTL: ttl}
@@ -104,7 +106,7 @@ func traceFixture() report.TracePath {
 		return h
 	}
 	mpls := te("198.51.100.6", 900*time.Microsecond, 3)
-	mpls.MPLS = []trace.MPLSLabel{{Label: 16001, TC: 0, S: true, TTL: 1}}
+	mpls.MPLS = []measure.MPLSLabel{{Label: 16001, TC: 0, S: true, TTL: 1}}
 	destReply := func(rtt time.Duration) *trace.Reply {
 		a := dnsAns
 		a.RTT = rtt
@@ -120,8 +122,8 @@ func traceFixture() report.TracePath {
 			hop(4, destReply(1200*time.Microsecond), destReply(1100*time.Microsecond), destReply(1150*time.Microsecond)),
 		},
 		Reached: true, Stop: trace.StopReached, DestTTL: 4,
-		Instance: &probe.Identity{Instance: "i1-nsd", InstanceSource: "nsid", NSID: "i1-nsd", NSIDHex: "69312d6e7364", HostnameBind: "i1.lab-a"},
-		Answers:  []probe.Answer{dnsAns},
+		Instance: &measure.Identity{Instance: "i1-nsd", Source: "nsid", NSID: "i1-nsd", NSIDHex: "69312d6e7364", HostnameBind: "i1.lab-a"},
+		Answers:  []measure.Answer{dnsAns},
 	}
 	tp := report.FromPath("192.0.2.53", p)
 	tp.Enrich(map[netip.Addr]whois.Origin{

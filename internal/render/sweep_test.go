@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anycheck/anycheck/measure"
+
 	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/probe"
 	"github.com/anycheck/anycheck/trace"
@@ -31,12 +33,12 @@ func sweepFlow(sport int, id string, hops ...string) report.TracePath {
 		switch {
 		case h == "*":
 		case h == dst.String():
-			a := answer(probe.NameHostnameBind, probe.StatusAnswered, rtt, id+".lab")
+			a := answer(measure.NameHostnameBind, measure.StatusAnswered, rtt, id+".lab")
 			a.NSID = []byte(id)
 			hop.Probes[0].Reply = &trace.Reply{From: dst, RTT: rtt, Kind: trace.ReplyDNS, ICMPType: -1, ICMPCode: -1, ReplyTTL: 60, QuotedTTL: -1, DNS: &a}
 			p.Reached, p.Stop, p.DestTTL = true, trace.StopReached, ttl
-			p.Answers = []probe.Answer{a}
-			p.Instance = &probe.Identity{Instance: id, InstanceSource: "nsid", NSID: id, HostnameBind: id + ".lab"}
+			p.Answers = []measure.Answer{a}
+			p.Instance = &measure.Identity{Instance: id, Source: "nsid", NSID: id, HostnameBind: id + ".lab"}
 		default:
 			hop.Probes[0].Reply = &trace.Reply{From: netip.MustParseAddr(h), RTT: rtt, Kind: trace.ReplyTimeExceeded, ICMPType: 11, ICMPCode: 0, ReplyTTL: 64 - ttl, QuotedTTL: 1}
 		}
@@ -238,24 +240,24 @@ func TestPortRanges(t *testing.T) {
 // on i2 whose answer looks intercepted, one without any answer.
 func idFlowsFixture() report.IDTarget {
 	target := netip.MustParseAddrPort("192.0.2.53:53")
-	run := func(port uint16, id string, rtt time.Duration, sus ...probe.Suspicion) []probe.Result {
+	run := func(port uint16, id string, rtt time.Duration, sus ...measure.Suspicion) []probe.Result {
 		res := probe.Result{Target: target, Source: netip.AddrPortFrom(netip.MustParseAddr("203.0.113.10"), port), Started: t0}
 		if id == "" {
-			res.Answers = []probe.Answer{answer(probe.NameHostnameBind, probe.StatusTimeout, 0), answer(probe.NameIDServer, probe.StatusTimeout, 0)}
+			res.Answers = []measure.Answer{answer(measure.NameHostnameBind, measure.StatusTimeout, 0), answer(measure.NameIDServer, measure.StatusTimeout, 0)}
 			return []probe.Result{res}
 		}
-		for _, name := range []string{probe.NameHostnameBind, probe.NameIDServer} {
-			a := answer(name, probe.StatusAnswered, rtt, id+".lab")
+		for _, name := range []string{measure.NameHostnameBind, measure.NameIDServer} {
+			a := answer(name, measure.StatusAnswered, rtt, id+".lab")
 			a.NSID = []byte(id)
 			a.Suspicions = sus
 			res.Answers = append(res.Answers, a)
 		}
-		res.Identity = probe.Summarise(res.Answers)
+		res.Identity = measure.Summarise(res.Answers)
 		return []probe.Result{res}
 	}
 	flows := [][]probe.Result{
 		run(40000, "i1-nsd", 410*time.Microsecond),
-		run(40001, "i2-knot\x1b[31m", 1250*time.Microsecond, probe.SuspectRA),
+		run(40001, "i2-knot\x1b[31m", 1250*time.Microsecond, measure.SuspectRA),
 		run(40002, "i1-nsd", 380*time.Microsecond),
 		run(40003, "", 0),
 		run(40004, "i1-nsd", 395*time.Microsecond),

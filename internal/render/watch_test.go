@@ -7,9 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anycheck/anycheck/measure"
+
 	"github.com/anycheck/anycheck/catchment"
 	"github.com/anycheck/anycheck/internal/report"
-	"github.com/anycheck/anycheck/probe"
 	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/whois"
 )
@@ -27,7 +28,7 @@ func watchTrace(at time.Time, instance string, hops ...string) report.TracePath 
 		Flow: trace.Flow{Proto: trace.UDP, Src: netip.MustParseAddrPort("198.51.100.10:40429"), Dst: netip.MustParseAddrPort("192.0.2.53:53")},
 		Mode: trace.ModeRaw, Started: at, Elapsed: 3 * time.Millisecond, Reached: true, Stop: trace.StopReached,
 		DestTTL:  len(hops) + 1,
-		Instance: &probe.Identity{Instance: instance, InstanceSource: "nsid", NSID: instance},
+		Instance: &measure.Identity{Instance: instance, Source: "nsid", NSID: instance},
 	}
 	for i, h := range append(hops, "192.0.2.53") {
 		hop := trace.Hop{TTL: i + 1}
@@ -55,16 +56,16 @@ func watchRound(at time.Time, nsid string, rtt time.Duration) catchment.WatchRou
 	r := catchment.WatchRound{Time: at}
 	if nsid == "" {
 		for _, n := range []string{"hostname.bind", "id.server"} {
-			r.Answers = append(r.Answers, catchment.Answer{Name: n, Status: probe.StatusTimeout})
+			r.Answers = append(r.Answers, measure.Answer{Name: n, Status: measure.StatusTimeout})
 		}
 		return r
 	}
 	host := strings.Replace(nsid, "-nsd", ".lab-a", 1)
 	host = strings.Replace(host, "-knot", ".lab-b", 1)
 	for _, n := range []string{"hostname.bind", "id.server"} {
-		r.Answers = append(r.Answers, catchment.Answer{Name: n, Status: probe.StatusAnswered, RTT: rtt, TXT: []string{host}, NSID: nsid})
+		r.Answers = append(r.Answers, measure.Answer{Name: n, Status: measure.StatusAnswered, RTT: rtt, TXT: []string{host}, NSID: []byte(nsid)})
 	}
-	r.Identity = catchment.Identity{Instance: nsid, Source: "nsid", NSID: nsid, HostnameBind: host, IDServer: host}
+	r.Identity = measure.Identity{Instance: nsid, Source: "nsid", NSID: nsid, HostnameBind: host, IDServer: host}
 	return r
 }
 

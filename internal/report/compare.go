@@ -3,9 +3,11 @@ package report
 import (
 	"encoding/json"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/anycheck/anycheck/catchment"
+	"github.com/anycheck/anycheck/measure"
 )
 
 // KindCompare is the document of `anycheck compare`: results are the
@@ -346,7 +348,7 @@ func FromRow(r catchment.Row, hops bool) CompareRow {
 		break
 	}
 	for _, a := range r.Answers {
-		ca := CompareAnswer{Name: a.Name, Status: string(a.Status), RTTMs: optMs(a.RTT), TXT: nonNil(a.TXT), NSID: a.NSID, Suspicions: []string{}, Detail: a.Detail}
+		ca := CompareAnswer{Name: strings.TrimSuffix(a.Name, "."), Status: string(a.Status), RTTMs: optMs(a.RTT), TXT: nonNil(a.TXT), NSID: measure.DecodeNSID(a.NSID), Suspicions: []string{}, Detail: a.Detail}
 		if ca.Status == "" {
 			ca.Status = "error"
 		}

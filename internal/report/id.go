@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/anycheck/anycheck/measure"
+
 	"github.com/anycheck/anycheck/probe"
 )
 
@@ -100,7 +102,7 @@ type IdentityDTO struct {
 }
 
 // FromAnswer converts one answer.
-func FromAnswer(a probe.Answer) AnswerDTO {
+func FromAnswer(a measure.Answer) AnswerDTO {
 	d := AnswerDTO{
 		Name:       strings.TrimSuffix(a.Name, "."),
 		Transport:  string(a.Transport),
@@ -118,7 +120,7 @@ func FromAnswer(a probe.Answer) AnswerDTO {
 	if a.NSID != nil {
 		h := hex.EncodeToString(a.NSID)
 		d.NSIDHex = &h
-		if t := probe.DecodeNSID(a.NSID); t != "" {
+		if t := measure.DecodeNSID(a.NSID); t != "" {
 			d.NSID = &t
 		}
 	}
@@ -136,10 +138,10 @@ func FromAnswer(a probe.Answer) AnswerDTO {
 }
 
 // FromIdentity converts an identity summary.
-func FromIdentity(id probe.Identity) IdentityDTO {
+func FromIdentity(id measure.Identity) IdentityDTO {
 	return IdentityDTO{
 		Instance:       id.Instance,
-		InstanceSource: id.InstanceSource,
+		InstanceSource: id.Source,
 		NSID:           id.NSID,
 		NSIDHex:        id.NSIDHex,
 		HostnameBind:   id.HostnameBind,
@@ -185,7 +187,7 @@ func FromIDRuns(input string, target netip.AddrPort, tcp bool, flows [][]probe.R
 					rtts = append(rtts, a.RTT)
 					t.Failed = false
 				}
-				if a.Status == probe.StatusTimeout {
+				if a.Status == measure.StatusTimeout {
 					f.Summary.Timeouts++
 				}
 			}

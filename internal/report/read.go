@@ -3,6 +3,7 @@ package report
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,8 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/miekg/dns"
+
+	"github.com/anycheck/anycheck/measure"
+
 	"github.com/anycheck/anycheck/catchment"
-	"github.com/anycheck/anycheck/probe"
 )
 
 // maxDocument bounds one anycheck document (or JSONL line) read back.
@@ -394,20 +398,29 @@ func (t IDTarget) observation(v catchment.Vantage, started time.Time, input stri
 	return o
 }
 
-func identityOf(id IdentityDTO) catchment.Identity {
-	return catchment.Identity{Instance: id.Instance, Source: id.InstanceSource, NSID: id.NSID, HostnameBind: id.HostnameBind, IDServer: id.IDServer}
+func identityOf(id IdentityDTO) measure.Identity {
+	return measure.Identity{Instance: id.Instance, Source: id.InstanceSource, NSIDHex: id.NSIDHex, NSID: id.NSID, HostnameBind: id.HostnameBind, IDServer: id.IDServer}
 }
 
-func answerOf(a AnswerDTO) catchment.Answer {
-	c := catchment.Answer{Name: a.Name, Status: probe.Status(a.Status), TXT: a.TXT, Detail: a.Detail}
-	if a.NSID != nil {
-		c.NSID = *a.NSID
+func answerOf(a AnswerDTO) measure.Answer {
+	// A v1 answer carries its flags only as suspicions: the header is
+	// unknown (Known false) and the answer is judged by RCODE, TXT and name.
+	c := measure.Answer{Name: dns.Fqdn(a.Name), Transport: measure.Transport(a.Transport), Status: measure.Status(a.Status),
+		Rcode: -1, Header: measure.Header{TTL: -1}, TXT: a.TXT, Detail: a.Detail, Truncated: a.Truncated, Size: a.Size}
+	if a.Rcode != nil {
+		c.Rcode = *a.Rcode
+	}
+	switch {
+	case a.NSIDHex != nil:
+		c.NSID, _ = hex.DecodeString(*a.NSIDHex)
+	case a.NSID != nil:
+		c.NSID = []byte(*a.NSID)
 	}
 	if a.RTTMs != nil {
 		c.RTT = fromMs(*a.RTTMs)
 	}
 	for _, s := range a.Suspicions {
-		c.Suspicions = append(c.Suspicions, probe.Suspicion(s))
+		c.Suspicions = append(c.Suspicions, measure.Suspicion(s))
 	}
 	return c
 }

@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/anycheck/anycheck/measure"
+
 	"github.com/miekg/dns"
 
 	"github.com/anycheck/anycheck/trace"
@@ -53,11 +55,11 @@ func StrayAddr(v6 bool) netip.Addr { return RouterAddr(v6, 250) }
 
 // Hop is one router of the path.
 type Hop struct {
-	Addr    netip.Addr         // the router's address; invalid = RouterAddr(family, ttl)
-	Silent  bool               // never answers (a router that sends no time exceeded)
-	RTT     time.Duration      // delay of its answers
-	Answers func(seq int) bool // which probes of the hop it answers (seq is 0-based); nil = all
-	MPLS    []trace.MPLSLabel  // RFC 4950 label stack in its time-exceeded messages
+	Addr    netip.Addr          // the router's address; invalid = RouterAddr(family, ttl)
+	Silent  bool                // never answers (a router that sends no time exceeded)
+	RTT     time.Duration       // delay of its answers
+	Answers func(seq int) bool  // which probes of the hop it answers (seq is 0-based); nil = all
+	MPLS    []measure.MPLSLabel // RFC 4950 label stack in its time-exceeded messages
 	// Unreachable answers "network unreachable" instead of time exceeded:
 	// the route ends here.
 	Unreachable bool
@@ -298,7 +300,7 @@ func (c *conn) icmpFrom(from netip.Addr, msg []byte) trace.Packet {
 // errorFrom is an ICMP error from `from` quoting q, as this conn's mode
 // receives it: the whole message on a raw socket, the error-queue report
 // (offender, type, code, our payload) in socket mode.
-func (c *conn) errorFrom(from netip.Addr, typ, code int, q trace.Probe, mpls []trace.MPLSLabel) trace.Packet {
+func (c *conn) errorFrom(from netip.Addr, typ, code int, q trace.Probe, mpls []measure.MPLSLabel) trace.Packet {
 	if c.mode == trace.ModeSocket {
 		return trace.Packet{Source: trace.FromErrQueue, V6: c.v6, Proto: c.flow.Proto, Data: q.SocketPayload(), TTL: -1,
 			OrigDst: c.flow.Dst,

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net/netip"
 
+	"github.com/anycheck/anycheck/measure"
+
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -71,7 +73,7 @@ func rewriteSource(p trace.Probe, v6 bool) trace.Probe {
 
 // icmpError is an ICMP(v6) error quoting q, with an RFC 4884 extension
 // carrying the RFC 4950 label stack when labels are given.
-func icmpError(v6 bool, typ, code int, q []byte, labels []trace.MPLSLabel) []byte {
+func icmpError(v6 bool, typ, code int, q []byte, labels []measure.MPLSLabel) []byte {
 	var ext []icmp.Extension
 	if labels != nil {
 		ls := &icmp.MPLSLabelStack{Class: 1, Type: 1}

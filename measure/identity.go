@@ -1,4 +1,4 @@
-package probe
+package measure
 
 import (
 	"encoding/hex"
@@ -17,8 +17,8 @@ func Summarise(answers []Answer) Identity {
 	var id Identity
 	var nsid []byte
 	for _, a := range answers {
-		if a.Rcode < 0 {
-			// Not a parsed reply to our query: nothing in it is evidence.
+		if !a.Replied() {
+			// Not a reply to our query: nothing in it is evidence.
 			continue
 		}
 		if nsid == nil && len(a.NSID) > 0 {
@@ -50,11 +50,11 @@ func Summarise(answers []Answer) Identity {
 	}
 	switch {
 	case id.NSID != "":
-		id.Instance, id.InstanceSource = id.NSID, "nsid"
+		id.Instance, id.Source = id.NSID, SourceNSID
 	case id.HostnameBind != "":
-		id.Instance, id.InstanceSource = id.HostnameBind, "hostname.bind"
+		id.Instance, id.Source = id.HostnameBind, SourceHostnameBind
 	case id.IDServer != "":
-		id.Instance, id.InstanceSource = id.IDServer, "id.server"
+		id.Instance, id.Source = id.IDServer, SourceIDServer
 	}
 	// Compare the raw NSID bytes, not the decoded text: a binary NSID next
 	// to a hostname.bind is still two different names for the instance.

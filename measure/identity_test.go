@@ -1,4 +1,4 @@
-package probe
+package measure
 
 import "testing"
 
@@ -47,7 +47,7 @@ func TestSummarise(t *testing.T) {
 				answered(NameVersionServer, nil, "NSD 4.8.0 (server)"),
 			},
 			want: Identity{
-				Instance: "g1-fra-1", InstanceSource: "nsid", NSID: "g1-fra-1", NSIDHex: "67312d6672612d31",
+				Instance: "g1-fra-1", Source: "nsid", NSID: "g1-fra-1", NSIDHex: "67312d6672612d31",
 				HostnameBind: "g1.fra", IDServer: "g1.fra.example", VersionBind: "NSD 4.8.0", VersionServer: "NSD 4.8.0 (server)",
 				Disagree: true,
 			},
@@ -57,7 +57,7 @@ func TestSummarise(t *testing.T) {
 			answers: []Answer{
 				answered(NameHostnameBind, []byte("NS1.example"), "ns1.example"),
 			},
-			want: Identity{Instance: "NS1.example", InstanceSource: "nsid", NSID: "NS1.example", NSIDHex: "4e53312e6578616d706c65", HostnameBind: "ns1.example"},
+			want: Identity{Instance: "NS1.example", Source: "nsid", NSID: "NS1.example", NSIDHex: "4e53312e6578616d706c65", HostnameBind: "ns1.example"},
 		},
 		{
 			desc: "no NSID: hostname.bind",
@@ -65,7 +65,7 @@ func TestSummarise(t *testing.T) {
 				answered(NameHostnameBind, nil, "ns1.fi-hel.k.ripe.net"),
 				answered(NameIDServer, nil, "other"),
 			},
-			want: Identity{Instance: "ns1.fi-hel.k.ripe.net", InstanceSource: "hostname.bind", HostnameBind: "ns1.fi-hel.k.ripe.net", IDServer: "other"},
+			want: Identity{Instance: "ns1.fi-hel.k.ripe.net", Source: "hostname.bind", HostnameBind: "ns1.fi-hel.k.ripe.net", IDServer: "other"},
 		},
 		{
 			desc: "hostname.bind refused: id.server",
@@ -73,14 +73,14 @@ func TestSummarise(t *testing.T) {
 				{Name: NameHostnameBind, Status: StatusRefused, Rcode: 5},
 				answered(NameIDServer, nil, "res300.vie.rrdns.pch.net"),
 			},
-			want: Identity{Instance: "res300.vie.rrdns.pch.net", InstanceSource: "id.server", IDServer: "res300.vie.rrdns.pch.net"},
+			want: Identity{Instance: "res300.vie.rrdns.pch.net", Source: "id.server", IDServer: "res300.vie.rrdns.pch.net"},
 		},
 		{
 			desc: "binary NSID: hex only, hostname.bind names the instance and disagrees",
 			answers: []Answer{
 				answered(NameHostnameBind, []byte{0xde, 0xad, 0x00}, "b1"),
 			},
-			want: Identity{Instance: "b1", InstanceSource: "hostname.bind", NSIDHex: "dead00", HostnameBind: "b1", Disagree: true},
+			want: Identity{Instance: "b1", Source: "hostname.bind", NSIDHex: "dead00", HostnameBind: "b1", Disagree: true},
 		},
 		{
 			desc: "NSID from a refused answer still counts; first TXT string; names compared without case",
@@ -88,7 +88,7 @@ func TestSummarise(t *testing.T) {
 				{Name: "HOSTNAME.BIND", Status: StatusAnswered, TXT: []string{"first", "second"}},
 				{Name: NameVersionBind, Status: StatusRefused, Rcode: 5, NSID: []byte("n1")},
 			},
-			want: Identity{Instance: "n1", InstanceSource: "nsid", NSID: "n1", NSIDHex: "6e31", HostnameBind: "first", Disagree: true},
+			want: Identity{Instance: "n1", Source: "nsid", NSID: "n1", NSIDHex: "6e31", HostnameBind: "first", Disagree: true},
 		},
 		{
 			desc: "malformed and timed-out answers are not evidence",

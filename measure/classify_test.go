@@ -1,4 +1,4 @@
-package probe
+package measure
 
 import (
 	"bytes"
@@ -468,4 +468,28 @@ func FuzzClassifyReplyTXT(f *testing.F) {
 			t.Errorf("TXT %q, want %q", a.TXT, []string{string(s1), string(s2)})
 		}
 	})
+}
+
+// TestClassifyReplyHeader: the facts the catchment model compares across
+// vantage points (AA, RA, the TXT class and smallest TTL) come from the
+// reply itself.
+func TestClassifyReplyHeader(t *testing.T) {
+	for _, tt := range []struct {
+		file string
+		name string
+		id   uint16
+		want Header
+	}{
+		{"kroot_hostname_bind_chaos.hex", NameHostnameBind, 35054, Header{Known: true, AA: true, Class: dns.ClassCHAOS, TTL: 0}},
+		{"aroot_version_bind_middlebox.hex", NameVersionBind, 40432, Header{Known: true, RA: true, Class: dns.ClassINET, TTL: 7984}},
+		{"quad9_id_server_servfail.hex", NameIDServer, 8279, Header{Known: true, RA: true, TTL: -1}},
+	} {
+		a := ClassifyReply(tt.name, tt.id, readHex(t, tt.file))
+		if a.Header != tt.want {
+			t.Errorf("%s: header %+v, want %+v", tt.file, a.Header, tt.want)
+		}
+	}
+	if a := ClassifyReply(NameHostnameBind, 1, []byte{0}); a.Header.Known || a.Replied() {
+		t.Errorf("a byte that is no reply: %+v", a)
+	}
 }

@@ -1,4 +1,4 @@
-package probe
+package measure
 
 import (
 	"encoding/binary"
@@ -17,19 +17,19 @@ const headerLen = 12
 // bytes that are not a reply to this query give StatusMalformed with a
 // Detail saying why. RTT and Transport are left for the caller.
 func ClassifyReply(name string, id uint16, reply []byte) Answer {
-	a, _ := classify(name, id, reply)
+	a, _ := Classify(name, id, reply)
 	return a
 }
 
-// classify is ClassifyReply plus whether the bytes are a reply to this
-// query at all. A flow's reader (mux.dispatch) uses the second result to
-// pass over messages that carry the query's ID but answer nothing (a
-// reflected query, a spoofed reply for another name) instead of taking
-// them as the answer; bytes that carry our ID but do not parse are ours,
-// and malformed.
-func classify(name string, id uint16, reply []byte) (a Answer, ours bool) {
+// Classify is ClassifyReply plus whether the bytes are a reply to this
+// query at all. A flow's reader uses the second result to pass over
+// messages that carry the query's ID but answer nothing (a reflected
+// query, a spoofed reply for another name) instead of taking them as the
+// answer; bytes that carry our ID but do not parse are ours, and
+// malformed.
+func Classify(name string, id uint16, reply []byte) (a Answer, ours bool) {
 	name = dns.Fqdn(name)
-	a = Answer{Name: name, Rcode: -1, Size: len(reply), Status: StatusMalformed}
+	a = Answer{Name: name, Rcode: -1, Size: len(reply), Status: StatusMalformed, Header: Header{TTL: -1}}
 	if len(reply) < 2 {
 		a.Detail = fmt.Sprintf("reply of %d bytes has no message ID", len(reply))
 		return a, false
@@ -93,6 +93,7 @@ func classify(name string, id uint16, reply []byte) (a Answer, ours bool) {
 	a.Rcode = m.Rcode
 	a.Truncated = m.Truncated
 	a.Detail = ""
+	a.Header = Header{Known: true, AA: m.Authoritative, RA: m.RecursionAvailable, TTL: -1}
 	if m.RecursionAvailable {
 		sus.add(SuspectRA)
 	}
@@ -107,6 +108,12 @@ func classify(name string, id uint16, reply []byte) (a Answer, ours bool) {
 		if txt, ok := rr.(*dns.TXT); ok {
 			if h.Ttl > 0 {
 				sus.add(SuspectTTLNonZero)
+			}
+			if a.Header.TTL < 0 || int64(h.Ttl) < a.Header.TTL {
+				a.Header.TTL = int64(h.Ttl)
+			}
+			if a.Header.Class == 0 {
+				a.Header.Class = h.Class
 			}
 			for _, s := range txt.Txt {
 				a.TXT = append(a.TXT, unescapeTXT(s))
