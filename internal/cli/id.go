@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -255,9 +256,13 @@ func (r *idRun) finishTarget(ctx context.Context, i int, t *idTarget) {
 			r.out.problem(report.Problem{Target: t.input, Stage: "probe", Message: res.Error})
 		}
 	}
+	// Some flows without an answer while others had one: the target is
+	// no failure, but the run is partial (exit 3), as a sweep whose flows
+	// did not all reach the target.
+	silent := !res.Failed && ctx.Err() == nil && r.o.flows > 1 && t.silentFlows(r.o.g.timeout, r.out)
 	r.mu.Lock()
 	r.results[i] = res
-	if res.Failed && ctx.Err() == nil {
+	if (res.Failed || silent) && ctx.Err() == nil {
 		r.failed++
 	}
 	if r.o.strict && res.FlowSummary != nil && res.FlowSummary.Split {
@@ -266,6 +271,37 @@ func (r *idRun) finishTarget(ctx context.Context, i int, t *idTarget) {
 	}
 	r.mu.Unlock()
 	r.out.result(res.Input, res)
+}
+
+// silentFlows reports the flows of t that got no DNS answer to any query
+// (or could not be opened, said already) as one problem naming their
+// ports, and whether there were any.
+func (t *idTarget) silentFlows(timeout time.Duration, out *runOutput) bool {
+	var ports []int
+	unopened := 0
+	for f, runs := range t.flows {
+		if len(runs) == 0 {
+			if t.setup[f] != nil {
+				unopened++
+			}
+			continue
+		}
+		answered := false
+		for _, res := range runs {
+			for _, a := range res.Answers {
+				answered = answered || a.Replied()
+			}
+		}
+		if !answered {
+			ports = append(ports, int(runs[0].Source.Port()))
+		}
+	}
+	if len(ports) > 0 {
+		slices.Sort(ports)
+		out.problem(report.Problem{Target: t.input, Stage: "probe", Message: fmt.Sprintf("%s: %d of %d flows got no DNS answer within %s (ports %s); the others did",
+			t.input, len(ports), len(t.flows), timeout, render.PortRanges(ports))})
+	}
+	return len(ports)+unopened > 0
 }
 
 // opened reports whether some flow of t made a run.

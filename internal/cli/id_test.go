@@ -292,3 +292,39 @@ func TestTraceRootsExpansion(t *testing.T) {
 		}
 	}
 }
+
+// TestIDFlowsWithoutAnswerExit3: id --flows exits 3 when some flows got no
+// DNS answer (as trace --flows does when flows do not reach the target),
+// names them on stderr and in the document's errors, and still shows the
+// instance the others reached.
+func TestIDFlowsWithoutAnswerExit3(t *testing.T) {
+	srv := &probetest.Server{Hostname: "h1", NSID: []byte("n1"), Lose: func(q probetest.Query) bool {
+		return q.From.Port() == 41001 || q.From.Port() == 41003
+	}}
+	ap := srv.Start(t, "udp", "127.0.0.1:0")
+	args := []string{"id", "--port", fmt.Sprint(ap.Port()), "--timeout", "300ms", "--flows", "4", "--sport", "41000"}
+	r := runCLI(t, testDeps(), append(args, "127.0.0.1")...)
+	if r.code != ExitPartial {
+		t.Errorf("exit %d, want %d; stderr %q", r.code, ExitPartial, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "instances n1 on 2 of 4 flows; 2 flows without an identity") {
+		t.Errorf("text should show the instance of the flows that answered:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "127.0.0.1") || !strings.Contains(r.stderr, "2 of 4 flows got no DNS answer") || !strings.Contains(r.stderr, "41001 41003") {
+		t.Errorf("stderr should name the target and its flows without an answer: %q", r.stderr)
+	}
+	r = runCLI(t, testDeps(), append(args, "-o", "json", "127.0.0.1")...)
+	if r.code != ExitPartial {
+		t.Errorf("json: exit %d, want %d", r.code, ExitPartial)
+	}
+	doc := parseID(t, r.stdout)
+	if len(doc.Errors) != 1 || !strings.Contains(doc.Errors[0].Message, "2 of 4 flows") || doc.Results[0].Failed {
+		t.Errorf("errors %+v, failed %v: want one error for the silent flows, the target not failed", doc.Errors, doc.Results[0].Failed)
+	}
+	// Every flow answering is exit 0, as before.
+	ok := &probetest.Server{Hostname: "h1"}
+	ap = ok.Start(t, "udp", "127.0.0.1:0")
+	if r := runCLI(t, testDeps(), "id", "--port", fmt.Sprint(ap.Port()), "--flows", "4", "127.0.0.1"); r.code != ExitOK {
+		t.Errorf("all flows answered: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

@@ -130,6 +130,9 @@ func flowsLabel(proto string, ports []int) string {
 	return fmt.Sprintf("%s: %s %s", plural(len(ports), "flow"), what, portRanges(ports, 0))
 }
 
+// PortRanges writes ports as sorted ranges: "50120-50122 50125".
+func PortRanges(ports []int) string { return portRanges(ports, 0) }
+
 // portRanges writes sorted ports as ranges ("50120-50122 50125"); with
 // limit > 0 it stops after about limit characters with "…".
 func portRanges(ports []int, limit int) string {

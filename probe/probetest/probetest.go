@@ -53,6 +53,10 @@ type Server struct {
 	// over the same transport, then sends them all: a client that waits
 	// for each answer before it sends the next query gets nothing.
 	Hold int
+	// Lose, when set, loses the answers to the queries it returns true
+	// for (they are received and recorded, and never answered): a lossy
+	// path or an overloaded server, per client port or at random.
+	Lose func(Query) bool
 
 	mu      sync.Mutex
 	queries []Query
@@ -226,7 +230,7 @@ func (s *Server) answer(w dns.ResponseWriter, req *dns.Msg, network string) {
 	s.queries = append(s.queries, q)
 	s.mu.Unlock()
 
-	if s.Silent || len(req.Question) == 0 {
+	if s.Silent || len(req.Question) == 0 || (s.Lose != nil && s.Lose(q)) {
 		return
 	}
 	if s.Reflect {
