@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -153,9 +154,12 @@ type watchedFlow struct {
 
 // watchMsg is what a flow's goroutine hands the printing loop after each round.
 type watchMsg struct {
-	flow     *watchedFlow
-	target   string // the flow's target as given
-	events   []report.WatchEvent
+	flow   *watchedFlow
+	target string // the flow's target as given
+	events []timedEvent
+	// next is when the flow's next round starts at the earliest (zero:
+	// it has no more): none of its later events is older.
+	next     time.Time
 	problems []report.Problem
 	source   string // the flow's local address:port, once known
 	port     uint16 // its port
@@ -227,11 +231,33 @@ func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
 		close(msgs)
 	}()
 
-	// Everything the user sees is written here, from one goroutine.
+	// Everything the user sees is written here, from one goroutine, in
+	// time order over all flows: a flow's events wait until no other flow
+	// can still report an older one (each says when its next round starts).
 	opts := render.WatchOptions{Loc: time.Local}
 	status := &watchStatus{s: s, flows: len(flows)}
 	printed := false
 	var fatal, writeErr error
+	order := newEventOrder(flows, env.start)
+	emit := func(te timedEvent) {
+		te.flow.keep(te.e)
+		status.event(te.e)
+		switch out.format {
+		case formatJSONL:
+			out.record(out.doc.EventRecord(te.e))
+			if err := out.streamErr(); err != nil && writeErr == nil {
+				writeErr = err
+				cancel()
+			}
+		case formatText:
+			if err := render.WatchEventText(s.out, te.e, opts); err != nil && writeErr == nil {
+				// stdout is gone (a closed pipe): nobody reads the watch.
+				writeErr = err
+				cancel()
+			}
+			printed = true
+		}
+	}
 	for m := range msgs {
 		if m.fatal != nil {
 			if fatal == nil {
@@ -247,28 +273,15 @@ func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
 		if m.source != "" {
 			out.source(m.source)
 		}
-		for _, e := range m.events {
-			m.flow.keep(e)
-			status.event(e)
-			switch out.format {
-			case formatJSONL:
-				out.record(out.doc.EventRecord(e))
-				if err := out.streamErr(); err != nil && writeErr == nil {
-					writeErr = err
-					cancel()
-				}
-			case formatText:
-				if err := render.WatchEventText(s.out, e, opts); err != nil && writeErr == nil {
-					// stdout is gone (a closed pipe): nobody reads the watch.
-					writeErr = err
-					cancel()
-				}
-				printed = true
-			}
+		for _, te := range order.add(m) {
+			emit(te)
 		}
 		status.round(m)
 	}
 	status.clear()
+	for _, te := range order.rest() {
+		emit(te)
+	}
 
 	if fatal != nil {
 		if errors.Is(fatal, trace.ErrPermission) {
@@ -346,12 +359,74 @@ func (fl *watchedFlow) watch(ctx context.Context, env *watchEnv, msgs chan<- wat
 		if !ok {
 			return
 		}
+		k = int(time.Since(env.start)/o.interval) + 1
+		if o.count == 0 || rounds+1 < o.count {
+			m.next = env.start.Add(time.Duration(k) * o.interval)
+		}
 		msgs <- m
 		if m.fatal != nil {
 			return
 		}
-		k = int(time.Since(env.start)/o.interval) + 1
 	}
+}
+
+// timedEvent is an event of a flow with the time it happened.
+type timedEvent struct {
+	at   time.Time
+	flow *watchedFlow
+	e    report.WatchEvent
+}
+
+// eventOrder holds the events of several flows back until they can be
+// written in time order: an event is written once every other flow's next
+// round starts after it (its events are never older than its round).
+type eventOrder struct {
+	next    map[*watchedFlow]time.Time // flows with rounds to come
+	pending []timedEvent               // by time, flows in order for equal times
+}
+
+func newEventOrder(flows []*watchedFlow, start time.Time) *eventOrder {
+	o := &eventOrder{next: map[*watchedFlow]time.Time{}}
+	for _, fl := range flows {
+		o.next[fl] = start
+	}
+	return o
+}
+
+// add takes a flow's round and returns the events now due, oldest first.
+func (o *eventOrder) add(m watchMsg) []timedEvent {
+	if m.next.IsZero() {
+		delete(o.next, m.flow)
+	} else {
+		o.next[m.flow] = m.next
+	}
+	for _, te := range m.events {
+		i := len(o.pending)
+		for i > 0 && o.pending[i-1].at.After(te.at) {
+			i--
+		}
+		o.pending = slices.Insert(o.pending, i, te)
+	}
+	var low time.Time
+	for _, t := range o.next {
+		if low.IsZero() || t.Before(low) {
+			low = t
+		}
+	}
+	n := 0
+	for n < len(o.pending) && (low.IsZero() || !o.pending[n].at.After(low)) {
+		n++
+	}
+	due := slices.Clone(o.pending[:n])
+	o.pending = o.pending[n:]
+	return due
+}
+
+// rest returns the events still held, oldest first (the watch has ended).
+func (o *eventOrder) rest() []timedEvent {
+	due := o.pending
+	o.pending = nil
+	return due
 }
 
 // round asks the query set once over the flow, detects the events and,
@@ -386,7 +461,7 @@ func (fl *watchedFlow) round(ctx context.Context, env *watchEnv) (watchMsg, bool
 	m := watchMsg{flow: fl, target: fl.id.Input, source: sourceString(fl.id.Source), port: fl.port}
 	traceAfter := ""
 	for _, e := range fl.w.Observe(r) {
-		m.events = append(m.events, report.FromWatchEvent(fl.id, e))
+		m.events = append(m.events, timedEvent{at: e.Time, flow: fl, e: report.FromWatchEvent(fl.id, e)})
 		switch e.Type {
 		case catchment.WatchStart, catchment.WatchSwitch:
 			traceAfter = string(e.Type)
@@ -398,11 +473,12 @@ func (fl *watchedFlow) round(ctx context.Context, env *watchEnv) (watchMsg, bool
 		m.replied = m.replied || a.Replied()
 	}
 	if o.trace && traceAfter != "" && fl.port != 0 {
-		ev, problems, fatal := fl.tracePath(ctx, env, traceAfter)
+		at := time.Now()
+		ev, problems, fatal := fl.tracePath(ctx, env, traceAfter, at)
 		m.problems = append(m.problems, problems...)
 		m.fatal = fatal
 		if ev != nil {
-			m.events = append(m.events, *ev)
+			m.events = append(m.events, timedEvent{at: at, flow: fl, e: *ev})
 		}
 	}
 	return m, true
@@ -417,7 +493,7 @@ func sourceString(a netip.AddrPort) string {
 
 // tracePath traces the flow (same source port, same destination) and
 // compares the path with the flow's previous trace.
-func (fl *watchedFlow) tracePath(ctx context.Context, env *watchEnv, trigger string) (*report.WatchEvent, []report.Problem, error) {
+func (fl *watchedFlow) tracePath(ctx context.Context, env *watchEnv, trigger string, at time.Time) (*report.WatchEvent, []report.Problem, error) {
 	o := env.o
 	qname := measure.NameHostnameBind
 	if len(env.names) > 0 {
@@ -427,7 +503,6 @@ func (fl *watchedFlow) tracePath(ctx context.Context, env *watchEnv, trigger str
 	if o.tcp {
 		proto = trace.TCP
 	}
-	at := time.Now()
 	p, err := trace.Run(ctx, trace.Options{
 		Target:  fl.id.Target.Addr(),
 		Proto:   proto,

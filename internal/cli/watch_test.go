@@ -733,3 +733,109 @@ func TestWatchRootsTargetSet(t *testing.T) {
 		t.Errorf("unknown set: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// slowAnswers delays every reply a flow reads by delay, and routes each
+// flow by its source port (route; nil = the address asked for): a service
+// whose answers take a while, on two sites.
+type slowAnswers struct {
+	probe.Network
+	delay time.Duration
+	route func(port uint16) netip.AddrPort
+}
+
+type slowConn struct {
+	net.Conn
+	delay time.Duration
+}
+
+func (c slowConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	time.Sleep(c.delay)
+	return n, err
+}
+
+func (s slowAnswers) ListenUDP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
+	if s.route != nil {
+		raddr = s.route(laddr.Port())
+	}
+	c, err := s.Network.ListenUDP(ctx, laddr, raddr)
+	if err != nil {
+		return nil, err
+	}
+	return slowConn{c, s.delay}, nil
+}
+
+// TestWatchFlowsEventsInTimeOrder: the events of several flows come out
+// in time order, not one flow's round (its start and the trace after it)
+// and then the next flow's, in text and in JSONL.
+func TestWatchFlowsEventsInTimeOrder(t *testing.T) {
+	fake := &tracetest.Net{Hops: fakeHops("198.51.100.1", "203.0.113.1"), Dest: tracetest.Dest{RTT: time.Millisecond, Hostname: "a.lab", NSID: "inst-a"}}
+	d := testDeps()
+	d.probeNet = slowAnswers{Network: fake, delay: 60 * time.Millisecond}
+	d.traceNet = fake
+	r := runCLI(t, d, "watch", "--interval", "1s", "-c", "1", "--flows", "3", "--sport", "41000", "--trace", "-n", "--asn", "none", "-o", "jsonl", "192.0.2.53")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d; stderr %q", r.code, r.stderr)
+	}
+	reporttest.Check(t, []byte(r.stdout), true)
+	var types []string
+	var last time.Time
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var rec struct {
+			Type  string
+			Event *struct{ Type, Time, Flow string }
+		}
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Type != "event" {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, rec.Event.Time)
+		if err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, rec.Event.Type)
+		if at.Before(last) {
+			t.Errorf("event %s of %s at %s comes after one at %s", rec.Event.Type, rec.Event.Flow, at.Format(time.StampMicro), last.Format(time.StampMicro))
+		}
+		last = at
+	}
+	if got := strings.Join(types, ","); got != "start,start,start,path,path,path" {
+		t.Errorf("events %s, want the three starts, then the three paths", got)
+	}
+}
+
+// TestWatchFlowsOneSummary: several flows of a target get one summary —
+// a line per flow, the instances over all flows and, as id --flows, the
+// catchment split said first and the instances' shares of the flows last.
+func TestWatchFlowsOneSummary(t *testing.T) {
+	_, _, aAddr, bAddr := twoInstances(t)
+	d := testDeps()
+	d.probeNet = slowAnswers{Network: probe.HostNetwork(), route: func(port uint16) netip.AddrPort {
+		if port == 41001 {
+			return bAddr
+		}
+		return aAddr
+	}}
+	r := runCLI(t, d, "watch", "--interval", "100ms", "-c", "3", "--flows", "3", "--sport", "41000", "192.0.2.53")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d; stderr %q", r.code, r.stderr)
+	}
+	_, summary, _ := strings.Cut(r.stdout, "\n\n")
+	if n := strings.Count(summary, "watch 192.0.2.53"); n != 1 {
+		t.Errorf("%d summaries for one target, want one:\n%s", n, summary)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^watch 192\.0\.2\.53:53 udp, 3 flows from 127\.0\.0\.1 ports 41000-41002: 3 rounds each every 100ms over `),
+		regexp.MustCompile(`(?m)^catchment split by flow: inst-a on 2 of 3 flows, inst-b on 1$`),
+		regexp.MustCompile(`(?m)^  41001  inst-b    100\.0%  0         0       0 of 6$`),
+		regexp.MustCompile(`(?m)^  inst-a    66\.[67]%  `),
+		regexp.MustCompile(`(?m)^  0 switches, 0 losses, 0 of 18 queries timed out$`),
+		regexp.MustCompile(`(?m)^instances inst-a on 2 of 3 flows, inst-b on 1  — catchment split by flow$`),
+	} {
+		if !want.MatchString(summary) {
+			t.Errorf("summary does not match %s:\n%s", want, summary)
+		}
+	}
+}

@@ -1,8 +1,11 @@
 package render
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"net/netip"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -190,17 +193,39 @@ func changedHops(w *errWriter, p report.WatchPath) {
 	}
 }
 
-// WatchText writes the summary of `anycheck watch`: per flow, the
-// instances with their share of the watched time, then the counts.
+// WatchText writes the summary of `anycheck watch`: per target, the
+// instances with their share of the watched time, then the counts; a
+// target watched over several flows gets one summary of them all.
 func WatchText(w io.Writer, flows []report.WatchFlow, o WatchOptions) error {
 	ew := &errWriter{w: w}
-	for i, f := range flows {
+	for i, g := range watchTargets(flows) {
 		if i > 0 {
 			ew.printf("\n")
 		}
-		watchFlow(ew, f, o)
+		if len(g) == 1 {
+			watchFlow(ew, g[0], o)
+			continue
+		}
+		watchFlows(ew, g, o)
 	}
 	return ew.err
+}
+
+// watchTargets groups the flows of each target (consecutive results with
+// the same input, address and port), in order.
+func watchTargets(flows []report.WatchFlow) [][]report.WatchFlow {
+	var out [][]report.WatchFlow
+	for i, f := range flows {
+		if i > 0 {
+			p := flows[i-1]
+			if p.Input == f.Input && p.Address == f.Address && p.Port == f.Port && p.Transport == f.Transport {
+				out[len(out)-1] = append(out[len(out)-1], f)
+				continue
+			}
+		}
+		out = append(out, []report.WatchFlow{f})
+	}
+	return out
 }
 
 func percent(v float64) string { return fmt.Sprintf("%.1f%%", v*100) }
@@ -270,4 +295,239 @@ func nOf(n int, one, many string) string {
 		return "1 " + one
 	}
 	return fmt.Sprintf("%d %s", n, many)
+}
+
+// watchFlows is the summary of one target watched over several flows: as
+// for id --flows, a catchment split is said first, then a line per flow
+// (its main instance — the one it spent most time on — share, switches,
+// losses, timeouts), the instances over all flows (share of the flows'
+// watched time), the totals, and the instances' shares of the flows.
+func watchFlows(ew *errWriter, flows []report.WatchFlow, o WatchOptions) {
+	f0 := flows[0]
+	target := endpoint(f0.Address, f0.Port)
+	if f0.Input != "" && f0.Input != f0.Address {
+		target = fmt.Sprintf("%s (%s)", Escape(f0.Input), target)
+	}
+	src, ports := "", []int{}
+	minRounds, maxRounds := f0.Rounds, f0.Rounds
+	var started, ended time.Time
+	var total float64
+	for _, f := range flows {
+		if ap, err := netip.ParseAddrPort(f.Source); err == nil {
+			src = cmp.Or(src, ap.Addr().String())
+			ports = append(ports, int(ap.Port()))
+		}
+		minRounds, maxRounds = min(minRounds, f.Rounds), max(maxRounds, f.Rounds)
+		if t, err := time.Parse(time.RFC3339Nano, f.Started); err == nil && (started.IsZero() || t.Before(started)) {
+			started = t
+		}
+		if t, err := time.Parse(time.RFC3339Nano, f.Ended); err == nil && t.After(ended) {
+			ended = t
+		}
+		total += f.DurationMs
+	}
+	from := "(no socket)"
+	if src != "" {
+		from = fmt.Sprintf("%s ports %s", src, portRanges(ports, 0))
+	}
+	rounds := fmt.Sprintf("%d rounds each", minRounds)
+	if minRounds != maxRounds {
+		rounds = fmt.Sprintf("%d–%d rounds per flow", minRounds, maxRounds)
+	}
+	stamp := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return o.clock(t.Format(time.RFC3339Nano))
+	}
+	ew.printf("watch %s %s, %d flows from %s: %s every %s over %s (%s – %s)\n",
+		target, f0.Transport, len(flows), from, rounds, dur(f0.IntervalMs), dur(float64(ended.Sub(started))/float64(time.Millisecond)), stamp(started), stamp(ended))
+
+	// Each flow counts for the instance it spent most time on.
+	main := map[string]int{}
+	unidentified := 0
+	for _, f := range flows {
+		if len(f.Instances) == 0 {
+			unidentified++
+			continue
+		}
+		main[f.Instances[0].Instance]++
+	}
+	shares := flowCounts(main)
+	split := len(shares) > 1
+	if split {
+		ew.printf("catchment split by flow: %s\n", instanceShares(shares, len(flows)))
+	}
+
+	byPort := slices.Clone(flows)
+	slices.SortStableFunc(byPort, func(a, b report.WatchFlow) int { return cmp.Compare(flowPort(a.Source), flowPort(b.Source)) })
+	var rows strings.Builder
+	tw := tabwriter.NewWriter(&rows, 0, 0, 2, ' ', 0)
+	tabw := &errWriter{w: tw}
+	{
+		tabw.printf("  PORT\tINSTANCE\tSHARE\tSWITCHES\tLOSSES\tTIMEOUTS\t\n")
+		for _, f := range byPort {
+			instance, share := "—", "-"
+			var notes []string
+			if len(f.Instances) > 0 {
+				instance, share = escapeFit(f.Instances[0].Instance, maxNameWidth), percent(f.Instances[0].Share)
+				for _, in := range f.Instances[1:] {
+					notes = append(notes, fmt.Sprintf("also %s %s", Escape(in.Instance), percent(in.Share)))
+				}
+			}
+			if f.Suspect.Rounds > 0 {
+				notes = append(notes, fmt.Sprintf("! suspect answers %s", percent(f.Suspect.Share)))
+			}
+			if f.Lost {
+				notes = append(notes, "lost at the end")
+			}
+			tabw.printf("  %s\t%s\t%s\t%d\t%d\t%d of %d\t%s\n", flowPort(f.Source), instance, share, f.Switches, f.Losses, f.Timeouts, f.Queries, strings.Join(notes, "; "))
+		}
+		_ = tw.Flush() // into memory
+		for _, l := range strings.Split(strings.TrimRight(rows.String(), "\n"), "\n") {
+			ew.printf("%s\n", strings.TrimRight(l, " "))
+		}
+	}
+
+	// The instances over all flows, as shares of their watched time.
+	type agg struct {
+		name          string
+		timeMs        float64
+		flows, rounds int
+		min, max      float64
+		rtt           bool
+	}
+	var order []*agg
+	by := map[string]*agg{}
+	var suspect, anonymous, noAnswer report.WatchShare
+	var suspicions, identities []string
+	switches, losses, timeouts, queries, lost, omitted := 0, 0, 0, 0, 0, 0
+	var longest *report.WatchRun
+	longestPort := ""
+	for _, f := range flows {
+		for _, in := range f.Instances {
+			a := by[in.Instance]
+			if a == nil {
+				a = &agg{name: in.Instance}
+				by[in.Instance] = a
+				order = append(order, a)
+			}
+			a.timeMs += in.TimeMs
+			a.flows++
+			a.rounds += in.Rounds
+			if r := in.RTT; r != nil {
+				if !a.rtt || r.Min < a.min {
+					a.min = r.Min
+				}
+				a.max = max(a.max, r.Max)
+				a.rtt = true
+			}
+		}
+		for _, x := range []struct{ dst, src *report.WatchShare }{{&suspect, &f.Suspect.WatchShare}, {&anonymous, &f.Anonymous}, {&noAnswer, &f.NoAnswer}} {
+			x.dst.Rounds += x.src.Rounds
+			x.dst.TimeMs += x.src.TimeMs
+		}
+		for _, sus := range f.Suspect.Suspicions {
+			if !slices.Contains(suspicions, sus) {
+				suspicions = append(suspicions, sus)
+			}
+		}
+		for _, id := range f.Suspect.Identities {
+			if !slices.Contains(identities, id) {
+				identities = append(identities, id)
+			}
+		}
+		switches += f.Switches
+		losses += f.Losses
+		timeouts += f.Timeouts
+		queries += f.Queries
+		omitted += f.EventsOmitted
+		if f.Lost {
+			lost++
+		}
+		if r := f.LongestStable; r != nil && (longest == nil || r.DurationMs > longest.DurationMs) {
+			longest, longestPort = r, flowPort(f.Source)
+		}
+	}
+	share := func(ms float64) string {
+		if total <= 0 {
+			return "-"
+		}
+		return percent(ms / total)
+	}
+	slices.SortStableFunc(order, func(a, b *agg) int { return cmp.Compare(b.timeMs, a.timeMs) })
+	tw = tabwriter.NewWriter(ew.w, 0, 0, 2, ' ', 0)
+	tabw = &errWriter{w: tw}
+	if ew.err == nil {
+		tabw.printf("  instance\tshare\ttime\tflows\trounds\trtt ms min/max\n")
+		for _, a := range order {
+			rtt := "-"
+			if a.rtt {
+				rtt = ms(a.min) + "/" + ms(a.max)
+			}
+			tabw.printf("  %s\t%s\t%s\t%d\t%d\t%s\n", Escape(a.name), share(a.timeMs), dur(a.timeMs), a.flows, a.rounds, rtt)
+		}
+		for _, x := range []struct {
+			name string
+			s    report.WatchShare
+		}{{"suspect answers", suspect}, {"no identity", anonymous}, {"no answer", noAnswer}} {
+			if x.s.Rounds > 0 {
+				tabw.printf("  %s\t%s\t%s\t\t%d\n", x.name, share(x.s.TimeMs), dur(x.s.TimeMs), x.s.Rounds)
+			}
+		}
+		if tabw.err == nil {
+			tabw.err = tw.Flush()
+		}
+		ew.err = tabw.err
+	}
+	ew.printf("  %s, %s, %d of %d queries timed out", nOf(switches, "switch", "switches"), nOf(losses, "loss", "losses"), timeouts, queries)
+	if lost > 0 {
+		ew.printf("; %s lost at the end", nOf(lost, "flow", "flows"))
+	}
+	ew.printf("\n")
+	if r := longest; r != nil {
+		ew.printf("  longest stable run: %s for %s (%s, %s – %s), port %s\n", Escape(r.Instance), dur(r.DurationMs), nOf(r.Rounds, "round", "rounds"), o.clock(r.Start), o.clock(r.End), longestPort)
+	}
+	if suspect.Rounds > 0 {
+		ids := make([]string, len(identities))
+		for i, s := range identities {
+			ids[i] = Quote(s)
+		}
+		ew.printf("  ! suspect answers (%s)", strings.Join(suspicions, ", "))
+		if len(ids) > 0 {
+			ew.printf(" naming %s", strings.Join(ids, ", "))
+		}
+		ew.printf(": something other than the service may have answered\n")
+	}
+	if omitted > 0 {
+		ew.printf("  (%d earlier events are not kept in the summary)\n", omitted)
+	}
+	switch {
+	case len(shares) == 0:
+		ew.printf("instances none identified on %s\n", plural(len(flows), "flow"))
+	default:
+		line := instanceShares(shares, len(flows))
+		if unidentified > 0 {
+			line += fmt.Sprintf("; %s without an identity", plural(unidentified, "flow"))
+		}
+		if split {
+			line += "  — catchment split by flow"
+		}
+		ew.printf("instances %s\n", line)
+	}
+}
+
+// flowCounts orders instances by how many flows they had, then by name.
+func flowCounts(m map[string]int) []report.FlowCount {
+	out := make([]report.FlowCount, 0, len(m))
+	for k, v := range m {
+		out = append(out, report.FlowCount{Instance: k, Flows: v})
+	}
+	slices.SortFunc(out, func(a, b report.FlowCount) int {
+		if c := cmp.Compare(b.Flows, a.Flows); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Instance, b.Instance)
+	})
+	return out
 }
