@@ -194,7 +194,7 @@ func runSweep(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 		out:    newRunOutput(s, o.g, d, report.KindSweep),
 		budget: trace.NewBudget(o.rate),
 		slots:  make(chan struct{}, sweepInFlight),
-		prog:   newSweepProgress(s),
+		prog:   newSweepProgress(s, o.targets),
 	}
 	// A flow without privilege stops every flow of the run.
 	sctx, cancel := context.WithCancelCause(ctx)
@@ -345,7 +345,7 @@ func (r *sweepRun) round(ctx context.Context, t *targetSweep, n int) {
 			r.out.problem(report.Problem{Target: t.input, Stage: "trace", Message: fmt.Sprintf("%s: no source port left below 65536 for more flows", t.input)})
 			break
 		}
-		r.prog.add(1)
+		r.prog.add(1, t.rounds)
 		wg.Go(func() {
 			defer r.prog.finished()
 			p, err := r.flow(ctx, t, port)
@@ -467,33 +467,85 @@ func (r *sweepRun) result(ctx context.Context, resolver whois.Resolver, t *targe
 	return report.NewTraceSweep(t.input, t.addr.String(), o.proto, dport, o.identityKind(), flows, t.failed, stop)
 }
 
-// sweepProgress shows the flows done so far on a terminal stderr.
+// sweepProgress shows, on a terminal stderr, how far a sweep that runs
+// longer than progressAfter got: flows traced of those started, the round
+// and the time so far, kept current while flows wait on silent hops.
 type sweepProgress struct {
-	s          *streams
-	mu         sync.Mutex
-	total, fin int
-	shown      bool
+	s     *streams
+	label string // "192.0.2.53", or "3 targets"
+	start time.Time
+	stop  chan struct{}
+	wg    sync.WaitGroup
+
+	mu                sync.Mutex
+	total, fin, round int
+	shown             bool
 }
 
-func newSweepProgress(s *streams) *sweepProgress { return &sweepProgress{s: s} }
+// progressAfter is how long a sweep runs before it shows progress: a
+// quicker one would only flicker.
+const progressAfter = time.Second
 
-func (p *sweepProgress) add(n int) {
+func newSweepProgress(s *streams, targets []string) *sweepProgress {
+	p := &sweepProgress{s: s, label: fmt.Sprintf("%d targets", len(targets)), start: time.Now(), stop: make(chan struct{})}
+	if len(targets) == 1 {
+		p.label = render.Escape(targets[0])
+	}
+	if s.errTTY {
+		p.wg.Go(p.tick)
+	}
+	return p
+}
+
+// tick redraws the line four times a second once the sweep is slow.
+func (p *sweepProgress) tick() {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			p.mu.Lock()
+			p.draw()
+			p.mu.Unlock()
+		}
+	}
+}
+
+// draw writes the line (mu held) once the sweep has run progressAfter.
+func (p *sweepProgress) draw() {
+	el := time.Since(p.start)
+	if !p.s.errTTY || el < progressAfter {
+		return
+	}
+	p.shown = true
+	line := fmt.Sprintf("sweeping %s: %d of %d flows traced", p.label, p.fin, p.total)
+	if p.round > 1 {
+		line += fmt.Sprintf(", round %d", p.round)
+	}
+	fmt.Fprintf(p.s.err, "\r\033[K%s, %.1fs", line, el.Seconds())
+}
+
+// add counts n more flows started in a round (the highest round of any
+// target so far).
+func (p *sweepProgress) add(n, round int) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.total += n
-	p.mu.Unlock()
+	p.round = max(p.round, round)
 }
 
 func (p *sweepProgress) finished() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.fin++
-	if p.s.errTTY {
-		p.shown = true
-		fmt.Fprintf(p.s.err, "\r\033[Ksweeping: %d of %d flows traced", p.fin, p.total)
-	}
+	p.draw()
 }
 
 func (p *sweepProgress) done() {
+	close(p.stop)
+	p.wg.Wait()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.shown {

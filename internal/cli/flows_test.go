@@ -948,3 +948,44 @@ func TestTraceSportSeveralTargets(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepProgressOnTerminal: a sweep that runs more than a second shows
+// how far it got on a terminal stderr while its flows still wait (here on
+// a silent destination), and clears the line at the end; one that ends
+// sooner shows nothing, and stdout never carries it.
+func TestSweepProgressOnTerminal(t *testing.T) {
+	silent := func() *ecmpNet {
+		n := diamondNet()
+		for i, b := range n.branches {
+			n.branches[i] = func() *tracetest.Net {
+				fn := b()
+				fn.Dest.Silent = true
+				return fn
+			}
+		}
+		return n
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"trace", "--flows", "4", "--sport", "40000", "-m", "4", "-w", "1500ms", "--asn", "none", "-n", "192.0.2.53"},
+		&streams{in: strings.NewReader(""), out: &out, err: &errb, errTTY: true}, ecmpDeps(silent()))
+	if code != ExitPartial {
+		t.Errorf("exit %d, want %d (no flow reached the target)", code, ExitPartial)
+	}
+	st := errb.String()
+	if !strings.Contains(st, "\r\x1b[Ksweeping 192.0.2.53: 0 of 4 flows traced, 1.") {
+		t.Errorf("no progress while the flows waited:\n%q", st)
+	}
+	if !strings.HasSuffix(st, "\r\x1b[K") {
+		t.Errorf("the progress line is not cleared at the end: %q", st)
+	}
+	if strings.Contains(out.String(), "\x1b") || strings.Contains(out.String(), "sweeping") {
+		t.Errorf("progress reached stdout:\n%q", out.String())
+	}
+
+	errb.Reset()
+	code = run(context.Background(), []string{"trace", "--flows", "4", "--sport", "40100", "--asn", "none", "-n", "192.0.2.53"},
+		&streams{in: strings.NewReader(""), out: &out, err: &errb, errTTY: true}, ecmpDeps(diamondNet()))
+	if code != ExitOK || errb.Len() != 0 {
+		t.Errorf("a sweep of less than a second: exit %d, stderr %q; want 0 and nothing", code, errb.String())
+	}
+}
