@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/anycheck/anycheck/geo"
 )
 
 // builtinSites is the site-hint table shipped with anycheck: data, not code.
@@ -31,7 +33,18 @@ const (
 type SiteHint struct {
 	Operator string // operator whose pattern matched; "" when none did
 	Site     string // site code (lower case) from the pattern's first group
+	// Place is where the site is, when the pattern says the name carries a
+	// place code and the places table agrees (geo.Place's zero value
+	// otherwise).
+	Place geo.Place
+	// Unplaced says why a site has no place: the operator's names carry
+	// no code the table knows, the code is not in the table, or the
+	// country in the name is not the place's.
+	Unplaced string
 }
+
+// Placed reports whether the hint locates its site.
+func (h SiteHint) Placed() bool { return h.Place.Code != "" }
 
 // sitePattern is one line of a site-hint table.
 type sitePattern struct {
@@ -39,6 +52,7 @@ type sitePattern struct {
 	kind     OperatorKind
 	targets  []netip.Prefix
 	re       *regexp.Regexp // nil for nochaos lines
+	iata, cc int            // submatch indices of the named groups; 0 when absent
 	where    string         // file:line, for error messages
 }
 
@@ -135,6 +149,20 @@ func parseSiteLine(line, where string) (sitePattern, error) {
 	if re.NumSubexp() < 1 {
 		return p, fmt.Errorf("%s: pattern %q has no group for the site code", where, pat)
 	}
+	for i, name := range re.SubexpNames() {
+		switch name {
+		case "":
+		case "iata":
+			p.iata = i
+		case "cc":
+			p.cc = i
+		default:
+			return p, fmt.Errorf("%s: group name %q: the names a pattern may use are iata and cc", where, name)
+		}
+	}
+	if p.cc > 0 && p.iata == 0 {
+		return p, fmt.Errorf("%s: a cc group checks an iata group's place; the pattern has no iata group", where)
+	}
 	p.re = re
 	return p, nil
 }
@@ -156,14 +184,74 @@ func (s *Sites) Hint(identity string) (SiteHint, bool) {
 		return SiteHint{}, false
 	}
 	for _, p := range s.patterns {
-		if p.re == nil {
-			continue
-		}
-		if m := p.re.FindStringSubmatch(identity); m != nil {
-			return SiteHint{Operator: p.operator, Site: strings.ToLower(m[1])}, true
+		if h, ok := p.hint(identity); ok {
+			return h, true
 		}
 	}
 	return SiteHint{}, false
+}
+
+// HintFor is Hint for an answer from target: when the target belongs to an
+// operator of the table, only that operator's patterns are tried (another
+// operator's naming scheme says nothing about this one's names); otherwise
+// only the patterns of operators listed without target prefixes (a hosting
+// operator such as PCH, whose names appear at many addresses).
+func (s *Sites) HintFor(target netip.Addr, identity string) (SiteHint, bool) {
+	if s == nil || identity == "" {
+		return SiteHint{}, false
+	}
+	operator, _, known := s.OperatorOf(target)
+	for _, p := range s.patterns {
+		if known && p.operator != operator || !known && len(p.targets) > 0 {
+			continue
+		}
+		if h, ok := p.hint(identity); ok {
+			return h, true
+		}
+	}
+	return SiteHint{}, false
+}
+
+// hint matches one pattern and places the site: a code is placed only where
+// the pattern marks it as one (group iata), only when the places table has
+// it, and only when a country in the name (group cc) is the place's: UN/LOCODE
+// names such as am-abo (Abovyan, Armenia) share their letters with IATA
+// codes elsewhere (ABO is in Côte d'Ivoire). Anything else leaves the site
+// without a place, never a guess.
+func (p *sitePattern) hint(identity string) (SiteHint, bool) {
+	if p.re == nil {
+		return SiteHint{}, false
+	}
+	m := p.re.FindStringSubmatch(identity)
+	if m == nil {
+		return SiteHint{}, false
+	}
+	h := SiteHint{Operator: p.operator, Site: strings.ToLower(m[1])}
+	if p.iata == 0 {
+		h.Unplaced = "the operator's names carry no place code"
+		return h, true
+	}
+	code := strings.ToUpper(m[p.iata])
+	place, ok := geo.LookupIATA(code)
+	switch {
+	case !ok:
+		h.Unplaced = fmt.Sprintf("code %s is not in the places table", code)
+	case p.cc > 0 && countryCode(m[p.cc]) != place.Country:
+		h.Unplaced = fmt.Sprintf("the name says country %s, %s is in %s", strings.ToUpper(m[p.cc]), code, place.Country)
+	default:
+		h.Place = place
+	}
+	return h, true
+}
+
+// countryCode is a name's country as ISO 3166-1 alpha-2 (UK, common in
+// names, is GB).
+func countryCode(cc string) string {
+	cc = strings.ToUpper(cc)
+	if cc == "UK" {
+		return "GB"
+	}
+	return cc
 }
 
 // OperatorOf names the operator whose service lives at target, and its kind.
