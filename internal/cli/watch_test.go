@@ -712,8 +712,8 @@ func TestWatchRootsTargetSet(t *testing.T) {
 			t.Errorf("flow %d: input %q address %s answered %d; want %s answered", i, f.Input, f.Address, f.Answered, want)
 			continue
 		}
-		// Where the built-in site hints know the letter's naming, "inst-a"
-		// does not fit it: a suspect answer, not an instance.
+		// The built-in site hints know every letter's naming, and "inst-a"
+		// fits none: a suspect answer, not an instance.
 		switch {
 		case len(f.Instances) == 1 && f.Instances[0].Instance == "inst-a":
 		case len(f.Instances) == 0 && len(f.Events) == 1 && f.Events[0].Type == "suspect":
@@ -722,8 +722,8 @@ func TestWatchRootsTargetSet(t *testing.T) {
 			t.Errorf("%s: instances %+v, events %+v; want inst-a, or a suspect answer", want, f.Instances, f.Events)
 		}
 	}
-	if suspect == len(doc.Results) {
-		t.Errorf("every letter's answer was suspect")
+	if suspect != len(doc.Results) {
+		t.Errorf("%d of %d letters' answers were suspect, want all (the site table knows every letter's names)", suspect, len(doc.Results))
 	}
 	if n := len(a.Queries()); n != 26 {
 		t.Errorf("the instance got %d queries, want 13 flows × 2", n)
