@@ -8,11 +8,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
-	"github.com/anycheck/anycheck/measure"
-
 	"golang.org/x/time/rate"
+
+	"github.com/anycheck/anycheck/measure"
 
 	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/trace/tracetest"
@@ -31,20 +32,20 @@ func target(v6 bool) netip.Addr {
 	return dst4
 }
 
+// inBubble runs a subtest in a synctest bubble. Every test of the engine
+// does: the scheduler's timers and the fake network's delays run on the
+// bubble's clock, so times are exact and a test asserts them without
+// slack for a loaded machine.
+func inBubble(f func(t *testing.T)) func(t *testing.T) {
+	return func(t *testing.T) { synctest.Test(t, f) }
+}
+
 func runFake(t *testing.T, n *tracetest.Net, o trace.Options) (trace.Path, []int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if !o.Target.IsValid() {
 		o.Target = dst4
-	}
-	if o.MinWait == 0 {
-		// Generous: a loaded test machine can hold a fake reply for tens
-		// of milliseconds, which must not turn it into a silent probe.
-		o.MinWait = 250 * time.Millisecond
-		if o.Wait > 0 {
-			o.MinWait = min(o.MinWait, o.Wait)
-		}
 	}
 	o.Net = n
 	var streamed []int
@@ -61,6 +62,29 @@ func runFake(t *testing.T, n *tracetest.Net, o trace.Options) (trace.Path, []int
 	}
 	checkPathShape(t, p, o)
 	return p, streamed
+}
+
+// lastAnswer is when the last reply of p came back.
+func lastAnswer(p trace.Path) time.Time {
+	var last time.Time
+	for _, h := range p.Hops {
+		for _, pr := range h.Probes {
+			if pr.Reply != nil && pr.Sent.Add(pr.Reply.RTT).After(last) {
+				last = pr.Sent.Add(pr.Reply.RTT)
+			}
+		}
+	}
+	return last
+}
+
+// endsAtLastAnswer: a trace where every hop kept answered ends the moment
+// its last answer arrives, waiting for nothing else (TTLs past the
+// destination, probes never sent).
+func endsAtLastAnswer(t *testing.T, p trace.Path) {
+	t.Helper()
+	if end, last := p.Started.Add(p.Elapsed), lastAnswer(p); !end.Equal(last) {
+		t.Errorf("ended %v after its last answer (%v into the trace)", end.Sub(last), last.Sub(p.Started))
+	}
 }
 
 // checkPathShape asserts what every Path must satisfy: hops consecutive
@@ -103,7 +127,7 @@ func hopFroms(h trace.Hop) []string {
 
 func TestRunStopsAtDestination(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
-		t.Run(fmt.Sprintf("v6=%v", v6), func(t *testing.T) {
+		t.Run(fmt.Sprintf("v6=%v", v6), inBubble(func(t *testing.T) {
 			n := &tracetest.Net{Hops: tracetest.Routers(3, time.Millisecond), Dest: tracetest.Dest{RTT: 4 * time.Millisecond, Hostname: "fake-inst", NSID: "fake-nsid"}}
 			p, streamed := runFake(t, n, trace.Options{Target: target(v6), Rate: 1000, Wait: 5 * time.Second})
 			if !p.Reached || p.DestTTL != 4 || p.Stop != trace.StopReached || len(p.Hops) != 4 {
@@ -137,9 +161,7 @@ func TestRunStopsAtDestination(t *testing.T) {
 			for _, s := range n.Sends() {
 				if s.TTL > 4 {
 					beyond++
-					// Slack: the answer is handled once the reader
-					// goroutine and the engine get a core.
-					if s.At.After(answered.Add(100 * time.Millisecond)) {
+					if s.At.After(answered) {
 						t.Errorf("ttl %d probe %d sent %v after the destination answered at 4", s.TTL, s.Seq, s.At.Sub(answered))
 					}
 				}
@@ -153,10 +175,8 @@ func TestRunStopsAtDestination(t *testing.T) {
 			if limit := trace.DefaultQueries * (trace.DefaultWindow - 1); beyond > limit {
 				t.Errorf("%d probes past the destination, more than the window's %d", beyond, limit)
 			}
-			if p.Elapsed > time.Second {
-				t.Errorf("took %v: waited for TTLs past the destination (Wait is 5s)", p.Elapsed)
-			}
-		})
+			endsAtLastAnswer(t, p)
+		}))
 	}
 }
 
@@ -167,7 +187,7 @@ func TestRunProtocols(t *testing.T) {
 				continue
 			}
 			for _, v6 := range []bool{false, true} {
-				t.Run(fmt.Sprintf("%s-%d-v6=%v", proto, port, v6), func(t *testing.T) {
+				t.Run(fmt.Sprintf("%s-%d-v6=%v", proto, port, v6), inBubble(func(t *testing.T) {
 					n := &tracetest.Net{Hops: tracetest.Routers(2, time.Millisecond), Dest: tracetest.Dest{RTT: 3 * time.Millisecond, Hostname: "fake-inst", NSID: "fake-nsid"}}
 					p, _ := runFake(t, n, trace.Options{Target: target(v6), Proto: proto, Port: port, Rate: 1000, Wait: 5 * time.Second})
 					if !p.Reached || p.DestTTL != 3 || len(p.Hops) != 3 {
@@ -192,34 +212,38 @@ func TestRunProtocols(t *testing.T) {
 					} else if p.Instance != nil {
 						t.Errorf("instance %+v from a %s/%d trace", p.Instance, proto, port)
 					}
-				})
+				}))
 			}
 		}
 	}
 }
 
 func TestRunAdaptiveWait(t *testing.T) {
-	hops := tracetest.Routers(4, time.Millisecond)
-	hops[1].Silent = true
-	n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{RTT: 5 * time.Millisecond}}
-	p, streamed := runFake(t, n, trace.Options{Rate: 1000, Wait: 10 * time.Second})
-	if !p.Reached || p.DestTTL != 5 {
-		t.Fatalf("reached %v at %d", p.Reached, p.DestTTL)
-	}
-	if got := hopFroms(p.Hops[1]); fmt.Sprint(got) != "[* * *]" {
-		t.Errorf("silent hop shows %v", got)
-	}
-	if p.Hops[1].RateLimited {
-		t.Error("an all-silent hop is not rate limiting")
-	}
-	if fmt.Sprint(streamed) != "[1 2 3 4 5]" {
-		t.Errorf("streamed %v", streamed)
-	}
-	// Hops 3-5 answered within ~5 ms, so hop 2 is given up after a few
-	// times that, far below the 10 s Wait.
-	if p.Elapsed > 2*time.Second {
-		t.Errorf("took %v with one silent hop: adaptive wait did not apply", p.Elapsed)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		hops := tracetest.Routers(4, time.Millisecond)
+		hops[1].Silent = true
+		n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{RTT: 5 * time.Millisecond}}
+		p, streamed := runFake(t, n, trace.Options{Rate: 1000, Wait: 10 * time.Second})
+		if !p.Reached || p.DestTTL != 5 {
+			t.Fatalf("reached %v at %d", p.Reached, p.DestTTL)
+		}
+		if got := hopFroms(p.Hops[1]); fmt.Sprint(got) != "[* * *]" {
+			t.Errorf("silent hop shows %v", got)
+		}
+		if p.Hops[1].RateLimited {
+			t.Error("an all-silent hop is not rate limiting")
+		}
+		if fmt.Sprint(streamed) != "[1 2 3 4 5]" {
+			t.Errorf("streamed %v", streamed)
+		}
+		// Hops 3-5 answered within 5 ms, so hop 2 is given up MinWait
+		// (twice 5 ms is less) after its last probe, not after the 10 s
+		// Wait; the trace ends then (after the scheduler's read grace).
+		last := p.Hops[1].Probes[len(p.Hops[1].Probes)-1].Sent
+		if end, want := p.Started.Add(p.Elapsed), last.Add(trace.DefaultMinWait+trace.ReadGrace); !end.Equal(want) {
+			t.Errorf("ended %v after hop 2's last probe, want MinWait %v + read grace %v", end.Sub(last), trace.DefaultMinWait, trace.ReadGrace)
+		}
+	})
 }
 
 // TestRunSilentHopRule: a silent hop is given up SilentFactor × the
@@ -242,7 +266,7 @@ func TestRunSilentHopRule(t *testing.T) {
 		{"min wait", 2 * time.Millisecond, 3 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
+		t.Run(c.name, inBubble(func(t *testing.T) {
 			hops := []tracetest.Hop{{RTT: time.Millisecond}, {Silent: true}, {RTT: c.hop3}}
 			n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{RTT: c.dest}}
 			var gaveUp time.Time
@@ -257,32 +281,33 @@ func TestRunSilentHopRule(t *testing.T) {
 			if got := hopFroms(p.Hops[2]); fmt.Sprint(got) == "[* * *]" {
 				t.Fatalf("hop 3 (rtt %v) shows %v: given up before it answered", c.hop3, got)
 			}
-			first := p.Hops[1].Probes[0].Sent
 			last := p.Hops[1].Probes[len(p.Hops[1].Probes)-1].Sent
 			if waited := gaveUp.Sub(last); waited < c.want {
 				t.Errorf("hop 2 given up %v after its last probe, before %v", waited, c.want)
 			}
-			// 250 ms of slack for a loaded machine; the old rule (5× the
-			// RTT) or waiting for Wait would be far beyond it.
-			if waited := gaveUp.Sub(first); waited > c.want+250*time.Millisecond {
-				t.Errorf("hop 2 given up %v after its first probe, want about %v", waited, c.want)
+			// Not later either: the old rule (5× the RTT) or waiting for
+			// Wait would be far beyond it. The scheduler parks ReadGrace
+			// for replies already in its sockets before it gives up.
+			if waited := gaveUp.Sub(last); waited > c.want+trace.ReadGrace {
+				t.Errorf("hop 2 given up %v after its last probe, want %v", waited, c.want)
 			}
-		})
+		}))
 	}
 }
 
 func TestRunWaitBoundsSilence(t *testing.T) {
-	n := &tracetest.Net{Hops: []tracetest.Hop{{Silent: true}, {Silent: true}, {Silent: true}}, Dest: tracetest.Dest{Silent: true}}
-	p, _ := runFake(t, n, trace.Options{Rate: 1000, Wait: 200 * time.Millisecond, MaxTTL: 3})
-	if p.Reached || p.Stop != trace.StopMaxTTL || len(p.Hops) != 3 {
-		t.Fatalf("reached %v stop %s hops %d, want max-ttl with 3 silent hops", p.Reached, p.Stop, len(p.Hops))
-	}
-	if p.Elapsed < 200*time.Millisecond {
-		t.Errorf("gave up after %v, before Wait (200ms) with nothing answering", p.Elapsed)
-	}
-	if p.Elapsed > 3*time.Second {
-		t.Errorf("took %v, far beyond Wait", p.Elapsed)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		n := &tracetest.Net{Hops: []tracetest.Hop{{Silent: true}, {Silent: true}, {Silent: true}}, Dest: tracetest.Dest{Silent: true}}
+		p, _ := runFake(t, n, trace.Options{Rate: 1000, Wait: 200 * time.Millisecond, MaxTTL: 3})
+		if p.Reached || p.Stop != trace.StopMaxTTL || len(p.Hops) != 3 {
+			t.Fatalf("reached %v stop %s hops %d, want max-ttl with 3 silent hops", p.Reached, p.Stop, len(p.Hops))
+		}
+		// Given up Wait after the last probe (and the read grace), not before.
+		last := p.Hops[2].Probes[len(p.Hops[2].Probes)-1].Sent
+		if end, want := p.Started.Add(p.Elapsed), last.Add(200*time.Millisecond+trace.ReadGrace); !end.Equal(want) {
+			t.Errorf("ended %v after the last probe, want Wait (200ms) + read grace", end.Sub(last))
+		}
+	})
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -297,7 +322,7 @@ func minTime(a, b time.Time) time.Time {
 // however many probes it sends; the probes of one TTL (one router) stay
 // trace.TTLSpread apart; the packet budget caps the rate.
 func TestRunPacing(t *testing.T) {
-	t.Run("back to back", func(t *testing.T) {
+	t.Run("back to back", inBubble(func(t *testing.T) {
 		const rtt = 80 * time.Millisecond
 		n := &tracetest.Net{Hops: tracetest.Routers(9, rtt/10), Dest: tracetest.Dest{RTT: rtt}}
 		p, _ := runFake(t, n, trace.Options{Wait: 5 * time.Second, Queries: 10})
@@ -307,7 +332,7 @@ func TestRunPacing(t *testing.T) {
 		// The 100 probes up to the destination took 100 ms at the old
 		// 1 ms gap between any two packets; now the last probe to the
 		// destination leaves 9 × TTLSpread after the first probe of the
-		// trace (plus scheduling on a loaded machine).
+		// trace.
 		sends := n.Sends()
 		var last time.Time
 		for _, s := range sends {
@@ -315,12 +340,12 @@ func TestRunPacing(t *testing.T) {
 				last = s.At
 			}
 		}
-		if took := last.Sub(sends[0].At); took > 9*trace.TTLSpread+40*time.Millisecond {
+		if took := last.Sub(sends[0].At); took > 9*trace.TTLSpread {
 			t.Errorf("the last probe to the destination left %v after the first probe", took)
 		}
 		checkSpread(t, sends)
-	})
-	t.Run("budget", func(t *testing.T) {
+	}))
+	t.Run("budget", inBubble(func(t *testing.T) {
 		const pps = 50
 		budget := trace.NewBudget(pps)
 		n := &tracetest.Net{Hops: tracetest.Routers(2, time.Millisecond), Dest: tracetest.Dest{RTT: 2 * time.Millisecond}}
@@ -330,8 +355,8 @@ func TestRunPacing(t *testing.T) {
 		}
 		checkBudget(t, n.Sends(), pps, budget.Burst())
 		checkSpread(t, n.Sends())
-	})
-	t.Run("shared budget", func(t *testing.T) {
+	}))
+	t.Run("shared budget", inBubble(func(t *testing.T) {
 		// Two traces share one budget: together they stay within it.
 		const pps = 100
 		budget := trace.NewBudget(pps)
@@ -342,7 +367,7 @@ func TestRunPacing(t *testing.T) {
 		done := make(chan trace.Path, 2)
 		for _, n := range nets {
 			go func() {
-				o := trace.Options{Target: dst4, Net: n, Budget: budget, Wait: 5 * time.Second, MinWait: 250 * time.Millisecond}
+				o := trace.Options{Target: dst4, Net: n, Budget: budget, Wait: 5 * time.Second}
 				p, err := trace.Run(context.Background(), o)
 				if err != nil {
 					t.Error(err)
@@ -358,14 +383,14 @@ func TestRunPacing(t *testing.T) {
 		all := append(nets[0].Sends(), nets[1].Sends()...)
 		slices.SortFunc(all, func(a, b tracetest.Send) int { return a.At.Compare(b.At) })
 		checkBudget(t, all, pps, budget.Burst())
-	})
-	t.Run("budget that grants nothing", func(t *testing.T) {
+	}))
+	t.Run("budget that grants nothing", inBubble(func(t *testing.T) {
 		n := &tracetest.Net{Hops: tracetest.Routers(2, time.Millisecond)}
 		_, err := trace.Run(context.Background(), trace.Options{Target: dst4, Net: n, Budget: rate.NewLimiter(10, 0)})
 		if err == nil || !strings.Contains(err.Error(), "grants no packet") {
 			t.Errorf("a budget with burst 0: %v", err)
 		}
-	})
+	}))
 }
 
 // checkSpread: two probes to one TTL are at least TTLSpread apart.
@@ -382,17 +407,16 @@ func checkSpread(t *testing.T, sends []tracetest.Send) {
 	}
 }
 
-// checkBudget: no more than burst + pps × elapsed packets by any send.
+// checkBudget: no more than burst + pps × elapsed packets by any send,
+// exactly (the bubble's clock has no jitter; 1e-6 packets absorbs the
+// limiter's float arithmetic).
 func checkBudget(t *testing.T, sends []tracetest.Send, pps float64, burst int) {
 	t.Helper()
 	if len(sends) <= burst {
 		t.Fatalf("%d sends: the test needs more than the burst of %d", len(sends), burst)
 	}
 	for i, s := range sends {
-		// One packet of slack: a token is taken before its probe is sent,
-		// and the first send (the reference) may leave a few ms after its
-		// token under -race while later ones leave on time.
-		allowed := float64(burst) + 1 + pps*s.At.Sub(sends[0].At).Seconds()
+		allowed := float64(burst) + pps*s.At.Sub(sends[0].At).Seconds() + 1e-6
 		if float64(i+1) > allowed {
 			t.Errorf("send %d (ttl %d) at +%v: more than %d + %v/s", i+1, s.TTL, s.At.Sub(sends[0].At), burst, pps)
 		}
@@ -411,9 +435,9 @@ func TestRunIgnoresStrays(t *testing.T) {
 				if proto == trace.TCP && mode == trace.ModeSocket {
 					continue
 				}
-				t.Run(fmt.Sprintf("%s-%s-v6=%v", mode, proto, v6), func(t *testing.T) {
+				t.Run(fmt.Sprintf("%s-%s-v6=%v", mode, proto, v6), inBubble(func(t *testing.T) {
 					testIgnoresStrays(t, mode, proto, v6)
-				})
+				}))
 			}
 		}
 	}
@@ -439,68 +463,76 @@ func testIgnoresStrays(t *testing.T, mode trace.Mode, proto trace.Protocol, v6 b
 }
 
 func TestRunInterrupted(t *testing.T) {
-	hops := tracetest.Routers(2, time.Millisecond)
-	hops = append(hops, tracetest.Hop{Silent: true}, tracetest.Hop{Silent: true})
-	n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{Silent: true}}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	start := time.Now()
-	p, err := trace.Run(ctx, trace.Options{Target: dst4, Net: n, Rate: 1000, Wait: 10 * time.Second, MaxTTL: 6, OnHop: func(h trace.Hop) {
-		if h.TTL == 2 {
-			cancel()
+	synctest.Test(t, func(t *testing.T) {
+		hops := tracetest.Routers(2, time.Millisecond)
+		hops = append(hops, tracetest.Hop{Silent: true}, tracetest.Hop{Silent: true})
+		n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{Silent: true}}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var cancelled time.Time
+		p, err := trace.Run(ctx, trace.Options{Target: dst4, Net: n, Rate: 1000, Wait: 10 * time.Second, MaxTTL: 6, OnHop: func(h trace.Hop) {
+			if h.TTL == 2 {
+				cancelled = time.Now()
+				cancel()
+			}
+		}})
+		if err != nil {
+			t.Fatalf("interrupted run returned error %v, want a partial path", err)
 		}
-	}})
-	if err != nil {
-		t.Fatalf("interrupted run returned error %v, want a partial path", err)
-	}
-	if p.Stop != trace.StopInterrupted || p.Reached {
-		t.Fatalf("stop %s reached %v, want interrupted", p.Stop, p.Reached)
-	}
-	if time.Since(start) > 2*time.Second {
-		t.Errorf("cancel took %v to stop the run", time.Since(start))
-	}
-	checkPathShape(t, p, trace.Options{})
-	if len(p.Hops) < 2 {
-		t.Fatalf("%d hops kept, want at least the 2 that answered", len(p.Hops))
-	}
-	for _, h := range p.Hops[:2] {
-		if fmt.Sprint(hopFroms(h)) == "[* * *]" {
-			t.Errorf("answered hop %d lost its replies", h.TTL)
+		if p.Stop != trace.StopInterrupted || p.Reached {
+			t.Fatalf("stop %s reached %v, want interrupted", p.Stop, p.Reached)
 		}
-	}
+		// It stops at once: no probe's deadline is waited for.
+		if d := time.Since(cancelled); d != 0 {
+			t.Errorf("the run returned %v after it was cancelled", d)
+		}
+		checkPathShape(t, p, trace.Options{})
+		if len(p.Hops) < 2 {
+			t.Fatalf("%d hops kept, want at least the 2 that answered", len(p.Hops))
+		}
+		for _, h := range p.Hops[:2] {
+			if fmt.Sprint(hopFroms(h)) == "[* * *]" {
+				t.Errorf("answered hop %d lost its replies", h.TTL)
+			}
+		}
+	})
 }
 
 func TestRunStreamsInTTLOrder(t *testing.T) {
-	hops := []tracetest.Hop{{RTT: 25 * time.Millisecond}, {RTT: time.Millisecond}, {RTT: 2 * time.Millisecond}}
-	n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{RTT: 3 * time.Millisecond}}
-	var got []int
-	p, _ := runFake(t, n, trace.Options{Rate: 1000, Wait: 5 * time.Second, OnHop: func(h trace.Hop) {
-		got = append(got, h.TTL)
-		if fmt.Sprint(hopFroms(h)) == "[* * *]" {
-			t.Errorf("hop %d streamed before its slow replies arrived", h.TTL)
+	synctest.Test(t, func(t *testing.T) {
+		hops := []tracetest.Hop{{RTT: 25 * time.Millisecond}, {RTT: time.Millisecond}, {RTT: 2 * time.Millisecond}}
+		n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{RTT: 3 * time.Millisecond}}
+		var got []int
+		p, _ := runFake(t, n, trace.Options{Rate: 1000, Wait: 5 * time.Second, OnHop: func(h trace.Hop) {
+			got = append(got, h.TTL)
+			if fmt.Sprint(hopFroms(h)) == "[* * *]" {
+				t.Errorf("hop %d streamed before its slow replies arrived", h.TTL)
+			}
+		}})
+		if fmt.Sprint(got) != "[1 2 3 4]" || !p.Reached {
+			t.Fatalf("streamed %v (reached %v)", got, p.Reached)
 		}
-	}})
-	if fmt.Sprint(got) != "[1 2 3 4]" || !p.Reached {
-		t.Fatalf("streamed %v (reached %v)", got, p.Reached)
-	}
+	})
 }
 
 // TestRunRateLimitedHop: "(rate-limited?)" needs evidence: a hop that
 // answered with ICMP errors and then went quiet. A destination whose DNS
 // service answered one query of three is not a rate-limited router.
 func TestRunRateLimitedHop(t *testing.T) {
-	hops := tracetest.Routers(3, time.Millisecond)
-	hops[1].Answers = func(seq int) bool { return seq == 0 }
-	n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{RTT: 4 * time.Millisecond, Answers: func(seq int) bool { return seq == 0 }}}
-	p, _ := runFake(t, n, trace.Options{Rate: 1000, Wait: 5 * time.Second, MinWait: 100 * time.Millisecond})
-	if !p.Reached || len(p.Hops) != 4 || fmt.Sprint(hopFroms(p.Hops[3])) != "[192.0.2.53 * *]" {
-		t.Fatalf("reached %v, hops %d, destination %v", p.Reached, len(p.Hops), hopFroms(p.Hops[len(p.Hops)-1]))
-	}
-	for _, h := range p.Hops {
-		if h.RateLimited != (h.TTL == 2) {
-			t.Errorf("ttl %d rate limited = %v (%v)", h.TTL, h.RateLimited, hopFroms(h))
+	synctest.Test(t, func(t *testing.T) {
+		hops := tracetest.Routers(3, time.Millisecond)
+		hops[1].Answers = func(seq int) bool { return seq == 0 }
+		n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{RTT: 4 * time.Millisecond, Answers: func(seq int) bool { return seq == 0 }}}
+		p, _ := runFake(t, n, trace.Options{Rate: 1000, Wait: 5 * time.Second, MinWait: 100 * time.Millisecond})
+		if !p.Reached || len(p.Hops) != 4 || fmt.Sprint(hopFroms(p.Hops[3])) != "[192.0.2.53 * *]" {
+			t.Fatalf("reached %v, hops %d, destination %v", p.Reached, len(p.Hops), hopFroms(p.Hops[len(p.Hops)-1]))
 		}
-	}
+		for _, h := range p.Hops {
+			if h.RateLimited != (h.TTL == 2) {
+				t.Errorf("ttl %d rate limited = %v (%v)", h.TTL, h.RateLimited, hopFroms(h))
+			}
+		}
+	})
 }
 
 // TestRunTCPChallengeACK: a TCP server holding the half-open connection of
@@ -509,83 +541,91 @@ func TestRunRateLimitedHop(t *testing.T) {
 // with nothing. The ACK is the destination's answer to the probe that
 // caused it; the silence that follows is no ICMP rate limit.
 func TestRunTCPChallengeACK(t *testing.T) {
-	for _, v6 := range []bool{false, true} {
-		n := &tracetest.Net{Hops: tracetest.Routers(2, time.Millisecond), Dest: tracetest.Dest{RTT: 10 * time.Millisecond, HalfOpen: true, RSTLost: true}}
-		p, _ := runFake(t, n, trace.Options{Target: target(v6), Proto: trace.TCP, MaxTTL: 3, Rate: 1000, Wait: 5 * time.Second, MinWait: 200 * time.Millisecond})
-		if !p.Reached || p.DestTTL != 3 {
-			t.Fatalf("reached %v at %d", p.Reached, p.DestTTL)
-		}
-		var kinds []string
-		for _, pr := range p.Hops[2].Probes {
-			k := "*"
-			if pr.Reply != nil {
-				k = string(pr.Reply.Kind)
-				if pr.Reply.From != target(v6) || pr.Reply.RTT < 10*time.Millisecond {
-					t.Errorf("probe %d: %+v", pr.Seq, pr.Reply)
-				}
+	synctest.Test(t, func(t *testing.T) {
+		for _, v6 := range []bool{false, true} {
+			n := &tracetest.Net{Hops: tracetest.Routers(2, time.Millisecond), Dest: tracetest.Dest{RTT: 10 * time.Millisecond, HalfOpen: true, RSTLost: true}}
+			p, _ := runFake(t, n, trace.Options{Target: target(v6), Proto: trace.TCP, MaxTTL: 3, Rate: 1000, Wait: 5 * time.Second, MinWait: 200 * time.Millisecond})
+			if !p.Reached || p.DestTTL != 3 {
+				t.Fatalf("reached %v at %d", p.Reached, p.DestTTL)
 			}
-			kinds = append(kinds, k)
+			var kinds []string
+			for _, pr := range p.Hops[2].Probes {
+				k := "*"
+				if pr.Reply != nil {
+					k = string(pr.Reply.Kind)
+					if pr.Reply.From != target(v6) || pr.Reply.RTT < 10*time.Millisecond {
+						t.Errorf("probe %d: %+v", pr.Seq, pr.Reply)
+					}
+				}
+				kinds = append(kinds, k)
+			}
+			if fmt.Sprint(kinds) != "[syn-ack ack *]" {
+				t.Errorf("destination answers %v, want [syn-ack ack *]", kinds)
+			}
+			if p.Hops[2].RateLimited {
+				t.Error("the destination's silence after a challenge ACK is shown as ICMP rate limiting")
+			}
 		}
-		if fmt.Sprint(kinds) != "[syn-ack ack *]" {
-			t.Errorf("destination answers %v, want [syn-ack ack *]", kinds)
-		}
-		if p.Hops[2].RateLimited {
-			t.Error("the destination's silence after a challenge ACK is shown as ICMP rate limiting")
-		}
-	}
+	})
 }
 
 func TestRunMPLSNATAndUnreachable(t *testing.T) {
-	hops := tracetest.Routers(4, time.Millisecond)
-	hops[1].MPLS = []measure.MPLSLabel{{Label: 24001, TC: 1, S: true, TTL: 1}}
-	hops[2].NAT = true
-	hops[3].Unreachable = true
-	n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{RTT: 4 * time.Millisecond}}
-	p, _ := runFake(t, n, trace.Options{Rate: 1000, Wait: 5 * time.Second})
-	if p.Reached || p.Stop != trace.StopUnreachable || len(p.Hops) != 4 {
-		t.Fatalf("reached %v stop %s hops %d, want unreachable at 4", p.Reached, p.Stop, len(p.Hops))
-	}
-	for _, pr := range p.Hops[1].Probes {
-		if pr.Reply == nil || fmt.Sprint(pr.Reply.MPLS) != fmt.Sprint([]measure.MPLSLabel{{Label: 24001, TC: 1, S: true, TTL: 1}}) {
-			t.Errorf("ttl 2 reply %+v, want MPLS label 24001", pr.Reply)
+	synctest.Test(t, func(t *testing.T) {
+		hops := tracetest.Routers(4, time.Millisecond)
+		hops[1].MPLS = []measure.MPLSLabel{{Label: 24001, TC: 1, S: true, TTL: 1}}
+		hops[2].NAT = true
+		hops[3].Unreachable = true
+		n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{RTT: 4 * time.Millisecond}}
+		p, _ := runFake(t, n, trace.Options{Rate: 1000, Wait: 5 * time.Second})
+		if p.Reached || p.Stop != trace.StopUnreachable || len(p.Hops) != 4 {
+			t.Fatalf("reached %v stop %s hops %d, want unreachable at 4", p.Reached, p.Stop, len(p.Hops))
 		}
-	}
-	for _, pr := range p.Hops[2].Probes {
-		if pr.Reply == nil || !pr.Reply.NAT {
-			t.Errorf("ttl 3 reply %+v, want NAT flagged", pr.Reply)
+		for _, pr := range p.Hops[1].Probes {
+			if pr.Reply == nil || fmt.Sprint(pr.Reply.MPLS) != fmt.Sprint([]measure.MPLSLabel{{Label: 24001, TC: 1, S: true, TTL: 1}}) {
+				t.Errorf("ttl 2 reply %+v, want MPLS label 24001", pr.Reply)
+			}
 		}
-	}
-	for _, pr := range p.Hops[0].Probes {
-		if pr.Reply == nil || pr.Reply.NAT || pr.Reply.QuotedTTL != 1 {
-			t.Errorf("ttl 1 reply %+v, want clean with quoted ttl 1", pr.Reply)
+		for _, pr := range p.Hops[2].Probes {
+			if pr.Reply == nil || !pr.Reply.NAT {
+				t.Errorf("ttl 3 reply %+v, want NAT flagged", pr.Reply)
+			}
 		}
-	}
+		for _, pr := range p.Hops[0].Probes {
+			if pr.Reply == nil || pr.Reply.NAT || pr.Reply.QuotedTTL != 1 {
+				t.Errorf("ttl 1 reply %+v, want clean with quoted ttl 1", pr.Reply)
+			}
+		}
+	})
 }
 
 func TestRunSocketModeUnobserved(t *testing.T) {
-	n := &tracetest.Net{Hops: tracetest.Routers(1, time.Millisecond), Dest: tracetest.Dest{RTT: time.Millisecond}, Mode: trace.ModeSocket}
-	p, _ := runFake(t, n, trace.Options{Rate: 1000, Mode: trace.ModeSocket})
-	if p.Mode != trace.ModeSocket || !slices.Contains(p.Unobserved, "nat") || !slices.Contains(p.Unobserved, "mpls") {
-		t.Fatalf("mode %s unobserved %v", p.Mode, p.Unobserved)
-	}
-	n = &tracetest.Net{Hops: tracetest.Routers(1, time.Millisecond), Dest: tracetest.Dest{RTT: time.Millisecond}}
-	p, _ = runFake(t, n, trace.Options{Rate: 1000})
-	if p.Mode != trace.ModeRaw || len(p.Unobserved) != 0 {
-		t.Fatalf("raw: mode %s unobserved %v", p.Mode, p.Unobserved)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		n := &tracetest.Net{Hops: tracetest.Routers(1, time.Millisecond), Dest: tracetest.Dest{RTT: time.Millisecond}, Mode: trace.ModeSocket}
+		p, _ := runFake(t, n, trace.Options{Rate: 1000, Mode: trace.ModeSocket})
+		if p.Mode != trace.ModeSocket || !slices.Contains(p.Unobserved, "nat") || !slices.Contains(p.Unobserved, "mpls") {
+			t.Fatalf("mode %s unobserved %v", p.Mode, p.Unobserved)
+		}
+		n = &tracetest.Net{Hops: tracetest.Routers(1, time.Millisecond), Dest: tracetest.Dest{RTT: time.Millisecond}}
+		p, _ = runFake(t, n, trace.Options{Rate: 1000})
+		if p.Mode != trace.ModeRaw || len(p.Unobserved) != 0 {
+			t.Fatalf("raw: mode %s unobserved %v", p.Mode, p.Unobserved)
+		}
+	})
 }
 
 func TestRunFirstTTL(t *testing.T) {
-	n := &tracetest.Net{Hops: tracetest.Routers(3, time.Millisecond), Dest: tracetest.Dest{RTT: time.Millisecond}}
-	p, streamed := runFake(t, n, trace.Options{Rate: 1000, FirstTTL: 3})
-	if fmt.Sprint(streamed) != "[3 4]" || p.Hops[0].TTL != 3 || p.DestTTL != 4 {
-		t.Fatalf("streamed %v, first hop %d, dest %d", streamed, p.Hops[0].TTL, p.DestTTL)
-	}
-	for _, s := range n.Sends() {
-		if s.TTL < 3 {
-			t.Fatalf("sent ttl %d below FirstTTL 3", s.TTL)
+	synctest.Test(t, func(t *testing.T) {
+		n := &tracetest.Net{Hops: tracetest.Routers(3, time.Millisecond), Dest: tracetest.Dest{RTT: time.Millisecond}}
+		p, streamed := runFake(t, n, trace.Options{Rate: 1000, FirstTTL: 3})
+		if fmt.Sprint(streamed) != "[3 4]" || p.Hops[0].TTL != 3 || p.DestTTL != 4 {
+			t.Fatalf("streamed %v, first hop %d, dest %d", streamed, p.Hops[0].TTL, p.DestTTL)
 		}
-	}
+		for _, s := range n.Sends() {
+			if s.TTL < 3 {
+				t.Fatalf("sent ttl %d below FirstTTL 3", s.TTL)
+			}
+		}
+	})
 }
 
 func TestRunErrors(t *testing.T) {
@@ -610,7 +650,7 @@ func TestRunErrors(t *testing.T) {
 		{"permission", trace.Options{Target: dst4, Net: &tracetest.Net{OpenErr: permErr}}, "trace 192.0.2.53 udp/53: open raw socket: operation not permitted", true},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
+		t.Run(c.name, inBubble(func(t *testing.T) {
 			if c.o.Net == nil {
 				c.o.Net = &tracetest.Net{}
 			}
@@ -621,7 +661,7 @@ func TestRunErrors(t *testing.T) {
 			if errors.Is(err, trace.ErrPermission) != c.perm {
 				t.Errorf("errors.Is(err, trace.ErrPermission) = %v", !c.perm)
 			}
-		})
+		}))
 	}
 }
 
@@ -629,83 +669,87 @@ func TestRunErrors(t *testing.T) {
 // it (its own sibling answered slowly), the scheduler sleeps instead of
 // waking for the higher hop's deadline again and again.
 func TestRunDoesNotSpin(t *testing.T) {
-	// Hop 2's probes are given up 2×20ms after sending (hop 3 and the
-	// destination answer in 20ms); hop 1's first probe answers in 35ms, so
-	// its other two are waited for 2×35ms: for 30ms hop 2 is final but
-	// cannot be shown before hop 1.
-	hops := tracetest.Routers(3, 20*time.Millisecond)
-	hops[0].RTT = 35 * time.Millisecond
-	hops[0].Answers = func(seq int) bool { return seq == 0 }
-	hops[1].Silent = true
-	hops[2].RTT = 20 * time.Millisecond
-	n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{RTT: 20 * time.Millisecond}}
-	p, loops, err := trace.RunCountingLoops(context.Background(), trace.Options{Target: dst4, Net: n, Rate: 1000, Wait: 5 * time.Second, MinWait: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !p.Reached || !p.Hops[0].RateLimited {
-		t.Fatalf("reached %v, hop 1 %v", p.Reached, hopFroms(p.Hops[0]))
-	}
-	// Sends, replies and a handful of deadlines: a few dozen iterations.
-	if loops > 500 {
-		t.Errorf("%d scheduler iterations for a %v trace: busy waiting", loops, p.Elapsed)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		// Hop 2's probes are given up 2×20ms after sending (hop 3 and the
+		// destination answer in 20ms); hop 1's first probe answers in 35ms, so
+		// its other two are waited for 2×35ms: for 30ms hop 2 is final but
+		// cannot be shown before hop 1.
+		hops := tracetest.Routers(3, 20*time.Millisecond)
+		hops[0].RTT = 35 * time.Millisecond
+		hops[0].Answers = func(seq int) bool { return seq == 0 }
+		hops[1].Silent = true
+		hops[2].RTT = 20 * time.Millisecond
+		n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{RTT: 20 * time.Millisecond}}
+		p, loops, err := trace.RunCountingLoops(context.Background(), trace.Options{Target: dst4, Net: n, Rate: 1000, Wait: 5 * time.Second, MinWait: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.Reached || !p.Hops[0].RateLimited {
+			t.Fatalf("reached %v, hop 1 %v", p.Reached, hopFroms(p.Hops[0]))
+		}
+		// Sends, replies and a handful of deadlines: a few dozen iterations.
+		if loops > 500 {
+			t.Errorf("%d scheduler iterations for a %v trace: busy waiting", loops, p.Elapsed)
+		}
+	})
 }
 
 // TestRunSendErrors: a probe the kernel refuses (a local firewall, a full
 // buffer) is a silent probe and a note, not the end of the trace; a
 // permission error mid-run ends it with ErrPermission.
 func TestRunSendErrors(t *testing.T) {
-	n := &tracetest.Net{Hops: tracetest.Routers(3, time.Millisecond), Dest: tracetest.Dest{RTT: time.Millisecond},
-		SendErr: map[int]error{2: errors.New("send: operation not permitted")}}
-	p, _ := runFake(t, n, trace.Options{Rate: 1000, Wait: 5 * time.Second})
-	if !p.Reached || p.DestTTL != 4 || fmt.Sprint(hopFroms(p.Hops[1])) != "[* * *]" {
-		t.Fatalf("reached %v at %d, hop 2 %v", p.Reached, p.DestTTL, hopFroms(p.Hops[1]))
-	}
-	if len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "send ttl 2: send: operation not permitted") {
-		t.Errorf("notes %q", p.Notes)
-	}
-	if p.Elapsed > time.Second {
-		t.Errorf("waited %v for probes that were never sent", p.Elapsed)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		n := &tracetest.Net{Hops: tracetest.Routers(3, time.Millisecond), Dest: tracetest.Dest{RTT: time.Millisecond},
+			SendErr: map[int]error{2: errors.New("send: operation not permitted")}}
+		p, _ := runFake(t, n, trace.Options{Rate: 1000, Wait: 5 * time.Second})
+		if !p.Reached || p.DestTTL != 4 || fmt.Sprint(hopFroms(p.Hops[1])) != "[* * *]" {
+			t.Fatalf("reached %v at %d, hop 2 %v", p.Reached, p.DestTTL, hopFroms(p.Hops[1]))
+		}
+		if len(p.Notes) != 1 || !strings.Contains(p.Notes[0], "send ttl 2: send: operation not permitted") {
+			t.Errorf("notes %q", p.Notes)
+		}
+		endsAtLastAnswer(t, p) // nothing waited for the probes that never left
 
-	n = &tracetest.Net{Hops: tracetest.Routers(3, time.Millisecond), Dest: tracetest.Dest{RTT: time.Millisecond},
-		SendErr: map[int]error{3: fmt.Errorf("send: operation not permitted: %w", trace.ErrPermission)}}
-	p, err := trace.Run(context.Background(), trace.Options{Target: dst4, Net: n, Rate: 1000})
-	if !errors.Is(err, trace.ErrPermission) || p.Stop != trace.StopError {
-		t.Fatalf("err %v stop %s, want trace.ErrPermission and stop error", err, p.Stop)
-	}
+		n = &tracetest.Net{Hops: tracetest.Routers(3, time.Millisecond), Dest: tracetest.Dest{RTT: time.Millisecond},
+			SendErr: map[int]error{3: fmt.Errorf("send: operation not permitted: %w", trace.ErrPermission)}}
+		p, err := trace.Run(context.Background(), trace.Options{Target: dst4, Net: n, Rate: 1000})
+		if !errors.Is(err, trace.ErrPermission) || p.Stop != trace.StopError {
+			t.Fatalf("err %v stop %s, want trace.ErrPermission and stop error", err, p.Stop)
+		}
 
-	// The very first probe cannot leave: no path to trace at all.
-	n = &tracetest.Net{Hops: tracetest.Routers(3, time.Millisecond), SendErr: map[int]error{1: errors.New("send: network is unreachable")}}
-	p, err = trace.Run(context.Background(), trace.Options{Target: dst4, Net: n, Rate: 1000})
-	if err == nil || !strings.Contains(err.Error(), "trace 192.0.2.53 udp/53: send: network is unreachable") || p.Stop != trace.StopError {
-		t.Fatalf("err %v stop %s, want the send error", err, p.Stop)
-	}
-	if len(n.Sends()) != 1 {
-		t.Errorf("%d probes tried after the first failed", len(n.Sends()))
-	}
+		// The very first probe cannot leave: no path to trace at all.
+		n = &tracetest.Net{Hops: tracetest.Routers(3, time.Millisecond), SendErr: map[int]error{1: errors.New("send: network is unreachable")}}
+		p, err = trace.Run(context.Background(), trace.Options{Target: dst4, Net: n, Rate: 1000})
+		if err == nil || !strings.Contains(err.Error(), "trace 192.0.2.53 udp/53: send: network is unreachable") || p.Stop != trace.StopError {
+			t.Fatalf("err %v stop %s, want the send error", err, p.Stop)
+		}
+		if len(n.Sends()) != 1 {
+			t.Errorf("%d probes tried after the first failed", len(n.Sends()))
+		}
+	})
 }
 
 // TestRunUDP53NoService: a UDP/53 trace whose destination answers port
 // unreachable reached the host, names no instance, and says why.
 func TestRunUDP53NoService(t *testing.T) {
-	for _, v6 := range []bool{false, true} {
-		n := &tracetest.Net{Hops: tracetest.Routers(2, time.Millisecond), Dest: tracetest.Dest{RTT: time.Millisecond, Closed: true}}
-		p, _ := runFake(t, n, trace.Options{Target: target(v6), Rate: 1000, Wait: 5 * time.Second})
-		if !p.Reached || p.Stop != trace.StopReached || p.Instance != nil {
-			t.Fatalf("reached %v stop %s instance %+v", p.Reached, p.Stop, p.Instance)
+	synctest.Test(t, func(t *testing.T) {
+		for _, v6 := range []bool{false, true} {
+			n := &tracetest.Net{Hops: tracetest.Routers(2, time.Millisecond), Dest: tracetest.Dest{RTT: time.Millisecond, Closed: true}}
+			p, _ := runFake(t, n, trace.Options{Target: target(v6), Rate: 1000, Wait: 5 * time.Second})
+			if !p.Reached || p.Stop != trace.StopReached || p.Instance != nil {
+				t.Fatalf("reached %v stop %s instance %+v", p.Reached, p.Stop, p.Instance)
+			}
+			want := target(v6).String() + " answered port unreachable: the destination has no DNS service on udp/53"
+			if !slices.Contains(p.Notes, want) {
+				t.Errorf("notes %q, want %q", p.Notes, want)
+			}
+			// Another port: port unreachable is simply the end of the trace.
+			p, _ = runFake(t, n, trace.Options{Target: target(v6), Port: 33434, Rate: 1000, Wait: 5 * time.Second})
+			if !p.Reached || len(p.Notes) != 0 {
+				t.Errorf("udp/33434: reached %v notes %q", p.Reached, p.Notes)
+			}
 		}
-		want := target(v6).String() + " answered port unreachable: the destination has no DNS service on udp/53"
-		if !slices.Contains(p.Notes, want) {
-			t.Errorf("notes %q, want %q", p.Notes, want)
-		}
-		// Another port: port unreachable is simply the end of the trace.
-		p, _ = runFake(t, n, trace.Options{Target: target(v6), Port: 33434, Rate: 1000, Wait: 5 * time.Second})
-		if !p.Reached || len(p.Notes) != 0 {
-			t.Errorf("udp/33434: reached %v notes %q", p.Reached, p.Notes)
-		}
-	}
+	})
 }
 
 // TestRunTCPHalfOpen: a TCP server keeps a SYN's half-open connection until
@@ -713,24 +757,29 @@ func TestRunUDP53NoService(t *testing.T) {
 // after the SYN. The probes of the destination's TTL go one answer apart,
 // so each gets its own SYN-ACK and the hop is not shown rate limited.
 func TestRunTCPHalfOpen(t *testing.T) {
-	for _, v6 := range []bool{false, true} {
-		const rtt = 30 * time.Millisecond
-		n := &tracetest.Net{Hops: tracetest.Routers(3, time.Millisecond), Dest: tracetest.Dest{RTT: rtt, HalfOpen: true}}
-		p, _ := runFake(t, n, trace.Options{Target: target(v6), Proto: trace.TCP, Rate: 1000, Wait: 5 * time.Second})
-		if !p.Reached || p.DestTTL != 4 {
-			t.Fatalf("reached %v at %d", p.Reached, p.DestTTL)
-		}
-		for _, pr := range p.Hops[3].Probes {
-			if pr.Reply == nil || pr.Reply.Kind != trace.ReplySynAck {
-				t.Errorf("v6=%v: destination probe %d: %+v, want a syn-ack", v6, pr.Seq, pr.Reply)
+	synctest.Test(t, func(t *testing.T) {
+		for _, v6 := range []bool{false, true} {
+			const rtt = 30 * time.Millisecond
+			n := &tracetest.Net{Hops: tracetest.Routers(3, time.Millisecond), Dest: tracetest.Dest{RTT: rtt, HalfOpen: true}}
+			p, _ := runFake(t, n, trace.Options{Target: target(v6), Proto: trace.TCP, Rate: 1000, Wait: 5 * time.Second})
+			if !p.Reached || p.DestTTL != 4 {
+				t.Fatalf("reached %v at %d", p.Reached, p.DestTTL)
 			}
+			for _, pr := range p.Hops[3].Probes {
+				if pr.Reply == nil || pr.Reply.Kind != trace.ReplySynAck {
+					t.Errorf("v6=%v: destination probe %d: %+v, want a syn-ack", v6, pr.Seq, pr.Reply)
+				}
+			}
+			if p.Hops[3].RateLimited {
+				t.Errorf("v6=%v: destination shown rate limited", v6)
+			}
+			// The routers' probes still go 1 ms apart, not one answer apart.
+			// The destination's three probes go one answer apart, and
+			// nothing is waited for after the last.
+			if p.Elapsed != 3*rtt {
+				t.Errorf("took %v, want 3 × %v", p.Elapsed, rtt)
+			}
+			endsAtLastAnswer(t, p)
 		}
-		if p.Hops[3].RateLimited {
-			t.Errorf("v6=%v: destination shown rate limited", v6)
-		}
-		// The routers' probes still go 1 ms apart, not one answer apart.
-		if p.Elapsed > 3*rtt+time.Second {
-			t.Errorf("took %v", p.Elapsed)
-		}
-	}
+	})
 }

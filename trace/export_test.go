@@ -26,6 +26,8 @@ func RunCountingLoops(ctx context.Context, o Options) (Path, int, error) {
 
 // The scheduler's constants, for the external tests.
 const (
-	TTLSpread    = ttlSpread
-	SilentFactor = silentFactor
+	TTLSpread      = ttlSpread
+	SilentFactor   = silentFactor
+	ReadGrace      = readGrace
+	DefaultMinWait = defaultMinWait
 )

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/anycheck/anycheck/trace"
@@ -73,7 +74,7 @@ func TestRunWindowBoundsProbesPastDestination(t *testing.T) {
 		// them, and the window still bounds the TTL.
 		{"fast routers", time.Millisecond, 8, 0},
 		// Routers slower than the destination (but within the 250ms MinWait
-		// runFake sets, so they are not given up): the frontier has not moved
+		// the test sets, so they are not given up): the frontier has not moved
 		// when the destination answers, so only TTLs 5-8 of the first
 		// window reach it, each with its q probes.
 		{"slow routers", 150 * time.Millisecond, 8, (8 - (dest - 1)) * queries},
@@ -81,14 +82,14 @@ func TestRunWindowBoundsProbesPastDestination(t *testing.T) {
 		{"default window", 150 * time.Millisecond, 0, (trace.DefaultWindow - (dest - 1)) * queries},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
+		t.Run(c.name, inBubble(func(t *testing.T) {
 			// The destination answers after 40ms: by then an unbounded
 			// first round (1 probe/ms) would have reached TTL 30.
 			n := &tracetest.Net{Hops: tracetest.Routers(dest-1, c.routerRTT), Dest: tracetest.Dest{RTT: 40 * time.Millisecond}}
 			for i := range n.Hops {
 				n.Hops[i].RTT = c.routerRTT
 			}
-			p, streamed := runFake(t, n, trace.Options{Rate: 1000, Wait: 5 * time.Second, MaxTTL: maxTTL, Queries: queries, Window: c.window})
+			p, streamed := runFake(t, n, trace.Options{Rate: 1000, Wait: 5 * time.Second, MaxTTL: maxTTL, Queries: queries, Window: c.window, MinWait: 250 * time.Millisecond})
 			if !p.Reached || p.DestTTL != dest || p.Stop != trace.StopReached || len(p.Hops) != dest {
 				t.Fatalf("reached %v at %d stop %s with %d hops, want reached at %d", p.Reached, p.DestTTL, p.Stop, len(p.Hops), dest)
 			}
@@ -122,10 +123,8 @@ func TestRunWindowBoundsProbesPastDestination(t *testing.T) {
 				t.Errorf("the destination received %d probes, want at most %d", atDest, c.maxAtDest)
 			}
 			checkWindow(t, n, p, 1, window, 5*time.Second)
-			if p.Elapsed > 2*time.Second+c.routerRTT {
-				t.Errorf("took %v on a path where everything answers", p.Elapsed)
-			}
-		})
+			endsAtLastAnswer(t, p)
+		}))
 	}
 }
 
@@ -133,75 +132,82 @@ func TestRunWindowBoundsProbesPastDestination(t *testing.T) {
 // probes are given up, so the trace still reaches MaxTTL, in about
 // ceil(MaxTTL/Window) × Wait, and the scheduler sleeps while blocked.
 func TestRunWindowSilentPath(t *testing.T) {
-	const maxTTL, window = 12, 4
-	const wait = 150 * time.Millisecond
-	n := &tracetest.Net{Hops: make([]tracetest.Hop, maxTTL), Dest: tracetest.Dest{Silent: true}}
-	for i := range n.Hops {
-		n.Hops[i].Silent = true
-	}
-	var streamed []int
-	p, loops, err := trace.RunCountingLoops(context.Background(), trace.Options{Target: dst4, Net: n, Rate: 1000, Wait: wait, MaxTTL: maxTTL, Window: window,
-		OnHop: func(h trace.Hop) { streamed = append(streamed, h.TTL) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.Reached || p.Stop != trace.StopMaxTTL || len(p.Hops) != maxTTL {
-		t.Fatalf("reached %v stop %s with %d hops, want max-ttl with %d", p.Reached, p.Stop, len(p.Hops), maxTTL)
-	}
-	if len(streamed) != maxTTL || streamed[maxTTL-1] != maxTTL {
-		t.Errorf("streamed %v", streamed)
-	}
-	for _, h := range p.Hops {
-		if got := hopFroms(h); fmt.Sprint(got) != "[* * *]" {
-			t.Errorf("ttl %d: %v, want 3 silent probes", h.TTL, got)
+	synctest.Test(t, func(t *testing.T) {
+		const maxTTL, window = 12, 4
+		const wait = 150 * time.Millisecond
+		n := &tracetest.Net{Hops: make([]tracetest.Hop, maxTTL), Dest: tracetest.Dest{Silent: true}}
+		for i := range n.Hops {
+			n.Hops[i].Silent = true
 		}
-	}
-	if got := len(n.Sends()); got != maxTTL*3 {
-		t.Errorf("%d probes sent, want %d", got, maxTTL*3)
-	}
-	checkWindow(t, n, p, 1, window, wait)
-	// TTLs 1-4 go at once, 5-8 when 1-4 are given up, 9-12 a Wait later,
-	// and their last probes are waited for once more: 3 × Wait plus
-	// pacing. An engine that stalled would wait an hour (the test's 20 s
-	// context); one that ignored the window would take 1 × Wait.
-	lower := (maxTTL + window - 1) / window * wait
-	if p.Elapsed < lower {
-		t.Errorf("finished in %v, before %v: probes went past the window", p.Elapsed, lower)
-	}
-	if p.Elapsed > lower+2*time.Second {
-		t.Errorf("took %v, want about %v", p.Elapsed, lower)
-	}
-	// Sends, and a wake per deadline: not a poll while blocked.
-	if loops > 500 {
-		t.Errorf("%d scheduler iterations for a %v trace: busy waiting", loops, p.Elapsed)
-	}
+		var streamed []int
+		p, loops, err := trace.RunCountingLoops(context.Background(), trace.Options{Target: dst4, Net: n, Rate: 1000, Wait: wait, MaxTTL: maxTTL, Window: window,
+			OnHop: func(h trace.Hop) { streamed = append(streamed, h.TTL) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Reached || p.Stop != trace.StopMaxTTL || len(p.Hops) != maxTTL {
+			t.Fatalf("reached %v stop %s with %d hops, want max-ttl with %d", p.Reached, p.Stop, len(p.Hops), maxTTL)
+		}
+		if len(streamed) != maxTTL || streamed[maxTTL-1] != maxTTL {
+			t.Errorf("streamed %v", streamed)
+		}
+		for _, h := range p.Hops {
+			if got := hopFroms(h); fmt.Sprint(got) != "[* * *]" {
+				t.Errorf("ttl %d: %v, want 3 silent probes", h.TTL, got)
+			}
+		}
+		if got := len(n.Sends()); got != maxTTL*3 {
+			t.Errorf("%d probes sent, want %d", got, maxTTL*3)
+		}
+		checkWindow(t, n, p, 1, window, wait)
+		// TTLs 1-4 go at once, 5-8 when 1-4 are given up, 9-12 a Wait later,
+		// and their last probes are waited for once more: 3 × Wait plus
+		// pacing. An engine that stalled would wait an hour (the test's 20 s
+		// context); one that ignored the window would take 1 × Wait.
+		lower := (maxTTL + window - 1) / window * wait
+		// Exactly: each window is given up after the read grace, and the
+		// last window's third probes leave 2 × TTLSpread after its first.
+		windows := time.Duration((maxTTL + window - 1) / window)
+		if want := lower + windows*trace.ReadGrace + 2*trace.TTLSpread; p.Elapsed != want {
+			t.Errorf("took %v, want %v", p.Elapsed, want)
+		}
+		// Sends, and a wake per deadline: not a poll while blocked.
+		if loops > 500 {
+			t.Errorf("%d scheduler iterations for a %v trace: busy waiting", loops, p.Elapsed)
+		}
+	})
 }
 
 // TestRunWindowSilentGapBeforeDestination: a run of silent hops longer
 // than the window in front of the destination delays the probes beyond it
 // by one Wait but does not stop the trace from reaching it.
 func TestRunWindowSilentGapBeforeDestination(t *testing.T) {
-	const window = 4
-	const wait = 200 * time.Millisecond
-	hops := tracetest.Routers(8, time.Millisecond)
-	for i := 1; i < 7; i++ {
-		hops[i].Silent = true // TTLs 2-7
-	}
-	n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{RTT: time.Millisecond}}
-	p, streamed := runFake(t, n, trace.Options{Rate: 1000, Wait: wait, Window: window})
-	if !p.Reached || p.DestTTL != 9 || len(p.Hops) != 9 {
-		t.Fatalf("reached %v at %d with %d hops, want the destination at 9", p.Reached, p.DestTTL, len(p.Hops))
-	}
-	if fmt.Sprint(streamed) != "[1 2 3 4 5 6 7 8 9]" {
-		t.Errorf("streamed %v", streamed)
-	}
-	for _, s := range n.Sends() {
-		if s.TTL > 9+window-1 {
-			t.Errorf("ttl %d sent past the destination's window", s.TTL)
+	synctest.Test(t, func(t *testing.T) {
+		const window = 4
+		const wait = 200 * time.Millisecond
+		hops := tracetest.Routers(8, time.Millisecond)
+		for i := 1; i < 7; i++ {
+			hops[i].Silent = true // TTLs 2-7
 		}
-	}
-	checkWindow(t, n, p, 1, window, wait)
-	if p.Elapsed > 2*time.Second {
-		t.Errorf("took %v", p.Elapsed)
-	}
+		n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{RTT: time.Millisecond}}
+		p, streamed := runFake(t, n, trace.Options{Rate: 1000, Wait: wait, Window: window})
+		if !p.Reached || p.DestTTL != 9 || len(p.Hops) != 9 {
+			t.Fatalf("reached %v at %d with %d hops, want the destination at 9", p.Reached, p.DestTTL, len(p.Hops))
+		}
+		if fmt.Sprint(streamed) != "[1 2 3 4 5 6 7 8 9]" {
+			t.Errorf("streamed %v", streamed)
+		}
+		for _, s := range n.Sends() {
+			if s.TTL > 9+window-1 {
+				t.Errorf("ttl %d sent past the destination's window", s.TTL)
+			}
+		}
+		checkWindow(t, n, p, 1, window, wait)
+		// One Wait for the gap (and the read grace); then the destination
+		// answers at once, and the gap's last hops are given up MinWait
+		// after their last probes (2 × TTLSpread after the first).
+		if most := wait + 2*trace.ReadGrace + 2*trace.TTLSpread + trace.DefaultMinWait; p.Elapsed > most {
+			t.Errorf("took %v, want at most %v", p.Elapsed, most)
+		}
+	})
 }

@@ -213,6 +213,17 @@ type conn struct {
 	ch   chan trace.Packet
 	done chan struct{}
 	once sync.Once
+
+	mu      sync.Mutex
+	due     []answer // answers on their way, in send order
+	sending bool     // a timer's callback is delivering answers
+}
+
+// answer is the packets one probe brings back, arriving at at.
+type answer struct {
+	at     time.Time
+	pkts   []trace.Packet
+	toDest bool
 }
 
 func (c *conn) Mode() trace.Mode { return c.mode }
@@ -257,27 +268,62 @@ func (c *conn) Send(p trace.Probe) (time.Time, error) {
 	}
 	// The answer comes delay after the probe left, however late this
 	// goroutine got to build it.
-	time.AfterFunc(max(time.Until(at.Add(delay)), 0), func() {
+	c.mu.Lock()
+	c.due = append(c.due, answer{at: at.Add(delay), pkts: pkts, toDest: toDest})
+	c.mu.Unlock()
+	time.AfterFunc(max(time.Until(at.Add(delay)), 0), c.deliver)
+	return at, nil
+}
+
+// deliver hands the tracer every answer that has arrived by now. Answers
+// due at the same moment arrive in the order their probes were sent, as
+// packets of one path do, whichever timer fires first: one callback at a
+// time takes them all.
+func (c *conn) deliver() {
+	n := c.net
+	c.mu.Lock()
+	if c.sending {
+		c.mu.Unlock()
+		return // the callback delivering now takes this answer too
+	}
+	c.sending = true
+	for {
+		now := time.Now()
+		i := slices.IndexFunc(c.due, func(a answer) bool { return !a.at.After(now) })
+		// The earliest due answer first; of those due at one time, the
+		// first sent.
+		for j, a := range c.due {
+			if i >= 0 && a.at.Before(c.due[i].at) {
+				i = j
+			}
+		}
+		if i < 0 {
+			c.sending = false
+			c.mu.Unlock()
+			return
+		}
+		a := c.due[i]
+		c.due = slices.Delete(c.due, i, i+1)
+		c.mu.Unlock()
 		// The answer has arrived (no longer in flight) before the tracer
 		// can read it.
-		if toDest {
+		if a.toDest {
 			n.mu.Lock()
 			n.inFlight--
 			n.mu.Unlock()
 		}
-		for _, pk := range pkts {
-			pk.At = time.Now()
-			if toDest && c.flow.Proto == trace.TCP && n.Dest.HalfOpen {
+		for _, pk := range a.pkts {
+			pk.At = now
+			if a.toDest && c.flow.Proto == trace.TCP && n.Dest.HalfOpen {
 				n.rst(pk.At)
 			}
 			select {
 			case c.ch <- pk:
 			case <-c.done:
-				return
 			}
 		}
-	})
-	return at, nil
+		c.mu.Lock()
+	}
 }
 
 func (c *conn) routerAddr(ttl int) netip.Addr {
