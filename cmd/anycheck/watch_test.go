@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -22,23 +23,45 @@ func TestBinaryWatchEndsOnSignal(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			var out, errOut strings.Builder
 			cmd := exec.Command(bin, "watch", "--interval", "100ms", "--port", fmt.Sprint(live.Port()), "127.0.0.1")
-			cmd.Stdout, cmd.Stderr = &out, &errOut
+			cmd.Stderr = &errOut
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(500 * time.Millisecond)
+			defer cmd.Process.Kill()
+			// Signal once the watch has printed its first event; the rest
+			// of stdout is read until the process closes it.
+			started, ended := make(chan bool, 1), make(chan struct{})
+			go func() {
+				defer close(ended)
+				sc := bufio.NewScanner(stdout)
+				for sc.Scan() {
+					out.WriteString(sc.Text() + "\n")
+					if strings.Contains(sc.Text(), "start ") {
+						select {
+						case started <- true:
+						default:
+						}
+					}
+				}
+			}()
+			select {
+			case <-started:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no start event; stderr %q", errOut.String())
+			}
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			var err error
 			select {
-			case err = <-done:
+			case <-ended:
 			case <-time.After(10 * time.Second):
-				_ = cmd.Process.Kill()
 				t.Fatal("the watch did not end after the signal")
 			}
+			err = cmd.Wait()
 			var ee *exec.ExitError
 			if errors.As(err, &ee) {
 				t.Errorf("exit %d, want 0; stderr %q", ee.ExitCode(), errOut.String())

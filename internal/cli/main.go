@@ -19,11 +19,11 @@ import (
 //
 // A first Ctrl-C or SIGTERM cancels the run, which prints what it has and
 // returns; should anything not heed that within signalGrace, Main returns
-// anyway. A second signal ends the process at once (the default action).
+// anyway. A second signal ends the process at once (the default action):
+// after stopNotice of waiting Main says so on stderr.
 func Main(args []string, in io.Reader, out, errOut io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	context.AfterFunc(ctx, stop)
 	code := make(chan int, 1)
 	go func() { code <- run(ctx, args, newStreams(in, out, errOut), defaultDeps()) }()
 	select {
@@ -31,17 +31,30 @@ func Main(args []string, in io.Reader, out, errOut io.Writer) int {
 		return c
 	case <-ctx.Done():
 	}
+	stop() // the next signal takes its default action: the process ends
+	grace := time.NewTimer(signalGrace)
+	defer grace.Stop()
 	select {
 	case c := <-code:
 		return c
-	case <-time.After(signalGrace):
+	case <-time.After(stopNotice):
+		fmt.Fprintf(errOut, "anycheck: stopping; interrupt again to quit at once\n")
+	}
+	select {
+	case c := <-code:
+		return c
+	case <-grace.C:
 		fmt.Fprintf(errOut, "anycheck: interrupted, and the run did not stop within %s; exiting\n", signalGrace)
 		return ExitInterrupted
 	}
 }
 
-// signalGrace is how long a run may take to stop after a signal.
-const signalGrace = 3 * time.Second
+// signalGrace is how long a run may take to stop after a signal; after
+// stopNotice the user is told that a second signal ends it at once.
+const (
+	signalGrace = 3 * time.Second
+	stopNotice  = time.Second
+)
 
 // run is Main with the context, streams and dependencies injected (tests).
 func run(ctx context.Context, args []string, s *streams, d *deps) int {
