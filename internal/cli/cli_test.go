@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/anycheck/anycheck/internal/report/reporttest"
@@ -43,8 +44,13 @@ func testDeps() *deps {
 
 func runCLI(t *testing.T, d *deps, args ...string) result {
 	t.Helper()
+	return runCLIContext(context.Background(), t, d, args...)
+}
+
+func runCLIContext(ctx context.Context, t *testing.T, d *deps, args ...string) result {
+	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(context.Background(), args, &streams{in: strings.NewReader(""), out: &out, err: &errb}, d)
+	code := run(ctx, args, &streams{in: strings.NewReader(""), out: &out, err: &errb}, d)
 	return result{code, out.String(), errb.String()}
 }
 
@@ -250,40 +256,36 @@ func TestIDEscapesHostileIdentity(t *testing.T) {
 	reporttest.Check(t, []byte(r.stdout), false)
 }
 
+// TestIDInterruptedPrintsWhatWasMeasured: Ctrl-C keeps the runs that
+// ended and drops the queries it cut short. On a synctest bubble's clock:
+// a run is answered after 10 ms and the next starts 20 ms later, so runs
+// start at 0, 30 and 60 ms, and Ctrl-C at 65 ms cuts the third run's
+// queries.
 func TestIDInterruptedPrintsWhatWasMeasured(t *testing.T) {
-	srv := &probetest.Server{Hostname: "inst-c", NSID: []byte("inst-c")}
-	ap := srv.Start(t, "udp", "127.0.0.1:0")
-	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb bytes.Buffer
-	done := make(chan int)
-	go func() {
-		done <- run(ctx, []string{"id", "--port", fmt.Sprint(ap.Port()), "-c", "100", "--interval", "20ms", "-o", "json", "127.0.0.1"},
-			&streams{in: strings.NewReader(""), out: &out, err: &errb}, testDeps())
-	}()
-	deadline := time.After(5 * time.Second)
-	for len(srv.Queries()) < 4 {
-		select {
-		case <-deadline:
-			t.Fatal("no queries arrived")
-		case <-time.After(10 * time.Millisecond):
+	synctest.Test(t, func(t *testing.T) {
+		srv := &probetest.Server{Hostname: "inst-c", NSID: []byte("inst-c"), Delay: 10 * time.Millisecond}
+		d := testDeps()
+		d.probeNet = &probetest.Net{Route: func(string, netip.AddrPort) (*probetest.Server, error) { return srv, nil }}
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(65*time.Millisecond, cancel)
+		r := runCLIContext(ctx, t, d, "id", "-c", "100", "--interval", "20ms", "-o", "json", "192.0.2.53")
+		testIDInterrupted(t, r.code, r.stdout)
+		if n := strings.Count(r.stdout, `"started": "2000-01-01T`); n != 2 {
+			t.Errorf("%d runs shown, want the 2 that ended before Ctrl-C:\n%s", n, r.stdout)
 		}
-	}
-	cancel()
-	var code int
-	select {
-	case code = <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("run did not stop after cancellation")
-	}
+	})
+}
+
+func testIDInterrupted(t *testing.T, code int, out string) {
 	if code != ExitInterrupted {
 		t.Errorf("exit %d, want %d", code, ExitInterrupted)
 	}
-	reporttest.Check(t, out.Bytes(), false)
-	if !strings.Contains(out.String(), `"interrupted": true`) || !strings.Contains(out.String(), "inst-c") {
-		t.Errorf("interrupted output should hold the runs so far:\n%s", out.String())
+	reporttest.Check(t, []byte(out), false)
+	if !strings.Contains(out, `"interrupted": true`) || !strings.Contains(out, "inst-c") {
+		t.Errorf("interrupted output should hold the runs so far:\n%s", out)
 	}
-	if strings.Contains(out.String(), `"status": "timeout"`) || strings.Contains(out.String(), `"status": "error"`) {
-		t.Errorf("queries cut short by Ctrl-C must not be reported as timeouts:\n%s", out.String())
+	if strings.Contains(out, `"status": "timeout"`) || strings.Contains(out, `"status": "error"`) {
+		t.Errorf("queries cut short by Ctrl-C must not be reported as timeouts:\n%s", out)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/anycheck/anycheck/internal/report"
@@ -24,50 +25,35 @@ import (
 )
 
 // anycastNet plays an anycast address in a test: every socket the watch
-// opens towards the service goes to the instance route names at that
-// moment, as a routing change moves a flow between two instances. open
-// counts the sockets opened (one per round and flow), from 1.
-type anycastNet struct {
-	mu    sync.Mutex
-	opens int
-	route func(open int) (netip.AddrPort, error)
+// opens towards the service reaches the instance route names at that
+// moment, as a routing change moves a flow between two instances; open
+// counts the sockets opened (one per round and flow), from 1. It is in
+// memory (probetest.Net), so the watch runs on a synctest bubble's clock:
+// rounds, timeouts and durations are exact.
+func anycastNet(route func(open int) (*probetest.Server, error)) *probetest.Net {
+	var mu sync.Mutex
+	opens := 0
+	return &probetest.Net{Route: func(string, netip.AddrPort) (*probetest.Server, error) {
+		mu.Lock()
+		opens++
+		k := opens
+		mu.Unlock()
+		return route(k)
+	}}
 }
 
-func (n *anycastNet) next() (netip.AddrPort, error) {
-	n.mu.Lock()
-	n.opens++
-	k := n.opens
-	n.mu.Unlock()
-	return n.route(k)
-}
-
-func (n *anycastNet) ListenUDP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
-	dst, err := n.next()
-	if err != nil {
-		return nil, err
-	}
-	return probe.HostNetwork().ListenUDP(ctx, laddr, dst)
-}
-
-func (n *anycastNet) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
-	dst, err := n.next()
-	if err != nil {
-		return nil, err
-	}
-	return probe.HostNetwork().DialTCP(ctx, laddr, dst)
-}
-
-// twoInstances starts instance A and B of a service on loopback.
-func twoInstances(t *testing.T) (a, b *probetest.Server, aAddr, bAddr netip.AddrPort) {
-	a = &probetest.Server{Hostname: "a.lab", IDServer: "a.lab", NSID: []byte("inst-a")}
-	b = &probetest.Server{Hostname: "b.lab", IDServer: "b.lab", NSID: []byte("inst-b")}
-	return a, b, a.Start(t, "udp", "127.0.0.1:0"), b.Start(t, "udp", "127.0.0.1:0")
+// twoInstances are instance A and B of a service, 2 and 5 ms away.
+func twoInstances() (a, b *probetest.Server) {
+	a = &probetest.Server{Hostname: "a.lab", IDServer: "a.lab", NSID: []byte("inst-a"), Delay: 2 * time.Millisecond}
+	b = &probetest.Server{Hostname: "b.lab", IDServer: "b.lab", NSID: []byte("inst-b"), Delay: 5 * time.Millisecond}
+	return a, b
 }
 
 // byRound routes rounds to instances by a pattern, one character per
 // round: 'a', 'b', '-' (a server that never answers), '!' (no route).
-func byRound(pattern string, a, b, silent netip.AddrPort) func(int) (netip.AddrPort, error) {
-	return func(k int) (netip.AddrPort, error) {
+func byRound(pattern string, a, b *probetest.Server) func(int) (*probetest.Server, error) {
+	silent := &probetest.Server{Silent: true}
+	return func(k int) (*probetest.Server, error) {
 		c := pattern[len(pattern)-1]
 		if k <= len(pattern) {
 			c = pattern[k-1]
@@ -80,9 +66,17 @@ func byRound(pattern string, a, b, silent netip.AddrPort) func(int) (netip.AddrP
 		case '-':
 			return silent, nil
 		}
-		return netip.AddrPort{}, &net.OpError{Op: "dial", Net: "udp", Err: syscall.ENETUNREACH}
+		return nil, syscall.ENETUNREACH
 	}
 }
+
+// always routes every socket to one server.
+func always(srv *probetest.Server) func(int) (*probetest.Server, error) {
+	return func(int) (*probetest.Server, error) { return srv, nil }
+}
+
+// watchTarget is the watched service's address in these tests.
+const watchTarget = "192.0.2.53"
 
 func watchDeps(n probe.Network) *deps {
 	d := testDeps()
@@ -90,7 +84,7 @@ func watchDeps(n probe.Network) *deps {
 	return d
 }
 
-var watchLine = regexp.MustCompile(`^\d\d:\d\d:\d\d\.\d{3}  127\.0\.0\.1 :(\d+)  (\w+)\s+(.*)$`)
+var watchLine = regexp.MustCompile(`^\d\d:\d\d:\d\d\.\d{3}  192\.0\.2\.53 :(\d+)  (\w+)\s+(.*)$`)
 
 // eventLines are the event lines of a text watch, as "type detail".
 func eventLines(t *testing.T, out string) (events []string, ports map[string]bool) {
@@ -111,155 +105,168 @@ func eventLines(t *testing.T, out string) (events []string, ports map[string]boo
 }
 
 func TestWatchReportsSwitchesNotRounds(t *testing.T) {
-	a, b, aAddr, bAddr := twoInstances(t)
-	nw := &anycastNet{route: byRound("aaaabbaa", aAddr, bAddr, netip.AddrPort{})}
-	r := runCLI(t, watchDeps(nw), "watch", "--interval", "100ms", "-c", "8", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1")
-	if r.code != ExitPartial {
-		t.Fatalf("exit %d, want %d (a switch happened); stderr %q", r.code, ExitPartial, r.stderr)
-	}
-	evs, ports := eventLines(t, r.stdout)
-	want := []string{`start inst-a  rtt `, `switch inst-a → inst-b  rtt `, `switch inst-b → inst-a  rtt `}
-	if len(evs) != len(want) {
-		t.Fatalf("want %d event lines (one per event, not per round), got:\n%s", len(want), r.stdout)
-	}
-	for i, w := range want {
-		if !strings.HasPrefix(evs[i], w) {
-			t.Errorf("event %d: %q, want %q…", i, evs[i], w)
+	synctest.Test(t, func(t *testing.T) {
+		a, b := twoInstances()
+		nw := anycastNet(byRound("aaaabbaa", a, b))
+		r := runCLI(t, watchDeps(nw), "watch", "--interval", "100ms", "-c", "8", watchTarget)
+		if r.code != ExitPartial {
+			t.Fatalf("exit %d, want %d (a switch happened); stderr %q", r.code, ExitPartial, r.stderr)
 		}
-	}
-	if len(ports) != 1 {
-		t.Errorf("events name %d source ports, want one kept flow: %v", len(ports), ports)
-	}
-	// Every query of every round left from one source port.
-	from := map[uint16]bool{}
-	for _, q := range append(a.Queries(), b.Queries()...) {
-		from[q.From.Port()] = true
-	}
-	if len(from) != 1 || len(a.Queries()) != 12 || len(b.Queries()) != 4 {
-		t.Errorf("queries: %d to A, %d to B from ports %v; want 12 and 4 from one port", len(a.Queries()), len(b.Queries()), from)
-	}
-	for _, w := range []*regexp.Regexp{
-		regexp.MustCompile(`8 rounds every 100ms over [78]\d\dms`),
-		regexp.MustCompile(`\n  inst-a +[6-8]\d\.\d% +\d+ms +6 +[0-9.]+/`),
-		regexp.MustCompile(`\n  inst-b +[1-3]\d\.\d% +\d+ms +2 +[0-9.]+/`),
-		regexp.MustCompile(`2 switches, 0 losses, 0 of 16 queries timed out`),
-		regexp.MustCompile(`longest stable run: inst-a for \d+ms \(4 rounds`),
-	} {
-		if !w.MatchString(r.stdout) {
-			t.Errorf("summary does not match %q:\n%s", w, r.stdout)
+		evs, ports := eventLines(t, r.stdout)
+		want := []string{`start inst-a  rtt 2.00 ms`, `switch inst-a → inst-b  rtt 2.00 → 5.00 ms`, `switch inst-b → inst-a  rtt 5.00 → 2.00 ms`}
+		if len(evs) != len(want) {
+			t.Fatalf("want %d event lines (one per event, not per round), got:\n%s", len(want), r.stdout)
 		}
-	}
-	if r.stderr != "" {
-		t.Errorf("stderr is not a terminal: no status line, got %q", r.stderr)
-	}
+		for i, w := range want {
+			if !strings.HasPrefix(evs[i], w) {
+				t.Errorf("event %d: %q, want %q…", i, evs[i], w)
+			}
+		}
+		if len(ports) != 1 {
+			t.Errorf("events name %d source ports, want one kept flow: %v", len(ports), ports)
+		}
+		// Every query of every round left from one source port.
+		from := map[uint16]bool{}
+		for _, q := range append(a.Queries(), b.Queries()...) {
+			from[q.From.Port()] = true
+		}
+		if len(from) != 1 || len(a.Queries()) != 12 || len(b.Queries()) != 4 {
+			t.Errorf("queries: %d to A, %d to B from ports %v; want 12 and 4 from one port", len(a.Queries()), len(b.Queries()), from)
+		}
+		for _, w := range []*regexp.Regexp{
+			regexp.MustCompile(`8 rounds every 100ms over 800ms`),
+			regexp.MustCompile(`\n  inst-a +75\.0% +600ms +6 +2\.00/2\.00/`),
+			regexp.MustCompile(`\n  inst-b +25\.0% +200ms +2 +5\.00/5\.00/`),
+			regexp.MustCompile(`2 switches, 0 losses, 0 of 16 queries timed out`),
+			regexp.MustCompile(`longest stable run: inst-a for 400ms \(4 rounds`),
+		} {
+			if !w.MatchString(r.stdout) {
+				t.Errorf("summary does not match %q:\n%s", w, r.stdout)
+			}
+		}
+		if r.stderr != "" {
+			t.Errorf("stderr is not a terminal: no status line, got %q", r.stderr)
+		}
+	})
 }
 
 // The rounds keep to their interval: 8 rounds of 100 ms are 800 ms of
 // watched time, and the shares are time shares.
 func TestWatchJSONSummary(t *testing.T) {
-	_, _, aAddr, bAddr := twoInstances(t)
-	nw := &anycastNet{route: byRound("aaabbbaa", aAddr, bAddr, netip.AddrPort{})}
-	r := runCLI(t, watchDeps(nw), "watch", "--interval", "100ms", "-c", "8", "-o", "json", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1")
-	if r.code != ExitPartial {
-		t.Fatalf("exit %d; stderr %q", r.code, r.stderr)
-	}
-	reporttest.Check(t, []byte(r.stdout), false)
-	var doc struct {
-		Kind        string
-		Interrupted bool
-		Results     []report.WatchFlow
-	}
-	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
-		t.Fatal(err)
-	}
-	if doc.Kind != "watch" || len(doc.Results) != 1 {
-		t.Fatalf("want one watched flow: %s", r.stdout)
-	}
-	f := doc.Results[0]
-	if f.Rounds != 8 || f.Switches != 2 || f.Losses != 0 || f.Queries != 16 || f.Answered != 8 || f.LostAfter != 3 {
-		t.Errorf("counts: %+v", f)
-	}
-	if f.DurationMs < 700 || f.DurationMs > 1000 {
-		t.Errorf("watched %.1f ms, want about 8 × 100 ms", f.DurationMs)
-	}
-	if len(f.Instances) != 2 || f.Instances[0].Instance != "inst-a" || f.Instances[0].Rounds != 5 || f.Instances[1].Rounds != 3 {
-		t.Fatalf("instances: %+v", f.Instances)
-	}
-	if s := f.Instances[0].Share + f.Instances[1].Share; s < 0.999 || s > 1.001 || f.Instances[0].Share < 0.5 || f.Instances[0].Share > 0.75 {
-		t.Errorf("shares %v and %v: want about 5/8 and 3/8, summing to 1", f.Instances[0].Share, f.Instances[1].Share)
-	}
-	if f.Instances[0].RTT == nil || f.Instances[0].RTT.N != 5 || f.Instances[0].HostnameBind != "a.lab" || f.Instances[0].InstanceSource != "nsid" {
-		t.Errorf("instance A: %+v", f.Instances[0])
-	}
-	if len(f.Events) != 3 || f.Events[1].Type != "switch" || f.Events[1].From != "inst-a" || f.Events[1].Instance != "inst-b" || f.Events[1].RTTBeforeMs == nil || f.Events[1].RTTAfterMs == nil {
-		t.Errorf("events: %+v", f.Events)
-	}
-	if f.Source == "" || f.Events[0].Flow != f.Source {
-		t.Errorf("flow source %q, event flow %q", f.Source, f.Events[0].Flow)
-	}
-	if doc.Interrupted {
-		t.Errorf("a watch that ran its -c is not interrupted")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		a, b := twoInstances()
+		nw := anycastNet(byRound("aaabbbaa", a, b))
+		r := runCLI(t, watchDeps(nw), "watch", "--interval", "100ms", "-c", "8", "-o", "json", watchTarget)
+		if r.code != ExitPartial {
+			t.Fatalf("exit %d; stderr %q", r.code, r.stderr)
+		}
+		reporttest.Check(t, []byte(r.stdout), false)
+		var doc struct {
+			Kind        string
+			Interrupted bool
+			Results     []report.WatchFlow
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+			t.Fatal(err)
+		}
+		if doc.Kind != "watch" || len(doc.Results) != 1 {
+			t.Fatalf("want one watched flow: %s", r.stdout)
+		}
+		f := doc.Results[0]
+		if f.Rounds != 8 || f.Switches != 2 || f.Losses != 0 || f.Queries != 16 || f.Answered != 8 || f.LostAfter != 3 {
+			t.Errorf("counts: %+v", f)
+		}
+		if f.DurationMs != 800 {
+			t.Errorf("watched %.1f ms, want 8 × 100 ms", f.DurationMs)
+		}
+		if len(f.Instances) != 2 || f.Instances[0].Instance != "inst-a" || f.Instances[0].Rounds != 5 || f.Instances[1].Rounds != 3 {
+			t.Fatalf("instances: %+v", f.Instances)
+		}
+		if f.Instances[0].Share != 0.625 || f.Instances[1].Share != 0.375 {
+			t.Errorf("shares %v and %v: want 5/8 and 3/8", f.Instances[0].Share, f.Instances[1].Share)
+		}
+		if f.Instances[0].RTT == nil || f.Instances[0].RTT.N != 5 || f.Instances[0].HostnameBind != "a.lab" || f.Instances[0].InstanceSource != "nsid" {
+			t.Errorf("instance A: %+v", f.Instances[0])
+		}
+		if len(f.Events) != 3 || f.Events[1].Type != "switch" || f.Events[1].From != "inst-a" || f.Events[1].Instance != "inst-b" || f.Events[1].RTTBeforeMs == nil || f.Events[1].RTTAfterMs == nil {
+			t.Errorf("events: %+v", f.Events)
+		}
+		if f.Source == "" || f.Events[0].Flow != f.Source {
+			t.Errorf("flow source %q, event flow %q", f.Source, f.Events[0].Flow)
+		}
+		if doc.Interrupted {
+			t.Errorf("a watch that ran its -c is not interrupted")
+		}
+	})
 }
 
 // -o jsonl streams each event as it happens, then one summary per flow
 // and the end record.
 func TestWatchJSONLStreamsEvents(t *testing.T) {
-	_, _, aAddr, bAddr := twoInstances(t)
-	nw := &anycastNet{route: byRound("aab", aAddr, bAddr, netip.AddrPort{})}
-	var out, errb bytes.Buffer
-	done := make(chan int)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	w := &syncWriter{w: &out}
-	go func() {
-		done <- run(ctx, []string{"watch", "--interval", "100ms", "-o", "jsonl", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1"},
-			&streams{in: strings.NewReader(""), out: w, err: &errb}, watchDeps(nw))
-	}()
-	// The switch at round 3 is on stdout while the watch still runs.
-	deadline := time.After(5 * time.Second)
-	for !strings.Contains(w.String(), `"type":"switch"`) {
-		select {
-		case <-deadline:
+	synctest.Test(t, func(t *testing.T) {
+		a, b := twoInstances()
+		nw := anycastNet(byRound("aab", a, b))
+		var errb bytes.Buffer
+		done := make(chan int)
+		// Bounded, should the switch never come.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		w := newSyncWriter()
+		go func() {
+			done <- run(ctx, []string{"watch", "--interval", "100ms", "-o", "jsonl", watchTarget},
+				&streams{in: strings.NewReader(""), out: w, err: &errb}, watchDeps(nw))
+		}()
+		// The switch at round 3 is on stdout while the watch still runs.
+		if !w.waitFor(`"type":"switch"`, `"type":"end"`) {
 			t.Fatalf("no switch event streamed while watching; so far:\n%s", w.String())
-		case <-time.After(20 * time.Millisecond):
 		}
-	}
-	if strings.Contains(w.String(), `"type":"result"`) {
-		t.Fatalf("the summary came before the end:\n%s", w.String())
-	}
-	cancel() // Ctrl-C ends an open-ended watch normally
-	code := <-done
-	if code != ExitPartial {
-		t.Errorf("exit %d after Ctrl-C of an open-ended watch with a switch, want %d", code, ExitPartial)
-	}
-	reporttest.Check(t, out.Bytes(), true)
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	var types []string
-	for _, l := range lines {
-		var rec struct{ Type string }
-		if err := json.Unmarshal([]byte(l), &rec); err != nil {
-			t.Fatal(err)
+		if strings.Contains(w.String(), `"type":"result"`) {
+			t.Fatalf("the summary came before the end:\n%s", w.String())
 		}
-		types = append(types, rec.Type)
-	}
-	if got := strings.Join(types, ","); got != "event,event,result,end" {
-		t.Errorf("record types %s, want event,event,result,end", got)
-	}
-	if strings.Contains(out.String(), `"interrupted":true`) {
-		t.Errorf("Ctrl-C is the normal end of an open-ended watch:\n%s", out.String())
-	}
+		cancel() // Ctrl-C ends an open-ended watch normally
+		code := <-done
+		if code != ExitPartial {
+			t.Errorf("exit %d after Ctrl-C of an open-ended watch with a switch, want %d", code, ExitPartial)
+		}
+		out := w.String()
+		reporttest.Check(t, []byte(out), true)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		var types []string
+		for _, l := range lines {
+			var rec struct{ Type string }
+			if err := json.Unmarshal([]byte(l), &rec); err != nil {
+				t.Fatal(err)
+			}
+			types = append(types, rec.Type)
+		}
+		if got := strings.Join(types, ","); got != "event,event,result,end" {
+			t.Errorf("record types %s, want event,event,result,end", got)
+		}
+		if strings.Contains(out, `"interrupted":true`) {
+			t.Errorf("Ctrl-C is the normal end of an open-ended watch:\n%s", out)
+		}
+	})
 }
 
-// syncWriter lets a test read what the watch wrote so far.
+// syncWriter lets a test read what the watch wrote so far, and wait for
+// a line to be written (sync.Cond: in a synctest bubble the watch's
+// clock runs on while the test waits).
 type syncWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
+	mu   sync.Mutex
+	cond *sync.Cond
+	w    bytes.Buffer
+}
+
+func newSyncWriter() *syncWriter {
+	s := &syncWriter{}
+	s.cond = sync.NewCond(&s.mu)
+	return s
 }
 
 func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.cond.Broadcast()
 	return s.w.Write(p)
 }
 
@@ -269,126 +276,148 @@ func (s *syncWriter) String() string {
 	return s.w.String()
 }
 
+// waitFor waits until want has been written (true) or last has (false).
+func (s *syncWriter) waitFor(want, last string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		switch {
+		case strings.Contains(s.w.String(), want):
+			return true
+		case strings.Contains(s.w.String(), last):
+			return false
+		}
+		s.cond.Wait()
+	}
+}
+
 // No route for a while: each round's send fails. That is an event (once),
 // then a loss after three rounds, then the return; the watch goes on.
 func TestWatchSendErrorIsAnEvent(t *testing.T) {
-	_, _, aAddr, bAddr := twoInstances(t)
-	nw := &anycastNet{route: byRound("aa!!!!aa", aAddr, bAddr, netip.AddrPort{})}
-	r := runCLI(t, watchDeps(nw), "watch", "--interval", "100ms", "-c", "8", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1")
-	if r.code != ExitPartial {
-		t.Fatalf("exit %d, want %d (a loss); stderr %q", r.code, ExitPartial, r.stderr)
-	}
-	evs, _ := eventLines(t, r.stdout)
-	want := []string{"start ", "error network is unreachable", "lost no reply since ", "back inst-a after "}
-	if len(evs) != len(want) {
-		t.Fatalf("events:\n%s", r.stdout)
-	}
-	for i, w := range want {
-		if !strings.HasPrefix(evs[i], w) {
-			t.Errorf("event %d: %q, want %q…", i, evs[i], w)
+	synctest.Test(t, func(t *testing.T) {
+		a, b := twoInstances()
+		nw := anycastNet(byRound("aa!!!!aa", a, b))
+		r := runCLI(t, watchDeps(nw), "watch", "--interval", "100ms", "-c", "8", watchTarget)
+		if r.code != ExitPartial {
+			t.Fatalf("exit %d, want %d (a loss); stderr %q", r.code, ExitPartial, r.stderr)
 		}
-	}
-	if !strings.Contains(evs[2], "(3 rounds), last on inst-a") || !strings.Contains(evs[3], "(4 rounds)") {
-		t.Errorf("lost/back details: %q, %q", evs[2], evs[3])
-	}
-	if !strings.Contains(r.stdout, "0 switches, 1 loss") || !strings.Contains(r.stdout, "no answer") {
-		t.Errorf("summary:\n%s", r.stdout)
-	}
+		evs, _ := eventLines(t, r.stdout)
+		want := []string{"start ", "error network is unreachable", "lost no reply since ", "back inst-a after "}
+		if len(evs) != len(want) {
+			t.Fatalf("events:\n%s", r.stdout)
+		}
+		for i, w := range want {
+			if !strings.HasPrefix(evs[i], w) {
+				t.Errorf("event %d: %q, want %q…", i, evs[i], w)
+			}
+		}
+		if !strings.Contains(evs[2], "(3 rounds), last on inst-a") || !strings.Contains(evs[3], "(4 rounds)") {
+			t.Errorf("lost/back details: %q, %q", evs[2], evs[3])
+		}
+		if !strings.Contains(r.stdout, "0 switches, 1 loss") || !strings.Contains(r.stdout, "no answer") {
+			t.Errorf("summary:\n%s", r.stdout)
+		}
+	})
 }
 
 // A stable watch exits 0; a silent server is a loss (exit 3), its queries
 // time out and are counted.
 func TestWatchExitStatus(t *testing.T) {
-	_, _, aAddr, bAddr := twoInstances(t)
-	nw := &anycastNet{route: byRound("a", aAddr, bAddr, netip.AddrPort{})}
-	r := runCLI(t, watchDeps(nw), "watch", "--interval", "100ms", "-c", "3", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1")
-	if r.code != ExitOK || !strings.Contains(r.stdout, "0 switches, 0 losses") {
-		t.Errorf("stable watch: exit %d\n%s", r.code, r.stdout)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		a, b := twoInstances()
+		nw := anycastNet(byRound("a", a, b))
+		r := runCLI(t, watchDeps(nw), "watch", "--interval", "100ms", "-c", "3", watchTarget)
+		if r.code != ExitOK || !strings.Contains(r.stdout, "0 switches, 0 losses") {
+			t.Errorf("stable watch: exit %d\n%s", r.code, r.stdout)
+		}
 
-	silent := (&probetest.Server{Silent: true}).Start(t, "udp", "127.0.0.1:0")
-	d := testDeps()
-	r = runCLI(t, d, "watch", "--timeout", "100ms", "--interval", "100ms", "-c", "3", "-o", "json", "--port", fmt.Sprint(silent.Port()), "127.0.0.1")
-	if r.code != ExitPartial {
-		t.Fatalf("silent server: exit %d, want %d; stderr %q", r.code, ExitPartial, r.stderr)
-	}
-	reporttest.Check(t, []byte(r.stdout), false)
-	var doc struct{ Results []report.WatchFlow }
-	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
-		t.Fatal(err)
-	}
-	f := doc.Results[0]
-	if f.Losses != 1 || !f.Lost || f.Timeouts != 6 || f.Missed != 3 || len(f.Instances) != 0 || f.LongestStable != nil || f.NoAnswer.Share != 1 {
-		t.Errorf("silent server summary: %+v", f)
-	}
+		silent := &probetest.Server{Silent: true}
+		r = runCLI(t, watchDeps(anycastNet(always(silent))), "watch", "--timeout", "100ms", "--interval", "100ms", "-c", "3", "-o", "json", watchTarget)
+		if r.code != ExitPartial {
+			t.Fatalf("silent server: exit %d, want %d; stderr %q", r.code, ExitPartial, r.stderr)
+		}
+		reporttest.Check(t, []byte(r.stdout), false)
+		var doc struct{ Results []report.WatchFlow }
+		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+			t.Fatal(err)
+		}
+		f := doc.Results[0]
+		if f.Losses != 1 || !f.Lost || f.Timeouts != 6 || f.Missed != 3 || len(f.Instances) != 0 || f.LongestStable != nil || f.NoAnswer.Share != 1 {
+			t.Errorf("silent server summary: %+v", f)
+		}
+	})
 }
 
 // An interceptor answering in the instance's place is a suspect event,
 // not a switch.
 func TestWatchSuspectAnswers(t *testing.T) {
-	_, _, aAddr, _ := twoInstances(t)
-	mbox := (&probetest.Server{Hostname: "resolver1", IDServer: "resolver1", Middlebox: true}).Start(t, "udp", "127.0.0.1:0")
-	nw := &anycastNet{route: byRound("abba", aAddr, mbox, netip.AddrPort{})}
-	r := runCLI(t, watchDeps(nw), "watch", "--interval", "100ms", "-c", "4", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1")
-	if r.code != ExitOK {
-		t.Errorf("exit %d: interception is no switch; stderr %q", r.code, r.stderr)
-	}
-	evs, _ := eventLines(t, r.stdout)
-	if len(evs) != 2 || !strings.HasPrefix(evs[1], `suspect "resolver1" with class_not_ch, ra_set, ttl_nonzero`) {
-		t.Errorf("events:\n%s", r.stdout)
-	}
-	if !strings.Contains(r.stdout, "suspect answers") {
-		t.Errorf("summary lacks the suspect part:\n%s", r.stdout)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		a, _ := twoInstances()
+		mbox := &probetest.Server{Hostname: "resolver1", IDServer: "resolver1", Middlebox: true}
+		nw := anycastNet(byRound("abba", a, mbox))
+		r := runCLI(t, watchDeps(nw), "watch", "--interval", "100ms", "-c", "4", watchTarget)
+		if r.code != ExitOK {
+			t.Errorf("exit %d: interception is no switch; stderr %q", r.code, r.stderr)
+		}
+		evs, _ := eventLines(t, r.stdout)
+		if len(evs) != 2 || !strings.HasPrefix(evs[1], `suspect "resolver1" with class_not_ch, ra_set, ttl_nonzero`) {
+			t.Errorf("events:\n%s", r.stdout)
+		}
+		if !strings.Contains(r.stdout, "suspect answers") {
+			t.Errorf("summary lacks the suspect part:\n%s", r.stdout)
+		}
 
-	// The status line says so while it lasts, and names no instance for
-	// a reply without identity.
-	refusing := (&probetest.Server{}).Start(t, "udp", "127.0.0.1:0")
-	nw = &anycastNet{route: byRound("ab", aAddr, mbox, netip.AddrPort{})}
-	var out, errb bytes.Buffer
-	run(context.Background(), []string{"watch", "--interval", "100ms", "-c", "2", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1"},
-		&streams{in: strings.NewReader(""), out: &out, err: &errb, errTTY: true}, watchDeps(nw))
-	if !strings.Contains(errb.String(), "127.0.0.1 :") || !strings.Contains(errb.String(), " suspect answers") {
-		t.Errorf("status line: %q", errb.String())
-	}
-	errb.Reset()
-	run(context.Background(), []string{"watch", "--interval", "100ms", "-c", "1", "--port", fmt.Sprint(refusing.Port()), "127.0.0.1"},
-		&streams{in: strings.NewReader(""), out: &out, err: &errb, errTTY: true}, testDeps())
-	if !strings.Contains(errb.String(), " answering without an identity") {
-		t.Errorf("status line: %q", errb.String())
-	}
+		// The status line says so while it lasts, and names no instance for
+		// a reply without identity.
+		refusing := &probetest.Server{}
+		nw = anycastNet(byRound("ab", a, mbox))
+		var out, errb bytes.Buffer
+		run(context.Background(), []string{"watch", "--interval", "100ms", "-c", "2", watchTarget},
+			&streams{in: strings.NewReader(""), out: &out, err: &errb, errTTY: true}, watchDeps(nw))
+		if !strings.Contains(errb.String(), watchTarget+" :") || !strings.Contains(errb.String(), " suspect answers") {
+			t.Errorf("status line: %q", errb.String())
+		}
+		errb.Reset()
+		run(context.Background(), []string{"watch", "--interval", "100ms", "-c", "1", watchTarget},
+			&streams{in: strings.NewReader(""), out: &out, err: &errb, errTTY: true}, watchDeps(anycastNet(always(refusing))))
+		if !strings.Contains(errb.String(), " answering without an identity") {
+			t.Errorf("status line: %q", errb.String())
+		}
+	})
 }
 
 // --flows N watches N source ports at once, each its own flow.
 func TestWatchFlows(t *testing.T) {
-	a, _, aAddr, _ := twoInstances(t)
-	r := runCLI(t, testDeps(), "watch", "--interval", "100ms", "-c", "2", "--flows", "3", "-o", "json", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1")
-	if r.code != ExitOK {
-		t.Fatalf("exit %d; stderr %q", r.code, r.stderr)
-	}
-	reporttest.Check(t, []byte(r.stdout), false)
-	var doc struct {
-		Vantage struct{ Sources []string }
-		Results []report.WatchFlow
-	}
-	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
-		t.Fatal(err)
-	}
-	if len(doc.Results) != 3 || len(doc.Vantage.Sources) != 3 {
-		t.Fatalf("want 3 flows with 3 sources: %s", r.stdout)
-	}
-	from := map[uint16]int{}
-	for _, q := range a.Queries() {
-		from[q.From.Port()]++
-	}
-	if len(from) != 3 {
-		t.Errorf("queries from %d ports, want 3 flows: %v", len(from), from)
-	}
-	for p, n := range from {
-		if n != 4 {
-			t.Errorf("port %d sent %d queries, want 2 rounds × 2", p, n)
+	synctest.Test(t, func(t *testing.T) {
+		a, _ := twoInstances()
+		r := runCLI(t, watchDeps(anycastNet(always(a))), "watch", "--interval", "100ms", "-c", "2", "--flows", "3", "-o", "json", watchTarget)
+		if r.code != ExitOK {
+			t.Fatalf("exit %d; stderr %q", r.code, r.stderr)
 		}
-	}
+		reporttest.Check(t, []byte(r.stdout), false)
+		var doc struct {
+			Vantage struct{ Sources []string }
+			Results []report.WatchFlow
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+			t.Fatal(err)
+		}
+		if len(doc.Results) != 3 || len(doc.Vantage.Sources) != 3 {
+			t.Fatalf("want 3 flows with 3 sources: %s", r.stdout)
+		}
+		from := map[uint16]int{}
+		for _, q := range a.Queries() {
+			from[q.From.Port()]++
+		}
+		if len(from) != 3 {
+			t.Errorf("queries from %d ports, want 3 flows: %v", len(from), from)
+		}
+		for p, n := range from {
+			if n != 4 {
+				t.Errorf("port %d sent %d queries, want 2 rounds × 2", p, n)
+			}
+		}
+	})
 }
 
 func TestWatchBadInput(t *testing.T) {
@@ -455,52 +484,51 @@ func TestWatchFlagParsing(t *testing.T) {
 // --duration bounds the watch in time; Ctrl-C during a bounded watch is an
 // interruption (exit 130) that still prints the summary.
 func TestWatchDurationAndInterrupt(t *testing.T) {
-	_, _, aAddr, _ := twoInstances(t)
-	start := time.Now()
-	r := runCLI(t, testDeps(), "watch", "--interval", "100ms", "--duration", "350ms", "-o", "json", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1")
-	if took := time.Since(start); r.code != ExitOK || took > 3*time.Second {
-		t.Fatalf("exit %d after %v; stderr %q", r.code, took, r.stderr)
-	}
-	var doc struct{ Results []report.WatchFlow }
-	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
-		t.Fatal(err)
-	}
-	if f := doc.Results[0]; f.Rounds < 2 || f.Rounds > 4 || f.DurationMs < 250 || f.DurationMs > 351 {
-		t.Errorf("350ms at 100ms: %d rounds over %.1f ms", f.Rounds, f.DurationMs)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		a, _ := twoInstances()
+		d := watchDeps(anycastNet(always(a)))
+		start := time.Now()
+		r := runCLI(t, d, "watch", "--interval", "100ms", "--duration", "350ms", "-o", "json", watchTarget)
+		if took := time.Since(start); r.code != ExitOK || took != 350*time.Millisecond {
+			t.Fatalf("exit %d after %v, want 0 after 350ms; stderr %q", r.code, took, r.stderr)
+		}
+		var doc struct{ Results []report.WatchFlow }
+		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+			t.Fatal(err)
+		}
+		if f := doc.Results[0]; f.Rounds != 4 || f.DurationMs != 350 {
+			t.Errorf("350ms at 100ms: %d rounds over %.1f ms, want 4 over 350 ms", f.Rounds, f.DurationMs)
+		}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb bytes.Buffer
-	done := make(chan int)
-	go func() {
-		done <- run(ctx, []string{"watch", "--interval", "100ms", "-c", "1000", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1"},
-			&streams{in: strings.NewReader(""), out: &out, err: &errb}, testDeps())
-	}()
-	time.Sleep(250 * time.Millisecond)
-	cancel()
-	select {
-	case code := <-done:
-		if code != ExitInterrupted {
+		ctx, cancel := context.WithCancel(context.Background())
+		var out, errb bytes.Buffer
+		done := make(chan int)
+		go func() {
+			done <- run(ctx, []string{"watch", "--interval", "100ms", "-c", "1000", watchTarget},
+				&streams{in: strings.NewReader(""), out: &out, err: &errb}, d)
+		}()
+		time.AfterFunc(250*time.Millisecond, cancel) // Ctrl-C after 3 rounds
+		if code := <-done; code != ExitInterrupted {
 			t.Errorf("Ctrl-C of a bounded watch: exit %d, want %d", code, ExitInterrupted)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the watch did not stop after Ctrl-C")
-	}
-	if !strings.Contains(out.String(), "start ") || !strings.Contains(out.String(), "longest stable run: inst-a") {
-		t.Errorf("Ctrl-C must print the summary so far:\n%s", out.String())
-	}
+		if !strings.Contains(out.String(), "start ") || !strings.Contains(out.String(), "longest stable run: inst-a for 250ms (3 rounds") {
+			t.Errorf("Ctrl-C must print the summary so far:\n%s", out.String())
+		}
+	})
 }
 
 // Identity strings from the network are escaped in text output.
 func TestWatchEscapesIdentity(t *testing.T) {
-	evil := (&probetest.Server{Hostname: "x\x1b[2J\u202ey"}).Start(t, "udp", "127.0.0.1:0")
-	r := runCLI(t, testDeps(), "watch", "--interval", "100ms", "-c", "1", "--port", fmt.Sprint(evil.Port()), "127.0.0.1")
-	if strings.ContainsAny(r.stdout, "\x1b\u202e") {
-		t.Errorf("control characters reached the terminal:\n%q", r.stdout)
-	}
-	if !strings.Contains(r.stdout, `start    x\x1b[2J\u{202e}y  rtt`) {
-		t.Errorf("escaped identity missing:\n%s", r.stdout)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		evil := &probetest.Server{Hostname: "x\x1b[2J\u202ey"}
+		r := runCLI(t, watchDeps(anycastNet(always(evil))), "watch", "--interval", "100ms", "-c", "1", watchTarget)
+		if strings.ContainsAny(r.stdout, "\x1b\u202e") {
+			t.Errorf("control characters reached the terminal:\n%q", r.stdout)
+		}
+		if !strings.Contains(r.stdout, `start    x\x1b[2J\u{202e}y  rtt`) {
+			t.Errorf("escaped identity missing:\n%s", r.stdout)
+		}
+	})
 }
 
 // anycastPaths is an anycast service behind two fake paths (tracetest):
@@ -567,171 +595,180 @@ func (s staticOrigins) Lookup(_ context.Context, addrs []netip.Addr) (map[netip.
 // watched flow's own source port, and shows the hops that changed and the
 // AS where the new path leaves the old one — no root, no packet sent.
 func TestWatchTraceShowsChangedHops(t *testing.T) {
-	nw := &anycastPaths{
-		pattern: "aaabba",
-		a:       &tracetest.Net{Hops: fakeHops("198.51.100.1", "198.51.100.33", "203.0.113.1"), Dest: tracetest.Dest{RTT: time.Millisecond, Hostname: "a.lab", NSID: "inst-a"}},
-		b:       &tracetest.Net{Hops: fakeHops("198.51.100.1", "198.51.100.33", "198.51.100.129", "198.51.100.66", "203.0.113.65"), Dest: tracetest.Dest{RTT: 2 * time.Millisecond, Hostname: "b.lab", NSID: "inst-b"}},
-	}
-	d := testDeps()
-	d.probeNet, d.traceNet = nw, nw
-	table := staticOrigins{}
-	for a, as := range map[string]uint32{"198.51.100.1": 64500, "198.51.100.33": 64500, "203.0.113.1": 64520, "198.51.100.129": 64510, "198.51.100.66": 64501, "203.0.113.65": 64521} {
-		table[netip.MustParseAddr(a)] = as
-	}
-	d.newResolver = func(string, whois.Options) (whois.Resolver, error) { return table, nil }
-
-	r := runCLI(t, d, "watch", "--interval", "100ms", "-c", "6", "--trace", "-n", "192.0.2.53")
-	if r.code != ExitPartial {
-		t.Fatalf("exit %d; stderr %q", r.code, r.stderr)
-	}
-	for _, want := range []string{
-		"path     to inst-a, 4 hops  (as path 64500 → 64520)\n      1  198.51.100.1 AS64500\n",
-		"switch   inst-a → inst-b",
-		"path     to inst-b leaves the old path after ttl 2 198.51.100.33 AS64500; 4 hops differ  (as path 64500 → 64510 → 64501 → 64521)\n" +
-			"      3  203.0.113.1 AS64520  →  198.51.100.129 AS64510\n" +
-			"      4  192.0.2.53           →  198.51.100.66 AS64501\n" +
-			"      5  -                    →  203.0.113.65 AS64521\n" +
-			"      6  -                    →  192.0.2.53\n",
-		"switch   inst-b → inst-a",
-		"path     to inst-a leaves the old path after ttl 2 198.51.100.33 AS64500; 4 hops differ",
-	} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+	synctest.Test(t, func(t *testing.T) {
+		nw := &anycastPaths{
+			pattern: "aaabba",
+			a:       &tracetest.Net{Hops: fakeHops("198.51.100.1", "198.51.100.33", "203.0.113.1"), Dest: tracetest.Dest{RTT: time.Millisecond, Hostname: "a.lab", NSID: "inst-a"}},
+			b:       &tracetest.Net{Hops: fakeHops("198.51.100.1", "198.51.100.33", "198.51.100.129", "198.51.100.66", "203.0.113.65"), Dest: tracetest.Dest{RTT: 2 * time.Millisecond, Hostname: "b.lab", NSID: "inst-b"}},
 		}
-	}
-	// Every trace probe left from the watched flow's source port.
-	var port uint16
-	for _, n := range []*tracetest.Net{nw.a, nw.b} {
-		for _, dl := range n.Dials() {
-			if port == 0 {
-				port = dl.Local.Port()
-			}
-			if dl.Local.Port() != port {
-				t.Errorf("an identity round from port %d, the flow is %d", dl.Local.Port(), port)
+		d := testDeps()
+		d.probeNet, d.traceNet = nw, nw
+		table := staticOrigins{}
+		for a, as := range map[string]uint32{"198.51.100.1": 64500, "198.51.100.33": 64500, "203.0.113.1": 64520, "198.51.100.129": 64510, "198.51.100.66": 64501, "203.0.113.65": 64521} {
+			table[netip.MustParseAddr(a)] = as
+		}
+		d.newResolver = func(string, whois.Options) (whois.Resolver, error) { return table, nil }
+
+		r := runCLI(t, d, "watch", "--interval", "100ms", "-c", "6", "--trace", "-n", "192.0.2.53")
+		if r.code != ExitPartial {
+			t.Fatalf("exit %d; stderr %q", r.code, r.stderr)
+		}
+		for _, want := range []string{
+			"path     to inst-a, 4 hops  (as path 64500 → 64520)\n      1  198.51.100.1 AS64500\n",
+			"switch   inst-a → inst-b",
+			"path     to inst-b leaves the old path after ttl 2 198.51.100.33 AS64500; 4 hops differ  (as path 64500 → 64510 → 64501 → 64521)\n" +
+				"      3  203.0.113.1 AS64520  →  198.51.100.129 AS64510\n" +
+				"      4  192.0.2.53           →  198.51.100.66 AS64501\n" +
+				"      5  -                    →  203.0.113.65 AS64521\n" +
+				"      6  -                    →  192.0.2.53\n",
+			"switch   inst-b → inst-a",
+			"path     to inst-a leaves the old path after ttl 2 198.51.100.33 AS64500; 4 hops differ",
+		} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("output lacks %q:\n%s", want, r.stdout)
 			}
 		}
-		if len(n.Sends()) == 0 {
-			t.Errorf("no trace went down one of the paths")
+		// Every trace probe left from the watched flow's source port.
+		var port uint16
+		for _, n := range []*tracetest.Net{nw.a, nw.b} {
+			for _, dl := range n.Dials() {
+				if port == 0 {
+					port = dl.Local.Port()
+				}
+				if dl.Local.Port() != port {
+					t.Errorf("an identity round from port %d, the flow is %d", dl.Local.Port(), port)
+				}
+			}
+			if len(n.Sends()) == 0 {
+				t.Errorf("no trace went down one of the paths")
+			}
 		}
-	}
 
-	// JSON: the path event carries both hop lists and where they part.
-	nw.rounds = 0
-	r = runCLI(t, d, "watch", "--interval", "100ms", "-c", "5", "--trace", "-n", "-o", "json", "192.0.2.53")
-	reporttest.Check(t, []byte(r.stdout), false)
-	var doc struct{ Results []report.WatchFlow }
-	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
-		t.Fatal(err)
-	}
-	var paths []report.WatchEvent
-	for _, e := range doc.Results[0].Events {
-		if e.Type == "path" {
-			paths = append(paths, e)
+		// JSON: the path event carries both hop lists and where they part.
+		nw.rounds = 0
+		r = runCLI(t, d, "watch", "--interval", "100ms", "-c", "5", "--trace", "-n", "-o", "json", "192.0.2.53")
+		reporttest.Check(t, []byte(r.stdout), false)
+		var doc struct{ Results []report.WatchFlow }
+		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if len(paths) != 2 {
-		t.Fatalf("want a path event at the start and after the switch: %+v", doc.Results[0].Events)
-	}
-	p := paths[1].Path
-	if p.Trigger != "switch" || p.Previous == nil || len(p.Previous.Hops) != 4 || len(p.Trace.Hops) != 6 ||
-		p.PartTTL != 2 || p.Common == nil || p.Common.Address != "198.51.100.33" || fmt.Sprint(p.Changed) != "[3 4 5 6]" {
-		t.Errorf("path event after the switch: %+v", p)
-	}
-	if p.Trace.Flow.Sport == 0 || fmt.Sprintf("%s:%d", p.Trace.Flow.Src, p.Trace.Flow.Sport) != doc.Results[0].Source {
-		t.Errorf("the trace ran on %s:%d, the watched flow is %s", p.Trace.Flow.Src, p.Trace.Flow.Sport, doc.Results[0].Source)
-	}
+		var paths []report.WatchEvent
+		for _, e := range doc.Results[0].Events {
+			if e.Type == "path" {
+				paths = append(paths, e)
+			}
+		}
+		if len(paths) != 2 {
+			t.Fatalf("want a path event at the start and after the switch: %+v", doc.Results[0].Events)
+		}
+		p := paths[1].Path
+		if p.Trigger != "switch" || p.Previous == nil || len(p.Previous.Hops) != 4 || len(p.Trace.Hops) != 6 ||
+			p.PartTTL != 2 || p.Common == nil || p.Common.Address != "198.51.100.33" || fmt.Sprint(p.Changed) != "[3 4 5 6]" {
+			t.Errorf("path event after the switch: %+v", p)
+		}
+		if p.Trace.Flow.Sport == 0 || fmt.Sprintf("%s:%d", p.Trace.Flow.Src, p.Trace.Flow.Sport) != doc.Results[0].Source {
+			t.Errorf("the trace ran on %s:%d, the watched flow is %s", p.Trace.Flow.Src, p.Trace.Flow.Sport, doc.Results[0].Source)
+		}
+	})
 }
 
 // On a terminal stderr a status line is kept up to date (and cleared
 // before each event line and at the end); stdout carries only results.
 func TestWatchStatusLineOnTerminal(t *testing.T) {
-	_, _, aAddr, bAddr := twoInstances(t)
-	nw := &anycastNet{route: byRound("aab", aAddr, bAddr, netip.AddrPort{})}
-	var out, errb bytes.Buffer
-	code := run(context.Background(), []string{"watch", "--interval", "100ms", "-c", "3", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1"},
-		&streams{in: strings.NewReader(""), out: &out, err: &errb, errTTY: true}, watchDeps(nw))
-	if code != ExitPartial {
-		t.Fatalf("exit %d: %s", code, errb.String())
-	}
-	if strings.Contains(out.String(), "\x1b") || strings.Contains(out.String(), "watching") {
-		t.Errorf("the status line reached stdout:\n%q", out.String())
-	}
-	st := errb.String()
-	for _, want := range []string{
-		"\r\x1b[Kwatching 1 flow(s): rounds 1, switches 0, losses 0; 127.0.0.1 :",
-		"watching 1 flow(s): rounds 3, switches 1, losses 0; 127.0.0.1 :",
-		" on inst-b",
-	} {
-		if !strings.Contains(st, want) {
-			t.Errorf("status lacks %q:\n%q", want, st)
+	synctest.Test(t, func(t *testing.T) {
+		a, b := twoInstances()
+		nw := anycastNet(byRound("aab", a, b))
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"watch", "--interval", "100ms", "-c", "3", watchTarget},
+			&streams{in: strings.NewReader(""), out: &out, err: &errb, errTTY: true}, watchDeps(nw))
+		if code != ExitPartial {
+			t.Fatalf("exit %d: %s", code, errb.String())
 		}
-	}
-	if !strings.HasSuffix(st, "\r\x1b[K") {
-		t.Errorf("the status line is not cleared at the end: %q", st)
-	}
+		if strings.Contains(out.String(), "\x1b") || strings.Contains(out.String(), "watching") {
+			t.Errorf("the status line reached stdout:\n%q", out.String())
+		}
+		st := errb.String()
+		for _, want := range []string{
+			"\r\x1b[Kwatching 1 flow(s): rounds 1, switches 0, losses 0; 192.0.2.53 :",
+			"watching 1 flow(s): rounds 3, switches 1, losses 0; 192.0.2.53 :",
+			" on inst-b",
+		} {
+			if !strings.Contains(st, want) {
+				t.Errorf("status lacks %q:\n%q", want, st)
+			}
+		}
+		if !strings.HasSuffix(st, "\r\x1b[K") {
+			t.Errorf("the status line is not cleared at the end: %q", st)
+		}
+	})
 }
 
 // --rate is one packet budget for the whole watch: eight flows starting on
 // the same tick do not send their 16 queries at once.
 func TestWatchRateIsSharedBudget(t *testing.T) {
-	_, _, aAddr, _ := twoInstances(t)
-	start := time.Now()
-	r := runCLI(t, testDeps(), "watch", "--flows", "8", "-c", "1", "--rate", "10", "-o", "json", "--port", fmt.Sprint(aAddr.Port()), "127.0.0.1")
-	took := time.Since(start)
-	if r.code != ExitOK {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
-	}
-	// A burst of 2, then 14 queries at 10 a second.
-	if took < 1200*time.Millisecond {
-		t.Errorf("16 queries at --rate 10 took %v: the budget was not shared", took)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		a, _ := twoInstances()
+		start := time.Now()
+		r := runCLI(t, watchDeps(anycastNet(always(a))), "watch", "--flows", "8", "-c", "1", "--rate", "10", "-o", "json", watchTarget)
+		took := time.Since(start)
+		if r.code != ExitOK {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		// A burst of 2, then 14 queries at 10 a second: the last leaves
+		// 1.4 s after the first and is answered a.Delay later.
+		if took != 1400*time.Millisecond+a.Delay {
+			t.Errorf("16 queries at --rate 10 took %v, want 1.4s: the budget was not shared", took)
+		}
+	})
 }
 
 // TestWatchRootsTargetSet: watch takes @roots like id and trace, one
 // watched flow per member address, each named in the output. Every socket
 // goes to a loopback instance instead (nothing is sent to a root server).
 func TestWatchRootsTargetSet(t *testing.T) {
-	a, _, aAddr, _ := twoInstances(t)
-	nw := &anycastNet{route: func(int) (netip.AddrPort, error) { return aAddr, nil }}
-	r := runCLI(t, watchDeps(nw), "watch", "-4", "--interval", "100ms", "-c", "1", "-o", "json", "@roots")
-	if r.code != ExitOK {
-		t.Fatalf("exit %d; stderr %q", r.code, r.stderr)
-	}
-	reporttest.Check(t, []byte(r.stdout), false)
-	var doc struct{ Results []report.WatchFlow }
-	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
-		t.Fatal(err)
-	}
-	if len(doc.Results) != 13 {
-		t.Fatalf("%d watched flows, want the 13 letters' IPv6 addresses:\n%s", len(doc.Results), r.stdout)
-	}
-	suspect := 0
-	for i, f := range doc.Results {
-		want := fmt.Sprintf("%c.root-servers.net", 'a'+i)
-		if f.Input != want || !netip.MustParseAddr(f.Address).Is4() || f.Answered != 1 {
-			t.Errorf("flow %d: input %q address %s answered %d; want %s answered", i, f.Input, f.Address, f.Answered, want)
-			continue
+	synctest.Test(t, func(t *testing.T) {
+		a, _ := twoInstances()
+		nw := anycastNet(always(a))
+		r := runCLI(t, watchDeps(nw), "watch", "-4", "--interval", "100ms", "-c", "1", "-o", "json", "@roots")
+		if r.code != ExitOK {
+			t.Fatalf("exit %d; stderr %q", r.code, r.stderr)
 		}
-		// The built-in site hints know every letter's naming, and "inst-a"
-		// fits none: a suspect answer, not an instance.
-		switch {
-		case len(f.Instances) == 1 && f.Instances[0].Instance == "inst-a":
-		case len(f.Instances) == 0 && len(f.Events) == 1 && f.Events[0].Type == "suspect":
-			suspect++
-		default:
-			t.Errorf("%s: instances %+v, events %+v; want inst-a, or a suspect answer", want, f.Instances, f.Events)
+		reporttest.Check(t, []byte(r.stdout), false)
+		var doc struct{ Results []report.WatchFlow }
+		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if suspect != len(doc.Results) {
-		t.Errorf("%d of %d letters' answers were suspect, want all (the site table knows every letter's names)", suspect, len(doc.Results))
-	}
-	if n := len(a.Queries()); n != 26 {
-		t.Errorf("the instance got %d queries, want 13 flows × 2", n)
-	}
-	r = runCLI(t, watchDeps(nw), "watch", "-c", "1", "@nosuch")
-	if r.code != ExitUsage || !strings.Contains(r.stderr, "@nosuch") || !strings.Contains(r.stderr, "@roots") {
-		t.Errorf("unknown set: exit %d, stderr %q", r.code, r.stderr)
-	}
+		if len(doc.Results) != 13 {
+			t.Fatalf("%d watched flows, want the 13 letters' IPv6 addresses:\n%s", len(doc.Results), r.stdout)
+		}
+		suspect := 0
+		for i, f := range doc.Results {
+			want := fmt.Sprintf("%c.root-servers.net", 'a'+i)
+			if f.Input != want || !netip.MustParseAddr(f.Address).Is4() || f.Answered != 1 {
+				t.Errorf("flow %d: input %q address %s answered %d; want %s answered", i, f.Input, f.Address, f.Answered, want)
+				continue
+			}
+			// The built-in site hints know every letter's naming, and "inst-a"
+			// fits none: a suspect answer, not an instance.
+			switch {
+			case len(f.Instances) == 1 && f.Instances[0].Instance == "inst-a":
+			case len(f.Instances) == 0 && len(f.Events) == 1 && f.Events[0].Type == "suspect":
+				suspect++
+			default:
+				t.Errorf("%s: instances %+v, events %+v; want inst-a, or a suspect answer", want, f.Instances, f.Events)
+			}
+		}
+		if suspect != len(doc.Results) {
+			t.Errorf("%d of %d letters' answers were suspect, want all (the site table knows every letter's names)", suspect, len(doc.Results))
+		}
+		if n := len(a.Queries()); n != 26 {
+			t.Errorf("the instance got %d queries, want 13 flows × 2", n)
+		}
+		r = runCLI(t, watchDeps(nw), "watch", "-c", "1", "@nosuch")
+		if r.code != ExitUsage || !strings.Contains(r.stderr, "@nosuch") || !strings.Contains(r.stderr, "@roots") {
+			t.Errorf("unknown set: exit %d, stderr %q", r.code, r.stderr)
+		}
+	})
 }
 
 // slowAnswers delays every reply a flow reads by delay, and routes each

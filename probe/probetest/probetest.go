@@ -57,6 +57,10 @@ type Server struct {
 	// for (they are received and recorded, and never answered): a lossy
 	// path or an overloaded server, per client port or at random.
 	Lose func(Query) bool
+	// Delay holds each answer back this long after its query arrived: the
+	// round trip to a distant instance (with Net, on a synctest bubble's
+	// clock).
+	Delay time.Duration
 
 	mu      sync.Mutex
 	queries []Query
@@ -191,7 +195,7 @@ func (s *Server) serve(t testing.TB, srv *dns.Server, network string) {
 	t.Helper()
 	started := make(chan struct{})
 	srv.NotifyStartedFunc = func() { close(started) }
-	srv.Handler = dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) { s.answer(w, req, network) })
+	srv.Handler = dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) { s.answer(w, req, network, nil) })
 	done := make(chan error, 1)
 	go func() { done <- srv.ActivateAndServe() }()
 	select {
@@ -209,7 +213,9 @@ func (s *Server) serve(t testing.TB, srv *dns.Server, network string) {
 	})
 }
 
-func (s *Server) answer(w dns.ResponseWriter, req *dns.Msg, network string) {
+// answer answers req on w; a Delay is cut short when gone closes (the
+// client's socket closed: nobody reads the answer).
+func (s *Server) answer(w dns.ResponseWriter, req *dns.Msg, network string, gone <-chan struct{}) {
 	q := Query{Transport: network, RD: req.RecursionDesired}
 	if ap, err := netip.ParseAddrPort(w.RemoteAddr().String()); err == nil {
 		q.From = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
@@ -229,6 +235,15 @@ func (s *Server) answer(w dns.ResponseWriter, req *dns.Msg, network string) {
 	s.mu.Lock()
 	s.queries = append(s.queries, q)
 	s.mu.Unlock()
+	if s.Delay > 0 {
+		t := time.NewTimer(s.Delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-gone:
+			return
+		}
+	}
 
 	if s.Silent || len(req.Question) == 0 || (s.Lose != nil && s.Lose(q)) {
 		return
