@@ -265,7 +265,7 @@ func TestIDInterruptedPrintsWhatWasMeasured(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := &probetest.Server{Hostname: "inst-c", NSID: []byte("inst-c"), Delay: 10 * time.Millisecond}
 		d := testDeps()
-		d.probeNet = &probetest.Net{Route: func(string, netip.AddrPort) (*probetest.Server, error) { return srv, nil }}
+		d.probeNet = &probetest.Net{Route: func(string, netip.AddrPort, netip.AddrPort) (*probetest.Server, error) { return srv, nil }}
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(65*time.Millisecond, cancel)
 		r := runCLIContext(ctx, t, d, "id", "-c", "100", "--interval", "20ms", "-o", "json", "192.0.2.53")

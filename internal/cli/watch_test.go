@@ -33,7 +33,7 @@ import (
 func anycastNet(route func(open int) (*probetest.Server, error)) *probetest.Net {
 	var mu sync.Mutex
 	opens := 0
-	return &probetest.Net{Route: func(string, netip.AddrPort) (*probetest.Server, error) {
+	return &probetest.Net{Route: func(string, netip.AddrPort, netip.AddrPort) (*probetest.Server, error) {
 		mu.Lock()
 		opens++
 		k := opens
@@ -805,7 +805,9 @@ func (s slowAnswers) ListenUDP(ctx context.Context, laddr, raddr netip.AddrPort)
 // TestWatchFlowsEventsInTimeOrder: the events of several flows come out
 // in time order, not one flow's round (its start and the trace after it)
 // and then the next flow's, in text and in JSONL.
-func TestWatchFlowsEventsInTimeOrder(t *testing.T) {
+func TestWatchFlowsEventsInTimeOrder(t *testing.T) { synctest.Test(t, testWatchFlowsEventsInTimeOrder) }
+
+func testWatchFlowsEventsInTimeOrder(t *testing.T) {
 	fake := &tracetest.Net{Hops: fakeHops("198.51.100.1", "203.0.113.1"), Dest: tracetest.Dest{RTT: time.Millisecond, Hostname: "a.lab", NSID: "inst-a"}}
 	d := testDeps()
 	d.probeNet = slowAnswers{Network: fake, delay: 60 * time.Millisecond}
@@ -846,15 +848,16 @@ func TestWatchFlowsEventsInTimeOrder(t *testing.T) {
 // TestWatchFlowsOneSummary: several flows of a target get one summary —
 // a line per flow, the instances over all flows and, as id --flows, the
 // catchment split said first and the instances' shares of the flows last.
-func TestWatchFlowsOneSummary(t *testing.T) {
-	_, _, aAddr, bAddr := twoInstances(t)
-	d := testDeps()
-	d.probeNet = slowAnswers{Network: probe.HostNetwork(), route: func(port uint16) netip.AddrPort {
-		if port == 41001 {
-			return bAddr
+func TestWatchFlowsOneSummary(t *testing.T) { synctest.Test(t, testWatchFlowsOneSummary) }
+
+func testWatchFlowsOneSummary(t *testing.T) {
+	a, b := twoInstances()
+	d := watchDeps(&probetest.Net{Route: func(_ string, local, _ netip.AddrPort) (*probetest.Server, error) {
+		if local.Port() == 41001 {
+			return b, nil
 		}
-		return aAddr
-	}}
+		return a, nil
+	}})
 	r := runCLI(t, d, "watch", "--interval", "100ms", "-c", "3", "--flows", "3", "--sport", "41000", "192.0.2.53")
 	if r.code != ExitOK {
 		t.Fatalf("exit %d; stderr %q", r.code, r.stderr)
@@ -864,10 +867,10 @@ func TestWatchFlowsOneSummary(t *testing.T) {
 		t.Errorf("%d summaries for one target, want one:\n%s", n, summary)
 	}
 	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`(?m)^watch 192\.0\.2\.53:53 udp, 3 flows from 127\.0\.0\.1 ports 41000-41002: 3 rounds each every 100ms over `),
+		regexp.MustCompile(`(?m)^watch 192\.0\.2\.53:53 udp, 3 flows from 192\.0\.2\.10 ports 41000-41002: 3 rounds each every 100ms over 300ms `),
 		regexp.MustCompile(`(?m)^catchment split by flow: inst-a on 2 of 3 flows, inst-b on 1$`),
 		regexp.MustCompile(`(?m)^  41001  inst-b    100\.0%  0         0       0 of 6$`),
-		regexp.MustCompile(`(?m)^  inst-a    6\d\.\d%  \S+\s+2      6 `), // two flows' time of three (their lengths differ a little)
+		regexp.MustCompile(`(?m)^  inst-a    66\.7%  600ms  2      6 `), // two flows' time of three
 		regexp.MustCompile(`(?m)^  0 switches, 0 losses, 0 of 18 queries timed out$`),
 		regexp.MustCompile(`(?m)^instances inst-a on 2 of 3 flows, inst-b on 1  — catchment split by flow$`),
 	} {

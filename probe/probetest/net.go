@@ -26,11 +26,12 @@ const FirstEphemeralPort = 49152
 // kernel, so a test can run the code under test in a testing/synctest
 // bubble, whose fake clock then drives the timeouts and intervals.
 type Net struct {
-	// Route names the server a new socket to raddr reaches (network is
-	// "udp" or "tcp"); it is called once per socket, so a test can move a
-	// flow between servers as a routing change does. An error fails the
-	// open, as a missing route does.
-	Route func(network string, raddr netip.AddrPort) (*Server, error)
+	// Route names the server a new socket from local to remote reaches
+	// (network is "udp" or "tcp"); it is called once per socket, so a test
+	// can move a flow between servers as a routing change does, or send
+	// flows by their source port as ECMP does. An error fails the open,
+	// as a missing route does.
+	Route func(network string, local, remote netip.AddrPort) (*Server, error)
 
 	mu   sync.Mutex
 	next uint16                  // next ephemeral port to try
@@ -51,16 +52,17 @@ func (n *Net) open(ctx context.Context, network string, laddr, raddr netip.AddrP
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	srv, err := n.Route(network, raddr)
+	local, err := n.bind(network, laddr, raddr)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := n.Route(network, local, raddr)
 	if err == nil && srv == nil {
 		err = syscall.ENETUNREACH
 	}
 	if err != nil {
+		n.release(network, local)
 		return nil, &net.OpError{Op: "dial", Net: network, Addr: addrOf(network, raddr), Err: err}
-	}
-	local, err := n.bind(network, laddr, raddr)
-	if err != nil {
-		return nil, err
 	}
 	client, server := net.Pipe()
 	c := &pipeConn{Conn: client, network: network, local: local, remote: raddr, release: func() { n.release(network, local) }}

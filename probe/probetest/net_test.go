@@ -19,7 +19,7 @@ func TestNet(t *testing.T) {
 		live := &probetest.Server{Hostname: "pipe-a", NSID: []byte("pipe-a")}
 		silent := &probetest.Server{Silent: true}
 		target := netip.MustParseAddrPort("192.0.2.53:53")
-		n := &probetest.Net{Route: func(network string, raddr netip.AddrPort) (*probetest.Server, error) {
+		n := &probetest.Net{Route: func(network string, _, raddr netip.AddrPort) (*probetest.Server, error) {
 			if raddr != target {
 				return silent, nil
 			}
