@@ -102,4 +102,19 @@
 // than twice as long as the replies from beyond it, or when it delays
 // (queues) errors instead of dropping them when rate limiting. Such a
 // probe shows as "*".
+//
+// # Lost answers
+//
+// Every probe at or past the destination's distance reaches it, so a
+// silent TTL between the last router that answered and the destination
+// may be the destination itself, its answer lost on the way (a lossy path,
+// a busy service; on UDP/53 a DNS answer). With one probe per hop, as a
+// flow sweep sends, one lost answer would put the destination a TTL
+// further on, behind a "*". Once the destination has answered, each such
+// TTL (at most 8 below it) is probed again until it has 3 probes, what a
+// single trace sends, each retry given up like any silent probe (2 × the
+// RTT beyond it); one the destination answers ends the trace there.
+// Until then those TTLs are not handed to OnHop, nor, before the
+// destination answers, is any silent TTL with no router answering beyond
+// it and probes still out. TCP is not retried (half-open connections).
 package trace

@@ -193,10 +193,13 @@ func (e *engine) run(ctx context.Context) Path {
 func (e *engine) nextSend(now time.Time) (hi, seq int, at time.Time, ok bool) {
 	top := min(e.lastTTL(), e.frontier+e.opts.Window)
 pick:
-	for r := range e.opts.Queries {
+	for r := range max(e.opts.Queries, retryProbes) {
 		for i := 0; i < len(e.hops) && e.hops[i].ttl <= top; i++ {
 			h := &e.hops[i]
 			if h.nsent != r || (r > 0 && e.tcpAwaits(h, &h.probes[r-1], now)) {
+				continue
+			}
+			if r >= e.opts.Queries && !(e.retryWanted(i) && e.probeFinal(&h.probes[r-1], now)) {
 				continue
 			}
 			ready := now
@@ -311,6 +314,9 @@ func (e *engine) sendNext(hi, seq int) {
 	h := &e.hops[hi]
 	h.nsent++
 	ttl := h.ttl
+	if seq == len(h.probes) {
+		h.probes = append(h.probes, probeState{}) // a retry (retryWanted)
+	}
 	ps := &h.probes[seq]
 	p, err := e.build(ttl)
 	if err != nil {
@@ -563,11 +569,81 @@ func (e *engine) emit(now time.Time) {
 				return
 			}
 		}
+		if e.held(e.emitted, now) {
+			return
+		}
 		e.emitted++
 		if e.opts.OnHop != nil {
 			e.opts.OnHop(e.hopResult(h))
 		}
 	}
+}
+
+// A silent TTL between the last router that answered and the destination
+// may be the destination itself, whose answer was lost (a lossy path, a
+// busy service): every probe at or past its distance reaches it. With one
+// probe per hop (a flow sweep), one lost answer would put the destination
+// a TTL further on, behind a "*", and a run of them further still. So once
+// the destination has answered, each such TTL is probed again until it has
+// retryProbes probes (what a single trace sends; -q 3 needs no retry), at
+// most retryDepth TTLs below it; a retry the destination answers moves the
+// end of the trace there. TCP is left alone: its probes at the destination
+// wait on half-open connections (heldUntil). A silent TTL whose fate may
+// still change this way is held back from OnHop.
+const (
+	retryProbes = 3
+	retryDepth  = 8
+)
+
+// retryWanted says whether hop i gets another probe: it is silent, below
+// the destination, with no reply from any TTL between them (which would be
+// a router, so the destination is further on), and short of retryProbes.
+func (e *engine) retryWanted(i int) bool {
+	h := &e.hops[i]
+	if e.flow.Proto == TCP || e.terminal == 0 || !e.reached || h.ttl >= e.terminal || h.ttl < e.terminal-retryDepth ||
+		h.nsent < e.opts.Queries || h.nsent >= retryProbes {
+		return false
+	}
+	for j := i; j < len(e.hops) && e.hops[j].ttl < e.terminal; j++ {
+		for k := range e.hops[j].probes {
+			if e.hops[j].probes[k].reply != nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// held says whether silent hop i, all of whose probes are final, may yet
+// turn out to be the destination's TTL: before the destination answers,
+// while no TTL above it has answered and probes there are still out; after,
+// while it is to be probed again (retryWanted).
+func (e *engine) held(i int, now time.Time) bool {
+	for k := range e.hops[i].probes {
+		if e.hops[i].probes[k].reply != nil {
+			return false
+		}
+	}
+	if e.terminal > 0 {
+		return e.retryWanted(i)
+	}
+	open := false
+	for j := i + 1; j < len(e.hops); j++ {
+		h := &e.hops[j]
+		if h.nsent < e.opts.Queries {
+			open = true
+		}
+		for k := range h.probes {
+			ps := &h.probes[k]
+			if ps.reply != nil {
+				return false // a router answered beyond it
+			}
+			if !e.probeFinal(ps, now) {
+				open = true
+			}
+		}
+	}
+	return open
 }
 
 // done: every hop wanted is final, and (TCP) no SYN of ours may still hold

@@ -783,3 +783,77 @@ func TestRunTCPHalfOpen(t *testing.T) {
 		}
 	})
 }
+
+// TestRunRetriesLostAnswer: with one probe per hop, the destination's
+// answer to the probe at its own TTL is lost and the next TTL's arrives.
+// The silent TTL just below is asked again before the trace ends, so the
+// destination is placed where it is, not one hop further behind a "*".
+func TestRunRetriesLostAnswer(t *testing.T) {
+	for _, proto := range []trace.Protocol{trace.UDP, trace.ICMP} {
+		n := &tracetest.Net{Hops: tracetest.Routers(3, time.Millisecond), Dest: tracetest.Dest{RTT: 4 * time.Millisecond, Hostname: "h", NSID: "n",
+			Lost: func(ttl, seq int) bool { return ttl == 4 && seq == 0 }}}
+		p, streamed := runFake(t, n, trace.Options{Proto: proto, Queries: 1, Window: 2, Wait: 5 * time.Second, MinWait: 100 * time.Millisecond})
+		if !p.Reached || p.DestTTL != 4 || len(p.Hops) != 4 {
+			t.Fatalf("%s: reached %v at ttl %d with %d hops, want the destination at 4", proto, p.Reached, p.DestTTL, len(p.Hops))
+		}
+		if got := fmt.Sprint(hopFroms(p.Hops[3])); got != "[* 192.0.2.53]" {
+			t.Errorf("%s: ttl 4 probes %s, want the lost answer and the retry's", proto, got)
+		}
+		if fmt.Sprint(streamed) != "[1 2 3 4]" {
+			t.Errorf("%s: streamed %v", proto, streamed)
+		}
+		if proto == trace.UDP && (p.Instance == nil || p.Instance.NSID != "n") {
+			t.Errorf("identity %+v", p.Instance)
+		}
+	}
+}
+
+// TestRunRetriesLostAnswersNotStreamedSilent: two answers in a row are
+// lost, so the trace waits them out before it knows where the destination
+// is; those TTLs are not streamed as silent hops meanwhile, and the
+// retries put the destination at its TTL.
+func TestRunRetriesLostAnswersNotStreamedSilent(t *testing.T) {
+	n := &tracetest.Net{Hops: tracetest.Routers(3, time.Millisecond), Dest: tracetest.Dest{RTT: 4 * time.Millisecond,
+		Lost: func(ttl, seq int) bool { return (ttl == 4 || ttl == 5) && seq == 0 }}}
+	var silent []int
+	p, streamed := runFake(t, n, trace.Options{Queries: 1, Window: 2, Wait: 400 * time.Millisecond, MinWait: 100 * time.Millisecond, OnHop: func(h trace.Hop) {
+		if fmt.Sprint(hopFroms(h)) == "[*]" {
+			silent = append(silent, h.TTL)
+		}
+	}})
+	if !p.Reached || p.DestTTL != 4 || len(p.Hops) != 4 {
+		t.Fatalf("reached %v at ttl %d with %d hops, want the destination at 4", p.Reached, p.DestTTL, len(p.Hops))
+	}
+	if fmt.Sprint(streamed) != "[1 2 3 4]" || len(silent) > 0 {
+		t.Errorf("streamed %v, silent %v: want 1-4 and none silent", streamed, silent)
+	}
+}
+
+// TestRunRetriesOnlyBelowDestination: a router that never answers just
+// before the destination is asked until its hop has 3 probes (what a
+// single trace sends) and stays "*"; a silent router with an answering one
+// after it is a router, not a lost answer, and gets no retry; with -q 3
+// nothing is retried.
+func TestRunRetriesOnlyBelowDestination(t *testing.T) {
+	hops := tracetest.Routers(4, time.Millisecond)
+	hops[1].Silent = true
+	hops[3].Silent = true
+	n := &tracetest.Net{Hops: hops, Dest: tracetest.Dest{RTT: 5 * time.Millisecond}}
+	p, _ := runFake(t, n, trace.Options{Queries: 1, Window: 2, Wait: 5 * time.Second, MinWait: 50 * time.Millisecond})
+	if !p.Reached || p.DestTTL != 5 {
+		t.Fatalf("reached %v at ttl %d", p.Reached, p.DestTTL)
+	}
+	if got := fmt.Sprint(hopFroms(p.Hops[1]), hopFroms(p.Hops[3])); got != "[*] [* * *]" {
+		t.Errorf("ttl 2 and 4 probes %s, want [*] [* * *]", got)
+	}
+	for _, s := range n.Sends() {
+		if s.TTL > 5 {
+			t.Errorf("probe sent at ttl %d past the destination", s.TTL)
+		}
+	}
+	n = &tracetest.Net{Hops: hops, Dest: tracetest.Dest{RTT: 5 * time.Millisecond}}
+	p, _ = runFake(t, n, trace.Options{Queries: 3, Wait: 5 * time.Second, MinWait: 50 * time.Millisecond})
+	if len(p.Hops) != 5 || len(p.Hops[3].Probes) != 3 {
+		t.Errorf("-q 3: %d hops, ttl 4 has %d probes, want 3", len(p.Hops), len(p.Hops[3].Probes))
+	}
+}

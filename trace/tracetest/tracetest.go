@@ -87,6 +87,11 @@ type Dest struct {
 	// Answers says which probes it answers (seq is the probe's index
 	// within its hop); nil = all.
 	Answers func(seq int) bool
+	// Lost says which of its answers are lost on the way back (a lossy
+	// service or path), by the probe's TTL and its index within that TTL;
+	// nil = none. The probe reached it: it counts as sent to the
+	// destination.
+	Lost func(ttl, seq int) bool
 	// Closed: no service on the port. UDP probes get port unreachable,
 	// TCP SYNs a RST, identity connections are refused.
 	Closed bool
@@ -386,7 +391,7 @@ func (c *conn) respond(p trace.Probe, sent time.Time) (_ []trace.Packet, _ time.
 		return append(out, c.errorFrom(c.routerAddr(p.TTL), typ, code, q, h.MPLS)), h.RTT, false
 	}
 	d := n.Dest
-	if d.Silent || (d.Answers != nil && !d.Answers(p.Seq)) {
+	if d.Silent || (d.Answers != nil && !d.Answers(p.Seq)) || (d.Lost != nil && d.Lost(p.TTL, p.Seq)) {
 		return nil, 0, false
 	}
 	dst := c.flow.Dst
