@@ -46,6 +46,11 @@ type Server struct {
 	// NoSuitableProbes makes every created measurement end in "No suitable
 	// probes" with no results, as when a selection matches no connected probe.
 	NoSuitableProbes bool
+	// OnRequest, when set, is called with each request as it arrives,
+	// before it is answered (from the request's goroutine): a test acts on
+	// that event (interrupts a run once it waits for its measurements)
+	// instead of polling Requests.
+	OnRequest func(Request)
 
 	srv *httptest.Server
 	// URL is the base URL to give atlas.Client.BaseURL.
@@ -235,8 +240,12 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		r.Body = io.NopCloser(bytes.NewReader(body))
+		req := Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Body: body, Authorization: r.Header.Get("Authorization")}
+		if s.OnRequest != nil {
+			s.OnRequest(req)
+		}
 		s.mu.Lock()
-		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Body: body, Authorization: r.Header.Get("Authorization")})
+		s.requests = append(s.requests, req)
 		var fault *Fault
 		for _, f := range s.faults {
 			if f.matches(r) {

@@ -347,22 +347,14 @@ func TestAtlasRunAPIErrors(t *testing.T) {
 }
 
 func TestAtlasRunInterruptedWhileWaiting(t *testing.T) {
-	srv := (&atlastest.Server{Key: atlasTestKey, Polls: 1 << 20}).Start(t)
-	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		// Ctrl-C once the measurements are being waited for.
-		for i := 0; i < 2000; i++ {
-			for _, q := range srv.Requests() {
-				if q.Method == "GET" {
-					cancel()
-					return
-				}
-			}
-			time.Sleep(time.Millisecond)
+	srv := (&atlastest.Server{Key: atlasTestKey, Polls: 1 << 20, OnRequest: func(q atlastest.Request) {
+		if q.Method == "GET" {
+			cancel() // Ctrl-C once the measurements are being waited for
 		}
-	}()
+	}}).Start(t)
+	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
 	r := runAtlasCLI(ctx, t, d, false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--probes", "5", "-o", "json", "192.0.2.53")
 	if r.code != ExitInterrupted {
 		t.Fatalf("exit %d, want 130 (stderr %q)", r.code, r.stderr)
@@ -541,23 +533,17 @@ func TestAtlasRunNoSuitableProbes(t *testing.T) {
 }
 
 func TestAtlasRunInterruptedWhileDownloading(t *testing.T) {
-	srv := (&atlastest.Server{Key: atlasTestKey}).Start(t)
-	srv.Inject(atlastest.Fault{Path: "/api/v2/measurements/70000002/results/", Truncate: 1, Hang: true})
-	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		for i := 0; i < 5000; i++ {
-			for _, q := range srv.Requests() {
-				if q.Path == "/api/v2/measurements/70000002/results/" {
-					time.Sleep(20 * time.Millisecond)
-					cancel()
-					return
-				}
-			}
-			time.Sleep(time.Millisecond)
+	// Ctrl-C while the traceroute results download (the DNS results were
+	// read before it began).
+	srv := (&atlastest.Server{Key: atlasTestKey, OnRequest: func(q atlastest.Request) {
+		if q.Path == "/api/v2/measurements/70000002/results/" {
+			cancel()
 		}
-	}()
+	}}).Start(t)
+	srv.Inject(atlastest.Fault{Path: "/api/v2/measurements/70000002/results/", Truncate: 1, Hang: true})
+	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
 	r := runAtlasCLI(ctx, t, d, false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--probes", "6", "-o", "json", "192.0.2.53")
 	if r.code != ExitInterrupted {
 		t.Fatalf("exit %d, want 130 (stderr %q)", r.code, r.stderr)

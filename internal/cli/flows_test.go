@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/anycheck/anycheck/catchment"
@@ -606,7 +607,9 @@ func TestSweepFailedFlow(t *testing.T) {
 // TestSweepSharesOneBudget: every flow of a run takes its packets from one
 // budget (--rate is for the run): 16 flows × 4 probes at 200/s cannot all
 // leave in the budget's first burst.
-func TestSweepSharesOneBudget(t *testing.T) {
+func TestSweepSharesOneBudget(t *testing.T) { synctest.Test(t, testSweepSharesOneBudget) }
+
+func testSweepSharesOneBudget(t *testing.T) {
 	n := diamondNet()
 	const rate = 200.0
 	r := runCLI(t, ecmpDeps(n), "trace", "--flows", "16", "-m", "4", "--rate", fmt.Sprint(rate), "--asn", "none", "-n", "-o", "json", "192.0.2.53")
@@ -617,18 +620,21 @@ func TestSweepSharesOneBudget(t *testing.T) {
 	if len(sends) != 16*4 {
 		t.Fatalf("%d probes sent, want 64 (one per hop per flow)", len(sends))
 	}
+	// A token bucket lets burst packets go at once, then one per 1/rate:
+	// exactly, on the bubble's clock (1e-6 absorbs the float arithmetic).
 	burst := trace.NewBudget(rate).Burst()
-	span := sends[len(sends)-1].At.Sub(sends[0].At)
-	// A token bucket lets burst packets go at once, then one per 1/rate.
-	least := time.Duration(float64(len(sends)-burst-1) / rate * float64(time.Second))
-	if span < least*9/10 {
-		t.Errorf("64 probes went out within %v; one budget of %v/s (burst %d) needs at least %v", span, rate, burst, least)
+	for i, s := range sends {
+		if allowed := float64(burst) + rate*s.At.Sub(sends[0].At).Seconds() + 1e-6; float64(i+1) > allowed {
+			t.Fatalf("probe %d left %v after the first: more than one budget of %v/s (burst %d) allows", i+1, s.At.Sub(sends[0].At), rate, burst)
+		}
 	}
 }
 
 // TestSweepInterrupted: Ctrl-C prints the flows measured so far as a
 // valid document, exit 130.
-func TestSweepInterrupted(t *testing.T) {
+func TestSweepInterrupted(t *testing.T) { synctest.Test(t, testSweepInterrupted) }
+
+func testSweepInterrupted(t *testing.T) {
 	n := diamondNet()
 	// Odd branches' destination is slow: those flows are cut short.
 	slow := n.branches[1]

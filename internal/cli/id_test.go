@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/anycheck/anycheck/internal/report/reporttest"
@@ -164,18 +165,18 @@ func TestIDJSONLStreamsEachTarget(t *testing.T) {
 }
 
 // TestIDRateBudget: --rate paces every query of the run.
-func TestIDRateBudget(t *testing.T) {
-	srv := &probetest.Server{Hostname: "h1"}
-	ap := srv.Start(t, "udp", "127.0.0.1:0")
+func TestIDRateBudget(t *testing.T) { synctest.Test(t, testIDRateBudget) }
+
+func testIDRateBudget(t *testing.T) {
 	start := time.Now()
 	// 3 flows × 2 queries at 10/s: a burst of one run's 2, then 4 more
-	// 100 ms apart.
-	r := runCLI(t, testDeps(), "id", "--port", fmt.Sprint(ap.Port()), "--rate", "10", "--flows", "3", "127.0.0.1")
+	// 100 ms apart, answered at once.
+	r := runCLI(t, pipeDeps(&probetest.Server{Hostname: "h1"}), "id", "--rate", "10", "--flows", "3", "192.0.2.53")
 	if r.code != ExitOK {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
-	if d := time.Since(start); d < 350*time.Millisecond {
-		t.Errorf("6 queries at --rate 10 took %v", d)
+	if d := time.Since(start); d != 400*time.Millisecond {
+		t.Errorf("6 queries at --rate 10 took %v, want 400ms", d)
 	}
 }
 
