@@ -201,6 +201,15 @@ func TestLand(t *testing.T) {
 			}
 		}
 	}
+	// No edge runs across the map: rings that crossed ±180° were cut there
+	// (only Antarctica's closing edge along the pole spans it).
+	for i, r := range rings {
+		for k := 1; k < len(r); k++ {
+			if math.Abs(r[k].Lon-r[k-1].Lon) > 180 && math.Abs(r[k].Lat) != 90 {
+				t.Errorf("ring %d crosses the map: %v → %v", i, r[k-1], r[k])
+			}
+		}
+	}
 	if len(rings) < 100 || pts < 5000 || pts > 40000 {
 		t.Errorf("%d rings, %d points", len(rings), pts)
 	}

@@ -393,10 +393,12 @@ func landBinary(raw []byte, tolerance float64) ([]byte, error) {
 			return nil, err
 		}
 		for _, p := range polys {
-			for _, r := range p {
-				s := simplify(r, tolerance)
-				if len(s) >= 4 {
-					all = append(all, s)
+			for _, ring := range p {
+				for _, r := range splitAntimeridian(ring) {
+					s := simplify(r, tolerance)
+					if len(s) >= 4 {
+						all = append(all, s)
+					}
 				}
 			}
 		}
@@ -464,4 +466,87 @@ func segDist(p, a, b pt) float64 {
 	t := ((p.lon-a.lon)*dx + (p.lat-a.lat)*dy) / (dx*dx + dy*dy)
 	t = math.Max(0, math.Min(1, t))
 	return math.Hypot(p.lon-a.lon-t*dx, p.lat-a.lat-t*dy)
+}
+
+// splitAntimeridian cuts a ring that crosses ±180° (TopoJSON stitched
+// Chukotka to Alaska's side, and Antarctica goes round the pole) into rings
+// within [-180, 180], so no edge runs across the whole map. Longitudes are
+// unwrapped along the ring; a ring that goes once round the globe is closed
+// over its pole; then the ring and its copies shifted by ±360° are clipped
+// to the map (Sutherland–Hodgman against the two meridians).
+func splitAntimeridian(r []pt) [][]pt {
+	u := slices.Clone(r)
+	out := false
+	for i := 1; i < len(u); i++ {
+		for u[i].lon-u[i-1].lon > 180 {
+			u[i].lon -= 360
+		}
+		for u[i].lon-u[i-1].lon < -180 {
+			u[i].lon += 360
+		}
+		if u[i].lon < -180 || u[i].lon > 180 {
+			out = true
+		}
+	}
+	net := u[len(u)-1].lon - u[0].lon
+	if !out && math.Abs(net) <= 180 {
+		return [][]pt{r}
+	}
+	if math.Abs(net) > 180 {
+		pole := 90.0
+		mean := 0.0
+		for _, p := range u {
+			mean += p.lat
+		}
+		if mean < 0 {
+			pole = -90
+		}
+		last := u[len(u)-1]
+		u = append(u, pt{last.lon, pole}, pt{u[0].lon, pole}, u[0])
+	}
+	var rings [][]pt
+	for _, shift := range []float64{-360, 0, 360} {
+		s := make([]pt, len(u))
+		for i, p := range u {
+			s[i] = pt{p.lon + shift, p.lat}
+		}
+		s = clipLon(s, -180, true)
+		s = clipLon(s, 180, false)
+		if len(s) >= 4 {
+			if s[0] != s[len(s)-1] {
+				s = append(s, s[0])
+			}
+			rings = append(rings, s)
+		}
+	}
+	return rings
+}
+
+// clipLon keeps the part of a closed ring on one side of a meridian: lon ≥
+// at when above, else lon ≤ at.
+func clipLon(r []pt, at float64, above bool) []pt {
+	in := func(p pt) bool {
+		if above {
+			return p.lon >= at
+		}
+		return p.lon <= at
+	}
+	var out []pt
+	for i := range r {
+		cur, prev := r[i], r[(i+len(r)-1)%len(r)]
+		if in(cur) {
+			if !in(prev) {
+				out = append(out, cross(prev, cur, at))
+			}
+			out = append(out, cur)
+		} else if in(prev) {
+			out = append(out, cross(prev, cur, at))
+		}
+	}
+	return out
+}
+
+func cross(a, b pt, lon float64) pt {
+	t := (lon - a.lon) / (b.lon - a.lon)
+	return pt{lon, a.lat + t*(b.lat-a.lat)}
 }
