@@ -522,14 +522,16 @@ func (d *fields) letterOrCode(v *fastjson.Value, name string) string {
 }
 
 // mpls reads the incoming MPLS label stacks of an "icmpext" (RFC 4950:
-// class 1, type 1).
+// class 1, type 1). An extension without its object list, or an MPLS
+// object without its label stack, is a field error naming it: the result
+// is one bad result, the file goes on.
 func (d *fields) mpls(v *fastjson.Value) []measure.MPLSLabel {
 	o := d.object(v, "icmpext")
 	if o == nil {
 		return nil
 	}
 	var out []measure.MPLSLabel
-	for _, ov := range d.list(o.Get("obj"), "icmpext.obj") {
+	for _, ov := range d.required(o, "obj", "icmpext.obj") {
 		obj := d.object(ov, "icmpext.obj")
 		if obj == nil {
 			continue
@@ -537,8 +539,8 @@ func (d *fields) mpls(v *fastjson.Value) []measure.MPLSLabel {
 		if cv := obj.Get("class"); cv == nil || d.num(cv, "class").n != 1 {
 			continue
 		}
-		for _, lv := range d.list(obj.Get("mpls"), "mpls") {
-			lo := d.object(lv, "mpls")
+		for _, lv := range d.required(obj, "mpls", "icmpext.obj.mpls") {
+			lo := d.object(lv, "icmpext.obj.mpls")
 			if lo == nil {
 				continue
 			}
@@ -559,6 +561,23 @@ func (d *fields) mpls(v *fastjson.Value) []measure.MPLSLabel {
 		}
 	}
 	return out
+}
+
+// required reads the list o[key], which must be there: absent or null is
+// an error naming the field.
+func (d *fields) required(o *fastjson.Object, key, name string) []*fastjson.Value {
+	v := o.Get(key)
+	if v == nil {
+		if d.err == nil {
+			d.err = fmt.Errorf("field %q: absent where a list belongs", name)
+		}
+		return nil
+	}
+	if v.Type() == fastjson.TypeNull {
+		d.fail(name, v, "a list")
+		return nil
+	}
+	return d.list(v, name)
 }
 
 // errorField is "error": {"timeout": 5000}, {"socket": "…"}, or text.

@@ -35,6 +35,7 @@ func seeds(f *testing.F) {
 	f.Add([]byte(`{"prb_id":1,"type":"traceroute","result":[{"hop":"x"}]}`))
 	f.Add([]byte(`{"prb_id":1,"type":"dns","result":{"abuf":"!!"}}`))
 	f.Add([]byte(`{"prb_id":1,"type":"dns","error":"x"}`))
+	f.Add([]byte(`{"prb_id":1,"type":"traceroute","result":[{"hop":1,"result":[{"from":"192.0.2.1","icmpext":{"obj":[{"class":1,"type":1,"mpls":[{"label":1,"s":1}]}]}}]}]}`))
 }
 
 // One result: never a panic, and every observation has a target.

@@ -448,3 +448,29 @@ func TestReadRefusesHugeResult(t *testing.T) {
 		}
 	}
 }
+
+// An ICMP extension of an unexpected shape ("icmpext":{}, an MPLS object
+// without its label stack) is one bad result, named; the results around it
+// are read (it panicked once).
+func TestReadMalformedICMPExt(t *testing.T) {
+	good := `{"type":"traceroute","prb_id":2,"result":[{"hop":1,"result":[{"from":"192.0.2.1","rtt":1,"icmpext":{"version":2,"obj":[{"class":1,"type":1,"mpls":[{"label":16,"s":1,"exp":0,"ttl":1}]}]}}]}]}`
+	for name, ext := range map[string]string{
+		"empty":            `{}`,
+		"obj without mpls": `{"version":2,"obj":[{"class":1,"type":1}]}`,
+		"obj null":         `{"obj":null}`,
+		"mpls null":        `{"obj":[{"class":1,"type":1,"mpls":null}]}`,
+	} {
+		bad := `{"type":"traceroute","prb_id":1,"result":[{"hop":3,"result":[{"from":"192.0.2.1","rtt":1,"icmpext":` + ext + `}]}]}`
+		res, errs, err := readAll(t, []byte(bad+"\n"+good+"\n"))
+		if err != nil || len(res) != 1 || len(errs) != 1 {
+			t.Errorf("%s: %d results, bad %v, err %v", name, len(res), errs, err)
+			continue
+		}
+		if !strings.Contains(errs[0].Error(), "result 0: hop 3: field \"icmpext") {
+			t.Errorf("%s: %v", name, errs[0])
+		}
+		if l := res[0].Trace.Hops[0].Replies[0].MPLS; len(l) != 1 || l[0].Label != 16 {
+			t.Errorf("%s: the good result's labels %+v", name, l)
+		}
+	}
+}
