@@ -892,17 +892,28 @@ func prepareSave(dir string) error {
 }
 
 // saveProbes writes the probes' metadata next to the saved results, in the
-// shape /api/v2/probes/ serves it.
+// shape /api/v2/probes/ serves it: to a temporary file created exclusively
+// (a random name, O_EXCL: a link planted in DIR is never followed), then
+// renamed over probes.json (a link there is replaced, not followed).
 func saveProbes(dir string, probes []atlas.Probe) (string, error) {
 	var b bytes.Buffer
 	if err := atlas.WriteProbes(&b, probes); err != nil {
 		return "", err
 	}
 	name := filepath.Join(dir, atlas.ProbesFile)
-	if err := os.WriteFile(name+".tmp", b.Bytes(), 0o644); err != nil {
+	tmp, err := os.CreateTemp(dir, ".probes-*.tmp")
+	if err != nil {
 		return "", fmt.Errorf("--save: %w", err)
 	}
-	if err := os.Rename(name+".tmp", name); err != nil {
+	_, err = tmp.Write(b.Bytes())
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), name)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
 		return "", fmt.Errorf("--save: %w", err)
 	}
 	return name, nil
