@@ -68,7 +68,7 @@ func (c *Client) base() (*url.URL, error) {
 	}
 	u, err := url.Parse(strings.TrimRight(b, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("atlas API base %q: want http(s)://host[:port]", b)
+		return nil, fmt.Errorf("atlas API base %q: want http(s)://host[:port]", RedactURL(b))
 	}
 	return u, nil
 }
@@ -211,7 +211,7 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 	u := *base
 	u.Path = strings.TrimRight(base.Path, "/") + r.path
 	u.RawQuery = r.query.Encode()
-	hc := c.httpClient()
+	hc := keepKeyHome(c.httpClient(), base, r.method)
 	wait5xx := c.retryBase()
 	attempts := c.maxAttempts()
 	for attempt := 1; ; attempt++ {
@@ -285,6 +285,52 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 	}
 }
 
+// keepKeyHome returns hc with a redirect policy that keeps the key (and
+// whatever else a request carries) with the API: a redirect to another
+// origin (scheme, host and port) than base goes there without the
+// Authorization header, and only for a GET; a request that changes
+// something (a creation, a stop) is not sent to another origin at all.
+// Go's own policy strips the header only for another host name, so an
+// https API redirecting to http on another port of the same host would
+// get the key in clear text.
+func keepKeyHome(hc *http.Client, base *url.URL, method string) *http.Client {
+	home := origin(base)
+	next := hc.CheckRedirect
+	c := *hc
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if origin(req.URL) != home {
+			if method != http.MethodGet {
+				return fmt.Errorf("refused a redirect of %s to %s, outside the API at %s", method, req.URL.Redacted(), home)
+			}
+			req.Header.Del("Authorization")
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &c
+}
+
+// origin is u's scheme://host:port, lower case, with the scheme's default
+// port written out.
+func origin(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		switch scheme {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
 // doJSON performs r and decodes a JSON reply into out (nil: no body wanted).
 func (c *Client) doJSON(ctx context.Context, r request, out any) error {
 	resp, err := c.send(ctx, r)
@@ -353,6 +399,26 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// RedactURL hides the user information of a URL (user:password@), whole,
+// as "xxxxx@": an API base URL may carry credentials, and it is printed in
+// commands to run later and in errors. It works on text that does not parse
+// as a URL too.
+func RedactURL(s string) string {
+	i := strings.Index(s, "://")
+	if i < 0 {
+		return s
+	}
+	auth := s[i+3:]
+	if end := strings.IndexAny(auth, "/?#"); end >= 0 {
+		auth = auth[:end]
+	}
+	at := strings.LastIndexByte(auth, '@')
+	if at < 0 {
+		return s
+	}
+	return s[:i+3] + "xxxxx" + s[i+3+at:]
 }
 
 // redactURL drops the URL from a transport error: the message stays about

@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -528,5 +531,61 @@ func TestSecondRequestReusesTheFirstsProbes(t *testing.T) {
 	_, p6 := srv.Created(v6[1])
 	if len(p4) == 0 || fmt.Sprint(p4) != fmt.Sprint(p6) {
 		t.Errorf("probes %v then %v: want the same", p4, p6)
+	}
+}
+
+// The key goes only to the origin (scheme, host and port) of BaseURL: a
+// redirect from the https API to http on the same host and another port is
+// followed without it for a GET and refused for a creation; a redirect
+// within the origin keeps it.
+func TestKeyStaysWithItsOrigin(t *testing.T) {
+	var mu sync.Mutex
+	var elsewhere []string // method and Authorization of every request the other origin got
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		elsewhere = append(elsewhere, r.Method+" "+r.Header.Get("Authorization"))
+		mu.Unlock()
+		fmt.Fprint(w, `{"id":1,"type":"dns","af":4,"target":"192.0.2.53","status":{"id":4,"name":"Stopped"}}`)
+	}))
+	defer other.Close()
+	var sameOriginKey string
+	postCode := http.StatusTemporaryRedirect
+	api := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/api/v2/measurements/2/":
+			http.Redirect(w, r, "/moved/2/", http.StatusFound)
+		case r.URL.Path == "/moved/2/":
+			sameOriginKey = r.Header.Get("Authorization")
+			fmt.Fprint(w, `{"id":2,"type":"dns","af":4,"target":"192.0.2.53","status":{"id":4,"name":"Stopped"}}`)
+		case r.Method == http.MethodPost:
+			http.Redirect(w, r, other.URL+r.URL.Path, postCode)
+		default:
+			http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+		}
+	}))
+	defer api.Close()
+	c := &atlas.Client{BaseURL: api.URL, HTTP: api.Client(), Key: testKey, RetryBase: time.Millisecond, MaxAttempts: 1}
+
+	if m, err := c.Measurement(context.Background(), 1); err != nil || m.ID != 1 {
+		t.Fatalf("GET redirected to another origin: %+v %v", m, err)
+	}
+	if m, err := c.Measurement(context.Background(), 2); err != nil || m.ID != 2 || sameOriginKey != "Key "+testKey {
+		t.Errorf("GET redirected within the origin: %+v %v, Authorization there %q", m, err, sameOriginKey)
+	}
+	for _, code := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect, http.StatusFound, http.StatusSeeOther} {
+		postCode = code
+		_, err := c.Create(context.Background(), atlas.CreateRequest{Definitions: pair("192.0.2.53", 4),
+			Probes: []atlas.ProbeSelection{{Requested: 1, Type: atlas.SelectArea, Value: "WW"}}, IsOneoff: true})
+		if err == nil || !strings.Contains(err.Error(), "redirect") {
+			t.Errorf("POST redirected (%d) to another origin: %v, want it refused", code, err)
+		}
+		if strings.Contains(fmt.Sprint(err), testKey) {
+			t.Errorf("the error shows the key: %v", err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(elsewhere) != 1 || elsewhere[0] != "GET " {
+		t.Errorf("the other origin got %q, want one GET without a key", elsewhere)
 	}
 }
