@@ -56,7 +56,7 @@ func (c *atlasCommon) register(f *pflag.FlagSet) {
 func (c *atlasCommon) validate() error {
 	u, err := url.Parse(c.apiURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		return usageErr("--atlas-url %q: want http(s)://host[:port]", c.apiURL)
+		return usageErr("--atlas-url %q: want http(s)://host[:port]", atlas.RedactURL(c.apiURL))
 	}
 	return nil
 }
@@ -513,7 +513,7 @@ func fetchCommand(ms []atlasMsm, common *atlasCommon) string {
 	var b strings.Builder
 	b.WriteString("anycheck atlas fetch")
 	if common.apiURL != atlas.DefaultBaseURL {
-		b.WriteString(" --atlas-url " + common.apiURL)
+		b.WriteString(" --atlas-url " + atlas.RedactURL(common.apiURL))
 	}
 	for _, m := range ms {
 		b.WriteString(" " + strconv.Itoa(m.id))
@@ -609,7 +609,7 @@ func printDryRun(s *streams, o *atlasRunOptions, reqs []atlas.CreateRequest) err
 		if err != nil {
 			return err
 		}
-		warn(s, "dry run: would POST %s/api/v2/measurements/", strings.TrimRight(o.common.apiURL, "/"))
+		warn(s, "dry run: would POST %s/api/v2/measurements/", atlas.RedactURL(strings.TrimRight(o.common.apiURL, "/")))
 		if _, err := fmt.Fprintf(s.out, "%s\n", b); err != nil {
 			return err
 		}

@@ -644,3 +644,28 @@ func mustOpen(t *testing.T, name string) *os.File {
 	t.Cleanup(func() { f.Close() })
 	return f
 }
+
+// Credentials in --atlas-url (http://user:password@host) are never printed:
+// not in the dry run's line, the "results later with" hint, nor a usage error.
+func TestAtlasURLCredentialsNeverPrint(t *testing.T) {
+	srv := (&atlastest.Server{Key: atlasTestKey}).Start(t)
+	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
+	withUser := strings.Replace(srv.URL, "://", "://operator:s3cret@", 1)
+	for _, args := range [][]string{
+		{"atlas", "run", "--dry-run", "--atlas-url", withUser, "192.0.2.53"},
+		{"atlas", "run", "--atlas-url", withUser, "--asn-source", "none", "--probes", "5", "192.0.2.53"},
+		{"atlas", "fetch", "--atlas-url", withUser + "/path", "1"},
+		{"atlas", "fetch", "--atlas-url", strings.Replace(withUser, "http", "gopher", 1), "1"},
+	} {
+		r := runAtlasCLI(context.Background(), t, d, false, args...)
+		if out := r.stdout + r.stderr; strings.Contains(out, "s3cret") || strings.Contains(out, "operator") {
+			t.Errorf("%v printed the URL's credentials:\n%s", args, r.stderr)
+		}
+		if args[2] == "--dry-run" && !strings.Contains(r.stderr, "would POST http://xxxxx@127.0.0.1") {
+			t.Errorf("dry run: %s", r.stderr)
+		}
+		if args[2] != "--dry-run" && args[1] == "run" && !strings.Contains(r.stderr, "results later with: anycheck atlas fetch --atlas-url http://xxxxx@127.0.0.1") {
+			t.Errorf("atlas run: exit %d: %s", r.code, r.stderr)
+		}
+	}
+}
