@@ -54,6 +54,15 @@ const (
 	ReplyACK ReplyKind = "ack"
 )
 
+// Known reports whether k is one of the kinds above.
+func (k ReplyKind) Known() bool {
+	switch k {
+	case ReplyTimeExceeded, ReplyUnreachable, ReplyDNS, ReplyUDP, ReplyEcho, ReplySynAck, ReplyRST, ReplyACK:
+		return true
+	}
+	return false
+}
+
 // Reply is one matched answer to a probe.
 type Reply struct {
 	From      netip.Addr
@@ -97,6 +106,15 @@ const (
 	StopInterrupted StopReason = "interrupted" // context cancelled (Ctrl-C)
 	StopError       StopReason = "error"
 )
+
+// Known reports whether r is one of the reasons above.
+func (r StopReason) Known() bool {
+	switch r {
+	case StopReached, StopUnreachable, StopMaxTTL, StopInterrupted, StopError:
+		return true
+	}
+	return false
+}
 
 // Path is the finished (or interrupted) trace of one flow.
 type Path struct {

@@ -333,6 +333,9 @@ func readInput(ctx context.Context, name string, r io.Reader, side *compareSide,
 			side.skip(out, name, err.Error())
 		}
 		for _, dc := range docs {
+			for _, w := range dc.Warnings {
+				out.problem(report.Problem{Target: name, Stage: "read", Message: name + ": " + w})
+			}
 			in.Results += len(dc.IDs) + len(dc.Traces) + len(dc.Sweeps)
 			side.docs = append(side.docs, dc)
 			side.docNames = append(side.docNames, name)

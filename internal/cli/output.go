@@ -71,9 +71,10 @@ func (r *runOutput) problem(p report.Problem) {
 	r.doc.Errors = append(r.doc.Errors, p)
 	msg := p.Message
 	if p.Target != "" && !strings.Contains(msg, p.Target) {
-		msg = render.Escape(p.Target) + ": " + msg
+		msg = p.Target + ": " + msg
 	}
-	warn(r.s, "%s", oneLine(msg))
+	// Messages quote what inputs and servers said: escaped, as all text is.
+	warn(r.s, "%s", render.Escape(oneLine(msg)))
 }
 
 // warn says a non-fatal problem (not recorded in the document) on stderr,

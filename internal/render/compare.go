@@ -121,7 +121,7 @@ func CompareText(w io.Writer, rows []report.CompareRow, s *report.CompareSummary
 		var st [][]string
 		for _, r := range rows {
 			if r.Suspect {
-				st = append(st, []string{Escape(r.Vantage.Label), r.Target, quoteOrDash(r.Instance), strings.Join(r.Suspicions, ", ")})
+				st = append(st, []string{Escape(r.Vantage.Label), r.Target, quoteOrDash(r.Instance), Escape(strings.Join(r.Suspicions, ", "))})
 			}
 		}
 		writeTable(ew, st, "  ")
@@ -343,7 +343,7 @@ func first(s []string, n int) []string {
 func rowNotes(r report.CompareRow) []string {
 	var notes []string
 	if r.Suspect {
-		notes = append(notes, "suspect: "+strings.Join(r.Suspicions, ","))
+		notes = append(notes, "suspect: "+Escape(strings.Join(r.Suspicions, ",")))
 	}
 	if r.Traced && !r.Reached {
 		notes = append(notes, "target not reached")
@@ -372,7 +372,7 @@ func CompareCSV(w io.Writer, rows []report.CompareRow, s *report.CompareSummary)
 			if m.After != nil {
 				ia, ua = deref(m.After.Instance), upstreamAddr(m.After.Upstream)
 			}
-			cw.Write([]string{cell(m.Vantage), cell(m.VantageKey), m.Target, m.Family, m.Kind, cell(ib), cell(ia), ub, ua,
+			cw.Write([]string{cell(m.Vantage), cell(m.VantageKey), cell(m.Target), cell(m.Family), cell(m.Kind), cell(ib), cell(ia), cell(ub), cell(ua),
 				strconv.FormatBool(m.InstanceChanged), strconv.FormatBool(m.UpstreamChanged)})
 		}
 		cw.Flush()
@@ -405,10 +405,12 @@ func CompareCSV(w io.Writer, rows []report.CompareRow, s *report.CompareSummary)
 		for i, a := range r.ASPath {
 			path[i] = strconv.FormatUint(uint64(a), 10)
 		}
-		cw.Write([]string{cell(v.Label), cell(v.Key), probeID, deref(v.Source), deref(v.Public), as, cell(cc), r.Target, cell(r.TargetName), r.Family,
-			deref(r.Time), cell(deref(r.Instance)), r.InstanceSource, cell(op), cell(site), upstreamAddr(r.Upstream), upAS, strings.Join(path, " "),
+		// Every cell of text goes through cell, the ones the report
+		// made itself too: a value read from a file may be anything.
+		cw.Write([]string{cell(v.Label), cell(v.Key), probeID, cell(deref(v.Source)), cell(deref(v.Public)), as, cell(cc), cell(r.Target), cell(r.TargetName), cell(r.Family),
+			cell(deref(r.Time)), cell(deref(r.Instance)), cell(r.InstanceSource), cell(op), cell(site), cell(upstreamAddr(r.Upstream)), upAS, strings.Join(path, " "),
 			strconv.FormatBool(r.Traced), strconv.FormatBool(r.Reached), msCSV(r.DNSRTTMs), msCSV(r.PathRTTMs),
-			strconv.FormatBool(r.Suspect), strings.Join(r.Suspicions, " "), strconv.Itoa(r.Timeouts), cell(strings.Join(r.Errors, "; ")),
+			strconv.FormatBool(r.Suspect), cell(strings.Join(r.Suspicions, " ")), strconv.Itoa(r.Timeouts), cell(strings.Join(r.Errors, "; ")),
 			strconv.FormatBool(r.Split), cell(r.Input)})
 	}
 	cw.Flush()

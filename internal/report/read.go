@@ -37,6 +37,9 @@ type ReadDoc struct {
 	// Ended is false for a JSONL stream cut before its end record: the
 	// vantage (hostname, sources) is then unknown.
 	Ended bool
+	// Warnings say what was left out of results that were read (values
+	// this anycheck does not know); the results themselves are kept.
+	Warnings []string
 }
 
 // IsDocument tells anycheck v1 output from other JSON by the first
@@ -138,6 +141,9 @@ func ParseDocument(data []byte) (ReadDoc, error) {
 	if err != nil {
 		return d, fmt.Errorf("%s results: %w", d.Kind, err)
 	}
+	var c inputCheck
+	c.check(&d)
+	c.into(&d)
 	return d, nil
 }
 
@@ -162,13 +168,14 @@ func readJSONL(br *bufio.Reader) ([]ReadDoc, []error, error) {
 	var docs []ReadDoc
 	var skipped []error
 	var cur *ReadDoc
+	var c inputCheck
 	for n := 1; ; n++ {
 		line, err := br.ReadBytes('\n')
 		if len(line) > maxDocument {
 			return docs, skipped, fmt.Errorf("line %d: longer than %d MB", n, maxDocument>>20)
 		}
 		if len(bytes.TrimSpace(line)) > 0 {
-			if rerr := readRecord(line, &cur, &docs); rerr != nil {
+			if rerr := readRecord(line, &cur, &docs, &c); rerr != nil {
 				skipped = append(skipped, fmt.Errorf("line %d: %w", n, rerr))
 			}
 		}
@@ -181,12 +188,15 @@ func readJSONL(br *bufio.Reader) ([]ReadDoc, []error, error) {
 	}
 	if cur != nil {
 		// Cut before its end record: keep what was measured.
+		c.into(cur)
 		docs = append(docs, *cur)
 	}
 	return docs, skipped, nil
 }
 
-func readRecord(line []byte, cur **ReadDoc, docs *[]ReadDoc) error {
+// readRecord reads one JSONL record into the run *cur (the results' unknown
+// values are dropped and counted in c, said when the run ends).
+func readRecord(line []byte, cur **ReadDoc, docs *[]ReadDoc, c *inputCheck) error {
 	var h docHeader
 	if err := json.Unmarshal(line, &h); err != nil {
 		return fmt.Errorf("not JSON: %w", err)
@@ -197,43 +207,48 @@ func readRecord(line []byte, cur **ReadDoc, docs *[]ReadDoc) error {
 	}
 	if *cur == nil || (*cur).Kind != d.Kind {
 		if *cur != nil {
+			c.into(*cur)
 			*docs = append(*docs, **cur)
 		}
 		*cur = &d
 	}
-	c := *cur
+	run := *cur
 	switch h.Type {
 	case RecordHop:
 		return nil
 	case RecordResult:
-		switch c.Kind {
+		switch run.Kind {
 		case KindID:
 			var t IDTarget
 			if err := json.Unmarshal(h.Result, &t); err != nil {
 				return fmt.Errorf("id result: %w", err)
 			}
-			c.IDs = append(c.IDs, t)
+			c.idTarget(&t)
+			run.IDs = append(run.IDs, t)
 		case KindTrace:
 			var t TracePath
 			if err := json.Unmarshal(h.Result, &t); err != nil {
 				return fmt.Errorf("trace result: %w", err)
 			}
-			c.Traces = append(c.Traces, t)
+			c.tracePath("", &t)
+			run.Traces = append(run.Traces, t)
 		case KindSweep:
 			var t TraceSweep
 			if err := json.Unmarshal(h.Result, &t); err != nil {
 				return fmt.Errorf("sweep result: %w", err)
 			}
-			c.Sweeps = append(c.Sweeps, t)
+			c.sweep(&t)
+			run.Sweeps = append(run.Sweeps, t)
 		}
 		return nil
 	case RecordEnd:
-		c.Started = d.Started
+		run.Started = d.Started
 		if h.Vantage != nil {
-			c.Hostname, c.Sources = h.Vantage.Hostname, h.Vantage.Sources
+			run.Hostname, run.Sources = h.Vantage.Hostname, h.Vantage.Sources
 		}
-		c.Interrupted, c.Ended = h.Interrupted, true
-		*docs = append(*docs, *c)
+		run.Interrupted, run.Ended = h.Interrupted, true
+		c.into(run)
+		*docs = append(*docs, *run)
 		*cur = nil
 		return nil
 	}

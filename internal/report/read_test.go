@@ -85,7 +85,53 @@ func FuzzParseDocument(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for range d.Observations(VantageKeys([]ReadDoc{d}, []string{"f"})[0], "f") {
+		for _, o := range d.Observations(VantageKeys([]ReadDoc{d}, []string{"f"})[0], "f") {
+			if !o.Target.IsValid() {
+				t.Fatalf("an observation without a target: %+v", o)
+			}
+			for _, a := range o.Answers {
+				if !knownStatus(string(a.Status)) {
+					t.Fatalf("status %q passed", a.Status)
+				}
+				for _, s := range a.Suspicions {
+					if !knownSuspicion(string(s)) {
+						t.Fatalf("suspicion %q passed", s)
+					}
+				}
+			}
 		}
 	})
+}
+
+// Values of an enumeration this anycheck does not know are left out of a
+// document read back and said in one warning; the rest of the document is
+// read; a result without a target address is left out.
+func TestReadDocumentDropsUnknownValues(t *testing.T) {
+	doc := `{"schema":"anycheck/v1","kind":"trace","results":[
+{"target":"192.0.2.53","stop_reason":"\u001b[2Jgone","flow":{"src":"198.51.100.1"},
+ "instance":{"instance":"a1","instance_source":"=cmd|x"},
+ "answers":[{"name":"hostname.bind","status":"answered","suspicions":["ra_set","=HYPERLINK(1)","x"]},{"name":"id.server","status":"\u001b]0;t\u0007"}],
+ "hops":[{"ttl":1,"probes":[{"reply":{"from":"198.51.100.1","kind":"bogus"}}],"responders":[{"address":"198.51.100.1"}]}]},
+{"target":"not an address"}]}`
+	d, err := ParseDocument([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Traces) != 1 {
+		t.Fatalf("%d traces, want the one with a target address", len(d.Traces))
+	}
+	tr := d.Traces[0]
+	if tr.StopReason != "" || tr.Instance.InstanceSource != "" || tr.Instance.Instance != "a1" || len(tr.Answers) != 1 ||
+		strings.Join(tr.Answers[0].Suspicions, ",") != "ra_set" || tr.Hops[0].Probes[0].Reply.Kind != "" {
+		t.Errorf("kept %+v", tr)
+	}
+	if len(d.Warnings) != 1 {
+		t.Fatalf("warnings %q, want one", d.Warnings)
+	}
+	for _, want := range []string{`stop_reason "` + "\x1b" + `[2Jgone"`, `instance.instance_source "=cmd|x"`, `answers[].status`,
+		`answers[].suspicions "=HYPERLINK(1)" (and 1 more)`, `hops[].probes[].reply.kind "bogus"`, `target (a result: not an IP address) "not an address"`} {
+		if !strings.Contains(d.Warnings[0], want) {
+			t.Errorf("warning %q lacks %q", d.Warnings[0], want)
+		}
+	}
 }

@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/anycheck/anycheck/internal/report/reporttest"
+)
+
+// Hostile values planted in anycheck documents: terminal escapes (OSC
+// sets the window title, CSI moves the cursor) and spreadsheet formulas.
+var hostileText = []string{"\x1b]0;owned\x07", "=HYPERLINK(\"http://x.example/\";\"click\")", "=cmd|' /C calc'!A0", "+1+cmd|'/C calc'!A0", "@SUM(1)", "\x1b[2J\x1b[H"}
+
+// plantHostile rewrites a golden document: every enum-like and text field
+// it knows gets a hostile value (the i-th, round robin), every suspicion
+// list a hostile entry.
+func plantHostile(t testing.TB, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(golden(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	next := func() string { i++; return hostileText[i%len(hostileText)] }
+	var walk func(v any, top bool)
+	walk = func(v any, top bool) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				switch k {
+				case "suspicions":
+					v[k] = append(x.([]any), next(), "ra_set")
+					continue
+				case "txt":
+					v[k] = []any{next()}
+					continue
+				case "instance_source", "status", "protocol", "transport", "stop_reason", "mode", "hostname", "instance",
+					"nsid", "hostname_bind", "id_server", "detail", "as_name", "country", "input", "message", "name", "identity":
+					if _, ok := x.(string); ok {
+						v[k] = next()
+						continue
+					}
+				case "kind":
+					if _, ok := x.(string); ok && !top {
+						v[k] = next()
+						continue
+					}
+				}
+				walk(x, false)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x, false)
+			}
+		}
+	}
+	walk(doc, true)
+	// anycheck writes "schema" first, and compare tells its documents by that.
+	delete(doc.(map[string]any), "schema")
+	out, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte(`{"schema":"anycheck/v1",`), out[1:]...)
+}
+
+// Everything read from an anycheck document is untrusted: no terminal
+// escape reaches text or dot output, no CSV cell starts a formula, and
+// -o json validates against the schema whatever the input held.
+func TestCompareHostileDocuments(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"id.json", "id_flows.json", "trace.json", "sweep.json"} {
+		if err := os.WriteFile(filepath.Join(dir, name), plantHostile(t, name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, format := range []string{"text", "json", "csv", "dot"} {
+		r := runCLI(t, testDeps(), "compare", "--asn", "none", "-o", format, dir)
+		if r.code != ExitOK && r.code != ExitPartial {
+			t.Fatalf("%s: exit %d: %s", format, r.code, r.stderr)
+		}
+		if strings.ContainsAny(r.stdout+r.stderr, "\x1b\x07") {
+			t.Errorf("%s: a terminal escape passed through:\n%q\n%q", format, r.stdout, r.stderr)
+		}
+		if !strings.Contains(r.stdout, "owned") && format != "json" && format != "dot" {
+			t.Errorf("%s: the planted values are not shown at all (escaped, they should be):\n%s", format, r.stdout)
+		}
+		switch format {
+		case "json":
+			if err := reporttest.Validate([]byte(r.stdout)); err != nil {
+				t.Errorf("json: not valid against the schema: %v\n%s", err, r.stdout)
+			}
+		case "csv":
+			recs, err := csv.NewReader(strings.NewReader(r.stdout)).ReadAll()
+			if err != nil {
+				t.Fatalf("csv: %v", err)
+			}
+			for _, rec := range recs {
+				for _, c := range rec {
+					if c != "" && strings.ContainsRune("=+@", rune(c[0])) || len(c) > 1 && c[0] == '-' && (c[1] < '0' || c[1] > '9') {
+						t.Errorf("csv: a cell a spreadsheet runs: %q", c)
+					}
+				}
+			}
+		}
+		if bytes.Contains([]byte(r.stderr), []byte("panic")) {
+			t.Errorf("%s: %s", format, r.stderr)
+		}
+	}
+}
+
+// Whatever a document holds, compare -o json writes a document of the v1
+// schema (or refuses the input), never panics, and prints no terminal
+// escape on stderr.
+func FuzzCompareJSON(f *testing.F) {
+	// Small seeds, compacted: the fuzzer spends its time mutating, not
+	// minimising a large sweep.
+	for _, name := range []string{"id.json", "trace.json", "trace.jsonl"} {
+		data, err := os.ReadFile(golden(name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		var b bytes.Buffer
+		if json.Compact(&b, data) == nil {
+			data = b.Bytes()
+		}
+		f.Add(data)
+	}
+	for _, name := range []string{"id.json", "trace.json"} {
+		f.Add(plantHostile(f, name))
+	}
+	f.Add([]byte(`{"schema":"anycheck/v1","kind":"sweep","results":[{"target":"192.0.2.53","flows":[{"target":"192.0.2.53","started":"2026-01-01T00:00:00Z",` +
+		`"flow":{"src":"198.51.100.1","sport":40000},"hops":[{"ttl":1,"responders":[{"address":"198.51.100.1"}]}],"instance":{"instance":"a","instance_source":"nsid"}}]}]}`))
+	d := testDeps()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"compare", "--asn", "none", "-o", "json", "-"},
+			&streams{in: bytes.NewReader(data), out: &out, err: &errb}, d)
+		if strings.ContainsAny(errb.String(), "\x1b\x07") {
+			t.Fatalf("a terminal escape on stderr: %q", errb.String())
+		}
+		if code != ExitOK && code != ExitPartial {
+			return
+		}
+		if err := reporttest.Validate(out.Bytes()); err != nil {
+			t.Fatalf("not valid against the schema: %v\n%s", err, out.Bytes())
+		}
+	})
+}
