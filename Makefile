@@ -7,7 +7,7 @@ LDFLAGS := -X github.com/anycheck/anycheck/internal/cli.version=$(VERSION)
 # Packages whose code runs goroutines get the race detector.
 RACE_PKGS := ./probe/... ./trace/... ./whois/... ./internal/cli/... ./atlas/...
 LAB_PKGS  := bird2 nsd knot knot-dnsutils bind9-dnsutils iproute2 iputils-ping ethtool nftables \
-             traceroute mtr-tiny scamper procps passwd graphviz
+             traceroute mtr-tiny scamper procps passwd graphviz chromium
 
 SHELL := /bin/bash
 .PHONY: build test unit lint fuzz lab-deps demo bench geodata clean
