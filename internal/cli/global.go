@@ -24,6 +24,9 @@ type globalOptions struct {
 	// a longer deadline (bulk whois) then honour it.
 	timeoutSet bool
 	noDNS      bool // -n: no reverse DNS
+	// location is --location of the measuring commands (id, trace,
+	// watch): recorded in the document's vantage.
+	location locationValue
 }
 
 func (g *globalOptions) register(root *cobra.Command) {

@@ -90,6 +90,7 @@ addresses, or those of the family -4/-6 chooses).`,
 	f.StringSliceVar(&o.names, "name", nil, "CHAOS TXT names to ask instead of hostname.bind,id.server")
 	f.Float64Var(&o.rate, "rate", idDefaultRate, "queries per second over the whole run (all targets and flows)")
 	f.BoolVar(&o.strict, "strict", false, "exit 3 when flows reach more than one instance (a catchment split; needs --flows N)")
+	addLocationFlag(cmd, o.g)
 	return cmd
 }
 

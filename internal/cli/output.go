@@ -30,7 +30,9 @@ type outcome struct {
 }
 
 func newRunOutput(s *streams, g *globalOptions, d *deps, kind string) *runOutput {
-	return &runOutput{s: s, format: g.output, doc: report.New(kind, toolInfo(), d.now(), hostname(d))}
+	doc := report.New(kind, toolInfo(), d.now(), hostname(d))
+	doc.Vantage.Location = g.location.dto()
+	return &runOutput{s: s, format: g.output, doc: doc}
 }
 
 // streaming reports whether records are written as results arrive (-o jsonl).

@@ -114,6 +114,7 @@ a Graphviz graph of the flows.`,
 	f.IntVar(&o.maxFlows, "max-flows", defaultMaxFlows, "most flows --flows auto may use")
 	f.BoolVar(&o.strict, "strict", false, "exit 3 when flows reach more than one instance (a catchment split)")
 	o.e.register(f)
+	addLocationFlag(cmd, o.g)
 	return cmd
 }
 

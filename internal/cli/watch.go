@@ -98,6 +98,7 @@ Exit status 3 when there was at least one switch or loss, 0 otherwise.`,
 	f.IntVarP(&o.maxTTL, "max-ttl", "m", trace.DefaultMaxTTL, "maximum TTL of --trace")
 	f.Float64Var(&o.rate, "rate", trace.DefaultRate, "packets per second over the whole watch (queries of every flow, --trace probes)")
 	o.e.register(f)
+	addLocationFlag(cmd, o.g)
 	return cmd
 }
 

@@ -38,8 +38,16 @@ type Tool struct {
 
 // Vantage describes where the measurement was taken from.
 type Vantage struct {
-	Hostname string   `json:"hostname,omitempty"`
-	Sources  []string `json:"sources"` // local address:port of every flow used
+	Hostname string    `json:"hostname,omitempty"`
+	Sources  []string  `json:"sources"`            // local address:port of every flow used
+	Location *Location `json:"location,omitempty"` // --location; absent when not given
+}
+
+// Location is where a vantage point is, as the operator said (--location).
+type Location struct {
+	Lat   float64 `json:"lat"`
+	Lon   float64 `json:"lon"`
+	Place string  `json:"place,omitempty"` // the IATA code given instead of coordinates
 }
 
 // Problem is a target-level or enrichment-level failure.
