@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/anycheck/anycheck/geo"
 	"github.com/anycheck/anycheck/measure"
 )
 
@@ -63,6 +64,13 @@ type Vantage struct {
 	Source  netip.Addr // source address of the measurement (may be private behind NAT)
 	Public  netip.Addr // public address when known (Atlas "from"); ASN lookups prefer it
 	Origin  Origin     // origin of the vantage's address; zero when not looked up
+	// Location is where the vantage point is (an Atlas probe's position,
+	// --location); the zero Point (not Valid) when unknown.
+	Location geo.Point
+	// LocationApproximate: the position stands for a country, not a place
+	// (geo.Approximate); such a vantage point is never the proof of an
+	// impossible answer.
+	LocationApproximate bool
 }
 
 // LookupAddr is the address whose origin names the vantage's network: the
