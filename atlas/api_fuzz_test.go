@@ -3,10 +3,13 @@ package atlas
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 	"unicode"
+
+	"github.com/anycheck/anycheck/geo"
 )
 
 func TestParseProbePageDropsBadValues(t *testing.T) {
@@ -211,4 +214,39 @@ func FuzzIsProbes(f *testing.F) {
 			t.Fatalf("%q taken for probe metadata without an id", b)
 		}
 	})
+}
+
+// Atlas's system tags say how it placed a probe whose host set no location;
+// the API writes tags as objects, the daily probe archive as slugs. A probe
+// placed at country level, or sitting on its country's centroid, is
+// approximate; one its host placed, or Atlas at city level, is not.
+func TestProbeLocationApproximate(t *testing.T) {
+	nl, _ := geo.Centroid("NL")
+	page, err := parseProbePage(strings.NewReader(fmt.Sprintf(`{"results": [
+		{"id": 1, "country_code": "NL", "geometry": {"type": "Point", "coordinates": [4.89, 52.37]}, "tags": [{"name": "Home", "slug": "home"}]},
+		{"id": 2, "country_code": "NL", "geometry": {"type": "Point", "coordinates": [4.89, 52.37]}, "tags": [{"name": "system: Auto GeoIP country", "slug": "system-auto-geoip-country"}]},
+		{"id": 3, "country_code": "NL", "geometry": {"type": "Point", "coordinates": [4.89, 52.37]}, "tags": ["system-v3", "system-auto-geoip-city"]},
+		{"id": 4, "country_code": "NL", "geometry": {"type": "Point", "coordinates": [%v, %v]}},
+		{"id": 5, "country_code": "NL", "geometry": {"type": "Point", "coordinates": [0, 0]}},
+		{"id": 6, "country_code": "NL", "tags": [7, {"slug": 3}, null]}]}`, nl.Lon+0.02, nl.Lat)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []struct {
+		approx, located bool
+		auto            string
+	}{{false, true, ""}, {true, true, "country"}, {false, true, "city"}, {true, true, ""}, {false, false, ""}, {false, false, ""}} {
+		p := page.probes[i]
+		pt, approx := p.Location()
+		if approx != want.approx || pt.Valid() != want.located || p.AutoGeo != want.auto {
+			t.Errorf("probe %d: %v approximate %v auto %q; want approximate %v located %v auto %q", p.ID, pt, approx, p.AutoGeo, want.approx, want.located, want.auto)
+		}
+	}
+	// The tag survives --save's probes.json.
+	var b bytes.Buffer
+	WriteProbes(&b, page.probes)
+	back, _ := ReadProbes(&b)
+	if back[1].AutoGeo != "country" || back[2].AutoGeo != "city" {
+		t.Errorf("read back %+v", back[:3])
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/anycheck/anycheck/catchment"
+	"github.com/anycheck/anycheck/geo"
 )
 
 // Probe is what the API says about one probe: where it is and in which
@@ -28,7 +29,11 @@ type Probe struct {
 	// Latitude and Longitude are valid when HasLocation is set.
 	Latitude, Longitude float64
 	HasLocation         bool
-	Anchor              bool
+	// AutoGeo says Atlas placed the probe itself from IP geolocation (its
+	// host never did): "country" or "city" (system tags
+	// system-auto-geoip-country, -city); "" when the host set it.
+	AutoGeo string
+	Anchor  bool
 }
 
 // ProbeBatch is the most probe ids asked for in one request (the API's
@@ -36,7 +41,7 @@ type Probe struct {
 const ProbeBatch = 500
 
 // probeFields are the fields asked of /api/v2/probes/.
-const probeFields = "id,asn_v4,asn_v6,country_code,geometry,address_v4,address_v6,prefix_v4,prefix_v6,is_anchor"
+const probeFields = "id,asn_v4,asn_v6,country_code,geometry,address_v4,address_v6,prefix_v4,prefix_v6,is_anchor,tags"
 
 // Probes returns the metadata of the given probes, fetched ProbeBatch ids
 // per request (id__in) and following the API's pages. Ids the API does not
@@ -151,7 +156,9 @@ type rawProbe struct {
 	PrefixV4  *string  `json:"prefix_v4"`
 	PrefixV6  *string  `json:"prefix_v6"`
 	Anchor    *bool    `json:"is_anchor"`
-	Geometry  *struct {
+	// Tags are objects with a slug in the API, slugs in the probe archive.
+	Tags     []json.RawMessage `json:"tags"`
+	Geometry *struct {
 		Type        string    `json:"type"`
 		Coordinates []float64 `json:"coordinates"`
 	} `json:"geometry"`
@@ -169,6 +176,22 @@ func (raw rawProbe) probe() (Probe, error) {
 	p.AddressV6 = addr(raw.AddressV6, false)
 	p.PrefixV4 = prefix(raw.PrefixV4, true)
 	p.PrefixV6 = prefix(raw.PrefixV6, false)
+	for _, t := range raw.Tags {
+		var slug string
+		if json.Unmarshal(t, &slug) != nil {
+			var o struct{ Slug string }
+			json.Unmarshal(t, &o)
+			slug = o.Slug
+		}
+		switch slug {
+		case geo.TagAutoGeoCountry:
+			p.AutoGeo = "country"
+		case geo.TagAutoGeoCity:
+			if p.AutoGeo == "" {
+				p.AutoGeo = "city"
+			}
+		}
+	}
 	// GeoJSON order: longitude, latitude.
 	if g := raw.Geometry; g != nil && g.Type == "Point" && len(g.Coordinates) == 2 {
 		lon, lat := g.Coordinates[0], g.Coordinates[1]
@@ -220,6 +243,12 @@ func WriteProbes(w io.Writer, probes []Probe) error {
 		o := map[string]any{"id": p.ID, "asn_v4": nullASN(p.ASNv4), "asn_v6": nullASN(p.ASNv6),
 			"country_code": nullString(p.Country), "address_v4": nullAddr(p.AddressV4), "address_v6": nullAddr(p.AddressV6),
 			"prefix_v4": nullPrefix(p.PrefixV4), "prefix_v6": nullPrefix(p.PrefixV6), "is_anchor": p.Anchor, "geometry": nil}
+		switch p.AutoGeo {
+		case "country":
+			o["tags"] = []map[string]string{{"slug": geo.TagAutoGeoCountry}}
+		case "city":
+			o["tags"] = []map[string]string{{"slug": geo.TagAutoGeoCity}}
+		}
 		if p.HasLocation {
 			o["geometry"] = map[string]any{"type": "Point", "coordinates": []float64{p.Longitude, p.Latitude}}
 		}
@@ -297,6 +326,23 @@ func (p Probe) Origin(f catchment.Family) catchment.Origin {
 		o.ASNs = []uint32{asn}
 	}
 	return o
+}
+
+// Location is where the probe is, and whether that position is
+// approximate (geo.Approximate: Atlas placed it at country level, or it
+// sits on its country's centroid); the zero Point when unknown or not
+// Valid (0,0).
+func (p Probe) Location() (geo.Point, bool) {
+	pt := geo.Point{Lat: p.Latitude, Lon: p.Longitude}
+	if !p.HasLocation || !pt.Valid() {
+		return geo.Point{}, false
+	}
+	var tags []string
+	if p.AutoGeo == "country" {
+		tags = []string{geo.TagAutoGeoCountry}
+	}
+	approx, _ := geo.Approximate(p.Country, pt, tags)
+	return pt, approx
 }
 
 // IsProbes tells probe metadata (what WriteProbes writes: an array of

@@ -408,6 +408,9 @@ func (side *compareSide) observations() []catchment.Observation {
 		if p, ok := side.probes[v.ProbeID]; ok && v.ProbeID != 0 && len(v.Origin.ASNs) == 0 {
 			v.Origin = p.Origin(obs[i].Family())
 		}
+		if p, ok := side.probes[v.ProbeID]; ok && v.ProbeID != 0 && !v.Location.Valid() {
+			v.Location, v.LocationApproximate = p.Location()
+		}
 	}
 	return obs
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/anycheck/anycheck/measure"
 
 	"github.com/anycheck/anycheck/catchment"
+	"github.com/anycheck/anycheck/geo"
 )
 
 // maxDocument bounds one anycheck document (or JSONL line) read back.
@@ -26,10 +27,13 @@ const maxDocument = 64 << 20
 // ReadDoc is one anycheck v1 run read back from its JSON document or JSONL
 // stream: the measurements `compare` uses, and where they were taken.
 type ReadDoc struct {
-	Kind        string
-	Started     time.Time
-	Hostname    string
-	Sources     []string
+	Kind     string
+	Started  time.Time
+	Hostname string
+	Sources  []string
+	// Location is the vantage's --location; the zero Point when the
+	// document has none (or one off the globe, which is dropped).
+	Location    geo.Point
 	IDs         []IDTarget
 	Traces      []TracePath
 	Sweeps      []TraceSweep
@@ -126,6 +130,7 @@ func ParseDocument(data []byte) (ReadDoc, error) {
 	}
 	if h.Vantage != nil {
 		d.Hostname, d.Sources, d.Ended = h.Vantage.Hostname, h.Vantage.Sources, true
+		d.Location = h.Vantage.point()
 	}
 	if len(h.Results) == 0 || string(h.Results) == "null" {
 		return d, errors.New("no results")
@@ -245,6 +250,7 @@ func readRecord(line []byte, cur **ReadDoc, docs *[]ReadDoc, c *inputCheck) erro
 		run.Started = d.Started
 		if h.Vantage != nil {
 			run.Hostname, run.Sources = h.Vantage.Hostname, h.Vantage.Sources
+			run.Location = h.Vantage.point()
 		}
 		run.Interrupted, run.Ended = h.Interrupted, true
 		c.into(run)
@@ -314,9 +320,22 @@ func VantageKeys(docs []ReadDoc, fallback []string) []catchment.Vantage {
 		if len(groupsOf[label]) > 1 && len(as) > 0 {
 			label += " " + as[0].String()
 		}
-		out[i] = catchment.Vantage{Key: "host:" + label, Label: label}
+		out[i] = catchment.Vantage{Key: "host:" + label, Label: label, Location: docs[i].Location}
 	}
 	return out
+}
+
+// point is the vantage's location when it is on the globe (a document is
+// untrusted input: NaN cannot be in JSON, but 0,0 and 500,3 can).
+func (v *Vantage) point() geo.Point {
+	if v.Location == nil {
+		return geo.Point{}
+	}
+	p := geo.Point{Lat: v.Location.Lat, Lon: v.Location.Lon}
+	if !p.Valid() {
+		return geo.Point{}
+	}
+	return p
 }
 
 func docAddrs(d ReadDoc) []netip.Addr {

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/anycheck/anycheck/geo"
 )
 
 func TestReadDocumentsJSONAndJSONL(t *testing.T) {
@@ -132,6 +134,31 @@ func TestReadDocumentDropsUnknownValues(t *testing.T) {
 		`answers[].suspicions "=HYPERLINK(1)" (and 1 more)`, `hops[].probes[].reply.kind "bogus"`, `target (a result: not an IP address) "not an address"`} {
 		if !strings.Contains(d.Warnings[0], want) {
 			t.Errorf("warning %q lacks %q", d.Warnings[0], want)
+		}
+	}
+}
+
+// A document's vantage.location becomes the vantage's location, from JSON
+// and JSONL alike; one off the globe (or at 0,0) is no location.
+func TestReadDocumentsLocation(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want geo.Point
+	}{
+		{`{"schema":"anycheck/v1","kind":"id","started":"2026-01-01T00:00:00Z","vantage":{"hostname":"h","sources":[],"location":{"lat":52.37,"lon":4.89}},"results":[],"errors":[]}`, geo.Point{Lat: 52.37, Lon: 4.89}},
+		{`{"schema":"anycheck/v1","kind":"id","type":"end","started":"2026-01-01T00:00:00Z","vantage":{"hostname":"h","sources":[],"location":{"lat":-33.9,"lon":151.2,"place":"SYD"}}}`, geo.Point{Lat: -33.9, Lon: 151.2}},
+		{`{"schema":"anycheck/v1","kind":"id","started":"2026-01-01T00:00:00Z","vantage":{"hostname":"h","sources":[],"location":{"lat":500,"lon":4.89}},"results":[],"errors":[]}`, geo.Point{}},
+		{`{"schema":"anycheck/v1","kind":"id","started":"2026-01-01T00:00:00Z","vantage":{"hostname":"h","sources":[],"location":{"lat":0,"lon":0}},"results":[],"errors":[]}`, geo.Point{}},
+	} {
+		docs, bad, err := ReadDocuments(strings.NewReader(tc.in))
+		if err != nil || len(bad) != 0 || len(docs) != 1 {
+			t.Fatalf("%s: docs %d bad %v err %v", tc.in, len(docs), bad, err)
+		}
+		if docs[0].Location != tc.want {
+			t.Errorf("%s: location %v, want %v", tc.in, docs[0].Location, tc.want)
+		}
+		if v := VantageKeys(docs, []string{"f"}); v[0].Location != tc.want {
+			t.Errorf("vantage location %v", v[0].Location)
 		}
 	}
 }
