@@ -34,8 +34,9 @@ type SiteHint struct {
 	Operator string // operator whose pattern matched; "" when none did
 	Site     string // site code (lower case) from the pattern's first group
 	// Place is where the site is, when the pattern says the name carries a
-	// place code and the places table agrees (geo.Place's zero value
-	// otherwise).
+	// place code and the places table agrees, or when the operator placed
+	// the site code itself (a place line); geo.Place's zero value
+	// otherwise. A place given as LAT,LON has no Code.
 	Place geo.Place
 	// Unplaced says why a site has no place: the operator's names carry
 	// no code the table knows, the code is not in the table, or the
@@ -44,7 +45,7 @@ type SiteHint struct {
 }
 
 // Placed reports whether the hint locates its site.
-func (h SiteHint) Placed() bool { return h.Place.Code != "" }
+func (h SiteHint) Placed() bool { return h.Place.Valid() }
 
 // sitePattern is one line of a site-hint table.
 type sitePattern struct {
@@ -60,6 +61,9 @@ type sitePattern struct {
 // their services live at, and what their identity answers look like.
 type Sites struct {
 	patterns []sitePattern
+	// places are the operators' own placements of their site codes
+	// (lines "operator place SITE WHERE"), by operator and site.
+	places map[string]map[string]geo.Place
 }
 
 // BuiltinSites parses the table shipped with anycheck.
@@ -85,6 +89,12 @@ func ParseSites(r io.Reader, name string) (*Sites, error) {
 			continue
 		}
 		where := fmt.Sprintf("%s:%d", name, n)
+		if f := strings.FieldsFunc(line, isFieldSep); len(f) >= 2 && f[1] == kindPlace {
+			if err := s.parsePlaceLine(f, where); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		p, err := parseSiteLine(line, where)
 		if err != nil {
 			return nil, err
@@ -115,7 +125,7 @@ func parseSiteLine(line, where string) (sitePattern, error) {
 	switch p.kind {
 	case KindAuthoritative, KindResolver, KindNoChaos:
 	default:
-		return p, fmt.Errorf("%s: kind %q: must be auth, resolver or nochaos", where, f[1])
+		return p, fmt.Errorf("%s: kind %q: must be auth, resolver, nochaos or place", where, f[1])
 	}
 	if f[2] != "-" {
 		for _, t := range strings.Split(f[2], ",") {
@@ -169,12 +179,73 @@ func parseSiteLine(line, where string) (sitePattern, error) {
 
 func isFieldSep(r rune) bool { return r == ' ' || r == '\t' }
 
+// kindPlace is the kind of a line that places an operator's site code
+// itself: "operator place SITE WHERE", WHERE an IATA code of the places
+// table or LAT,LON. The operator's word is taken over any code in the name.
+const kindPlace = "place"
+
+func (s *Sites) parsePlaceLine(f []string, where string) error {
+	for _, field := range f {
+		if i := strings.IndexFunc(field, unicode.IsSpace); i >= 0 {
+			r, _ := utf8.DecodeRuneInString(field[i:])
+			return fmt.Errorf("%s: %U between fields (in %q): separate fields with spaces or tabs", where, r, field)
+		}
+	}
+	if len(f) != 4 {
+		return fmt.Errorf("%s: want 4 fields (operator place SITE WHERE), got %d", where, len(f))
+	}
+	var pl geo.Place
+	if p, ok := geo.LookupIATA(f[3]); ok && !strings.Contains(f[3], ",") {
+		pl = p
+	} else {
+		pt, err := geo.ParsePoint(f[3])
+		if err != nil {
+			return fmt.Errorf("%s: place %q: not an IATA code of the places table nor LAT,LON (%v)", where, f[3], err)
+		}
+		pl = geo.Place{Point: pt}
+	}
+	if s.places == nil {
+		s.places = map[string]map[string]geo.Place{}
+	}
+	if s.places[f[0]] == nil {
+		s.places[f[0]] = map[string]geo.Place{}
+	}
+	site := strings.ToLower(f[2])
+	if _, dup := s.places[f[0]][site]; dup {
+		return fmt.Errorf("%s: site %s of %s is placed twice", where, site, f[0])
+	}
+	s.places[f[0]][site] = pl
+	return nil
+}
+
+// placed applies the operator's own placement of the hint's site, if any.
+func (s *Sites) placed(h SiteHint) SiteHint {
+	if pl, ok := s.places[h.Operator][h.Site]; ok {
+		h.Place, h.Unplaced = pl, ""
+	}
+	return h
+}
+
 // With returns a table that checks extra's patterns first, then s's.
 func (s *Sites) With(extra *Sites) *Sites {
 	if extra == nil {
 		return s
 	}
-	return &Sites{patterns: append(append([]sitePattern{}, extra.patterns...), s.patterns...)}
+	out := &Sites{patterns: append(append([]sitePattern{}, extra.patterns...), s.patterns...)}
+	for _, from := range []*Sites{s, extra} { // extra's placements win
+		for op, sites := range from.places {
+			if out.places == nil {
+				out.places = map[string]map[string]geo.Place{}
+			}
+			if out.places[op] == nil {
+				out.places[op] = map[string]geo.Place{}
+			}
+			for site, pl := range sites {
+				out.places[op][site] = pl
+			}
+		}
+	}
+	return out
 }
 
 // Hint extracts a site code from an identity string: the first pattern
@@ -185,7 +256,7 @@ func (s *Sites) Hint(identity string) (SiteHint, bool) {
 	}
 	for _, p := range s.patterns {
 		if h, ok := p.hint(identity); ok {
-			return h, true
+			return s.placed(h), true
 		}
 	}
 	return SiteHint{}, false
@@ -206,7 +277,7 @@ func (s *Sites) HintFor(target netip.Addr, identity string) (SiteHint, bool) {
 			continue
 		}
 		if h, ok := p.hint(identity); ok {
-			return h, true
+			return s.placed(h), true
 		}
 	}
 	return SiteHint{}, false

@@ -166,6 +166,45 @@ silent nochaos 198.51.100.53/32 -
 	}
 }
 
+// An operator places its own site codes ("place" lines): the lab's names
+// carry no IATA code, D-root's are its own abbreviations.
+func TestSitesPlaceLines(t *testing.T) {
+	user, err := ParseSites(strings.NewReader(`
+lab      auth   192.0.2.0/24   i[0-9]+\.(lab-[a-z]+)
+lab      place  lab-a          FRA
+lab      place  LAB-B          41.88,-87.63
+d-root   place  ffde           FRA
+`), "sites.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := BuiltinSites().With(user)
+	target := netip.MustParseAddr("192.0.2.53")
+	if h, ok := s.HintFor(target, "i1.lab-a"); !ok || h.Place.Code != "FRA" || h.Unplaced != "" {
+		t.Errorf("lab-a: %+v", h)
+	}
+	if h, _ := s.HintFor(target, "i2.lab-b"); !h.Placed() || h.Place.Code != "" || h.Place.Lat != 41.88 {
+		t.Errorf("lab-b at coordinates: %+v", h)
+	}
+	if h, _ := s.HintFor(target, "i3.lab-c"); h.Placed() || h.Site != "lab-c" {
+		t.Errorf("lab-c has no place line: %+v", h)
+	}
+	if h, _ := s.HintFor(netip.MustParseAddr("199.7.91.13"), "ffde1.droot.maxgigapop.net"); h.Place.Code != "FRA" || h.Operator != "d-root" {
+		t.Errorf("a built-in operator's site placed by the user: %+v", h)
+	}
+	for text, want := range map[string]string{
+		"lab place lab-a":                  "want 4 fields (operator place SITE WHERE)",
+		"lab place lab-a ZZZ":              `place "ZZZ": not an IATA code`,
+		"lab place lab-a 0,0":              "0,0 is where unset",
+		"lab place a FRA\nlab place A AMS": "f.txt:2: site a of lab is placed twice",
+		"lab place a\u00a0FRA x":           "U+00A0 between fields",
+	} {
+		if _, err := ParseSites(strings.NewReader(text), "f.txt"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", text, err, want)
+		}
+	}
+}
+
 func TestParseSitesErrorsNameTheLine(t *testing.T) {
 	for _, tc := range []struct{ text, want string }{
 		{"a auth -", "f.txt:1: want 4 fields"},
