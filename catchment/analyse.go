@@ -1,276 +1,140 @@
 package catchment
 
 import (
+	"cmp"
 	"net/netip"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/anycheck/anycheck/measure"
 )
-
-// Suspicion names a reason to believe an answer came from something on the
-// vantage's path (an interceptor, a resolver, a middlebox), not from the
-// service: the method of "Who Is Answering My Queries" (USENIX Security
-// 2018). The answer-level flags are package probe's.
-type Suspicion string
-
-// Row-level suspicions beyond the answer flags of package probe.
-const (
-	// SuspectIdentityMismatch: the target belongs to an operator of the
-	// site-hint table, and the identity fits none of its patterns.
-	SuspectIdentityMismatch Suspicion = "identity_mismatch"
-	// SuspectNoChaosOperator: the operator never answers identity
-	// queries, yet an answer came back.
-	SuspectNoChaosOperator Suspicion = "no_chaos_operator"
-	// SuspectFasterThanPath: the DNS answer came back well before the
-	// vantage's own traceroute reached the last hop before the target.
-	SuspectFasterThanPath Suspicion = "faster_than_path"
-)
-
-// FasterThanPath decides SuspectFasterThanPath: an answer is faster than
-// the path allows when its RTT is below half the RTT to the last hop before
-// the target, and at least this much below it (RTT noise of a few
-// milliseconds is not interception).
-const FasterThanPath = 5 * time.Millisecond
-
-// Instance sources beyond the identity's ("nsid", "hostname.bind", "id.server").
-const (
-	// SourceUpstream: no identity was measured; the instance is told by
-	// the last responding hop before the target.
-	SourceUpstream = "upstream"
-)
-
-// Upstream is the last responding hop before the target on a traced flow:
-// for traceroute-only data, the hop that tells sites apart.
-type Upstream struct {
-	TTL int
-	Responder
-}
-
-// Row is one line of the catchment table: an observation with what it
-// says about the catchment.
-type Row struct {
-	Observation
-	Instance       string // identity, or the upstream address; "" when unknown
-	InstanceSource string // "nsid", "hostname.bind", "id.server", "upstream" or ""
-	Site           SiteHint
-	Upstream       *Upstream
-	ASPath         []uint32 // origin ASes along the first flow, consecutive duplicates collapsed
-	Traced         bool     // at least one flow has hops
-	Reached        bool     // the first traced flow reached the target
-	DNSRTT         time.Duration
-	PathRTT        time.Duration // RTT to the target (to the upstream when not reached); 0 when unknown
-	Suspicions     []Suspicion
-	Timeouts       int // identity queries without a reply
-	// FlowInstances counts the instances the flows reached (a flow
-	// sweep); Split is set when there is more than one.
-	FlowInstances []InstanceCount
-	Split         bool
-}
-
-// Suspect reports whether the row's answers are counted apart from the
-// instances.
-func (r *Row) Suspect() bool { return len(r.Suspicions) > 0 }
-
-// Identified reports whether the row names an instance by identity (not by
-// its upstream) and is not suspect.
-func (r *Row) Identified() bool {
-	return r.Instance != "" && r.InstanceSource != SourceUpstream && !r.Suspect()
-}
-
-// UpstreamOf finds the last responding hop before the target on a flow;
-// the Atlas "hop 255" tail is not a hop of the path.
-func UpstreamOf(f Flow, target netip.Addr) (Upstream, bool) {
-	target = target.Unmap()
-	for i := len(f.Hops) - 1; i >= 0; i-- {
-		h := f.Hops[i]
-		if h.TTL >= 255 {
-			continue
-		}
-		for _, r := range h.Responders {
-			if r.Addr.Unmap() != target {
-				return Upstream{TTL: h.TTL, Responder: r}, true
-			}
-		}
-	}
-	return Upstream{}, false
-}
-
-// ASPathOf lists the origin ASes along a flow's hops: consecutive
-// duplicates collapsed, hops without origin skipped; a multi-origin prefix
-// (an anycast service announced by every site's AS) continues the path
-// when any of its origins does.
-func ASPathOf(f Flow) []uint32 {
-	var path []uint32
-	for _, h := range f.Hops {
-		for _, r := range h.Responders {
-			if len(r.ASNs) == 0 {
-				continue
-			}
-			if len(path) > 0 && slices.Contains(r.ASNs, path[len(path)-1]) {
-				continue
-			}
-			path = append(path, r.ASNs[0])
-		}
-	}
-	return path
-}
-
-// destRTT is the smallest RTT of the target's replies on a flow.
-func destRTT(f Flow, target netip.Addr) time.Duration {
-	var best time.Duration
-	for _, h := range f.Hops {
-		for _, r := range h.Responders {
-			if r.Addr.Unmap() == target && r.RTT > 0 && (best == 0 || r.RTT < best) {
-				best = r.RTT
-			}
-		}
-	}
-	return best
-}
-
-// Resolve derives one catchment-table row from an observation: which
-// instance it reached (identity, else the upstream of its trace), by which
-// path, and whether its answers look intercepted.
-func Resolve(o Observation, sites *Sites) Row {
-	r := Row{Observation: o}
-	target := o.Target.Unmap()
-	r.Instance, r.InstanceSource = o.Identity.Instance, o.Identity.Source
-	if i := slices.IndexFunc(o.Flows, func(f Flow) bool { return len(f.Hops) > 0 }); i >= 0 {
-		r.Traced = true
-		first := o.Flows[i]
-		r.Reached = first.Reached
-		r.ASPath = ASPathOf(first)
-		if up, ok := UpstreamOf(first, target); ok {
-			r.Upstream = &up
-		}
-		r.PathRTT = destRTT(first, target)
-		if r.PathRTT == 0 && r.Upstream != nil {
-			r.PathRTT = r.Upstream.RTT
-		}
-	}
-	if len(o.Flows) > 0 {
-		split := SplitOf(o.Flows)
-		if len(split.Instances) > 0 {
-			r.FlowInstances = split.Instances
-			r.Split = split.Split
-			if r.Instance == "" {
-				r.Instance = split.Instances[0].Instance
-				for _, f := range o.Flows {
-					if f.Identity.Instance == r.Instance {
-						r.InstanceSource = f.Identity.Source
-						break
-					}
-				}
-			}
-		}
-	}
-	// Without an identity, the hop before the target tells sites apart —
-	// when the trace got there: where an unreached trace died names no
-	// instance (the row counts as without one, its upstream still shown).
-	if r.Instance == "" && r.Upstream != nil && r.Reached {
-		r.Instance, r.InstanceSource = r.Upstream.Addr.String(), SourceUpstream
-	}
-	for _, a := range o.Answers {
-		if a.Status == measure.StatusTimeout {
-			r.Timeouts++
-		}
-		if a.Replied() && a.RTT > 0 && (r.DNSRTT == 0 || a.RTT < r.DNSRTT) {
-			r.DNSRTT = a.RTT
-		}
-	}
-	if r.InstanceSource != SourceUpstream {
-		if h, ok := sites.Hint(r.Instance); ok {
-			r.Site = h
-		}
-	}
-	r.Suspicions = suspicions(&r, sites)
-	return r
-}
-
-// suspicions collects the row's reasons to doubt its answers.
-func suspicions(r *Row, sites *Sites) []Suspicion {
-	set := map[Suspicion]bool{}
-	operator, kind, known := sites.OperatorOf(r.Target)
-	for _, a := range r.Answers {
-		flags := map[measure.Suspicion]bool{}
-		for _, s := range a.Suspicions {
-			flags[s] = true
-		}
-		for _, s := range a.Suspicions {
-			switch s {
-			case measure.SuspectAAClear:
-				// NSD and Knot leave AA clear on CHAOS answers: not a
-				// sign on its own.
-				continue
-			case measure.SuspectRA, measure.SuspectTTLNonZero:
-				if known && kind == KindResolver {
-					continue // a resolver sets RA and caches its own answer
-				}
-			}
-			set[Suspicion(s)] = true
-		}
-	}
-	if r.Instance != "" && r.InstanceSource != SourceUpstream && known {
-		switch {
-		case kind == KindNoChaos:
-			set[SuspectNoChaosOperator] = true
-		case !sites.fits(operator, r.Instance):
-			set[SuspectIdentityMismatch] = true
-		}
-	}
-	if r.DNSRTT > 0 && r.Upstream != nil && r.Upstream.RTT > 0 {
-		hop := r.Upstream.RTT
-		if r.DNSRTT*2 < hop && hop-r.DNSRTT >= FasterThanPath {
-			set[SuspectFasterThanPath] = true
-		}
-	}
-	out := make([]Suspicion, 0, len(set))
-	for s := range set {
-		out = append(out, s)
-	}
-	slices.Sort(out)
-	return out
-}
 
 // Report is the analysis of a set of observations.
 type Report struct {
-	Rows      []Row           // by target (IPv4 first), then vantage label
+	Rows      []Row           // by target (IPv4 first), then vantage (probe ids and addresses numerically)
 	Targets   []TargetSummary // by target
 	DualStack []DualStack
 	Partings  []Parting
 }
 
-// Analyse resolves every observation and sums the catchment up.
+// Analyse resolves every observation, judges each target's answers
+// against what that target answers most vantage points (several targets
+// in one input are judged apart), gives every row its catchment key and
+// sums the catchment up.
 func Analyse(obs []Observation, sites *Sites) Report {
 	rows := make([]Row, 0, len(obs))
 	for _, o := range obs {
 		rows = append(rows, Resolve(o, sites))
 	}
 	SortRows(rows)
+	var targets []TargetSummary
+	for start := 0; start < len(rows); {
+		end := start
+		for end < len(rows) && rows[end].Target == rows[start].Target {
+			end++
+		}
+		group := make([]*Row, 0, end-start)
+		for i := start; i < end; i++ {
+			group = append(group, &rows[i])
+		}
+		svc := judge(group)
+		for _, r := range group {
+			r.Catchment = keyOf(r, svc)
+		}
+		targets = append(targets, summarise(group, svc))
+		start = end
+	}
 	return Report{
 		Rows:      rows,
-		Targets:   Shares(rows),
+		Targets:   targets,
 		DualStack: DualStackDivergence(rows),
 		Partings:  PathsPart(rows),
 	}
 }
 
-// SortRows orders rows by target (IPv4 before IPv6), then vantage label and key.
+// keyOf is the row's catchment key: its site, else its instance, else the
+// upstream hop of a traced path that reached the target (or of any trace,
+// when the target does not answer traceroute). A row counted apart or
+// split by flow has none.
+func keyOf(r *Row, svc Service) CatchmentKey {
+	switch {
+	case r.Suspect() || r.Split:
+		return CatchmentKey{}
+	case r.Site.Site != "":
+		return CatchmentKey{Kind: KeySite, Value: r.Site.Site}
+	case r.Instance != "":
+		return CatchmentKey{Kind: KeyInstance, Value: r.Instance}
+	case r.Upstream != nil && (r.Reached || svc.PathInferred):
+		return CatchmentKey{Kind: KeyUpstream, Value: r.Upstream.Addr.String(), Hop: r.Upstream.Addr, AS: r.Upstream.AS}
+	}
+	return CatchmentKey{}
+}
+
+// SortRows orders rows by target (IPv4 before IPv6), then vantage: Atlas
+// probes by id, others by source address, then label and key.
 func SortRows(rows []Row) {
 	sort.SliceStable(rows, func(i, j int) bool {
 		a, b := &rows[i], &rows[j]
 		if c := a.Target.Compare(b.Target); c != 0 {
 			return c < 0
 		}
-		if a.Vantage.Label != b.Vantage.Label {
-			return a.Vantage.Label < b.Vantage.Label
-		}
-		return a.Vantage.Key < b.Vantage.Key
+		return compareVantages(a.Vantage, b.Vantage) < 0
 	})
+}
+
+// compareVantages orders vantage points as an operator reads them:
+// numbers as numbers (probe 999 before probe 1001), addresses as
+// addresses.
+func compareVantages(a, b Vantage) int {
+	switch {
+	case a.ProbeID != 0 && b.ProbeID != 0:
+		if c := cmp.Compare(a.ProbeID, b.ProbeID); c != 0 {
+			return c
+		}
+	case a.ProbeID != 0:
+		return -1
+	case b.ProbeID != 0:
+		return 1
+	}
+	if c := naturalCompare(a.Label, b.Label); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Key, b.Key)
+}
+
+var numberOrAddr = regexp.MustCompile(`[0-9a-fA-F:.]*[0-9][0-9a-fA-F:.]*`)
+
+// naturalCompare compares labels with their numbers and addresses by value:
+// "host 198.51.100.9" before "host 198.51.100.10".
+func naturalCompare(a, b string) int {
+	for a != "" && b != "" {
+		la, lb := numberOrAddr.FindStringIndex(a), numberOrAddr.FindStringIndex(b)
+		if la == nil || lb == nil || la[0] != lb[0] || a[:la[0]] != b[:lb[0]] {
+			return strings.Compare(a, b)
+		}
+		x, y := a[la[0]:la[1]], b[lb[0]:lb[1]]
+		if c := compareToken(x, y); c != 0 {
+			return c
+		}
+		a, b = a[la[1]:], b[lb[1]:]
+	}
+	return strings.Compare(a, b)
+}
+
+func compareToken(x, y string) int {
+	if ax, err := netip.ParseAddr(x); err == nil {
+		if ay, err := netip.ParseAddr(y); err == nil {
+			return ax.Compare(ay)
+		}
+	}
+	if nx, err := strconv.ParseUint(x, 10, 64); err == nil {
+		if ny, err := strconv.ParseUint(y, 10, 64); err == nil {
+			return cmp.Compare(nx, ny)
+		}
+	}
+	return strings.Compare(x, y)
 }
 
 // TargetSummary is the catchment of one target address.
@@ -278,73 +142,147 @@ type TargetSummary struct {
 	Target   netip.Addr
 	Names    []string // target names measured at this address
 	Vantages int      // rows (vantage points) for this target
-	// Instances are the instances reached, by vantage count; suspect rows
-	// are not among them.
-	Instances []Share
-	Suspect   int // rows whose answers look intercepted
-	Unknown   int // rows that name no instance (no answer, no trace)
-	Errors    int // rows with errors or timeouts
+	Service  Service  // what the target answers most vantage points
+	// Keys are the catchment by key (site, instance or upstream), by
+	// vantage count; shares are of the vantage points with a key.
+	Keys []KeyShare
+	// Split are the vantage points whose flows reach several instances.
+	Split []SplitGroup
+	// Apart are the answers not from the service, by the vantage's AS.
+	Apart []ApartGroup
+	// Unknown counts rows that name nothing (no identity, no path to
+	// infer from), by why.
+	Unknown []Count
+	// Errors are the rows' errors and timeouts, by reason.
+	Errors     []Count
+	ErrorLines int // rows with an error or a timeout
 }
 
-// Share is one instance's part of a target's catchment.
-type Share struct {
-	Instance  string
-	Source    string // "identity" or "upstream"
-	Site      SiteHint
+// Count is how many rows share one reason.
+type Count struct {
+	What string
+	N    int
+}
+
+// KeyShare is one catchment key's part of a target's catchment.
+type KeyShare struct {
+	Key       CatchmentKey
+	Site      SiteHint        // KeySite: the hint that placed it
+	Instances []InstanceCount // the instances counted under the key, by vantage count
 	Vantages  int
-	Share     float64  // of the rows that name a (non-suspect) instance
+	Share     float64  // of the vantage points with a key
 	ASNs      []uint32 // the vantages' origin ASes, most frequent first
 	Countries []string // the vantages' countries, most frequent first
 	MedianRTT time.Duration
 }
 
-// Shares sums the rows up per target and instance.
-func Shares(rows []Row) []TargetSummary {
+// SplitGroup is the vantage points of one AS whose flows reach several
+// instances.
+type SplitGroup struct {
+	AS        uint32 // 0 when unknown
+	Vantages  []string
+	Instances []InstanceCount // over their flows
+}
+
+// ApartGroup is the answers counted apart from the service's, from the
+// vantage points of one AS.
+type ApartGroup struct {
+	AS         uint32 // the vantages' origin AS; 0 when unknown
+	Vantages   []string
+	Identities []InstanceCount // what the answers named, by vantage count
+	Reasons    []Count         // how they differ from the service
+}
+
+// summarise sums one target's judged rows up.
+func summarise(rows []*Row, svc Service) TargetSummary {
+	t := TargetSummary{Target: svc.Target, Vantages: len(rows), Service: svc}
+	if len(rows) > 0 {
+		t.Target = rows[0].Target
+	}
 	type acc struct {
-		share     Share
+		share     KeyShare
+		instances map[string]int
 		asns      map[uint32]int
 		countries map[string]int
 		rtts      []time.Duration
 	}
-	byTarget := map[netip.Addr]*TargetSummary{}
-	inst := map[netip.Addr]map[string]*acc{}
-	var order []netip.Addr
-	for i := range rows {
-		r := &rows[i]
-		t := byTarget[r.Target]
-		if t == nil {
-			t = &TargetSummary{Target: r.Target}
-			byTarget[r.Target] = t
-			inst[r.Target] = map[string]*acc{}
-			order = append(order, r.Target)
-		}
-		t.Vantages++
+	keys := map[CatchmentKey]*acc{}
+	splits := map[uint32]*SplitGroup{}
+	splitInst := map[uint32]map[string]int{}
+	apart := map[uint32]*ApartGroup{}
+	apartIDs := map[uint32]map[string]int{}
+	apartWhy := map[uint32]map[string]int{}
+	unknown := map[string]int{}
+	errs := map[string]int{}
+	named := 0
+	for _, r := range rows {
 		if r.TargetName != "" && !slices.Contains(t.Names, r.TargetName) {
 			t.Names = append(t.Names, r.TargetName)
 		}
 		if len(r.Errors) > 0 || r.Timeouts > 0 {
-			t.Errors++
+			t.ErrorLines++
+			seen := map[string]bool{}
+			if r.Timeouts > 0 {
+				seen["identity query timed out"] = true
+			}
+			for _, e := range r.Errors {
+				why := errorReason(e)
+				if r.Timeouts > 0 && strings.HasPrefix(why, "timeout") {
+					continue // the timed-out query, said by the result too
+				}
+				seen[why] = true
+			}
+			for why := range seen {
+				errs[why]++
+			}
 		}
+		as := r.Vantage.Origin.AS()
 		switch {
 		case r.Suspect():
-			t.Suspect++
+			g := apart[as]
+			if g == nil {
+				g = &ApartGroup{AS: as}
+				apart[as] = g
+				apartIDs[as] = map[string]int{}
+				apartWhy[as] = map[string]int{}
+			}
+			g.Vantages = append(g.Vantages, r.Vantage.Label)
+			id := r.Instance
+			if id == "" {
+				id = "(no name)"
+			}
+			apartIDs[as][id]++
+			for _, x := range r.Apart {
+				apartWhy[as][x.Text]++
+			}
 			continue
-		case r.Instance == "":
-			t.Unknown++
+		case r.Split:
+			g := splits[as]
+			if g == nil {
+				g = &SplitGroup{AS: as}
+				splits[as] = g
+				splitInst[as] = map[string]int{}
+			}
+			g.Vantages = append(g.Vantages, r.Vantage.Label)
+			for _, f := range r.FlowInstances {
+				splitInst[as][f.Instance] += f.Count
+			}
+			continue
+		case !r.Catchment.Valid():
+			unknown[unknownReason(r, svc)]++
 			continue
 		}
-		source := "identity"
-		if r.InstanceSource == SourceUpstream {
-			source = SourceUpstream
-		}
-		key := source + "\x00" + r.Instance
-		a := inst[r.Target][key]
+		named++
+		a := keys[r.Catchment]
 		if a == nil {
-			a = &acc{share: Share{Instance: r.Instance, Source: source, Site: r.Site}, asns: map[uint32]int{}, countries: map[string]int{}}
-			inst[r.Target][key] = a
+			a = &acc{share: KeyShare{Key: r.Catchment, Site: r.Site}, instances: map[string]int{}, asns: map[uint32]int{}, countries: map[string]int{}}
+			keys[r.Catchment] = a
 		}
 		a.share.Vantages++
-		if as := r.Vantage.Origin.AS(); as != 0 {
+		if r.Instance != "" {
+			a.instances[r.Instance]++
+		}
+		if as != 0 {
 			a.asns[as]++
 		}
 		if c := r.Vantage.Origin.Country; c != "" {
@@ -358,34 +296,110 @@ func Shares(rows []Row) []TargetSummary {
 			a.rtts = append(a.rtts, rtt)
 		}
 	}
-	slices.SortFunc(order, func(a, b netip.Addr) int { return a.Compare(b) })
-	out := make([]TargetSummary, 0, len(order))
-	for _, tgt := range order {
-		t := byTarget[tgt]
-		named := 0
-		for _, a := range inst[tgt] {
-			named += a.share.Vantages
-		}
-		for _, a := range inst[tgt] {
-			s := a.share
-			s.Share = float64(s.Vantages) / float64(named)
-			s.ASNs = byFrequency(a.asns, func(x, y uint32) bool { return x < y })
-			s.Countries = byFrequency(a.countries, func(x, y string) bool { return x < y })
-			s.MedianRTT = median(a.rtts)
-			t.Instances = append(t.Instances, s)
-		}
-		sort.Slice(t.Instances, func(i, j int) bool {
-			a, b := t.Instances[i], t.Instances[j]
-			if a.Vantages != b.Vantages {
-				return a.Vantages > b.Vantages
-			}
-			if a.Source != b.Source {
-				return a.Source < b.Source // identity before upstream
-			}
-			return a.Instance < b.Instance
-		})
-		out = append(out, *t)
+	for _, a := range keys {
+		s := a.share
+		s.Share = float64(s.Vantages) / float64(named)
+		s.Instances = sortCounts(a.instances)
+		s.ASNs = byFrequency(a.asns, func(x, y uint32) bool { return x < y })
+		s.Countries = byFrequency(a.countries, func(x, y string) bool { return x < y })
+		s.MedianRTT = median(a.rtts)
+		t.Keys = append(t.Keys, s)
 	}
+	slices.SortFunc(t.Keys, func(a, b KeyShare) int {
+		if a.Vantages != b.Vantages {
+			return b.Vantages - a.Vantages
+		}
+		if a.Key.Kind != b.Key.Kind {
+			return keyRank(a.Key.Kind) - keyRank(b.Key.Kind)
+		}
+		return naturalCompare(a.Key.Value, b.Key.Value)
+	})
+	for as, g := range splits {
+		g.Instances = sortCounts(splitInst[as])
+		slices.SortFunc(g.Vantages, naturalCompare)
+		t.Split = append(t.Split, *g)
+	}
+	slices.SortFunc(t.Split, func(a, b SplitGroup) int {
+		if len(a.Vantages) != len(b.Vantages) {
+			return len(b.Vantages) - len(a.Vantages)
+		}
+		return cmp.Compare(a.AS, b.AS)
+	})
+	for as, g := range apart {
+		g.Identities = sortCounts(apartIDs[as])
+		g.Reasons = sortedCounts(apartWhy[as])
+		slices.SortFunc(g.Vantages, naturalCompare)
+		t.Apart = append(t.Apart, *g)
+	}
+	slices.SortFunc(t.Apart, func(a, b ApartGroup) int {
+		if len(a.Vantages) != len(b.Vantages) {
+			return len(b.Vantages) - len(a.Vantages)
+		}
+		return cmp.Compare(a.AS, b.AS)
+	})
+	t.Unknown = sortedCounts(unknown)
+	t.Errors = sortedCounts(errs)
+	return t
+}
+
+func keyRank(k KeyKind) int {
+	switch k {
+	case KeySite:
+		return 0
+	case KeyInstance:
+		return 1
+	}
+	return 2
+}
+
+// unknownReason says why a row names nothing.
+func unknownReason(r *Row, svc Service) string {
+	replied := false
+	for _, a := range r.Answers {
+		if a.Replied() {
+			replied = true
+			break
+		}
+	}
+	switch {
+	case replied && r.Traced && !r.Reached && !svc.PathInferred:
+		return "no identity; the trace did not reach the target"
+	case replied:
+		return "no identity in the answers"
+	case len(r.Answers) > 0 && !r.Traced:
+		return "no DNS reply"
+	case r.Traced && r.Upstream == nil:
+		return "no hop answered the trace"
+	case r.Traced && !r.Reached:
+		return "the trace did not reach the target"
+	}
+	return "nothing measured"
+}
+
+var hopPrefix = regexp.MustCompile(`^(?:hop \d+|flow \d+): `)
+
+// errorReason groups error texts: the hop or flow they name is dropped.
+func errorReason(e string) string {
+	for {
+		s := hopPrefix.ReplaceAllString(e, "")
+		if s == e {
+			return e
+		}
+		e = s
+	}
+}
+
+func sortedCounts(m map[string]int) []Count {
+	out := make([]Count, 0, len(m))
+	for k, v := range m {
+		out = append(out, Count{k, v})
+	}
+	slices.SortFunc(out, func(a, b Count) int {
+		if a.N != b.N {
+			return b.N - a.N
+		}
+		return strings.Compare(a.What, b.What)
+	})
 	return out
 }
 
@@ -431,7 +445,7 @@ type DualStack struct {
 // they measured the same target name, or — for targets given as addresses
 // — when the input holds exactly one IPv4 and one IPv6 target address.
 // Only identities count (an upstream differs between families by nature),
-// and suspect rows are left out.
+// and rows counted apart are left out.
 func DualStackDivergence(rows []Row) []DualStack {
 	addrTargets := map[Family]map[netip.Addr]bool{IPv4: {}, IPv6: {}}
 	for i := range rows {
@@ -486,7 +500,7 @@ func DualStackDivergence(rows []Row) []DualStack {
 			SameSite: s.v4.Site.Site != "" && s.v4.Site == s.v6.Site,
 		})
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Vantage.Label < out[j].Vantage.Label })
+	sort.SliceStable(out, func(i, j int) bool { return compareVantages(out[i].Vantage, out[j].Vantage) < 0 })
 	return out
 }
 
@@ -501,46 +515,77 @@ type Parting struct {
 
 // PartSide is one instance's side of a parting.
 type PartSide struct {
-	Instance string
-	Vantages []string // labels of the vantages in the origin AS that reach it
+	Instance string   // the key's label: site code, instance name, or "via" the upstream hop
+	Vantages []string // labels of the vantages in the origin AS that reach it (a split vantage point on both sides)
 	ASPath   []uint32 // the most common AS path among them
 	AS       uint32   // the first AS after the common part; 0 when the path ends there
 	Hop      *Upstream
 }
 
+// partMember is one path of a vantage point towards one instance: a row's
+// first traced flow, or one flow of a split vantage point.
+type partMember struct {
+	label string
+	path  []uint32
+	flow  *Flow
+}
+
 // PathsPart finds, for each target and origin AS, the vantages that reach
 // different instances and the first AS (and the first hop in it) where
 // their paths differ. Each instance is represented by the most common AS
-// path among its vantages in that AS (ties: the smallest path).
+// path among its vantages in that AS (ties: the smallest path). A vantage
+// point split by flow stands on every side its flows reach, so its AS is
+// listed with where its own flows part.
 func PathsPart(rows []Row) []Parting {
 	type groupKey struct {
 		target netip.Addr
 		as     uint32
 	}
-	type member struct {
-		rows []*Row
-	}
-	groups := map[groupKey]map[string]*member{}
+	groups := map[groupKey]map[string][]partMember{}
 	var order []groupKey
-	for i := range rows {
-		r := &rows[i]
-		as := r.Vantage.Origin.AS()
-		if as == 0 || r.Instance == "" || r.Suspect() || len(r.ASPath) == 0 {
-			continue
-		}
-		k := groupKey{r.Target, as}
+	add := func(k groupKey, name string, m partMember) {
 		g := groups[k]
 		if g == nil {
-			g = map[string]*member{}
+			g = map[string][]partMember{}
 			groups[k] = g
 			order = append(order, k)
 		}
-		m := g[r.Instance]
-		if m == nil {
-			m = &member{}
-			g[r.Instance] = m
+		g[name] = append(g[name], m)
+	}
+	for i := range rows {
+		r := &rows[i]
+		as := r.Vantage.Origin.AS()
+		if as == 0 || r.Suspect() {
+			continue
 		}
-		m.rows = append(m.rows, r)
+		k := groupKey{r.Target, as}
+		if r.Split {
+			origin := r.TargetOrigin.ASNs
+			seen := map[string]bool{}
+			for fi := range r.Flows {
+				f := &r.Flows[fi]
+				if f.Identity.Instance == "" || len(f.Hops) == 0 || seen[f.Identity.Instance] {
+					continue
+				}
+				seen[f.Identity.Instance] = true
+				if len(origin) == 0 {
+					origin = targetASNs(*f, r.Target)
+				}
+				path := ASPathOf(*f, origin)
+				if len(path) > 0 {
+					add(k, f.Identity.Instance, partMember{r.Vantage.Label, path, f})
+				}
+			}
+			continue
+		}
+		if !r.Catchment.Valid() || len(r.ASPath) == 0 {
+			continue
+		}
+		m := partMember{label: r.Vantage.Label, path: r.ASPath}
+		if fi := slices.IndexFunc(r.Flows, func(f Flow) bool { return len(f.Hops) > 0 }); fi >= 0 {
+			m.flow = &r.Flows[fi]
+		}
+		add(k, keyLabel(r.Catchment), m)
 	}
 	var out []Parting
 	for _, k := range order {
@@ -555,7 +600,7 @@ func PathsPart(rows []Row) []Parting {
 		slices.Sort(names)
 		for i := 0; i < len(names); i++ {
 			for j := i + 1; j < len(names); j++ {
-				a, b := side(names[i], g[names[i]].rows), side(names[j], g[names[j]].rows)
+				a, b := side(names[i], g[names[i]]), side(names[j], g[names[j]])
 				p := Parting{Target: k.target, OriginAS: k.as}
 				n := 0
 				for n < len(a.path) && n < len(b.path) && a.path[n] == b.path[n] {
@@ -572,36 +617,42 @@ func PathsPart(rows []Row) []Parting {
 	return out
 }
 
+// keyLabel names a key on a side of a parting.
+func keyLabel(k CatchmentKey) string {
+	if k.Kind == KeyUpstream {
+		return "via " + k.Value
+	}
+	return k.Value
+}
+
 type partSide struct {
 	PartSide
 	path []uint32
-	rep  *Row
+	rep  partMember
 }
 
-// side picks the representative path of an instance's vantages.
-func side(instance string, rows []*Row) *partSide {
+// side picks the representative path of an instance's members.
+func side(instance string, members []partMember) *partSide {
 	count := map[string]int{}
-	for _, r := range rows {
-		count[pathString(r.ASPath)]++
+	for _, m := range members {
+		count[pathString(m.path)]++
 	}
-	var rep *Row
-	for _, r := range rows {
-		if rep == nil {
-			rep = r
-			continue
-		}
-		c, cr := count[pathString(r.ASPath)], count[pathString(rep.ASPath)]
-		if c > cr || (c == cr && pathString(r.ASPath) < pathString(rep.ASPath)) {
-			rep = r
+	rep := members[0]
+	for _, m := range members[1:] {
+		c, cr := count[pathString(m.path)], count[pathString(rep.path)]
+		if c > cr || (c == cr && pathString(m.path) < pathString(rep.path)) {
+			rep = m
 		}
 	}
-	s := &partSide{rep: rep, path: rep.ASPath}
+	s := &partSide{rep: rep, path: rep.path}
 	s.Instance = instance
-	s.ASPath = rep.ASPath
-	for _, r := range rows {
-		s.Vantages = append(s.Vantages, r.Vantage.Label)
+	s.ASPath = rep.path
+	for _, m := range members {
+		if !slices.Contains(s.Vantages, m.label) {
+			s.Vantages = append(s.Vantages, m.label)
+		}
 	}
-	slices.Sort(s.Vantages)
+	slices.SortFunc(s.Vantages, naturalCompare)
 	return s
 }
 
@@ -611,10 +662,10 @@ func (s *partSide) part(n int) {
 		return
 	}
 	s.AS = s.path[n]
-	if len(s.rep.Flows) == 0 {
+	if s.rep.flow == nil {
 		return
 	}
-	for _, h := range s.rep.Flows[0].Hops {
+	for _, h := range s.rep.flow.Hops {
 		for _, r := range h.Responders {
 			if slices.Contains(r.ASNs, s.AS) {
 				s.Hop = &Upstream{TTL: h.TTL, Responder: r}

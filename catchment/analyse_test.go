@@ -41,43 +41,72 @@ func asHops(pairs ...any) []Hop {
 }
 
 func TestResolveIdentityAndUpstream(t *testing.T) {
-	o := idObs(vantage("a", 64500), svc4, "i1.lab-a", 2*time.Millisecond)
+	o := idObs(vantage("a", 64500), svc4, "i1.lab-a", 6*time.Millisecond)
 	o.Flows = []Flow{{Proto: "udp", Reached: true, Hops: asHops("198.51.100.1", 64500, "*", 0, "203.0.113.1", 64520, "192.0.2.53", 64520)}}
 	r := Resolve(o, nil)
 	if r.Instance != "i1.lab-a" || r.InstanceSource != "hostname.bind" || !r.Identified() {
 		t.Errorf("instance %q from %q", r.Instance, r.InstanceSource)
 	}
-	if r.Upstream == nil || r.Upstream.Addr.String() != "203.0.113.1" || r.Upstream.TTL != 3 {
+	// The service's origin is AS64520 (the target's replies say so): the
+	// upstream AS is the last before it, the hop where the path enters it.
+	if u := r.Upstream; u == nil || u.Addr.String() != "203.0.113.1" || u.TTL != 3 || u.AS != 64500 || !u.ByOrigin {
 		t.Errorf("upstream %+v", r.Upstream)
 	}
-	if !slices.Equal(r.ASPath, []uint32{64500, 64520}) || !r.Reached || r.PathRTT != 7*time.Millisecond || r.DNSRTT != 2*time.Millisecond {
+	if !slices.Equal(r.ASPath, []uint32{64500, 64520}) || !r.Reached || r.PathRTT != 7*time.Millisecond || r.DNSRTT != 6*time.Millisecond {
 		t.Errorf("path %v reached %v rtt %v dns %v", r.ASPath, r.Reached, r.PathRTT, r.DNSRTT)
 	}
-
-	// Traceroute only: the upstream names the instance.
-	o2 := Observation{Vantage: vantage("b", 64501), Target: svc4, Flows: o.Flows}
-	r2 := Resolve(o2, nil)
-	if r2.Instance != "203.0.113.1" || r2.InstanceSource != SourceUpstream || r2.Identified() {
-		t.Errorf("traceroute-only row: %q from %q", r2.Instance, r2.InstanceSource)
-	}
-	// The Atlas TTL 255 tail is no hop of the path.
-	o2.Flows = []Flow{{Hops: append(asHops("198.51.100.1", 64500, "198.51.100.9", 64500), Hop{TTL: 255, Responders: []Responder{{Addr: svc4}}})}}
-	if r := Resolve(o2, nil); r.Upstream == nil || r.Upstream.Addr.String() != "198.51.100.9" {
-		t.Errorf("upstream with a hop 255 tail: %+v", r.Upstream)
-	}
-	// A trace that died on the way names no instance: its last hop is
-	// shown as the upstream, and the row counts as without an instance.
-	o3 := Observation{Vantage: vantage("d", 64500), Target: svc4, Flows: []Flow{{Proto: "udp", Hops: asHops("198.51.100.1", 64500, "198.51.100.15", 64500)}}}
-	if r := Resolve(o3, nil); r.Instance != "" || r.Upstream == nil || r.Upstream.Addr.String() != "198.51.100.15" || r.Reached {
-		t.Errorf("unreached traceroute-only row: instance %q (%s), upstream %+v", r.Instance, r.InstanceSource, r.Upstream)
-	}
-	// Nothing at all: no instance, counted as unknown.
+	// Nothing at all: no instance.
 	if r := Resolve(Observation{Vantage: vantage("c", 1), Target: svc4, Errors: []string{"timeout"}}, nil); r.Instance != "" {
 		t.Errorf("empty observation named %q", r.Instance)
 	}
 }
 
-func TestSuspicions(t *testing.T) {
+// TestUpstreamOf: one definition of the upstream for every command.
+func TestUpstreamOf(t *testing.T) {
+	type want struct {
+		addr     string
+		ttl      int
+		as       uint32
+		byOrigin bool
+	}
+	for _, tc := range []struct {
+		name   string
+		hops   []Hop
+		origin []uint32
+		want   want
+	}{
+		// The service's routers are silent: the upstream's own router is
+		// the hop (trace's golden path).
+		{"silent service network", asHops("203.0.113.1", 64500, "*", 0, "198.51.100.6", 64510, "192.0.2.53", 64520), nil, want{"198.51.100.6", 3, 64510, true}},
+		// The path enters the service's AS before the target: that hop
+		// tells sites apart (the lab's diamond).
+		{"entry hop", asHops("198.51.100.1", 64500, "198.51.100.33", 64500, "203.0.113.1", 64520, "192.0.2.53", 64520), nil, want{"203.0.113.1", 3, 64500, true}},
+		// A multi-origin service: either origin is the service.
+		{"multi-origin", asHops("198.51.100.1", 64500, "203.0.113.69", 64521, "192.0.2.53", 64521), []uint32{64520, 64521}, want{"203.0.113.69", 2, 64500, true}},
+		// The target never answers: its origin comes from the lookup.
+		{"unreached", asHops("198.51.100.1", 64500, "198.51.100.9", 64510, "*", 0), []uint32{64520}, want{"198.51.100.9", 2, 64510, true}},
+		// Without origins: the last responding hop before the target.
+		{"no origins", []Hop{{TTL: 1, Responders: []Responder{{Addr: netip.MustParseAddr("198.51.100.1")}}}, {TTL: 2, Responders: []Responder{{Addr: netip.MustParseAddr("198.51.100.9")}}}, {TTL: 3, Responders: []Responder{{Addr: svc4}}}}, nil, want{"198.51.100.9", 2, 0, false}},
+		// The Atlas TTL 255 tail is no hop of the path.
+		{"atlas tail", append(asHops("198.51.100.1", 64500, "198.51.100.9", 64500), Hop{TTL: 255, Responders: []Responder{{Addr: svc4}}}), nil, want{"198.51.100.9", 2, 64500, false}},
+	} {
+		u, ok := UpstreamOf(Flow{Hops: tc.hops}, svc4, func() []uint32 {
+			if tc.origin != nil {
+				return tc.origin
+			}
+			return targetASNs(Flow{Hops: tc.hops}, svc4)
+		}())
+		got := want{u.Addr.String(), u.TTL, u.AS, u.ByOrigin}
+		if !ok || got != tc.want {
+			t.Errorf("%s: %+v (%v), want %+v", tc.name, got, ok, tc.want)
+		}
+	}
+	if _, ok := UpstreamOf(Flow{Hops: asHops("*", 0, "192.0.2.53", 64520)}, svc4, nil); ok {
+		t.Error("an upstream where no hop before the target answered")
+	}
+}
+
+func TestOwnReasonsAndSigns(t *testing.T) {
 	sites := BuiltinSites()
 	kroot := netip.MustParseAddr("193.0.14.129")
 	quad9 := netip.MustParseAddr("9.9.9.9")
@@ -87,22 +116,27 @@ func TestSuspicions(t *testing.T) {
 	}
 	sites = sites.With(user)
 	for _, tc := range []struct {
-		name string
-		o    Observation
-		want []Suspicion
+		name  string
+		o     Observation
+		apart []Suspicion
+		signs []Suspicion
 	}{
-		{"clean authoritative", idObs(vantage("a", 1), kroot, "ns1.fi-hel.k.ripe.net", time.Millisecond), nil},
-		{"aa clear alone", idObs(vantage("a", 1), svc4, "i1", time.Millisecond, measure.SuspectAAClear), nil},
+		{"clean authoritative", idObs(vantage("a", 1), kroot, "ns1.fi-hel.k.ripe.net", time.Millisecond), nil, nil},
+		{"aa clear alone", idObs(vantage("a", 1), svc4, "i1", time.Millisecond, measure.SuspectAAClear), nil, nil},
+		// One answer's flags are hints: never counted apart on their own.
 		{"interceptor on the path", idObs(vantage("a", 1), kroot, "ns1.fi-hel.k.ripe.net", time.Millisecond, measure.SuspectRA, measure.SuspectClassNotCH, measure.SuspectTTLNonZero),
-			[]Suspicion{"class_not_ch", "ra_set", "ttl_nonzero"}},
-		{"resolver sets RA and TTL", idObs(vantage("a", 1), quad9, "res110.mia.rrdns.pch.net", time.Millisecond, measure.SuspectRA, measure.SuspectTTLNonZero), nil},
-		{"identity of someone else", idObs(vantage("a", 1), kroot, "PowerDNS Recursor 3.5.2", time.Millisecond), []Suspicion{SuspectIdentityMismatch}},
-		{"operator that never answers", idObs(vantage("a", 1), netip.MustParseAddr("198.51.100.53"), "resolver.isp.example", time.Millisecond), []Suspicion{SuspectNoChaosOperator}},
-		{"no table entry, no mismatch", idObs(vantage("a", 1), svc4, "anything", time.Millisecond), nil},
+			nil, []Suspicion{"class_not_ch", "ra_set", "ttl_nonzero"}},
+		{"resolver sets RA and TTL", idObs(vantage("a", 1), quad9, "res110.mia.rrdns.pch.net", time.Millisecond, measure.SuspectRA, measure.SuspectTTLNonZero), nil, nil},
+		{"identity of someone else", idObs(vantage("a", 1), kroot, "PowerDNS Recursor 3.5.2", time.Millisecond), []Suspicion{SuspectIdentityMismatch}, []Suspicion{SuspectIdentityMismatch}},
+		{"operator that never answers", idObs(vantage("a", 1), netip.MustParseAddr("198.51.100.53"), "resolver.isp.example", time.Millisecond), []Suspicion{SuspectNoChaosOperator}, []Suspicion{SuspectNoChaosOperator}},
+		{"no table entry, no mismatch", idObs(vantage("a", 1), svc4, "anything", time.Millisecond), nil, nil},
 	} {
 		r := Resolve(tc.o, sites)
-		if !slices.Equal(r.Suspicions, tc.want) {
-			t.Errorf("%s: suspicions %v, want %v", tc.name, r.Suspicions, tc.want)
+		if got := r.Suspicions(); !slices.Equal(got, tc.apart) {
+			t.Errorf("%s: apart %v, want %v", tc.name, got, tc.apart)
+		}
+		if got := AnswerSigns(tc.o.Target, tc.o.Identity, tc.o.Answers, sites); !slices.Equal(got, tc.signs) {
+			t.Errorf("%s: signs %v, want %v", tc.name, got, tc.signs)
 		}
 	}
 
@@ -110,38 +144,51 @@ func TestSuspicions(t *testing.T) {
 	// the target 40 ms away.
 	o := idObs(vantage("a", 1), svc4, "i1", time.Millisecond)
 	o.Flows = []Flow{{Hops: []Hop{{TTL: 1, Responders: []Responder{{Addr: netip.MustParseAddr("198.51.100.1"), RTT: 40 * time.Millisecond}}}}}}
-	if r := Resolve(o, nil); !slices.Equal(r.Suspicions, []Suspicion{SuspectFasterThanPath}) {
-		t.Errorf("fast answer: %v", r.Suspicions)
+	if r := Resolve(o, nil); !slices.Equal(r.Suspicions(), []Suspicion{SuspectFasterThanPath}) || r.Apart[0].Text != "answer in 1 ms, the path takes 40 ms" {
+		t.Errorf("fast answer: %+v", r.Apart)
 	}
 	// Within noise: 3 ms against 6 ms is not flagged.
 	o.Answers[0].RTT, o.Flows[0].Hops[0].Responders[0].RTT = 2*time.Millisecond, 6*time.Millisecond
 	if r := Resolve(o, nil); r.Suspect() {
-		t.Errorf("noise flagged: %v", r.Suspicions)
+		t.Errorf("noise flagged: %v", r.Apart)
 	}
 }
 
-func TestSharesCountSuspectsApart(t *testing.T) {
+func TestSharesByKey(t *testing.T) {
 	var obs []Observation
 	for i, in := range []string{"i1", "i1", "i1", "i2"} {
 		v := vantage(string(rune('a'+i)), uint32(64500+i%2))
 		obs = append(obs, idObs(v, svc4, in, time.Duration(i+1)*time.Millisecond))
 	}
-	obs = append(obs, idObs(vantage("x", 64999), svc4, "box", time.Millisecond, measure.SuspectRA))
-	obs = append(obs, Observation{Vantage: vantage("y", 64999), Target: svc4, Answers: []measure.Answer{{Name: "hostname.bind", Status: measure.StatusTimeout}}})
+	// Faster than its own path: counted apart.
+	fast := idObs(vantage("x", 64999), svc4, "box", time.Millisecond)
+	fast.Flows = []Flow{{Hops: asHops("198.51.100.1", 64999, "*", 0, "*", 0, "*", 0, "*", 0, "*", 0, "*", 0, "*", 0, "*", 0, "*", 0, "*", 0, "*", 0, "*", 0, "*", 0, "*", 0, "*", 0, "*", 0, "*", 0, "*", 0, "198.51.100.2", 64999)}}
+	obs = append(obs, fast)
+	obs = append(obs, Observation{Vantage: vantage("y", 64999), Target: svc4, Answers: []measure.Answer{{Name: "hostname.bind.", Status: measure.StatusTimeout}}})
 	rep := Analyse(obs, nil)
 	if len(rep.Targets) != 1 {
 		t.Fatalf("targets %+v", rep.Targets)
 	}
 	ts := rep.Targets[0]
-	if ts.Vantages != 6 || ts.Suspect != 1 || ts.Unknown != 1 || ts.Errors != 1 || len(ts.Instances) != 2 {
+	if ts.Vantages != 6 || len(ts.Apart) != 1 || ts.ErrorLines != 1 || len(ts.Keys) != 2 {
 		t.Fatalf("summary %+v", ts)
 	}
-	i1 := ts.Instances[0]
-	if i1.Instance != "i1" || i1.Vantages != 3 || i1.Share != 0.75 || i1.MedianRTT != 2*time.Millisecond {
+	if g := ts.Apart[0]; g.AS != 64999 || !slices.Equal(g.Vantages, []string{"x"}) || g.Identities[0].Instance != "box" {
+		t.Errorf("apart %+v", g)
+	}
+	if !slices.Equal(ts.Unknown, []Count{{"no DNS reply", 1}}) || !slices.Equal(ts.Errors, []Count{{"identity query timed out", 1}}) {
+		t.Errorf("unknown %v errors %v", ts.Unknown, ts.Errors)
+	}
+	i1 := ts.Keys[0]
+	if i1.Key.Kind != KeyInstance || i1.Key.Value != "i1" || i1.Vantages != 3 || i1.Share != 0.75 || i1.MedianRTT != 2*time.Millisecond {
 		t.Errorf("i1 share %+v", i1)
 	}
 	if !slices.Equal(i1.ASNs, []uint32{64500, 64501}) || !slices.Equal(i1.Countries, []string{"ZZ"}) {
 		t.Errorf("i1 ases %v countries %v", i1.ASNs, i1.Countries)
+	}
+	// Fewer than MinPopulation answered: no judgement, and it says why.
+	if ts.Service.Judged || !strings.Contains(ts.Service.NotJudged, "5 vantage points replied; fewer than 10") {
+		t.Errorf("service %+v", ts.Service)
 	}
 }
 
@@ -173,19 +220,19 @@ func TestDualStackDivergence(t *testing.T) {
 }
 
 func TestPathsPart(t *testing.T) {
-	mk := func(key string, instance string, h []Hop) Row {
+	mk := func(key string, instance string, h []Hop) Observation {
 		o := idObs(vantage(key, 64500), svc4, instance, 0)
 		o.Flows = []Flow{{Hops: h, Reached: true}}
-		return Resolve(o, nil)
+		return o
 	}
-	rows := []Row{
+	obs := []Observation{
 		mk("a", "i1", asHops("198.51.100.1", 64500, "203.0.113.1", 64510, "192.0.2.53", 64520)),
 		mk("b", "i1", asHops("198.51.100.2", 64500, "203.0.113.1", 64510, "192.0.2.53", 64520)),
 		mk("c", "i2", asHops("198.51.100.3", 64500, "203.0.113.9", 64511, "192.0.2.53", 64521)),
 		// Another origin AS: not compared with these.
-		Resolve(Observation{Vantage: vantage("d", 64999), Target: svc4, Identity: measure.Identity{Instance: "i3", Source: "nsid"}, Flows: []Flow{{Hops: asHops("10.0.0.1", 64999)}}}, nil),
+		{Vantage: vantage("d", 64999), Target: svc4, Identity: measure.Identity{Instance: "i3", Source: "nsid"}, Flows: []Flow{{Hops: asHops("10.0.0.1", 64999)}}},
 	}
-	p := PathsPart(rows)
+	p := Analyse(obs, nil).Partings
 	if len(p) != 1 {
 		t.Fatalf("partings %+v", p)
 	}
@@ -255,11 +302,16 @@ func TestDiff(t *testing.T) {
 	for _, x := range m {
 		got = append(got, x.Kind+":"+x.Vantage.Label)
 	}
-	want := []string{"moved:c1", "moved:t1", "gone:c3", "new:c4"}
+	// A traceroute-only line whose upstream changed is no move: its
+	// catchment is inferred from the path.
+	want := []string{"moved:c1", "upstream:t1", "gone:c3", "new:c4"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("moves %v, want %v", got, want)
 	}
-	if !m[0].InstanceChanged || !m[0].UpstreamChanged || m[1].After.InstanceSource != SourceUpstream {
-		t.Errorf("c1 %+v", m[0])
+	if !m[0].InstanceChanged || !m[0].UpstreamChanged || m[1].InstanceChanged || !m[1].UpstreamChanged || !Moved(m) {
+		t.Errorf("c1 %+v, t1 %+v", m[0], m[1])
+	}
+	if Moved(m[1:]) {
+		t.Error("an upstream change counted as a move")
 	}
 }

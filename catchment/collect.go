@@ -80,7 +80,7 @@ func (c *Collector) Add(o Observation) {
 		e.dns = &dup
 	}
 	if hasTrace {
-		if up, ok := UpstreamOf(o.Flows[0], o.Target); ok && len(o.Flows) == 1 {
+		if up, ok := UpstreamOf(o.Flows[0], o.Target, o.TargetOrigin.ASNs); ok && len(o.Flows) == 1 {
 			e.upstreams = append(e.upstreams, stamp{o.Time, e.seq, c.intern(up.Addr.String())})
 		}
 		if later(e.trace) {
@@ -216,18 +216,27 @@ func events(st []stamp) []Event {
 type Move struct {
 	Key
 	Vantage Vantage
-	Kind    string // "moved", "upstream", "lost", "found", "gone" or "new"
+	Kind    string // MoveInstance, MoveFlows, MoveUpstream, MoveLost, MoveFound, MoveGone or MoveNew
 	// Before and After are the rows of each run (nil where the line is
 	// absent from that run).
 	Before, After *Row
-	// InstanceChanged: both runs name an instance, and they differ.
-	// UpstreamChanged: both runs traced an upstream, and they differ.
+	// InstanceChanged: both runs name an instance (by site, else by
+	// instance), and they differ on every flow. UpstreamChanged: both
+	// runs traced an upstream, and they differ.
 	InstanceChanged, UpstreamChanged bool
+	// SameSite is set for a move between two instances of one site.
+	SameSite bool
 }
 
 // Move kinds, in the order Diff lists them.
 const (
-	MoveInstance = "moved"    // another instance answers
+	// MoveInstance: another instance on every flow, or another site. A
+	// move is what exit status 3 reports.
+	MoveInstance = "moved"
+	// MoveFlows: the instances differ on some flows only, and either run
+	// is split by flow: the catchment depends on the flow (an ECMP hash
+	// of another source port), which is no move.
+	MoveFlows    = "flows"
 	MoveUpstream = "upstream" // same instance (or none known), another upstream
 	MoveLost     = "lost"     // an instance before, none after
 	MoveFound    = "found"    // none before, an instance after
@@ -237,7 +246,9 @@ const (
 
 // Diff compares two runs line by line (vantage × target) and lists the
 // lines that changed: a BGP change (prepend, new site, withdrawal) shows as
-// vantages that moved instance, or whose upstream changed.
+// vantages that moved, or whose upstream changed. Instances compare by
+// site when both runs place them, else by name; a vantage point split by
+// flow in either run moved only when no instance is common to both runs.
 func Diff(before, after []Row) []Move {
 	idx := func(rows []Row) map[Key]*Row {
 		m := make(map[Key]*Row, len(rows))
@@ -258,33 +269,39 @@ func Diff(before, after []Row) []Move {
 			continue
 		}
 		m := Move{Key: k, Vantage: ra.Vantage, Before: rb, After: ra}
-		ib, ia := instanceOf(rb), instanceOf(ra)
-		// An identity and an upstream address are not comparable names.
-		m.InstanceChanged = ib != "" && ia != "" && ib != ia &&
-			(rb.InstanceSource == SourceUpstream) == (ra.InstanceSource == SourceUpstream)
+		ib, ia := instancesOf(rb), instancesOf(ra)
 		if rb.Upstream != nil && ra.Upstream != nil && rb.Upstream.Addr != ra.Upstream.Addr {
 			m.UpstreamChanged = true
 		}
 		switch {
-		case m.InstanceChanged:
-			m.Kind = MoveInstance
-		case ib != "" && ia == "":
+		case len(ib) > 0 && len(ia) > 0:
+			bySite := rb.Site.Site != "" && ra.Site.Site != "" && !rb.Split && !ra.Split
+			switch {
+			case slices.Equal(ib, ia):
+			case disjoint(ib, ia):
+				m.Kind, m.InstanceChanged = MoveInstance, true
+				m.SameSite = bySite && rb.Site == ra.Site
+			default:
+				m.Kind = MoveFlows
+			}
+		case len(ib) > 0:
 			m.Kind = MoveLost
-		case ib == "" && ia != "":
+		case len(ia) > 0:
 			m.Kind = MoveFound
-		case m.UpstreamChanged:
-			m.Kind = MoveUpstream
-		default:
-			continue
 		}
-		out = append(out, m)
+		if m.Kind == "" && m.UpstreamChanged {
+			m.Kind = MoveUpstream
+		}
+		if m.Kind != "" {
+			out = append(out, m)
+		}
 	}
 	for k, ra := range a {
 		if b[k] == nil {
 			out = append(out, Move{Key: k, Vantage: ra.Vantage, Kind: MoveNew, After: ra})
 		}
 	}
-	rank := map[string]int{MoveInstance: 0, MoveUpstream: 1, MoveLost: 2, MoveFound: 3, MoveGone: 4, MoveNew: 5}
+	rank := map[string]int{MoveInstance: 0, MoveFlows: 1, MoveUpstream: 2, MoveLost: 3, MoveFound: 4, MoveGone: 5, MoveNew: 6}
 	sort.Slice(out, func(i, j int) bool {
 		x, y := out[i], out[j]
 		if rank[x.Kind] != rank[y.Kind] {
@@ -293,19 +310,39 @@ func Diff(before, after []Row) []Move {
 		if c := x.Target.Compare(y.Target); c != 0 {
 			return c < 0
 		}
-		if x.Vantage.Label != y.Vantage.Label {
-			return x.Vantage.Label < y.Vantage.Label
-		}
-		return x.Key.Vantage < y.Key.Vantage
+		return compareVantages(x.Vantage, y.Vantage) < 0
 	})
 	return out
 }
 
-// instanceOf is the instance a row names for the diff: identities compare
-// by identity; a suspect answer names no instance.
-func instanceOf(r *Row) string {
+// instancesOf is the set of instances a row's flows reached, sorted: its
+// identity, or every instance of a sweep's flows. A row counted apart
+// names none.
+func instancesOf(r *Row) []string {
 	if r.Suspect() {
-		return ""
+		return nil
 	}
-	return r.Instance
+	var out []string
+	for _, f := range r.FlowInstances {
+		out = append(out, f.Instance)
+	}
+	if len(out) == 0 && r.Instance != "" {
+		out = append(out, r.Instance)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func disjoint(a, b []string) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// Moved reports whether any line moved to another instance or site.
+func Moved(moves []Move) bool {
+	return slices.ContainsFunc(moves, func(m Move) bool { return m.Kind == MoveInstance })
 }

@@ -13,33 +13,56 @@
 //     RTT and origin ASes), whether it reached the target, and the Identity
 //     its probes' DNS answers named.
 //   - Observation: what one vantage measured towards one target address:
-//     identity Answers (statuses and suspicion flags in package probe's
-//     vocabulary), Flows (one for a trace, many for a sweep), errors. One
-//     line of the catchment table; Key() is vantage × target.
-//   - Row: an Observation resolved by Resolve: the instance (identity —
-//     NSID, else hostname.bind, else id.server — or, for traceroute-only
-//     data, the Upstream: the last responding hop before the target), the
-//     site hint, the AS path, RTTs and the Suspicions that count the row
-//     apart from the instances.
+//     identity Answers (package measure: statuses, header facts, flags),
+//     the target's origin, Flows (one for a trace, many for a sweep),
+//     errors. One line of the catchment table; Key() is vantage × target.
+//   - Row: an Observation resolved by Resolve and judged by Analyse: the
+//     instance (what the service says it is: NSID, else hostname.bind,
+//     else id.server), the site (where that instance is, from its name:
+//     the site-hint table), the Upstream and AS path (PathOf), RTTs, how a
+//     sweep's flows spread (Split), the reasons its answers are counted
+//     apart (Apart), and its CatchmentKey.
+//
+// # One definition of the upstream
+//
+// PathOf and UpstreamOf are the only place the upstream is decided, for
+// trace, sweeps, watch, compare and atlas alike: the last AS before the
+// service's origin AS on the path, with the hop where the path enters the
+// service (the first hop inside the origin AS before the target, else the
+// last responding hop before it); without origin ASes, the last responding
+// hop before the target.
+//
+// # Truth on real data: judged against the population
+//
+// The catchment key of a vantage point is its site when the instance's
+// name places it, else its instance, else — traceroute-only data — the
+// upstream hop where its path enters the service (labelled as inferred
+// from the path; for unreached traces only when the target does not
+// answer traceroute at all). Summaries count by that key and say which
+// kind it is.
+//
+// An answer is judged against what the service answers most vantage
+// points of its target (judge): the reply (TXT or an RCODE), RA, the TXT
+// class and TTL, the shape of the names. A property at least Uniform (90
+// %) of at least MinPopulation (10) vantage points agree on is the
+// service's; an answer with an identity that differs is counted apart
+// ("TXT where the service answers SERVFAIL", "RA set where the service
+// clears it", "name unlike the service's (b1-lax, b2-lax, …)"), grouped by
+// the vantage's AS, never as an instance or a share. So are answers faster
+// than the vantage's own path to the target, and answers the site-hint
+// table knows cannot be the operator's. Below MinPopulation nothing is
+// judged and the summary says why; the answers' own flags (package
+// measure) stay as hints, as in `id` and `watch` (AnswerSigns), where a
+// single vantage point has no population. When most vantage points get no
+// identity the summary says so once (Service.NoIdentity).
 //
 // # Analysis
 //
-//	Analyse(obs, sites) Report           every Row, then Shares, DualStackDivergence, PathsPart
-//	Shares(rows) []TargetSummary         per target: instances by vantage count, share, ASes, countries, median RTT
+//	Analyse(obs, sites) Report           every Row judged per target, then the TargetSummary (keys, splits, apart, errors by reason), DualStackDivergence, PathsPart
 //	DualStackDivergence(rows)            vantages whose IPv4 and IPv6 reach different instances
-//	PathsPart(rows) []Parting            same origin AS, different instances: the first AS (and hop) where paths differ
-//	Diff(before, after []Row) []Move     lines that moved instance or upstream between two runs
+//	PathsPart(rows) []Parting            same origin AS, different instances (a split vantage point on both sides): the first AS (and hop) where paths differ
+//	Diff(before, after []Row) []Move     lines that moved (another instance on every flow, or another site), differ by flow only, or changed upstream
 //	Collector                            streaming: latest identity and trace part per line, Changes() over time
-//
-// Suspect answers follow "Who Is Answering My Queries" (USENIX Security
-// 2018): the answer flags of package probe (ra_set, class_not_ch,
-// ttl_nonzero, question_missing; aa_clear alone is not counted, as NSD and
-// Knot clear AA on CHAOS answers), an identity that does not fit the
-// target operator's naming (identity_mismatch), an answer from an operator
-// that never answers identity queries (no_chaos_operator), and an answer
-// faster than the vantage's own path to the last hop before the target
-// (faster_than_path). Operators of kind "resolver" set RA and cache their
-// answers, so those two flags are not counted against them.
 //
 // # Flows (for `trace --flows` and `id --flows`)
 //

@@ -121,13 +121,17 @@ type Flow struct {
 type Observation struct {
 	Vantage    Vantage
 	Target     netip.Addr
-	TargetName string           // the name the user measured when it was not an address literal
-	Time       time.Time        // when the latest part was measured; zero when unknown
-	Input      string           // provenance: file name and result index
-	Identity   measure.Identity // from the DNS answers; zero when none
-	Answers    []measure.Answer
-	Flows      []Flow   // one for a trace, many for a flow sweep; none for DNS-only data
-	Errors     []string // measurement errors of the vantage (untrusted text)
+	TargetName string // the name the user measured when it was not an address literal
+	// TargetOrigin is the origin of the target's address (the service's
+	// origin ASes); zero when not looked up. The target's own replies on
+	// a traced flow name it too.
+	TargetOrigin Origin
+	Time         time.Time        // when the latest part was measured; zero when unknown
+	Input        string           // provenance: file name and result index
+	Identity     measure.Identity // from the DNS answers; zero when none
+	Answers      []measure.Answer
+	Flows        []Flow   // one for a trace, many for a flow sweep; none for DNS-only data
+	Errors       []string // measurement errors of the vantage (untrusted text)
 }
 
 // Family is the target's address family.

@@ -286,9 +286,9 @@ func (w *Watcher) Observe(r WatchRound) []WatchEvent {
 	w.answered++
 	w.errDetail = ""
 	rtt := roundRTT(r.Answers)
-	row := Resolve(Observation{Target: w.target, Identity: r.Identity, Answers: r.Answers}, w.sites)
+	signs := AnswerSigns(w.target, r.Identity, r.Answers, w.sites)
 	inst, name := -1, r.Identity.Instance
-	if !row.Suspect() && name != "" {
+	if len(signs) == 0 && name != "" {
 		inst = w.lookup(r.Identity)
 		name = w.instances[inst].id.Instance
 	}
@@ -299,12 +299,12 @@ func (w *Watcher) Observe(r WatchRound) []WatchEvent {
 	w.misses = 0
 
 	switch {
-	case row.Suspect():
+	case len(signs) > 0:
 		w.prev = &pending{at: r.Time, slot: &w.suspects.slot}
-		w.suspects.note(row.Suspicions, name)
-		key := name + "\x00" + joinSuspicions(row.Suspicions)
+		w.suspects.note(signs, name)
+		key := name + "\x00" + joinSuspicions(signs)
 		if key != w.suspect {
-			evs = append(evs, WatchEvent{Type: WatchSuspect, Time: r.Time, Instance: name, RTTAfter: rtt, Suspicions: row.Suspicions})
+			evs = append(evs, WatchEvent{Type: WatchSuspect, Time: r.Time, Instance: name, RTTAfter: rtt, Suspicions: signs})
 		}
 		w.suspect = key
 		w.run.rounds++

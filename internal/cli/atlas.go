@@ -32,6 +32,7 @@ type atlasCommon struct {
 	keyFile string
 	save    string
 	sites   string
+	all     bool
 	e       enrichOptions
 }
 
@@ -40,6 +41,7 @@ func (c *atlasCommon) register(f *pflag.FlagSet) {
 	f.StringVar(&c.keyFile, "key-file", "", "file holding the RIPE Atlas API key (default: $ATLAS_API_KEY)")
 	f.StringVar(&c.save, "save", "", "keep the raw result files and the probes' metadata in this directory (anycheck compare reads it)")
 	f.StringVar(&c.sites, "sites", "", "site-hint FILE: extra naming patterns, checked before the built-in ones")
+	f.BoolVar(&c.all, "all", false, "list every line of the catchment table in text output (by default only up to 50)")
 	// The report's ASN flags are compare's, but --asn selects probes in
 	// atlas run: the source is --asn-source here.
 	ef := pflag.NewFlagSet("enrich", pflag.ContinueOnError)
@@ -175,7 +177,7 @@ func renderAtlas(ctx context.Context, c *atlas.Client, ms []atlasMsm, q atlas.Re
 			side.inputs = append(side.inputs, report.CompareInput{Name: name, Format: "atlas probes"})
 		}
 	}
-	return writeCatchment(ctx, g, resolver, sites, []*compareSide{side}, out, failed, interrupted)
+	return writeCatchment(ctx, g, resolver, sites, []*compareSide{side}, out, failed, interrupted, render.CompareOptions{All: o.all})
 }
 
 // reportSources are what the report needs besides the results: site hints
@@ -553,7 +555,7 @@ func runAtlasRun(ctx context.Context, o *atlasRunOptions, s *streams, d *deps) e
 		warn(s, "interrupted while waiting; the measurements go on running on RIPE Atlas: get their results with: %s", fetchCommand(ms, &o.common))
 		// Nothing was downloaded: the report is empty, and says so.
 		side := &compareSide{collector: catchment.NewCollector()}
-		return writeCatchment(ctx, o.g, nil, rs.sites, []*compareSide{side}, newRunOutput(s, o.g, d, report.KindCompare), 0, true)
+		return writeCatchment(ctx, o.g, nil, rs.sites, []*compareSide{side}, newRunOutput(s, o.g, d, report.KindCompare), 0, true, render.CompareOptions{})
 	case errors.Is(err, context.DeadlineExceeded):
 		warn(s, "measurements still running after --wait %s; rendering the results so far (all of them later with: %s)", o.wait, fetchCommand(ms, &o.common))
 		partial = true

@@ -36,6 +36,7 @@ type compareOptions struct {
 	before []string
 	after  []string
 	sites  string
+	all    bool
 }
 
 func newCompareCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *compareOptions) error) *cobra.Command {
@@ -48,9 +49,14 @@ hosts, and RIPE Atlas traceroute and DNS results (a JSON array or one result
 per line, optionally gzip-compressed), and report the catchment: which instance
 each vantage point reaches and by which upstream, how many land on each
 instance, where IPv4 and IPv6 disagree, where the paths of vantage points in
-one AS part, and which answers look intercepted (counted apart). A DIR is read
-file by file; "-" is standard input. --before A --after B lists the vantage
-points that moved between two runs.`,
+one AS part, and which answers are not from the service. Answers are judged
+against what the service answers most vantage points (at least 10): TXT where
+it answers SERVFAIL, RA set where it clears it, a name unlike its names.
+Vantage points count by site when the instance's name places it, else by
+instance, else (traceroute-only data) by where their path enters the service.
+The summary comes first; the per-vantage table follows up to 50 lines, or with
+--all. A DIR is read file by file; "-" is standard input. --before A --after B
+lists the vantage points that moved between two runs and exits 3 when any did.`,
 		Example: `  anycheck compare fra1.json ams1.json nyc1.json
   anycheck compare --asn none -o csv atlas-results.json.gz
   anycheck compare --before monday/ --after tuesday/`,
@@ -70,6 +76,7 @@ points that moved between two runs.`,
 	f.StringArrayVar(&o.before, "before", nil, "FILE|DIR of the run before a change (with --after)")
 	f.StringArrayVar(&o.after, "after", nil, "FILE|DIR of the run after a change (with --before)")
 	f.StringVar(&o.sites, "sites", "", "site-hint FILE: extra naming patterns (operator kind targets pattern), checked before the built-in ones")
+	f.BoolVar(&o.all, "all", false, "list every line of the catchment table in text output (by default only up to 50)")
 	o.e.register(f)
 	return cmd
 }
@@ -142,7 +149,7 @@ func runCompare(ctx context.Context, o *compareOptions, s *streams, d *deps) err
 		return usageErr("no results could be read from the input (anycheck v1 JSON or RIPE Atlas results)")
 	}
 
-	return writeCatchment(ctx, o.g, resolver, sites, sides, out, skipped, interrupted)
+	return writeCatchment(ctx, o.g, resolver, sites, sides, out, skipped, interrupted, render.CompareOptions{All: o.all})
 }
 
 // catchmentSources are the site hints (built in, plus --sites FILE) and
@@ -173,8 +180,9 @@ func catchmentSources(sitesFile string, e *enrichOptions, g *globalOptions, d *d
 
 // writeCatchment enriches the sides' observations in one bulk lookup,
 // analyses them and writes the catchment report (compare, atlas run and
-// atlas fetch). skipped counts what could not be read (exit 3).
-func writeCatchment(ctx context.Context, g *globalOptions, resolver whois.Resolver, sites *catchment.Sites, sides []*compareSide, out *runOutput, skipped int, interrupted bool) error {
+// atlas fetch). skipped counts what could not be read; it and a move
+// between two sides exit 3.
+func writeCatchment(ctx context.Context, g *globalOptions, resolver whois.Resolver, sites *catchment.Sites, sides []*compareSide, out *runOutput, skipped int, interrupted bool, opts render.CompareOptions) error {
 	// Every side's observations, enriched in one bulk lookup for the whole input.
 	obs := make([][]catchment.Observation, len(sides))
 	for i, side := range sides {
@@ -202,8 +210,13 @@ func writeCatchment(ctx context.Context, g *globalOptions, resolver whois.Resolv
 	}
 	last := reports[len(reports)-1]
 	lines, summary := report.FromCatchment(last, changes, inputs)
+	failed := skipped
 	if len(sides) == 2 {
-		summary.Diff = report.FromMoves(catchment.Diff(reports[0].Rows, reports[1].Rows))
+		moves := catchment.Diff(reports[0].Rows, reports[1].Rows)
+		summary.Diff = report.FromMoves(moves)
+		if catchment.Moved(moves) {
+			failed++
+		}
 	}
 	out.doc.Catchment = summary
 	if out.streaming() {
@@ -213,7 +226,7 @@ func writeCatchment(ctx context.Context, g *globalOptions, resolver whois.Resolv
 	}
 	// Lines become JSON (with hops) one at a time as the document is
 	// written; the renderings below need no hops.
-	return finish(out, lines, outcome{failed: skipped, interrupted: interrupted}, func(w io.Writer, lines []report.CompareLine) error {
+	return finish(out, lines, outcome{failed: failed, interrupted: interrupted}, func(w io.Writer, lines []report.CompareLine) error {
 		rows := report.CompareRows(lines)
 		switch g.output {
 		case formatCSV:
@@ -221,7 +234,7 @@ func writeCatchment(ctx context.Context, g *globalOptions, resolver whois.Resolv
 		case formatDot:
 			return render.CompareDot(w, rows, summary)
 		}
-		return render.CompareText(w, rows, summary)
+		return render.CompareText(w, rows, summary, opts)
 	})
 }
 
@@ -426,7 +439,9 @@ func (side *compareSide) addProbes(probes []atlas.Probe) {
 }
 
 // enrichObservations looks up, in one bulk request, the origin of every
-// vantage address and of every hop that came without one, and fills them in.
+// vantage address, of every target (the service's origin AS, which tells
+// where a path enters it) and of every hop that came without one, and
+// fills them in.
 func enrichObservations(ctx context.Context, r whois.Resolver, sides [][]catchment.Observation) error {
 	seen := map[netip.Addr]bool{}
 	var addrs []netip.Addr
@@ -439,6 +454,7 @@ func enrichObservations(ctx context.Context, r whois.Resolver, sides [][]catchme
 	for _, obs := range sides {
 		for i := range obs {
 			add(obs[i].Vantage.LookupAddr())
+			add(obs[i].Target)
 			for _, f := range obs[i].Flows {
 				for _, h := range f.Hops {
 					for _, x := range h.Responders {
@@ -459,6 +475,9 @@ func enrichObservations(ctx context.Context, r whois.Resolver, sides [][]catchme
 			v := &obs[i].Vantage
 			if og, ok := origins[v.LookupAddr()]; ok && len(v.Origin.ASNs) == 0 {
 				v.Origin = catchment.Origin{ASNs: og.ASNs, ASName: og.ASName, Country: og.Country}
+			}
+			if og, ok := origins[obs[i].Target]; ok && len(obs[i].TargetOrigin.ASNs) == 0 {
+				obs[i].TargetOrigin = catchment.Origin{ASNs: og.ASNs, ASName: og.ASName, Country: og.Country}
 			}
 			for fi := range obs[i].Flows {
 				for hi := range obs[i].Flows[fi].Hops {

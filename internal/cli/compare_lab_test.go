@@ -143,9 +143,10 @@ func TestLabCompare(t *testing.T) {
 		t.Fatalf("after stopping %s–r1, c1 should reach %s: %v %v", ac.A.Origin, ac.B.Node, in.Node, err)
 	}
 	labMeasure(t, ac, filepath.Join(dir, "after"))
+	// A move exits 3, as watch does on a switch.
 	out, code := compareIn(t, dir, "-o", "json", "--before", "before", "--after", "after")
-	if code != 0 {
-		t.Fatalf("diff: exit %d", code)
+	if code != 3 {
+		t.Fatalf("diff: exit %d, want 3 (c1 moved)", code)
 	}
 	reporttest.Check(t, []byte(out), false)
 	var doc struct {

@@ -91,6 +91,10 @@ func TestCompareMixedInputsJSON(t *testing.T) {
 					Instance string
 					Vantages int
 				}
+				Service struct {
+					Judged    bool
+					NotJudged string `json:"not_judged"`
+				}
 			}
 		}
 	}
@@ -111,9 +115,14 @@ func TestCompareMixedInputsJSON(t *testing.T) {
 		}
 	}
 	// The latest result of probe 1001 (DNS at 01:00:02) and the anycheck
-	// vantage joined from its id and trace documents.
-	if byVantage["probe 1001"] != "ams-2" || byVantage["vantage-1"] != "i1-nsd" || suspect != 2 {
+	// vantage joined from its id and trace documents. Eight vantage points
+	// are too few to judge answers against the service: the answers'
+	// flags are hints, no line is counted apart, and the summary says why.
+	if byVantage["probe 1001"] != "ams-2" || byVantage["vantage-1"] != "i1-nsd" || suspect != 0 {
 		t.Errorf("instances %v, %d suspect", byVantage, suspect)
+	}
+	if tg := doc.Catchment.Targets[0]; tg.Service.Judged || !strings.Contains(tg.Service.NotJudged, "fewer than 10") {
+		t.Errorf("target %s: judged %v (%q)", tg.Target, tg.Service.Judged, tg.Service.NotJudged)
 	}
 }
 
@@ -199,7 +208,8 @@ func TestCompareBeforeAfter(t *testing.T) {
 			moved = append(moved, strings.Join(f[:5], " "))
 		}
 	}
-	if r.code != 0 || !strings.Contains(r.stdout, "diff: 1 line moved instance") || len(moved) != 1 || moved[0] != `c1 192.0.2.53 moved "i1-nsd" "i2-knot"` {
+	// A move exits 3, as watch does on a switch.
+	if r.code != ExitPartial || !strings.Contains(r.stdout, "diff: 1 line moved,") || len(moved) != 1 || moved[0] != `c1 192.0.2.53 moved "i1-nsd" "i2-knot"` {
 		t.Fatalf("exit %d:\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	r = runCLI(t, testDeps(), "compare", "--asn", "none", "-o", "json", "--before", b1, "--before", b2, "--after", a1, "--after", a2)

@@ -10,11 +10,25 @@ import (
 	"github.com/anycheck/anycheck/internal/report"
 )
 
-// CompareText writes the catchment report of `anycheck compare`: the
-// catchment table, instances per target, dual-stack divergence, where paths
-// part, suspect answers, errors, changes over time, and the diff of two
-// runs when there is one.
-func CompareText(w io.Writer, rows []report.CompareRow, s *report.CompareSummary) error {
+// CompareOptions are the choices of the compare text report.
+type CompareOptions struct {
+	// All lists every line of the catchment table; without it the table
+	// follows the summary only up to MaxTableRows lines.
+	All bool
+}
+
+// MaxTableRows is the most catchment-table lines the text report lists
+// without CompareOptions.All; the summary always lists the anomalies.
+const MaxTableRows = 50
+
+// CompareText writes the catchment report of `anycheck compare`, summary
+// first: per target what the service answers, the catchment by key with
+// shares, vantage points split by flow, answers not from the service,
+// vantage points without an instance and errors by reason; then
+// dual-stack divergence, where paths part, changes over time, and the
+// per-vantage table (up to MaxTableRows lines, or all with opts.All). The
+// diff of two runs replaces all of it when there is one.
+func CompareText(w io.Writer, rows []report.CompareRow, s *report.CompareSummary, opts CompareOptions) error {
 	ew := &errWriter{w: w}
 	if s == nil {
 		s = &report.CompareSummary{}
@@ -32,41 +46,8 @@ func CompareText(w io.Writer, rows []report.CompareRow, s *report.CompareSummary
 	if len(rows) == 0 {
 		return ew.err
 	}
-	ew.printf("\ncatchment\n")
-	table := [][]string{{"VANTAGE", "AS", "TARGET", "INSTANCE", "SITE", "UPSTREAM", "AS PATH", "DNS RTT", "PATH RTT", "NOTES"}}
-	for _, r := range rows {
-		table = append(table, []string{
-			Escape(r.Vantage.Label), vantageAS(r.Vantage), targetLabel(r.Target, r.TargetName),
-			instanceLabel(r), siteLabel(r.Site), upstreamLabel(r.Upstream), asPath(r.ASPath),
-			msLabel(r.DNSRTTMs), msLabel(r.PathRTTMs), strings.Join(rowNotes(r), "; "),
-		})
-	}
-	writeTable(ew, table, "")
-
 	for _, t := range s.Targets {
-		ew.printf("\ninstances of %s: %s", targetLabel(t.Target, strings.Join(t.Names, ", ")), plural(t.Vantages, "vantage point"))
-		var apart []string
-		if t.Suspect > 0 {
-			apart = append(apart, fmt.Sprintf("%d suspect", t.Suspect))
-		}
-		if t.Unknown > 0 {
-			apart = append(apart, fmt.Sprintf("%d without an instance", t.Unknown))
-		}
-		if len(apart) > 0 {
-			ew.printf(" (%s)", strings.Join(apart, ", "))
-		}
-		ew.printf("\n")
-		var it [][]string
-		for _, sh := range t.Instances {
-			name := Escape(sh.Instance)
-			if sh.Source == "upstream" {
-				name = "via " + name
-			}
-			it = append(it, []string{name, siteLabel(sh.Site), plural(sh.Vantages, "vantage"),
-				strconv.FormatFloat(sh.Share*100, 'f', 1, 64) + "%", asList(sh.ASNs, 4), Escape(strings.Join(first(sh.Countries, 4), " ")),
-				medianLabel(sh.MedianRTTMs)})
-		}
-		writeTable(ew, it, "  ")
+		targetSummary(ew, t)
 	}
 
 	ew.printf("\ndual-stack divergence: ")
@@ -107,54 +88,6 @@ func CompareText(w io.Writer, rows []report.CompareRow, s *report.CompareSummary
 		}
 	}
 
-	suspect := 0
-	for _, r := range rows {
-		if r.Suspect {
-			suspect++
-		}
-	}
-	ew.printf("suspect answers: ")
-	if suspect == 0 {
-		ew.printf("none\n")
-	} else {
-		ew.printf("%d of %d lines, counted apart from the instances\n", suspect, len(rows))
-		var st [][]string
-		for _, r := range rows {
-			if r.Suspect {
-				st = append(st, []string{Escape(r.Vantage.Label), r.Target, quoteOrDash(r.Instance), Escape(strings.Join(r.Suspicions, ", "))})
-			}
-		}
-		writeTable(ew, st, "  ")
-	}
-
-	errRows := 0
-	for _, r := range rows {
-		if len(r.Errors) > 0 || r.Timeouts > 0 {
-			errRows++
-		}
-	}
-	ew.printf("errors and timeouts: ")
-	if errRows == 0 {
-		ew.printf("none\n")
-	} else {
-		ew.printf("%s\n", plural(errRows, "line"))
-		var et [][]string
-		for _, r := range rows {
-			if len(r.Errors) == 0 && r.Timeouts == 0 {
-				continue
-			}
-			var msgs []string
-			if r.Timeouts > 0 {
-				msgs = append(msgs, plural(r.Timeouts, "query")+" timed out")
-			}
-			for _, e := range r.Errors {
-				msgs = append(msgs, Escape(e))
-			}
-			et = append(et, []string{Escape(r.Vantage.Label), r.Target, strings.Join(msgs, "; ")})
-		}
-		writeTable(ew, et, "  ")
-	}
-
 	if len(s.Changes) > 0 {
 		ew.printf("changes over time: %s\n", plural(len(s.Changes), "line"))
 		for _, c := range s.Changes {
@@ -167,30 +100,250 @@ func CompareText(w io.Writer, rows []report.CompareRow, s *report.CompareSummary
 			}
 		}
 	}
+
+	if len(rows) > MaxTableRows && !opts.All {
+		ew.printf("\ncatchment table: %s, more than %d: --all lists them (-o csv and -o json hold every line)\n", plural(len(rows), "line"), MaxTableRows)
+		return ew.err
+	}
+	ew.printf("\ncatchment table\n")
+	table := [][]string{{"VANTAGE", "AS", "TARGET", "CATCHMENT", "SITE", "UPSTREAM", "AS PATH", "DNS RTT", "PATH RTT", "NOTES"}}
+	for _, r := range rows {
+		table = append(table, []string{
+			Escape(r.Vantage.Label), vantageAS(r.Vantage), targetLabel(r.Target, r.TargetName),
+			rowCatchment(r), siteLabel(r.Site), upstreamLabel(r.Upstream), asPath(r.ASPath),
+			msLabel(r.DNSRTTMs), msLabel(r.PathRTTMs), strings.Join(rowNotes(r), "; "),
+		})
+	}
+	writeTable(ew, table, "")
 	return ew.err
 }
 
-func diffText(ew *errWriter, rows []report.CompareRow, s *report.CompareSummary) {
-	moved := 0
-	for _, m := range s.Diff.Moves {
-		if m.Kind == "moved" {
-			moved++
+// targetSummary writes one target's part of the summary.
+func targetSummary(ew *errWriter, t report.CompareTarget) {
+	ew.printf("\n%s: %s\n", targetLabel(t.Target, strings.Join(t.Names, ", ")), plural(t.Vantages, "vantage point"))
+	svc := t.Service
+	if svc.NoIdentity != "" {
+		ew.printf("  %s\n", Escape(svc.NoIdentity))
+	}
+	if svc.PathInferred {
+		ew.printf("  the target does not answer traceroute: %d of %d traces end before it; the catchment is inferred from where paths enter the service\n",
+			svc.Traced-svc.Reached, svc.Traced)
+	}
+	if svc.NotJudged != "" {
+		ew.printf("  answers not judged: %s\n", Escape(svc.NotJudged))
+	}
+	if svc.Judged {
+		var judged []string
+		for _, tr := range svc.Traits {
+			if tr.Judged {
+				judged = append(judged, traitLabel(tr))
+			}
+		}
+		if len(judged) > 0 {
+			ew.printf("  the service answers %s\n", strings.Join(judged, "; "))
 		}
 	}
-	ew.printf("diff: %s moved instance, %s changed in all, of %s after\n", plural(moved, "line"), plural(len(s.Diff.Moves), "line"), plural(len(rows), "line"))
+
+	named := 0
+	kinds := map[string]int{}
+	for _, k := range t.Instances {
+		named += k.Vantages
+		kinds[k.Source]++
+	}
+	ew.printf("  catchment: ")
+	if len(t.Instances) == 0 {
+		ew.printf("no vantage point names an instance, a site or an upstream\n")
+	} else {
+		var parts []string
+		for _, k := range []string{"site", "instance", "upstream"} {
+			if n := kinds[k]; n > 0 {
+				parts = append(parts, plural(n, k))
+			}
+		}
+		by := strings.Join(parts, ", ")
+		if kinds["upstream"] > 0 {
+			by += " (inferred from the path)"
+		}
+		ew.printf("%s by %s\n", plural(named, "vantage point"), by)
+		var it [][]string
+		for _, sh := range t.Instances {
+			it = append(it, []string{shareLabel(sh), plural(sh.Vantages, "vantage point"),
+				strconv.FormatFloat(sh.Share*100, 'f', 1, 64) + "%", asList(sh.ASNs, 4), Escape(strings.Join(first(sh.Countries, 4), " ")),
+				medianLabel(sh.MedianRTTMs)})
+		}
+		writeTable(ew, it, "    ")
+	}
+
+	ew.printf("  split by flow: ")
+	if len(t.Split) == 0 {
+		ew.printf("none\n")
+	} else {
+		n := 0
+		for _, g := range t.Split {
+			n += len(g.Vantages)
+		}
+		ew.printf("%s\n", plural(n, "vantage point"))
+		var st [][]string
+		for _, g := range t.Split {
+			st = append(st, []string{asLabelOf(g.AS), Escape(strings.Join(first(g.Vantages, 5), ", ")), "flows to " + countsLabel(g.Instances)})
+		}
+		writeTable(ew, st, "    ")
+	}
+
+	ew.printf("  not from the service: ")
+	if len(t.Apart) == 0 {
+		ew.printf("none\n")
+	} else {
+		ew.printf("%s, counted apart\n", plural(t.Suspect, "vantage point"))
+		var at [][]string
+		for _, g := range t.Apart {
+			var why []string
+			for _, r := range g.Reasons {
+				why = append(why, Escape(r.What))
+			}
+			by := countsLabel(g.Identities)
+			if len(g.Identities) == 1 {
+				by = Quote(g.Identities[0].Instance)
+			}
+			at = append(at, []string{asLabelOf(g.AS), plural(len(g.Vantages), "vantage point") + " answered by " + by,
+				strings.Join(why, "; ")})
+			if len(g.Vantages) <= 5 {
+				at[len(at)-1] = append(at[len(at)-1], "("+Escape(strings.Join(g.Vantages, ", "))+")")
+			}
+		}
+		writeTable(ew, at, "    ")
+	}
+
+	if t.Unknown > 0 {
+		var why []string
+		for _, u := range t.UnknownReasons {
+			why = append(why, fmt.Sprintf("%s: %d", u.What, u.Count))
+		}
+		ew.printf("  without an instance: %s (%s)\n", plural(t.Unknown, "vantage point"), strings.Join(why, "; "))
+	}
+	ew.printf("  errors: ")
+	if t.Errors == 0 {
+		ew.printf("none\n")
+	} else {
+		ew.printf("%s\n", plural(t.Errors, "line"))
+		var et [][]string
+		for _, e := range t.ErrorReasons {
+			et = append(et, []string{strconv.Itoa(e.Count), Escape(e.What)})
+		}
+		writeTable(ew, et, "    ")
+	}
+}
+
+func traitLabel(tr report.TraitDTO) string {
+	q := ""
+	if tr.Query != "" && tr.Name != "name" {
+		q = tr.Query + " "
+	}
+	v := tr.Value
+	if tr.Name == "name" {
+		v = "names like " + Escape(v)
+	}
+	return fmt.Sprintf("%s%s (%s of %d)", q, v, percentLabel(tr.Share), tr.Of)
+}
+
+func percentLabel(share float64) string {
+	p := share * 100
+	if p > 99 && p < 100 {
+		return strconv.FormatFloat(p, 'f', 1, 64) + "%"
+	}
+	return strconv.FormatFloat(p, 'f', 0, 64) + "%"
+}
+
+// shareLabel names a catchment key: the site (with its instances), the
+// instance, or "via" the upstream hop and its AS.
+func shareLabel(sh report.ShareDTO) string {
+	switch sh.Source {
+	case "site":
+		s := strings.ToUpper(Escape(sh.Instance))
+		if len(sh.Members) > 0 {
+			s += " (" + membersLabel(sh.Members) + ")"
+		}
+		return s
+	case "upstream":
+		s := "via " + sh.Instance
+		if sh.UpstreamAS != nil {
+			s += fmt.Sprintf(" from AS%d", *sh.UpstreamAS)
+		}
+		return s
+	}
+	return Escape(sh.Instance)
+}
+
+// membersLabel lists names, with their counts when there are several.
+func membersLabel(cs []report.FlowCount) string {
+	if len(cs) == 1 {
+		return Escape(cs[0].Instance)
+	}
+	var parts []string
+	for i, c := range cs {
+		if i == 5 {
+			parts = append(parts, fmt.Sprintf("%d more", len(cs)-5))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %d", Escape(c.Instance), c.Flows))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// countsLabel lists names with their counts, at most five.
+func countsLabel(cs []report.FlowCount) string {
+	var parts []string
+	for i, c := range cs {
+		if i == 5 {
+			parts = append(parts, fmt.Sprintf("%d more", len(cs)-5))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %d", Quote(c.Instance), c.Flows))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func asLabelOf(as *uint32) string {
+	if as == nil {
+		return "AS?"
+	}
+	return "AS" + strconv.FormatUint(uint64(*as), 10)
+}
+
+func diffText(ew *errWriter, rows []report.CompareRow, s *report.CompareSummary) {
+	kinds := map[string]int{}
+	for _, m := range s.Diff.Moves {
+		kinds[m.Kind]++
+	}
+	ew.printf("diff: %s moved", plural(kinds["moved"], "line"))
+	if n := kinds["flows"]; n > 0 {
+		ew.printf(", %d differ by flow only (split by flow: no move)", n)
+	}
+	ew.printf(", %s changed in all, of %s after\n", plural(len(s.Diff.Moves), "line"), plural(len(rows), "line"))
 	if len(s.Diff.Moves) == 0 {
 		return
 	}
 	t := [][]string{{"VANTAGE", "TARGET", "CHANGE", "BEFORE", "AFTER", "UPSTREAM BEFORE", "UPSTREAM AFTER"}}
 	for _, m := range s.Diff.Moves {
-		t = append(t, []string{Escape(m.Vantage), m.Target, m.Kind, stateInstance(m.Before), stateInstance(m.After), stateUpstream(m.Before), stateUpstream(m.After)})
+		kind := m.Kind
+		if m.SameSite {
+			kind += " (same site)"
+		}
+		t = append(t, []string{Escape(m.Vantage), m.Target, kind, stateInstance(m.Before), stateInstance(m.After), stateUpstream(m.Before), stateUpstream(m.After)})
 	}
 	writeTable(ew, t, "")
 }
 
 func stateInstance(s *report.MoveState) string {
-	if s == nil {
+	switch {
+	case s == nil:
 		return "-"
+	case len(s.FlowInstances) > 1:
+		var parts []string
+		for _, f := range s.FlowInstances {
+			parts = append(parts, fmt.Sprintf("%s %d", Quote(f.Instance), f.Flows))
+		}
+		return "split: " + strings.Join(parts, ", ")
 	}
 	return quoteOrDash(s.Instance)
 }
@@ -251,22 +404,29 @@ func targetLabel(target, name string) string {
 	return Escape(name) + " " + target
 }
 
-func instanceLabel(r report.CompareRow) string {
+// rowCatchment names what a line counts for: its key, its split, or why
+// it counts for nothing.
+func rowCatchment(r report.CompareRow) string {
 	switch {
-	case r.Instance == nil:
-		return "-"
-	case r.InstanceSource == "upstream":
-		return "via " + Escape(*r.Instance)
-	}
-	s := Escape(*r.Instance)
-	if r.Split {
+	case r.Split:
 		var parts []string
 		for _, f := range r.FlowInstances {
 			parts = append(parts, fmt.Sprintf("%s %d", Escape(f.Instance), f.Flows))
 		}
-		s += " (split: " + strings.Join(parts, ", ") + " flows)"
+		return "split: " + strings.Join(parts, ", ") + " flows"
+	case r.Suspect && r.Instance != nil:
+		return "apart: " + Quote(*r.Instance)
+	case r.Suspect:
+		return "apart"
+	case r.Catchment == nil:
+		return "-"
+	case r.Catchment.Kind == "upstream":
+		return "via " + r.Catchment.Value
 	}
-	return s
+	if r.Instance != nil {
+		return Escape(*r.Instance)
+	}
+	return Escape(r.Catchment.Value)
 }
 
 func quoteOrDash(s *string) string {
@@ -283,12 +443,14 @@ func siteLabel(s *report.SiteDTO) string {
 	return Escape(s.Operator + " " + s.Site)
 }
 
+// upstreamLabel is where a path enters the service: the hop, and the
+// upstream AS it comes from when the origins told it.
 func upstreamLabel(u *report.UpstreamDTO) string {
 	if u == nil {
 		return "-"
 	}
-	if len(u.ASNs) > 0 {
-		return u.Address + " " + asList(u.ASNs, 2)
+	if u.AS != nil {
+		return fmt.Sprintf("%s from AS%d", u.Address, *u.AS)
 	}
 	return u.Address
 }
@@ -342,8 +504,11 @@ func first(s []string, n int) []string {
 
 func rowNotes(r report.CompareRow) []string {
 	var notes []string
-	if r.Suspect {
-		notes = append(notes, "suspect: "+Escape(strings.Join(r.Suspicions, ",")))
+	for _, a := range r.Apart {
+		notes = append(notes, Escape(a.Text))
+	}
+	if len(r.Apart) == 0 && len(r.Hints) > 0 {
+		notes = append(notes, "hints: "+Escape(strings.Join(r.Hints, ",")))
 	}
 	if r.Traced && !r.Reached {
 		notes = append(notes, "target not reached")
@@ -379,7 +544,7 @@ func CompareCSV(w io.Writer, rows []report.CompareRow, s *report.CompareSummary)
 		return cw.Error()
 	}
 	cw.Write([]string{"vantage", "vantage_key", "probe_id", "source", "public", "origin_as", "country", "target", "target_name", "family",
-		"time", "instance", "instance_source", "site_operator", "site", "upstream", "upstream_as", "as_path", "traced", "reached",
+		"time", "instance", "instance_source", "catchment_kind", "catchment", "site_operator", "site", "upstream", "upstream_as", "as_path", "traced", "reached",
 		"dns_rtt_ms", "path_rtt_ms", "suspect", "suspicions", "timeouts", "errors", "split", "input"})
 	for _, r := range rows {
 		v := r.Vantage
@@ -398,8 +563,12 @@ func CompareCSV(w io.Writer, rows []report.CompareRow, s *report.CompareSummary)
 			op, site = r.Site.Operator, r.Site.Site
 		}
 		upAS := ""
-		if r.Upstream != nil && len(r.Upstream.ASNs) > 0 {
-			upAS = strconv.FormatUint(uint64(r.Upstream.ASNs[0]), 10)
+		if r.Upstream != nil && r.Upstream.AS != nil {
+			upAS = strconv.FormatUint(uint64(*r.Upstream.AS), 10)
+		}
+		kind, key := "", ""
+		if r.Catchment != nil {
+			kind, key = r.Catchment.Kind, r.Catchment.Value
 		}
 		path := make([]string, len(r.ASPath))
 		for i, a := range r.ASPath {
@@ -408,7 +577,7 @@ func CompareCSV(w io.Writer, rows []report.CompareRow, s *report.CompareSummary)
 		// Every cell of text goes through cell, the ones the report
 		// made itself too: a value read from a file may be anything.
 		cw.Write([]string{cell(v.Label), cell(v.Key), probeID, cell(deref(v.Source)), cell(deref(v.Public)), as, cell(cc), cell(r.Target), cell(r.TargetName), cell(r.Family),
-			cell(deref(r.Time)), cell(deref(r.Instance)), cell(r.InstanceSource), cell(op), cell(site), cell(upstreamAddr(r.Upstream)), upAS, strings.Join(path, " "),
+			cell(deref(r.Time)), cell(deref(r.Instance)), cell(r.InstanceSource), cell(kind), cell(key), cell(op), cell(site), cell(upstreamAddr(r.Upstream)), upAS, strings.Join(path, " "),
 			strconv.FormatBool(r.Traced), strconv.FormatBool(r.Reached), msCSV(r.DNSRTTMs), msCSV(r.PathRTTMs),
 			strconv.FormatBool(r.Suspect), cell(strings.Join(r.Suspicions, " ")), strconv.Itoa(r.Timeouts), cell(strings.Join(r.Errors, "; ")),
 			strconv.FormatBool(r.Split), cell(r.Input)})

@@ -163,7 +163,7 @@ func CompareDot(w io.Writer, rows []report.CompareRow, _ *report.CompareSummary)
 			g.edge(prev, n, "vantage")
 			prev = n
 		}
-		if len(path) == 0 && r.Upstream != nil && r.InstanceSource != "upstream" {
+		if len(path) == 0 && r.Upstream != nil && (r.Catchment == nil || r.Catchment.Kind != "upstream") {
 			n := "hop:" + r.Upstream.Address
 			g.node(n, dotAttr("label", r.Upstream.Address), "shape=box", "style=dashed")
 			g.edge(prev, n, "vantage")
@@ -183,11 +183,11 @@ func instanceNode(r report.CompareRow) (id, label string) {
 	target := r.Target
 	switch {
 	case r.Suspect:
-		return "suspect:" + target, "suspect answers\n(" + target + ")"
+		return "suspect:" + target, "not from the service\n(" + target + ")"
+	case r.Catchment != nil && r.Catchment.Kind == "upstream":
+		return "up:" + target + "/" + r.Catchment.Value, "via " + r.Catchment.Value + "\n(" + target + ")"
 	case r.Instance == nil:
 		return "unknown:" + target, "no instance\n(" + target + ")"
-	case r.InstanceSource == "upstream":
-		return "up:" + target + "/" + *r.Instance, "via " + *r.Instance + "\n(" + target + ")"
 	}
 	label = *r.Instance
 	if r.Site != nil {

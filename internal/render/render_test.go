@@ -427,7 +427,7 @@ func TestCompareTextNoTrailingSpace(t *testing.T) {
 		Sides: []report.PartSide{{Instance: "ams-1", Vantages: []string{"probe 1"}, AS: &as}, {Instance: "fra-2", Vantages: []string{"probe 2"}}}}}}
 	rows := []report.CompareRow{{Vantage: report.CompareVantage{Key: "atlas:1", Label: "probe 1"}, Target: "192.0.2.53", Family: "ipv4", Instance: ptr("ams-1")}}
 	var b bytes.Buffer
-	if err := CompareText(&b, rows, s); err != nil {
+	if err := CompareText(&b, rows, s, CompareOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(b.String(), "where paths part:\n  AS64496 → 192.0.2.53") {
@@ -437,7 +437,7 @@ func TestCompareTextNoTrailingSpace(t *testing.T) {
 	// long (and whatever an escape makes of it).
 	s.PathsPart[0].Sides[1].Instance = "a-very-long-instance-name-\x1b[31m.example"
 	b.Reset()
-	if err := CompareText(&b, rows, s); err != nil {
+	if err := CompareText(&b, rows, s, CompareOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()

@@ -42,6 +42,29 @@ type CompareRow struct {
 	Errors         []string         `json:"errors"`
 	FlowInstances  []FlowCount      `json:"flow_instances"`
 	Split          bool             `json:"split"`
+	// Catchment is the key the line counts for: its site, else its
+	// instance, else the upstream hop of its path (inferred); null when
+	// the line is counted apart, split by flow, or names nothing.
+	Catchment *CatchmentKeyDTO `json:"catchment"`
+	// Apart says how the line's answers differ from the service's; empty
+	// when they are taken as the service's.
+	Apart []ReasonDTO `json:"apart"`
+	// Hints are the answers' own flags, not judged (see the target's
+	// service).
+	Hints []string `json:"hints"`
+}
+
+// CatchmentKeyDTO is what a line counts for in the catchment.
+type CatchmentKeyDTO struct {
+	Kind  string  `json:"kind"`  // "site", "instance" or "upstream" (inferred from the path)
+	Value string  `json:"value"` // site code, instance name, or the upstream hop's address
+	AS    *uint32 `json:"as"`    // upstream: the upstream AS; null otherwise or when unknown
+}
+
+// ReasonDTO is why a line's answers are counted apart from the service's.
+type ReasonDTO struct {
+	Code string `json:"code"` // unlike_service, identity_mismatch, no_chaos_operator, faster_than_path
+	Text string `json:"text"`
 }
 
 // CompareVantage is where a row was measured from.
@@ -74,12 +97,18 @@ type SiteDTO struct {
 	Site     string `json:"site"`
 }
 
-// UpstreamDTO is the last responding hop before the target.
+// UpstreamDTO is where a path enters the service: the hop (TTL, address,
+// its origin ASes and RTT) and the upstream AS before the service's.
 type UpstreamDTO struct {
 	TTL     int      `json:"ttl"`
 	Address string   `json:"address"`
 	ASNs    []uint32 `json:"asns"`
 	RTTMs   *float64 `json:"rtt_ms"`
+	// AS is the last AS before the service's origin AS; null when
+	// unknown. ByOrigin is false when no origin AS told it apart and the
+	// hop is the last responding hop before the target.
+	AS       *uint32 `json:"as,omitempty"`
+	ByOrigin bool    `json:"by_origin,omitempty"`
 }
 
 // CompareHop is one hop of a row's path.
@@ -135,26 +164,82 @@ type CompareInput struct {
 
 // CompareTarget is the catchment of one target address.
 type CompareTarget struct {
-	Target    string     `json:"target"`
-	Names     []string   `json:"names"`
-	Family    string     `json:"family"`
-	Vantages  int        `json:"vantages"`
+	Target   string   `json:"target"`
+	Names    []string `json:"names"`
+	Family   string   `json:"family"`
+	Vantages int      `json:"vantages"`
+	// Instances are the catchment by key (site, instance or upstream),
+	// by vantage count.
 	Instances []ShareDTO `json:"instances"`
-	Suspect   int        `json:"suspect"`
-	Unknown   int        `json:"unknown"`
-	Errors    int        `json:"errors"`
+	Suspect   int        `json:"suspect"` // lines counted apart (not from the service)
+	Unknown   int        `json:"unknown"` // lines naming nothing
+	Errors    int        `json:"errors"`  // lines with errors or timeouts
+	// Service is what the target answers most vantage points.
+	Service ServiceDTO `json:"service"`
+	// Split are the vantage points split by flow, by AS.
+	Split []SplitDTO `json:"split"`
+	// Apart are the answers not from the service, by the vantage's AS.
+	Apart          []ApartDTO `json:"apart"`
+	UnknownReasons []CountDTO `json:"unknown_reasons"`
+	ErrorReasons   []CountDTO `json:"error_reasons"`
 }
 
-// ShareDTO is one instance's share of a target's catchment.
+// ShareDTO is one catchment key's share of a target's catchment.
 type ShareDTO struct {
-	Instance    string   `json:"instance"`
-	Source      string   `json:"source"` // "identity" or "upstream"
-	Site        *SiteDTO `json:"site"`
-	Vantages    int      `json:"vantages"`
-	Share       float64  `json:"share"`
-	ASNs        []uint32 `json:"asns"`
-	Countries   []string `json:"countries"`
-	MedianRTTMs *float64 `json:"median_rtt_ms"`
+	Instance    string      `json:"instance"` // the key's value: site code, instance name or upstream hop
+	Source      string      `json:"source"`   // the key's kind: "site", "instance" or "upstream"
+	Site        *SiteDTO    `json:"site"`
+	UpstreamAS  *uint32     `json:"upstream_as"` // upstream keys: the upstream AS; null otherwise
+	Members     []FlowCount `json:"members"`     // the instances counted under the key, by vantage points ("flows")
+	Vantages    int         `json:"vantages"`
+	Share       float64     `json:"share"`
+	ASNs        []uint32    `json:"asns"`
+	Countries   []string    `json:"countries"`
+	MedianRTTMs *float64    `json:"median_rtt_ms"`
+}
+
+// ServiceDTO is what a target answers most vantage points.
+type ServiceDTO struct {
+	Replied      int        `json:"replied"`
+	Identified   int        `json:"identified"`
+	Judged       bool       `json:"judged"`
+	NotJudged    string     `json:"not_judged,omitempty"`
+	NoIdentity   string     `json:"no_identity,omitempty"`
+	Traits       []TraitDTO `json:"traits"`
+	Traced       int        `json:"traced"`
+	Reached      int        `json:"reached"`
+	PathInferred bool       `json:"path_inferred"`
+}
+
+// TraitDTO is one property of the service's answers.
+type TraitDTO struct {
+	Query  string  `json:"query"`
+	Name   string  `json:"name"` // reply, ra, class, ttl, name
+	Value  string  `json:"value"`
+	Share  float64 `json:"share"`
+	Of     int     `json:"of"`
+	Judged bool    `json:"judged"`
+}
+
+// SplitDTO is the vantage points of one AS split by flow.
+type SplitDTO struct {
+	AS        *uint32     `json:"as"`
+	Vantages  []string    `json:"vantages"`
+	Instances []FlowCount `json:"instances"`
+}
+
+// ApartDTO is the answers counted apart from the service's, from one AS.
+type ApartDTO struct {
+	AS         *uint32     `json:"as"`
+	Vantages   []string    `json:"vantages"`
+	Identities []FlowCount `json:"identities"` // what they named, by vantage points ("flows")
+	Reasons    []CountDTO  `json:"reasons"`
+}
+
+// CountDTO is how many lines share one reason.
+type CountDTO struct {
+	What  string `json:"what"`
+	Count int    `json:"count"`
 }
 
 // DualStackDTO is a vantage whose IPv4 and IPv6 reach different instances.
@@ -217,11 +302,12 @@ type MoveDTO struct {
 	VantageKey      string     `json:"vantage_key"`
 	Target          string     `json:"target"`
 	Family          string     `json:"family"`
-	Kind            string     `json:"kind"` // moved, upstream, lost, found, gone, new
+	Kind            string     `json:"kind"` // moved, flows, upstream, lost, found, gone, new
 	Before          *MoveState `json:"before"`
 	After           *MoveState `json:"after"`
 	InstanceChanged bool       `json:"instance_changed"`
 	UpstreamChanged bool       `json:"upstream_changed"`
+	SameSite        bool       `json:"same_site,omitempty"`
 }
 
 // MoveState is one run's side of a move.
@@ -229,6 +315,8 @@ type MoveState struct {
 	Instance       *string      `json:"instance"`
 	InstanceSource string       `json:"instance_source"`
 	Upstream       *UpstreamDTO `json:"upstream"`
+	// FlowInstances are the instances its flows reached when it was split.
+	FlowInstances []FlowCount `json:"flow_instances,omitempty"`
 }
 
 func optMs(d time.Duration) *float64 {
@@ -273,7 +361,37 @@ func upstreamDTO(u *catchment.Upstream) *UpstreamDTO {
 	if u == nil {
 		return nil
 	}
-	return &UpstreamDTO{TTL: u.TTL, Address: u.Addr.String(), ASNs: nonNil(u.ASNs), RTTMs: optMs(u.RTT)}
+	return &UpstreamDTO{TTL: u.TTL, Address: u.Addr.String(), ASNs: nonNil(u.ASNs), RTTMs: optMs(u.RTT), AS: optAS(u.AS), ByOrigin: u.ByOrigin}
+}
+
+func optAS(as uint32) *uint32 {
+	if as == 0 {
+		return nil
+	}
+	return &as
+}
+
+func keyDTO(k catchment.CatchmentKey) *CatchmentKeyDTO {
+	if !k.Valid() {
+		return nil
+	}
+	return &CatchmentKeyDTO{Kind: string(k.Kind), Value: k.Value, AS: optAS(k.AS)}
+}
+
+func countsDTO(cs []catchment.Count) []CountDTO {
+	out := make([]CountDTO, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, CountDTO{What: c.What, Count: c.N})
+	}
+	return out
+}
+
+func flowCounts(cs []catchment.InstanceCount) []FlowCount {
+	out := make([]FlowCount, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, FlowCount{Instance: c.Instance, Flows: c.Count})
+	}
+	return out
 }
 
 func nonNil[T any](s []T) []T {
@@ -321,7 +439,14 @@ func FromRow(r catchment.Row, hops bool) CompareRow {
 		Traced: r.Traced, Reached: r.Reached, Hops: []CompareHop{},
 		DNSRTTMs: optMs(r.DNSRTT), PathRTTMs: optMs(r.PathRTT),
 		Answers: []CompareAnswer{}, Suspicions: []string{}, Suspect: r.Suspect(),
-		Timeouts: r.Timeouts, Errors: nonNil(r.Errors), FlowInstances: []FlowCount{}, Split: r.Split,
+		Timeouts: r.Timeouts, Errors: nonNil(r.Errors), FlowInstances: flowCounts(r.FlowInstances), Split: r.Split,
+		Catchment: keyDTO(r.Catchment), Apart: []ReasonDTO{}, Hints: []string{},
+	}
+	for _, x := range r.Apart {
+		c.Apart = append(c.Apart, ReasonDTO{Code: string(x.Code), Text: x.Text})
+	}
+	for _, h := range r.Hints {
+		c.Hints = append(c.Hints, string(h))
 	}
 	if v.ProbeID > 0 {
 		id := v.ProbeID
@@ -357,11 +482,8 @@ func FromRow(r catchment.Row, hops bool) CompareRow {
 		}
 		c.Answers = append(c.Answers, ca)
 	}
-	for _, s := range r.Suspicions {
+	for _, s := range r.Suspicions() {
 		c.Suspicions = append(c.Suspicions, string(s))
-	}
-	for _, f := range r.FlowInstances {
-		c.FlowInstances = append(c.FlowInstances, FlowCount{Instance: f.Instance, Flows: f.Count})
 	}
 	return c
 }
@@ -374,14 +496,7 @@ func FromCatchment(rep catchment.Report, changes []catchment.Change, inputs []Co
 	}
 	s := &CompareSummary{Inputs: nonNil(inputs), Targets: []CompareTarget{}, DualStack: []DualStackDTO{}, PathsPart: []PartingDTO{}, Changes: []ChangeDTO{}}
 	for _, t := range rep.Targets {
-		ct := CompareTarget{Target: t.Target.String(), Names: nonNil(t.Names), Family: catchment.FamilyOf(t.Target).String(),
-			Vantages: t.Vantages, Instances: []ShareDTO{}, Suspect: t.Suspect, Unknown: t.Unknown, Errors: t.Errors}
-		for _, sh := range t.Instances {
-			ct.Instances = append(ct.Instances, ShareDTO{Instance: sh.Instance, Source: sh.Source, Site: siteDTO(sh.Site),
-				Vantages: sh.Vantages, Share: float64(int(sh.Share*10000+0.5)) / 10000, ASNs: nonNil(sh.ASNs),
-				Countries: nonNil(sh.Countries), MedianRTTMs: optMs(sh.MedianRTT)})
-		}
-		s.Targets = append(s.Targets, ct)
+		s.Targets = append(s.Targets, targetDTO(t))
 	}
 	for _, d := range rep.DualStack {
 		s.DualStack = append(s.DualStack, DualStackDTO{Vantage: d.Vantage.Label, VantageKey: d.Vantage.Key,
@@ -411,6 +526,39 @@ func FromCatchment(rep catchment.Report, changes []catchment.Change, inputs []Co
 	return rows, s
 }
 
+func targetDTO(t catchment.TargetSummary) CompareTarget {
+	ct := CompareTarget{Target: t.Target.String(), Names: nonNil(t.Names), Family: catchment.FamilyOf(t.Target).String(),
+		Vantages: t.Vantages, Instances: []ShareDTO{}, Errors: t.ErrorLines,
+		Split: []SplitDTO{}, Apart: []ApartDTO{}, UnknownReasons: countsDTO(t.Unknown), ErrorReasons: countsDTO(t.Errors)}
+	for _, sh := range t.Keys {
+		d := ShareDTO{Instance: sh.Key.Value, Source: string(sh.Key.Kind), Members: flowCounts(sh.Instances),
+			Vantages: sh.Vantages, Share: float64(int(sh.Share*10000+0.5)) / 10000, ASNs: nonNil(sh.ASNs),
+			Countries: nonNil(sh.Countries), MedianRTTMs: optMs(sh.MedianRTT), UpstreamAS: optAS(sh.Key.AS)}
+		if sh.Key.Kind == catchment.KeySite {
+			d.Site = siteDTO(sh.Site)
+		}
+		ct.Instances = append(ct.Instances, d)
+	}
+	for _, u := range t.Unknown {
+		ct.Unknown += u.N
+	}
+	for _, g := range t.Split {
+		ct.Split = append(ct.Split, SplitDTO{AS: optAS(g.AS), Vantages: nonNil(g.Vantages), Instances: flowCounts(g.Instances)})
+	}
+	for _, g := range t.Apart {
+		ct.Suspect += len(g.Vantages)
+		ct.Apart = append(ct.Apart, ApartDTO{AS: optAS(g.AS), Vantages: nonNil(g.Vantages), Identities: flowCounts(g.Identities), Reasons: countsDTO(g.Reasons)})
+	}
+	svc := t.Service
+	ct.Service = ServiceDTO{Replied: svc.Replied, Identified: svc.Identified, Judged: svc.Judged, NotJudged: svc.NotJudged,
+		NoIdentity: svc.NoIdentity, Traits: []TraitDTO{}, Traced: svc.Traced, Reached: svc.Reached, PathInferred: svc.PathInferred}
+	for _, tr := range svc.Traits {
+		ct.Service.Traits = append(ct.Service.Traits, TraitDTO{Query: tr.Query, Name: tr.Name, Value: tr.Value,
+			Share: float64(int(tr.Share*10000+0.5)) / 10000, Of: tr.Of, Judged: tr.Judged})
+	}
+	return ct
+}
+
 // FromMoves converts the diff of two runs.
 func FromMoves(moves []catchment.Move) *DiffDTO {
 	d := &DiffDTO{Moves: []MoveDTO{}}
@@ -418,12 +566,19 @@ func FromMoves(moves []catchment.Move) *DiffDTO {
 		if r == nil {
 			return nil
 		}
-		return &MoveState{Instance: optStr(r.Instance), InstanceSource: r.InstanceSource, Upstream: upstreamDTO(r.Upstream)}
+		m := &MoveState{Instance: optStr(r.Instance), InstanceSource: r.InstanceSource, Upstream: upstreamDTO(r.Upstream)}
+		if r.Split {
+			m.FlowInstances = flowCounts(r.FlowInstances)
+		}
+		if r.Suspect() {
+			m.Instance, m.InstanceSource = nil, ""
+		}
+		return m
 	}
 	for _, m := range moves {
 		d.Moves = append(d.Moves, MoveDTO{Vantage: m.Vantage.Label, VantageKey: m.Vantage.Key, Target: m.Target.String(),
 			Family: catchment.FamilyOf(m.Target).String(), Kind: m.Kind, Before: state(m.Before), After: state(m.After),
-			InstanceChanged: m.InstanceChanged, UpstreamChanged: m.UpstreamChanged})
+			InstanceChanged: m.InstanceChanged, UpstreamChanged: m.UpstreamChanged, SameSite: m.SameSite})
 	}
 	return d
 }
