@@ -77,7 +77,7 @@ func LatencyOf(rows []Row) []Latency {
 			by[r.Target] = a
 			order = append(order, r.Target)
 		}
-		if r.Identified() && r.InstanceSource != SourceUpstream {
+		if r.Identified() {
 			if r.Site.Site != "" {
 				a.named["site:"+r.Site.Site] = true
 			} else {

@@ -169,7 +169,7 @@ func Resolve(o Observation, sites *Sites) Row {
 	}
 	slices.Sort(r.Hints)
 	if r.Instance != "" {
-		r.Site, _ = sites.Hint(r.Instance)
+		r.Site, _ = sites.HintFor(r.Target, r.Instance)
 	}
 	r.Apart = ownReasons(&r, sites)
 	return r
