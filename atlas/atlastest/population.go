@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/anycheck/anycheck/geo"
 	"github.com/miekg/dns"
 )
 
@@ -40,6 +41,13 @@ type ProbeSpec struct {
 	Addr4, Addr6 netip.Addr // public addresses ("from")
 	Site4, Site6 int        // index into Population.Sites
 	Behaviour    string
+	// RTT4 and RTT6, when set, are the probe's RTTs to its sites in
+	// milliseconds (NewWorldPopulation: from the distance); else the
+	// site's RTT with a little jitter.
+	RTT4, RTT6 float64
+	// Tags are system tags the probe page lists (system-auto-geoip-country
+	// for a probe Atlas placed on its country).
+	Tags []string
 }
 
 // Population is a deterministic set of probes and sites: the measured
@@ -119,6 +127,86 @@ func NewPopulation(n int) *Population {
 			ps.Behaviour = Intercepted
 		}
 		p.Probes = append(p.Probes, ps)
+	}
+	return p
+}
+
+// WorldSites are where NewWorldPopulation's three sites are (their names
+// say so: ams, fra, sin).
+var WorldSites = []string{"AMS", "FRA", "SIN"}
+
+// NewWorldPopulation is NewPopulation(n) placed on the globe, for maps and
+// latency geometry: each probe sits near an airport of the places table
+// (a large one two times in three) in the region its site serves — the
+// Americas and north-west Europe for ams, the rest of Europe, Africa and
+// the Middle East for fra, Asia and Oceania for sin — so a probe that
+// "lands elsewhere" is far from its site, as in real catchments; its
+// country is the airport's, and its RTTs follow the distance to the site
+// (1.5× the fibre bound plus 1–5 ms of access). One probe in 31 was placed
+// by Atlas at country level (on its country's centroid, tagged
+// system-auto-geoip-country); a few claim a position on another
+// continent than where its RTTs come from (it answers in under 30 ms from
+// its site; its tag "misplaced" marks it for tests).
+func NewWorldPopulation(n int) *Population {
+	p := NewPopulation(n)
+	sites := make([]geo.Point, len(WorldSites))
+	for i, c := range WorldSites {
+		pl, _ := geo.LookupIATA(c)
+		sites[i] = pl.Point
+	}
+	region := func(pt geo.Point) int {
+		switch {
+		case pt.Lon > 60:
+			return 2
+		case pt.Lon < -25 || (pt.Lat > 50 && pt.Lon < 10):
+			return 0
+		}
+		return 1
+	}
+	var byRegion [3][]geo.Place
+	for _, pl := range geo.Places() {
+		if pl.Kind == geo.MetroCode {
+			continue
+		}
+		r := region(pl.Point)
+		byRegion[r] = append(byRegion[r], pl)
+		if pl.Kind == geo.LargeAirport {
+			byRegion[r] = append(byRegion[r], pl, pl, pl) // large airports weigh more: people live there
+		}
+	}
+	rtt := func(from, site geo.Point, i int) float64 {
+		ms := 2*geo.Distance(from, site)/geo.FibreKmPerMs*1.5 + 1 + float64(i%9)/2
+		return math.Round(ms*1000) / 1000
+	}
+	for i := range p.Probes {
+		ps := &p.Probes[i]
+		home := ps.Site4
+		if i%9 == 4 {
+			home = (ps.Site4 + len(p.Sites) - 1) % len(p.Sites) // the region it lives in, not the site it reaches
+		}
+		cands := byRegion[home]
+		pl := cands[(i*7919+i/3)%len(cands)]
+		// A few kilometres around the airport, deterministic.
+		at := geo.Point{Lat: pl.Lat + float64(i%7-3)*0.03, Lon: pl.Lon + float64(i%5-2)*0.04}
+		ps.Country = pl.Country
+		ps.RTT4 = rtt(at, sites[ps.Site4], i)
+		ps.RTT6 = rtt(at, sites[ps.Site6], i) + 0.4
+		switch {
+		case i%31 == 5:
+			if c, ok := geo.Centroid(pl.Country); ok {
+				at = c
+				ps.Tags = []string{geo.TagAutoGeoCountry}
+			}
+		case i%23 == 13 && ps.RTT4 < 30:
+			// Near its site, yet it says it is on the far side of the globe.
+			far := byRegion[2]
+			if ps.Site4 == 2 {
+				far = byRegion[0]
+			}
+			at = far[(i*31)%len(far)].Point
+			ps.Tags = []string{"misplaced"} // not a real tag: the tests' mark
+		}
+		ps.Lat, ps.Lon = math.Round(at.Lat*10000)/10000, math.Round(at.Lon*10000)/10000
 	}
 	return p
 }
@@ -210,6 +298,12 @@ func (ps ProbeSpec) srcAddr(af int) string {
 }
 
 func (p *Population) rtt(ps ProbeSpec, af int) float64 {
+	if af == 6 && ps.RTT6 > 0 {
+		return ps.RTT6
+	}
+	if af != 6 && ps.RTT4 > 0 {
+		return ps.RTT4
+	}
 	s := p.Sites[ps.site(af)]
 	return math.Round((s.RTT+float64(ps.ID%17)*0.7)*1000) / 1000
 }

@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+	"time"
+
+	"github.com/anycheck/anycheck/geo"
 )
 
 // The keys of the documented result formats (RIPE Atlas "measurement
@@ -138,5 +141,43 @@ func TestDualStackDivergenceIsInThePopulation(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("no probe reaches another site over IPv6: the population cannot show dual-stack divergence")
+	}
+}
+
+// The world population's geography is consistent: every honest probe's RTT
+// is above what light allows from where it says it is; the probes that
+// claim another continent break that bound; Atlas-placed ones sit on their
+// country's centroid.
+func TestWorldPopulation(t *testing.T) {
+	pop := NewWorldPopulation(600)
+	var sites []geo.Point
+	for _, c := range WorldSites {
+		pl, _ := geo.LookupIATA(c)
+		sites = append(sites, pl.Point)
+	}
+	impossible, approx, misplaced := 0, 0, 0
+	for i, ps := range pop.Probes {
+		at := geo.Point{Lat: ps.Lat, Lon: ps.Lon}
+		if !at.Valid() || ps.RTT4 <= 0 || ps.RTT6 <= 0 {
+			t.Fatalf("probe %d: %+v", ps.ID, ps)
+		}
+		l, _ := geo.CheckLight(at, sites[ps.Site4], time.Duration(ps.RTT4*float64(time.Millisecond)))
+		switch {
+		case i%31 == 5:
+			approx++
+			if a, _ := geo.Approximate(ps.Country, at, ps.Tags); !a {
+				t.Errorf("probe %d: not approximate", ps.ID)
+			}
+		case slices.Contains(ps.Tags, "misplaced"):
+			misplaced++
+			if l.Impossible {
+				impossible++
+			}
+		case l.Impossible:
+			t.Errorf("probe %d at %v: %+v", ps.ID, at, l)
+		}
+	}
+	if approx != 20 || misplaced < 3 || impossible != misplaced {
+		t.Errorf("%d approximate, %d misplaced, %d of them impossible", approx, misplaced, impossible)
 	}
 }

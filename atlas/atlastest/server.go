@@ -716,8 +716,13 @@ func probeJSON(p ProbeSpec) map[string]any {
 		}
 		return a
 	}
+	tags := []map[string]string{}
+	for _, t := range p.Tags {
+		tags = append(tags, map[string]string{"name": t, "slug": t})
+	}
 	return map[string]any{
-		"id": p.ID, "asn_v4": asn(p.ASNv4), "asn_v6": asn(p.ASNv6), "country_code": p.Country,
+		"tags": tags,
+		"id":   p.ID, "asn_v4": asn(p.ASNv4), "asn_v6": asn(p.ASNv6), "country_code": p.Country,
 		"address_v4": str(p.Addr4), "address_v6": str(p.Addr6),
 		"prefix_v4": pfx(p.Addr4, 28), "prefix_v6": pfx(p.Addr6, 48),
 		"is_anchor": p.ID%100 == 0, "is_public": true,

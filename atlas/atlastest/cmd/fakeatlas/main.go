@@ -42,6 +42,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	names := fs.String("names", "", "host names the API resolves, `NAME=ADDR,ADDR;...`")
 	pfx2as := fs.String("pfx2as", "", "write the population's routing table (CAIDA pfx2as) to `FILE`")
 	life := fs.Duration("for", 30*time.Minute, "stop serving after this long")
+	world := fs.Bool("world", false, "place the probes on the globe (atlastest.NewWorldPopulation: positions, countries and RTTs that follow the distance to the sites ams, fra, sin)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -54,7 +55,11 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 		fmt.Fprintf(errOut, "fakeatlas: -listen %q: serve on a loopback address only\n", *listen)
 		return 2
 	}
-	srv := &atlastest.Server{Population: atlastest.NewPopulation(*probes), Key: *key, Polls: *polls, Names: map[string][]netip.Addr{}}
+	pop := atlastest.NewPopulation(*probes)
+	if *world {
+		pop = atlastest.NewWorldPopulation(*probes)
+	}
+	srv := &atlastest.Server{Population: pop, Key: *key, Polls: *polls, Names: map[string][]netip.Addr{}}
 	for _, entry := range strings.Split(*names, ";") {
 		if entry == "" {
 			continue
