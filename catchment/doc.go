@@ -67,6 +67,7 @@
 // # Flows (for `trace --flows` and `id --flows`)
 //
 //	GroupPaths(flows) []Path             flows with identical hop lists (silent hops included) form one path
+//	PlacePaths(flows) (paths, unplaced)  the paths flows took, drawn through no hop that did not answer: a flow with holes joins the one path it fits
 //	Divergence(paths) []Diamond          TTLs where paths part and join, with the alternatives at each TTL
 //	SplitOf(flows) Split                 instances by flow count; Split when more than one
 //	MDAStoppingPoint(k, 0.95)            flows needed to rule out a (k+1)-th next hop: 6, 11, 16, 21, 27, 33, …

@@ -70,6 +70,171 @@ func GroupPaths(flows []Flow) []Path {
 	return paths
 }
 
+// PlacePaths groups flows into the paths they took without drawing a path
+// through hops that did not answer. Flows with identical hop lists form a
+// group (GroupPaths); a group whose only difference from one path is hops
+// that did not answer — every TTL it answered agrees with that path, and a
+// destination reached a few TTLs later behind silent TTLs is the same
+// destination, its answers lost on the way — joins that path, which then
+// shows the answers of all its flows. Groups are placed most answered
+// first. A group that fits several paths (silent where they differ), or
+// whose flows got no reply at all, joins none: its flows are returned in
+// unplaced. A group that fits no path is a path of its own, so a router
+// that never answers stays a "*" of its path, and a flow that did not
+// reach the target is not folded into one that did. Paths come in the
+// order of their first flow; unplaced is ascending.
+func PlacePaths(flows []Flow) (paths []Path, unplaced []int) {
+	groups := GroupPaths(flows)
+	answered := func(hs []Hop) int {
+		n := 0
+		for _, h := range hs {
+			if !h.Silent() {
+				n++
+			}
+		}
+		return n
+	}
+	order := make([]int, len(groups))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return answered(groups[order[a]].Hops) > answered(groups[order[b]].Hops) })
+	type placed struct {
+		hops    []Hop
+		reached bool
+		flows   []int
+	}
+	var out []*placed
+	var pending []int // groups that fit several paths so far
+	fitting := func(g Path) []*placed {
+		var fit []*placed
+		for _, p := range out {
+			if fitsPath(g.Hops, flows[g.Flows[0]].Reached, p.hops, p.reached) {
+				fit = append(fit, p)
+			}
+		}
+		return fit
+	}
+	for _, gi := range order {
+		g := groups[gi]
+		if answered(g.Hops) == 0 && !flows[g.Flows[0]].Reached {
+			unplaced = append(unplaced, g.Flows...)
+			continue
+		}
+		switch fit := fitting(g); len(fit) {
+		case 0:
+			out = append(out, &placed{hops: slices.Clone(g.Hops), reached: flows[g.Flows[0]].Reached, flows: slices.Clone(g.Flows)})
+		case 1:
+			fit[0].hops = unionHops(fit[0].hops, g.Hops)
+			fit[0].flows = append(fit[0].flows, g.Flows...)
+		default:
+			pending = append(pending, gi)
+		}
+	}
+	for _, gi := range pending {
+		g := groups[gi]
+		if fit := fitting(g); len(fit) == 1 {
+			fit[0].hops = unionHops(fit[0].hops, g.Hops)
+			fit[0].flows = append(fit[0].flows, g.Flows...)
+			continue
+		}
+		unplaced = append(unplaced, g.Flows...)
+	}
+	for _, p := range out {
+		slices.Sort(p.flows)
+		per := map[string]int{}
+		for _, i := range p.flows {
+			if in := flows[i].Identity.Instance; in != "" {
+				per[in]++
+			}
+		}
+		paths = append(paths, Path{Hops: p.hops, Flows: p.flows, Instances: sortCounts(per)})
+	}
+	sort.SliceStable(paths, func(a, b int) bool { return paths[a].Flows[0] < paths[b].Flows[0] })
+	slices.Sort(unplaced)
+	return paths, unplaced
+}
+
+// fitsPath says whether hop list a fits hop list b but for hops that did
+// not answer: at every TTL both answered they share a responder, and they
+// end alike — at the same TTL, or, both having reached the destination,
+// the longer one a few silent TTLs later at the same address as the
+// shorter one's last hop (its earlier answers lost).
+func fitsPath(a []Hop, aReached bool, b []Hop, bReached bool) bool {
+	if aReached != bReached || len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	short, long := a, b
+	if len(long) < len(short) {
+		short, long = long, short
+	}
+	last := short[len(short)-1].TTL
+	at := map[int]Hop{}
+	for _, h := range long {
+		at[h.TTL] = h
+	}
+	for _, h := range short {
+		o, ok := at[h.TTL]
+		if !ok {
+			return false
+		}
+		if h.Silent() || o.Silent() {
+			continue
+		}
+		if !slices.ContainsFunc(h.Responders, func(r Responder) bool { return hasResponder(o, r.Addr) }) {
+			return false
+		}
+	}
+	if long[len(long)-1].TTL == last {
+		return true
+	}
+	if !aReached {
+		return false
+	}
+	end := long[len(long)-1]
+	for _, h := range long {
+		if h.TTL >= last && h.TTL < end.TTL && !h.Silent() {
+			return false
+		}
+	}
+	dest := short[len(short)-1]
+	return !dest.Silent() && !end.Silent() && slices.ContainsFunc(dest.Responders, func(r Responder) bool { return hasResponder(end, r.Addr) })
+}
+
+func hasResponder(h Hop, a netip.Addr) bool {
+	return slices.ContainsFunc(h.Responders, func(r Responder) bool { return r.Addr == a })
+}
+
+// unionHops is the hop list of a path p that hop list g fits (fitsPath):
+// the shorter of the two (where both end at one destination, the longer
+// one's earlier answers were lost), with the responders of the other added
+// at each TTL.
+func unionHops(p, g []Hop) []Hop {
+	out := slices.Clone(p)
+	if len(g) < len(p) {
+		out = slices.Clone(g) // g reached the destination sooner
+		g = p
+	}
+	at := map[int]Hop{}
+	for _, h := range g {
+		at[h.TTL] = h
+	}
+	for i, h := range out {
+		o, ok := at[h.TTL]
+		if !ok {
+			continue
+		}
+		rs := slices.Clone(h.Responders)
+		for _, r := range o.Responders {
+			if !hasResponder(Hop{Responders: rs}, r.Addr) {
+				rs = append(rs, r)
+			}
+		}
+		out[i].Responders = rs
+	}
+	return out
+}
+
 // sortCounts orders counts by count, then by name, so output is stable.
 func sortCounts(m map[string]int) []InstanceCount {
 	out := make([]InstanceCount, 0, len(m))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/anycheck/anycheck/measure"
@@ -173,4 +174,71 @@ func TestMDAUnsatisfied(t *testing.T) {
 	if left := MDAUnsatisfied([]Flow{flow("", "*", "198.51.100.22", "198.51.100.33")}, 0.95); len(left) != 1 || left[0].TTL != 2 {
 		t.Errorf("silent first hop: %+v", left)
 	}
+}
+
+// TestPlacePaths: flows whose only difference from a path is hops that did
+// not answer are that path's flows (no path is drawn through "*" where
+// others answered); a destination reached a TTL later behind silent TTLs
+// is the same destination (its answer was lost); flows that fit several
+// paths, or got no reply at all, are in none; a path silent on all its
+// flows at a TTL (a router that never answers) stays a path.
+func TestPlacePaths(t *testing.T) {
+	const (
+		e1, m1, m2, r1, d = "198.51.100.1", "198.51.100.18", "198.51.100.22", "198.51.100.33", "192.0.2.53"
+	)
+	notReached := func(f Flow) Flow { f.Reached = false; return f }
+	flows := []Flow{
+		flow("i1", e1, m1, r1, d),                        // 0: path A
+		flow("i1", e1, m2, r1, d),                        // 1: path B
+		flow("i1", "*", m1, "*", d),                      // 2: A, holes at 1 and 3
+		flow("i1", e1, m2, r1, "*", d),                   // 3: B, its answer at 4 lost
+		flow("i1", "*", "*", r1, d),                      // 4: fits A and B
+		notReached(flow("", "*", "*", "*", "*", "*")),    // 5: no reply at all
+		flow("i2", e1, m1, r1, "198.51.100.99"),          // 6: another destination address: a path of its own
+		flow("i1", e1, m2, "*", d),                       // 7: B
+		notReached(flow("", e1, m1, "*", "*", "*")),      // 8: not reached: a path of its own
+		flow("i1", e1, "198.51.100.26", r1, "*", "*", d), // 9: C, answers at 4 and 5 lost
+	}
+	paths, unplaced := PlacePaths(flows)
+	var got []string
+	for _, p := range paths {
+		got = append(got, fmt.Sprint(p.Flows, hopString(p.Hops)))
+	}
+	want := []string{
+		fmt.Sprint([]int{0, 2}, "1:"+e1+" 2:"+m1+" 3:"+r1+" 4:"+d),
+		fmt.Sprint([]int{1, 3, 7}, "1:"+e1+" 2:"+m2+" 3:"+r1+" 4:"+d),
+		fmt.Sprint([]int{6}, "1:"+e1+" 2:"+m1+" 3:"+r1+" 4:198.51.100.99"),
+		fmt.Sprint([]int{8}, "1:"+e1+" 2:"+m1+" 3:* 4:* 5:*"),
+		fmt.Sprint([]int{9}, "1:"+e1+" 2:198.51.100.26 3:"+r1+" 4:* 5:* 6:"+d),
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("paths:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if !slices.Equal(unplaced, []int{4, 5}) {
+		t.Errorf("unplaced %v, want [4 5]", unplaced)
+	}
+	if in := paths[1].Instances; len(in) != 1 || in[0] != (InstanceCount{"i1", 3}) {
+		t.Errorf("instances of path B: %v", in)
+	}
+	// A router that never answers is a "*" on every flow of its path.
+	silent := []Flow{flow("i2", "*", "198.51.100.81", d), flow("i2", "*", "198.51.100.81", d)}
+	if paths, unplaced := PlacePaths(silent); len(paths) != 1 || len(unplaced) != 0 || hopString(paths[0].Hops) != "1:* 2:198.51.100.81 3:"+d {
+		t.Errorf("silent router: %+v, unplaced %v", paths, unplaced)
+	}
+}
+
+func hopString(hs []Hop) string {
+	var parts []string
+	for _, h := range hs {
+		s := "*"
+		if !h.Silent() {
+			var as []string
+			for _, r := range h.Responders {
+				as = append(as, r.Addr.String())
+			}
+			s = strings.Join(as, ",")
+		}
+		parts = append(parts, fmt.Sprintf("%d:%s", h.TTL, s))
+	}
+	return strings.Join(parts, " ")
 }
