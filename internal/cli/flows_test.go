@@ -196,7 +196,11 @@ type sweepJSON struct {
 			Message string
 		} `json:"failed_flows"`
 		Paths []struct {
-			Sports    []int
+			Sports []int
+			Hops   []struct {
+				TTL        int
+				Responders []struct{ Address string }
+			}
 			Instances []struct {
 				Instance string
 				Flows    int
@@ -898,7 +902,7 @@ func TestSweepAutoStallsOnRateLimits(t *testing.T) {
 	r = runCLI(t, ecmpDeps(n), "trace", "--flows", "auto", "--asn", "none", "-n", "192.0.2.53")
 	for _, want := range []string{
 		"stopped, the last round brought no reply to the hops that wanted flows (ICMP rate limits?)",
-		"note      ttl 1: no reply on ",
+		"note      routers did not answer every flow: ttl 1 on ",
 		"--rate 5",
 	} {
 		if !strings.Contains(r.stdout, want) {
@@ -993,5 +997,79 @@ func TestSweepProgressOnTerminal(t *testing.T) {
 		&streams{in: strings.NewReader(""), out: &out, err: &errb, errTTY: true}, ecmpDeps(diamondNet()))
 	if code != ExitOK || errb.Len() != 0 {
 		t.Errorf("a sweep of less than a second: exit %d, stderr %q; want 0 and nothing", code, errb.String())
+	}
+}
+
+// lossyDiamondNet is diamondNet behind a service that loses the answer
+// to the first query of every flow at its own TTL (a lossy path or a busy
+// server), with e1 silent on every fourth port (a router out of ICMP
+// tokens).
+func lossyDiamondNet() *ecmpNet {
+	branch := func(mid netip.Addr, e1Silent bool) func() *tracetest.Net {
+		return func() *tracetest.Net {
+			return &tracetest.Net{
+				Hops: []tracetest.Hop{{Addr: hopE1, RTT: fakeRTT, Silent: e1Silent}, {Addr: mid, RTT: 2 * fakeRTT}, {Addr: hopR1, RTT: 3 * fakeRTT}},
+				Dest: tracetest.Dest{RTT: 4 * fakeRTT, Hostname: "i1.lab-a", NSID: "i1-nsd", Lost: func(ttl, seq int) bool { return ttl == 4 && seq == 0 }},
+			}
+		}
+	}
+	return &ecmpNet{
+		branches: []func() *tracetest.Net{branch(hopM1, false), branch(hopM2, false), branch(hopM1, true), branch(hopM2, true)},
+		pick: func(port uint16) int {
+			if port%4 == 0 {
+				return 2 + branchHash(port)
+			}
+			return branchHash(port)
+		},
+	}
+}
+
+// TestSweepLossyService: a service that loses answers is not blamed on
+// routers' rate limits: every flow is placed at the destination's own TTL
+// (the lost query is asked again), the note says answers were lost, the
+// flows silent at a router are on the path their other hops fit (no path
+// is drawn through hops that did not answer), and the advice never names
+// the --rate the run already had.
+func TestSweepLossyService(t *testing.T) {
+	r := runCLI(t, ecmpDeps(lossyDiamondNet()), "trace", "--flows", "16", "--sport", "40000", "--asn", "none", "-n", "-o", "json", "192.0.2.53")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	s := decodeSweep(t, r.stdout).Results[0]
+	if s.Summary.Reached != 16 || s.Summary.Paths != 2 || len(s.Paths) != 2 {
+		t.Errorf("reached %d, %d paths; want 16 flows on the diamond's 2 paths", s.Summary.Reached, s.Summary.Paths)
+	}
+	for _, f := range s.Flows {
+		if len(f.Hops) != 4 || f.Instance == nil {
+			t.Errorf("flow %d: %d hops, instance %+v; want the destination at ttl 4", f.Flow.Sport, len(f.Hops), f.Instance)
+		}
+	}
+	for _, p := range s.Paths {
+		for _, h := range p.Hops {
+			if len(h.Responders) == 0 {
+				t.Errorf("path %v is drawn through a silent ttl %d", p.Sports, h.TTL)
+			}
+		}
+	}
+
+	r = runCLI(t, ecmpDeps(lossyDiamondNet()), "trace", "--flows", "16", "--sport", "40000", "--asn", "none", "-n", "192.0.2.53")
+	for _, want := range []string{
+		"paths     2 distinct paths over 16 flows; 16 reached the target",
+		"note      the service did not answer 16 of 32 probes that reached it (on 16 flows): answers lost on the way",
+		"note      routers did not answer every flow: ttl 1 on 4 of 16 flows, where other flows got a reply",
+		"--rate 5 (about one probe a second for each router)",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("text lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, " 4  *") {
+		t.Errorf("a lost answer is drawn as a silent hop:\n%s", r.stdout)
+	}
+
+	// --rate 5 given: not advised again.
+	r = runCLI(t, ecmpDeps(lossyDiamondNet()), "trace", "--flows", "4", "--sport", "40000", "--rate", "5", "--asn", "none", "-n", "192.0.2.53")
+	if !strings.Contains(r.stdout, "routers did not answer every flow: ttl 1 on 1 of 4 flows") || strings.Contains(r.stdout, "--rate 5 (") {
+		t.Errorf("--rate 5 given: the note should not advise it again:\n%s", r.stdout)
 	}
 }

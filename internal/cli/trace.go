@@ -286,7 +286,7 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 		if o.g.output == formatDot {
 			return render.TraceDot(w, paths)
 		}
-		return render.TraceText(w, paths, render.TraceOptions{MaxTTL: o.maxTTL})
+		return render.TraceText(w, paths, render.TraceOptions{MaxTTL: o.maxTTL, Rate: o.rate})
 	})
 }
 

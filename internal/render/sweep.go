@@ -32,7 +32,7 @@ func sweepText(w *errWriter, s report.TraceSweep, o TraceOptions) {
 	}
 	for i, p := range s.Paths {
 		w.printf("\npath %d of %d  %s  %s\n", i+1, len(s.Paths), flowsLabel(s.Protocol, p.Sports), pathEnd(s, p))
-		f := firstFlow(s, p)
+		f := pathFlow(s, p)
 		for _, l := range hopTable(pathHops(p, f)) {
 			w.printf("%s\n", l)
 		}
@@ -43,7 +43,21 @@ func sweepText(w *errWriter, s report.TraceSweep, o TraceOptions) {
 	if len(s.Paths) > 0 {
 		w.printf("\n")
 	}
-	w.printf("paths     %s over %s; %d reached the target\n", plural(sum.Paths, "distinct path"), plural(sum.Flows, "flow"), sum.Reached)
+	over := plural(sum.Flows, "flow")
+	if len(sum.Unplaced) > 0 {
+		over = fmt.Sprintf("%d of %s", sum.Flows-len(sum.Unplaced), over)
+	}
+	w.printf("paths     %s over %s; %d reached the target\n", plural(sum.Paths, "distinct path"), over, sum.Reached)
+	if fits, silent := unplacedFlows(s); len(fits)+len(silent) > 0 {
+		var parts []string
+		if len(fits) > 0 {
+			parts = append(parts, fmt.Sprintf("%s (%s) silent where the paths differ: each fits more than one", plural(len(fits), "flow"), flowsWord(s.Protocol, fits)))
+		}
+		if len(silent) > 0 {
+			parts = append(parts, fmt.Sprintf("%s (%s) without any reply", plural(len(silent), "flow"), flowsWord(s.Protocol, silent)))
+		}
+		w.printf("unplaced  %s\n", strings.Join(parts, "; "))
+	}
 	for _, d := range sum.Diamonds {
 		w.printf("diamond   %s\n", diamondLine(d))
 		for _, a := range d.Alternatives {
@@ -73,7 +87,7 @@ func sweepText(w *errWriter, s report.TraceSweep, o TraceOptions) {
 	for _, f := range s.FailedFlows {
 		w.printf("failed    flow %d: %s\n", f.Sport, Escape(f.Message))
 	}
-	for _, n := range sweepNotes(s) {
+	for _, n := range sweepNotes(s, o) {
 		w.printf("note      %s\n", n)
 	}
 }
@@ -132,6 +146,40 @@ func flowsLabel(proto string, ports []int) string {
 
 // PortRanges writes ports as sorted ranges: "50120-50122 50125".
 func PortRanges(ports []int) string { return portRanges(ports, 0) }
+
+// flowsWord names flows by port ("port 40012", "ports 40012-40013").
+func flowsWord(proto string, ports []int) string {
+	what := "port"
+	if proto == "icmp" {
+		what = "id"
+	}
+	if len(ports) != 1 {
+		what += "s"
+	}
+	return what + " " + portRanges(ports, 0)
+}
+
+// unplacedFlows splits a sweep's unplaced flows into those that fit more
+// than one path and those that got no reply at all.
+func unplacedFlows(s report.TraceSweep) (fits, silent []int) {
+	for _, port := range s.Summary.Unplaced {
+		if f := flowByPort(s, port); f != nil && !f.Reached && !slices.ContainsFunc(f.Hops, func(h report.HopDTO) bool { return len(h.Responders) > 0 }) {
+			silent = append(silent, port)
+			continue
+		}
+		fits = append(fits, port)
+	}
+	return fits, silent
+}
+
+func flowByPort(s report.TraceSweep, port int) *report.TracePath {
+	for i := range s.Flows {
+		if s.Flows[i].Flow.Sport == port {
+			return &s.Flows[i]
+		}
+	}
+	return nil
+}
 
 // portRanges writes sorted ports as ranges ("50120-50122 50125"); with
 // limit > 0 it stops after about limit characters with "…".
@@ -199,12 +247,31 @@ func firstFlow(s report.TraceSweep, p report.SweepPath) *report.TracePath {
 	if len(p.Sports) == 0 {
 		return nil
 	}
-	for i := range s.Flows {
-		if s.Flows[i].Flow.Sport == p.Sports[0] {
-			return &s.Flows[i]
+	return flowByPort(s, p.Sports[0])
+}
+
+// pathFlow is the flow that shows a path best, for its AS path and reply
+// marks: the one that got the most replies (the first of those by port),
+// so a flow with silent hops does not stand for the path.
+func pathFlow(s report.TraceSweep, p report.SweepPath) *report.TracePath {
+	var best *report.TracePath
+	most := -1
+	for _, port := range p.Sports {
+		f := flowByPort(s, port)
+		if f == nil {
+			continue
+		}
+		n := 0
+		for _, h := range f.Hops {
+			if len(h.Responders) > 0 {
+				n++
+			}
+		}
+		if n > most {
+			best, most = f, n
 		}
 	}
-	return nil
+	return best
 }
 
 // pathHops are a path's hops as the hop table shows them: its responders,
@@ -323,10 +390,12 @@ func unsatisfied(vs []report.MDAVertexDTO) string {
 	return strings.Join(parts, ", ")
 }
 
-// sweepNotes are the flows' notes (each once) and, where some flows got
-// no reply at a TTL that answered others, a hint at routers' ICMP rate
-// limits.
-func sweepNotes(s report.TraceSweep) []string {
+// sweepNotes are the flows' notes (each once), then what silent probes
+// mean: a probe that reached the destination (at or past its TTL on the
+// flow's path) and got nothing is a lost answer — a lossy path or a busy
+// service, not a router's limit; a TTL before it silent on some flows
+// where others got a router's reply is a router's ICMP rate limit.
+func sweepNotes(s report.TraceSweep, o TraceOptions) []string {
 	var out []string
 	for _, f := range s.Flows {
 		for _, n := range f.Notes {
@@ -338,11 +407,38 @@ func sweepNotes(s report.TraceSweep) []string {
 			out = append(out, n)
 		}
 	}
+	// Where each flow's destination is: the TTL its path ends at (a flow
+	// placed on a path whose answers were lost reached it later).
+	dest := map[int]int{}
+	for _, p := range s.Paths {
+		if p.Reached == 0 || len(p.Hops) == 0 {
+			continue
+		}
+		for _, port := range p.Sports {
+			dest[port] = p.Hops[len(p.Hops)-1].TTL
+		}
+	}
 	type tally struct{ silent, answered int }
 	by := map[int]*tally{}
 	var ttls []int
+	lost, sent, lostFlows := 0, 0, 0
 	for _, f := range s.Flows {
+		d, ok := dest[f.Flow.Sport]
+		if !ok && f.Reached {
+			d, ok = f.DestTTL, true
+		}
+		flowLost := false
 		for _, h := range f.Hops {
+			if ok && h.TTL >= d {
+				for _, pr := range h.Probes {
+					sent++
+					if pr.Reply == nil {
+						lost++
+						flowLost = true
+					}
+				}
+				continue
+			}
 			t := by[h.TTL]
 			if t == nil {
 				t = &tally{}
@@ -355,13 +451,36 @@ func sweepNotes(s report.TraceSweep) []string {
 				t.answered++
 			}
 		}
+		if flowLost {
+			lostFlows++
+		}
+	}
+	if lost > 0 {
+		what := "the destination did not answer"
+		if s.Identity == report.SweepIdentityUDP {
+			what = "the service did not answer"
+		}
+		out = append(out, fmt.Sprintf("%s %d of %d probes that reached it (on %s): answers lost on the way, a lossy path or a busy service, not routers' rate limits; the flows are placed where their other hops put them",
+			what, lost, sent, plural(lostFlows, "flow")))
 	}
 	slices.Sort(ttls)
+	var limited []string
 	for _, ttl := range ttls {
 		if t := by[ttl]; t.silent > 0 && t.answered > 0 {
-			out = append(out, fmt.Sprintf("ttl %d: no reply on %d of %d flows while the others got one: routers rate-limit ICMP errors (Linux: 6 at once, then 1 a second for each source), and those flows form paths of their own; fewer flows, or --rate 5 (about one probe a second for each router), let every reply come",
-				ttl, t.silent, t.silent+t.answered))
+			if len(limited) == 0 {
+				limited = append(limited, fmt.Sprintf("ttl %d on %d of %s", ttl, t.silent, plural(t.silent+t.answered, "flow")))
+				continue
+			}
+			limited = append(limited, fmt.Sprintf("ttl %d on %d", ttl, t.silent))
 		}
+	}
+	if len(limited) > 0 {
+		advice := "fewer flows, or --rate 5 (about one probe a second for each router), let every reply come"
+		if o.Rate > 0 && o.Rate <= 5 {
+			advice = fmt.Sprintf("at --rate %g they still do: fewer flows let more replies come", o.Rate)
+		}
+		out = append(out, fmt.Sprintf("routers did not answer every flow: %s, where other flows got a reply; routers rate-limit ICMP errors (Linux: 6 at once, then 1 a second to each source), and a flow silent there is placed on the path its other hops fit; %s",
+			strings.Join(limited, ", "), advice))
 	}
 	return out
 }
@@ -383,11 +502,29 @@ func TraceDot(w io.Writer, paths []report.TracePath) error {
 // → the instance each flow reached; every edge is labelled with the flows
 // (source ports) that used it, so an ECMP diamond shows as parallel
 // branches and a catchment split as two instances.
+//
+// Each flow is drawn along the path it was placed on (report.SweepPath),
+// so a flow silent where others answered adds no branch of "*"; flows on
+// no path are left out.
 func SweepDot(w io.Writer, sweeps []report.TraceSweep) error {
 	g := flowGraph()
 	var fg flowEdges
 	for _, s := range sweeps {
-		fg.addFlows(g, s.Target, s.Flows)
+		var flows []report.TracePath
+		for _, p := range s.Paths {
+			hops := make([]report.HopDTO, len(p.Hops))
+			for i, h := range p.Hops {
+				hops[i] = report.HopDTO{TTL: h.TTL, Responders: h.Responders}
+			}
+			for _, port := range p.Sports {
+				if f := flowByPort(s, port); f != nil {
+					placed := *f
+					placed.Hops = hops
+					flows = append(flows, placed)
+				}
+			}
+		}
+		fg.addFlows(g, s.Target, flows)
 	}
 	fg.write(g)
 	return g.write(w)

@@ -69,20 +69,29 @@ func sweepOrigins() map[netip.Addr]whois.Origin {
 	}
 }
 
-// diamondSweep: 12 flows through a diamond at TTL 2, one of them silent
-// at TTL 3 (its own path), all reaching one instance.
+// diamondSweep: 13 flows through a diamond at TTL 2, all reaching one
+// instance: one silent at TTL 3 (on the path its other hops fit), one
+// whose destination's answer at TTL 5 was lost (it reached it at 6), one
+// silent where the branches differ (on no path).
 func diamondSweep() report.TraceSweep {
 	var flows []report.TracePath
-	for sport := 40000; sport < 40012; sport++ {
+	for sport := 40000; sport < 40013; sport++ {
 		mid := "198.51.100.18"
 		if sport%3 == 0 {
 			mid = "198.51.100.22"
 		}
 		r1 := "198.51.100.33"
-		if sport == 40007 {
+		switch sport {
+		case 40007:
 			r1 = "*"
+		case 40012:
+			mid = "*"
 		}
-		flows = append(flows, sweepFlow(sport, "i1-nsd", "198.51.100.1", mid, r1, "203.0.113.1", "192.0.2.53"))
+		hops := []string{"198.51.100.1", mid, r1, "203.0.113.1", "192.0.2.53"}
+		if sport == 40010 {
+			hops = []string{"198.51.100.1", mid, r1, "203.0.113.1", "*", "192.0.2.53"}
+		}
+		flows = append(flows, sweepFlow(sport, "i1-nsd", hops...))
 	}
 	return report.NewTraceSweep("192.0.2.53", "192.0.2.53", "udp", 53, report.SweepIdentityUDP, flows, nil,
 		report.SweepStop{Mode: "auto", Reason: report.SweepStopMaxFlows, MaxFlows: 12, Rounds: 1})
@@ -120,11 +129,14 @@ func TestSweepTextGolden(t *testing.T) {
 		t.Errorf("the catchment split is not called out before the paths:\n%s", out)
 	}
 	for _, want := range []string{
-		"path 1 of 3  7 flows: ports 40000-40001 40003-40004 40006 40009-40010  → i1-nsd",
-		"path 3 of 3  1 flow: port 40007  → i1-nsd",
+		"path 1 of 2  8 flows: ports 40000-40001 40003-40004 40006-40007 40009-40010  → i1-nsd",
+		"paths     2 distinct paths over 12 of 13 flows; 13 reached the target",
+		"unplaced  1 flow (port 40012) silent where the paths differ: each fits more than one",
 		"diamond   paths part after ttl 1 (198.51.100.1) and join at ttl 3 (198.51.100.33)",
 		"          ttl 2: 198.51.100.18 on 8 flows, 198.51.100.22 on 4 flows",
-		"note      ttl 3: no reply on 1 of 12 flows while the others got one",
+		"note      the service did not answer 1 of 14 probes that reached it (on 1 flow): answers lost on the way",
+		"note      routers did not answer every flow: ttl 2 on 1 of 13 flows, ttl 3 on 1, where other flows got a reply; routers rate-limit ICMP errors",
+		"fewer flows, or --rate 5 (about one probe a second for each router), let every reply come",
 		"failed    flow 50005: trace 192.0.2.53 udp/53: bind: address already in use",
 		"diamond   paths part after ttl 1 (198.51.100.1) and do not join again",
 	} {
@@ -165,8 +177,8 @@ func TestSweepJSONGolden(t *testing.T) {
 }
 
 // TestSweepDot: the graph shows the diamond as parallel branches and the
-// split as two instances, edges labelled with their flows, and Graphviz
-// renders it unchanged.
+// split as two instances, edges labelled with their flows (each along the
+// path it was placed on), and Graphviz renders it unchanged.
 func TestSweepDot(t *testing.T) {
 	var b bytes.Buffer
 	if err := SweepDot(&b, []report.TraceSweep{diamondSweep(), splitSweep()}); err != nil {
@@ -179,11 +191,17 @@ func TestSweepDot(t *testing.T) {
 		`"hop:198.51.100.1" -> "hop:198.51.100.22" [label="4 flows\nports 40002 40005 40008 40011"`,
 		`"hop:203.0.113.5" -> "instance:192.0.2.53/i1-nsd"`,
 		`"hop:203.0.113.69" -> "instance:192.0.2.53/i2-knot\\x1b[2J"`,
-		`"silent:3:hop:198.51.100.18" [label="*\nttl 3", style=dashed]`,
+		`"hop:198.51.100.18" -> "hop:198.51.100.33" [label="8 flows\nports 40000-40001 40003-40004 40006-40007 …"`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dot lacks %s", want)
 		}
+	}
+	// A flow silent where others answered is drawn along the path it
+	// fits, not through a "*" of its own; one that fits several is not
+	// drawn.
+	if strings.Contains(out, "silent:") || strings.Contains(out, "40012") {
+		t.Errorf("dot draws a flow through hops that did not answer:\n%s", out)
 	}
 	renderDot(t, out)
 

@@ -16,6 +16,9 @@ import (
 // TraceOptions tunes the text trace output.
 type TraceOptions struct {
 	MaxTTL int // shown in the header; 0 = not shown
+	// Rate is the run's --rate (packets per second), so advice never
+	// suggests a rate the run already had; 0 = unknown.
+	Rate float64
 }
 
 func traceHeader(w *errWriter, p report.TracePath, o TraceOptions) {

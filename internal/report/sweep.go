@@ -57,8 +57,9 @@ type FailedFlow struct {
 	Message string `json:"message"`
 }
 
-// SweepPath is a hop list several flows share: the same responders at
-// every TTL, silent hops included.
+// SweepPath is a path several flows took: the same responders at every
+// TTL where they answered (catchment.PlacePaths); a hop is silent only
+// when no flow of the path got a reply there.
 type SweepPath struct {
 	Sports    []int       `json:"sports"` // the flows that took it, by source port (icmp: echo identifier)
 	Hops      []SweepHop  `json:"hops"`
@@ -83,7 +84,7 @@ type SweepSummary struct {
 	Flows   int `json:"flows"`   // flows traced
 	Reached int `json:"reached"` // flows that reached the target
 	Failed  int `json:"failed"`  // flows that could not be traced
-	Paths   int `json:"paths"`   // distinct hop lists
+	Paths   int `json:"paths"`   // distinct paths (PlacePaths)
 	// Diamonds are the stretches of TTLs where paths differ: they part
 	// after part_ttl and join at join_ttl (null: they never join, e.g. they
 	// end at one anycast address on different instances).
@@ -95,6 +96,10 @@ type SweepSummary struct {
 	// catchment depends on the flow (source port).
 	Split bool      `json:"split"`
 	Stop  SweepStop `json:"stop"`
+	// Unplaced are the flows (source ports) on no path: silent where the
+	// paths differ, so they fit several, or without any reply. A flow
+	// whose silent hops fit one path only is counted on it.
+	Unplaced []int `json:"unplaced"`
 }
 
 // DiamondDTO is one stretch of TTLs where paths part and join again.
@@ -183,15 +188,18 @@ func NewTraceSweep(input, target, protocol string, dport int, identity string, f
 		s.FailedFlows = []FailedFlow{}
 	}
 	cf := CatchmentFlows(flows)
-	groups := catchment.GroupPaths(cf)
+	groups, unplaced := catchment.PlacePaths(cf)
 	for _, g := range groups {
 		s.Paths = append(s.Paths, sweepPath(flows, g))
 	}
 	split := catchment.SplitOf(cf)
 	sum := SweepSummary{
-		Flows: len(flows), Failed: len(failed), Paths: len(groups),
+		Flows: len(flows), Failed: len(failed), Paths: len(groups), Unplaced: []int{},
 		Diamonds: fromDiamonds(catchment.Divergence(groups), cf), Instances: []FlowCount{},
 		Unidentified: split.Unidentified, Split: split.Split, Stop: stop,
+	}
+	for _, i := range unplaced {
+		sum.Unplaced = append(sum.Unplaced, flows[i].Flow.Sport)
 	}
 	for _, f := range flows {
 		if f.Reached {
@@ -215,7 +223,6 @@ const MDAConfidence = 0.95
 
 func sweepPath(flows []TracePath, g catchment.Path) SweepPath {
 	p := SweepPath{Sports: []int{}, Hops: []SweepHop{}, Instances: []FlowCount{}}
-	first := flows[g.Flows[0]]
 	for _, i := range g.Flows {
 		p.Sports = append(p.Sports, flows[i].Flow.Sport)
 		if flows[i].Reached {
@@ -225,17 +232,37 @@ func sweepPath(flows []TracePath, g catchment.Path) SweepPath {
 	for _, in := range g.Instances {
 		p.Instances = append(p.Instances, FlowCount{Instance: in.Instance, Flows: in.Count})
 	}
-	for hi, h := range first.Hops {
-		sh := SweepHop{TTL: h.TTL, Responders: slices.Clone(h.Responders)}
-		if sh.Responders == nil {
-			sh.Responders = []ResponderDTO{}
+	hopAt := func(f TracePath, ttl int) *HopDTO {
+		for k := range f.Hops {
+			if f.Hops[k].TTL == ttl {
+				return &f.Hops[k]
+			}
+		}
+		return nil
+	}
+	// The path's hops are those its flows answered with (a flow silent at
+	// a TTL where others answered is on the path all the same).
+	for _, h := range g.Hops {
+		sh := SweepHop{TTL: h.TTL, Responders: []ResponderDTO{}}
+		for _, r := range h.Responders {
+			for _, i := range g.Flows {
+				fh := hopAt(flows[i], h.TTL)
+				if fh == nil {
+					continue
+				}
+				k := slices.IndexFunc(fh.Responders, func(d ResponderDTO) bool { return d.Address == r.Addr.String() })
+				if k >= 0 {
+					sh.Responders = append(sh.Responders, fh.Responders[k])
+					break
+				}
+			}
 		}
 		var rtts []float64
 		for _, i := range g.Flows {
-			if hi >= len(flows[i].Hops) {
+			fh := hopAt(flows[i], h.TTL)
+			if fh == nil {
 				continue
 			}
-			fh := flows[i].Hops[hi]
 			if fh.RateLimited {
 				sh.RateLimited++
 			}
