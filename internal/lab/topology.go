@@ -748,3 +748,41 @@ func stopProcess(cmd *exec.Cmd) {
 	// Children that outlived their parent's TERM handling.
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 }
+
+// LoseAnswers makes a node drop about percent of the DNS answers it sends
+// (UDP from port 53, both families, chosen at random per packet by
+// nftables' numgen): an instance that answers 7 of 10 queries
+// (LoseAnswers("i1", 30)) as a lossy access or an overloaded server does.
+// 0 takes the rule away again.
+func (l *Lab) LoseAnswers(node string, percent int) error {
+	ns, err := l.nsOf(node)
+	if err != nil {
+		return err
+	}
+	if percent < 0 || percent > 100 {
+		return fmt.Errorf("lab: LoseAnswers on %s: %d %% is no share", node, percent)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Taking the table away first makes the call idempotent; it may not
+	// exist yet.
+	_, _ = l.inNS(ctx, ns, "nft", "delete", "table", "inet", "lossy")
+	if percent == 0 {
+		return nil
+	}
+	rules := fmt.Sprintf(`table inet lossy {
+	chain output {
+		type filter hook output priority 0; policy accept;
+		udp sport 53 numgen random mod 100 < %d drop
+	}
+}
+`, percent)
+	f := filepath.Join(l.dir, node+".lossy.nft")
+	if err := os.WriteFile(f, []byte(rules), 0o644); err != nil {
+		return fmt.Errorf("lab: LoseAnswers on %s: %w", node, err)
+	}
+	if _, err := l.inNS(ctx, ns, "nft", "-f", f); err != nil {
+		return fmt.Errorf("lab: LoseAnswers on %s: %w", node, err)
+	}
+	return nil
+}
