@@ -1,0 +1,5 @@
+//go:build !unix
+
+package census
+
+func isAddrNotAvail(error) bool { return false }
