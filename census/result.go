@@ -2,6 +2,7 @@ package census
 
 import (
 	"cmp"
+	"math"
 	"net/netip"
 	"slices"
 	"time"
@@ -251,4 +252,57 @@ func comparePrefix(a, b netip.Prefix) int {
 		return 1
 	}
 	return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
+}
+
+// Place is a point on the Earth, in degrees.
+type Place struct{ Lat, Lon float64 }
+
+// earthRadiusKm is the mean radius of the Earth.
+const earthRadiusKm = 6371.0
+
+// KmTo is the great-circle distance to q (haversine).
+func (p Place) KmTo(q Place) float64 {
+	rad := math.Pi / 180
+	dLat, dLon := (q.Lat-p.Lat)*rad, (q.Lon-p.Lon)*rad
+	h := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(p.Lat*rad)*math.Cos(q.Lat*rad)*math.Sin(dLon/2)*math.Sin(dLon/2)
+	return 2 * earthRadiusKm * math.Asin(math.Min(1, math.Sqrt(h)))
+}
+
+// Distance is a client's distance to the instance its queries went to
+// most, and to the nearest instance whose place is known.
+type Distance struct {
+	InstanceKm float64
+	NearestKm  float64
+	Nearest    int
+}
+
+// Distances answers the study's question "are clients served by the
+// nearest instance?": for every client whose place is known (locate) and
+// whose main instance's place is known (instances, by index), the distance
+// to that instance and to the nearest known instance. Keyed by index into
+// c.Clients.
+func (c *Census) Distances(instances map[int]Place, locate func(netip.Addr) (Place, bool)) map[int]Distance {
+	out := map[int]Distance{}
+	if len(instances) == 0 || locate == nil {
+		return out
+	}
+	for i, cl := range c.Clients {
+		m := cl.Main()
+		ip, ok := instances[m]
+		if m < 0 || !ok {
+			continue
+		}
+		at, ok := locate(cl.Sample)
+		if !ok {
+			continue
+		}
+		d := Distance{InstanceKm: at.KmTo(ip), NearestKm: math.Inf(1), Nearest: -1}
+		for k, p := range instances {
+			if km := at.KmTo(p); km < d.NearestKm || (km == d.NearestKm && k < d.Nearest) {
+				d.NearestKm, d.Nearest = km, k
+			}
+		}
+		out[i] = d
+	}
+	return out
 }

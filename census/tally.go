@@ -3,7 +3,6 @@ package census
 import (
 	"cmp"
 	"encoding/binary"
-	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -37,20 +36,6 @@ func (o TallyOptions) withDefaults() TallyOptions {
 	o.PrefixLen6 = cmp.Or(o.PrefixLen6, DefaultPrefixLen6)
 	o.SplitWindow = cmp.Or(o.SplitWindow, DefaultSplitWindow)
 	return o
-}
-
-// Check reports a prefix length or window out of range.
-func (o TallyOptions) Check() error {
-	if o.PrefixLen4 < 0 || o.PrefixLen4 > 32 {
-		return fmt.Errorf("IPv4 prefix length %d: must be 1 to 32", o.PrefixLen4)
-	}
-	if o.PrefixLen6 < 0 || o.PrefixLen6 > 128 {
-		return fmt.Errorf("IPv6 prefix length %d: must be 1 to 128", o.PrefixLen6)
-	}
-	if o.SplitWindow < 0 {
-		return fmt.Errorf("split window %s: must be positive", o.SplitWindow)
-	}
-	return nil
 }
 
 // Tally counts, per client prefix and instance, the queries of a passive

@@ -12,6 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/anycheck/anycheck/census"
 	"github.com/anycheck/anycheck/internal/report/reporttest"
 	"github.com/anycheck/anycheck/probe/probetest"
 	"github.com/anycheck/anycheck/whois/whoistest"
@@ -39,6 +40,9 @@ func testDeps() *deps {
 	d.cacheDir = func() (string, error) { return "", errors.New("no cache in tests") }
 	// Nothing a unit test runs may leave loopback (guard_test.go).
 	d.probeNet, d.traceNet, d.whoisDial, d.dnsServer = loopbackProbeNet{}, loopbackTraceNet{}, loopbackDial, closedDNS
+	d.censusConn = func(a netip.Addr, _ bool) (census.Conn, error) {
+		return nil, fmt.Errorf("test guard: refusing a raw ICMP socket on %s in unit tests", a)
+	}
 	return d
 }
 

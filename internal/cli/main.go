@@ -112,6 +112,7 @@ the instance that answers is the one at the end of the path shown.`,
 		newCompareCmd(g, s, d, nil),
 		newWatchCmd(g, s, d, nil),
 		newAtlasCmd(g, s, d),
+		newCensusCmd(g, s, d),
 		newVersionCmd(s),
 		newCompletionCmd(s),
 	)

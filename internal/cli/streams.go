@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/anycheck/anycheck/census"
 	"github.com/anycheck/anycheck/probe"
 	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/whois"
@@ -60,6 +61,10 @@ type deps struct {
 	// atlasPause is the first pause between Atlas status polls and between
 	// retries; 0 = the atlas package's defaults (5s and 1s).
 	atlasPause time.Duration
+	// censusConn opens a census site's ICMP socket on the anycast address
+	// (replies: a listener's, which reads echo replies); nil = the host's
+	// raw socket (census.ListenICMP).
+	censusConn func(anycast netip.Addr, replies bool) (census.Conn, error)
 }
 
 func defaultDeps() *deps {

@@ -23,6 +23,9 @@ type Anycast struct {
 	ServicePrefixV4, ServicePrefixV6 netip.Prefix
 	// A (i1, NSD) and B (i2, Knot).
 	A, B Instance
+	// Dnstap are the instances' dnstap collectors, by instance name ("A",
+	// "B"), when the lab was started with StartAnycastDnstap.
+	Dnstap map[string]*Dnstap
 }
 
 // Instance is one anycast instance of the DNS service.
@@ -257,16 +260,26 @@ func DelayedAnycastTopology() Topology {
 // converged and both instances answer. Teardown is automatic.
 func StartAnycast(t testing.TB) *Anycast {
 	t.Helper()
-	return startAnycast(t, AnycastTopology())
+	return startAnycast(t, AnycastTopology(), false)
 }
 
 // StartAnycastDelayed is StartAnycast on DelayedAnycastTopology.
 func StartAnycastDelayed(t testing.TB) *Anycast {
 	t.Helper()
-	return startAnycast(t, DelayedAnycastTopology())
+	return startAnycast(t, DelayedAnycastTopology(), false)
 }
 
-func startAnycast(t testing.TB, topo Topology) *Anycast {
+// StartAnycastDnstap is StartAnycast with both instances logging their
+// clients' queries as dnstap (NSD: queries and responses; Knot's
+// mod-dnstap: queries), each to a collector in its node (Anycast.Dnstap),
+// with the instance's NSID as the dnstap identity.
+func StartAnycastDnstap(t testing.TB) *Anycast {
+	t.Helper()
+	Require(t, "fstrm_capture")
+	return startAnycast(t, AnycastTopology(), true)
+}
+
+func startAnycast(t testing.TB, topo Topology, dnstap bool) *Anycast {
 	t.Helper()
 	Require(t)
 	start := time.Now()
@@ -291,10 +304,23 @@ func startAnycast(t testing.TB, topo Topology) *Anycast {
 		bgpAt[0] = time.Now()
 		return err
 	})
+	if dnstap {
+		ac.Dnstap = map[string]*Dnstap{}
+		for _, in := range []Instance{ac.A, ac.B} {
+			d, err := l.StartDnstap(in.Node)
+			if err != nil {
+				t.Fatalf("lab: %v", err)
+			}
+			ac.Dnstap[in.Name] = d
+		}
+	}
 	for i, in := range []Instance{ac.A, ac.B} {
 		g.Go(func() error {
-			err := l.StartDNS(in.Node, DNSInstance{Server: in.Server, Identity: in.Identity, NSID: in.NSID,
-				Listen: []netip.Addr{svc4, svc6}})
+			di := DNSInstance{Server: in.Server, Identity: in.Identity, NSID: in.NSID, Listen: []netip.Addr{svc4, svc6}}
+			if d := ac.Dnstap[in.Name]; d != nil {
+				di.DnstapSocket = d.Socket
+			}
+			err := l.StartDNS(in.Node, di)
 			dnsAt[i] = time.Now()
 			return err
 		})

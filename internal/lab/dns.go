@@ -32,6 +32,10 @@ type DNSInstance struct {
 	Listen []netip.Addr
 	// Zone is a small zone it serves, with a TXT record naming the instance.
 	Zone string
+	// DnstapSocket, when set, makes the server log every client query
+	// (and NSD its responses too) as dnstap to this Frame Streams unix
+	// socket, with the NSID as the dnstap identity (see StartDnstap).
+	DnstapSocket string
 }
 
 const zoneTmpl = `$ORIGIN {{.Zone}}.
@@ -63,6 +67,16 @@ server:
 	nsid: "ascii_{{.NSID}}"
 	hide-version: yes
 	verbosity: 1
+{{- if .DnstapSocket}}
+dnstap:
+	dnstap-enable: yes
+	dnstap-socket-path: "{{.DnstapSocket}}"
+	dnstap-send-identity: yes
+	dnstap-identity: "{{.NSID}}"
+	dnstap-send-version: yes
+	dnstap-log-auth-query-messages: yes
+	dnstap-log-auth-response-messages: yes
+{{- end}}
 remote-control:
 	control-enable: no
 zone:
@@ -84,9 +98,20 @@ database:
 log:
   - target: "{{.Dir}}/knot.log"
     any: info
+{{- if .DnstapSocket}}
+mod-dnstap:
+  - id: tap
+    sink: "unix:{{.DnstapSocket}}"
+    identity: "{{.NSID}}"
+    log-queries: on
+    log-responses: off
+{{- end}}
 template:
   - id: default
     storage: "{{.Dir}}"
+{{- if .DnstapSocket}}
+    global-module: mod-dnstap/tap
+{{- end}}
 zone:
   - domain: "{{.Zone}}"
     file: "{{.Dir}}/{{.Zone}}.zone"

@@ -384,6 +384,8 @@ func plural(n int, what string) string {
 	switch {
 	case strings.HasSuffix(what, "y"):
 		what = what[:len(what)-1] + "ies"
+	case strings.HasSuffix(what, "x"):
+		what += "es"
 	default:
 		what += "s"
 	}

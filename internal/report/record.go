@@ -27,6 +27,15 @@ type Record struct {
 
 	// Event is one `watch` event, written as it happens (type "event").
 	Event *WatchEvent `json:"event,omitempty"`
+
+	// Sent is one echo request of `census send` (type "sent"), Reply one
+	// echo reply of `census listen` (type "reply"), written as they happen.
+	Sent  *CensusSent  `json:"sent,omitempty"`
+	Reply *CensusReply `json:"reply,omitempty"`
+	// The census summaries, on the end record of their streams.
+	Census       *CensusSummary       `json:"census,omitempty"`
+	CensusSend   *CensusSendSummary   `json:"census_send,omitempty"`
+	CensusListen *CensusListenSummary `json:"census_listen,omitempty"`
 }
 
 // HopRecord is the streaming line for one hop of a trace.
@@ -50,5 +59,6 @@ func (d *Document) ResultRecord(target string, result any) Record {
 func (d *Document) EndRecord() Record {
 	tool, vantage := d.Tool, d.Vantage
 	return Record{Schema: d.Schema, Kind: d.Kind, Type: RecordEnd, Tool: &tool, Started: d.Started,
-		Vantage: &vantage, Errors: append([]Problem{}, d.Errors...), Interrupted: d.Interrupted, Catchment: d.Catchment}
+		Vantage: &vantage, Errors: append([]Problem{}, d.Errors...), Interrupted: d.Interrupted, Catchment: d.Catchment,
+		Census: d.Census, CensusSend: d.CensusSend, CensusListen: d.CensusListen}
 }

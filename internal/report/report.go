@@ -28,6 +28,11 @@ type Document struct {
 	Interrupted bool `json:"interrupted,omitempty"`
 	// Catchment is the summary of a compare document (kind "compare").
 	Catchment *CompareSummary `json:"catchment,omitempty"`
+	// Census, CensusSend and CensusListen are the summaries of the census
+	// commands' documents (kinds "census", "census-send", "census-listen").
+	Census       *CensusSummary       `json:"census,omitempty"`
+	CensusSend   *CensusSendSummary   `json:"census_send,omitempty"`
+	CensusListen *CensusListenSummary `json:"census_listen,omitempty"`
 }
 
 // Tool identifies the program that wrote the document.

@@ -1,0 +1,245 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/anycheck/anycheck/census"
+	"github.com/anycheck/anycheck/internal/render"
+	"github.com/anycheck/anycheck/internal/report"
+)
+
+type censusLogsOptions struct {
+	g           *globalOptions
+	e           enrichOptions
+	places      censusPlaces
+	instances   []string // NAME=FILE
+	files       []string // FILE: the instance named in the log
+	prefix      prefixLen
+	splitWindow time.Duration
+	services    []string
+}
+
+func newCensusLogsCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *censusLogsOptions) error) *cobra.Command {
+	o := &censusLogsOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "logs --instance NAME=FILE... | FILE...",
+		Short: "Clients per instance and their affinity, from the instances' dnstap logs or captures",
+		Long: `Read what the instances recorded — dnstap (NSD, Knot, BIND, Unbound; Frame
+Streams files) or pcap/pcapng captures of port 53 (Ethernet, Linux cooked
+capture from tcpdump -i any, raw IP; gzip is fine) — one or more files per
+instance, and report per instance the clients (by /24 and /48, --prefix-len)
+with their share of the queries and, with --asn, their origin AS and
+country; affinity over the window: the clients seen at more than one
+instance, when they moved and how long they had stayed; and clients whose
+queries reach several instances at the same time (split, e.g. per-flow ECMP).
+
+--instance NAME=FILE names the instance of a file; a bare FILE is named by
+the log: each dnstap message's identity (one file may hold several
+instances), or a capture's answer to CH TXT hostname.bind or id.server.
+Logs are streamed and merged by time: memory grows with the clients, not
+the queries. Records that are not client queries or do not parse are
+counted (in the JSON inputs) and skipped; a file cut short is a warning.`,
+		Example: `  anycheck census logs --instance fra=fra.dnstap --instance ams=ams.dnstap
+  anycheck census logs --asn file:pfx2as.txt -o csv *.dnstap.gz
+  anycheck census logs --prefix-len 32 --instance a=a.pcap --instance b=b.pcapng`,
+		Annotations: censusFormats,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.files = args
+			if len(o.files)+len(o.instances) == 0 {
+				return usageErr("no logs: give --instance NAME=FILE (or FILE, named by its log) for every instance")
+			}
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runFailed(runCensusLogs(cmd.Context(), o, s, d))
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.instances, "instance", nil, "NAME=FILE: a log of instance NAME (dnstap, pcap, pcapng; gzip ok); repeat per instance and file")
+	registerPrefixLen(f, &o.prefix)
+	f.DurationVar(&o.splitWindow, "split-window", census.DefaultSplitWindow, "a client that comes back to an instance within this time is split, not moving; a move counts once it kept to the new instance this long")
+	f.StringArrayVar(&o.services, "service", nil, "count only queries to this address (the anycast service's; repeatable): captures and resolvers' logs hold other traffic")
+	registerCensusEnrich(f, &o.e)
+	o.places.register(f)
+	return cmd
+}
+
+// censusLog is one input of `census logs`.
+type censusLog struct {
+	file     string
+	instance string // "" = the identity the log names
+	f        *os.File
+	log      *census.LogReader
+}
+
+func (o *censusLogsOptions) logs() ([]censusLog, error) {
+	var out []censusLog
+	for _, spec := range o.instances {
+		name, file, ok := strings.Cut(spec, "=")
+		if !ok || name == "" || file == "" {
+			return nil, usageErr("--instance %q: want NAME=FILE", spec)
+		}
+		if strings.ContainsAny(name, "\n\r\t") {
+			return nil, usageErr("--instance %q: the name has control characters", spec)
+		}
+		out = append(out, censusLog{file: file, instance: name})
+	}
+	for _, file := range o.files {
+		out = append(out, censusLog{file: file})
+	}
+	return out, nil
+}
+
+func runCensusLogs(ctx context.Context, o *censusLogsOptions, s *streams, d *deps) error {
+	if o.splitWindow <= 0 {
+		return usageErr("--split-window %s: must be positive", o.splitWindow)
+	}
+	var services []netip.Addr
+	for _, sv := range o.services {
+		a, err := netip.ParseAddr(sv)
+		if err != nil {
+			return usageErr("--service %q: not an IP address", sv)
+		}
+		services = append(services, a.Unmap())
+	}
+	logs, err := o.logs()
+	if err != nil {
+		return err
+	}
+	resolver, err := censusResolver(&o.e, o.g, d)
+	if err != nil {
+		return err
+	}
+	// Every file is opened before anything is read: a missing file or
+	// one of another format is a usage error, with nothing on stdout.
+	for i := range logs {
+		f, err := os.Open(logs[i].file)
+		if err != nil {
+			closeLogs(logs)
+			return usageErr("%v", err)
+		}
+		logs[i].f = f
+		l, err := census.OpenLog(f, census.LogOptions{Services: services})
+		if err != nil {
+			closeLogs(logs)
+			return usageErr("%s: %v", logs[i].file, err)
+		}
+		logs[i].log = l
+	}
+	defer closeLogs(logs)
+
+	out := newRunOutput(s, o.g, d, report.KindCensus)
+	tally := census.NewTally(census.TallyOptions{PrefixLen4: o.prefix.v4, PrefixLen6: o.prefix.v6, SplitWindow: o.splitWindow})
+	for _, l := range logs {
+		if l.instance != "" {
+			tally.Instance(l.instance) // instances in the order given
+		}
+	}
+	sources := make([]census.QuerySource, len(logs))
+	for i := range logs {
+		sources[i] = logs[i].log
+	}
+	// Per log, the instance index of the identity last seen (a bare
+	// FILE's queries are counted for the instance its log names).
+	lastID := make([]string, len(logs))
+	lastIdx := make([]int, len(logs))
+	unnamed := make([]uint64, len(logs))
+	prog := &censusProgress{s: s, start: time.Now()}
+	errs := census.Merge(ctx, sources, func(src int, q census.Query) {
+		prog.tick()
+		l := &logs[src]
+		if l.instance != "" {
+			if lastID[src] == "" {
+				lastID[src], lastIdx[src] = l.instance, tally.Instance(l.instance)
+			}
+		} else if q.Identity == "" {
+			unnamed[src]++
+			return
+		} else if q.Identity != lastID[src] {
+			lastID[src], lastIdx[src] = q.Identity, tally.Instance(q.Identity)
+		}
+		tally.AddNanos(lastIdx[src], q.Time, q.Client)
+	})
+	prog.done()
+	failed := 0
+	var inputs []report.CensusInput
+	for i, l := range logs {
+		st := l.log.Stats()
+		inputs = append(inputs, report.FromLogStats(l.file, l.instance, st))
+		if errs[i] != nil {
+			failed++
+			out.problem(report.Problem{Target: l.file, Stage: "read", Message: fmt.Sprintf("%s: read: %v", l.file, errs[i])})
+		}
+		if st.Truncated {
+			failed++
+			out.problem(report.Problem{Target: l.file, Stage: "read", Message: fmt.Sprintf("%s: the %s log ends in the middle of a record (cut short?): %d records read", l.file, st.Format, st.Records)})
+		}
+		if unnamed[i] > 0 {
+			failed++
+			out.problem(report.Problem{Target: l.file, Stage: "read", Message: fmt.Sprintf("%s: %d queries without a server identity in the log were left out: name its instance with --instance NAME=%s", l.file, unnamed[i], l.file)})
+		}
+		if st.Queries+st.Responses == 0 && ctx.Err() == nil {
+			out.warn(fmt.Sprintf("%s: no client queries in %d records (%s)", render.Escape(l.file), st.Records, skippedSummary(st.Skipped)))
+		}
+	}
+	c := tally.Result()
+	if c.Late > 0 {
+		out.warn(fmt.Sprintf("%d queries came more than --split-window out of time order (are the logs' clocks in step?): counted, but affinity around them may be off", c.Late))
+	}
+	return writeCensus(ctx, c, censusOutput{out: out, resolver: resolver, places: &o.places, inputs: inputs,
+		failed: failed, interrupted: ctx.Err() != nil})
+}
+
+func closeLogs(logs []censusLog) {
+	for _, l := range logs {
+		if l.f != nil {
+			l.f.Close()
+		}
+	}
+}
+
+func skippedSummary(m map[string]uint64) string {
+	if len(m) == 0 {
+		return "nothing skipped"
+	}
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%d %s", v, k))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// censusProgress is a live count on a terminal stderr.
+type censusProgress struct {
+	s     *streams
+	start time.Time
+	n     uint64
+	shown bool
+	what  string
+}
+
+func (p *censusProgress) tick() {
+	p.n++
+	if !p.s.errTTY || p.n%500_000 != 0 {
+		return
+	}
+	p.shown = true
+	what := p.what
+	if what == "" {
+		what = "queries read"
+	}
+	fmt.Fprintf(p.s.err, "\r\033[K%s %s (%s)", render.Escape(fmt.Sprint(p.n)), what, sinceStart(p.start))
+}
+
+func (p *censusProgress) done() {
+	if p.shown {
+		fmt.Fprint(p.s.err, "\r\033[K")
+	}
+}

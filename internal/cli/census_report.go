@@ -1,0 +1,201 @@
+package cli
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/anycheck/anycheck/census"
+	"github.com/anycheck/anycheck/internal/render"
+	"github.com/anycheck/anycheck/internal/report"
+	"github.com/anycheck/anycheck/whois"
+)
+
+type censusReportOptions struct {
+	g      *globalOptions
+	e      enrichOptions
+	places censusPlaces
+	prefix prefixLen
+	census string
+	files  []string
+}
+
+func newCensusReportCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *censusReportOptions) error) *cobra.Command {
+	o := &censusReportOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "report [--prefix-len N] FILE...",
+		Short: "Join the listeners' files of an active census into its catchment",
+		Long: `Read what 'census listen' recorded at every site (JSONL, JSON or CSV; the
+CSV of Verfploeter and MAnycastR too) and, optionally, what 'census send'
+sent, and report the catchment: for every target prefix (/24, /48) the site
+that received its reply, prefixes whose replies reached several sites, the
+prefixes sent to without a reply (with the sender's file), and each site's
+share, origin ASes and countries (with --asn; Verfploeter files carry them).
+Files holding several censuses need --census to pick one.`,
+		Example: `  anycheck census report fra.jsonl ams.jsonl sin.jsonl sent.jsonl
+  anycheck census report --asn file:pfx2as.txt -o csv */census-2a.jsonl`,
+		Annotations: censusFormats,
+		Args:        cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.files = args
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runFailed(runCensusReport(cmd.Context(), o, s, d))
+		},
+	}
+	f := cmd.Flags()
+	registerPrefixLen(f, &o.prefix)
+	f.StringVar(&o.census, "census", "", "the census to report (hex id) when the files hold several")
+	registerCensusEnrich(f, &o.e)
+	o.places.register(f)
+	return cmd
+}
+
+// censusRead is everything read from the files of one or more censuses.
+type censusRead struct {
+	replies []census.Reply
+	sent    map[uint64][]census.Sent
+	senders map[uint64]map[string]bool
+	sites   []string // listener sites, in the order seen
+	origins map[netip.Addr]whois.Origin
+}
+
+func runCensusReport(ctx context.Context, o *censusReportOptions, s *streams, d *deps) error {
+	want, err := censusIDFlag(o.census)
+	if err != nil {
+		return err
+	}
+	resolver, err := censusResolver(&o.e, o.g, d)
+	if err != nil {
+		return err
+	}
+	rd := censusRead{sent: map[uint64][]census.Sent{}, senders: map[uint64]map[string]bool{}, origins: map[netip.Addr]whois.Origin{}}
+	var inputs []report.CensusInput
+	for _, file := range o.files {
+		f, err := os.Open(file)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		var in report.CensusInput
+		format, err := report.ReadCensusFile(f, func(r report.CensusRecord) error {
+			in.Records++
+			switch {
+			case r.Reply != nil:
+				in.Queries++
+				rd.replies = append(rd.replies, *r.Reply)
+				if !slices.Contains(rd.sites, r.Reply.Site) {
+					rd.sites = append(rd.sites, r.Reply.Site)
+				}
+				if r.Reply.Sender != "" {
+					addSender(rd.senders, r.Reply.Census, r.Reply.Sender)
+				}
+				if r.Origin != nil {
+					rd.origins[r.Reply.Target] = *r.Origin
+				}
+			case r.Sent != nil:
+				rd.sent[r.SentCensus] = append(rd.sent[r.SentCensus], *r.Sent)
+				addSender(rd.senders, r.SentCensus, r.SentSite)
+			}
+			return ctx.Err()
+		})
+		f.Close()
+		if err != nil && ctx.Err() == nil {
+			return usageErr("%s: %v", file, err)
+		}
+		in.File, in.Format, in.Skipped, in.Identities = file, format, map[string]uint64{}, []string{}
+		inputs = append(inputs, in)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	// One census per report.
+	ids := map[uint64]bool{}
+	for _, r := range rd.replies {
+		ids[r.Census] = true
+	}
+	for id := range rd.sent {
+		ids[id] = true
+	}
+	if want == 0 {
+		if len(ids) > 1 {
+			var list []string
+			for id := range ids {
+				list = append(list, report.CensusID(id))
+			}
+			sort.Strings(list)
+			return usageErr("the files hold %d censuses (%s): pick one with --census", len(ids), strings.Join(list, ", "))
+		}
+		for id := range ids {
+			want = id
+		}
+	} else if !ids[want] {
+		return usageErr("--census %s: not in the files", report.CensusID(want))
+	}
+	j := census.NewJoin(census.JoinOptions{PrefixLen4: o.prefix.v4, PrefixLen6: o.prefix.v6})
+	for _, site := range rd.sites {
+		j.Site(site)
+	}
+	for _, sent := range rd.sent[want] {
+		if sent.Err == nil {
+			j.AddSent(sent.Target)
+		}
+	}
+	for _, r := range rd.replies {
+		if r.Census == want {
+			j.AddReply(r)
+		}
+	}
+	c := j.Result()
+	out := newRunOutput(s, o.g, d, report.KindCensus)
+	if len(rd.sent[want]) == 0 && len(rd.replies) > 0 {
+		out.warn("no sender's file (census send -o jsonl): the targets without a reply are not known")
+	}
+	id := report.CensusID(want)
+	var sender *string
+	if names := sortedKeys(rd.senders[want]); len(names) > 0 {
+		sn := strings.Join(names, ",")
+		sender = &sn
+	}
+	// Origins the files carry (Verfploeter's AS and country) stand in for
+	// a lookup when no --asn source is given.
+	if resolver == nil && len(rd.origins) > 0 {
+		resolver = fileOrigins(rd.origins)
+	}
+	return writeCensus(ctx, c, censusOutput{out: out, resolver: resolver, places: &o.places, inputs: inputs, id: &id, sender: sender,
+		interrupted: ctx.Err() != nil})
+}
+
+func addSender(m map[uint64]map[string]bool, id uint64, site string) {
+	if m[id] == nil {
+		m[id] = map[string]bool{}
+	}
+	m[id][site] = true
+}
+
+func sortedKeys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, render.Escape(k))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// fileOrigins answers lookups from the origins a census file carried.
+type fileOrigins map[netip.Addr]whois.Origin
+
+func (f fileOrigins) Lookup(_ context.Context, addrs []netip.Addr) (map[netip.Addr]whois.Origin, error) {
+	out := map[netip.Addr]whois.Origin{}
+	for _, a := range addrs {
+		if og, ok := f[a]; ok {
+			out[a] = og
+		}
+	}
+	return out, nil
+}

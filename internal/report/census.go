@@ -1,0 +1,457 @@
+package report
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/anycheck/anycheck/census"
+	"github.com/anycheck/anycheck/whois"
+)
+
+// Kinds of the census commands' documents.
+const (
+	// KindCensus is the catchment seen from the instances (`census logs`,
+	// `census report`): results are CensusClient rows, the document's
+	// census field the CensusSummary.
+	KindCensus = "census"
+	// KindCensusSend is a census sender's record (`census send`): results
+	// are CensusSent, the summary CensusSendSummary.
+	KindCensusSend = "census-send"
+	// KindCensusListen is a listener's record (`census listen`): results
+	// are CensusReply, the summary CensusListenSummary.
+	KindCensusListen = "census-listen"
+)
+
+// JSONL record types of the census streams.
+const (
+	RecordSent  = "sent"  // census-send: one echo request
+	RecordReply = "reply" // census-listen: one echo reply received
+)
+
+// CensusClient is one client prefix of a census: the instances (sites)
+// its queries (replies) reached.
+type CensusClient struct {
+	Prefix string `json:"prefix"`
+	// Sample is one address seen in the prefix (passive) or the target the
+	// census sent to (active).
+	Sample  string        `json:"sample"`
+	Family  string        `json:"family"` // "IPv4" or "IPv6"
+	Origin  *CensusOrigin `json:"origin"` // null when not looked up or unknown
+	Queries uint64        `json:"queries"`
+	// Instance is where most of its queries went (its catchment); null
+	// for an unresponsive target of an active census.
+	Instance  *string          `json:"instance"`
+	Instances []CensusInstance `json:"instances"`
+	// Split: its queries reached several instances at the same time.
+	Split       bool         `json:"split"`
+	SplitMs     float64      `json:"split_ms"`
+	Runs        []CensusRun  `json:"runs"`  // its timeline when it moved or was split, else []
+	Moves       []CensusMove `json:"moves"` // changes between runs, oldest first
+	DroppedRuns int          `json:"dropped_runs,omitempty"`
+	Distance    *CensusRange `json:"distance,omitempty"`
+}
+
+// CensusOrigin is a client prefix's origin, from the ASN source.
+type CensusOrigin struct {
+	ASNs    []uint32 `json:"asns"`
+	Prefix  *string  `json:"prefix"`
+	ASName  string   `json:"as_name"`
+	Country string   `json:"country"`
+}
+
+// CensusInstance is one client's queries at one instance.
+type CensusInstance struct {
+	Name    string `json:"name"`
+	Queries uint64 `json:"queries"`
+	First   string `json:"first"` // RFC 3339, UTC
+	Last    string `json:"last"`
+}
+
+// CensusRun is a stretch of a client's queries at one instance, or at
+// several at the same time (split).
+type CensusRun struct {
+	Instances []string `json:"instances"`
+	First     string   `json:"first"`
+	Last      string   `json:"last"`
+	Queries   uint64   `json:"queries"`
+}
+
+// CensusMove is a change of instance: last query at the old instance
+// (left), first at the new (arrived), and how long the client had stayed.
+type CensusMove struct {
+	From     []string `json:"from"`
+	To       []string `json:"to"`
+	Left     string   `json:"left"`
+	Arrived  string   `json:"arrived"`
+	StayedMs float64  `json:"stayed_ms"`
+}
+
+// CensusRange is a client's distance to the instance it reached and to
+// the nearest instance, in km, when both places are known.
+type CensusRange struct {
+	InstanceKm float64 `json:"instance_km"`
+	NearestKm  float64 `json:"nearest_km"`
+	Nearest    string  `json:"nearest"`
+}
+
+// CensusSummary is the census document's summary.
+type CensusSummary struct {
+	Method        string                  `json:"method"` // "passive" or "active"
+	Start         *string                 `json:"start"`  // first query (reply); null without any
+	End           *string                 `json:"end"`
+	PrefixLen     CensusPrefixLen         `json:"prefix_len"`
+	SplitWindowMs *float64                `json:"split_window_ms"` // passive only
+	Queries       uint64                  `json:"queries"`
+	Clients       int                     `json:"clients"` // with queries
+	Late          uint64                  `json:"late"`
+	Instances     []CensusInstanceSummary `json:"instances"`
+	Affinity      CensusAffinity          `json:"affinity"`
+	// Inputs are the logs (passive) or files (active) read.
+	Inputs []CensusInput `json:"inputs"`
+	// Active census only.
+	Census       *string `json:"census_id,omitempty"`
+	Sender       *string `json:"sender,omitempty"`
+	Targets      int     `json:"targets,omitempty"`      // target prefixes sent to
+	Unresponsive int     `json:"unresponsive,omitempty"` // of those, without a reply
+	Elsewhere    uint64  `json:"elsewhere,omitempty"`    // replies from another address than the target
+}
+
+// CensusPrefixLen is how clients were grouped.
+type CensusPrefixLen struct {
+	IPv4 int `json:"ipv4"`
+	IPv6 int `json:"ipv6"`
+}
+
+// CensusInstanceSummary is one instance's share of the census.
+type CensusInstanceSummary struct {
+	Name       string  `json:"name"`
+	Queries    uint64  `json:"queries"`
+	QueryShare float64 `json:"query_share"`
+	// Clients were seen there at all; MainClients had most of their
+	// queries there, and ClientShare is their share of all clients.
+	Clients     int           `json:"clients"`
+	MainClients int           `json:"main_clients"`
+	ClientShare float64       `json:"client_share"`
+	ASes        []CensusCount `json:"ases"`      // main clients per origin AS, most first
+	Countries   []CensusCount `json:"countries"` // main clients per country, most first
+	MedianKm    *float64      `json:"median_km,omitempty"`
+	NotNearest  *int          `json:"not_nearest,omitempty"` // main clients nearer to another instance
+}
+
+// CensusCount is a count by key (an AS number, a country code).
+type CensusCount struct {
+	Key     string `json:"key"`
+	Clients int    `json:"clients"`
+}
+
+// CensusAffinity says how clients kept to their instances.
+type CensusAffinity struct {
+	Clients int `json:"clients"`
+	Stable  int `json:"stable"`
+	Moved   int `json:"moved"`
+	Split   int `json:"split"`
+	Moves   int `json:"moves"`
+	// MovesPerClient: number of moves → clients with that many.
+	MovesPerClient map[string]int `json:"moves_per_client"`
+}
+
+// CensusInput is one input file and what was read from it.
+type CensusInput struct {
+	File      string            `json:"file"`
+	Instance  string            `json:"instance,omitempty"` // named with --instance NAME=FILE
+	Format    string            `json:"format"`
+	Records   uint64            `json:"records"`
+	Queries   uint64            `json:"queries"`
+	Responses uint64            `json:"responses"`
+	Skipped   map[string]uint64 `json:"skipped"`
+	Truncated bool              `json:"truncated"`
+	// Identities are the server identities the log names.
+	Identities []string `json:"identities"`
+}
+
+// Times is the wire form of census times: RFC 3339 with nanoseconds, UTC.
+func censusTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func censusOptTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := censusTime(t)
+	return &s
+}
+
+// CensusID is the wire form of a census id: 16 hex digits.
+func CensusID(id uint64) string { return fmt.Sprintf("%016x", id) }
+
+// ParseCensusID reads a census id (1 to 16 hex digits, not 0).
+func ParseCensusID(s string) (uint64, error) {
+	v, err := strconv.ParseUint(s, 16, 64)
+	if err != nil || v == 0 || len(s) > 16 {
+		return 0, fmt.Errorf("census id %q: want 1 to 16 hex digits, not 0", s)
+	}
+	return v, nil
+}
+
+func familyOf(c census.Client) string {
+	if c.Prefix.Addr().Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// FromCensusClient converts one client row; origins are by the client's
+// sample address (may be nil), names index the census's instances.
+func FromCensusClient(c *census.Census, cl census.Client, origin *whois.Origin, dist *census.Distance) CensusClient {
+	name := func(i int) string { return c.Instances[i].Name }
+	names := func(is []int) []string {
+		out := make([]string, len(is))
+		for k, i := range is {
+			out[k] = name(i)
+		}
+		return out
+	}
+	row := CensusClient{
+		Prefix: cl.Prefix.String(), Sample: cl.Sample.String(), Family: familyOf(cl), Queries: cl.Queries,
+		Instances: []CensusInstance{}, Runs: []CensusRun{}, Moves: []CensusMove{},
+		Split: cl.Split(), SplitMs: Ms(cl.SplitTime()), DroppedRuns: cl.DroppedRuns,
+	}
+	if m := cl.Main(); m >= 0 {
+		n := name(m)
+		row.Instance = &n
+	}
+	for _, ci := range cl.Instances {
+		row.Instances = append(row.Instances, CensusInstance{Name: name(ci.Instance), Queries: ci.Queries, First: censusTime(ci.First), Last: censusTime(ci.Last)})
+	}
+	for _, r := range cl.Runs {
+		row.Runs = append(row.Runs, CensusRun{Instances: names(r.Instances), First: censusTime(r.First), Last: censusTime(r.Last), Queries: r.Queries})
+	}
+	for _, m := range cl.Moves() {
+		row.Moves = append(row.Moves, CensusMove{From: names(m.From), To: names(m.To), Left: censusTime(m.Left), Arrived: censusTime(m.Arrived), StayedMs: Ms(m.Stayed)})
+	}
+	if origin != nil && (len(origin.ASNs) > 0 || origin.Country != "") {
+		o := &CensusOrigin{ASNs: slices.Clone(origin.ASNs), ASName: origin.ASName, Country: origin.Country}
+		if o.ASNs == nil {
+			o.ASNs = []uint32{}
+		}
+		if origin.Prefix.IsValid() {
+			p := origin.Prefix.String()
+			o.Prefix = &p
+		}
+		row.Origin = o
+	}
+	if dist != nil {
+		row.Distance = &CensusRange{InstanceKm: round1(dist.InstanceKm), NearestKm: round1(dist.NearestKm), Nearest: name(dist.Nearest)}
+	}
+	return row
+}
+
+func round1(v float64) float64 { return math.Round(v*10) / 10 }
+
+// NewCensusSummary sums a census up: instances with their shares, origin
+// ASes and countries of their main clients, affinity; origins and
+// distances are by client index (either may be nil).
+func NewCensusSummary(c *census.Census, origins map[int]whois.Origin, dist map[int]census.Distance) CensusSummary {
+	s := CensusSummary{
+		Method: string(c.Method), Start: censusOptTime(c.Start), End: censusOptTime(c.End),
+		PrefixLen: CensusPrefixLen{IPv4: c.PrefixLen4, IPv6: c.PrefixLen6},
+		Queries:   c.Queries, Late: c.Late, Elsewhere: c.Elsewhere,
+		Instances: []CensusInstanceSummary{}, Inputs: []CensusInput{},
+	}
+	if c.Method == census.Passive {
+		w := Ms(c.SplitWindow)
+		s.SplitWindowMs = &w
+	}
+	a := c.Affinity()
+	s.Clients = a.Clients
+	s.Affinity = CensusAffinity{Clients: a.Clients, Stable: a.Stable, Moved: a.Moved, Split: a.Split, Moves: a.Moves, MovesPerClient: map[string]int{}}
+	for n, k := range a.MovesPerClient {
+		s.Affinity.MovesPerClient[strconv.Itoa(n)] = k
+	}
+	type tally struct {
+		ases, countries map[string]int
+		km              []float64
+		notNearest      int
+	}
+	per := make([]tally, len(c.Instances))
+	for i := range per {
+		per[i] = tally{ases: map[string]int{}, countries: map[string]int{}}
+	}
+	for i, cl := range c.Clients {
+		m := cl.Main()
+		if m < 0 {
+			if cl.Queries == 0 && c.Method == census.Active {
+				s.Unresponsive++
+			}
+			continue
+		}
+		if og, ok := origins[i]; ok {
+			for _, as := range og.ASNs {
+				per[m].ases[fmt.Sprintf("AS%d", as)]++
+			}
+			if og.Country != "" {
+				per[m].countries[og.Country]++
+			}
+		}
+		if d, ok := dist[i]; ok {
+			per[m].km = append(per[m].km, d.InstanceKm)
+			if d.Nearest != m {
+				per[m].notNearest++
+			}
+		}
+	}
+	if c.Method == census.Active {
+		s.Targets = len(c.Clients)
+	}
+	for i, in := range c.Instances {
+		is := CensusInstanceSummary{Name: in.Name, Queries: in.Queries, Clients: in.Clients, MainClients: in.Main,
+			ASes: censusCounts(per[i].ases), Countries: censusCounts(per[i].countries)}
+		if c.Queries > 0 {
+			is.QueryShare = share(in.Queries, c.Queries)
+		}
+		if a.Clients > 0 {
+			is.ClientShare = share(uint64(in.Main), uint64(a.Clients))
+		}
+		if len(per[i].km) > 0 {
+			slices.Sort(per[i].km)
+			med := round1(median(per[i].km))
+			nn := per[i].notNearest
+			is.MedianKm, is.NotNearest = &med, &nn
+		}
+		s.Instances = append(s.Instances, is)
+	}
+	return s
+}
+
+func share(n, of uint64) float64 { return math.Round(float64(n)/float64(of)*1e4) / 1e4 }
+
+func median(sorted []float64) float64 {
+	n := len(sorted)
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
+}
+
+func censusCounts(m map[string]int) []CensusCount {
+	out := make([]CensusCount, 0, len(m))
+	for k, v := range m {
+		out = append(out, CensusCount{Key: k, Clients: v})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Clients != out[j].Clients {
+			return out[i].Clients > out[j].Clients
+		}
+		return out[i].Key < out[j].Key
+	})
+	return out
+}
+
+// FromLogStats converts one log's counts.
+func FromLogStats(file, instance string, st census.LogStats) CensusInput {
+	in := CensusInput{File: file, Instance: instance, Format: string(st.Format), Records: st.Records, Queries: st.Queries,
+		Responses: st.Responses, Skipped: map[string]uint64{}, Truncated: st.Truncated, Identities: slices.Clone(st.Identities)}
+	for k, v := range st.Skipped {
+		in.Skipped[k] = v
+	}
+	if in.Identities == nil {
+		in.Identities = []string{}
+	}
+	return in
+}
+
+// CensusSent is one echo request of a census sender.
+type CensusSent struct {
+	Census string  `json:"census"`
+	Site   string  `json:"site"`
+	Seq    int     `json:"seq"`
+	Target string  `json:"target"`
+	At     string  `json:"at"`
+	Error  *string `json:"error"`
+}
+
+// FromSent converts one sent request.
+func FromSent(id uint64, site string, s census.Sent) CensusSent {
+	out := CensusSent{Census: CensusID(id), Site: site, Seq: s.Seq, Target: s.Target.String(), At: censusTime(s.At)}
+	if s.Err != nil {
+		e := s.Err.Error()
+		out.Error = &e
+	}
+	return out
+}
+
+// CensusSendSummary is a sender's run.
+type CensusSendSummary struct {
+	Census      string  `json:"census"`
+	Site        string  `json:"site"`
+	Anycast     string  `json:"anycast"`
+	Targets     int     `json:"targets"`
+	Sent        int     `json:"sent"`
+	Failed      int     `json:"failed"`
+	Start       *string `json:"start"`
+	End         *string `json:"end"`
+	RateHz      float64 `json:"rate"` // achieved, requests per second
+	Interrupted bool    `json:"interrupted"`
+}
+
+// FromSendSummary converts a sender's summary.
+func FromSendSummary(s census.SendSummary, site, anycast string, targets int) CensusSendSummary {
+	return CensusSendSummary{Census: CensusID(s.Census), Site: site, Anycast: anycast, Targets: targets, Sent: s.Sent, Failed: s.Failed,
+		Start: censusOptTime(s.Start), End: censusOptTime(s.End), RateHz: math.Round(s.Rate()*100) / 100, Interrupted: s.Interrupted}
+}
+
+// CensusReply is one echo reply a listener kept.
+type CensusReply struct {
+	Site     string `json:"site"`
+	Census   string `json:"census"`
+	Sender   string `json:"sender"`
+	Target   string `json:"target"`
+	From     string `json:"from"`
+	Seq      int    `json:"seq"`
+	TTL      *int   `json:"ttl"`
+	Sent     string `json:"sent"`
+	Received string `json:"received"`
+	// ElapsedMs is received − sent: the round trip when the sender and the
+	// listener are one host; across hosts it includes their clock difference.
+	ElapsedMs float64 `json:"elapsed_ms"`
+}
+
+// FromReply converts one reply.
+func FromReply(r census.Reply) CensusReply {
+	out := CensusReply{Site: r.Site, Census: CensusID(r.Census), Sender: r.Sender, Target: r.Target.String(), Seq: r.Seq,
+		Sent: censusTime(r.Sent), Received: censusTime(r.Received), ElapsedMs: Ms(r.Received.Sub(r.Sent))}
+	if r.From.IsValid() {
+		out.From = r.From.String()
+	}
+	if r.TTL >= 0 {
+		ttl := r.TTL
+		out.TTL = &ttl
+	}
+	return out
+}
+
+// CensusListenSummary is a listener's run.
+type CensusListenSummary struct {
+	Site        string  `json:"site"`
+	Anycast     string  `json:"anycast"`
+	Census      *string `json:"census"` // the census listened for; null: any
+	Replies     uint64  `json:"replies"`
+	OtherICMP   uint64  `json:"other_icmp"`
+	NoPayload   uint64  `json:"no_payload"`
+	OtherCensus uint64  `json:"other_census"`
+	Malformed   uint64  `json:"malformed"`
+}
+
+// FromListenStats converts a listener's counts.
+func FromListenStats(st census.ListenStats, site, anycast string, id uint64) CensusListenSummary {
+	out := CensusListenSummary{Site: site, Anycast: anycast, Replies: st.Replies, OtherICMP: st.OtherICMP,
+		NoPayload: st.NoPayload, OtherCensus: st.OtherCensus, Malformed: st.Malformed}
+	if id != 0 {
+		s := CensusID(id)
+		out.Census = &s
+	}
+	return out
+}
