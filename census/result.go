@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/anycheck/anycheck/geo"
 )
 
 // Method says how a census was taken.
@@ -254,20 +256,6 @@ func comparePrefix(a, b netip.Prefix) int {
 	return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
 }
 
-// Place is a point on the Earth, in degrees.
-type Place struct{ Lat, Lon float64 }
-
-// earthRadiusKm is the mean radius of the Earth.
-const earthRadiusKm = 6371.0
-
-// KmTo is the great-circle distance to q (haversine).
-func (p Place) KmTo(q Place) float64 {
-	rad := math.Pi / 180
-	dLat, dLon := (q.Lat-p.Lat)*rad, (q.Lon-p.Lon)*rad
-	h := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(p.Lat*rad)*math.Cos(q.Lat*rad)*math.Sin(dLon/2)*math.Sin(dLon/2)
-	return 2 * earthRadiusKm * math.Asin(math.Min(1, math.Sqrt(h)))
-}
-
 // Distance is a client's distance to the instance its queries went to
 // most, and to the nearest instance whose place is known.
 type Distance struct {
@@ -281,7 +269,7 @@ type Distance struct {
 // whose main instance's place is known (instances, by index), the distance
 // to that instance and to the nearest known instance. Keyed by index into
 // c.Clients.
-func (c *Census) Distances(instances map[int]Place, locate func(netip.Addr) (Place, bool)) map[int]Distance {
+func (c *Census) Distances(instances map[int]geo.Point, locate func(netip.Addr) (geo.Point, bool)) map[int]Distance {
 	out := map[int]Distance{}
 	if len(instances) == 0 || locate == nil {
 		return out
@@ -296,9 +284,9 @@ func (c *Census) Distances(instances map[int]Place, locate func(netip.Addr) (Pla
 		if !ok {
 			continue
 		}
-		d := Distance{InstanceKm: at.KmTo(ip), NearestKm: math.Inf(1), Nearest: -1}
+		d := Distance{InstanceKm: geo.Distance(at, ip), NearestKm: math.Inf(1), Nearest: -1}
 		for k, p := range instances {
-			if km := at.KmTo(p); km < d.NearestKm || (km == d.NearestKm && k < d.Nearest) {
+			if km := geo.Distance(at, p); km < d.NearestKm || (km == d.NearestKm && k < d.Nearest) {
 				d.NearestKm, d.Nearest = km, k
 			}
 		}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/anycheck/anycheck/geo"
 )
 
 var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
@@ -196,5 +198,29 @@ func TestTallyBoundedRuns(t *testing.T) {
 	}
 	if cl.Queries != uint64(n) {
 		t.Errorf("%d queries, want %d", cl.Queries, n)
+	}
+}
+
+// "Are clients served by the nearest instance?": distances to the
+// instance a client used and to the nearest one.
+func TestDistances(t *testing.T) {
+	ty := NewTally(TallyOptions{PrefixLen4: 32})
+	ams, sin := ty.Instance("ams"), ty.Instance("sin")
+	near, far := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2")
+	ty.Add(ams, t0, near)
+	ty.Add(sin, t0, far)
+	ty.Add(ams, t0, netip.MustParseAddr("198.51.100.3")) // no known place
+	c := ty.Result()
+	places := map[netip.Addr]geo.Point{near: {Lat: 52.0, Lon: 5.0}, far: {Lat: 50.1, Lon: 8.7}} // both in Europe
+	d := c.Distances(map[int]geo.Point{ams: {Lat: 52.31, Lon: 4.76}, sin: {Lat: 1.36, Lon: 103.99}},
+		func(a netip.Addr) (geo.Point, bool) { p, ok := places[a]; return p, ok })
+	if len(d) != 2 {
+		t.Fatalf("distances %+v, want two clients", d)
+	}
+	if x := d[0]; x.Nearest != ams || x.InstanceKm > 50 {
+		t.Errorf("near client %+v", x)
+	}
+	if x := d[1]; x.Nearest != ams || x.InstanceKm < 10000 || x.NearestKm > 500 {
+		t.Errorf("the client served from Singapore %+v: Amsterdam is nearer", x)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/anycheck/anycheck/census"
+	"github.com/anycheck/anycheck/geo"
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/whois"
@@ -180,14 +181,15 @@ func censusOrigins(ctx context.Context, c *census.Census, r whois.Resolver, out 
 	return res
 }
 
-// censusPlaces is --location NAME=LAT,LON (instances) and --client-locations FILE.
+// censusPlaces is --site-location NAME=LAT,LON|IATA (instances) and
+// --client-locations FILE.
 type censusPlaces struct {
 	sites   []string
 	clients string
 }
 
 func (p *censusPlaces) register(f *pflag.FlagSet) {
-	f.StringArrayVar(&p.sites, "location", nil, "NAME=LAT,LON: where an instance (site) is, for client distances (repeat per instance)")
+	f.StringArrayVar(&p.sites, "site-location", nil, "NAME=LAT,LON or NAME=IATA: where an instance (site) is, for client distances (repeat per instance)")
 	f.StringVar(&p.clients, "client-locations", "", "FILE of PREFIX,LAT,LON lines: where clients are, for the distance to their instance")
 }
 
@@ -197,15 +199,19 @@ func (p *censusPlaces) distances(c *census.Census) (map[int]census.Distance, err
 		return nil, nil
 	}
 	if len(p.sites) == 0 || p.clients == "" {
-		return nil, usageErr("--location and --client-locations go together (instances' and clients' places)")
+		return nil, usageErr("--site-location and --client-locations go together (instances' and clients' places)")
 	}
-	inst := map[int]census.Place{}
+	inst := map[int]geo.Point{}
 	for _, s := range p.sites {
 		name, ll, ok := strings.Cut(s, "=")
-		pl, err := parseLatLon(ll)
-		if !ok || err != nil {
-			return nil, usageErr("--location %q: want NAME=LAT,LON (degrees), e.g. fra=50.03,8.57", s)
+		var loc locationValue
+		if !ok {
+			return nil, usageErr("--site-location %q: want NAME=LAT,LON or NAME=IATA, e.g. fra=50.03,8.57 or fra=FRA", s)
 		}
+		if err := loc.Set(ll); err != nil {
+			return nil, usageErr("--site-location %q: %v", s, err)
+		}
+		pl := loc.point
 		found := false
 		for i, in := range c.Instances {
 			if in.Name == name {
@@ -213,7 +219,7 @@ func (p *censusPlaces) distances(c *census.Census) (map[int]census.Distance, err
 			}
 		}
 		if !found {
-			return nil, usageErr("--location %q: no instance %q in the census", s, name)
+			return nil, usageErr("--site-location %q: no instance %q in the census", s, name)
 		}
 	}
 	f, err := os.Open(p.clients)
@@ -228,23 +234,13 @@ func (p *censusPlaces) distances(c *census.Census) (map[int]census.Distance, err
 	return c.Distances(inst, table.locate), nil
 }
 
-func parseLatLon(s string) (census.Place, error) {
-	a, b, ok := strings.Cut(s, ",")
-	lat, err1 := strconv.ParseFloat(strings.TrimSpace(a), 64)
-	lon, err2 := strconv.ParseFloat(strings.TrimSpace(b), 64)
-	if !ok || err1 != nil || err2 != nil || lat < -90 || lat > 90 || lon < -180 || lon > 180 {
-		return census.Place{}, errors.New("not LAT,LON in degrees")
-	}
-	return census.Place{Lat: lat, Lon: lon}, nil
-}
-
 // clientPlaces maps prefixes to places; the most specific prefix wins.
 type clientPlaces struct {
-	byBits map[int]map[netip.Prefix]census.Place
+	byBits map[int]map[netip.Prefix]geo.Point
 	bits   []int
 }
 
-func (t *clientPlaces) locate(a netip.Addr) (census.Place, bool) {
+func (t *clientPlaces) locate(a netip.Addr) (geo.Point, bool) {
 	for _, b := range t.bits {
 		if p, err := a.Prefix(b); err == nil {
 			if pl, ok := t.byBits[b][p]; ok {
@@ -252,12 +248,12 @@ func (t *clientPlaces) locate(a netip.Addr) (census.Place, bool) {
 			}
 		}
 	}
-	return census.Place{}, false
+	return geo.Point{}, false
 }
 
 // readClientPlaces reads PREFIX,LAT,LON lines ('#' comments, blank lines).
 func readClientPlaces(r io.Reader) (*clientPlaces, error) {
-	t := &clientPlaces{byBits: map[int]map[netip.Prefix]census.Place{}}
+	t := &clientPlaces{byBits: map[int]map[netip.Prefix]geo.Point{}}
 	sc := bufio.NewScanner(r)
 	n := 0
 	for sc.Scan() {
@@ -275,13 +271,13 @@ func readClientPlaces(r io.Reader) (*clientPlaces, error) {
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
-		pl, err := parseLatLon(ll)
+		pl, err := geo.ParsePoint(ll)
 		if err != nil {
 			return nil, fmt.Errorf("line %d: %v", n, err)
 		}
 		p = p.Masked()
 		if t.byBits[p.Bits()] == nil {
-			t.byBits[p.Bits()] = map[netip.Prefix]census.Place{}
+			t.byBits[p.Bits()] = map[netip.Prefix]geo.Point{}
 			t.bits = append(t.bits, p.Bits())
 		}
 		t.byBits[p.Bits()][p] = pl

@@ -349,3 +349,49 @@ func deref(s *string) string {
 	}
 	return *s
 }
+
+// With the instances' and clients' places, every client gets its distance
+// and the instances their median; a client nearer to another instance is
+// counted.
+func TestCensusLogsDistances(t *testing.T) {
+	locs := filepath.Join(t.TempDir(), "clients.csv")
+	os.WriteFile(locs, []byte("# prefix,lat,lon\n198.51.100.10/32,52.37,4.90\n198.51.100.74,50.11,8.68\n"), 0o644)
+	r := runCLI(t, testDeps(), "census", "logs", "--prefix-len", "32", "-o", "json", "--site-location", "i1-nsd=AMS",
+		"--site-location", "i2-knot=50.03,8.57", "--client-locations", locs, censusFixtures+"nsd-i1.dnstap", censusFixtures+"knot-i2.dnstap")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	reporttest.Check(t, []byte(r.stdout), false)
+	var doc struct {
+		Results []report.CensusClient `json:"results"`
+		Census  report.CensusSummary  `json:"census"`
+	}
+	json.Unmarshal([]byte(r.stdout), &doc)
+	for _, c := range doc.Results {
+		switch c.Prefix {
+		case "198.51.100.10/32", "198.51.100.74/32":
+			if c.Distance == nil || c.Distance.InstanceKm > 30 || c.Distance.Nearest != deref(c.Instance) {
+				t.Errorf("%s at %s: distance %+v", c.Prefix, deref(c.Instance), c.Distance)
+			}
+		default:
+			if c.Distance != nil {
+				t.Errorf("%s has no known place but a distance %+v", c.Prefix, c.Distance)
+			}
+		}
+	}
+	for _, in := range doc.Census.Instances {
+		if in.MedianKm == nil || in.NotNearest == nil || *in.NotNearest != 0 {
+			t.Errorf("instance %+v", in)
+		}
+	}
+	for _, bad := range [][]string{
+		{"--site-location", "i1-nsd=XYZ1", "--client-locations", locs},
+		{"--site-location", "nosuch=AMS", "--client-locations", locs},
+		{"--site-location", "i1-nsd=AMS"},
+	} {
+		args := append([]string{"census", "logs"}, append(bad, censusFixtures+"nsd-i1.dnstap")...)
+		if r := runCLI(t, testDeps(), args...); r.code != ExitUsage || r.stdout != "" {
+			t.Errorf("%v: exit %d %s", bad, r.code, r.stderr)
+		}
+	}
+}

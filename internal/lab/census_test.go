@@ -37,8 +37,8 @@ func TestLabDnstap(t *testing.T) {
 	for name, want := range map[string]struct {
 		file, identity, client string
 	}{
-		"A": {ac.Dnstap["A"].File, ac.A.NSID, "c1"},
-		"B": {ac.Dnstap["B"].File, ac.B.NSID, "c2"},
+		"A":    {ac.Dnstap["A"].File, ac.A.NSID, "c1"},
+		"B":    {ac.Dnstap["B"].File, ac.B.NSID, "c2"},
 		"pcap": {pcap, ac.A.Identity, "c1"},
 	} {
 		f, err := os.Open(want.file)
