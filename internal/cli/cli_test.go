@@ -75,7 +75,9 @@ func TestBadInputIsUsageError(t *testing.T) {
 	}{
 		{"unknown flag", []string{"id", "--bogus", "192.0.2.53"}, "--bogus"},
 		{"unknown command", []string{"frobnicate"}, "frobnicate"},
-		{"unresolvable name", []string{"id", "nonexistent.invalid"}, "nonexistent.invalid"},
+		{"address with a port", []string{"id", "192.0.2.53:53"}, "192.0.2.53:53"},
+		{"IPv6 address with a port", []string{"trace", "[2001:db8:53::53]:53"}, "[2001:db8:53::53]:53"},
+		{"name with a port", []string{"watch", "ns.lab.example:5353"}, "ns.lab.example:5353"},
 		{"not a name", []string{"id", "bad name!"}, "bad name!"},
 		{"port 0", []string{"id", "--port", "0", "192.0.2.53"}, "--port 0"},
 		{"port 70000", []string{"id", "--port", "70000", "192.0.2.53"}, "--port 70000"},
@@ -441,5 +443,58 @@ func TestWhoisReadsStdin(t *testing.T) {
 		&streams{in: strings.NewReader("198.51.100.1 not-an-ip\n"), out: &out, err: &errb}, testDeps())
 	if code != ExitUsage || !strings.Contains(errb.String(), "not-an-ip") {
 		t.Errorf("junk on stdin: exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// TestTargetWithPortHintsAtPortFlag: ADDR:PORT is bad input, and the
+// error says how to give the port.
+func TestTargetWithPortHintsAtPortFlag(t *testing.T) {
+	for _, tc := range []struct{ cmd, target, hint string }{
+		{"id", "192.0.2.53:53", "hint: give the port with --port: anycheck id --port 53 192.0.2.53"},
+		{"trace", "[2001:db8:53::53]:5353", "hint: give the port with --port: anycheck trace --port 5353 2001:db8:53::53"},
+		{"watch", "ns.lab.example:53", "hint: give the port with --port: anycheck watch --port 53 ns.lab.example"},
+	} {
+		r := runCLI(t, testDeps(), tc.cmd, tc.target)
+		if r.code != ExitUsage || !strings.Contains(r.stderr, tc.hint+"\n") {
+			t.Errorf("%s %s: exit %d, stderr %q; want %d and %q", tc.cmd, tc.target, r.code, r.stderr, ExitUsage, tc.hint)
+		}
+	}
+}
+
+// TestUnresolvableTargetIsRuntimeFailure: a name that does not resolve is
+// a failure of the run (exit 1 when nothing else was measured, 3 when
+// other targets were), named on stderr and in the document's errors, not
+// a usage error with "run 'anycheck --help'".
+func TestUnresolvableTargetIsRuntimeFailure(t *testing.T) {
+	srv := &probetest.Server{Hostname: "h1"}
+	ap := srv.Start(t, "udp", "127.0.0.1:0")
+	port := fmt.Sprint(ap.Port())
+	for _, args := range [][]string{
+		{"id", "--port", port},
+		{"trace", "--asn", "none", "-n"},
+		{"trace", "--flows", "2", "--asn", "none", "-n"},
+		{"watch", "-c", "1", "--port", port},
+	} {
+		name := strings.Join(args, " ")
+		r := runCLI(t, testDeps(), append(args, "nonexistent.invalid")...)
+		if r.code != ExitError || r.stdout != "" {
+			t.Errorf("%s: exit %d, stdout %q; want %d and nothing", name, r.code, r.stdout, ExitError)
+		}
+		if !strings.Contains(r.stderr, "nonexistent.invalid") || !strings.Contains(r.stderr, "cannot resolve") || strings.Contains(r.stderr, "--help") {
+			t.Errorf("%s: stderr %q should name the target and say it did not resolve, without usage help", name, r.stderr)
+		}
+	}
+	// With another target that answers: that one is measured, exit 3.
+	r := runCLI(t, testDeps(), "id", "--port", port, "-o", "json", "nonexistent.invalid", "loop.lab.example")
+	if r.code != ExitPartial {
+		t.Errorf("id with one good target: exit %d, want %d; stderr %q", r.code, ExitPartial, r.stderr)
+	}
+	doc := parseID(t, r.stdout)
+	if len(doc.Results) != 1 || doc.Results[0].Input != "loop.lab.example" || len(doc.Errors) != 1 ||
+		doc.Errors[0].Target != "nonexistent.invalid" || !strings.Contains(doc.Errors[0].Message, "cannot resolve") {
+		t.Errorf("results %+v errors %+v: want the good target measured and the other in errors", doc.Results, doc.Errors)
+	}
+	if !strings.Contains(r.stderr, "nonexistent.invalid: cannot resolve") || strings.Contains(r.stderr, "--help") {
+		t.Errorf("stderr %q", r.stderr)
 	}
 }

@@ -181,7 +181,7 @@ type targetSweep struct {
 }
 
 func runSweep(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
-	src, addrs, err := o.resolveTargets(ctx, d)
+	src, addrs, unresolved, err := o.resolveTargets(ctx, d)
 	if err != nil {
 		return err
 	}
@@ -194,8 +194,12 @@ func runSweep(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 		out:    newRunOutput(s, o.g, d, report.KindSweep),
 		budget: trace.NewBudget(o.rate),
 		slots:  make(chan struct{}, sweepInFlight),
-		prog:   newSweepProgress(s, o.targets),
 	}
+	unres, err := unresolvedTargets(run.out, len(addrs), unresolved)
+	if err != nil {
+		return err
+	}
+	run.prog = newSweepProgress(s, o.targets)
 	// A flow without privilege stops every flow of the run.
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -237,7 +241,7 @@ func runSweep(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 		}
 	}
 
-	var oc outcome
+	oc := outcome{failed: unres}
 	oc.interrupted = ctx.Err() != nil
 	results := make([]report.TraceSweep, 0, len(targets))
 	for _, t := range targets {

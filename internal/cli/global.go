@@ -23,7 +23,8 @@ type globalOptions struct {
 	// timeoutSet is true when --timeout was given: lookups that default to
 	// a longer deadline (bulk whois) then honour it.
 	timeoutSet bool
-	noDNS      bool // -n: no reverse DNS
+	noDNS      bool   // -n: no reverse DNS
+	command    string // the command running ("id", "trace", …), for hints
 	// location is --location of the measuring commands (id, trace,
 	// watch): recorded in the document's vantage.
 	location locationValue

@@ -131,8 +131,8 @@ func (t *idTarget) addrPort() netip.AddrPort { return netip.AddrPortFrom(t.addr,
 
 func runID(ctx context.Context, o *idOptions, s *streams, d *deps) error {
 	// Resolve every target first: a bad target is a usage error before any
-	// packet is sent.
-	resolved, err := resolveTargets(ctx, o.g, d, o.targets)
+	// packet is sent; a name that does not resolve fails on its own.
+	resolved, unresolved, err := resolveTargets(ctx, o.g, d, o.targets)
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,11 @@ func runID(ctx context.Context, o *idOptions, s *streams, d *deps) error {
 		targets[i].pending.Store(int32(o.flows))
 	}
 	out := newRunOutput(s, o.g, d, report.KindID)
-	run := &idRun{o: o, d: d, out: out, results: make([]report.IDTarget, len(targets))}
+	failed, err := unresolvedTargets(out, len(resolved), unresolved)
+	if err != nil {
+		return err
+	}
+	run := &idRun{o: o, d: d, out: out, results: make([]report.IDTarget, len(targets)), failed: failed}
 	for _, n := range o.names {
 		run.names = append(run.names, dnsFQDN(n))
 	}

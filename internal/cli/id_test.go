@@ -226,7 +226,7 @@ func TestRootsTargetSet(t *testing.T) {
 		n      int
 	}{{false, false, 26}, {true, false, 13}, {false, true, 13}} {
 		g := &globalOptions{v4: tc.v4, v6: tc.v6, timeout: time.Second}
-		targets, err := resolveTargets(context.Background(), g, testDeps(), []string{"@roots"})
+		targets, _, err := resolveTargets(context.Background(), g, testDeps(), []string{"@roots"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -250,7 +250,7 @@ func TestRootsTargetSet(t *testing.T) {
 		}
 	}
 	g := &globalOptions{v4: true}
-	targets, _ := resolveTargets(context.Background(), g, testDeps(), []string{"192.0.2.53", "@roots", "192.0.2.54"})
+	targets, _, _ := resolveTargets(context.Background(), g, testDeps(), []string{"192.0.2.53", "@roots", "192.0.2.54"})
 	if len(targets) != 15 || targets[0].input != "192.0.2.53" || targets[1].input != "a.root-servers.net" ||
 		targets[1].addr != netip.MustParseAddr("198.41.0.4") || targets[14].input != "192.0.2.54" {
 		t.Errorf("expansion in place, in order: %v", targets)
@@ -279,7 +279,7 @@ func TestTraceRootsExpansion(t *testing.T) {
 		n      int
 	}{{"", false, 26}, {"", true, 13}, {"192.0.2.10", false, 13}, {"2001:db8::10", false, 13}} {
 		o := &traceOptions{g: &globalOptions{v6: tc.v6, timeout: time.Second}, source: tc.source, targets: []string{"@roots"}}
-		_, addrs, err := o.resolveTargets(context.Background(), testDeps())
+		_, addrs, _, err := o.resolveTargets(context.Background(), testDeps())
 		if err != nil {
 			t.Fatal(err)
 		}

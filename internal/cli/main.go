@@ -95,6 +95,7 @@ the instance that answers is the one at the end of the path shown.`,
 		},
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			g.timeoutSet = cmd.Flags().Changed("timeout")
+			g.command = cmd.Name()
 			return g.validate(commandFormats(cmd)...)
 		},
 	}

@@ -2,13 +2,19 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"embed"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/anycheck/anycheck/internal/report"
 )
 
 // targetSets are the named target sets (@NAME): one tab-separated file
@@ -27,26 +33,63 @@ type target struct {
 
 // resolveTargets turns the target arguments into destinations, in order:
 // a named set (@roots) becomes its members of the chosen family (both
-// families without -4/-6), anything else one address. Every error is a
-// usage error naming the argument, returned before anything is sent.
-func resolveTargets(ctx context.Context, g *globalOptions, d *deps, inputs []string) ([]target, error) {
-	var out []target
+// families without -4/-6), anything else one address. Bad input is a
+// usage error naming the argument (err), returned before anything is
+// sent; a name whose lookup failed is a failure of the run, not of the
+// input: it is returned in unresolved (each error names its target), and
+// the other targets are measured (see unresolvedTargets).
+func resolveTargets(ctx context.Context, g *globalOptions, d *deps, inputs []string) (out []target, unresolved []*resolveError, err error) {
 	for _, in := range inputs {
 		if name, ok := strings.CutPrefix(in, "@"); ok {
 			members, err := targetSet(name, g)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			out = append(out, members...)
 			continue
 		}
 		a, err := resolveTarget(ctx, g, d, in)
+		var re *resolveError
+		if errors.As(err, &re) {
+			unresolved = append(unresolved, re)
+			continue
+		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, target{input: in, addr: a})
 	}
-	return out, nil
+	return out, unresolved, nil
+}
+
+// resolveError is a target name whose lookup failed.
+type resolveError struct {
+	input string
+	err   error
+}
+
+func (e *resolveError) Error() string { return fmt.Sprintf("%s: cannot resolve: %v", e.input, e.err) }
+func (e *resolveError) Unwrap() error { return e.err }
+
+// unresolvedTargets handles the names that did not resolve: with nothing
+// else to measure the run fails (exit 1, each name said); otherwise each
+// becomes a problem of the run (stderr and the document's errors) and
+// counts as a failed target (exit 3). It returns that count.
+func unresolvedTargets(out *runOutput, resolved int, unresolved []*resolveError) (int, error) {
+	if len(unresolved) == 0 {
+		return 0, nil
+	}
+	if resolved == 0 {
+		errs := make([]error, len(unresolved))
+		for i, e := range unresolved {
+			errs[i] = e
+		}
+		return 0, runFailed(errors.Join(errs...))
+	}
+	for _, e := range unresolved {
+		out.problem(report.Problem{Target: e.input, Stage: "resolve", Message: e.Error()})
+	}
+	return len(unresolved), nil
 }
 
 // targetSet reads the named set's members of the chosen family.
@@ -111,6 +154,11 @@ func resolveTarget(ctx context.Context, g *globalOptions, d *deps, input string)
 		}
 		return a, nil
 	}
+	if host, port, ok := withPort(input); ok {
+		return netip.Addr{}, &exitError{code: ExitUsage,
+			err:  fmt.Errorf("target %q: an address with a port, where a target is an address or a host name", input),
+			hint: fmt.Sprintf("give the port with --port: anycheck %s --port %s %s", cmp.Or(g.command, "id"), port, host)}
+	}
 	if !validHostname(input) {
 		return netip.Addr{}, usageErr("target %q: not an IP address or a valid host name", input)
 	}
@@ -118,7 +166,10 @@ func resolveTarget(ctx context.Context, g *globalOptions, d *deps, input string)
 	defer cancel()
 	addrs, err := d.lookupHost(lctx, g.network(), input)
 	if err != nil {
-		return netip.Addr{}, usageErr("target %s: cannot resolve: %v", input, err)
+		if ctx.Err() != nil {
+			return netip.Addr{}, ctx.Err()
+		}
+		return netip.Addr{}, &resolveError{input: input, err: err}
 	}
 	var skipped []string
 	for _, a := range addrs {
@@ -140,6 +191,22 @@ func resolveTarget(ctx context.Context, g *globalOptions, d *deps, input string)
 		fam = "any"
 	}
 	return netip.Addr{}, usageErr("target %s: has no %s address", input, fam)
+}
+
+// withPort splits an ADDRESS:PORT or NAME:PORT target (an IPv6 address
+// in brackets) into host and port.
+func withPort(input string) (host, port string, ok bool) {
+	h, p, err := net.SplitHostPort(input)
+	if err != nil {
+		return "", "", false
+	}
+	if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
+		return "", "", false
+	}
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.String(), p, true
+	}
+	return h, p, validHostname(h)
 }
 
 // notUnicast says why a is no single server to probe ("" when it is one):

@@ -196,7 +196,7 @@ const (
 )
 
 func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
-	src, addrs, err := o.resolveTargets(ctx, d)
+	src, addrs, unresolved, err := o.resolveTargets(ctx, d)
 	if err != nil {
 		return err
 	}
@@ -205,6 +205,10 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 		return err
 	}
 	out := newRunOutput(s, o.g, d, report.KindTrace)
+	unres, err := unresolvedTargets(out, len(addrs), unresolved)
+	if err != nil {
+		return err
+	}
 	// One packet budget for the whole run: every target's probes take
 	// their tokens from it, so --rate caps what the host sends however
 	// many targets are traced at once.
@@ -271,6 +275,7 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 		})
 	}
 	_ = g.Wait() // the workers report through out and oc, never an error
+	oc.failed += unres
 	if permErr != nil {
 		// The engine's error already names the target and flow.
 		return permissionErr(permErr, o.permissionHint())
@@ -291,16 +296,17 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 }
 
 // resolveTargets returns the --source address (invalid when not given) and
-// every target's address, in order; a bad target is a usage error.
-func (o *traceOptions) resolveTargets(ctx context.Context, d *deps) (netip.Addr, []netip.Addr, error) {
+// every target's address, in order; a bad target is a usage error, a name
+// that did not resolve is in unresolved (see unresolvedTargets).
+func (o *traceOptions) resolveTargets(ctx context.Context, d *deps) (netip.Addr, []netip.Addr, []*resolveError, error) {
 	var src netip.Addr
 	if o.source != "" {
 		src, _ = netip.ParseAddr(o.source)
 		src = src.Unmap()
 	}
-	targets, err := resolveTargets(ctx, o.g, d, o.targets)
+	targets, unresolved, err := resolveTargets(ctx, o.g, d, o.targets)
 	if err != nil {
-		return src, nil, err
+		return src, nil, nil, err
 	}
 	// A named set (@roots) stands for its members: o.targets becomes
 	// their names, one per address, in order.
@@ -311,12 +317,12 @@ func (o *traceOptions) resolveTargets(ctx context.Context, d *deps) (netip.Addr,
 			continue // a set's members of the --source family only
 		}
 		if src.IsValid() && src.Is4() != t.addr.Is4() {
-			return src, nil, usageErr("--source %s and target %s: different address families", src, t.input)
+			return src, nil, nil, usageErr("--source %s and target %s: different address families", src, t.input)
 		}
 		o.targets = append(o.targets, t.input)
 		addrs = append(addrs, t.addr)
 	}
-	return src, addrs, nil
+	return src, addrs, unresolved, nil
 }
 
 // libOptions are the trace package's options for one target.

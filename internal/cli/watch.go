@@ -191,7 +191,7 @@ func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
 		names = append(names, dnsFQDN(n))
 	}
 	env := &watchEnv{o: o, d: d, names: names, budget: trace.NewBudget(o.rate)}
-	targets, err := resolveTargets(ctx, o.g, d, o.targets)
+	targets, unresolved, err := resolveTargets(ctx, o.g, d, o.targets)
 	if err != nil {
 		return err
 	}
@@ -203,6 +203,10 @@ func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
 		env.resolver = r
 	}
 	out := newRunOutput(s, o.g, d, report.KindWatch)
+	unres, err := unresolvedTargets(out, len(targets), unresolved)
+	if err != nil {
+		return err
+	}
 	env.start = time.Now()
 	for _, tg := range targets {
 		for f := range o.flows {
@@ -316,7 +320,7 @@ func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
 	}
 	// Ctrl-C is how an open-ended watch ends; it interrupts only a watch
 	// that was given a bound (-c, --duration).
-	oc := outcome{failed: changed, interrupted: signalled && (o.countSet || o.durationSet)}
+	oc := outcome{failed: changed + unres, interrupted: signalled && (o.countSet || o.durationSet)}
 	return finish(out, results, oc, func(w io.Writer, rs []report.WatchFlow) error {
 		if printed {
 			if _, err := fmt.Fprintln(w); err != nil {
