@@ -96,6 +96,15 @@ func runCensusListen(ctx context.Context, o *censusListenOptions, s *streams, d 
 		cw.Write(render.CensusReplyHeader)
 		cw.Flush()
 	}
+	idText := "any census"
+	if id != 0 {
+		idText = "census " + report.CensusID(id)
+	}
+	until := "until Ctrl-C"
+	if o.duration > 0 {
+		until = "for " + o.duration.String()
+	}
+	warn(s, "listening at %s on %s for the echo replies of %s, %s", render.Escape(o.site), anycast, idText, until)
 	var all []report.CensusReply
 	var mu sync.Mutex
 	var werr error
