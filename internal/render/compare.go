@@ -472,6 +472,8 @@ func asList(asns []uint32, n int) string {
 	return strings.Join(parts, " ")
 }
 
+// asPath is an AS path as every text output shows it: "64500 → 64520",
+// "-" when there is none.
 func asPath(p []uint32) string {
 	if len(p) == 0 {
 		return "-"

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/anycheck/anycheck/internal/report"
 )
@@ -25,7 +24,7 @@ func idFlowTable(w *errWriter, t report.IDTarget) {
 		w.printf("catchment split by flow: %s\n", instanceShares(sum.Instances, sum.Flows))
 	}
 	var b strings.Builder
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	tw := newTable(&b)
 	fmt.Fprintln(tw, "  PORT\tINSTANCE\tRTT\t")
 	identities := map[string]report.IdentityDTO{}
 	var order []string

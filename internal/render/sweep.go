@@ -37,7 +37,7 @@ func sweepText(w *errWriter, s report.TraceSweep, o TraceOptions) {
 			w.printf("%s\n", l)
 		}
 		if f != nil && len(f.ASPath) > 0 {
-			w.printf("as path   %s\n", asPathString(f.ASPath))
+			w.printf("as path   %s\n", asPath(f.ASPath))
 		}
 	}
 	if len(s.Paths) > 0 {
@@ -297,14 +297,6 @@ func pathHops(p report.SweepPath, first *report.TracePath) []report.HopDTO {
 		out[i] = d
 	}
 	return out
-}
-
-func asPathString(p []uint32) string {
-	as := make([]string, len(p))
-	for i, a := range p {
-		as[i] = strconv.FormatUint(uint64(a), 10)
-	}
-	return strings.Join(as, " → ")
 }
 
 // instanceShares is "i1-nsd on 13 of 32 flows, i2-knot on 19".

@@ -7,8 +7,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"text/tabwriter"
-	"unicode/utf8"
 
 	"github.com/anycheck/anycheck/internal/report"
 )
@@ -134,7 +132,7 @@ func hopTable(hops []report.HopDTO) []string {
 		}
 	}
 	var b strings.Builder
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	tw := newTable(&b)
 	for i, l := range lines {
 		if isRow[i] {
 			fmt.Fprintln(tw, l)
@@ -151,17 +149,17 @@ func hopTable(hops []report.HopDTO) []string {
 }
 
 // escapeFit escapes untrusted text for the terminal and cuts it to at most
-// w runes with an ellipsis, never through an escape sequence.
+// w columns with an ellipsis, never through an escape sequence.
 func escapeFit(s string, w int) string {
 	e := Escape(s)
-	if utf8.RuneCountInString(e) <= w {
+	if width(e) <= w {
 		return e
 	}
 	var b strings.Builder
 	n := 0
 	for _, r := range s {
 		er := Escape(string(r))
-		k := utf8.RuneCountInString(er)
+		k := width(er)
 		if n+k > w-1 {
 			break
 		}
@@ -243,11 +241,7 @@ func traceFooter(w *errWriter, p report.TracePath) {
 		w.printf("not reached: %s\n", strings.ReplaceAll(p.StopReason, "-", " "))
 	}
 	if len(p.ASPath) > 0 {
-		as := make([]string, len(p.ASPath))
-		for i, a := range p.ASPath {
-			as[i] = fmt.Sprint(a)
-		}
-		w.printf("as path   %s\n", strings.Join(as, " → "))
+		w.printf("as path   %s\n", asPath(p.ASPath))
 	}
 	if p.Upstream != nil {
 		w.printf("upstream  %s  %s\n", asLabel(p.Upstream), Escape(asName(p.Upstream)))
@@ -306,17 +300,6 @@ func endpoint(addr string, port int) string {
 		return fmt.Sprintf("%s:%d", addr, port)
 	}
 	return netip.AddrPortFrom(a, uint16(port)).String()
-}
-
-// width and pad lay out the whois table.
-func width(s string) int { return utf8.RuneCountInString(s) }
-
-func pad(s string, w int) string {
-	n := width(s)
-	if n >= w {
-		return s
-	}
-	return s + strings.Repeat(" ", w-n)
 }
 
 func b2i(b bool) int {

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/anycheck/anycheck/internal/report"
@@ -241,7 +240,7 @@ func watchFlow(ew *errWriter, f report.WatchFlow, o WatchOptions) {
 	}
 	ew.printf("watch %s %s from %s: %s every %s over %s (%s – %s)\n",
 		target, f.Transport, src, nOf(f.Rounds, "round", "rounds"), dur(f.IntervalMs), dur(f.DurationMs), o.clock(f.Started), o.clock(f.Ended))
-	tw := tabwriter.NewWriter(ew.w, 0, 0, 2, ' ', 0)
+	tw := newTable(ew.w)
 	tabw := &errWriter{w: tw}
 	if ew.err == nil {
 		tabw.printf("  instance\tshare\ttime\trounds\trtt ms min/p50/p90/p99/max\n")
@@ -362,7 +361,7 @@ func watchFlows(ew *errWriter, flows []report.WatchFlow, o WatchOptions) {
 	byPort := slices.Clone(flows)
 	slices.SortStableFunc(byPort, func(a, b report.WatchFlow) int { return cmp.Compare(flowPort(a.Source), flowPort(b.Source)) })
 	var rows strings.Builder
-	tw := tabwriter.NewWriter(&rows, 0, 0, 2, ' ', 0)
+	tw := newTable(&rows)
 	tabw := &errWriter{w: tw}
 	{
 		tabw.printf("  PORT\tINSTANCE\tSHARE\tSWITCHES\tLOSSES\tTIMEOUTS\t\n")
@@ -456,7 +455,7 @@ func watchFlows(ew *errWriter, flows []report.WatchFlow, o WatchOptions) {
 		return percent(ms / total)
 	}
 	slices.SortStableFunc(order, func(a, b *agg) int { return cmp.Compare(b.timeMs, a.timeMs) })
-	tw = tabwriter.NewWriter(ew.w, 0, 0, 2, ' ', 0)
+	tw = newTable(ew.w)
 	tabw = &errWriter{w: tw}
 	if ew.err == nil {
 		tabw.printf("  instance\tshare\ttime\tflows\trounds\trtt ms min/max\n")

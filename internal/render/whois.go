@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"io"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/anycheck/anycheck/internal/report"
 )
@@ -15,7 +14,7 @@ import (
 // is written in several calls (batches); each is aligned on its own.
 func WhoisTable(w io.Writer, rows []report.WhoisResult, header bool) error {
 	var b bytes.Buffer
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	tw := newTable(&b)
 	if header {
 		io.WriteString(tw, "ADDRESS\tAS\tPREFIX\tCC\tREGISTRY\tALLOCATED\tAS NAME\tPTR\n")
 	}
