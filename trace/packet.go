@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"net/netip"
 
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+
 	"github.com/anycheck/anycheck/measure"
 )
 
@@ -118,21 +122,26 @@ func BuildProbe(f Flow, ttl int, tag uint16, qname string) (Probe, error) {
 		binary.BigEndian.PutUint16(l4[6:], c)
 	case ICMP:
 		proto = protoICMP
-		typ := byte(icmp4Echo)
 		if v6 {
-			proto, typ = protoICMPv6, icmp6Echo
+			proto = protoICMPv6
 		}
-		l4 = make([]byte, icmpHeaderLen+2+len(payloadMagic)+6)
-		l4[0] = typ
-		binary.BigEndian.PutUint16(l4[4:], f.Src.Port()) // identifier: fixed for the flow
-		binary.BigEndian.PutUint16(l4[6:], tag)          // sequence: the tag
-		// The word after the header is the one's complement of the
-		// sequence: their sum is 0xffff whatever the tag, so the ICMP
-		// checksum (which some ECMP hashes include) is constant per flow.
-		binary.BigEndian.PutUint16(l4[8:], ^tag)
-		copy(l4[10:], payloadMagic[:])
-		c := transportChecksum(f, proto, l4)
-		binary.BigEndian.PutUint16(l4[2:], c)
+		// The identifier is fixed for the flow, the sequence is the tag.
+		// The data's first word is the one's complement of the sequence:
+		// their sum is 0xffff whatever the tag, so the ICMP checksum
+		// (which some ECMP hashes include) is constant per flow.
+		data := make([]byte, 2+len(payloadMagic)+6)
+		binary.BigEndian.PutUint16(data, ^tag)
+		copy(data[2:], payloadMagic[:])
+		m := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: int(f.Src.Port()), Seq: int(tag), Data: data}}
+		var psh []byte // IPv6: the pseudo-header the checksum covers
+		if v6 {
+			m.Type = ipv6.ICMPTypeEchoRequest
+			psh = icmp.IPv6PseudoHeader(f.Src.Addr().AsSlice(), f.Dst.Addr().AsSlice())
+		}
+		var err error
+		if l4, err = m.Marshal(psh); err != nil {
+			return Probe{}, fmt.Errorf("build probe: %w", err)
+		}
 	case TCP:
 		proto = protoTCP
 		l4 = make([]byte, tcpHeaderLen)
