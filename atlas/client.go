@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/anycheck/anycheck/internal/wait"
 	"io"
 	"net"
 	"net/http"
@@ -244,7 +245,7 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 			// The request may or may not have reached the API: only calls
 			// that are safe to repeat are retried.
 			if r.retryAll5xx && attempt < attempts {
-				if err := sleep(ctx, wait5xx); err != nil {
+				if err := wait.Sleep(ctx, wait5xx); err != nil {
 					return nil, fmt.Errorf("atlas %s: %w", r.op, err)
 				}
 				wait5xx = min(2*wait5xx, 30*time.Second)
@@ -259,19 +260,19 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 		apiErr := readAPIError(r.op, resp)
 		resp.Body.Close()
 		cancel()
-		var wait time.Duration
+		var pause time.Duration
 		switch {
 		case apiErr.RateLimited():
-			wait = apiErr.RetryAfter
-			if wait <= 0 {
-				wait = wait5xx
+			pause = apiErr.RetryAfter
+			if pause <= 0 {
+				pause = wait5xx
 				wait5xx = min(2*wait5xx, 30*time.Second)
 			}
-			if wait > c.maxRetryAfter() {
+			if pause > c.maxRetryAfter() {
 				return nil, apiErr
 			}
 		case resp.StatusCode == http.StatusServiceUnavailable || (resp.StatusCode >= 500 && r.retryAll5xx):
-			wait = wait5xx
+			pause = wait5xx
 			wait5xx = min(2*wait5xx, 30*time.Second)
 		default:
 			return nil, apiErr
@@ -279,7 +280,7 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 		if attempt >= attempts {
 			return nil, apiErr
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := wait.Sleep(ctx, pause); err != nil {
 			return nil, fmt.Errorf("atlas %s: %w (after %v)", r.op, err, apiErr)
 		}
 	}
@@ -388,17 +389,6 @@ func (b *idleBody) Close() error {
 	err := b.ReadCloser.Close()
 	b.cancel()
 	return err
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // RedactURL hides the user information of a URL (user:password@), whole,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/anycheck/anycheck/internal/wait"
 	"io"
 	"net/http"
 	"net/url"
@@ -278,7 +279,7 @@ func (c *Client) Wait(ctx context.Context, ids []int, o WaitOptions) ([]Measurem
 		if done {
 			return states, nil
 		}
-		if err := sleep(ctx, pause); err != nil {
+		if err := wait.Sleep(ctx, pause); err != nil {
 			return states, fmt.Errorf("atlas wait for measurements %s: %w", joinInts(ids), err)
 		}
 		pause = min(pause*2, maxPause)

@@ -116,7 +116,7 @@ func Classify(name string, id uint16, reply []byte) (a Answer, ours bool) {
 				a.Header.Class = h.Class
 			}
 			for _, s := range txt.Txt {
-				a.TXT = append(a.TXT, unescapeTXT(s))
+				a.TXT = append(a.TXT, Unescape(s))
 			}
 		}
 	}
@@ -196,25 +196,29 @@ func (s suspicions) list() []Suspicion {
 	return out
 }
 
-// unescapeTXT undoes miekg's presentation escaping of a character-string
-// (\" and \\ for quote and backslash, \DDD for bytes outside printable
-// ASCII) so Answer.TXT carries the bytes the server sent. Escaping for a
-// terminal is the renderer's job, once, on the raw bytes.
-func unescapeTXT(s string) string {
+// Unescape undoes DNS presentation escaping, as miekg/dns keeps TXT
+// character-strings and domain names, giving the bytes that were on the
+// wire (renderers escape them for a terminal): "\DDD" (three decimal digits, at
+// most 255) is the byte DDD, "\X" is X. A "\DDD" above 255 is no byte:
+// its backslash is dropped and the digits are kept as text, as for any
+// other "\X". A lone trailing backslash stays.
+func Unescape(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}
 	b := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c != '\\' || i+1 >= len(s) {
+		if c != '\\' || i+1 == len(s) {
 			b = append(b, c)
 			continue
 		}
 		if i+3 < len(s) && isDigit(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
-			b = append(b, byte(int(s[i+1]-'0')*100+int(s[i+2]-'0')*10+int(s[i+3]-'0')))
-			i += 3
-			continue
+			if n := int(s[i+1]-'0')*100 + int(s[i+2]-'0')*10 + int(s[i+3]-'0'); n <= 255 {
+				b = append(b, byte(n))
+				i += 3
+				continue
+			}
 		}
 		b = append(b, s[i+1])
 		i++

@@ -15,6 +15,8 @@ import (
 
 	"github.com/miekg/dns"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/anycheck/anycheck/measure"
 )
 
 // maxTXTLen bounds the TXT text we look at; real records are under 100 bytes.
@@ -192,7 +194,7 @@ func txtStrings(rrs []dns.RR) []string {
 		if t, ok := rr.(*dns.TXT); ok {
 			var b strings.Builder
 			for _, s := range t.Txt {
-				b.WriteString(unescapePresentation(s))
+				b.WriteString(measure.Unescape(s))
 			}
 			out = append(out, b.String())
 		}
@@ -200,43 +202,13 @@ func txtStrings(rrs []dns.RR) []string {
 	return out
 }
 
-// unescapePresentation undoes the escapes of a DNS presentation-format
-// character-string or label: "\DDD" is the byte DDD, "\X" is X. The
-// result is the raw bytes (usually UTF-8), which renderers escape for
-// display.
-func unescapePresentation(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	b := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '\\' || i+1 == len(s) {
-			b = append(b, c)
-			continue
-		}
-		if i+3 < len(s) && isDigit(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
-			if n := int(s[i+1]-'0')*100 + int(s[i+2]-'0')*10 + int(s[i+3]-'0'); n <= 255 {
-				b = append(b, byte(n))
-				i += 3
-				continue
-			}
-		}
-		b = append(b, s[i+1])
-		i++
-	}
-	return string(b)
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
 // nameText is a domain name (a PTR target) as text: its labels' raw bytes
 // joined by dots, without the root's trailing dot. An escaped dot inside a
 // label becomes a plain dot: the name is for people, and its owner could
 // have chosen those labels anyway.
 func nameText(name string) string {
 	// miekg/dns always ends a name with the root's unescaped dot.
-	return unescapePresentation(strings.TrimSuffix(name, "."))
+	return measure.Unescape(strings.TrimSuffix(name, "."))
 }
 
 // maxCNAMEs bounds the alias chain followed inside one answer.

@@ -362,7 +362,7 @@ func (o *atlasRunOptions) validate() error {
 	if err := o.validateSelection(); err != nil {
 		return err
 	}
-	if !validHostname(o.qname) {
+	if !isDNSName(o.qname) {
 		return usageErr("--qname %q: not a valid DNS name", o.qname)
 	}
 	switch o.proto {

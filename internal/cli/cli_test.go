@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -496,5 +497,17 @@ func TestUnresolvableTargetIsRuntimeFailure(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "nonexistent.invalid: cannot resolve") || strings.Contains(r.stderr, "--help") {
 		t.Errorf("stderr %q", r.stderr)
+	}
+}
+
+// A character device that is no terminal (/dev/null) gets no status lines.
+func TestDevNullIsNoTerminal(t *testing.T) {
+	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer f.Close()
+	if newStreams(strings.NewReader(""), f, f).errTTY {
+		t.Error("stderr on /dev/null is taken for a terminal")
 	}
 }

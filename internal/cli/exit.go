@@ -3,6 +3,8 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 )
 
 // Exit codes, documented in the README and asserted by the end-to-end test.
@@ -74,4 +76,35 @@ func hintOf(err error) string {
 		return e.hint
 	}
 	return ""
+}
+
+// permissionHint says how to get the privilege a trace (trace, trace
+// --flows, watch --trace) lacked: raw sockets
+// for the binary actually running, or, for ICMP without them, ping sockets
+// for the user's group. It never suggests the mode that just failed.
+func permissionHint(proto, mode string) string {
+	setcap := "grant raw sockets once with: setcap cap_net_raw+ep " + executablePath()
+	switch {
+	case proto == "tcp":
+		return "tcp probes need raw sockets; " + setcap
+	case proto == "icmp" && mode != "raw":
+		return fmt.Sprintf("icmp without raw sockets needs ping sockets: allow your group (gid %d) with sysctl -w net.ipv4.ping_group_range=\"%d %d\", or %s",
+			os.Getgid(), os.Getgid(), os.Getgid(), setcap)
+	case mode == "raw":
+		return setcap + ", or use --mode socket (no privilege; no NAT or MPLS data)"
+	}
+	return setcap
+}
+
+// executablePath is the running binary's real path, for commands the user
+// can paste; "$(command -v anycheck)" when it cannot be found.
+func executablePath() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "$(command -v anycheck)"
+	}
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	return exe
 }

@@ -237,7 +237,7 @@ func runSweep(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 	run.prog.done()
 	for _, t := range targets {
 		if t.permErr != nil {
-			return permissionErr(t.permErr, o.permissionHint())
+			return permissionErr(t.permErr, permissionHint(o.proto, o.mode))
 		}
 	}
 

@@ -19,7 +19,9 @@ import (
 
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
+	"github.com/anycheck/anycheck/internal/wait"
 	"github.com/anycheck/anycheck/probe"
+	"github.com/miekg/dns"
 )
 
 type idOptions struct {
@@ -105,7 +107,7 @@ func (o *idOptions) validate() error {
 		return usageErr("--interval %s: must not be negative", o.interval)
 	}
 	for _, n := range o.names {
-		if !validHostname(n) {
+		if !isDNSName(n) {
 			return usageErr("--name %q: not a valid DNS name", n)
 		}
 	}
@@ -148,7 +150,7 @@ func runID(ctx context.Context, o *idOptions, s *streams, d *deps) error {
 	}
 	run := &idRun{o: o, d: d, out: out, results: make([]report.IDTarget, len(targets)), failed: failed}
 	for _, n := range o.names {
-		run.names = append(run.names, dnsFQDN(n))
+		run.names = append(run.names, dns.Fqdn(n))
 	}
 	// One packet budget for the whole run. Its burst lets a run's queries
 	// leave together, and a few targets' runs too: up to 20 ms worth of
@@ -201,7 +203,7 @@ type idRun struct {
 func (r *idRun) flow(ctx context.Context, t *idTarget, f int) {
 	o := r.o
 	for c := 0; c < o.count; c++ {
-		if ctx.Err() != nil || (c > 0 && !sleepCtx(ctx, o.interval)) {
+		if ctx.Err() != nil || (c > 0 && wait.Sleep(ctx, o.interval) != nil) {
 			return
 		}
 		src := netip.AddrPortFrom(netip.Addr{}, 0)
@@ -369,28 +371,6 @@ func cameBack(as []measure.Answer) []measure.Answer {
 		}
 	}
 	return out
-}
-
-// sleepCtx waits d or until ctx ends; it reports whether the full wait passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-func dnsFQDN(n string) string {
-	if n == "" || n[len(n)-1] == '.' {
-		return n
-	}
-	return n + "."
 }
 
 func hostname(d *deps) string {

@@ -13,6 +13,7 @@ import (
 	"github.com/anycheck/anycheck/probe"
 	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/whois"
+	"golang.org/x/term"
 )
 
 // streams are the command's standard streams. Results go to out only.
@@ -27,13 +28,11 @@ func newStreams(in io.Reader, out, errOut io.Writer) *streams {
 	return &streams{in: in, out: out, err: errOut, errTTY: isTerminal(errOut)}
 }
 
+// isTerminal reports whether w is a terminal (x/term asks the tty
+// driver: a character device such as /dev/null is none).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // deps are the outside world the commands touch, injected so tests can

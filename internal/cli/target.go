@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/anycheck/anycheck/internal/report"
+	"github.com/miekg/dns"
+	"go4.org/netipx"
 )
 
 // targetSets are the named target sets (@NAME): one tab-separated file
@@ -227,21 +229,12 @@ func notUnicast(a netip.Addr, d *deps) string {
 	if a.Is4() && d.interfacePrefixes != nil {
 		prefixes, _ := d.interfacePrefixes()
 		for _, p := range prefixes {
-			if p.Addr().Is4() && p.Bits() < 31 && p.Contains(a) && a == lastAddr(p) {
+			if p.Addr().Is4() && p.Bits() < 31 && p.Contains(a) && a == netipx.PrefixLastIP(p) {
 				return "the broadcast address of " + p.Masked().String() + ", a network of this host"
 			}
 		}
 	}
 	return ""
-}
-
-// lastAddr is the highest address of an IPv4 prefix: its broadcast address.
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().As4()
-	host := uint32(1)<<(32-p.Bits()) - 1
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-	v |= host
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 // validHostname checks RFC 1123 syntax loosely (underscores allowed, as
@@ -262,4 +255,12 @@ func validHostname(s string) bool {
 		}
 	}
 	return true
+}
+
+// isDNSName reports whether s is a name that can be asked (--name,
+// --qname): any DNS name in presentation form (miekg/dns's rules), which
+// is looser than a host name.
+func isDNSName(s string) bool {
+	_, ok := dns.IsDomainName(s)
+	return ok && s != ""
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"github.com/anycheck/anycheck/probe"
 	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/whois"
+	"github.com/miekg/dns"
 )
 
 type traceOptions struct {
@@ -177,7 +176,7 @@ func (o *traceOptions) validate() error {
 	if o.wait <= 0 || o.wait > time.Minute {
 		return usageErr("-w/--timeout %s: must be above 0 and at most 1m", o.wait)
 	}
-	if !validHostname(o.qname) {
+	if !isDNSName(o.qname) {
 		return usageErr("--qname %q: not a valid DNS name", o.qname)
 	}
 	if o.source != "" {
@@ -278,7 +277,7 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 	oc.failed += unres
 	if permErr != nil {
 		// The engine's error already names the target and flow.
-		return permissionErr(permErr, o.permissionHint())
+		return permissionErr(permErr, permissionHint(o.proto, o.mode))
 	}
 	// In the order given; targets never started (Ctrl-C) are left out.
 	var paths []report.TracePath
@@ -340,7 +339,7 @@ func (o *traceOptions) libOptions(target, src netip.Addr, d *deps) trace.Options
 		Window:   o.window,
 		Rate:     o.rate,
 		Wait:     o.wait,
-		QName:    dnsFQDN(o.qname),
+		QName:    dns.Fqdn(o.qname),
 		Net:      d.traceNet,
 	}
 	if o.proto == "icmp" {
@@ -399,7 +398,7 @@ func tcpIdentity(ctx context.Context, p *trace.Path, o *traceOptions, d *deps, b
 	res, err := probe.Run(ctx, probe.Options{
 		Target:  p.Flow.Dst,
 		Source:  p.Flow.Src,
-		Names:   []string{dnsFQDN(o.qname)},
+		Names:   []string{dns.Fqdn(o.qname)},
 		TCP:     true,
 		Timeout: o.wait,
 		Net:     d.probeNet,
@@ -412,36 +411,6 @@ func tcpIdentity(ctx context.Context, p *trace.Path, o *traceOptions, d *deps, b
 	p.Answers = res.Answers
 	id := res.Identity
 	p.Instance = &id
-}
-
-// permissionHint says how to get the privilege a trace lacked: raw sockets
-// for the binary actually running, or, for ICMP without them, ping sockets
-// for the user's group. It never suggests the mode that just failed.
-func (o *traceOptions) permissionHint() string {
-	setcap := "grant raw sockets once with: setcap cap_net_raw+ep " + executablePath()
-	switch {
-	case o.proto == "tcp":
-		return "tcp probes need raw sockets; " + setcap
-	case o.proto == "icmp" && o.mode != "raw":
-		return fmt.Sprintf("icmp without raw sockets needs ping sockets: allow your group (gid %d) with sysctl -w net.ipv4.ping_group_range=\"%d %d\", or %s",
-			os.Getgid(), os.Getgid(), os.Getgid(), setcap)
-	case o.mode == "raw":
-		return setcap + ", or use --mode socket (no privilege; no NAT or MPLS data)"
-	}
-	return setcap
-}
-
-// executablePath is the running binary's real path, for commands the user
-// can paste; "$(command -v anycheck)" when it cannot be found.
-func executablePath() string {
-	exe, err := os.Executable()
-	if err != nil {
-		return "$(command -v anycheck)"
-	}
-	if real, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = real
-	}
-	return exe
 }
 
 // progress shows a one-line live status on stderr when it is a terminal:

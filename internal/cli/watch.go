@@ -18,9 +18,11 @@ import (
 	"github.com/anycheck/anycheck/catchment"
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
+	"github.com/anycheck/anycheck/internal/wait"
 	"github.com/anycheck/anycheck/probe"
 	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/whois"
+	"github.com/miekg/dns"
 )
 
 // minWatchInterval keeps a watch from turning into a flood.
@@ -119,7 +121,7 @@ func (o *watchOptions) validate() error {
 		return usageErr("--lost-after %d: must be between 1 and 1000", o.lostAfter)
 	}
 	for _, n := range o.names {
-		if !validHostname(n) {
+		if !isDNSName(n) {
 			return usageErr("--name %q: not a valid DNS name", n)
 		}
 	}
@@ -188,7 +190,7 @@ func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
 	var flows []*watchedFlow
 	var names []string
 	for _, n := range o.names {
-		names = append(names, dnsFQDN(n))
+		names = append(names, dns.Fqdn(n))
 	}
 	env := &watchEnv{o: o, d: d, names: names, budget: trace.NewBudget(o.rate)}
 	targets, unresolved, err := resolveTargets(ctx, o.g, d, o.targets)
@@ -290,7 +292,11 @@ func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
 
 	if fatal != nil {
 		if errors.Is(fatal, trace.ErrPermission) {
-			return permissionErr(fatal, "grant raw sockets once with: setcap cap_net_raw+ep $(command -v anycheck)"+watchModeHint(o))
+			proto := "udp"
+			if o.tcp {
+				proto = "tcp"
+			}
+			return permissionErr(fatal, permissionHint(proto, o.mode))
 		}
 		return fatal
 	}
@@ -331,13 +337,6 @@ func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
 	})
 }
 
-func watchModeHint(o *watchOptions) string {
-	if o.tcp {
-		return " (tcp probes need raw sockets)"
-	}
-	return ", or use --mode socket"
-}
-
 // keep holds an event for the summary document, the last
 // report.MaxWatchEvents of them.
 func (fl *watchedFlow) keep(e report.WatchEvent) {
@@ -357,7 +356,7 @@ func (fl *watchedFlow) keep(e report.WatchEvent) {
 func (fl *watchedFlow) watch(ctx context.Context, env *watchEnv, msgs chan<- watchMsg) {
 	o := env.o
 	for k, rounds := 0, 0; o.count == 0 || rounds < o.count; rounds++ {
-		if !sleepCtx(ctx, time.Until(env.start.Add(time.Duration(k)*o.interval))) {
+		if wait.Sleep(ctx, time.Until(env.start.Add(time.Duration(k)*o.interval))) != nil {
 			return
 		}
 		m, ok := fl.round(ctx, env)

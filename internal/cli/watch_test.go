@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -877,5 +879,38 @@ func testWatchFlowsOneSummary(t *testing.T) {
 		if !want.MatchString(summary) {
 			t.Errorf("summary does not match %s:\n%s", want, summary)
 		}
+	}
+}
+
+// --trace without privilege: exit 4 and the hint trace gives (the running
+// binary's path; never the mode that just failed, nor socket mode for tcp).
+func TestWatchTracePermissionHint(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	for _, c := range []struct {
+		args          []string
+		hint, notHint string
+	}{
+		{[]string{"--mode", "raw"}, "setcap cap_net_raw+ep " + exe + ", or use --mode socket", ""},
+		{[]string{"--tcp"}, "tcp probes need raw sockets; grant raw sockets once with: setcap cap_net_raw+ep " + exe, "--mode socket"},
+		{[]string{"--mode", "socket"}, "setcap cap_net_raw+ep " + exe, "--mode socket"},
+	} {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				a, _ := twoInstances()
+				d := watchDeps(anycastNet(always(a)))
+				d.traceNet = &tracetest.Net{OpenErr: fmt.Errorf("open raw socket: operation not permitted: %w", trace.ErrPermission)}
+				r := runCLI(t, d, append(append([]string{"watch", "--trace", "-c", "1", "-n", "--asn", "none"}, c.args...), watchTarget)...)
+				hint := r.stderr[max(0, strings.Index(r.stderr, "hint: ")):]
+				if r.code != ExitPermission || !strings.HasPrefix(hint, "hint: ") || !strings.Contains(hint, c.hint) || (c.notHint != "" && strings.Contains(hint, c.notHint)) {
+					t.Errorf("exit %d, stderr %q; want exit 4 and a hint with %q", r.code, r.stderr, c.hint)
+				}
+			})
+		})
 	}
 }
