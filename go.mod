@@ -6,6 +6,7 @@ require (
 	github.com/dnstap/golang-dnstap v0.4.0
 	github.com/farsightsec/golang-framestream v0.3.0
 	github.com/gaissmai/bart v0.30.0
+	github.com/google/renameio/v2 v2.0.2
 	github.com/gopacket/gopacket v1.8.0
 	github.com/mattn/go-runewidth v0.0.31
 	github.com/miekg/dns v1.1.73

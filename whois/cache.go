@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/gaissmai/bart"
+	"github.com/google/renameio/v2"
 )
 
 // cacheHeader is the first line of a cache file; a file with another first
@@ -485,26 +486,23 @@ func (c *cachedResolver) store(fresh []cacheEntry, now time.Time) {
 	}
 }
 
-// writeFileAtomic writes path through a temporary file in its directory
-// (created 0700) renamed into place.
+// writeFileAtomic writes path (its directory created 0700) atomically
+// with renameio: a temporary file of a random name, created exclusively
+// beside it, renamed over it (a link planted at either is never followed).
 func writeFileAtomic(path string, write func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("%w: %w", ErrCache, err)
 	}
-	tmp, err := os.CreateTemp(dir, ".whois-cache-*.tmp")
+	f, err := renameio.NewPendingFile(path, renameio.WithTempDir(dir))
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrCache, err)
 	}
-	defer os.Remove(tmp.Name()) // a no-op once renamed
-	if err := write(tmp); err != nil {
-		tmp.Close()
+	defer f.Cleanup() // a no-op once renamed
+	if err := write(f); err != nil {
 		return fmt.Errorf("%w: %w", ErrCache, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("%w: %w", ErrCache, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := f.CloseAtomicallyReplace(); err != nil {
 		return fmt.Errorf("%w: %w", ErrCache, err)
 	}
 	return nil

@@ -24,6 +24,7 @@ import (
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/whois"
+	"github.com/google/renameio/v2"
 )
 
 // atlasCommon are the flags of every atlas subcommand.
@@ -849,18 +850,13 @@ func download(ctx context.Context, c *atlas.Client, m atlasMsm, q atlas.ResultsQ
 	defer body.Close()
 	name := fmt.Sprintf("msm %d", m.id)
 	var src io.Reader = body
-	var tmp *os.File
+	var tmp *renameio.PendingFile
 	if saveDir != "" {
 		name = filepath.Join(saveDir, fmt.Sprintf("msm-%d-%s-ipv%d.json", m.id, m.kind, m.af))
-		if tmp, err = os.CreateTemp(saveDir, ".msm-*.tmp"); err != nil {
+		if tmp, err = renameio.NewPendingFile(name, renameio.WithTempDir(saveDir), renameio.WithPermissions(0o644)); err != nil {
 			return fmt.Errorf("--save: %w", err)
 		}
-		defer func() {
-			if tmp != nil {
-				tmp.Close()
-				os.Remove(tmp.Name())
-			}
-		}()
+		defer tmp.Cleanup() // a no-op once renamed
 		src = io.TeeReader(body, tmp)
 	}
 	consume(name, src)
@@ -872,13 +868,9 @@ func download(ctx context.Context, c *atlas.Client, m atlasMsm, q atlas.ResultsQ
 	if tmp == nil {
 		return nil
 	}
-	if err := tmp.Close(); err != nil {
+	if err := tmp.CloseAtomicallyReplace(); err != nil {
 		return fmt.Errorf("--save: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
-		return fmt.Errorf("--save: %w", err)
-	}
-	tmp = nil
 	return nil
 }
 
@@ -894,28 +886,16 @@ func prepareSave(dir string) error {
 }
 
 // saveProbes writes the probes' metadata next to the saved results, in the
-// shape /api/v2/probes/ serves it: to a temporary file created exclusively
-// (a random name, O_EXCL: a link planted in DIR is never followed), then
-// renamed over probes.json (a link there is replaced, not followed).
+// shape /api/v2/probes/ serves it, atomically (renameio: a temporary file
+// of a random name created exclusively, renamed over probes.json; a link
+// planted at either is never followed).
 func saveProbes(dir string, probes []atlas.Probe) (string, error) {
 	var b bytes.Buffer
 	if err := atlas.WriteProbes(&b, probes); err != nil {
 		return "", err
 	}
 	name := filepath.Join(dir, atlas.ProbesFile)
-	tmp, err := os.CreateTemp(dir, ".probes-*.tmp")
-	if err != nil {
-		return "", fmt.Errorf("--save: %w", err)
-	}
-	_, err = tmp.Write(b.Bytes())
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), name)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
+	if err := renameio.WriteFile(name, b.Bytes(), 0o644, renameio.WithTempDir(dir)); err != nil {
 		return "", fmt.Errorf("--save: %w", err)
 	}
 	return name, nil

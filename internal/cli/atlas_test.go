@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -668,4 +669,36 @@ func TestAtlasURLCredentialsNeverPrint(t *testing.T) {
 			t.Errorf("atlas run: exit %d: %s", r.code, r.stderr)
 		}
 	}
+}
+
+// --save writes the results files atomically too: a link planted at a
+// results file's name is replaced, never followed.
+func TestAtlasSaveResultsFollowsNoPlantedLink(t *testing.T) {
+	srv := (&atlastest.Server{Key: atlasTestKey}).Start(t)
+	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	planted := filepath.Join(dir, "msm-70000001-dns-ipv4.json")
+	if err := os.Symlink(victim, planted); err != nil {
+		t.Fatal(err)
+	}
+	r := runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--probes", "4", "--save", dir, "192.0.2.53")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep me" {
+		t.Errorf("the link's target was overwritten: %q", b)
+	}
+	if fi, err := os.Lstat(planted); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o644&^umask() {
+		t.Errorf("%s: %v %v, want a regular file, mode 0644 less the umask", planted, fi, err)
+	}
+}
+
+func umask() os.FileMode {
+	m := syscall.Umask(0)
+	syscall.Umask(m)
+	return os.FileMode(m)
 }
