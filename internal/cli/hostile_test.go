@@ -2,11 +2,14 @@ package cli
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -156,4 +159,50 @@ func FuzzCompareJSON(f *testing.F) {
 			t.Fatalf("not valid against the schema: %v\n%s", err, out.Bytes())
 		}
 	})
+}
+
+// repeatByte is an endless source of one byte.
+type repeatByte byte
+
+func (r repeatByte) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
+}
+
+// bytesAllocated is what f allocates (the runtime's count, not wall time).
+func bytesAllocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// A gzip of one 200 MB document is refused at the 64 MB limit while it is
+// decompressed: compare allocates a few limits (the JSON decoder doubles
+// its buffer up to the limit: about four in all), not the document (712 MB
+// before).
+func TestCompareGzipBombIsCutAtTheLimit(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	io.WriteString(zw, `{"schema":"anycheck/v1","kind":"id","results":[{"input":"`)
+	io.Copy(zw, io.LimitReader(repeatByte('a'), 200<<20))
+	io.WriteString(zw, `"}]}`)
+	zw.Close()
+	name := filepath.Join(t.TempDir(), "bomb.json.gz")
+	if err := os.WriteFile(name, gz.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var r result
+	n := bytesAllocated(func() { r = runCLI(t, testDeps(), "compare", "--asn", "none", name) })
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "document 0: larger than 64 MB") {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	t.Logf("%d KB of gzip, %d MB allocated", gz.Len()>>10, n>>20)
+	if n > 5*64<<20 {
+		t.Errorf("%d MB allocated for a %d KB file", n>>20, gz.Len()>>10)
+	}
 }

@@ -65,27 +65,34 @@ func IsDocument(head []byte) bool {
 // skipped, naming the document or line; err is for input that cannot be
 // read at all.
 func ReadDocuments(r io.Reader) (docs []ReadDoc, skipped []error, err error) {
-	br := bufio.NewReaderSize(r, 64<<10)
+	return readDocuments(r, maxDocument)
+}
+
+func readDocuments(r io.Reader, limit int) (docs []ReadDoc, skipped []error, err error) {
+	src := &boundedReader{r: r}
+	br := bufio.NewReaderSize(src, 64<<10)
 	head, _ := br.Peek(4096)
 	if isJSONL(head) {
-		return readJSONL(br)
+		return readJSONL(br, limit)
 	}
+	// The decoder reads a whole value before it returns: the source stops
+	// giving bytes once this document has had limit of them.
 	dec := json.NewDecoder(br)
 	for i := 0; ; i++ {
+		src.max = int64(64<<10) + dec.InputOffset() + int64(limit)
 		var raw json.RawMessage
 		err := dec.Decode(&raw)
 		if errors.Is(err, io.EOF) {
 			return docs, skipped, nil
 		}
-		if err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
+		if err != nil || len(raw) > limit {
+			switch {
+			case errors.Is(err, errTooLarge) || err == nil:
+				err = fmt.Errorf("larger than %d MB; the rest of the input is not read", limit>>20)
+			case errors.Is(err, io.ErrUnexpectedEOF):
 				err = errors.New("truncated JSON")
 			}
 			return docs, skipped, fmt.Errorf("document %d: %w", i, err)
-		}
-		if len(raw) > maxDocument {
-			skipped = append(skipped, fmt.Errorf("document %d: larger than %d MB", i, maxDocument>>20))
-			continue
 		}
 		d, err := ParseDocument(raw)
 		if err != nil {
@@ -93,6 +100,46 @@ func ReadDocuments(r io.Reader) (docs []ReadDoc, skipped []error, err error) {
 			continue
 		}
 		docs = append(docs, d)
+	}
+}
+
+var errTooLarge = errors.New("too large")
+
+// boundedReader gives at most max bytes of r in all (0: no bound yet), then
+// errTooLarge.
+type boundedReader struct {
+	r    io.Reader
+	read int64
+	max  int64
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.max > 0 {
+		if b.read >= b.max {
+			return 0, errTooLarge
+		}
+		if rest := b.max - b.read; int64(len(p)) > rest {
+			p = p[:rest]
+		}
+	}
+	n, err := b.r.Read(p)
+	b.read += int64(n)
+	return n, err
+}
+
+// readLine reads one line of at most limit bytes (its newline included);
+// a longer line is an error once limit bytes of it are read.
+func readLine(br *bufio.Reader, limit int) ([]byte, error) {
+	var line []byte
+	for {
+		part, err := br.ReadSlice('\n')
+		if len(line)+len(part) > limit {
+			return nil, errTooLarge
+		}
+		line = append(line, part...)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return line, err
+		}
 	}
 }
 
@@ -169,15 +216,15 @@ func (h *docHeader) start() (ReadDoc, error) {
 	return d, fmt.Errorf("kind %q holds no identity or trace results", h.Kind)
 }
 
-func readJSONL(br *bufio.Reader) ([]ReadDoc, []error, error) {
+func readJSONL(br *bufio.Reader, limit int) ([]ReadDoc, []error, error) {
 	var docs []ReadDoc
 	var skipped []error
 	var cur *ReadDoc
 	var c inputCheck
 	for n := 1; ; n++ {
-		line, err := br.ReadBytes('\n')
-		if len(line) > maxDocument {
-			return docs, skipped, fmt.Errorf("line %d: longer than %d MB", n, maxDocument>>20)
+		line, err := readLine(br, limit)
+		if errors.Is(err, errTooLarge) {
+			return docs, skipped, fmt.Errorf("line %d: larger than %d MB; the rest of the input is not read", n, limit>>20)
 		}
 		if len(bytes.TrimSpace(line)) > 0 {
 			if rerr := readRecord(line, &cur, &docs, &c); rerr != nil {

@@ -1,8 +1,10 @@
 package report
 
 import (
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -159,6 +161,51 @@ func TestReadDocumentsLocation(t *testing.T) {
 		}
 		if v := VantageKeys(docs, []string{"f"}); v[0].Location != tc.want {
 			t.Errorf("vantage location %v", v[0].Location)
+		}
+	}
+}
+
+// repeat is an endless source of one byte.
+type repeat byte
+
+func (r repeat) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
+}
+
+// allocated is the bytes f allocates (the runtime's count, not wall time).
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// A document or JSONL line over the limit is refused while it is read:
+// what is allocated stays within a few limits however long the input (an
+// endless line on stdin once grew without end, a gzip of one huge
+// document allocated its whole size).
+func TestReadDocumentsLimitWhileReading(t *testing.T) {
+	const limit = 1 << 20
+	const input = 32 << 20
+	for name, prefix := range map[string]string{
+		"document":      `{"schema":"anycheck/v1","kind":"id","results":[{"input":"`,
+		"document list": "{\"schema\":\"anycheck/v1\",\"kind\":\"id\",\"results\":[]}\n{\"schema\":\"anycheck/v1\",\"kind\":\"id\",\"results\":[{\"input\":\"",
+		"jsonl line":    "{\"schema\":\"anycheck/v1\",\"kind\":\"id\",\"type\":\"result\",\"result\":{}}\n{\"schema\":\"anycheck/v1\",\"type\":\"result\",\"x\":\"",
+	} {
+		var err error
+		n := allocated(func() {
+			_, _, err = readDocuments(io.MultiReader(strings.NewReader(prefix), io.LimitReader(repeat('a'), input)), limit)
+		})
+		if err == nil || !strings.Contains(err.Error(), "larger than 1 MB") {
+			t.Errorf("%s: %v, want the limit named", name, err)
+		}
+		if n > 6*limit {
+			t.Errorf("%s: %d MB allocated reading past a %d MB limit", name, n>>20, limit>>20)
 		}
 	}
 }
