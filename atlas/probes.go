@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/anycheck/anycheck/catchment"
 	"github.com/anycheck/anycheck/geo"
+	"github.com/anycheck/anycheck/internal/iolimit"
 )
 
 // Probe is what the API says about one probe: where it is and in which
@@ -259,30 +261,115 @@ func WriteProbes(w io.Writer, probes []Probe) error {
 	return enc.Encode(out)
 }
 
+// Limits of a probes file: RIPE Atlas has tens of thousands of probes, a
+// probe object is some hundred bytes. A file past them is refused while it
+// is read.
+const (
+	maxProbesFile  = 64 << 20
+	maxProbeObject = 64 << 10
+	maxProbes      = 200_000
+)
+
 // ReadProbes reads probe metadata: a JSON array of /api/v2/probes/ objects
 // (what WriteProbes writes) or one page of that endpoint ({"results": [...]}).
+// It is streamed, one object at a time; a probe listed twice is kept once
+// (the last one read, where the first was).
 func ReadProbes(r io.Reader) ([]Probe, error) {
-	var raw json.RawMessage
-	if err := json.NewDecoder(r).Decode(&raw); err != nil {
-		return nil, err
+	src := &iolimit.Reader{R: r, Max: maxProbesFile}
+	dec := json.NewDecoder(src)
+	pr := probeReader{src: src, dec: dec, index: map[int]int{}}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, pr.err(err)
 	}
-	if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '{' {
-		page, err := parseProbePage(bytes.NewReader(t))
-		return page.probes, err
+	switch tok {
+	case json.Delim('['):
+		return pr.array()
+	case json.Delim('{'):
+	default:
+		return nil, fmt.Errorf("%v where a list or a page of probes belongs", tok)
 	}
-	var items []rawProbe
-	if err := json.Unmarshal(raw, &items); err != nil {
-		return nil, err
-	}
-	out := make([]Probe, 0, len(items))
-	for i, it := range items {
-		p, err := it.probe()
+	// A page of the API: "results" holds the probes; other values are skipped.
+	found := false
+	for dec.More() {
+		key, err := dec.Token()
 		if err != nil {
-			return nil, fmt.Errorf("probe %d: %w", i, err)
+			return nil, pr.err(err)
 		}
-		out = append(out, p)
+		if key == "results" {
+			if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+				return nil, errors.New("results: not a list")
+			}
+			if _, err := pr.array(); err != nil {
+				return nil, err
+			}
+			found = true
+			continue
+		}
+		var skip json.RawMessage
+		pr.limit(maxProbeObject)
+		if err := dec.Decode(&skip); err != nil {
+			return nil, pr.err(err)
+		}
 	}
-	return out, nil
+	if !found {
+		return nil, errors.New("no results array")
+	}
+	return pr.out, nil
+}
+
+type probeReader struct {
+	src   *iolimit.Reader
+	dec   *json.Decoder
+	out   []Probe
+	index map[int]int // probe id → place in out
+	n     int         // objects read
+}
+
+// limit lets the decoder read at most n more bytes past its position
+// (within the file's limit).
+func (pr *probeReader) limit(n int64) {
+	pr.src.Max = min(pr.dec.InputOffset()+n, maxProbesFile)
+}
+
+// err names the limit a read ran into.
+func (pr *probeReader) err(err error) error {
+	if !errors.Is(err, iolimit.ErrLimit) {
+		return err
+	}
+	if pr.src.Max >= maxProbesFile {
+		return fmt.Errorf("larger than %d MB: not RIPE Atlas probe metadata", maxProbesFile>>20)
+	}
+	return fmt.Errorf("probe %d: larger than %d KB: not RIPE Atlas probe metadata", pr.n, maxProbeObject>>10)
+}
+
+// array reads the objects of a list whose '[' was read, and its ']'.
+func (pr *probeReader) array() ([]Probe, error) {
+	for pr.dec.More() {
+		var raw rawProbe
+		pr.limit(maxProbeObject)
+		if err := pr.dec.Decode(&raw); err != nil {
+			return nil, pr.err(err)
+		}
+		p, err := raw.probe()
+		if err != nil {
+			return nil, fmt.Errorf("probe %d: %w", pr.n, err)
+		}
+		pr.n++
+		if i, ok := pr.index[p.ID]; ok {
+			pr.out[i] = p
+			continue
+		}
+		if len(pr.out) == maxProbes {
+			return nil, fmt.Errorf("more than %d probes: not RIPE Atlas probe metadata", maxProbes)
+		}
+		pr.index[p.ID] = len(pr.out)
+		pr.out = append(pr.out, p)
+	}
+	if _, err := pr.dec.Token(); err != nil { // ']'
+		return nil, pr.err(err)
+	}
+	return pr.out, nil
 }
 
 func nullASN(a uint32) any {

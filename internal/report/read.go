@@ -19,6 +19,7 @@ import (
 
 	"github.com/anycheck/anycheck/catchment"
 	"github.com/anycheck/anycheck/geo"
+	"github.com/anycheck/anycheck/internal/iolimit"
 )
 
 // maxDocument bounds one anycheck document (or JSONL line) read back.
@@ -69,7 +70,7 @@ func ReadDocuments(r io.Reader) (docs []ReadDoc, skipped []error, err error) {
 }
 
 func readDocuments(r io.Reader, limit int) (docs []ReadDoc, skipped []error, err error) {
-	src := &boundedReader{r: r}
+	src := &iolimit.Reader{R: r}
 	br := bufio.NewReaderSize(src, 64<<10)
 	head, _ := br.Peek(4096)
 	if isJSONL(head) {
@@ -79,7 +80,7 @@ func readDocuments(r io.Reader, limit int) (docs []ReadDoc, skipped []error, err
 	// giving bytes once this document has had limit of them.
 	dec := json.NewDecoder(br)
 	for i := 0; ; i++ {
-		src.max = int64(64<<10) + dec.InputOffset() + int64(limit)
+		src.Max = int64(64<<10) + dec.InputOffset() + int64(limit)
 		var raw json.RawMessage
 		err := dec.Decode(&raw)
 		if errors.Is(err, io.EOF) {
@@ -87,7 +88,7 @@ func readDocuments(r io.Reader, limit int) (docs []ReadDoc, skipped []error, err
 		}
 		if err != nil || len(raw) > limit {
 			switch {
-			case errors.Is(err, errTooLarge) || err == nil:
+			case errors.Is(err, iolimit.ErrLimit) || err == nil:
 				err = fmt.Errorf("larger than %d MB; the rest of the input is not read", limit>>20)
 			case errors.Is(err, io.ErrUnexpectedEOF):
 				err = errors.New("truncated JSON")
@@ -103,29 +104,8 @@ func readDocuments(r io.Reader, limit int) (docs []ReadDoc, skipped []error, err
 	}
 }
 
+// errTooLarge is a JSONL line longer than the limit.
 var errTooLarge = errors.New("too large")
-
-// boundedReader gives at most max bytes of r in all (0: no bound yet), then
-// errTooLarge.
-type boundedReader struct {
-	r    io.Reader
-	read int64
-	max  int64
-}
-
-func (b *boundedReader) Read(p []byte) (int, error) {
-	if b.max > 0 {
-		if b.read >= b.max {
-			return 0, errTooLarge
-		}
-		if rest := b.max - b.read; int64(len(p)) > rest {
-			p = p[:rest]
-		}
-	}
-	n, err := b.r.Read(p)
-	b.read += int64(n)
-	return n, err
-}
 
 // readLine reads one line of at most limit bytes (its newline included);
 // a longer line is an error once limit bytes of it are read.
