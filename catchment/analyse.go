@@ -17,6 +17,9 @@ type Report struct {
 	Targets   []TargetSummary // by target
 	DualStack []DualStack
 	Partings  []Parting
+	// Latency is the enumeration by latency of each target with located
+	// vantage points (LatencyOf), in target order.
+	Latency []Latency
 }
 
 // Analyse resolves every observation, judges each target's answers
@@ -51,6 +54,7 @@ func Analyse(obs []Observation, sites *Sites) Report {
 		Targets:   targets,
 		DualStack: DualStackDivergence(rows),
 		Partings:  PathsPart(rows),
+		Latency:   LatencyOf(rows),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/anycheck/anycheck/geo"
 	"github.com/anycheck/anycheck/measure"
 )
 
@@ -102,6 +103,10 @@ type Row struct {
 	// out) that were not judged: a single answer has no population to
 	// compare with.
 	Hints []measure.Suspicion
+	// Light is the speed-of-light check of the row's answer (LightOf): the
+	// distance from the vantage to the place of the site it names, the
+	// RTT and the least RTT physics allows; nil when it cannot be made.
+	Light *geo.Light
 }
 
 // Suspect reports whether the row's answers are counted apart from the
@@ -171,6 +176,9 @@ func Resolve(o Observation, sites *Sites) Row {
 	if r.Instance != "" {
 		r.Site, _ = sites.HintFor(r.Target, r.Instance)
 	}
+	if l, ok := LightOf(&r); ok {
+		r.Light = &l
+	}
 	r.Apart = ownReasons(&r, sites)
 	return r
 }
@@ -192,6 +200,15 @@ func ownReasons(r *Row, sites *Sites) []Reason {
 	}
 	if r.DNSRTT > 0 && r.PathRTT > 0 && r.DNSRTT*2 < r.PathRTT && r.PathRTT-r.DNSRTT >= FasterThanPath {
 		out = append(out, Reason{SuspectFasterThanPath, "answer in " + fmtMs(r.DNSRTT) + ", the path takes " + fmtMs(r.PathRTT)})
+	}
+	if l := r.Light; l != nil && l.Impossible {
+		// The numbers are the row's (Light); the reason is the site's, so
+		// rows of one AS that claim one far site count together.
+		where := r.Site.Place.String()
+		if where == "" {
+			where = r.Site.Place.Point.String()
+		}
+		out = append(out, Reason{SuspectFasterThanLight, "faster than light from the vantage's position to site " + r.Site.Site + " (" + where + ")"})
 	}
 	return out
 }

@@ -129,15 +129,14 @@ func num(b []byte, v float64) []byte {
 	return strconv.AppendFloat(b, math.Round(v*10)/10, 'f', -1, 64)
 }
 
-// Write renders m as a standalone SVG document.
-func Write(w io.Writer, m Map) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	width := float64(m.Width)
+// layout is where the parts of a map go: the title's band, the map, the
+// legend below it.
+func layout(m Map) (width, top, mapH, total float64) {
+	width = float64(m.Width)
 	if width <= 0 {
 		width = 1200
 	}
-	mapH := width * eeMaxY / eeMaxX
-	top := 0.0
+	mapH = width * eeMaxY / eeMaxX
 	if m.Title != "" {
 		top = 28
 	}
@@ -149,7 +148,19 @@ func Write(w io.Writer, m Map) error {
 	if legendRows > 0 {
 		legendH = 16 + 16*float64(legendRows)
 	}
-	total := top + mapH + legendH
+	return width, top, mapH, top + mapH + legendH
+}
+
+// Size is the width and height Write gives m, in pixels.
+func Size(m Map) (width, height float64) {
+	w, _, _, h := layout(m)
+	return w, h
+}
+
+// Write renders m as a standalone SVG document.
+func Write(w io.Writer, m Map) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	width, top, mapH, total := layout(m)
 	f := frame{w: width, h: mapH, top: top}
 
 	fmt.Fprintf(bw, `<svg xmlns="http://www.w3.org/2000/svg" width="%s" height="%s" viewBox="0 0 %s %s" font-family="sans-serif" font-size="12">`+"\n",

@@ -34,6 +34,7 @@ type atlasCommon struct {
 	save    string
 	sites   string
 	all     bool
+	lines   bool
 	e       enrichOptions
 }
 
@@ -43,6 +44,7 @@ func (c *atlasCommon) register(f *pflag.FlagSet) {
 	f.StringVar(&c.save, "save", "", "keep the raw result files and the probes' metadata in this directory (anycheck compare reads it)")
 	f.StringVar(&c.sites, "sites", "", "site-hint FILE: extra naming patterns, checked before the built-in ones")
 	f.BoolVar(&c.all, "all", false, "list every line of the catchment table in text output (by default only up to 50)")
+	f.BoolVar(&c.lines, "lines", false, "-o svg|html: draw a line from each vantage point to its site")
 	// The report's ASN flags are compare's, but --asn selects probes in
 	// atlas run: the source is --asn-source here.
 	ef := pflag.NewFlagSet("enrich", pflag.ContinueOnError)
@@ -178,7 +180,7 @@ func renderAtlas(ctx context.Context, c *atlas.Client, ms []atlasMsm, q atlas.Re
 			side.inputs = append(side.inputs, report.CompareInput{Name: name, Format: "atlas probes"})
 		}
 	}
-	return writeCatchment(ctx, g, resolver, sites, []*compareSide{side}, out, failed, interrupted, render.CompareOptions{All: o.all})
+	return writeCatchment(ctx, g, resolver, sites, []*compareSide{side}, out, failed, interrupted, render.CompareOptions{All: o.all, Lines: o.lines})
 }
 
 // reportSources are what the report needs besides the results: site hints
@@ -270,7 +272,7 @@ firmware); -P tcp --port 53 traces to the DNS port itself.`,
   anycheck atlas run --probe-ids 6001,6002,6003 -P tcp --save results/ 2001:db8:53::53
   anycheck atlas run --dry-run --asn 64500 192.0.2.53`,
 		Args:        cobra.ExactArgs(1),
-		Annotations: map[string]string{formatsAnnotation: formatCSV + "," + formatDot},
+		Annotations: map[string]string{formatsAnnotation: catchmentFormats},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.target = args[0]
 			o.probesSet = cmd.Flags().Changed("probes")
@@ -749,7 +751,7 @@ measurement holds many results per probe: the table uses the latest, and
   anycheck atlas fetch --start 2026-01-01 --stop 2026-01-02T12:00:00Z -o json 1001 1002
   anycheck atlas fetch --save results/ 70000001`,
 		Args:        cobra.MinimumNArgs(1),
-		Annotations: map[string]string{formatsAnnotation: formatCSV + "," + formatDot},
+		Annotations: map[string]string{formatsAnnotation: catchmentFormats},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, a := range args {
 				id, err := strconv.Atoi(a)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -10,10 +11,13 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -25,8 +29,10 @@ import (
 )
 
 const (
-	formatCSV = "csv"
-	formatDot = "dot"
+	formatCSV  = "csv"
+	formatDot  = "dot"
+	formatSVG  = "svg"
+	formatHTML = "html"
 )
 
 type compareOptions struct {
@@ -37,6 +43,7 @@ type compareOptions struct {
 	after  []string
 	sites  string
 	all    bool
+	lines  bool
 }
 
 func newCompareCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *compareOptions) error) *cobra.Command {
@@ -60,7 +67,7 @@ lists the vantage points that moved between two runs and exits 3 when any did.`,
 		Example: `  anycheck compare fra1.json ams1.json nyc1.json
   anycheck compare --asn none -o csv atlas-results.json.gz
   anycheck compare --before monday/ --after tuesday/`,
-		Annotations: map[string]string{formatsAnnotation: formatCSV + "," + formatDot},
+		Annotations: map[string]string{formatsAnnotation: catchmentFormats},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.inputs = args
 			if err := o.validate(); err != nil {
@@ -77,9 +84,15 @@ lists the vantage points that moved between two runs and exits 3 when any did.`,
 	f.StringArrayVar(&o.after, "after", nil, "FILE|DIR of the run after a change (with --before)")
 	f.StringVar(&o.sites, "sites", "", "site-hint FILE: extra naming patterns (operator kind targets pattern), checked before the built-in ones")
 	f.BoolVar(&o.all, "all", false, "list every line of the catchment table in text output (by default only up to 50)")
+	f.BoolVar(&o.lines, "lines", false, "-o svg|html: draw a line from each vantage point to its site")
 	o.e.register(f)
 	return cmd
 }
+
+// catchmentFormats are the output formats of a catchment report beyond
+// text, json and jsonl: the table as CSV, the paths as Graphviz dot, the
+// catchment as an SVG world map, and one self-contained HTML page.
+const catchmentFormats = formatCSV + "," + formatDot + "," + formatSVG + "," + formatHTML
 
 func (o *compareOptions) validate() error {
 	switch {
@@ -149,7 +162,7 @@ func runCompare(ctx context.Context, o *compareOptions, s *streams, d *deps) err
 		return usageErr("no results could be read from the input (anycheck v1 JSON or RIPE Atlas results)")
 	}
 
-	return writeCatchment(ctx, o.g, resolver, sites, sides, out, skipped, interrupted, render.CompareOptions{All: o.all})
+	return writeCatchment(ctx, o.g, resolver, sites, sides, out, skipped, interrupted, render.CompareOptions{All: o.all, Lines: o.lines})
 }
 
 // catchmentSources are the site hints (built in, plus --sites FILE) and
@@ -233,6 +246,10 @@ func writeCatchment(ctx context.Context, g *globalOptions, resolver whois.Resolv
 			return render.CompareCSV(w, rows, summary)
 		case formatDot:
 			return render.CompareDot(w, rows, summary)
+		case formatSVG:
+			return render.CompareSVG(w, rows, summary, opts.Lines)
+		case formatHTML:
+			return render.CompareHTML(w, rows, summary, pathGraph(ctx, rows, summary, out), opts.Lines)
 		}
 		return render.CompareText(w, rows, summary, opts)
 	})
@@ -515,4 +532,42 @@ func (p *readProgress) done() {
 		fmt.Fprint(p.s.err, "\r\033[K")
 		p.shown = false
 	}
+}
+
+// pathGraph is the dot graph of paths as SVG, drawn by Graphviz when it is
+// installed (for the HTML report); nil without it. A failed drawing is a
+// warning, and the page goes on without the graph.
+func pathGraph(ctx context.Context, rows []report.CompareRow, s *report.CompareSummary, out *runOutput) []byte {
+	dot, err := exec.LookPath("dot")
+	if err != nil {
+		return nil
+	}
+	var src bytes.Buffer
+	if err := render.CompareDot(&src, rows, s); err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, dot, "-Tsvg")
+	cmd.Stdin = &src
+	var svg, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &limitedBuffer{b: &svg, max: 16 << 20}, &limitedBuffer{b: &stderr, max: 4 << 10}
+	if err := cmd.Run(); err != nil {
+		out.problem(report.Problem{Stage: "render", Message: fmt.Sprintf("graphviz dot: %v: %s (the page goes on without the graph of paths)", err, strings.TrimSpace(stderr.String()))})
+		return nil
+	}
+	return svg.Bytes()
+}
+
+// limitedBuffer keeps at most max bytes and fails the write past them.
+type limitedBuffer struct {
+	b   *bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if l.b.Len()+len(p) > l.max {
+		return 0, fmt.Errorf("more than %d bytes", l.max)
+	}
+	return l.b.Write(p)
 }

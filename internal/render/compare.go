@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 
@@ -15,6 +16,10 @@ type CompareOptions struct {
 	// All lists every line of the catchment table; without it the table
 	// follows the summary only up to MaxTableRows lines.
 	All bool
+	// NoTable leaves the table out (the HTML report has its own).
+	NoTable bool
+	// Lines draws a line from each vantage point to its site on maps.
+	Lines bool
 }
 
 // MaxTableRows is the most catchment-table lines the text report lists
@@ -101,6 +106,9 @@ func CompareText(w io.Writer, rows []report.CompareRow, s *report.CompareSummary
 		}
 	}
 
+	if opts.NoTable {
+		return ew.err
+	}
 	if len(rows) > MaxTableRows && !opts.All {
 		ew.printf("\ncatchment table: %s, more than %d: --all lists them (-o csv and -o json hold every line)\n", plural(len(rows), "line"), MaxTableRows)
 		return ew.err
@@ -119,6 +127,59 @@ func CompareText(w io.Writer, rows []report.CompareRow, s *report.CompareSummary
 }
 
 // targetSummary writes one target's part of the summary.
+// lightNote is a speed-of-light verdict's numbers: "16487 km away: light
+// needs ≥ 164.9 ms, answered in 9.0 ms".
+func lightNote(l report.LightDTO) string {
+	return fmt.Sprintf("%s km away: light needs ≥ %s ms, answered in %s ms", strconv.FormatFloat(math.Round(l.DistanceKm), 'f', -1, 64),
+		strconv.FormatFloat(l.MinRTTMs, 'f', 1, 64), strconv.FormatFloat(l.RTTMs, 'f', 1, 64))
+}
+
+// latencySummary is a target's enumeration by latency next to what the
+// names say.
+func latencySummary(ew *errWriter, l *report.LatencyDTO) {
+	if l == nil || l.Used == 0 {
+		return
+	}
+	n := len(l.Instances)
+	ew.printf("  latency: ")
+	if n <= 1 {
+		ew.printf("the RTTs of %s prove no second instance", plural(l.Used, "located vantage point"))
+	} else {
+		ew.printf("≥ %d instances by RTT from %s", n, plural(l.Used, "located vantage point"))
+	}
+	if l.Named > 0 {
+		ew.printf("; the names give %s", plural(l.Named, "site"))
+	}
+	if l.Approximate > 0 {
+		ew.printf("; %d of the %d rest on a vantage point with an approximate position", l.Approximate, n)
+	}
+	var ignored []string
+	if l.NoPlace > 0 {
+		ignored = append(ignored, plural(l.NoPlace, "vantage point")+" without a position")
+	}
+	if l.BadRTT > 0 {
+		ignored = append(ignored, plural(l.BadRTT, "unusable RTT"))
+	}
+	if len(ignored) > 0 {
+		ew.printf(" (left out: %s)", strings.Join(ignored, ", "))
+	}
+	ew.printf("\n")
+	var it [][]string
+	for _, in := range l.Instances {
+		where := "no city in the disk"
+		if p := in.Place; p != nil {
+			where = Escape(strings.TrimSpace(p.Code + " " + p.City + ", " + p.Country))
+		}
+		note := ""
+		if in.Approximate {
+			note = "approximate position"
+		}
+		it = append(it, []string{where, "within " + strconv.FormatFloat(math.Round(in.RadiusKm), 'f', -1, 64) + " km of " + Escape(in.Vantage),
+			strconv.FormatFloat(in.RTTMs, 'f', 1, 64) + " ms", plural(in.Vantages, "vantage point") + " in reach", note})
+	}
+	writeTable(ew, it, "    ")
+}
+
 func targetSummary(ew *errWriter, t report.CompareTarget) {
 	ew.printf("\n%s: %s\n", targetLabel(t.Target, strings.Join(t.Names, ", ")), plural(t.Vantages, "vantage point"))
 	svc := t.Service
@@ -173,6 +234,8 @@ func targetSummary(ew *errWriter, t report.CompareTarget) {
 		}
 		writeTable(ew, it, "    ")
 	}
+
+	latencySummary(ew, t.Latency)
 
 	ew.printf("  split by flow: ")
 	if len(t.Split) == 0 {
@@ -442,7 +505,11 @@ func siteLabel(s *report.SiteDTO) string {
 	if s == nil {
 		return "-"
 	}
-	return Escape(s.Operator + " " + s.Site)
+	label := s.Operator + " " + s.Site
+	if p := s.Place; p != nil && p.Code != "" {
+		label += " (" + p.Code + ")"
+	}
+	return Escape(label)
 }
 
 // upstreamLabel is where a path enters the service: the hop, and the
@@ -510,6 +577,9 @@ func rowNotes(r report.CompareRow) []string {
 	var notes []string
 	for _, a := range r.Apart {
 		notes = append(notes, Escape(a.Text))
+	}
+	if l := r.Light; l != nil && l.Impossible {
+		notes = append(notes, lightNote(*l))
 	}
 	if len(r.Apart) == 0 && len(r.Hints) > 0 {
 		notes = append(notes, "hints: "+Escape(strings.Join(r.Hints, ",")))

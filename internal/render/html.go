@@ -6,15 +6,21 @@ import (
 	"html"
 	"io"
 	"regexp"
+	"unicode"
+	"unicode/utf8"
 )
 
 // HTMLPage is a self-contained report page: a title, summary lines, any
 // number of inline SVG figures (the catchment maps, the dot graph of paths),
 // and one sortable, filterable table. Everything is inline — styles,
 // script, pictures — so the file opens offline and fetches nothing.
+//
+// Its strings are text a person reads, untrusted parts already made
+// visible with Escape (as for a terminal); WriteHTML escapes them for HTML
+// and makes visible any control character still in them.
 type HTMLPage struct {
 	Title   string
-	Summary []string // lines of text, escaped here
+	Summary []string // lines of text
 	Figures []HTMLFigure
 	Columns []HTMLColumn
 	Rows    []HTMLRow
@@ -38,7 +44,7 @@ type HTMLColumn struct {
 // data-v attribute): filtering the table hides the dots of hidden rows.
 type HTMLRow struct {
 	ID    string
-	Cells []string // text, escaped here
+	Cells []string // text
 }
 
 var xmlProlog = regexp.MustCompile(`(?s)\A\s*(<\?xml[^>]*\?>\s*)?(<!DOCTYPE[^>]*>\s*)?(<!--.*?-->\s*)*`)
@@ -104,13 +110,21 @@ func WriteHTML(w io.Writer, p HTMLPage) error {
 	return err
 }
 
-// htmlText escapes untrusted text for an HTML text node: control
-// characters become visible escapes (as on a terminal), then markup
-// characters entities.
-func htmlText(s string) string { return html.EscapeString(Escape(s)) }
+// htmlText escapes text for an HTML text node: markup characters become
+// entities, and a string that still holds control characters or invalid
+// UTF-8 is escaped as for a terminal first (text already escaped has none).
+func htmlText(s string) string { return html.EscapeString(clean(s)) }
 
-// clean is for attribute values that are ids, not text: the same escaping.
-func clean(s string) string { return Escape(s) }
+// clean makes control characters, invalid UTF-8 and invisible format
+// characters visible; other text (backslashes included) is left as it is.
+func clean(s string) string {
+	for _, r := range s {
+		if r == utf8.RuneError || r < 0x20 || r == 0x7f || !unicode.IsPrint(r) && r != ' ' {
+			return Escape(s)
+		}
+	}
+	return s
+}
 
 const pageCSS = `body{font:14px/1.4 sans-serif;margin:1em 2em;color:#222}
 h1{font-size:20px}

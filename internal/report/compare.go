@@ -2,11 +2,13 @@ package report
 
 import (
 	"encoding/json"
+	"math"
 	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/anycheck/anycheck/catchment"
+	"github.com/anycheck/anycheck/geo"
 	"github.com/anycheck/anycheck/measure"
 )
 
@@ -52,6 +54,65 @@ type CompareRow struct {
 	// Hints are the answers' own flags, not judged (see the target's
 	// service).
 	Hints []string `json:"hints"`
+	// Light is the speed-of-light check of the line's answer against the
+	// place of the site it names; null when it cannot be made (no place
+	// for the vantage or the site, an approximate vantage, no RTT).
+	Light *LightDTO `json:"light"`
+}
+
+// LightDTO is a speed-of-light check: the vantage-to-site distance, the
+// RTT measured and the least RTT light in fibre allows over it.
+type LightDTO struct {
+	DistanceKm float64 `json:"distance_km"`
+	RTTMs      float64 `json:"rtt_ms"`
+	MinRTTMs   float64 `json:"min_rtt_ms"`
+	Impossible bool    `json:"impossible"` // the site lies farther than the RTT allows (beyond geo.SiteSlackKm)
+}
+
+// LocationDTO is where a vantage point is.
+type LocationDTO struct {
+	Lat float64 `json:"lat"`
+	Lon float64 `json:"lon"`
+	// Approximate: the position stands for a country (Atlas placed the
+	// probe from IP geolocation, or it sits on the country's centroid).
+	Approximate bool `json:"approximate"`
+}
+
+// PlaceDTO is a place of the places table (an operator may also place a
+// site at bare coordinates: no code, city or country then).
+type PlaceDTO struct {
+	Code    string  `json:"code,omitempty"` // IATA code
+	City    string  `json:"city,omitempty"`
+	Country string  `json:"country,omitempty"`
+	Lat     float64 `json:"lat"`
+	Lon     float64 `json:"lon"`
+}
+
+// LatencyDTO is a target's enumeration by latency (iGreedy): the least
+// number of instances the RTTs prove, each placed at the most likely city
+// inside its disk, next to the number of sites the names give.
+type LatencyDTO struct {
+	Instances []LatencyInstance `json:"instances"`
+	Used      int               `json:"used"`        // lines with a position and an RTT of the service
+	BadRTT    int               `json:"bad_rtt"`     // lines whose RTT was unusable (above 10 s): ignored
+	NoPlace   int               `json:"no_location"` // lines with an RTT but no position: ignored
+	// Named is how many sites (or instances, where a name places none)
+	// the identities name; 0 when the service gives no identity.
+	Named int `json:"named"`
+	// Approximate counts the instances whose proving vantage point has an
+	// approximate position.
+	Approximate int `json:"approximate"`
+}
+
+// LatencyInstance is one instance the RTTs prove.
+type LatencyInstance struct {
+	Vantage     string    `json:"vantage"`     // the vantage point whose disk proves it (its label)
+	VantageKey  string    `json:"vantage_key"` //
+	RTTMs       float64   `json:"rtt_ms"`
+	RadiusKm    float64   `json:"radius_km"`
+	Place       *PlaceDTO `json:"place"`    // the most likely city in the disk; null when it holds none
+	Vantages    int       `json:"vantages"` // vantage points whose disks hold the instance
+	Approximate bool      `json:"approximate"`
 }
 
 // CatchmentKeyDTO is what a line counts for in the catchment.
@@ -75,6 +136,8 @@ type CompareVantage struct {
 	Source  *string        `json:"source"`
 	Public  *string        `json:"public"`
 	Origin  *VantageOrigin `json:"origin"` // null when not looked up
+	// Location is where the vantage point is; null when unknown.
+	Location *LocationDTO `json:"location"`
 }
 
 // VantageOrigin is the origin of a vantage's address.
@@ -95,6 +158,10 @@ type CompareIdentity struct {
 type SiteDTO struct {
 	Operator string `json:"operator"`
 	Site     string `json:"site"`
+	// Place is where the site is; null when the name places it nowhere,
+	// with Unplaced saying why.
+	Place    *PlaceDTO `json:"place"`
+	Unplaced string    `json:"unplaced,omitempty"`
 }
 
 // UpstreamDTO is where a path enters the service: the hop (TTL, address,
@@ -182,6 +249,9 @@ type CompareTarget struct {
 	Apart          []ApartDTO `json:"apart"`
 	UnknownReasons []CountDTO `json:"unknown_reasons"`
 	ErrorReasons   []CountDTO `json:"error_reasons"`
+	// Latency is the enumeration by latency; null when no line has a
+	// position and an RTT.
+	Latency *LatencyDTO `json:"latency"`
 }
 
 // ShareDTO is one catchment key's share of a target's catchment.
@@ -354,7 +424,40 @@ func siteDTO(h catchment.SiteHint) *SiteDTO {
 	if h.Operator == "" {
 		return nil
 	}
-	return &SiteDTO{Operator: h.Operator, Site: h.Site}
+	return &SiteDTO{Operator: h.Operator, Site: h.Site, Place: placeDTO(h.Place), Unplaced: h.Unplaced}
+}
+
+func placeDTO(p geo.Place) *PlaceDTO {
+	if !p.Valid() {
+		return nil
+	}
+	return &PlaceDTO{Code: p.Code, City: p.City, Country: p.Country, Lat: p.Lat, Lon: p.Lon}
+}
+
+func round(v float64, places int) float64 {
+	f := math.Pow(10, float64(places))
+	return math.Round(v*f) / f
+}
+
+func ms(d time.Duration) float64 { return round(float64(d)/float64(time.Millisecond), 3) }
+
+func lightDTO(l *geo.Light) *LightDTO {
+	if l == nil {
+		return nil
+	}
+	return &LightDTO{DistanceKm: round(l.DistanceKm, 1), RTTMs: ms(l.RTT), MinRTTMs: ms(l.MinRTT), Impossible: l.Impossible}
+}
+
+// latencyDTO converts a target's enumeration; rows are the report's rows.
+func latencyDTO(l catchment.Latency, rows []catchment.Row) *LatencyDTO {
+	d := &LatencyDTO{Instances: []LatencyInstance{}, Used: l.Used, BadRTT: l.BadRTT, NoPlace: l.NoPlace, Named: l.Named, Approximate: l.Approximate}
+	for _, in := range l.Instances {
+		r := &rows[l.Rows[in.Sample]]
+		d.Instances = append(d.Instances, LatencyInstance{Vantage: r.Vantage.Label, VantageKey: r.Vantage.Key,
+			RTTMs: ms(catchment.LatencyRTT(r)), RadiusKm: round(in.RadiusKm, 1), Place: placeDTO(in.Place),
+			Vantages: len(in.Vantages), Approximate: in.Approximate})
+	}
+	return d
 }
 
 func upstreamDTO(u *catchment.Upstream) *UpstreamDTO {
@@ -441,6 +544,10 @@ func FromRow(r catchment.Row, hops bool) CompareRow {
 		Answers: []CompareAnswer{}, Suspicions: []string{}, Suspect: r.Suspect(),
 		Timeouts: r.Timeouts, Errors: nonNil(r.Errors), FlowInstances: flowCounts(r.FlowInstances), Split: r.Split,
 		Catchment: keyDTO(r.Catchment), Apart: []ReasonDTO{}, Hints: []string{},
+		Light: lightDTO(r.Light),
+	}
+	if v.Location.Valid() {
+		c.Vantage.Location = &LocationDTO{Lat: v.Location.Lat, Lon: v.Location.Lon, Approximate: v.LocationApproximate}
 	}
 	for _, x := range r.Apart {
 		c.Apart = append(c.Apart, ReasonDTO{Code: string(x.Code), Text: x.Text})
@@ -496,7 +603,13 @@ func FromCatchment(rep catchment.Report, changes []catchment.Change, inputs []Co
 	}
 	s := &CompareSummary{Inputs: nonNil(inputs), Targets: []CompareTarget{}, DualStack: []DualStackDTO{}, PathsPart: []PartingDTO{}, Changes: []ChangeDTO{}}
 	for _, t := range rep.Targets {
-		s.Targets = append(s.Targets, targetDTO(t))
+		ct := targetDTO(t)
+		for _, l := range rep.Latency {
+			if l.Target == t.Target {
+				ct.Latency = latencyDTO(l, rep.Rows)
+			}
+		}
+		s.Targets = append(s.Targets, ct)
 	}
 	for _, d := range rep.DualStack {
 		s.DualStack = append(s.DualStack, DualStackDTO{Vantage: d.Vantage.Label, VantageKey: d.Vantage.Key,
