@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/netip"
 	"strings"
@@ -424,4 +425,14 @@ func (p *Population) tracerouteResult(msm int, d Definition, ps ProbeSpec, ts in
 	)
 	r["result"] = hops
 	return r
+}
+
+// WriteProbes writes the probes' metadata as a JSON array of
+// /api/v2/probes/ objects (what `atlas run --save` keeps as probes.json).
+func (p *Population) WriteProbes(w io.Writer) error {
+	out := make([]map[string]any, len(p.Probes))
+	for i, ps := range p.Probes {
+		out[i] = probeJSON(ps)
+	}
+	return json.NewEncoder(w).Encode(out)
 }
