@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Path is a group of flows that saw the same hop list.
@@ -13,6 +14,16 @@ type Path struct {
 	Hops      []Hop           // the hop list (of the group's first flow)
 	Flows     []int           // indexes of the flows that took it, ascending
 	Instances []InstanceCount // instances reached over this path, by flow count
+	// HopRTT is, per hop of Hops, the median over the path's flows of each
+	// flow's smallest RTT there; 0 when silent. RateLimited counts, per
+	// hop, the flows whose probes there were answered and then not.
+	HopRTT      []time.Duration
+	RateLimited []int
+	Reached     int // flows of the path that reached the target
+	// Facts are what the path says about the catchment (AS path,
+	// upstream): PathOf over its hops (every answer its flows got). Set by
+	// SweepOf.
+	Facts PathFacts
 }
 
 // InstanceCount is how many flows (or vantage points) reached an instance.
@@ -66,6 +77,7 @@ func GroupPaths(flows []Flow) []Path {
 	}
 	for i := range paths {
 		paths[i].Instances = sortCounts(per[i])
+		paths[i].stats(flows)
 	}
 	return paths
 }
@@ -151,8 +163,49 @@ func PlacePaths(flows []Flow) (paths []Path, unplaced []int) {
 		paths = append(paths, Path{Hops: p.hops, Flows: p.flows, Instances: sortCounts(per)})
 	}
 	sort.SliceStable(paths, func(a, b int) bool { return paths[a].Flows[0] < paths[b].Flows[0] })
+	for i := range paths {
+		paths[i].stats(flows)
+	}
 	slices.Sort(unplaced)
 	return paths, unplaced
+}
+
+// stats fills the path's per-hop RTT medians and rate-limited counts, and
+// how many of its flows reached the target: each of its flows' hop at the
+// TTL of each of the path's hops.
+func (p *Path) stats(flows []Flow) {
+	p.HopRTT = make([]time.Duration, len(p.Hops))
+	p.RateLimited = make([]int, len(p.Hops))
+	p.Reached = 0
+	for _, fi := range p.Flows {
+		if flows[fi].Reached {
+			p.Reached++
+		}
+	}
+	for hi, ph := range p.Hops {
+		var rtts []time.Duration
+		for _, fi := range p.Flows {
+			for _, h := range flows[fi].Hops {
+				if h.TTL != ph.TTL {
+					continue
+				}
+				if h.RateLimited {
+					p.RateLimited[hi]++
+				}
+				var best time.Duration
+				for _, r := range h.Responders {
+					if r.RTT > 0 && (best == 0 || r.RTT < best) {
+						best = r.RTT
+					}
+				}
+				if best > 0 {
+					rtts = append(rtts, best)
+				}
+				break
+			}
+		}
+		p.HopRTT[hi] = median(rtts)
+	}
 }
 
 // fitsPath says whether hop list a fits hop list b but for hops that did
@@ -260,15 +313,20 @@ type Diamond struct {
 	// never join (they end at different addresses, or at one anycast
 	// address served by different instances).
 	Join int
+	// PartAddr and JoinAddr are the addresses at Part and Join (invalid
+	// when the TTL is 0).
+	PartAddr, JoinAddr netip.Addr
 	// Alternatives are the distinct addresses at each TTL in between
 	// (TTLs where every path was silent are left out).
 	Alternatives []Alternatives
 }
 
-// Alternatives are the addresses seen at one TTL across paths.
+// Alternatives are the addresses seen at one TTL across paths, each with
+// the number of flows that saw it.
 type Alternatives struct {
 	TTL   int
 	Addrs []netip.Addr
+	Flows []int // parallel to Addrs
 }
 
 // Divergence finds the diamonds of a set of paths: each maximal run of TTLs
@@ -281,6 +339,7 @@ func Divergence(paths []Path) []Diamond {
 	}
 	type atTTL struct {
 		addrs []netip.Addr
+		flows map[netip.Addr]int // flows that saw each address
 		// ends holds, for paths whose last hop is at this TTL, the
 		// instances they reached there.
 		ends map[string]bool
@@ -292,7 +351,7 @@ func Divergence(paths []Path) []Diamond {
 		for i, h := range p.Hops {
 			a := by[h.TTL]
 			if a == nil {
-				a = &atTTL{ends: map[string]bool{}}
+				a = &atTTL{ends: map[string]bool{}, flows: map[netip.Addr]int{}}
 				by[h.TTL] = a
 			}
 			if minTTL == 0 || h.TTL < minTTL {
@@ -303,6 +362,7 @@ func Divergence(paths []Path) []Diamond {
 				if !slices.Contains(a.addrs, r.Addr) {
 					a.addrs = append(a.addrs, r.Addr)
 				}
+				a.flows[r.Addr] += max(len(p.Flows), 1)
 			}
 			if i == len(p.Hops)-1 {
 				a.last++
@@ -325,17 +385,24 @@ func Divergence(paths []Path) []Diamond {
 		case n > 1:
 			if cur == nil {
 				cur = &Diamond{Part: lastSingle}
+				if lastSingle > 0 {
+					cur.PartAddr = by[lastSingle].addrs[0]
+				}
 			}
 			addrs := append([]netip.Addr{}, a.addrs...)
 			slices.SortFunc(addrs, func(x, y netip.Addr) int { return x.Compare(y) })
-			cur.Alternatives = append(cur.Alternatives, Alternatives{TTL: t, Addrs: addrs})
+			alt := Alternatives{TTL: t, Addrs: addrs}
+			for _, ad := range addrs {
+				alt.Flows = append(alt.Flows, a.flows[ad])
+			}
+			cur.Alternatives = append(cur.Alternatives, alt)
 		case n == 1:
 			// One address for every path that reached this TTL; where
 			// paths end here on different instances of one anycast
 			// address, they have not joined.
 			if cur != nil {
 				if len(a.ends) <= 1 {
-					cur.Join = t
+					cur.Join, cur.JoinAddr = t, a.addrs[0]
 				}
 				out = append(out, *cur)
 				cur = nil
@@ -347,6 +414,37 @@ func Divergence(paths []Path) []Diamond {
 		out = append(out, *cur)
 	}
 	return out
+}
+
+// Sweep is what a flow sweep towards one target found: the distinct paths
+// (each with its AS path and upstream), where they part and join, how the
+// flows spread over instances, and the hops whose next hops want more
+// flows under the MDA stopping rule.
+type Sweep struct {
+	Paths       []Path
+	Unplaced    []int // flows on no path (PlacePaths), ascending
+	Diamonds    []Diamond
+	Split       Split
+	Reached     int // flows that reached the target
+	Unsatisfied []MDAVertex
+}
+
+// SweepOf analyses the flows of a sweep towards target, whose origin ASes
+// are origin (nil when unknown), at the MDA confidence given.
+func SweepOf(flows []Flow, target netip.Addr, origin []uint32, confidence float64) Sweep {
+	s := Sweep{Split: SplitOf(flows), Unsatisfied: MDAUnsatisfied(flows, confidence)}
+	s.Paths, s.Unplaced = PlacePaths(flows)
+	s.Diamonds = Divergence(s.Paths)
+	for _, f := range flows {
+		if f.Reached {
+			s.Reached++
+		}
+	}
+	for i := range s.Paths {
+		p := &s.Paths[i]
+		p.Facts = PathOf(Flow{Hops: p.Hops, Reached: p.Reached > 0}, target, origin)
+	}
+	return s
 }
 
 // Split is how the flows of one target spread over instances.

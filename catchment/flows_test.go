@@ -61,10 +61,11 @@ func TestDivergenceDiamond(t *testing.T) {
 	if len(d) != 1 {
 		t.Fatalf("want one diamond, got %+v", d)
 	}
-	if d[0].Part != 1 || d[0].Join != 3 {
-		t.Errorf("diamond parts after %d and joins at %d, want 1 and 3", d[0].Part, d[0].Join)
+	if d[0].Part != 1 || d[0].Join != 3 || d[0].PartAddr.String() != "198.51.100.1" || d[0].JoinAddr.String() != "198.51.100.33" {
+		t.Errorf("diamond parts after %d (%s) and joins at %d (%s), want 1 and 3", d[0].Part, d[0].PartAddr, d[0].Join, d[0].JoinAddr)
 	}
-	want := []Alternatives{{TTL: 2, Addrs: []netip.Addr{netip.MustParseAddr("198.51.100.18"), netip.MustParseAddr("198.51.100.22")}}}
+	// Each address with the flows that saw it.
+	want := []Alternatives{{TTL: 2, Addrs: []netip.Addr{netip.MustParseAddr("198.51.100.18"), netip.MustParseAddr("198.51.100.22")}, Flows: []int{1, 2}}}
 	if fmt.Sprint(d[0].Alternatives) != fmt.Sprint(want) {
 		t.Errorf("alternatives %v, want %v", d[0].Alternatives, want)
 	}

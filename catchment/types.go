@@ -97,6 +97,9 @@ type Responder struct {
 type Hop struct {
 	TTL        int
 	Responders []Responder // in order of first reply; empty = silent ("*")
+	// RateLimited is set when the hop answered and then went silent (a
+	// router's ICMP rate limit, most likely).
+	RateLimited bool
 }
 
 // Silent reports whether no probe at this hop was answered.

@@ -1,6 +1,9 @@
 package measure
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // Identity query names (CHAOS TXT), fully qualified.
 const (
@@ -125,4 +128,36 @@ type MPLSLabel struct {
 	TC    uint8 // traffic class (formerly EXP)
 	S     bool  // bottom of stack
 	TTL   uint8
+}
+
+// UnreachableMark is traceroute's mark for an ICMP destination unreachable
+// of ICMP type typ (3 for IPv4, 1 for ICMPv6) and code (RFC 792, RFC 1812,
+// RFC 4443): "!N", "!H", "!P", "!X" or "!<code>"; "" for port unreachable.
+func UnreachableMark(typ, code int) string {
+	if typ == 1 { // ICMPv6 destination unreachable
+		switch code {
+		case 0:
+			return "!N"
+		case 1:
+			return "!X"
+		case 3:
+			return "!H"
+		case 4:
+			return ""
+		}
+		return "!<" + strconv.Itoa(code) + ">"
+	}
+	switch code {
+	case 0:
+		return "!N"
+	case 1:
+		return "!H"
+	case 2:
+		return "!P"
+	case 3:
+		return ""
+	case 9, 10, 13:
+		return "!X"
+	}
+	return "!<" + strconv.Itoa(code) + ">"
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/anycheck/anycheck/internal/report"
+	"github.com/anycheck/anycheck/measure"
 )
 
 // TraceOptions tunes the text trace output.
@@ -175,7 +176,7 @@ func escapeFit(s string, w int) string {
 func replyMarks(r report.ReplyDTO) []string {
 	var out []string
 	if r.Kind == "unreachable" && r.ICMPCode != nil && r.ICMPType != nil {
-		if m := unreachMark(*r.ICMPType, *r.ICMPCode); m != "" {
+		if m := measure.UnreachableMark(*r.ICMPType, *r.ICMPCode); m != "" {
 			out = append(out, m)
 		}
 	}
@@ -187,37 +188,6 @@ func replyMarks(r report.ReplyDTO) []string {
 		out = append(out, "!NAT")
 	}
 	return out
-}
-
-// unreachMark is traceroute's mark for an ICMP destination unreachable
-// code (RFC 792, RFC 1812, RFC 4443); "" for port unreachable.
-func unreachMark(typ, code int) string {
-	if typ == 1 { // ICMPv6 destination unreachable
-		switch code {
-		case 0:
-			return "!N"
-		case 1:
-			return "!X"
-		case 3:
-			return "!H"
-		case 4:
-			return ""
-		}
-		return fmt.Sprintf("!<%d>", code)
-	}
-	switch code {
-	case 0:
-		return "!N"
-	case 1:
-		return "!H"
-	case 2:
-		return "!P"
-	case 3:
-		return ""
-	case 9, 10, 13:
-		return "!X"
-	}
-	return fmt.Sprintf("!<%d>", code)
 }
 
 func mplsLine(ls []report.MPLSDTO) string {

@@ -2,9 +2,7 @@ package report
 
 import (
 	"cmp"
-	"net/netip"
 	"slices"
-	"time"
 
 	"github.com/anycheck/anycheck/catchment"
 )
@@ -65,6 +63,10 @@ type SweepPath struct {
 	Hops      []SweepHop  `json:"hops"`
 	Instances []FlowCount `json:"instances"` // instances reached over it, by flow count
 	Reached   int         `json:"reached"`   // flows of the path that reached the target
+	// ASPath and Upstream are the catchment model's (as for a single
+	// trace): the path's origin ASes and where it enters the service.
+	ASPath   []uint32     `json:"as_path"`
+	Upstream *UpstreamDTO `json:"upstream"`
 }
 
 // SweepHop is one TTL of a path.
@@ -159,27 +161,17 @@ func FromMDAVertices(vs []catchment.MDAVertex) []MDAVertexDTO {
 	return out
 }
 
-// CatchmentFlows converts traced flows to the catchment model.
-func CatchmentFlows(flows []TracePath) []catchment.Flow {
-	out := make([]catchment.Flow, len(flows))
-	for i, t := range flows {
-		out[i] = t.catchmentFlow()
-	}
-	return out
-}
-
 // NewTraceSweep builds one target's sweep result from its (enriched)
-// flows: they are sorted by source port, grouped into paths, and summed
-// up. stop is filled in by the caller but for Unsatisfied, which is
-// computed here from the flows.
-func NewTraceSweep(input, target, protocol string, dport int, identity string, flows []TracePath, failed []FailedFlow, stop SweepStop) TraceSweep {
-	flows = slices.Clone(flows)
-	slices.SortStableFunc(flows, func(a, b TracePath) int { return cmp.Compare(a.Flow.Sport, b.Flow.Sport) })
+// flows, sorted by source port, and the catchment model's analysis of them
+// (live.Sweep over the same order): flows[i] is the analysis's flow i.
+// stop is filled in by the caller but for Unsatisfied, which comes from
+// the analysis.
+func NewTraceSweep(input, target, protocol string, dport int, identity string, flows []TracePath, an catchment.Sweep, failed []FailedFlow, stop SweepStop) TraceSweep {
 	failed = slices.Clone(failed)
 	slices.SortStableFunc(failed, func(a, b FailedFlow) int { return cmp.Compare(a.Sport, b.Sport) })
 	s := TraceSweep{
 		Input: input, Target: target, Protocol: protocol, Dport: dport, Identity: identity,
-		Flows: flows, FailedFlows: failed, Paths: []SweepPath{},
+		Flows: slices.Clone(flows), FailedFlows: failed, Paths: []SweepPath{},
 	}
 	if s.Flows == nil {
 		s.Flows = []TracePath{}
@@ -187,32 +179,24 @@ func NewTraceSweep(input, target, protocol string, dport int, identity string, f
 	if s.FailedFlows == nil {
 		s.FailedFlows = []FailedFlow{}
 	}
-	cf := CatchmentFlows(flows)
-	groups, unplaced := catchment.PlacePaths(cf)
-	for _, g := range groups {
+	for _, g := range an.Paths {
 		s.Paths = append(s.Paths, sweepPath(flows, g))
 	}
-	split := catchment.SplitOf(cf)
 	sum := SweepSummary{
-		Flows: len(flows), Failed: len(failed), Paths: len(groups), Unplaced: []int{},
-		Diamonds: fromDiamonds(catchment.Divergence(groups), cf), Instances: []FlowCount{},
-		Unidentified: split.Unidentified, Split: split.Split, Stop: stop,
+		Flows: len(flows), Failed: len(failed), Paths: len(an.Paths), Unplaced: []int{}, Reached: an.Reached,
+		Diamonds: fromDiamonds(an.Diamonds), Instances: []FlowCount{},
+		Unidentified: an.Split.Unidentified, Split: an.Split.Split, Stop: stop,
 	}
-	for _, i := range unplaced {
+	for _, i := range an.Unplaced {
 		sum.Unplaced = append(sum.Unplaced, flows[i].Flow.Sport)
 	}
-	for _, f := range flows {
-		if f.Reached {
-			sum.Reached++
-		}
-	}
-	for _, in := range split.Instances {
+	for _, in := range an.Split.Instances {
 		sum.Instances = append(sum.Instances, FlowCount{Instance: in.Instance, Flows: in.Count})
 	}
 	if sum.Stop.Confidence == 0 {
 		sum.Stop.Confidence = MDAConfidence
 	}
-	sum.Stop.Unsatisfied = FromMDAVertices(catchment.MDAUnsatisfied(cf, sum.Stop.Confidence))
+	sum.Stop.Unsatisfied = FromMDAVertices(an.Unsatisfied)
 	s.Summary = sum
 	return s
 }
@@ -222,12 +206,10 @@ func NewTraceSweep(input, target, protocol string, dport int, identity string, f
 const MDAConfidence = 0.95
 
 func sweepPath(flows []TracePath, g catchment.Path) SweepPath {
-	p := SweepPath{Sports: []int{}, Hops: []SweepHop{}, Instances: []FlowCount{}}
+	p := SweepPath{Sports: []int{}, Hops: []SweepHop{}, Instances: []FlowCount{}, Reached: g.Reached,
+		ASPath: nonNil(g.Facts.ASPath), Upstream: upstreamDTO(g.Facts.Upstream)}
 	for _, i := range g.Flows {
 		p.Sports = append(p.Sports, flows[i].Flow.Sport)
-		if flows[i].Reached {
-			p.Reached++
-		}
 	}
 	for _, in := range g.Instances {
 		p.Instances = append(p.Instances, FlowCount{Instance: in.Instance, Flows: in.Count})
@@ -241,9 +223,10 @@ func sweepPath(flows []TracePath, g catchment.Path) SweepPath {
 		return nil
 	}
 	// The path's hops are those its flows answered with (a flow silent at
-	// a TTL where others answered is on the path all the same).
-	for _, h := range g.Hops {
-		sh := SweepHop{TTL: h.TTL, Responders: []ResponderDTO{}}
+	// a TTL where others answered is on the path all the same), each
+	// responder as a flow's enrichment gave it.
+	for hi, h := range g.Hops {
+		sh := SweepHop{TTL: h.TTL, Responders: []ResponderDTO{}, RTTMs: optMs(g.HopRTT[hi]), RateLimited: g.RateLimited[hi]}
 		for _, r := range h.Responders {
 			for _, i := range g.Flows {
 				fh := hopAt(flows[i], h.TTL)
@@ -257,92 +240,29 @@ func sweepPath(flows []TracePath, g catchment.Path) SweepPath {
 				}
 			}
 		}
-		var rtts []float64
-		for _, i := range g.Flows {
-			fh := hopAt(flows[i], h.TTL)
-			if fh == nil {
-				continue
-			}
-			if fh.RateLimited {
-				sh.RateLimited++
-			}
-			best := -1.0
-			for _, pr := range fh.Probes {
-				if pr.Reply != nil && (best < 0 || pr.Reply.RTTMs < best) {
-					best = pr.Reply.RTTMs
-				}
-			}
-			if best >= 0 {
-				rtts = append(rtts, best)
-			}
-		}
-		if len(rtts) > 0 {
-			slices.Sort(rtts)
-			m := rtts[len(rtts)/2]
-			if len(rtts)%2 == 0 {
-				m = (rtts[len(rtts)/2-1] + rtts[len(rtts)/2]) / 2
-			}
-			m = Ms(time.Duration(m * float64(time.Millisecond)))
-			sh.RTTMs = &m
-		}
 		p.Hops = append(p.Hops, sh)
 	}
 	return p
 }
 
-// fromDiamonds converts diamonds, counting the flows that saw each
-// alternative address.
-func fromDiamonds(ds []catchment.Diamond, flows []catchment.Flow) []DiamondDTO {
+// fromDiamonds converts diamonds.
+func fromDiamonds(ds []catchment.Diamond) []DiamondDTO {
 	out := []DiamondDTO{}
-	addrAt := func(ttl int) *string {
-		for _, f := range flows {
-			for _, h := range f.Hops {
-				if h.TTL == ttl && len(h.Responders) > 0 {
-					s := h.Responders[0].Addr.String()
-					return &s
-				}
-			}
-		}
-		return nil
-	}
 	for _, d := range ds {
-		dto := DiamondDTO{PartTTL: d.Part, Alternatives: []AlternativesDTO{}}
-		if d.Part > 0 {
-			dto.PartAddress = addrAt(d.Part)
-		}
+		dto := DiamondDTO{PartTTL: d.Part, PartAddress: optAddr(d.PartAddr), Alternatives: []AlternativesDTO{}}
 		if d.Join > 0 {
 			j := d.Join
 			dto.JoinTTL = &j
-			dto.JoinAddress = addrAt(d.Join)
+			dto.JoinAddress = optAddr(d.JoinAddr)
 		}
 		for _, alt := range d.Alternatives {
 			a := AlternativesDTO{TTL: alt.TTL, Addresses: []AddressFlowDTO{}}
-			for _, addr := range alt.Addrs {
-				n := 0
-				for _, f := range flows {
-					if flowSaw(f, alt.TTL, addr) {
-						n++
-					}
-				}
-				a.Addresses = append(a.Addresses, AddressFlowDTO{Address: addr.String(), Flows: n})
+			for i, addr := range alt.Addrs {
+				a.Addresses = append(a.Addresses, AddressFlowDTO{Address: addr.String(), Flows: alt.Flows[i]})
 			}
 			dto.Alternatives = append(dto.Alternatives, a)
 		}
 		out = append(out, dto)
 	}
 	return out
-}
-
-func flowSaw(f catchment.Flow, ttl int, a netip.Addr) bool {
-	for _, h := range f.Hops {
-		if h.TTL != ttl {
-			continue
-		}
-		for _, r := range h.Responders {
-			if r.Addr == a {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/anycheck/anycheck/catchment"
 	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/whois"
 )
@@ -30,8 +31,14 @@ type TracePath struct {
 	ASPath []uint32 `json:"as_path"`
 	// Upstream ("instance upstream") is the origin of the last responding
 	// hop before the destination that lies outside the destination's AS:
-	// the network that hands traffic to the anycast site.
+	// the network that hands traffic to the anycast site. Null when the
+	// origins are unknown.
 	Upstream *OriginDTO `json:"instance_upstream"`
+	// PathUpstream is where the path enters the service (catchment's one
+	// definition, as compare prints it): the upstream AS and the hop;
+	// without origins, the last responding hop before the target. Null
+	// when no hop before the target answered.
+	PathUpstream *UpstreamDTO `json:"upstream"`
 	Notes    []string   `json:"notes"`
 	// SourceOrigin is the origin of the flow's source address (the
 	// vantage's network); null when not looked up.
@@ -208,9 +215,9 @@ func (t *TracePath) Addresses() []netip.Addr {
 	return out
 }
 
-// Enrich fills responder origins and names, the source's origin, the AS
-// path and the instance upstream from lookup results. Missing entries stay
-// null.
+// Enrich fills responder origins and names and the source's origin from
+// lookup results. Missing entries stay null. The AS path and the upstream
+// are the catchment model's: SetPath.
 func (t *TracePath) Enrich(origins map[netip.Addr]whois.Origin, names map[netip.Addr]string) {
 	if src, err := netip.ParseAddr(t.Flow.Src); err == nil {
 		if o, ok := origins[src]; ok {
@@ -218,25 +225,6 @@ func (t *TracePath) Enrich(origins map[netip.Addr]whois.Origin, names map[netip.
 			t.SourceOrigin = &dto
 		}
 	}
-	var path []uint32
-	// push appends a hop's AS unless it continues the last one. A
-	// multi-origin prefix (an anycast service announced by every site's AS)
-	// continues the path when any of its origins does.
-	push := func(asns []uint32) {
-		if len(asns) == 0 {
-			return
-		}
-		if len(path) > 0 && slices.Contains(asns, path[len(path)-1]) {
-			return
-		}
-		path = append(path, asns[0])
-	}
-	type responded struct {
-		addr netip.Addr
-		asns []uint32
-		dto  *OriginDTO
-	}
-	var hops []responded
 	for i := range t.Hops {
 		for j := range t.Hops[i].Responders {
 			r := &t.Hops[i].Responders[j]
@@ -245,37 +233,30 @@ func (t *TracePath) Enrich(origins map[netip.Addr]whois.Origin, names map[netip.
 				continue
 			}
 			r.Name = names[a]
-			o, ok := origins[a]
-			if !ok {
-				continue
+			if o, ok := origins[a]; ok {
+				dto := FromOrigin(o)
+				r.Origin = &dto
 			}
-			dto := FromOrigin(o)
-			r.Origin = &dto
-			push(o.ASNs)
-			hops = append(hops, responded{a, o.ASNs, &dto})
 		}
 	}
-	t.ASPath = []uint32{}
-	dst, err := netip.ParseAddr(t.Target)
-	if err != nil {
-		t.ASPath = append(t.ASPath, path...)
+}
+
+// SetPath writes what the catchment model says about the path (live.Path,
+// catchment.PathOf): its AS path and its upstream. instance_upstream is the
+// origin of the upstream AS's last hop, when the origins told it.
+func (t *TracePath) SetPath(p catchment.PathFacts) {
+	t.ASPath = append([]uint32{}, p.ASPath...)
+	t.PathUpstream = upstreamDTO(p.Upstream)
+	t.Upstream = nil
+	if p.Upstream == nil || !p.Upstream.ByOrigin {
 		return
 	}
-	dstOrigin, ok := origins[dst]
-	if ok {
-		push(dstOrigin.ASNs)
-	}
-	t.ASPath = append(t.ASPath, path...)
-	if !ok || len(dstOrigin.ASNs) == 0 {
-		return
-	}
-	// Walk back from the destination to the first hop outside its AS(es).
-	for i := len(hops) - 1; i >= 0; i-- {
-		h := hops[i]
-		if h.addr == dst || len(h.asns) == 0 || slices.ContainsFunc(h.asns, func(a uint32) bool { return slices.Contains(dstOrigin.ASNs, a) }) {
-			continue
+	for i := len(t.Hops) - 1; i >= 0; i-- {
+		for _, r := range t.Hops[i].Responders {
+			if r.Address != t.Target && r.Origin != nil && slices.Contains(r.Origin.ASNs, p.Upstream.AS) {
+				t.Upstream = r.Origin
+				return
+			}
 		}
-		t.Upstream = h.dto
-		return
 	}
 }
