@@ -88,7 +88,7 @@ func TestUpstreamOf(t *testing.T) {
 		// Without origins: the last responding hop before the target.
 		{"no origins", []Hop{{TTL: 1, Responders: []Responder{{Addr: netip.MustParseAddr("198.51.100.1")}}}, {TTL: 2, Responders: []Responder{{Addr: netip.MustParseAddr("198.51.100.9")}}}, {TTL: 3, Responders: []Responder{{Addr: svc4}}}}, nil, want{"198.51.100.9", 2, 0, false}},
 		// The Atlas TTL 255 tail is no hop of the path.
-		{"atlas tail", append(asHops("198.51.100.1", 64500, "198.51.100.9", 64500), Hop{TTL: 255, Responders: []Responder{{Addr: svc4}}}), nil, want{"198.51.100.9", 2, 64500, false}},
+		{"atlas tail", append(asHops("198.51.100.1", 64500, "198.51.100.9", 64500), Hop{TTL: 255, Responders: []Responder{{Addr: svc4}}}), nil, want{"198.51.100.9", 2, 0, false}},
 	} {
 		u, ok := UpstreamOf(Flow{Hops: tc.hops}, svc4, func() []uint32 {
 			if tc.origin != nil {

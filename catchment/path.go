@@ -15,7 +15,7 @@ import (
 // before the target, or, when the service's routers stay silent, the last
 // responding hop before the target (the upstream's own router). Without
 // origin ASes the hop is the last responding hop before the target, and
-// AS its origin when known.
+// AS is unknown.
 type Upstream struct {
 	TTL int
 	Responder
@@ -119,7 +119,9 @@ func UpstreamOf(f Flow, target netip.Addr, origin []uint32) (Upstream, bool) {
 		}
 	}
 	if up < 0 {
-		return Upstream{TTL: last.ttl, Responder: last.r, AS: firstAS(last.r.ASNs)}, true
+		// No origin told the upstream AS apart: the hop is all there is
+		// (its own origins are the responder's).
+		return Upstream{TTL: last.ttl, Responder: last.r}, true
 	}
 	u := Upstream{TTL: last.ttl, Responder: last.r, AS: firstAS(rs[up].r.ASNs), ByOrigin: true}
 	for _, h := range rs[up+1:] {

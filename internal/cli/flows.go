@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/anycheck/anycheck/catchment"
+	"github.com/anycheck/anycheck/catchment/live"
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/trace"
@@ -297,11 +299,11 @@ func (r *sweepRun) sweep(ctx context.Context, t *targetSweep) {
 			t.reason = report.SweepStopFailed
 			return
 		}
-		flows := make([]report.TracePath, len(t.paths))
+		flows := make([]catchment.Flow, len(t.paths))
 		for i, p := range t.paths {
-			flows[i] = report.FromPath(t.input, p)
+			flows[i] = live.Flow(p, nil)
 		}
-		uns := catchment.MDAUnsatisfied(report.CatchmentFlows(flows), report.MDAConfidence)
+		uns := catchment.MDAUnsatisfied(flows, report.MDAConfidence)
 		switch {
 		case len(uns) == 0:
 			t.reason = report.SweepStopMDA
@@ -425,10 +427,13 @@ func (r *sweepRun) flow(ctx context.Context, t *targetSweep, port int) (trace.Pa
 // and sums the sweep up.
 func (r *sweepRun) result(ctx context.Context, resolver whois.Resolver, t *targetSweep, interrupted bool) report.TraceSweep {
 	o := r.o
-	flows := make([]report.TracePath, len(t.paths))
-	for i, p := range t.paths {
+	paths := slices.Clone(t.paths)
+	slices.SortStableFunc(paths, func(a, b trace.Path) int { return cmp.Compare(a.Flow.Src.Port(), b.Flow.Src.Port()) })
+	flows := make([]report.TracePath, len(paths))
+	for i, p := range paths {
 		flows[i] = report.FromPath(t.input, p)
 	}
+	var origins map[netip.Addr]whois.Origin
 	if len(flows) > 0 {
 		ectx := ctx
 		if interrupted {
@@ -447,8 +452,11 @@ func (r *sweepRun) result(ctx context.Context, resolver whois.Resolver, t *targe
 			}
 		}
 		en := o.e.lookup(ectx, o.g, resolver, addrs)
+		origins = en.origins
 		for i := range flows {
 			flows[i].Enrich(en.origins, en.names)
+			_, facts := live.Path(paths[i], en.origins)
+			flows[i].SetPath(facts)
 		}
 		for _, pr := range en.problems {
 			pr.Target = t.input
@@ -468,7 +476,8 @@ func (r *sweepRun) result(ctx context.Context, resolver whois.Resolver, t *targe
 		dport = 0
 	}
 	stop := report.SweepStop{Mode: mode, Reason: t.reason, MaxFlows: o.flowCap(), Rounds: t.rounds}
-	return report.NewTraceSweep(t.input, t.addr.String(), o.proto, dport, o.identityKind(), flows, t.failed, stop)
+	_, an := live.Sweep(paths, origins, report.MDAConfidence)
+	return report.NewTraceSweep(t.input, t.addr.String(), o.proto, dport, o.identityKind(), flows, an, t.failed, stop)
 }
 
 // sweepProgress shows, on a terminal stderr, how far a sweep that runs

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
+	"github.com/anycheck/anycheck/catchment/live"
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/probe"
@@ -265,7 +266,7 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 				oc.failed++
 			}
 			if !interrupted || len(tp.Hops) > 0 {
-				o.enrich(ctx, out, resolver, &tp, interrupted)
+				o.enrich(ctx, out, resolver, p, &tp, interrupted)
 			}
 			out.source(p.Flow.Src.String())
 			measured[i] = &tp
@@ -370,7 +371,7 @@ func (o *traceOptions) traceTarget(ctx context.Context, d *deps, out *runOutput,
 // batch, after probing; a failed or slow lookup is a warning and leaves the
 // trace intact. After Ctrl-C it takes only what the cache or an offline
 // table can say at once.
-func (o *traceOptions) enrich(ctx context.Context, out *runOutput, resolver whois.Resolver, tp *report.TracePath, interrupted bool) {
+func (o *traceOptions) enrich(ctx context.Context, out *runOutput, resolver whois.Resolver, p trace.Path, tp *report.TracePath, interrupted bool) {
 	if interrupted {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)
@@ -378,6 +379,8 @@ func (o *traceOptions) enrich(ctx context.Context, out *runOutput, resolver whoi
 	}
 	en := o.e.lookup(ctx, o.g, resolver, tp.Addresses())
 	tp.Enrich(en.origins, en.names)
+	_, facts := live.Path(p, en.origins)
+	tp.SetPath(facts)
 	for _, pr := range en.problems {
 		pr.Target = tp.Input
 		pr.Message = fmt.Sprintf("%s %s: %s (the trace itself is complete)", tp.Input, pr.Stage, pr.Message)

@@ -391,7 +391,7 @@ func TestTraceEnrichment(t *testing.T) {
 	if len(batches) != 1 || len(batches[0]) != 5 {
 		t.Errorf("lookups %v, want one batch of the 3 routers, the target and the source", batches)
 	}
-	for _, want := range []string{"from AS64500", " 1  198.51.100.1  AS64510  TRANSIT", "as path   64510 → 64520", "upstream  AS64510  TRANSIT"} {
+	for _, want := range []string{"from AS64500", " 1  198.51.100.1  AS64510  TRANSIT", "as path   64510 → 64520", "upstream  198.51.100.3 from AS64510  TRANSIT  (hop 3)"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
 		}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/anycheck/anycheck/catchment/live"
 	"github.com/anycheck/anycheck/measure"
 
 	"github.com/spf13/cobra"
@@ -150,6 +151,7 @@ type watchedFlow struct {
 	w         *catchment.Watcher
 	port      uint16 // the source port, fixed once known
 	lastTrace *report.TracePath
+	lastFlow  catchment.Flow // lastTrace in the catchment model
 
 	events  []report.WatchEvent // the last report.MaxWatchEvents
 	omitted int
@@ -530,18 +532,35 @@ func (fl *watchedFlow) tracePath(ctx context.Context, env *watchEnv, trigger str
 	}
 	tp := report.FromPath(fl.id.Input, p)
 	var problems []report.Problem
+	var origins map[netip.Addr]whois.Origin
 	if env.resolver != nil {
 		en := o.e.lookup(ctx, o.g, env.resolver, tp.Addresses())
 		tp.Enrich(en.origins, en.names)
+		origins = en.origins
 		for _, pr := range en.problems {
 			pr.Target = fl.id.Input
 			pr.Message = fmt.Sprintf("%s %s: %s (the trace itself is complete)", fl.id.Input, pr.Stage, pr.Message)
 			problems = append(problems, pr)
 		}
 	}
-	ev := report.NewWatchPathEvent(fl.id, trigger, at, tp, fl.lastTrace)
-	fl.lastTrace = &tp
+	flow, facts := live.Path(p, origins)
+	tp.SetPath(facts)
+	var prev *catchment.Flow
+	if fl.lastTrace != nil {
+		prev = &fl.lastFlow
+	}
+	ev := report.NewWatchPathEvent(fl.id, trigger, at, tp, fl.lastTrace, catchment.ComparePaths(prevFlow(prev, flow), flow), prev != nil)
+	fl.lastTrace, fl.lastFlow = &tp, flow
 	return &ev, problems, nil
+}
+
+// prevFlow is the flow a trace is compared with: the previous one, or
+// itself for the first (no change).
+func prevFlow(prev *catchment.Flow, cur catchment.Flow) catchment.Flow {
+	if prev == nil {
+		return cur
+	}
+	return *prev
 }
 
 // streamErr is the first failed write of a streamed record, if any.

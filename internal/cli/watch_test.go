@@ -616,9 +616,9 @@ func TestWatchTraceShowsChangedHops(t *testing.T) {
 			t.Fatalf("exit %d; stderr %q", r.code, r.stderr)
 		}
 		for _, want := range []string{
-			"path     to inst-a, 4 hops  (as path 64500 → 64520)\n      1  198.51.100.1 AS64500\n",
+			"path     to inst-a, 4 hops  (as path 64500 → 64520)  upstream 203.0.113.1\n      1  198.51.100.1 AS64500\n",
 			"switch   inst-a → inst-b",
-			"path     to inst-b leaves the old path after ttl 2 198.51.100.33 AS64500; 4 hops differ  (as path 64500 → 64510 → 64501 → 64521)\n" +
+			"path     to inst-b leaves the old path after ttl 2 198.51.100.33 AS64500; 4 hops differ  (as path 64500 → 64510 → 64501 → 64521)  upstream 203.0.113.65\n" +
 				"      3  203.0.113.1 AS64520  →  198.51.100.129 AS64510\n" +
 				"      4  192.0.2.53           →  198.51.100.66 AS64501\n" +
 				"      5  -                    →  203.0.113.65 AS64521\n" +

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/anycheck/anycheck/catchment/live"
 	"github.com/anycheck/anycheck/measure"
 
 	"github.com/anycheck/anycheck/internal/report"
@@ -126,12 +127,15 @@ func traceFixture() report.TracePath {
 		Answers:  []measure.Answer{dnsAns},
 	}
 	tp := report.FromPath("192.0.2.53", p)
-	tp.Enrich(map[netip.Addr]whois.Origin{
+	origins := map[netip.Addr]whois.Origin{
 		netip.MustParseAddr("203.0.113.1"):  {ASNs: []uint32{64500}, Prefix: netip.MustParsePrefix("203.0.113.0/24"), ASName: "LAB-ISP-ONE", Source: "cymru"},
 		netip.MustParseAddr("203.0.113.10"): {ASNs: []uint32{64500}, Prefix: netip.MustParsePrefix("203.0.113.0/24"), ASName: "LAB-ISP-ONE", Source: "cymru"},
 		netip.MustParseAddr("198.51.100.6"): {ASNs: []uint32{64510}, Prefix: netip.MustParsePrefix("198.51.100.0/24"), ASName: "LAB-TRANSIT", Source: "cymru"},
 		dst:                                 {ASNs: []uint32{64520}, Prefix: netip.MustParsePrefix("192.0.2.0/24"), ASName: "LAB-ANYCAST\x1b[2J", Source: "cymru"},
-	}, map[netip.Addr]string{netip.MustParseAddr("203.0.113.1"): "r1.lab.example"})
+	}
+	tp.Enrich(origins, map[netip.Addr]string{netip.MustParseAddr("203.0.113.1"): "r1.lab.example"})
+	_, facts := live.Path(p, origins)
+	tp.SetPath(facts)
 	return tp
 }
 
@@ -265,7 +269,7 @@ func TestTraceTextGolden(t *testing.T) {
 	for _, want := range []string{
 		" 2  * * *",
 		"as path   64500 → 64510 → 64520",
-		"upstream  AS64510  LAB-TRANSIT",
+		"upstream  198.51.100.6 from AS64510  LAB-TRANSIT  (hop 3)",
 		"[MPLS: Lbl 16001, TC 0, S 1, TTL 1]",
 		`instance  i1-nsd  (NSID "i1-nsd"; hostname.bind "i1.lab-a")  4 hops, 1.10 ms`,
 	} {

@@ -36,8 +36,11 @@ func sweepText(w *errWriter, s report.TraceSweep, o TraceOptions) {
 		for _, l := range hopTable(pathHops(p, f)) {
 			w.printf("%s\n", l)
 		}
-		if f != nil && len(f.ASPath) > 0 {
-			w.printf("as path   %s\n", asPath(f.ASPath))
+		if len(p.ASPath) > 0 {
+			w.printf("as path   %s\n", asPath(p.ASPath))
+		}
+		if p.Upstream != nil {
+			w.printf("upstream  %s\n", upstreamLine(p.Upstream, nil))
 		}
 	}
 	if len(s.Paths) > 0 {

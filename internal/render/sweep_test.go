@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anycheck/anycheck/catchment/live"
 	"github.com/anycheck/anycheck/measure"
 
 	"github.com/anycheck/anycheck/internal/report"
@@ -20,7 +21,7 @@ import (
 
 // sweepFlow is one traced flow of a fixture sweep: a hop per address
 // ("*" silent), the last one the destination answering with identity id.
-func sweepFlow(sport int, id string, hops ...string) report.TracePath {
+func sweepFlow(sport int, id string, hops ...string) trace.Path {
 	dst := netip.MustParseAddr("192.0.2.53")
 	p := trace.Path{
 		Flow: trace.Flow{Proto: trace.UDP, Src: netip.AddrPortFrom(netip.MustParseAddr("198.51.100.10"), uint16(sport)), Dst: netip.AddrPortFrom(dst, 53)},
@@ -47,9 +48,23 @@ func sweepFlow(sport int, id string, hops ...string) report.TracePath {
 	if !p.Reached {
 		p.Stop = trace.StopMaxTTL
 	}
-	tp := report.FromPath("192.0.2.53", p)
-	tp.Enrich(sweepOrigins(), map[netip.Addr]string{netip.MustParseAddr("198.51.100.1"): "e1.lab.example"})
-	return tp
+	return p
+}
+
+// testSweep is a sweep as the CLI makes it: every flow converted and
+// enriched, its AS path and upstream the catchment model's, the sweep
+// analysed by the catchment model over the flows in port order.
+func testSweep(input string, paths []trace.Path, failed []report.FailedFlow, stop report.SweepStop) report.TraceSweep {
+	origins := sweepOrigins()
+	flows := make([]report.TracePath, len(paths))
+	for i, p := range paths {
+		flows[i] = report.FromPath(input, p)
+		flows[i].Enrich(origins, map[netip.Addr]string{netip.MustParseAddr("198.51.100.1"): "e1.lab.example"})
+		_, facts := live.Path(p, origins)
+		flows[i].SetPath(facts)
+	}
+	_, an := live.Sweep(paths, origins, report.MDAConfidence)
+	return report.NewTraceSweep(input, paths[0].Flow.Dst.Addr().String(), "udp", 53, report.SweepIdentityUDP, flows, an, failed, stop)
 }
 
 func sweepOrigins() map[netip.Addr]whois.Origin {
@@ -74,7 +89,7 @@ func sweepOrigins() map[netip.Addr]whois.Origin {
 // whose destination's answer at TTL 5 was lost (it reached it at 6), one
 // silent where the branches differ (on no path).
 func diamondSweep() report.TraceSweep {
-	var flows []report.TracePath
+	var flows []trace.Path
 	for sport := 40000; sport < 40013; sport++ {
 		mid := "198.51.100.18"
 		if sport%3 == 0 {
@@ -93,14 +108,14 @@ func diamondSweep() report.TraceSweep {
 		}
 		flows = append(flows, sweepFlow(sport, "i1-nsd", hops...))
 	}
-	return report.NewTraceSweep("192.0.2.53", "192.0.2.53", "udp", 53, report.SweepIdentityUDP, flows, nil,
+	return testSweep("192.0.2.53", flows, nil,
 		report.SweepStop{Mode: "auto", Reason: report.SweepStopMaxFlows, MaxFlows: 12, Rounds: 1})
 }
 
 // splitSweep: a catchment split behind equal routes to two sites, one
 // flow failed.
 func splitSweep() report.TraceSweep {
-	var flows []report.TracePath
+	var flows []trace.Path
 	for sport := 50000; sport < 50008; sport++ {
 		if sport%2 == 0 {
 			flows = append(flows, sweepFlow(sport, "i1-nsd", "198.51.100.1", "203.0.113.5", "192.0.2.53"))
@@ -109,7 +124,7 @@ func splitSweep() report.TraceSweep {
 		}
 	}
 	failed := []report.FailedFlow{{Sport: 50005, Message: "trace 192.0.2.53 udp/53: bind: address already in use"}}
-	return report.NewTraceSweep("ns.lab.example", "192.0.2.53", "udp", 53, report.SweepIdentityUDP, flows, failed,
+	return testSweep("ns.lab.example", flows, failed,
 		report.SweepStop{Mode: "fixed", Reason: report.SweepStopFlows, MaxFlows: 8, Rounds: 1})
 }
 

@@ -213,8 +213,8 @@ func traceFooter(w *errWriter, p report.TracePath) {
 	if len(p.ASPath) > 0 {
 		w.printf("as path   %s\n", asPath(p.ASPath))
 	}
-	if p.Upstream != nil {
-		w.printf("upstream  %s  %s\n", asLabel(p.Upstream), Escape(asName(p.Upstream)))
+	if p.PathUpstream != nil {
+		w.printf("upstream  %s\n", upstreamLine(p.PathUpstream, p.Upstream))
 	}
 	for _, n := range p.Notes {
 		w.printf("note      %s\n", Escape(n))
@@ -222,6 +222,17 @@ func traceFooter(w *errWriter, p report.TracePath) {
 	if len(p.Unobserved) > 0 {
 		w.printf("note      %s mode cannot observe: %s\n", p.Mode, strings.Join(p.Unobserved, ", "))
 	}
+}
+
+// upstreamLine is where a path enters the service, as every command prints
+// it: the hop and the upstream AS it comes from (upstreamLabel, compare's
+// column), the AS's name when the origin lookup gave one, and the hop's TTL.
+func upstreamLine(u *report.UpstreamDTO, as *report.OriginDTO) string {
+	s := upstreamLabel(u)
+	if name := asName(as); name != "" {
+		s += "  " + Escape(name)
+	}
+	return s + fmt.Sprintf("  (hop %d)", u.TTL)
 }
 
 // destRTT is the smallest RTT of the destination's replies.

@@ -138,7 +138,7 @@ func pathSummary(e report.WatchEvent) string {
 		to = "not reaching " + Escape(p.Trace.Target) + " (" + p.Trace.StopReason + ")"
 	}
 	if p.Previous == nil {
-		return fmt.Sprintf("%s, %d hops", to, len(p.Trace.Hops)) + asPathNote(p.Trace.ASPath)
+		return fmt.Sprintf("%s, %d hops", to, len(p.Trace.Hops)) + asPathNote(p.Trace.ASPath) + upstreamNote(p.Trace.PathUpstream)
 	}
 	if len(p.Changed) == 0 {
 		return fmt.Sprintf("%s: unchanged (%d hops)", to, len(p.Trace.Hops))
@@ -147,7 +147,15 @@ func pathSummary(e report.WatchEvent) string {
 	if p.Common != nil {
 		where = fmt.Sprintf("leaves the old path after ttl %d %s", p.PartTTL, responderLabel(*p.Common))
 	}
-	return fmt.Sprintf("%s %s; %d hops differ", to, where, len(p.Changed)) + asPathNote(p.Trace.ASPath)
+	return fmt.Sprintf("%s %s; %d hops differ", to, where, len(p.Changed)) + asPathNote(p.Trace.ASPath) + upstreamNote(p.Trace.PathUpstream)
+}
+
+// upstreamNote is "  upstream 203.0.113.1 from AS64500", or nothing.
+func upstreamNote(u *report.UpstreamDTO) string {
+	if u == nil {
+		return ""
+	}
+	return "  upstream " + upstreamLabel(u)
 }
 
 func responderLabel(r report.ResponderDTO) string {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anycheck/anycheck/catchment/live"
 	"github.com/anycheck/anycheck/measure"
 
 	"github.com/anycheck/anycheck/catchment"
@@ -49,6 +50,8 @@ func watchTrace(at time.Time, instance string, hops ...string) report.TracePath 
 		origins[netip.MustParseAddr(a)] = whois.Origin{ASNs: []uint32{as}, Source: "cymru"}
 	}
 	tp.Enrich(origins, nil)
+	_, facts := live.Path(p, origins)
+	tp.SetPath(facts)
 	return tp
 }
 
@@ -97,7 +100,11 @@ func watchFixture() ([]report.WatchEvent, []report.WatchFlow) {
 					hops = pathB
 				}
 				tp := watchTrace(at.Add(2*time.Millisecond), s.nsid, hops...)
-				events = append(events, report.NewWatchPathEvent(id, string(e.Type), at.Add(2*time.Millisecond), tp, prev))
+				var c catchment.PathChange
+				if prev != nil {
+					c = catchment.ComparePaths(prev.CatchmentFlow(), tp.CatchmentFlow())
+				}
+				events = append(events, report.NewWatchPathEvent(id, string(e.Type), at.Add(2*time.Millisecond), tp, prev, c, prev != nil))
 				prev = &tp
 			}
 		}
@@ -125,7 +132,7 @@ func TestWatchTextGolden(t *testing.T) {
 		"03:00:03.000  192.0.2.53 :40429  switch   i1-nsd → i2-knot  rtt 0.19 → 0.35 ms",
 		// The path leaves the old one after r1 (AS64500): hops 4–7 differ.
 		"path     to i2-knot leaves the old path after ttl 3 198.51.100.33 AS64500; 4 hops differ",
-		"path     to i1-nsd, 5 hops  (as path 64500 → 64520)\n      1  198.51.100.1 AS64500\n",
+		"path     to i1-nsd, 5 hops  (as path 64500 → 64520)  upstream 203.0.113.1 from AS64500\n      1  198.51.100.1 AS64500\n",
 		"      4  203.0.113.1 AS64520         →  198.51.100.129 AS64510\n",
 		"      7  -                           →  192.0.2.53 AS64520_AS64521\n",
 		"03:00:09.000  192.0.2.53 :40429  lost     no reply since 03:00:07.000 (3 rounds), last on i1-nsd",

@@ -503,7 +503,7 @@ func (t TracePath) observation(v catchment.Vantage, input string) catchment.Obse
 	}
 	o := catchment.Observation{Vantage: v, Target: target, TargetName: targetName(t.Input), Input: input}
 	o.Time, _ = time.Parse(time.RFC3339Nano, t.Started)
-	f := t.catchmentFlow()
+	f := t.CatchmentFlow()
 	o.Identity = f.Identity
 	o.Flows = []catchment.Flow{f}
 	for _, a := range t.Answers {
@@ -515,16 +515,17 @@ func (t TracePath) observation(v catchment.Vantage, input string) catchment.Obse
 	return o
 }
 
-// catchmentFlow is the traced flow in the catchment model: its hop list
+// CatchmentFlow is the traced flow in the catchment model (the JSON
+// contract's adapter, as live.Flow is the live trace's): its hop list
 // (responders with their smallest RTT, origin ASes and unreachable marks)
 // and the instance its answers named.
-func (t TracePath) catchmentFlow() catchment.Flow {
+func (t TracePath) CatchmentFlow() catchment.Flow {
 	target, _ := netip.ParseAddr(t.Target)
 	target = target.Unmap()
 	src, _ := netip.ParseAddr(t.Flow.Src)
 	f := catchment.Flow{Proto: t.Flow.Protocol, Source: netip.AddrPortFrom(src.Unmap(), uint16(t.Flow.Sport)), Reached: t.Reached}
 	for _, h := range t.Hops {
-		hop := catchment.Hop{TTL: h.TTL}
+		hop := catchment.Hop{TTL: h.TTL, RateLimited: h.RateLimited}
 		for _, r := range h.Responders {
 			a, err := netip.ParseAddr(r.Address)
 			if err != nil {
@@ -541,8 +542,8 @@ func (t TracePath) catchmentFlow() catchment.Flow {
 				if rtt := fromMs(p.Reply.RTTMs); rtt > 0 && (resp.RTT == 0 || rtt < resp.RTT) {
 					resp.RTT = rtt
 				}
-				if p.Reply.Kind == "unreachable" && p.Reply.ICMPCode != nil && resp.Addr != target {
-					resp.Unreachable = fmt.Sprintf("!<%d>", *p.Reply.ICMPCode)
+				if p.Reply.Kind == "unreachable" && p.Reply.ICMPType != nil && p.Reply.ICMPCode != nil && resp.Addr != target && resp.Unreachable == "" {
+					resp.Unreachable = measure.UnreachableMark(*p.Reply.ICMPType, *p.Reply.ICMPCode)
 				}
 			}
 			hop.Responders = append(hop.Responders, resp)

@@ -35,6 +35,19 @@ func flowPath(sport int, id string, hops ...string) TracePath {
 	return t
 }
 
+// testSweep is a sweep of flows as the CLI makes it: by source port,
+// analysed by the catchment model over the same order.
+func testSweep(flows []TracePath, failed []FailedFlow, stop SweepStop) TraceSweep {
+	flows = slices.Clone(flows)
+	slices.SortStableFunc(flows, func(a, b TracePath) int { return a.Flow.Sport - b.Flow.Sport })
+	cf := make([]catchment.Flow, len(flows))
+	for i, f := range flows {
+		cf[i] = f.CatchmentFlow()
+	}
+	an := catchment.SweepOf(cf, netip.MustParseAddr(flows[0].Target), nil, MDAConfidence)
+	return NewTraceSweep(flows[0].Input, flows[0].Target, "udp", 53, SweepIdentityUDP, flows, an, failed, stop)
+}
+
 // TestNewTraceSweep groups synthetic flows: identical hop lists are one
 // path with its flows' ports, the diamond's TTLs and alternatives with
 // their flow counts, instances by flow count, the split, and the hops the
@@ -55,7 +68,7 @@ func TestNewTraceSweep(t *testing.T) {
 		flows = append(flows, flowPath(sport, id, "198.51.100.1", mid, "198.51.100.33", "192.0.2.53"))
 	}
 	flows = append(flows, flowPath(40020, "", "198.51.100.1", "*", "*", "*")) // not reached
-	s := NewTraceSweep("192.0.2.53", "192.0.2.53", "udp", 53, SweepIdentityUDP, flows, []FailedFlow{{Sport: 40030, Message: "bind: address already in use"}},
+	s := testSweep(flows, []FailedFlow{{Sport: 40030, Message: "bind: address already in use"}},
 		SweepStop{Mode: "fixed", Reason: SweepStopFlows, MaxFlows: 14, Rounds: 1})
 
 	for i := 1; i < len(s.Flows); i++ {

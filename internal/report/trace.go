@@ -39,7 +39,7 @@ type TracePath struct {
 	// without origins, the last responding hop before the target. Null
 	// when no hop before the target answered.
 	PathUpstream *UpstreamDTO `json:"upstream"`
-	Notes    []string   `json:"notes"`
+	Notes        []string     `json:"notes"`
 	// SourceOrigin is the origin of the flow's source address (the
 	// vantage's network); null when not looked up.
 	SourceOrigin *OriginDTO `json:"source_origin"`

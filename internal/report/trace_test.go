@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anycheck/anycheck/catchment/live"
 	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/whois"
 )
@@ -49,22 +50,29 @@ func TestEnrichASPathAndUpstream(t *testing.T) {
 		{"straight from the ISP", []string{"198.51.100.1", "192.0.2.53"}, []uint32{64500, 64521}, 64500},
 		{"unknown hops are skipped", []string{"198.51.100.99", "198.51.100.1", "192.0.2.53"}, []uint32{64500, 64521}, 64500},
 	} {
-		tp := FromPath("192.0.2.53", pathThrough(tc.hops...))
+		p := pathThrough(tc.hops...)
+		tp := FromPath("192.0.2.53", p)
 		tp.Enrich(o, nil)
+		_, facts := live.Path(p, o)
+		tp.SetPath(facts)
 		if !slices.Equal(tp.ASPath, tc.path) {
 			t.Errorf("%s: as path %v, want %v", tc.name, tp.ASPath, tc.path)
 		}
-		if tp.Upstream == nil || tp.Upstream.ASNs[0] != tc.upstream {
-			t.Errorf("%s: upstream %+v, want AS%d", tc.name, tp.Upstream, tc.upstream)
+		if tp.Upstream == nil || tp.Upstream.ASNs[0] != tc.upstream || tp.PathUpstream == nil || *tp.PathUpstream.AS != tc.upstream {
+			t.Errorf("%s: upstream %+v (%+v), want AS%d", tc.name, tp.Upstream, tp.PathUpstream, tc.upstream)
 		}
 		if tp.SourceOrigin == nil || tp.SourceOrigin.ASNs[0] != 64500 {
 			t.Errorf("%s: source origin %+v", tc.name, tp.SourceOrigin)
 		}
 	}
-	// No enrichment: empty path, null upstream, and the JSON keeps [] not null.
-	tp := FromPath("192.0.2.53", pathThrough("198.51.100.1", "192.0.2.53"))
+	// No enrichment: empty path, no upstream AS, and the JSON keeps [] not
+	// null; the upstream is the last responding hop before the target.
+	p := pathThrough("198.51.100.1", "192.0.2.53")
+	tp := FromPath("192.0.2.53", p)
 	tp.Enrich(nil, nil)
-	if tp.ASPath == nil || len(tp.ASPath) != 0 || tp.Upstream != nil {
-		t.Errorf("without origins: path %#v upstream %+v", tp.ASPath, tp.Upstream)
+	_, facts := live.Path(p, nil)
+	tp.SetPath(facts)
+	if tp.ASPath == nil || len(tp.ASPath) != 0 || tp.Upstream != nil || tp.PathUpstream == nil || tp.PathUpstream.Address != "198.51.100.1" || tp.PathUpstream.AS != nil {
+		t.Errorf("without origins: path %#v upstream %+v %+v", tp.ASPath, tp.Upstream, tp.PathUpstream)
 	}
 }

@@ -187,12 +187,12 @@ func FromWatchEvent(id WatchFlowID, e catchment.WatchEvent) WatchEvent {
 	return d
 }
 
-// NewWatchPathEvent is the event of a trace of a watched flow, compared
-// with the flow's previous trace (nil for the first).
-func NewWatchPathEvent(id WatchFlowID, trigger string, at time.Time, cur TracePath, prev *TracePath) WatchEvent {
+// NewWatchPathEvent is the event of a trace of a watched flow: the trace,
+// the flow's previous trace (nil for the first) and how they differ
+// (catchment.ComparePaths; ignored without a previous trace).
+func NewWatchPathEvent(id WatchFlowID, trigger string, at time.Time, cur TracePath, prev *TracePath, c catchment.PathChange, compared bool) WatchEvent {
 	p := &WatchPath{Trigger: trigger, Trace: cur, Previous: prev, Changed: []int{}}
-	if prev != nil {
-		c := catchment.ComparePaths(flowOf(*prev), flowOf(cur))
+	if prev != nil && compared {
 		for _, h := range c.Changed {
 			p.Changed = append(p.Changed, h.TTL)
 		}
@@ -215,27 +215,6 @@ func NewWatchPathEvent(id WatchFlowID, trigger string, at time.Time, cur TracePa
 		d.Instance = cur.Instance.Instance
 	}
 	return d
-}
-
-// flowOf is the hop list of a trace in the catchment model.
-func flowOf(t TracePath) catchment.Flow {
-	f := catchment.Flow{Proto: t.Flow.Protocol, Reached: t.Reached}
-	for _, h := range t.Hops {
-		hop := catchment.Hop{TTL: h.TTL}
-		for _, r := range h.Responders {
-			a, err := netip.ParseAddr(r.Address)
-			if err != nil {
-				continue
-			}
-			cr := catchment.Responder{Addr: a}
-			if r.Origin != nil {
-				cr.ASNs = r.Origin.ASNs
-			}
-			hop.Responders = append(hop.Responders, cr)
-		}
-		f.Hops = append(f.Hops, hop)
-	}
-	return f
 }
 
 func fromShare(s catchment.TimeShare) WatchShare {
