@@ -18,8 +18,9 @@ import (
 )
 
 // worldSites names the world population's sites for the site hints: its
-// instances answer "ns1.ams.anydns.example", whose code is an IATA code.
-const worldSites = `anydns auth 192.0.2.0/24,2001:db8:53::/48 ^ns[0-9]+\.(?P<iata>[a-z]{3})\.anydns\.example$` + "\n"
+// instances answer NSID "ams-1" (and hostname.bind
+// "ns1.ams.anydns.example"), whose code is an IATA code.
+const worldSites = "anydns auth 192.0.2.0/24,2001:db8:53::/48 ^(?P<iata>[a-z]{3})-[0-9]+$\n"
 
 // writeWorld writes n probes' DNS results (IPv4, hostname.bind) and their
 // metadata into dir, with the site-hint file; it returns the sites file.

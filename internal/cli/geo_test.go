@@ -1,14 +1,17 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/anycheck/anycheck/atlas/atlastest"
 	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/internal/report/reporttest"
 )
@@ -148,4 +151,34 @@ func TestCompareGeoHTML(t *testing.T) {
 	if r := runCLI(t, testDeps(), "id", "-o", "svg", "192.0.2.53"); r.code != ExitUsage {
 		t.Errorf("id -o svg: exit %d", r.code)
 	}
+}
+
+// atlas fetch -o svg: the world population's probes, placed by their
+// metadata, on the map; the one Atlas placed by country drawn at its
+// country's centroid and said so.
+func TestAtlasFetchSVG(t *testing.T) {
+	srv := (&atlastest.Server{Key: atlasTestKey, Population: atlastest.NewWorldPopulation(200)}).Start(t)
+	id := srv.AddFinished(atlastest.Definition{Type: "dns", AF: 4, Target: "192.0.2.53", QName: "hostname.bind", Protocol: "UDP"}, srv.Population.Probes)
+	sites := filepath.Join(t.TempDir(), "sites.txt")
+	// Its instances answer NSID "ams-1" and hostname.bind "ns1.ams.anydns.example".
+	os.WriteFile(sites, []byte("anydns auth 192.0.2.0/24 ^(?P<iata>[a-z]{3})-[0-9]+$\n"), 0o644)
+	r := runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "fetch", "--atlas-url", srv.URL, "--asn-source", "none", "--sites", sites, "-o", "svg", fmt.Sprint(id))
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	reported := 0
+	for _, p := range srv.Population.Probes {
+		if p.Behaviour != atlastest.NoResult {
+			reported++
+		}
+	}
+	if n := strings.Count(r.stdout, "data-v="); n != reported {
+		t.Errorf("%d dots, want one per probe that reported (%d)", n, reported)
+	}
+	for _, want := range []string{">ams</text>", ">fra</text>", ">sin</text>", "drawn at an approximate position", "latency: ≥ "} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("SVG lacks %q", want)
+		}
+	}
+
 }

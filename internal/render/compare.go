@@ -423,12 +423,16 @@ func writeTable(ew *errWriter, rows [][]string, indent string) {
 	if len(rows) == 0 {
 		return
 	}
-	widths := make([]int, len(rows[0]))
+	// Rows may differ in length (a group of answers counted apart lists
+	// its vantage points only when there are few): widths over them all.
+	n := 0
+	for _, r := range rows {
+		n = max(n, len(r))
+	}
+	widths := make([]int, n)
 	for _, r := range rows {
 		for i, c := range r {
-			if i < len(widths) {
-				widths[i] = max(widths[i], width(c))
-			}
+			widths[i] = max(widths[i], width(c))
 		}
 	}
 	for _, r := range rows {
