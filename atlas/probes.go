@@ -164,6 +164,9 @@ type rawProbe struct {
 		Type        string    `json:"type"`
 		Coordinates []float64 `json:"coordinates"`
 	} `json:"geometry"`
+	// The probe archive (the daily dump) has plain coordinates instead.
+	Latitude  *float64 `json:"latitude"`
+	Longitude *float64 `json:"longitude"`
 }
 
 func (raw rawProbe) probe() (Probe, error) {
@@ -197,6 +200,11 @@ func (raw rawProbe) probe() (Probe, error) {
 	// GeoJSON order: longitude, latitude.
 	if g := raw.Geometry; g != nil && g.Type == "Point" && len(g.Coordinates) == 2 {
 		lon, lat := g.Coordinates[0], g.Coordinates[1]
+		if lat >= -90 && lat <= 90 && lon >= -180 && lon <= 180 {
+			p.Latitude, p.Longitude, p.HasLocation = lat, lon, true
+		}
+	} else if raw.Latitude != nil && raw.Longitude != nil {
+		lat, lon := *raw.Latitude, *raw.Longitude
 		if lat >= -90 && lat <= 90 && lon >= -180 && lon <= 180 {
 			p.Latitude, p.Longitude, p.HasLocation = lat, lon, true
 		}
@@ -271,9 +279,11 @@ const (
 )
 
 // ReadProbes reads probe metadata: a JSON array of /api/v2/probes/ objects
-// (what WriteProbes writes) or one page of that endpoint ({"results": [...]}).
-// It is streamed, one object at a time; a probe listed twice is kept once
-// (the last one read, where the first was).
+// (what WriteProbes writes), one page of that endpoint ({"results": [...]}),
+// or the RIPE Atlas probe archive's daily dump ({"meta": …, "objects":
+// [...]}, with latitude and longitude instead of a geometry). It is
+// streamed, one object at a time; a probe listed twice is kept once (the
+// last one read, where the first was).
 func ReadProbes(r io.Reader) ([]Probe, error) {
 	src := &iolimit.Reader{R: r, Max: maxProbesFile}
 	dec := json.NewDecoder(src)
@@ -289,16 +299,17 @@ func ReadProbes(r io.Reader) ([]Probe, error) {
 	default:
 		return nil, fmt.Errorf("%v where a list or a page of probes belongs", tok)
 	}
-	// A page of the API: "results" holds the probes; other values are skipped.
+	// A page of the API: "results" holds the probes; the archive's dump:
+	// "objects". Other values are skipped.
 	found := false
 	for dec.More() {
 		key, err := dec.Token()
 		if err != nil {
 			return nil, pr.err(err)
 		}
-		if key == "results" {
+		if key == "results" || key == "objects" {
 			if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
-				return nil, errors.New("results: not a list")
+				return nil, fmt.Errorf("%s: not a list", key)
 			}
 			if _, err := pr.array(); err != nil {
 				return nil, err
@@ -313,7 +324,7 @@ func ReadProbes(r io.Reader) ([]Probe, error) {
 		}
 	}
 	if !found {
-		return nil, errors.New("no results array")
+		return nil, errors.New("no results (API page) or objects (probe archive) array")
 	}
 	return pr.out, nil
 }
@@ -433,9 +444,10 @@ func (p Probe) Location() (geo.Point, bool) {
 }
 
 // IsProbes tells probe metadata (what WriteProbes writes: an array of
-// /api/v2/probes/ objects, or one page of that endpoint) from measurement
-// results by the start of the content: the first object has an "id" and
-// none of the fields every result carries ("type", "prb_id", "msm_id").
+// /api/v2/probes/ objects, one page of that endpoint, or the probe
+// archive's dump) from measurement results by the start of the content:
+// the first object has an "id" and none of the fields every result
+// carries ("type", "prb_id", "msm_id").
 func IsProbes(head []byte) bool {
 	dec := json.NewDecoder(bytes.NewReader(head))
 	tok, err := dec.Token()
@@ -445,20 +457,21 @@ func IsProbes(head []byte) bool {
 	switch tok {
 	case json.Delim('['):
 	case json.Delim('{'):
-		// An API page: find "results", then its first element.
+		// An API page: find "results", then its first element; the
+		// archive's dump: "objects" after "meta".
 		for {
 			key, err := dec.Token()
 			if err != nil {
 				return false
 			}
-			if key == "results" {
+			if key == "results" || key == "objects" {
 				if t, err := dec.Token(); err != nil || t != json.Delim('[') {
 					return false
 				}
 				break
 			}
-			// A page has nothing but these keys.
-			if k, ok := key.(string); !ok || (k != "count" && k != "next" && k != "previous") {
+			// A page or a dump has nothing but these keys.
+			if k, ok := key.(string); !ok || (k != "count" && k != "next" && k != "previous" && k != "meta") {
 				return false
 			}
 			var skip json.RawMessage

@@ -24,6 +24,7 @@ import (
 // Table formats LoadTable recognises.
 const (
 	FormatPfx2as  = "pfx2as"
+	FormatPyasn   = "pyasn" // pyasn's ipasn.dat: "prefix/len<TAB>asn", ';' comments
 	FormatIPtoASN = "iptoasn"
 	FormatMMDB    = "mmdb"
 )
@@ -204,6 +205,9 @@ func parseTextTable(r io.Reader) (string, prefixIndex, error) {
 	case FormatPfx2as:
 		rt, err := parsePfx2as(br)
 		return format, rt, err
+	case FormatPyasn:
+		rt, err := parsePyasn(br)
+		return format, rt, err
 	default:
 		rt, err := parseIPtoASN(br)
 		return format, rt, err
@@ -270,7 +274,8 @@ func hasMMDBMarker(f *os.File, size int64) bool {
 }
 
 // detectTextFormat looks at the first data line of head: pfx2as is
-// "prefix<TAB>length<TAB>AS", iptoasn is "start<TAB>end<TAB>AS<TAB>cc<TAB>name".
+// "prefix<TAB>length<TAB>AS", pyasn's ipasn.dat "prefix/length<TAB>AS",
+// iptoasn is "start<TAB>end<TAB>AS<TAB>cc<TAB>name".
 // Binary data is refused here, on its first bytes.
 func detectTextFormat(head []byte) (string, error) {
 	if i := bytes.IndexFunc(head, func(r rune) bool { return r < 0x20 && r != '\t' && r != '\n' && r != '\r' }); i >= 0 {
@@ -280,13 +285,18 @@ func detectTextFormat(head []byte) (string, error) {
 		line, rest, complete := bytes.Cut(head, []byte{'\n'})
 		head = rest
 		line = bytes.TrimSpace(line)
-		if len(line) == 0 || line[0] == '#' {
+		if len(line) == 0 || line[0] == '#' || line[0] == ';' {
 			continue
 		}
 		if !complete && len(rest) == 0 && len(line) >= sniffSize-1 {
 			return "", fmt.Errorf("unrecognised table format: no line ends in the first %d KiB", sniffSize>>10)
 		}
 		f := strings.Fields(string(line))
+		if len(f) == 2 {
+			if _, err := netip.ParsePrefix(f[0]); err == nil {
+				return FormatPyasn, nil
+			}
+		}
 		if len(f) < 3 {
 			break
 		}
@@ -301,7 +311,55 @@ func detectTextFormat(head []byte) (string, error) {
 		}
 		break
 	}
-	return "", errors.New("unrecognised table format (want CAIDA pfx2as, iptoasn TSV or MaxMind .mmdb)")
+	return "", errors.New("unrecognised table format (want CAIDA pfx2as, pyasn ipasn.dat, iptoasn TSV or MaxMind .mmdb)")
+}
+
+// parsePyasn parses pyasn's ipasn.dat (what pyasn_util_convert.py writes
+// from a RIB dump): "prefix/length<TAB>AS" with ';' comment lines. An AS
+// may be an AS set ("64500,64501") or several origins ("64500_64501").
+func parsePyasn(r io.Reader) (*routeTable, error) {
+	rt := newRouteTable()
+	var fields [][]byte
+	err := scanLines(r, func(n int, line []byte) error {
+		fields = appendFields(fields[:0], line, isSpace)
+		if len(fields) != 2 {
+			return fmt.Errorf("line %d: want 2 fields (prefix/length and AS), got %d", n, len(fields))
+		}
+		p, err := netip.ParsePrefix(string(fields[0]))
+		if err != nil {
+			return fmt.Errorf("line %d: %w", n, err)
+		}
+		i, err := rt.asEntry(n, fields[1])
+		if err != nil {
+			return err
+		}
+		rt.routes.Insert(p.Masked(), i)
+		return nil
+	})
+	rt.index = nil
+	return rt, err
+}
+
+// asEntry is the entry of an AS field: one AS, several origins joined by
+// '_', or an AS set joined by ','.
+func (rt *routeTable) asEntry(n int, field []byte) (uint32, error) {
+	var bad error
+	i := rt.entryIndex(field, func() tableEntry {
+		var asns []uint32
+		for _, s := range strings.FieldsFunc(string(field), func(r rune) bool { return r == '_' || r == ',' }) {
+			asn, ok := parseASN(s)
+			if !ok {
+				bad = fmt.Errorf("line %d: bad AS %q", n, s)
+				return tableEntry{}
+			}
+			asns = appendASN(asns, asn)
+		}
+		if len(asns) == 0 {
+			bad = fmt.Errorf("line %d: no AS", n)
+		}
+		return tableEntry{ASNs: asns}
+	})
+	return i, bad
 }
 
 // parsePfx2as parses a CAIDA Routeviews prefix-to-AS table:
@@ -328,24 +386,9 @@ func parsePfx2as(r io.Reader) (*routeTable, error) {
 		if err != nil {
 			return fmt.Errorf("line %d: %w", n, err)
 		}
-		var bad error
-		i := rt.entryIndex(fields[2], func() tableEntry {
-			var asns []uint32
-			for _, s := range strings.FieldsFunc(string(fields[2]), func(r rune) bool { return r == '_' || r == ',' }) {
-				asn, ok := parseASN(s)
-				if !ok {
-					bad = fmt.Errorf("line %d: bad AS %q", n, s)
-					return tableEntry{}
-				}
-				asns = appendASN(asns, asn)
-			}
-			if len(asns) == 0 {
-				bad = fmt.Errorf("line %d: no AS", n)
-			}
-			return tableEntry{ASNs: asns}
-		})
-		if bad != nil {
-			return bad
+		i, err := rt.asEntry(n, fields[2])
+		if err != nil {
+			return err
 		}
 		rt.routes.Insert(p, i)
 		return nil
@@ -592,7 +635,7 @@ func scanLines(r io.Reader, fn func(n int, line []byte) error) error {
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("line %d: %w", n, err)
 		}
-		if trimmed := bytes.TrimSpace(line); len(trimmed) > 0 && trimmed[0] != '#' {
+		if trimmed := bytes.TrimSpace(line); len(trimmed) > 0 && trimmed[0] != '#' && trimmed[0] != ';' {
 			if ferr := fn(n, bytes.TrimRight(line, "\r\n")); ferr != nil {
 				return ferr
 			}

@@ -25,6 +25,18 @@ const samplePfx2as = `# CAIDA routeviews-prefix2as style
 2001:db8::	32	64530
 `
 
+// samplePyasn is pyasn's ipasn.dat (pyasn_util_convert.py's output): ';'
+// comments, "prefix/length<TAB>AS".
+const samplePyasn = `; IP-ASN32-DAT file
+; Original file : rib.20260101.0600.bz2
+; Prefixes-v4   : 4
+;
+192.0.2.0/24	64500
+198.51.100.0/24	64510
+198.51.100.128/25	64512
+2001:db8::/32	64530
+`
+
 const sampleIPtoASN = "192.0.2.0\t192.0.2.255\t64500\tZZ\tEXAMPLE-ISP Example ISP\n" +
 	"198.51.100.0\t198.51.100.127\t0\tNone\tNot routed\n" +
 	"198.51.100.128\t198.51.100.200\t64510\tZZ\tTRANSIT-ONE\n" +
@@ -180,6 +192,8 @@ func TestLoadTableFormats(t *testing.T) {
 	}{
 		{"pfx2as", "routeviews-rv2-20260101.pfx2as", []byte(samplePfx2as), FormatPfx2as},
 		{"pfx2as gzip", "routeviews.pfx2as.gz", gz(t, samplePfx2as), FormatPfx2as},
+		{"pyasn", "ipasn_20260101.dat", []byte(samplePyasn), FormatPyasn},
+		{"pyasn gzip", "ipasn_20260101.dat.gz", gz(t, samplePyasn), FormatPyasn},
 		{"iptoasn", "ip2asn-combined.tsv", []byte(sampleIPtoASN), FormatIPtoASN},
 		{"iptoasn gzip, no extension", "table", gz(t, sampleIPtoASN), FormatIPtoASN},
 	}
@@ -459,4 +473,24 @@ func FuzzLoadTable(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The real ipasn.dat sample in the reference data (IPv6, pyasn's own
+// comment header) loads and answers, when it is beside the repository.
+func TestLoadPyasnRefdata(t *testing.T) {
+	for _, path := range []string{"../../shared/refdata/asn/pyasn_ipasn6_20151101_first300.dat", "/work/shared/refdata/asn/pyasn_ipasn6_20151101_first300.dat"} {
+		if _, err := os.Stat(path); err != nil {
+			continue
+		}
+		tab, err := LoadTable(path)
+		if err != nil || tab.Format != FormatPyasn {
+			t.Fatalf("%v, format %v", err, tab)
+		}
+		got, err := tab.Lookup(context.Background(), addrs("1.0.4.1", "1.0.64.9"))
+		if err != nil || !slices.Equal(got[netip.MustParseAddr("1.0.4.1")].ASNs, []uint32{56203}) || !slices.Equal(got[netip.MustParseAddr("1.0.64.9")].ASNs, []uint32{18144}) {
+			t.Errorf("lookups %+v, %v", got, err)
+		}
+		return
+	}
+	t.Skip("no refdata/asn beside the repository")
 }
