@@ -36,7 +36,12 @@ const (
 	StatusOtherRcode Status = "rcode"     // any other RCODE (see Answer.Rcode)
 	StatusTimeout    Status = "timeout"   // no answer within the deadline
 	StatusMalformed  Status = "malformed" // bytes came back that are not a DNS reply to our query
-	StatusError      Status = "error"     // local failure (socket, connection refused, ...)
+	StatusError      Status = "error"     // local failure (socket, no route, ...)
+	// StatusUnreachable: an ICMP destination unreachable came back instead
+	// of an answer (port unreachable, !N, !H, administratively
+	// prohibited; Answer.Detail says which and from whom), or, over TCP,
+	// the connection was refused.
+	StatusUnreachable Status = "unreachable"
 	// StatusNoTXT is a reply without TXT strings whose RCODE is unknown:
 	// a RIPE Atlas result that kept only the probe's parse of the answer
 	// section ("answers", no "abuf") cannot say NOERROR from SERVFAIL.
@@ -95,7 +100,7 @@ type Answer struct {
 // not.
 func (a Answer) Replied() bool {
 	switch a.Status {
-	case StatusTimeout, StatusError, StatusMalformed, "":
+	case StatusTimeout, StatusError, StatusMalformed, StatusUnreachable, "":
 		return false
 	}
 	return true

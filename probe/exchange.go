@@ -30,6 +30,7 @@ import (
 // order).
 type mux struct {
 	co        *dns.Conn
+	raw       net.Conn // the socket under co, for its error queue
 	transport measure.Transport
 	ids       *idSet
 
@@ -62,8 +63,13 @@ type delivery struct {
 }
 
 func newMux(c net.Conn, t measure.Transport, ids *idSet) *mux {
+	raw := c
+	if dc, ok := c.(datagramConn); ok {
+		raw = dc.Conn
+	}
 	m := &mux{
 		co:        &dns.Conn{Conn: c},
+		raw:       raw,
 		transport: t,
 		ids:       ids,
 		waiting:   map[uint16]*query{},
@@ -105,7 +111,7 @@ func (m *mux) read() {
 		// answers every query waiting now, and the socket stays usable.
 		// Anything else, or a socket that keeps failing, ends the reader.
 		if errs++; m.transport == measure.UDP && isICMPErr(err) && errs < 64 {
-			m.broadcast(err)
+			m.broadcast(unreachableOf(m.raw, err))
 			continue
 		}
 		break
@@ -195,7 +201,7 @@ func (m *mux) send(ctx context.Context, q *query, lim *rate.Limiter, timeout tim
 		if m.transport == measure.UDP && isICMPErr(err) {
 			// The send reported (and cleared) an ICMP error meant for
 			// an earlier query of this socket: it is every query's.
-			m.broadcast(err)
+			m.broadcast(unreachableOf(m.raw, err))
 			return
 		}
 		q.sendErr = err
@@ -319,7 +325,8 @@ func isICMPErr(err error) bool {
 	}
 	switch errno {
 	case syscall.ECONNREFUSED, syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.EHOSTDOWN, syscall.ENETDOWN,
-		syscall.EPROTO, syscall.EMSGSIZE, syscall.ENOPROTOOPT, syscall.ETIMEDOUT:
+		syscall.EPROTO, syscall.EMSGSIZE, syscall.ENOPROTOOPT, syscall.ETIMEDOUT,
+		syscall.EACCES: // ICMPv6 administratively prohibited
 		return true
 	}
 	return false

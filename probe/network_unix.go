@@ -68,6 +68,13 @@ func dialBound(ctx context.Context, network string, laddr, raddr netip.AddrPort)
 						return
 					}
 				}
+				if network == "udp" {
+					// What an ICMP error says (port unreachable, !N,
+					// from whom), not only that one came.
+					if bindErr = setRecvErr(int(fd), src.Addr().Is6()); bindErr != nil {
+						return
+					}
+				}
 				if bindErr = unix.Bind(int(fd), netutil.Sockaddr(src)); bindErr != nil {
 					return
 				}

@@ -201,7 +201,12 @@ func (r *runner) failed(ctx context.Context, name string, t measure.Transport, e
 		return ctxAnswer(ctx, name, t)
 	}
 	a := measure.Answer{Name: dns.Fqdn(name), Transport: t, Rcode: -1, Status: measure.StatusError, Detail: errDetail(err)}
+	var u *Unreachable
 	switch {
+	case errors.As(err, &u):
+		a.Status, a.Detail = measure.StatusUnreachable, u.Error()
+	case t == measure.TCP && errors.Is(err, syscall.ECONNREFUSED):
+		a.Status, a.Detail = measure.StatusUnreachable, "connection refused (tcp reset)"
 	case isTimeout(err):
 		a.Status = measure.StatusTimeout
 		a.Detail = fmt.Sprintf("no reply within %v", r.timeout)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -393,7 +394,9 @@ func TestRunTCPReconnects(t *testing.T) {
 }
 
 // TestRunNothingListening: ICMP port unreachable (UDP) and RST (TCP) are
-// answers of their own, reported at once, not timeouts.
+// answers of their own, reported at once as what came back (unreachable,
+// with the ICMP message and its sender, or the refused connection), not
+// timeouts or local errors.
 func TestRunNothingListening(t *testing.T) {
 	for _, host := range hosts(t) {
 		port := freePort(t, host)
@@ -410,9 +413,15 @@ func TestRunNothingListening(t *testing.T) {
 			if len(res.Answers) != 2 {
 				t.Fatalf("%d answers, want 2", len(res.Answers))
 			}
+			want := "port unreachable from " + host
+			if tcp {
+				want = "connection refused (tcp reset)"
+			} else if runtime.GOOS != "linux" {
+				want = "port unreachable (connection refused)"
+			}
 			for _, a := range res.Answers {
-				if a.Status != measure.StatusError || a.Detail != "connection refused" || a.Rcode != -1 {
-					t.Errorf("%v tcp=%v %s: %s %q rcode %d, want error \"connection refused\"", target, tcp, a.Name, a.Status, a.Detail, a.Rcode)
+				if a.Status != measure.StatusUnreachable || a.Detail != want || a.Rcode != -1 {
+					t.Errorf("%v tcp=%v %s: %s %q rcode %d, want unreachable %q", target, tcp, a.Name, a.Status, a.Detail, a.Rcode, want)
 				}
 			}
 			if res.Source.Port() == 0 {

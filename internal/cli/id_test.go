@@ -329,3 +329,41 @@ func TestIDFlowsWithoutAnswerExit3(t *testing.T) {
 		t.Errorf("all flows answered: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestIDShowsUnreachable: an ICMP port unreachable (UDP) or a refused
+// connection (TCP) is said as what came back — per query and in the
+// failure line — not as a timeout, an unknown instance or an "error".
+func TestIDShowsUnreachable(t *testing.T) {
+	l, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := fmt.Sprint(l.LocalAddr().(*net.UDPAddr).Port)
+	l.Close() // nothing listens there now
+	r := runCLI(t, testDeps(), "id", "--port", port, "--timeout", "3s", "127.0.0.1")
+	if r.code != ExitPartial {
+		t.Errorf("exit %d, want %d", r.code, ExitPartial)
+	}
+	for _, want := range []string{
+		"instance  none: no DNS answer came back",
+		"hostname.bind  unreachable  port unreachable from 127.0.0.1",
+		"failed    no DNS answer from 127.0.0.1:" + port + ": 2 unreachable (port unreachable from 127.0.0.1)",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("text lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "timeout") || strings.Contains(r.stdout, " error") || strings.Contains(r.stdout, "unknown") {
+		t.Errorf("text calls it something else:\n%s", r.stdout)
+	}
+	r = runCLI(t, testDeps(), "id", "--tcp", "--port", port, "-o", "json", "127.0.0.1")
+	doc := parseID(t, r.stdout)
+	for _, a := range doc.Results[0].Flows[0].Runs[0].Answers {
+		if a.Status != "unreachable" {
+			t.Errorf("tcp: status %s, want unreachable", a.Status)
+		}
+	}
+	if !strings.Contains(doc.Results[0].Error, "connection refused (tcp reset)") {
+		t.Errorf("tcp: error %q", doc.Results[0].Error)
+	}
+}

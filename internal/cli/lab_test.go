@@ -170,7 +170,10 @@ func TestLabID(t *testing.T) {
 }
 
 // TestLabIDUnreachable: a target with no route answers nothing; every query
-// times out within --timeout and the exit code is 3.
+// ends within --timeout and the exit code is 3. What comes back instead of
+// an answer is said: a router's "administratively prohibited" (a prohibit
+// route on r1) with its address, the instance's port unreachable on a port
+// it does not serve, as trace marks them.
 func TestLabIDUnreachable(t *testing.T) {
 	ac := lab.StartAnycast(t)
 	// 203.0.113.250 is inside a lab prefix but no host holds it.
@@ -182,8 +185,44 @@ func TestLabIDUnreachable(t *testing.T) {
 	if time.Since(start) > 5*time.Second {
 		t.Errorf("two queries with --timeout 500ms took %s", time.Since(start))
 	}
-	if strings.Count(out, `"status": "timeout"`) != 2 {
-		t.Errorf("want two timeouts:\n%s", out)
+	if strings.Count(out, `"status": "timeout"`)+strings.Count(out, `"status": "unreachable"`) != 2 {
+		t.Errorf("want two queries without an answer:\n%s", out)
+	}
+
+	// Every query gets its ICMP error (Linux sends 6 at once to one
+	// source, then 1 a second).
+	for _, n := range []string{"r1", ac.A.Node} {
+		if err := ac.DisableICMPRateLimit(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	prohibited := map[lab.Family]string{lab.IPv4: "192.0.2.99", lab.IPv6: "2001:db8:53::99"}
+	for f, addr := range prohibited {
+		argv := []string{"ip", "route", "add", "prohibit", addr}
+		if f == lab.IPv6 {
+			argv = []string{"ip", "-6", "route", "add", "prohibit", addr}
+		}
+		if _, errOut, err := ac.Run(ctx, "r1", argv...); err != nil {
+			t.Fatalf("%v: %s", err, errOut)
+		}
+	}
+	for _, f := range families() {
+		r1 := ac.Addr("r1", "core", f)
+		for _, tc := range []struct{ target, port, want string }{
+			{prohibited[f], "53", "administratively prohibited (!X) from " + r1.String()},
+			{ac.ServiceAddr(f).String(), "5353", "port unreachable from " + ac.ServiceAddr(f).String()},
+		} {
+			name := fmt.Sprintf("%v id --port %s %s", f, tc.port, tc.target)
+			out, _, code := labRun(t, ac, "c1", "id", "--port", tc.port, "--timeout", "3s", tc.target)
+			if code != 3 {
+				t.Errorf("%s: exit %d, want 3", name, code)
+			}
+			if !strings.Contains(out, "hostname.bind  unreachable  "+tc.want) || !strings.Contains(out, "2 unreachable ("+tc.want+")") {
+				t.Errorf("%s: want %q said per query and in the failure:\n%s", name, tc.want, out)
+			}
+		}
 	}
 }
 

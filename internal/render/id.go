@@ -3,6 +3,7 @@ package render
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/anycheck/anycheck/internal/report"
@@ -65,7 +66,11 @@ func idFlow(w *errWriter, f report.IDFlow, many bool) {
 		return
 	}
 	last := f.Runs[len(f.Runs)-1]
-	w.printf("%sinstance  %s\n", indent, identityLine(last.Identity))
+	if !slices.ContainsFunc(last.Answers, replied) {
+		w.printf("%sinstance  none: no DNS answer came back\n", indent)
+	} else {
+		w.printf("%sinstance  %s\n", indent, identityLine(last.Identity))
+	}
 	if last.Identity.Disagree {
 		w.printf("%snote      %s and hostname.bind %s differ\n", indent, nsidText(last.Identity), Quote(last.Identity.HostnameBind))
 	}
@@ -121,6 +126,16 @@ func nsidText(id report.IdentityDTO) string {
 		return "NSID " + Quote(id.NSID)
 	}
 	return "NSID hex " + id.NSIDHex
+}
+
+// replied says whether a DNS reply to the query came back (any RCODE), as
+// measure.Answer.Replied does.
+func replied(a report.AnswerDTO) bool {
+	switch a.Status {
+	case "timeout", "error", "malformed", "unreachable", "":
+		return false
+	}
+	return true
 }
 
 func answerDetail(a report.AnswerDTO) string {

@@ -72,7 +72,8 @@ func (c *inputCheck) into(d *ReadDoc) {
 func knownStatus(s string) bool {
 	switch measure.Status(s) {
 	case measure.StatusAnswered, measure.StatusEmpty, measure.StatusRefused, measure.StatusNotImp, measure.StatusServFail,
-		measure.StatusNXDomain, measure.StatusOtherRcode, measure.StatusTimeout, measure.StatusMalformed, measure.StatusError:
+		measure.StatusNXDomain, measure.StatusOtherRcode, measure.StatusTimeout, measure.StatusMalformed, measure.StatusError,
+		measure.StatusUnreachable:
 		return true
 	}
 	return false
