@@ -84,7 +84,7 @@ func TestBenchAtlas(t *testing.T) {
 		t.Fatal(err)
 	}
 	saved := filepath.Join(dir, "saved")
-	fetch := slices.Concat([]string{bin, "atlas", "fetch", "--atlas-url", srv.URL, "--asn-source", "none", "--save", saved}, ids)
+	fetch := slices.Concat([]string{bin, "atlas", "fetch", "--atlas-url", srv.URL, "--asn", "none", "--save", saved}, ids)
 	timeCommand(t, fetch, "catchment")
 	files, _ := filepath.Glob(filepath.Join(saved, "msm-*.json"))
 	var size int64
@@ -128,8 +128,8 @@ func TestBenchAtlas(t *testing.T) {
 		{"jq: group the results by probe (peer)", []string{jq, "-n", "[inputs[]] | group_by(.prb_id) | length"}, ""},
 		{"anycheck compare over the saved files (--asn none)", []string{bin, "compare", "--asn", "none", saved}, "catchment"},
 		{"anycheck compare over the saved files (--asn file:)", []string{bin, "compare", "--asn", "file:" + table, saved}, "catchment"},
-		{"anycheck atlas fetch from the API (--asn-source none)", slices.Concat([]string{bin, "atlas", "fetch", "--atlas-url", srv.URL, "--asn-source", "none"}, ids), "catchment"},
-		{"anycheck atlas fetch from the API (--asn-source file:)", slices.Concat([]string{bin, "atlas", "fetch", "--atlas-url", srv.URL, "--asn-source", "file:" + table}, ids), "catchment"},
+		{"anycheck atlas fetch from the API (--asn none)", slices.Concat([]string{bin, "atlas", "fetch", "--atlas-url", srv.URL, "--asn", "none"}, ids), "catchment"},
+		{"anycheck atlas fetch from the API (--asn file:)", slices.Concat([]string{bin, "atlas", "fetch", "--atlas-url", srv.URL, "--asn", "file:" + table}, ids), "catchment"},
 	}
 	cases[0].argv = append(cases[0].argv, files...)
 	results := make([]atlasRun, len(cases))

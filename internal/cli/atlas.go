@@ -45,17 +45,9 @@ func (c *atlasCommon) register(f *pflag.FlagSet) {
 	f.StringVar(&c.sites, "sites", "", "site-hint FILE: extra naming patterns, checked before the built-in ones")
 	f.BoolVar(&c.all, "all", false, "list every line of the catchment table in text output (by default only up to 50)")
 	f.BoolVar(&c.lines, "lines", false, "-o svg|html: draw a line from each vantage point to its site")
-	// The report's ASN flags are compare's, but --asn selects probes in
-	// atlas run: the source is --asn-source here.
-	ef := pflag.NewFlagSet("enrich", pflag.ContinueOnError)
-	c.e.register(ef)
-	ef.VisitAll(func(fl *pflag.Flag) {
-		if fl.Name == "asn" {
-			fl.Name = "asn-source"
-		}
-		fl.Usage = strings.ReplaceAll(fl.Usage, "--asn ", "--asn-source ")
-		f.AddFlag(fl)
-	})
+	// The report's ASN flags are compare's: --asn is the ASN source in
+	// every command (probes in an AS are --from-asn).
+	c.e.register(f)
 }
 
 func (c *atlasCommon) validate() error {
@@ -196,13 +188,6 @@ type reportSources struct {
 func (c *atlasCommon) prepare(g *globalOptions, d *deps) (*reportSources, error) {
 	sites, resolver, err := catchmentSources(c.sites, &c.e, g, d)
 	if err != nil {
-		// enrichOptions names its flag --asn; here it is --asn-source.
-		var ee *exitError
-		if errors.As(err, &ee) && ee.code == ExitUsage {
-			if rest, ok := strings.CutPrefix(ee.err.Error(), "--asn"); ok && (strings.HasPrefix(rest, " ") || strings.HasPrefix(rest, ":")) {
-				return nil, usageErr("--asn-source%s", rest)
-			}
-		}
 		return nil, err
 	}
 	if err := prepareSave(c.save); err != nil {
@@ -268,11 +253,10 @@ them with the probes' metadata and renders the catchment report.
 Atlas's UDP traceroutes go to port 33434+paris_id whatever is asked (probe
 firmware); -P tcp --port 53 traces to the DNS port itself.`,
 		Example: `  ATLAS_API_KEY=... anycheck atlas run 192.0.2.53
-  anycheck atlas run --key-file ~/.atlas-key --probes 200 --country NL --af both ns.example.net
-  anycheck atlas run --probe-ids 6001,6002,6003 -P tcp --save results/ 2001:db8:53::53
-  anycheck atlas run --dry-run --asn 64500 192.0.2.53`,
-		Args:        cobra.ExactArgs(1),
-		Annotations: map[string]string{formatsAnnotation: catchmentFormats},
+  anycheck atlas run --key-file ~/.atlas-key --probes 200 --from-country NL --af both ns.example.net
+  anycheck atlas run --from-probes 6001,6002,6003 -P tcp --save results/ 2001:db8:53::53
+  anycheck atlas run --dry-run --from-asn 64500 192.0.2.53`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.target = args[0]
 			o.probesSet = cmd.Flags().Changed("probes")
@@ -288,19 +272,21 @@ firmware); -P tcp --port 53 traces to the DNS port itself.`,
 	}
 	f := cmd.Flags()
 	o.common.register(f)
-	f.StringVar(&o.af, "af", "", "address family: 4, 6 or both (two pairs of measurements on the same probes); default -4/-6, else the target's")
+	enumVarP(f, &o.af, "af", "", "", "address family: 4, 6 or both (two pairs of measurements on the same probes); default -4/-6, else the target's", "4", "6", "both")
+	// Probe selection as ripe-atlas-tools names it.
 	f.IntVar(&o.probes, "probes", 50, "number of probes")
-	f.StringVar(&o.area, "area", "", "probes from an area: WW, West, North-Central, South-Central, North-East, South-East (default WW)")
-	f.StringVar(&o.country, "country", "", "probes from a country (ISO 3166 code, e.g. NL)")
-	f.StringVar(&o.asn, "asn", "", "probes in an AS (e.g. 64500 or AS64500)")
-	f.StringVar(&o.prefix, "prefix", "", "probes in an address prefix")
-	f.StringVar(&o.probeIDs, "probe-ids", "", "these probes (comma-separated ids)")
+	f.StringVar(&o.area, "from-area", "", "probes from an area: WW, West, North-Central, South-Central, North-East, South-East (default WW)")
+	f.StringVar(&o.country, "from-country", "", "probes from a country (ISO 3166 code, e.g. NL)")
+	f.StringVar(&o.asn, "from-asn", "", "probes in an AS (e.g. 64500 or AS64500)")
+	f.StringVar(&o.prefix, "from-prefix", "", "probes in an address prefix")
+	f.StringVar(&o.probeIDs, "from-probes", "", "these probes (comma-separated ids)")
 	f.StringVar(&o.qname, "qname", "hostname.bind", "CHAOS TXT name of the DNS measurement")
 	f.BoolVar(&o.tcp, "tcp", false, "DNS over TCP (default UDP)")
-	f.StringVarP(&o.proto, "protocol", "P", "udp", "traceroute protocol: udp, icmp or tcp")
+	protocolVar(f, &o.proto, "traceroute protocol: udp, tcp or icmp")
 	f.IntVar(&o.port, "port", 53, "traceroute destination port (tcp only)")
-	f.DurationVar(&o.wait, "wait", 10*time.Minute, "longest wait for the measurements to finish")
+	durationVarP(f, &o.wait, "wait", "", 10*time.Minute, "longest wait for the measurements to finish")
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the JSON bodies that would be sent and exit")
+	outputVar(cmd, g, formatText, compareFormats...)
 	return cmd
 }
 
@@ -368,11 +354,6 @@ func (o *atlasRunOptions) validate() error {
 	if !isDNSName(o.qname) {
 		return usageErr("--qname %q: not a valid DNS name", o.qname)
 	}
-	switch o.proto {
-	case "udp", "icmp", "tcp":
-	default:
-		return usageErr("-P %q: protocol must be udp, icmp or tcp", o.proto)
-	}
 	if o.portOK && o.proto != "tcp" {
 		return usageErr("--port %d with -P %s: RIPE Atlas probes send %s traceroutes to a port of their own choosing (udp: 33434+paris_id); use -P tcp --port %d", o.port, o.proto, o.proto, o.port)
 	}
@@ -393,7 +374,7 @@ func (o *atlasRunOptions) validateSelection() error {
 		}
 	}
 	if given > 1 {
-		return usageErr("--area, --country, --asn, --prefix, --probe-ids: choose one probe selection")
+		return usageErr("--from-area, --from-country, --from-asn, --from-prefix, --from-probes: choose one probe selection")
 	}
 	if o.probes < 1 || o.probes > 10000 {
 		return usageErr("--probes %d: must be between 1 and 10000", o.probes)
@@ -402,13 +383,13 @@ func (o *atlasRunOptions) validateSelection() error {
 	switch {
 	case o.probeIDs != "":
 		if o.probesSet {
-			return usageErr("--probes with --probe-ids: the list sets the number of probes")
+			return usageErr("--probes with --from-probes: the list sets the number of probes")
 		}
 		var ids []int
 		for _, f := range strings.Split(o.probeIDs, ",") {
 			id, err := strconv.Atoi(strings.TrimSpace(f))
 			if err != nil || id < 1 {
-				return usageErr("--probe-ids %q: %q is not a probe id", o.probeIDs, f)
+				return usageErr("--from-probes %q: %q is not a probe id", o.probeIDs, f)
 			}
 			if !slices.Contains(ids, id) {
 				ids = append(ids, id)
@@ -418,19 +399,19 @@ func (o *atlasRunOptions) validateSelection() error {
 	case o.country != "":
 		cc := strings.ToUpper(o.country)
 		if len(cc) != 2 || cc[0] < 'A' || cc[0] > 'Z' || cc[1] < 'A' || cc[1] > 'Z' {
-			return usageErr("--country %q: want a two-letter ISO 3166 code (NL, DE, US)", o.country)
+			return usageErr("--from-country %q: want a two-letter ISO 3166 code (NL, DE, US)", o.country)
 		}
 		sel.Type, sel.Value = atlas.SelectCountry, cc
 	case o.asn != "":
 		n, err := strconv.ParseUint(strings.TrimPrefix(strings.ToUpper(o.asn), "AS"), 10, 32)
 		if err != nil || n == 0 {
-			return usageErr("--asn %q: not an AS number", o.asn)
+			return usageErr("--from-asn %q: not an AS number", o.asn)
 		}
 		sel.Type, sel.Value = atlas.SelectASN, n
 	case o.prefix != "":
 		p, err := netip.ParsePrefix(o.prefix)
 		if err != nil {
-			return usageErr("--prefix %q: not an address prefix", o.prefix)
+			return usageErr("--from-prefix %q: not an address prefix", o.prefix)
 		}
 		sel.Type, sel.Value = atlas.SelectPrefix, p.Masked().String()
 	default:
@@ -438,7 +419,7 @@ func (o *atlasRunOptions) validateSelection() error {
 		if o.area != "" {
 			i := slices.IndexFunc(atlas.Areas, func(a string) bool { return strings.EqualFold(a, o.area) })
 			if i < 0 {
-				return usageErr("--area %q: must be one of %s", o.area, strings.Join(atlas.Areas, ", "))
+				return usageErr("--from-area %q: must be one of %s", o.area, strings.Join(atlas.Areas, ", "))
 			}
 			area = atlas.Areas[i]
 		}
@@ -594,11 +575,11 @@ func msmStrings(ms []atlasMsm) []string {
 func describeSelection(sel atlas.ProbeSelection) string {
 	switch sel.Type {
 	case atlas.SelectProbes:
-		return "--probe-ids " + fmt.Sprint(sel.Value)
+		return "--from-probes " + fmt.Sprint(sel.Value)
 	case atlas.SelectMsm:
 		return fmt.Sprintf("the probes of measurement %v", sel.Value)
 	}
-	return fmt.Sprintf("--%s %v", sel.Type, sel.Value)
+	return fmt.Sprintf("--from-%s %v", sel.Type, sel.Value)
 }
 
 // printDryRun writes the creation requests' bodies, indented, one JSON
@@ -750,8 +731,7 @@ measurement holds many results per probe: the table uses the latest, and
 		Example: `  anycheck atlas fetch 70000001 70000002
   anycheck atlas fetch --start 2026-01-01 --stop 2026-01-02T12:00:00Z -o json 1001 1002
   anycheck atlas fetch --save results/ 70000001`,
-		Args:        cobra.MinimumNArgs(1),
-		Annotations: map[string]string{formatsAnnotation: catchmentFormats},
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, a := range args {
 				id, err := strconv.Atoi(a)
@@ -775,6 +755,7 @@ measurement holds many results per probe: the table uses the latest, and
 	o.common.register(f)
 	f.StringVar(&o.start, "start", "", "only results from this time on (RFC 3339, YYYY-MM-DD or UNIX seconds)")
 	f.StringVar(&o.stop, "stop", "", "only results up to this time")
+	outputVar(cmd, g, formatText, compareFormats...)
 	return cmd
 }
 

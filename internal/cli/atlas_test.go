@@ -80,7 +80,7 @@ func wantFields(t *testing.T, what string, got map[string]any, want map[string]a
 func TestAtlasRunDryRunPrintsTheExactBodies(t *testing.T) {
 	srv := (&atlastest.Server{}).Start(t)
 	d := atlasDeps(nil)
-	r := runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--dry-run", "--atlas-url", srv.URL, "--asn", "AS64500", "--probes", "20", "192.0.2.53")
+	r := runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--dry-run", "--atlas-url", srv.URL, "--from-asn", "AS64500", "--probes", "20", "192.0.2.53")
 	if r.code != ExitOK {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
@@ -111,7 +111,7 @@ func TestAtlasRunDryRunPrintsTheExactBodies(t *testing.T) {
 	}
 
 	// Both families, DNS over TCP, a TCP traceroute to port 53, a host name.
-	r = runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--dry-run", "--af", "both", "--tcp", "-P", "tcp", "--qname", "id.server", "--country", "nl", "ns.example.net")
+	r = runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--dry-run", "--af", "both", "--tcp", "-P", "tcp", "--qname", "id.server", "--from-country", "nl", "ns.example.net")
 	if r.code != ExitOK {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
@@ -134,7 +134,7 @@ func TestAtlasRunDryRunPrintsTheExactBodies(t *testing.T) {
 	}
 
 	// Explicit probe ids: both requests name them.
-	r = runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--dry-run", "--af", "both", "--probe-ids", "6001, 6005,6001", "ns.example.net")
+	r = runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--dry-run", "--af", "both", "--from-probes", "6001, 6005,6001", "ns.example.net")
 	docs = decodeBodies(t, r.stdout)
 	for i := range docs {
 		wantFields(t, "probe ids", docs[i]["probes"].([]any)[0].(map[string]any), map[string]any{"requested": 2, "type": "probes", "value": "6001,6005"})
@@ -152,20 +152,20 @@ func TestAtlasBadInputIsUsageError(t *testing.T) {
 		{"family mismatch", []string{"run", "--af", "6", "192.0.2.53"}, "not an IPv6 address"},
 		{"both with a literal", []string{"run", "--af", "both", "2001:db8:53::53"}, "not an IPv4 address"},
 		{"-4 and --af 6", []string{"run", "-4", "--af", "6", "ns.example.net"}, "--af 6 with -4"},
-		{"bad af", []string{"run", "--af", "7", "192.0.2.53"}, `--af "7"`},
-		{"two selections", []string{"run", "--country", "NL", "--asn", "3333", "192.0.2.53"}, "choose one probe selection"},
-		{"bad country", []string{"run", "--country", "Netherlands", "192.0.2.53"}, `--country "Netherlands"`},
-		{"bad area", []string{"run", "--area", "Mars", "192.0.2.53"}, `--area "Mars"`},
-		{"bad asn", []string{"run", "--asn", "ASX", "192.0.2.53"}, `--asn "ASX"`},
-		{"bad prefix", []string{"run", "--prefix", "192.0.2/24", "192.0.2.53"}, `--prefix "192.0.2/24"`},
-		{"bad probe id", []string{"run", "--probe-ids", "1,x", "192.0.2.53"}, `"x" is not a probe id`},
-		{"probes and ids", []string{"run", "--probes", "3", "--probe-ids", "1,2", "192.0.2.53"}, "--probes with --probe-ids"},
+		{"bad af", []string{"run", "--af", "7", "192.0.2.53"}, `--af 7: must be 4, 6 or both`},
+		{"two selections", []string{"run", "--from-country", "NL", "--from-asn", "3333", "192.0.2.53"}, "choose one probe selection"},
+		{"bad country", []string{"run", "--from-country", "Netherlands", "192.0.2.53"}, `--from-country "Netherlands"`},
+		{"bad area", []string{"run", "--from-area", "Mars", "192.0.2.53"}, `--from-area "Mars"`},
+		{"bad asn", []string{"run", "--from-asn", "ASX", "192.0.2.53"}, `--from-asn "ASX"`},
+		{"bad prefix", []string{"run", "--from-prefix", "192.0.2/24", "192.0.2.53"}, `--from-prefix "192.0.2/24"`},
+		{"bad probe id", []string{"run", "--from-probes", "1,x", "192.0.2.53"}, `"x" is not a probe id`},
+		{"probes and ids", []string{"run", "--probes", "3", "--from-probes", "1,2", "192.0.2.53"}, "--probes with --from-probes"},
 		{"zero probes", []string{"run", "--probes", "0", "192.0.2.53"}, "--probes 0"},
 		{"private target", []string{"run", "10.1.2.3"}, "10.1.2.3: not a global unicast"},
 		{"loopback target", []string{"run", "::1"}, "::1: not a global unicast"},
 		{"bad target", []string{"run", "not a name"}, `"not a name"`},
 		{"bad qname", []string{"run", "--qname", "a..b", "192.0.2.53"}, `--qname "a..b"`},
-		{"bad protocol", []string{"run", "-P", "sctp", "192.0.2.53"}, `-P "sctp"`},
+		{"bad protocol", []string{"run", "-P", "sctp", "192.0.2.53"}, `-P sctp: must be udp, tcp or icmp`},
 		{"bad wait", []string{"run", "--wait", "0s", "192.0.2.53"}, "--wait 0s"},
 		{"bad url", []string{"run", "--atlas-url", "atlas.example/api", "192.0.2.53"}, `--atlas-url "atlas.example/api"`},
 		{"no target", []string{"run"}, "arg"},
@@ -195,7 +195,7 @@ func TestAtlasRunChecksTheReportSourcesBeforeCreating(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--asn-source", "bogus"}, `--asn-source: unknown asn source "bogus"`},
+		{[]string{"--asn", "bogus"}, `--asn: unknown asn source "bogus"`},
 		{[]string{"--sites", filepath.Join(t.TempDir(), "missing.txt")}, "--sites"},
 		{[]string{"--save", filepath.Join(file, "sub")}, "--save"},
 	} {
@@ -211,7 +211,7 @@ func TestAtlasRunChecksTheReportSourcesBeforeCreating(t *testing.T) {
 
 func TestAtlasRunNeedsAKey(t *testing.T) {
 	srv := (&atlastest.Server{}).Start(t)
-	r := runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "192.0.2.53")
+	r := runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "run", "--asn", "none", "--atlas-url", srv.URL, "192.0.2.53")
 	if r.code != ExitUsage || !strings.Contains(r.stderr, "ATLAS_API_KEY") || !strings.Contains(r.stderr, "--key-file") {
 		t.Errorf("exit %d, stderr %q: want a usage error naming both key sources", r.code, r.stderr)
 	}
@@ -227,7 +227,7 @@ func TestAtlasKeyFromFileOrEnvironment(t *testing.T) {
 	if err := os.WriteFile(kf, []byte(atlasTestKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--key-file", kf, "--probes", "5", "192.0.2.53")
+	r := runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "run", "--asn", "none", "--atlas-url", srv.URL, "--key-file", kf, "--probes", "5", "192.0.2.53")
 	if r.code != ExitOK {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
@@ -241,18 +241,18 @@ func TestAtlasKeyFromFileOrEnvironment(t *testing.T) {
 
 	// The environment works too; a group-readable file is warned about.
 	os.Chmod(kf, 0o644)
-	r = runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--key-file", kf, "--probes", "5", "192.0.2.53")
+	r = runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "run", "--asn", "none", "--atlas-url", srv.URL, "--key-file", kf, "--probes", "5", "192.0.2.53")
 	if r.code != ExitOK || !strings.Contains(r.stderr, "can be read by other users (mode 0644)") {
 		t.Errorf("exit %d, stderr %q: want a warning about the mode", r.code, r.stderr)
 	}
-	r = runAtlasCLI(context.Background(), t, atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey}), false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--probes", "5", "192.0.2.53")
+	r = runAtlasCLI(context.Background(), t, atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey}), false, "atlas", "run", "--asn", "none", "--atlas-url", srv.URL, "--probes", "5", "192.0.2.53")
 	if r.code != ExitOK {
 		t.Errorf("key from the environment: exit %d: %s", r.code, r.stderr)
 	}
 
 	// A file that is not one token is refused without showing it.
 	os.WriteFile(kf, []byte("secret part\nother line\n"), 0o600)
-	r = runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--key-file", kf, "192.0.2.53")
+	r = runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "run", "--asn", "none", "--atlas-url", srv.URL, "--key-file", kf, "192.0.2.53")
 	if r.code != ExitUsage || strings.Contains(r.stderr, "secret") || !strings.Contains(r.stderr, kf) {
 		t.Errorf("exit %d, stderr %q: want a usage error naming the file, not its content", r.code, r.stderr)
 	}
@@ -269,7 +269,7 @@ func TestAtlasRunSecondRequestFailureStopsTheFirst(t *testing.T) {
 	srv.Inject(atlastest.Fault{Method: "POST", Path: "/api/v2/measurements/", Skip: 1, Status: 400,
 		Detail: "You do not have enough credit to schedule this measurement."})
 	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
-	r := runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--af", "both", "--probes", "5", "ns.example.net")
+	r := runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--asn", "none", "--atlas-url", srv.URL, "--af", "both", "--probes", "5", "ns.example.net")
 	if r.code != ExitError || r.stdout != "" {
 		t.Fatalf("exit %d, stdout %q (stderr %q): want 1 and nothing on stdout", r.code, r.stdout, r.stderr)
 	}
@@ -331,7 +331,7 @@ func TestAtlasRunAPIErrors(t *testing.T) {
 				tc.fault.Path = "/api/v2/measurements/70000002/results/"
 			}
 			srv.Inject(tc.fault)
-			r := runAtlasCLI(context.Background(), t, atlasDeps(env), false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--probes", "5", "192.0.2.53")
+			r := runAtlasCLI(context.Background(), t, atlasDeps(env), false, "atlas", "run", "--asn", "none", "--atlas-url", srv.URL, "--probes", "5", "192.0.2.53")
 			if r.code != tc.code {
 				t.Fatalf("exit %d, want %d (stderr %q)", r.code, tc.code, r.stderr)
 			}
@@ -357,7 +357,7 @@ func TestAtlasRunInterruptedWhileWaiting(t *testing.T) {
 		}
 	}}).Start(t)
 	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
-	r := runAtlasCLI(ctx, t, d, false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--probes", "5", "-o", "json", "192.0.2.53")
+	r := runAtlasCLI(ctx, t, d, false, "atlas", "run", "--asn", "none", "--atlas-url", srv.URL, "--probes", "5", "-o", "json", "192.0.2.53")
 	if r.code != ExitInterrupted {
 		t.Fatalf("exit %d, want 130 (stderr %q)", r.code, r.stderr)
 	}
@@ -379,11 +379,11 @@ func TestAtlasRunInterruptedWhileWaiting(t *testing.T) {
 func TestAtlasProgressOnlyOnATerminal(t *testing.T) {
 	srv := (&atlastest.Server{Key: atlasTestKey, Polls: 3}).Start(t)
 	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
-	r := runAtlasCLI(context.Background(), t, d, true, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--probes", "6", "192.0.2.53")
+	r := runAtlasCLI(context.Background(), t, d, true, "atlas", "run", "--asn", "none", "--atlas-url", srv.URL, "--probes", "6", "192.0.2.53")
 	if r.code != ExitOK || !strings.Contains(r.stderr, "70000001 dns: Ongoing, 2 of 6 probes reporting") {
 		t.Errorf("exit %d, stderr %q: want live progress", r.code, r.stderr)
 	}
-	r = runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--probes", "6", "192.0.2.53")
+	r = runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--asn", "none", "--atlas-url", srv.URL, "--probes", "6", "192.0.2.53")
 	if r.code != ExitOK || strings.Contains(r.stderr, "reporting") || strings.Contains(r.stderr, "\r") {
 		t.Errorf("exit %d, stderr %q: no progress when stderr is not a terminal", r.code, r.stderr)
 	}
@@ -408,7 +408,7 @@ func TestAtlasRunRendersWhatCompareReadsFromTheSavedFiles(t *testing.T) {
 	for _, format := range []string{"text", "json", "csv", "dot"} {
 		t.Run(format, func(t *testing.T) {
 			os.RemoveAll(dir)
-			run := runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--atlas-url", srv.URL, "--asn-source", "file:"+table,
+			run := runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--atlas-url", srv.URL, "--asn", "file:"+table,
 				"--af", "both", "--probes", "30", "--save", dir, "-o", format, "ns.example.net")
 			if run.code != ExitOK {
 				t.Fatalf("atlas run: exit %d: %s", run.code, run.stderr)
@@ -447,7 +447,7 @@ func TestAtlasFetchExistingMeasurements(t *testing.T) {
 	pingID := srv.AddMeasurement(atlastest.Definition{Type: "ping", AF: 4, Target: "192.0.2.53"}, nil)
 
 	// Public measurements need no key; a window goes to the API as UNIX seconds.
-	r := runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "fetch", "--atlas-url", srv.URL, "--asn-source", "none",
+	r := runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "fetch", "--atlas-url", srv.URL, "--asn", "none",
 		"--start", "2026-01-01T00:00:10Z", "--stop", "1767225629", "-o", "json", fmt.Sprint(dnsID), fmt.Sprint(trID))
 	if r.code != ExitOK {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
@@ -493,18 +493,18 @@ func TestAtlasFetchExistingMeasurements(t *testing.T) {
 	}
 
 	// A key in the environment is sent (private measurements).
-	r = runAtlasCLI(context.Background(), t, atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey}), false, "atlas", "fetch", "--atlas-url", srv.URL, "--asn-source", "none", fmt.Sprint(dnsID))
+	r = runAtlasCLI(context.Background(), t, atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey}), false, "atlas", "fetch", "--atlas-url", srv.URL, "--asn", "none", fmt.Sprint(dnsID))
 	if last := srv.Requests()[len(srv.Requests())-1]; r.code != ExitOK || last.Authorization != "Key "+atlasTestKey {
 		t.Errorf("exit %d, last request's Authorization %q", r.code, last.Authorization)
 	}
 
 	// Other measurement types are refused before anything is downloaded.
-	r = runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "fetch", "--atlas-url", srv.URL, "--asn-source", "none", fmt.Sprint(dnsID), fmt.Sprint(pingID))
+	r = runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "fetch", "--atlas-url", srv.URL, "--asn", "none", fmt.Sprint(dnsID), fmt.Sprint(pingID))
 	if r.code != ExitUsage || !strings.Contains(r.stderr, fmt.Sprintf("measurement %d is a ping measurement", pingID)) {
 		t.Errorf("exit %d, stderr %q: want a usage error naming the ping measurement", r.code, r.stderr)
 	}
 	// An unknown measurement is the API's 404.
-	r = runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "fetch", "--atlas-url", srv.URL, "--asn-source", "none", "99")
+	r = runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "fetch", "--atlas-url", srv.URL, "--asn", "none", "99")
 	if r.code != ExitError || !strings.Contains(r.stderr, "measurement 99: HTTP 404") {
 		t.Errorf("exit %d, stderr %q: want the API's 404", r.code, r.stderr)
 	}
@@ -513,7 +513,7 @@ func TestAtlasFetchExistingMeasurements(t *testing.T) {
 func TestAtlasRunWaitRunsOut(t *testing.T) {
 	srv := (&atlastest.Server{Key: atlasTestKey, Polls: 1 << 20}).Start(t)
 	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
-	r := runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--wait", "100ms", "--probes", "6", "192.0.2.53")
+	r := runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--asn", "none", "--atlas-url", srv.URL, "--wait", "100ms", "--probes", "6", "192.0.2.53")
 	if r.code != ExitPartial {
 		t.Fatalf("exit %d, want 3 (stderr %q)", r.code, r.stderr)
 	}
@@ -528,8 +528,8 @@ func TestAtlasRunWaitRunsOut(t *testing.T) {
 func TestAtlasRunNoSuitableProbes(t *testing.T) {
 	srv := (&atlastest.Server{Key: atlasTestKey}).Start(t)
 	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
-	r := runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--asn", "AS65000", "192.0.2.53")
-	if r.code != ExitError || r.stdout != "" || !strings.Contains(r.stderr, `no suitable probes for --asn 65000: RIPE Atlas found no connected probe to run measurements 70000001,70000002`) {
+	r := runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--asn", "none", "--atlas-url", srv.URL, "--from-asn", "AS65000", "192.0.2.53")
+	if r.code != ExitError || r.stdout != "" || !strings.Contains(r.stderr, `no suitable probes for --from-asn 65000: RIPE Atlas found no connected probe to run measurements 70000001,70000002`) {
 		t.Errorf("exit %d, stdout %q, stderr %q: want an error naming the selection", r.code, r.stdout, r.stderr)
 	}
 }
@@ -546,7 +546,7 @@ func TestAtlasRunInterruptedWhileDownloading(t *testing.T) {
 	}}).Start(t)
 	srv.Inject(atlastest.Fault{Path: "/api/v2/measurements/70000002/results/", Truncate: 1, Hang: true})
 	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
-	r := runAtlasCLI(ctx, t, d, false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--probes", "6", "-o", "json", "192.0.2.53")
+	r := runAtlasCLI(ctx, t, d, false, "atlas", "run", "--asn", "none", "--atlas-url", srv.URL, "--probes", "6", "-o", "json", "192.0.2.53")
 	if r.code != ExitInterrupted {
 		t.Fatalf("exit %d, want 130 (stderr %q)", r.code, r.stderr)
 	}
@@ -564,7 +564,7 @@ func TestAtlasRunInterruptedWhileDownloading(t *testing.T) {
 func TestAtlasRunSendsWhatTheDryRunShows(t *testing.T) {
 	srv := (&atlastest.Server{Key: atlasTestKey, Names: testNames}).Start(t)
 	d := atlasDeps(map[string]string{"ATLAS_API_KEY": atlasTestKey})
-	args := []string{"atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--af", "both", "--probes", "8", "--country", "NL", "-P", "tcp", "ns.example.net"}
+	args := []string{"atlas", "run", "--asn", "none", "--atlas-url", srv.URL, "--af", "both", "--probes", "8", "--from-country", "NL", "-P", "tcp", "ns.example.net"}
 	dry := runAtlasCLI(context.Background(), t, d, false, append(args, "--dry-run")...)
 	if dry.code != ExitOK {
 		t.Fatalf("dry run: exit %d: %s", dry.code, dry.stderr)
@@ -654,7 +654,7 @@ func TestAtlasURLCredentialsNeverPrint(t *testing.T) {
 	withUser := strings.Replace(srv.URL, "://", "://operator:s3cret@", 1)
 	for _, args := range [][]string{
 		{"atlas", "run", "--dry-run", "--atlas-url", withUser, "192.0.2.53"},
-		{"atlas", "run", "--atlas-url", withUser, "--asn-source", "none", "--probes", "5", "192.0.2.53"},
+		{"atlas", "run", "--atlas-url", withUser, "--asn", "none", "--probes", "5", "192.0.2.53"},
 		{"atlas", "fetch", "--atlas-url", withUser + "/path", "1"},
 		{"atlas", "fetch", "--atlas-url", strings.Replace(withUser, "http", "gopher", 1), "1"},
 	} {
@@ -685,7 +685,7 @@ func TestAtlasSaveResultsFollowsNoPlantedLink(t *testing.T) {
 	if err := os.Symlink(victim, planted); err != nil {
 		t.Fatal(err)
 	}
-	r := runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--asn-source", "none", "--atlas-url", srv.URL, "--probes", "4", "--save", dir, "192.0.2.53")
+	r := runAtlasCLI(context.Background(), t, d, false, "atlas", "run", "--asn", "none", "--atlas-url", srv.URL, "--probes", "4", "--save", dir, "192.0.2.53")
 	if r.code != ExitOK {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}

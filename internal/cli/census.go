@@ -79,9 +79,6 @@ func registerPrefixLen(f *pflag.FlagSet, p *prefixLen) {
 	f.Var(p, "prefix-len", "group clients by prefix: IPv4 length[,IPv6 length] (24,48; 32 or 32,128 keeps single addresses)")
 }
 
-// censusFormats: the census commands also write CSV.
-var censusFormats = map[string]string{formatsAnnotation: formatCSV}
-
 // censusSite checks a --site name.
 func censusSite(name string) error {
 	if name == "" {
@@ -353,13 +350,6 @@ func registerCensusEnrich(f *pflag.FlagSet, e *enrichOptions) {
 	fl := f.Lookup("asn")
 	fl.DefValue = "none"
 	fl.Usage = "origin AS source for the clients: none (default), cymru (bulk whois), cymru-dns, or file:PATH (pfx2as, iptoasn TSV or .mmdb)"
-}
-
-// outputFormat is the command's format: -o when given, else def.
-func outputFormat(cmd *cobra.Command, g *globalOptions, def string) {
-	if !cmd.Flags().Changed("output") {
-		g.output = def
-	}
 }
 
 // sinceStart is a short elapsed time for progress lines.

@@ -35,11 +35,9 @@ the payload (other programs' pings) and, with --census, those of another
 census are counted and ignored. Run it at every site before 'census send', and
 give the files to 'census report'. Needs raw ICMP sockets (root or
 cap_net_raw) and the anycast address on this host.`,
-		Example:     `  anycheck census listen --anycast 192.0.2.53 --site ams --census 2a --duration 5m > ams.jsonl`,
-		Annotations: censusFormats,
-		Args:        cobra.NoArgs,
+		Example: `  anycheck census listen --anycast 192.0.2.53 --site ams --census 2a --duration 5m > ams.jsonl`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			outputFormat(cmd, g, formatJSONL)
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
@@ -49,8 +47,9 @@ cap_net_raw) and the anycast address on this host.`,
 	f := cmd.Flags()
 	f.StringVar(&o.anycast, "anycast", "", "the anycast service address the replies come to (this host holds it)")
 	f.StringVar(&o.site, "site", "", "this site's name, written in every reply record")
-	f.DurationVar(&o.duration, "duration", 0, "stop after this long (default: at Ctrl-C)")
+	durationVarP(f, &o.duration, "duration", "", 0, "stop after this long (default: at Ctrl-C)")
 	f.StringVar(&o.census, "census", "", "keep only this census's replies (hex id, as given to census send); default: any census")
+	outputVar(cmd, g, formatJSONL, censusFormats...)
 	return cmd
 }
 

@@ -49,7 +49,6 @@ counted (in the JSON inputs) and skipped; a file cut short is a warning.`,
 		Example: `  anycheck census logs --instance fra=fra.dnstap --instance ams=ams.dnstap
   anycheck census logs --asn file:pfx2as.txt -o csv *.dnstap.gz
   anycheck census logs --prefix-len 32 --instance a=a.pcap --instance b=b.pcapng`,
-		Annotations: censusFormats,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.files = args
 			if len(o.files)+len(o.instances) == 0 {
@@ -64,10 +63,11 @@ counted (in the JSON inputs) and skipped; a file cut short is a warning.`,
 	f := cmd.Flags()
 	f.StringArrayVar(&o.instances, "instance", nil, "NAME=FILE: a log of instance NAME (dnstap, pcap, pcapng; gzip ok); repeat per instance and file")
 	registerPrefixLen(f, &o.prefix)
-	f.DurationVar(&o.splitWindow, "split-window", census.DefaultSplitWindow, "a client that comes back to an instance within this time is split, not moving; a move counts once it kept to the new instance this long")
+	durationVarP(f, &o.splitWindow, "split-window", "", census.DefaultSplitWindow, "a client that comes back to an instance within this time is split, not moving; a move counts once it kept to the new instance this long")
 	f.StringArrayVar(&o.services, "service", nil, "count only queries to this address (the anycast service's; repeatable): captures and resolvers' logs hold other traffic")
 	registerCensusEnrich(f, &o.e)
 	o.places.register(f)
+	outputVar(cmd, g, formatText, censusFormats...)
 	return cmd
 }
 

@@ -39,8 +39,7 @@ share, origin ASes and countries (with --asn; Verfploeter files carry them).
 Files holding several censuses need --census to pick one.`,
 		Example: `  anycheck census report fra.jsonl ams.jsonl sin.jsonl sent.jsonl
   anycheck census report --asn file:pfx2as.txt -o csv */census-2a.jsonl`,
-		Annotations: censusFormats,
-		Args:        cobra.MinimumNArgs(1),
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.files = args
 			if runF != nil {
@@ -54,6 +53,7 @@ Files holding several censuses need --census to pick one.`,
 	f.StringVar(&o.census, "census", "", "the census to report (hex id) when the files hold several")
 	registerCensusEnrich(f, &o.e)
 	o.places.register(f)
+	outputVar(cmd, g, formatText, censusFormats...)
 	return cmd
 }
 

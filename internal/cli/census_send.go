@@ -60,7 +60,6 @@ host holds. Ctrl-C stops the census; what was sent is recorded (-o jsonl writes
 each request as it leaves). Start the listeners first, with the same --census.`,
 		Example: `  anycheck census send --anycast 192.0.2.53 --site fra --census 2a --hitlist targets.txt -o jsonl > sent.jsonl
   anycheck census send --anycast 2001:db8:53::53 --site fra --rate 500 2001:db8:100::/40`,
-		Annotations: censusFormats,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.targets = args
 			if runF != nil {
@@ -78,6 +77,7 @@ each request as it leaves). Start the listeners first, with the same --census.`,
 	f.IntVar(&o.maxTargets, "max-targets", defaultMaxTargets, "more targets than this need --yes")
 	f.BoolVar(&o.yes, "yes", false, "send to more than --max-targets targets without asking")
 	registerPrefixLen(f, &o.prefix)
+	outputVar(cmd, g, formatText, censusFormats...)
 	return cmd
 }
 

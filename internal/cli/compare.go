@@ -67,7 +67,6 @@ lists the vantage points that moved between two runs and exits 3 when any did.`,
 		Example: `  anycheck compare fra1.json ams1.json nyc1.json
   anycheck compare --asn none -o csv atlas-results.json.gz
   anycheck compare --before monday/ --after tuesday/`,
-		Annotations: map[string]string{formatsAnnotation: catchmentFormats},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.inputs = args
 			if err := o.validate(); err != nil {
@@ -86,13 +85,10 @@ lists the vantage points that moved between two runs and exits 3 when any did.`,
 	f.BoolVar(&o.all, "all", false, "list every line of the catchment table in text output (by default only up to 50)")
 	f.BoolVar(&o.lines, "lines", false, "-o svg|html: draw a line from each vantage point to its site")
 	o.e.register(f)
+	outputVar(cmd, g, formatText, compareFormats...)
 	return cmd
 }
 
-// catchmentFormats are the output formats of a catchment report beyond
-// text, json and jsonl: the table as CSV, the paths as Graphviz dot, the
-// catchment as an SVG world map, and one self-contained HTML page.
-const catchmentFormats = formatCSV + "," + formatDot + "," + formatSVG + "," + formatHTML
 
 func (o *compareOptions) validate() error {
 	switch {

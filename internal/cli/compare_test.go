@@ -50,7 +50,7 @@ func TestCompareUsage(t *testing.T) {
 		t.Errorf("--sites with U+00A0: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	// csv and dot belong to compare only.
-	if r := runCLI(t, d, "id", "-o", "csv", "192.0.2.53"); r.code != ExitUsage || !strings.Contains(r.stderr, "text, json, jsonl") {
+	if r := runCLI(t, d, "id", "-o", "csv", "192.0.2.53"); r.code != ExitUsage || !strings.Contains(r.stderr, "-o csv: must be text, json or jsonl") {
 		t.Errorf("id -o csv: %d %q", r.code, r.stderr)
 	}
 }

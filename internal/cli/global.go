@@ -1,8 +1,8 @@
 package cli
 
 import (
+	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,31 +32,49 @@ type globalOptions struct {
 
 func (g *globalOptions) register(root *cobra.Command) {
 	f := root.PersistentFlags()
-	f.StringVarP(&g.output, "output", "o", formatText, "output format: text, json or jsonl")
 	f.BoolVarP(&g.v4, "ipv4", "4", false, "use IPv4 only")
 	f.BoolVarP(&g.v6, "ipv6", "6", false, "use IPv6 only")
-	f.DurationVar(&g.timeout, "timeout", 2*time.Second, "how long to wait for each reply")
+	durationVarP(f, &g.timeout, "timeout", "", 2*time.Second, "how long to wait for each reply (a duration, or seconds)")
 	f.BoolVarP(&g.noDNS, "numeric", "n", false, "do not look up reverse DNS names")
 }
 
-// formatsAnnotation is the cobra annotation a command sets to accept
-// output formats beyond text, json and jsonl (compare: "csv,dot").
-const formatsAnnotation = "anycheck/formats"
+// The output formats of the commands: each lists its own in its help.
+var (
+	streamFormats  = []string{formatText, formatJSON, formatJSONL}
+	traceFormats   = []string{formatText, formatJSON, formatJSONL, formatDot}
+	// A catchment report (compare, atlas) also writes the table as CSV,
+	// the paths as Graphviz dot, the catchment as an SVG world map, and
+	// one self-contained HTML page.
+	compareFormats = []string{formatText, formatJSON, formatJSONL, formatCSV, formatDot, formatSVG, formatHTML}
+	censusFormats  = []string{formatText, formatJSON, formatJSONL, formatCSV}
+)
 
-// commandFormats lists a command's extra output formats.
-func commandFormats(cmd *cobra.Command) []string {
-	if v := cmd.Annotations[formatsAnnotation]; v != "" {
-		return strings.Split(v, ",")
+// outputVar gives cmd its -o flag: the formats it writes, def when -o is
+// not given (the running command's default is taken when flags are parsed).
+func outputVar(cmd *cobra.Command, g *globalOptions, def string, formats ...string) {
+	f := cmd.Flags()
+	f.VarP(&outputValue{g: g, formats: formats}, "output", "o", "output format: "+orList(formats))
+	f.Lookup("output").DefValue = def
+}
+
+// outputValue is -o, one of the command's formats.
+type outputValue struct {
+	g       *globalOptions
+	formats []string
+}
+
+func (o *outputValue) String() string { return o.g.output }
+func (o *outputValue) Type() string   { return "FORMAT" }
+
+func (o *outputValue) Set(s string) error {
+	if !slices.Contains(o.formats, s) {
+		return fmt.Errorf("must be %s", orList(o.formats))
 	}
+	o.g.output = s
 	return nil
 }
 
-func (g *globalOptions) validate(extra ...string) error {
-	switch {
-	case g.output == formatText, g.output == formatJSON, g.output == formatJSONL, slices.Contains(extra, g.output):
-	default:
-		return usageErr("output format %q: must be %s", g.output, strings.Join(append([]string{formatText, formatJSON, formatJSONL}, extra...), ", "))
-	}
+func (g *globalOptions) validate() error {
 	if g.v4 && g.v6 {
 		return usageErr("-4 and -6: choose one family")
 	}

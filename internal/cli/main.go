@@ -96,14 +96,20 @@ the instance that answers is the one at the end of the path shown.`,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			g.timeoutSet = cmd.Flags().Changed("timeout")
 			g.command = cmd.Name()
-			return g.validate(commandFormats(cmd)...)
+			if fl := cmd.Flags().Lookup("output"); fl != nil && !fl.Changed {
+				g.output = fl.DefValue // the running command's default format
+			}
+			return g.validate()
 		},
 	}
 	root.SetIn(s.in)
 	root.SetOut(s.out)
 	root.SetErr(s.err)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return usageErr("%v", err)
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		if hint := suggestFlag(cmd, err); hint != "" {
+			return &exitError{code: ExitUsage, err: err, hint: hint}
+		}
+		return usageErr("%s", flagError(err))
 	})
 	g.register(root)
 	root.AddCommand(
@@ -117,5 +123,6 @@ the instance that answers is the one at the end of the path shown.`,
 		newVersionCmd(s),
 		newCompletionCmd(s),
 	)
+	addCompletions(root)
 	return root
 }

@@ -72,8 +72,7 @@ a Graphviz graph of the flows.`,
   anycheck trace --flows 16 -o dot 192.0.2.53 | dot -Tsvg > paths.svg
   anycheck trace -P icmp -q 1 2001:db8:53::53
   anycheck trace -P tcp --port 443 --asn none -o json 192.0.2.80`,
-		Args:        cobra.MinimumNArgs(1),
-		Annotations: map[string]string{formatsAnnotation: formatDot},
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.targets = args
 			if err := o.mergeWait(cmd.Flags().Changed("wait")); err != nil {
@@ -97,17 +96,17 @@ a Graphviz graph of the flows.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.proto, "protocol", "P", "udp", "probe protocol: udp, tcp or icmp")
+	protocolVar(f, &o.proto, "probe protocol: udp, tcp or icmp")
 	f.IntVar(&o.port, "port", trace.DefaultPort, "destination port (udp, tcp)")
 	f.IntVar(&o.sport, "sport", 0, "source port (udp, tcp) or echo identifier (icmp); 0 = pick one")
-	f.StringVar(&o.mode, "mode", "auto", "socket mode: auto, raw (CAP_NET_RAW) or socket (unprivileged; udp and icmp)")
+	modeVar(f, &o.mode, "socket mode: auto, raw (CAP_NET_RAW) or socket (unprivileged; udp and icmp)")
 	f.IntVarP(&o.firstTTL, "first-ttl", "f", trace.DefaultFirstTTL, "first TTL to probe")
 	f.IntVarP(&o.maxTTL, "max-ttl", "m", trace.DefaultMaxTTL, "maximum TTL (hops)")
 	f.IntVarP(&o.queries, "queries", "q", trace.DefaultQueries, "probes per hop")
 	f.IntVarP(&o.window, "window", "N", trace.DefaultWindow, "TTLs in flight beyond the last one answered (bounds probes, and DNS queries, past the destination)")
-	f.Float64Var(&o.rate, "rate", trace.DefaultRate, "packets per second over the whole run, all targets together (a cap, not a pace: probes to different routers leave back to back)")
+	rateVar(f, &o.rate, trace.DefaultRate, "packets per second over the whole run, all targets together (a cap, not a pace: probes to different routers leave back to back)")
 	f.IntVar(&o.parallel, "parallel", traceParallel, "targets traced at once")
-	f.DurationVarP(&o.wait, "wait", "w", trace.DefaultWait, "how long to wait for each reply: traceroute's name for --timeout, the same setting")
+	durationVarP(f, &o.wait, "wait", "w", trace.DefaultWait, "how long to wait for each reply (a duration, or seconds as traceroute's -w 1): traceroute's name for --timeout, the same setting")
 	f.StringVar(&o.qname, "qname", "hostname.bind", "CHAOS TXT name asked by udp/53 probes")
 	f.StringVar(&o.source, "source", "", "source address (default: chosen by routing)")
 	f.StringVar(&o.flows, "flows", "1", "trace N flows (source ports; icmp: echo identifiers) at once, or auto: add flows until the MDA stopping rule (95 %) finds no new next hop")
@@ -115,6 +114,7 @@ a Graphviz graph of the flows.`,
 	f.BoolVar(&o.strict, "strict", false, "exit 3 when flows reach more than one instance (a catchment split)")
 	o.e.register(f)
 	addLocationFlag(cmd, o.g)
+	outputVar(cmd, g, formatText, traceFormats...)
 	return cmd
 }
 
@@ -127,7 +127,11 @@ func (o *traceOptions) mergeWait(waitSet bool) error {
 	case waitSet && o.g.timeoutSet && o.wait != o.g.timeout:
 		return usageErr("-w %s and --timeout %s: both set the wait for each reply; give one", o.wait, o.g.timeout)
 	case waitSet:
-		o.g.timeout, o.g.timeoutSet = o.wait, true
+		// The trace's own copy of the shared options, with -w as its
+		// --timeout: nothing shared is written.
+		g := *o.g
+		g.timeout, g.timeoutSet = o.wait, true
+		o.g = &g
 	default:
 		o.wait = o.g.timeout
 	}
@@ -135,16 +139,6 @@ func (o *traceOptions) mergeWait(waitSet bool) error {
 }
 
 func (o *traceOptions) validate() error {
-	switch o.proto {
-	case "udp", "tcp", "icmp":
-	default:
-		return usageErr("-P %q: protocol must be udp, tcp or icmp", o.proto)
-	}
-	switch o.mode {
-	case "auto", "raw", "socket":
-	default:
-		return usageErr("--mode %q: must be auto, raw or socket", o.mode)
-	}
 	if o.proto == "tcp" && o.mode == "socket" {
 		return usageErr("-P tcp --mode socket: tcp probes need raw sockets, socket mode cannot send them (use --mode raw or auto)")
 	}
@@ -167,9 +161,6 @@ func (o *traceOptions) validate() error {
 	}
 	if o.window < 1 || o.window > 255 {
 		return usageErr("-N %d: must be between 1 and 255", o.window)
-	}
-	if !(o.rate > 0 && o.rate <= 10000) {
-		return usageErr("--rate %g: must be above 0 and at most 10000 packets/s", o.rate)
 	}
 	if o.parallel < 1 || o.parallel > maxTraceParallel {
 		return usageErr("--parallel %d: must be between 1 and %d targets at once", o.parallel, maxTraceParallel)

@@ -41,6 +41,7 @@ type watchOptions struct {
 	duration  time.Duration
 	lostAfter int
 	tcp       bool
+	strict    bool
 	version   bool
 	names     []string
 	trace     bool
@@ -90,18 +91,20 @@ Exit status 3 when there was at least one switch or loss, 0 otherwise.`,
 	f.IntVar(&o.sport, "sport", 0, "source port of the (first) flow; 0 = an ephemeral port, chosen once and kept")
 	f.IntVar(&o.flows, "flows", 1, "watch N flows (source ports) at once")
 	f.IntVarP(&o.count, "count", "c", 0, "stop after N rounds per flow (default: until Ctrl-C or --duration)")
-	f.DurationVar(&o.interval, "interval", 10*time.Second, "time between rounds (at least 100ms)")
-	f.DurationVar(&o.duration, "duration", 0, "stop after this long (default: until Ctrl-C or -c)")
+	durationVarP(f, &o.interval, "interval", "", 10*time.Second, "time between rounds (at least 100ms; a duration, or seconds)")
+	durationVarP(f, &o.duration, "duration", "", 0, "stop after this long (default: until Ctrl-C or -c)")
 	f.IntVar(&o.lostAfter, "lost-after", catchment.LostAfter, "rounds in a row without any reply that make a loss")
+	f.BoolVar(&o.strict, "strict", false, "exit 3 when a target's flows spend most of their time on different instances (a catchment split; needs --flows N)")
 	f.BoolVar(&o.tcp, "tcp", false, "query over TCP (default: UDP, TCP when truncated)")
 	f.BoolVar(&o.version, "version", false, "also ask version.bind and version.server")
 	f.StringSliceVar(&o.names, "name", nil, "CHAOS TXT names to ask instead of hostname.bind,id.server")
 	f.BoolVar(&o.trace, "trace", false, "trace the flow at the start and after every switch, and show the hops that changed")
-	f.StringVar(&o.mode, "mode", "auto", "socket mode of --trace: auto, raw (CAP_NET_RAW) or socket (unprivileged; udp)")
+	modeVar(f, &o.mode, "socket mode of --trace: auto, raw (CAP_NET_RAW) or socket (unprivileged; udp)")
 	f.IntVarP(&o.maxTTL, "max-ttl", "m", trace.DefaultMaxTTL, "maximum TTL of --trace")
-	f.Float64Var(&o.rate, "rate", trace.DefaultRate, "packets per second over the whole watch (queries of every flow, --trace probes)")
+	rateVar(f, &o.rate, trace.DefaultRate, "packets per second over the whole watch (queries of every flow, --trace probes)")
 	o.e.register(f)
 	addLocationFlag(cmd, o.g)
+	outputVar(cmd, g, formatText, streamFormats...)
 	return cmd
 }
 
@@ -118,6 +121,9 @@ func (o *watchOptions) validate() error {
 	if o.durationSet && o.duration <= 0 {
 		return usageErr("--duration %s: must be positive (leave it out to watch until Ctrl-C)", o.duration)
 	}
+	if o.strict && o.flows < 2 {
+		return usageErr("--strict: one flow cannot show a catchment split; add --flows N (N > 1)")
+	}
 	if o.lostAfter < 1 || o.lostAfter > 1000 {
 		return usageErr("--lost-after %d: must be between 1 and 1000", o.lostAfter)
 	}
@@ -126,19 +132,11 @@ func (o *watchOptions) validate() error {
 			return usageErr("--name %q: not a valid DNS name", n)
 		}
 	}
-	switch o.mode {
-	case "auto", "raw", "socket":
-	default:
-		return usageErr("--mode %q: must be auto, raw or socket", o.mode)
-	}
 	if o.trace && o.tcp && o.mode == "socket" {
 		return usageErr("--trace with --tcp needs raw sockets: --mode socket traces udp only")
 	}
 	if o.maxTTL < 1 || o.maxTTL > 255 {
 		return usageErr("-m %d: must be between 1 and 255", o.maxTTL)
-	}
-	if !(o.rate > 0 && o.rate <= 10000) {
-		return usageErr("--rate %g: must be above 0 and at most 10000 packets/s", o.rate)
 	}
 	return nil
 }
@@ -317,6 +315,8 @@ func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
 	}
 	results := make([]report.WatchFlow, 0, len(flows))
 	changed := 0
+	byTarget := map[string][]report.WatchFlow{}
+	var inputs []string
 	for _, fl := range flows {
 		sum := fl.w.Summary(end)
 		if sum.Switches > 0 || sum.Losses > 0 {
@@ -325,6 +325,18 @@ func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
 		r := report.FromWatchSummary(fl.id, sum, fl.events, fl.omitted)
 		results = append(results, r)
 		out.result(r.Input, r)
+		if byTarget[r.Input] == nil {
+			inputs = append(inputs, r.Input)
+		}
+		byTarget[r.Input] = append(byTarget[r.Input], r)
+	}
+	if o.strict {
+		for _, in := range inputs {
+			if main, _ := report.FlowInstances(byTarget[in]); len(main) > 1 {
+				changed++
+				out.warn(fmt.Sprintf("%s: catchment split by flow (--strict): exit %d", render.Escape(in), ExitPartial))
+			}
+		}
 	}
 	// Ctrl-C is how an open-ended watch ends; it interrupts only a watch
 	// that was given a bound (-c, --duration).

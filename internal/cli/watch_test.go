@@ -914,3 +914,33 @@ func TestWatchTracePermissionHint(t *testing.T) {
 		})
 	}
 }
+
+// --strict, as for id and trace --flows: flows of a target on different
+// instances (a catchment split) exit 3; flows on one instance exit 0.
+func TestWatchStrict(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := twoInstances()
+		split := watchDeps(&probetest.Net{Route: func(_ string, local, _ netip.AddrPort) (*probetest.Server, error) {
+			if local.Port() == 41001 {
+				return b, nil
+			}
+			return a, nil
+		}})
+		args := []string{"watch", "--interval", "100ms", "-c", "2", "--flows", "3", "--sport", "41000"}
+		r := runCLI(t, split, append(args, watchTarget)...)
+		if r.code != ExitOK {
+			t.Errorf("without --strict a split is reported, exit 0: exit %d", r.code)
+		}
+		r = runCLI(t, split, append(append(args, "--strict"), watchTarget)...)
+		if r.code != ExitPartial || !strings.Contains(r.stderr, "catchment split by flow (--strict)") {
+			t.Errorf("--strict with a split: exit %d, stderr %q; want 3", r.code, r.stderr)
+		}
+		r = runCLI(t, watchDeps(anycastNet(always(a))), append(append(args, "--strict"), watchTarget)...)
+		if r.code != ExitOK {
+			t.Errorf("--strict without a split: exit %d, stderr %q", r.code, r.stderr)
+		}
+		if r := runCLI(t, split, "watch", "--strict", watchTarget); r.code != ExitUsage || !strings.Contains(r.stderr, "--strict") {
+			t.Errorf("--strict with one flow: exit %d, stderr %q", r.code, r.stderr)
+		}
+	})
+}

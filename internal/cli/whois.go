@@ -45,6 +45,7 @@ Answers are cached under the user cache directory (--no-cache to bypass).`,
 		},
 	}
 	o.e.register(cmd.Flags())
+	outputVar(cmd, g, formatText, streamFormats...)
 	return cmd
 }
 

@@ -351,15 +351,7 @@ func watchFlows(ew *errWriter, flows []report.WatchFlow, o WatchOptions) {
 		target, f0.Transport, len(flows), from, rounds, dur(f0.IntervalMs), dur(float64(ended.Sub(started))/float64(time.Millisecond)), stamp(started), stamp(ended))
 
 	// Each flow counts for the instance it spent most time on.
-	main := map[string]int{}
-	unidentified := 0
-	for _, f := range flows {
-		if len(f.Instances) == 0 {
-			unidentified++
-			continue
-		}
-		main[f.Instances[0].Instance]++
-	}
+	main, unidentified := report.FlowInstances(flows)
 	shares := flowCounts(main)
 	split := len(shares) > 1
 	if split {

@@ -299,3 +299,18 @@ func FromWatchSummary(id WatchFlowID, s catchment.WatchSummary, events []WatchEv
 func (d *Document) EventRecord(e WatchEvent) Record {
 	return Record{Schema: d.Schema, Kind: d.Kind, Type: RecordEvent, Target: e.Target, Event: &e}
 }
+
+// FlowInstances counts the flows of one target by the instance each spent
+// most of its watched time on (unidentified: flows with none); more than
+// one instance is a catchment split by flow.
+func FlowInstances(flows []WatchFlow) (main map[string]int, unidentified int) {
+	main = map[string]int{}
+	for _, f := range flows {
+		if len(f.Instances) == 0 {
+			unidentified++
+			continue
+		}
+		main[f.Instances[0].Instance]++
+	}
+	return main, unidentified
+}
