@@ -89,7 +89,6 @@ lists the vantage points that moved between two runs and exits 3 when any did.`,
 	return cmd
 }
 
-
 func (o *compareOptions) validate() error {
 	switch {
 	case len(o.before) > 0 != (len(o.after) > 0):

@@ -40,8 +40,8 @@ func (g *globalOptions) register(root *cobra.Command) {
 
 // The output formats of the commands: each lists its own in its help.
 var (
-	streamFormats  = []string{formatText, formatJSON, formatJSONL}
-	traceFormats   = []string{formatText, formatJSON, formatJSONL, formatDot}
+	streamFormats = []string{formatText, formatJSON, formatJSONL}
+	traceFormats  = []string{formatText, formatJSON, formatJSONL, formatDot}
 	// A catchment report (compare, atlas) also writes the table as CSV,
 	// the paths as Graphviz dot, the catchment as an SVG world map, and
 	// one self-contained HTML page.
