@@ -41,7 +41,7 @@ func (in Instance) Located() bool { return in.Place.Code != "" }
 
 // Enumeration is the result of Enumerate.
 type Enumeration struct {
-	Instances []Instance // in order of their proving RTT
+	Instances []Instance // by proving RTT, those resting on approximate positions last
 	Used      int        // samples with a valid position and a usable RTT
 	BadRTT    int        // samples whose RTT is ≤ 0 or above MaxRTT: ignored
 	NoPlace   int        // samples whose position is not Valid: ignored
@@ -220,10 +220,18 @@ func instances(mis []int, disks []disk, placed []Place, samples []Sample) []Inst
 	return out
 }
 
-// sortDisks orders disks by RTT, then by sample index (a stable, total
-// order: the same input gives the same instances).
+// sortDisks orders disks by RTT, those of vantage points with an
+// approximate position after all the others (they weigh less: their disk
+// adds an instance only where no precise one reaches), then by sample
+// index (a stable, total order: the same input gives the same instances).
 func sortDisks(disks []disk, samples []Sample) {
 	slices.SortStableFunc(disks, func(a, b disk) int {
+		if x, y := samples[a.sample].Approximate, samples[b.sample].Approximate; x != y {
+			if y {
+				return -1
+			}
+			return 1
+		}
 		if c := samples[a.sample].RTT - samples[b.sample].RTT; c != 0 {
 			if c < 0 {
 				return -1

@@ -347,3 +347,17 @@ func refdata(name string) string {
 	}
 	return filepath.Join("../../shared/refdata", name)
 }
+
+// A vantage point with an approximate position weighs less: its disk is
+// taken only where no precise one reaches, even when its RTT is lower.
+func TestEnumerateApproximateWeighsLess(t *testing.T) {
+	samples := []Sample{
+		{Vantage: Point{50.1, 8.7}, RTT: 4 * time.Millisecond, Approximate: true},   // "Frankfurt", approximate: its disk holds Amsterdam
+		{Vantage: Point{52.4, 4.9}, RTT: 6 * time.Millisecond},                      // Amsterdam, 360 km away: the disks meet
+		{Vantage: Point{1.35, 103.8}, RTT: 2 * time.Millisecond, Approximate: true}, // Singapore: alone there
+	}
+	e := Enumerate(samples)
+	if len(e.Instances) != 2 || e.Instances[0].Sample != 1 || e.Instances[1].Sample != 2 || !e.Instances[1].Approximate {
+		t.Errorf("instances %+v", e.Instances)
+	}
+}

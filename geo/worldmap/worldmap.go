@@ -165,7 +165,7 @@ func Write(w io.Writer, m Map) error {
 
 	fmt.Fprintf(bw, `<svg xmlns="http://www.w3.org/2000/svg" width="%s" height="%s" viewBox="0 0 %s %s" font-family="sans-serif" font-size="12">`+"\n",
 		fmtNum(width), fmtNum(total), fmtNum(width), fmtNum(total))
-	bw.WriteString(`<style>.land{fill:#e4e4e0;stroke:#c4c4bc;stroke-width:.5}.sea{fill:#f6f9fc}.dots circle{fill-opacity:.55}.sus circle{fill:none;stroke:#000;stroke-width:1}.site path{stroke:#000;stroke-width:1}.site text{paint-order:stroke;stroke:#fff;stroke-width:3px;font-weight:bold}.lines path{fill:none;stroke-width:.4;stroke-opacity:.35}</style>` + "\n")
+	bw.WriteString(`<style>.land{fill:#e4e4e0;stroke:#c4c4bc;stroke-width:.5}.sea{fill:#f6f9fc}.dots circle{fill-opacity:.55}.sus circle{fill:none;stroke:#000;stroke-width:1}.site path{stroke:#000;stroke-width:1}.site text{paint-order:stroke;stroke:#fff;stroke-width:3px;font-weight:bold}.lines path{fill:none;stroke-width:.4;stroke-opacity:.35}.lines.bold path{stroke-width:1.2;stroke-opacity:.7}</style>` + "\n")
 	if m.Title != "" {
 		fmt.Fprintf(bw, `<text x="8" y="19" font-size="15" font-weight="bold">%s</text>`+"\n", text(m.Title))
 	}
@@ -265,7 +265,12 @@ func writeLines(w *bufio.Writer, f frame, m Map) {
 	if len(keys) == 0 {
 		return
 	}
-	w.WriteString(`<g class="lines">` + "\n")
+	// Few lines are drawn bolder; thousands thin and faint.
+	if len(m.Dots) <= 200 {
+		w.WriteString(`<g class="lines bold">` + "\n")
+	} else {
+		w.WriteString(`<g class="lines">` + "\n")
+	}
 	for _, k := range keys {
 		b := fmt.Appendf(nil, `<path stroke="%s" d="`, Colour(k))
 		for _, i := range groups[k] {

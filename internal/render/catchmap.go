@@ -38,7 +38,7 @@ func TargetMap(rows []report.CompareRow, t report.CompareTarget, lines bool) wor
 		}
 		m.Keys = append(m.Keys, worldmap.Key{Label: label, Vantages: sh.Vantages, Share: sh.Share})
 	}
-	unplaced, approx := 0, 0
+	unplaced, approx, keyless := 0, 0, 0
 	for i, r := range rows {
 		if r.Target != t.Target {
 			continue
@@ -60,7 +60,13 @@ func TargetMap(rows []report.CompareRow, t report.CompareTarget, lines bool) wor
 				d.Site = s
 			}
 		}
+		if d.Key < 0 && !d.Suspect {
+			keyless++
+		}
 		m.Dots = append(m.Dots, d)
+	}
+	if keyless > 0 {
+		m.Notes = append(m.Notes, plural(keyless, "vantage point")+" in grey: split by flow, or naming no instance")
 	}
 	if unplaced > 0 {
 		m.Notes = append(m.Notes, plural(unplaced, "vantage point")+" without a position (not drawn)")
