@@ -687,8 +687,7 @@ func waitAll(ctx context.Context, c *atlas.Client, ms []atlasMsm, wait time.Dura
 
 // atlasProgress is the live line on a terminal stderr.
 type atlasProgress struct {
-	s     *streams
-	shown bool
+	s *streams
 }
 
 func (p *atlasProgress) update(ms []atlas.Measurement) {
@@ -699,15 +698,10 @@ func (p *atlasProgress) update(ms []atlas.Measurement) {
 	for _, m := range ms {
 		parts = append(parts, fmt.Sprintf("%d %s: %s, %d of %d probes reporting", m.ID, m.Type, m.Status.Name, m.Participants, m.ProbesScheduled))
 	}
-	fmt.Fprintf(p.s.err, "\r\x1b[K%s", render.Escape(strings.Join(parts, " · ")))
-	p.shown = true
+	p.s.status("%s", render.Escape(strings.Join(parts, " · ")))
 }
 
-func (p *atlasProgress) done() {
-	if p.shown {
-		fmt.Fprint(p.s.err, "\r\x1b[K")
-	}
-}
+func (p *atlasProgress) done() { p.s.clearStatus() }
 
 type atlasFetchOptions struct {
 	g           *globalOptions

@@ -221,7 +221,6 @@ type censusProgress struct {
 	s     *streams
 	start time.Time
 	n     uint64
-	shown bool
 	what  string
 }
 
@@ -230,16 +229,11 @@ func (p *censusProgress) tick() {
 	if !p.s.errTTY || p.n%500_000 != 0 {
 		return
 	}
-	p.shown = true
 	what := p.what
 	if what == "" {
 		what = "queries read"
 	}
-	fmt.Fprintf(p.s.err, "\r\033[K%s %s (%s)", render.Escape(fmt.Sprint(p.n)), what, sinceStart(p.start))
+	p.s.status("%s %s (%s)", render.Escape(fmt.Sprint(p.n)), what, sinceStart(p.start))
 }
 
-func (p *censusProgress) done() {
-	if p.shown {
-		fmt.Fprint(p.s.err, "\r\033[K")
-	}
-}
+func (p *censusProgress) done() { p.s.clearStatus() }

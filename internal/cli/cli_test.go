@@ -511,3 +511,25 @@ func TestDevNullIsNoTerminal(t *testing.T) {
 		t.Error("stderr on /dev/null is taken for a terminal")
 	}
 }
+
+// One status line for every command: shown only on a terminal, cleared
+// before a warning so the warning starts a line of its own.
+func TestStatusLine(t *testing.T) {
+	var b bytes.Buffer
+	s := &streams{err: &b, errTTY: true}
+	s.status("tracing %d", 3)
+	warn(s, "lookup failed")
+	s.status("tracing %d", 4)
+	s.clearStatus()
+	if want := "\r\x1b[Ktracing 3\r\x1b[Kanycheck: lookup failed\n\r\x1b[Ktracing 4\r\x1b[K"; b.String() != want {
+		t.Errorf("stderr %q, want %q", b.String(), want)
+	}
+	b.Reset()
+	s = &streams{err: &b}
+	s.status("tracing")
+	s.clearStatus()
+	warn(s, "x")
+	if b.String() != "anycheck: x\n" {
+		t.Errorf("no terminal: stderr %q", b.String())
+	}
+}

@@ -508,8 +508,7 @@ func enrichObservations(ctx context.Context, r whois.Resolver, sides [][]catchme
 
 // readProgress shows how far reading has got, on a terminal stderr only.
 type readProgress struct {
-	s     *streams
-	shown bool
+	s *streams
 }
 
 func newReadProgress(s *streams) *readProgress { return &readProgress{s: s} }
@@ -518,16 +517,10 @@ func (p *readProgress) tick(name string, n int) {
 	if !p.s.errTTY || n%5000 != 0 {
 		return
 	}
-	p.shown = true
-	fmt.Fprintf(p.s.err, "\r\033[Kreading %s: %d results", render.Escape(name), n)
+	p.s.status("reading %s: %d results", render.Escape(name), n)
 }
 
-func (p *readProgress) done() {
-	if p.shown {
-		fmt.Fprint(p.s.err, "\r\033[K")
-		p.shown = false
-	}
-}
+func (p *readProgress) done() { p.s.clearStatus() }
 
 // pathGraph is the dot graph of paths as SVG, drawn by Graphviz when it is
 // installed (for the HTML report); nil without it. A failed drawing is a

@@ -492,7 +492,6 @@ type sweepProgress struct {
 
 	mu                sync.Mutex
 	total, fin, round int
-	shown             bool
 }
 
 // progressAfter is how long a sweep runs before it shows progress: a
@@ -532,12 +531,11 @@ func (p *sweepProgress) draw() {
 	if !p.s.errTTY || el < progressAfter {
 		return
 	}
-	p.shown = true
 	line := fmt.Sprintf("sweeping %s: %d of %d flows traced", p.label, p.fin, p.total)
 	if p.round > 1 {
 		line += fmt.Sprintf(", round %d", p.round)
 	}
-	fmt.Fprintf(p.s.err, "\r\033[K%s, %.1fs", line, el.Seconds())
+	p.s.status("%s, %.1fs", line, el.Seconds())
 }
 
 // add counts n more flows started in a round (the highest round of any
@@ -559,9 +557,5 @@ func (p *sweepProgress) finished() {
 func (p *sweepProgress) done() {
 	close(p.stop)
 	p.wg.Wait()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.shown {
-		fmt.Fprint(p.s.err, "\r\033[K")
-	}
+	p.s.clearStatus()
 }

@@ -162,7 +162,7 @@ func TestAtlasFetchSVG(t *testing.T) {
 	sites := filepath.Join(t.TempDir(), "sites.txt")
 	// Its instances answer NSID "ams-1" and hostname.bind "ns1.ams.anydns.example".
 	os.WriteFile(sites, []byte("anydns auth 192.0.2.0/24 ^(?P<iata>[a-z]{3})-[0-9]+$\n"), 0o644)
-	r := runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "fetch", "--atlas-url", srv.URL, "--asn-source", "none", "--sites", sites, "-o", "svg", fmt.Sprint(id))
+	r := runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "fetch", "--atlas-url", srv.URL, "--asn", "none", "--sites", sites, "-o", "svg", fmt.Sprint(id))
 	if r.code != ExitOK {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}

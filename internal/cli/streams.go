@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/anycheck/anycheck/census"
@@ -17,11 +18,43 @@ import (
 )
 
 // streams are the command's standard streams. Results go to out only.
+// Like gh's IOStreams they own the one live status line on a terminal
+// stderr, which every command's progress goes through.
 type streams struct {
 	in     io.Reader
 	out    io.Writer
 	err    io.Writer
 	errTTY bool // stderr is a terminal: live progress may be shown there
+
+	mu    sync.Mutex // guards shown and writes to err
+	shown bool       // a status line is on stderr now
+}
+
+// status shows the live line on a terminal stderr, replacing the last one;
+// without a terminal it writes nothing. Safe from several goroutines;
+// callers escape untrusted text in it.
+func (s *streams) status(format string, args ...any) {
+	if !s.errTTY {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Fprintf(s.err, "\r\033[K"+format, args...)
+	s.shown = true
+}
+
+// clearStatus removes the live line, if one is shown.
+func (s *streams) clearStatus() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clearLocked()
+}
+
+func (s *streams) clearLocked() {
+	if s.shown {
+		fmt.Fprint(s.err, "\r\033[K")
+		s.shown = false
+	}
 }
 
 func newStreams(in io.Reader, out, errOut io.Writer) *streams {
@@ -95,7 +128,11 @@ func interfacePrefixes() ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// warn writes one diagnostic line to stderr.
+// warn writes one diagnostic line to stderr, on a line of its own: a
+// status line shown is cleared first (the next status redraws it).
 func warn(s *streams, format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clearLocked()
 	fmt.Fprintf(s.err, "anycheck: "+format+"\n", args...)
 }

@@ -417,7 +417,6 @@ type progress struct {
 	mu    sync.Mutex
 	hops  int // hops final so far, over all targets
 	ended int // targets finished
-	shown bool
 }
 
 func newProgress(s *streams, targets int) *progress {
@@ -431,12 +430,11 @@ func (p *progress) hop(target string, h trace.Hop) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.hops++
-	p.shown = true
 	if p.targets == 1 {
-		fmt.Fprintf(p.s.err, "\r\033[Ktracing %s: %d hops done (ttl %d)", render.Escape(target), p.hops, h.TTL)
+		p.s.status("tracing %s: %d hops done (ttl %d)", render.Escape(target), p.hops, h.TTL)
 		return
 	}
-	fmt.Fprintf(p.s.err, "\r\033[Ktracing %d targets: %d done, %d hops", p.targets, p.ended, p.hops)
+	p.s.status("tracing %d targets: %d done, %d hops", p.targets, p.ended, p.hops)
 }
 
 func (p *progress) targetDone() {
@@ -445,10 +443,4 @@ func (p *progress) targetDone() {
 	p.ended++
 }
 
-func (p *progress) done() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.s.errTTY && p.shown {
-		fmt.Fprint(p.s.err, "\r\033[K")
-	}
-}
+func (p *progress) done() { p.s.clearStatus() }

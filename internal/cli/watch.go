@@ -586,7 +586,6 @@ func (r *runOutput) streamErr() error {
 type watchStatus struct {
 	s                *streams
 	flows            int
-	shown            bool
 	rounds           int
 	switches, losses int
 }
@@ -622,13 +621,7 @@ func (st *watchStatus) round(m watchMsg) {
 	if m.port != 0 {
 		label += fmt.Sprintf(" :%d", m.port)
 	}
-	fmt.Fprintf(st.s.err, "\r\033[Kwatching %d flow(s): rounds %d, switches %d, losses %d; %s %s", st.flows, st.rounds, st.switches, st.losses, label, on)
-	st.shown = true
+	st.s.status("watching %d flow(s): rounds %d, switches %d, losses %d; %s %s", st.flows, st.rounds, st.switches, st.losses, label, on)
 }
 
-func (st *watchStatus) clear() {
-	if st.shown {
-		fmt.Fprint(st.s.err, "\r\033[K")
-		st.shown = false
-	}
-}
+func (st *watchStatus) clear() { st.s.clearStatus() }
