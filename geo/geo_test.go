@@ -361,3 +361,23 @@ func TestEnumerateApproximateWeighsLess(t *testing.T) {
 		t.Errorf("instances %+v", e.Instances)
 	}
 }
+
+// --location and anything else that reads a position: no panic, and what
+// parses is a Valid point that prints back to itself.
+func FuzzParsePoint(f *testing.F) {
+	for _, s := range []string{"52.37,4.89", "-33.9, 151.2", "0,0", "NaN,1", "91,0", "1e308,1", ",", "1,2,3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePoint(s)
+		if err != nil {
+			return
+		}
+		if !p.Valid() {
+			t.Fatalf("%q parsed to %v, not Valid", s, p)
+		}
+		if q, err := ParsePoint(p.String()); err != nil || q != p {
+			t.Fatalf("%v does not read back: %v %v", p, q, err)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"html"
 	"io"
 	"regexp"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -47,7 +48,11 @@ type HTMLRow struct {
 	Cells []string // text
 }
 
-var xmlProlog = regexp.MustCompile(`(?s)\A\s*(<\?xml[^>]*\?>\s*)?(<!DOCTYPE[^>]*>\s*)?(<!--.*?-->\s*)*`)
+// xmlProlog matches what precedes an SVG's root element in a file of its
+// own; compiled on first use (start-up time matters).
+var xmlProlog = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?s)\A\s*(<\?xml[^>]*\?>\s*)?(<!DOCTYPE[^>]*>\s*)?(<!--.*?-->\s*)*`)
+})
 
 // WriteHTML writes p as one HTML document.
 func WriteHTML(w io.Writer, p HTMLPage) error {
@@ -70,7 +75,7 @@ func WriteHTML(w io.Writer, p HTMLPage) error {
 	for i, f := range p.Figures {
 		b.Reset()
 		fmt.Fprintf(&b, "<figure id=\"fig%d\">\n", i)
-		svg := xmlProlog.ReplaceAll(f.SVG, nil)
+		svg := xmlProlog().ReplaceAll(f.SVG, nil)
 		b.Write(svg)
 		fmt.Fprintf(&b, "\n<figcaption>%s</figcaption>\n</figure>\n", htmlText(f.Caption))
 		if _, err := w.Write(b.Bytes()); err != nil {
