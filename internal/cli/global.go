@@ -28,6 +28,9 @@ type globalOptions struct {
 	// location is --location of the measuring commands (id, trace,
 	// watch): recorded in the document's vantage.
 	location locationValue
+	// label is --label of the measuring commands: the vantage's name in
+	// the document.
+	label labelValue
 }
 
 func (g *globalOptions) register(root *cobra.Command) {

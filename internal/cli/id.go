@@ -94,6 +94,7 @@ addresses, or those of the family -4/-6 chooses).`,
 	f.BoolVar(&o.strict, "strict", false, "exit 3 when flows reach more than one instance (a catchment split; needs --flows N)")
 	addLocationFlag(cmd, o.g)
 	outputVar(cmd, g, formatText, streamFormats...)
+	addLabelFlag(cmd, o.g)
 	return cmd
 }
 

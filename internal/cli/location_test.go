@@ -2,6 +2,8 @@ package cli
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -59,6 +61,51 @@ func TestLocationBad(t *testing.T) {
 			r := runCLI(t, testDeps(), cmd, "--location", flag, "192.0.2.53")
 			if r.code != ExitUsage || r.stdout != "" || !strings.Contains(r.stderr, "--location") || !strings.Contains(r.stderr, want) {
 				t.Errorf("%s --location %q: exit %d, stderr %q; want usage error with %q", cmd, flag, r.code, r.stderr, want)
+			}
+		}
+	}
+}
+
+// TestLabelRecorded: --label names the vantage in the document (id, trace
+// and watch), compare shows it, and without it the vantage is named by
+// its host name; a label must be printable text.
+func TestLabelRecorded(t *testing.T) {
+	dir := t.TempDir()
+	for _, label := range []string{"c1", "c2"} {
+		r := runCLI(t, pipeDeps(&probetest.Server{Hostname: "h1", NSID: []byte("n1")}), "id", "--label", label, "-o", "json", "192.0.2.53")
+		if r.code != ExitOK {
+			t.Fatalf("--label %s: exit %d, stderr %q", label, r.code, r.stderr)
+		}
+		reporttest.Check(t, []byte(r.stdout), false)
+		var doc struct{ Vantage report.Vantage }
+		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+			t.Fatal(err)
+		}
+		if doc.Vantage.Label != label || doc.Vantage.Hostname != "test-vantage" {
+			t.Errorf("--label %s: vantage %+v", label, doc.Vantage)
+		}
+		if err := os.WriteFile(filepath.Join(dir, label+".json"), []byte(r.stdout), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := runCLI(t, testDeps(), "compare", "--asn", "none", "--all", dir)
+	for _, want := range []string{"\nc1 ", "\nc2 "} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("compare does not name the vantage %q:\n%s", strings.TrimSpace(want), r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "test-vantage") {
+		t.Errorf("compare names a labelled vantage by its host name:\n%s", r.stdout)
+	}
+	r = runCLI(t, pipeDeps(&probetest.Server{Hostname: "h1"}), "id", "-o", "json", "192.0.2.53")
+	if strings.Contains(r.stdout, `"label"`) || !strings.Contains(r.stdout, `"hostname": "test-vantage"`) {
+		t.Errorf("without --label:\n%s", r.stdout)
+	}
+	for _, bad := range []string{"", "a\x1bb", strings.Repeat("x", 65)} {
+		for _, cmd := range []string{"id", "trace", "watch"} {
+			r := runCLI(t, testDeps(), cmd, "--label", bad, "192.0.2.53")
+			if r.code != ExitUsage || !strings.Contains(r.stderr, "--label") {
+				t.Errorf("%s --label %q: exit %d, stderr %q", cmd, bad, r.code, r.stderr)
 			}
 		}
 	}

@@ -32,6 +32,7 @@ type outcome struct {
 func newRunOutput(s *streams, g *globalOptions, d *deps, kind string) *runOutput {
 	doc := report.New(kind, toolInfo(), d.now(), hostname(d))
 	doc.Vantage.Location = g.location.dto()
+	doc.Vantage.Label = string(g.label)
 	return &runOutput{s: s, format: g.output, doc: doc}
 }
 

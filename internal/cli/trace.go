@@ -115,6 +115,7 @@ a Graphviz graph of the flows.`,
 	o.e.register(f)
 	addLocationFlag(cmd, o.g)
 	outputVar(cmd, g, formatText, traceFormats...)
+	addLabelFlag(cmd, o.g)
 	return cmd
 }
 

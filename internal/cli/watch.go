@@ -105,6 +105,7 @@ Exit status 3 when there was at least one switch or loss, 0 otherwise.`,
 	o.e.register(f)
 	addLocationFlag(cmd, o.g)
 	outputVar(cmd, g, formatText, streamFormats...)
+	addLabelFlag(cmd, o.g)
 	return cmd
 }
 

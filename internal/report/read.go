@@ -31,6 +31,7 @@ type ReadDoc struct {
 	Kind     string
 	Started  time.Time
 	Hostname string
+	Label    string // --label of the run; "" without one
 	Sources  []string
 	// Location is the vantage's --location; the zero Point when the
 	// document has none (or one off the globe, which is dropped).
@@ -156,7 +157,7 @@ func ParseDocument(data []byte) (ReadDoc, error) {
 		return d, err
 	}
 	if h.Vantage != nil {
-		d.Hostname, d.Sources, d.Ended = h.Vantage.Hostname, h.Vantage.Sources, true
+		d.Hostname, d.Label, d.Sources, d.Ended = h.Vantage.Hostname, h.Vantage.Label, h.Vantage.Sources, true
 		d.Location = h.Vantage.point()
 	}
 	if len(h.Results) == 0 || string(h.Results) == "null" {
@@ -276,7 +277,7 @@ func readRecord(line []byte, cur **ReadDoc, docs *[]ReadDoc, c *inputCheck) erro
 	case RecordEnd:
 		run.Started = d.Started
 		if h.Vantage != nil {
-			run.Hostname, run.Sources = h.Vantage.Hostname, h.Vantage.Sources
+			run.Hostname, run.Label, run.Sources = h.Vantage.Hostname, h.Vantage.Label, h.Vantage.Sources
 			run.Location = h.Vantage.point()
 		}
 		run.Interrupted, run.Ended = h.Interrupted, true
@@ -288,11 +289,13 @@ func readRecord(line []byte, cur **ReadDoc, docs *[]ReadDoc, c *inputCheck) erro
 	return fmt.Errorf("record type %q", h.Type)
 }
 
-// VantageKeys names the vantage of each document. Documents with the same
-// host name that share a source address are one vantage (an id run and a
-// trace run from one host); a host name used by vantages with different
-// addresses (network namespaces, hosts with one name) is told apart by the
-// source address. fallback names a document without a host name (its file).
+// VantageKeys names the vantage of each document. A document with a
+// --label is the vantage of that name, whatever its addresses (the
+// operator named it). Documents with the same host name that share a
+// source address are one vantage (an id run and a trace run from one
+// host); a host name used by vantages with different addresses (network
+// namespaces, hosts with one name) is told apart by the source address.
+// fallback names a document with neither (its file).
 func VantageKeys(docs []ReadDoc, fallback []string) []catchment.Vantage {
 	n := len(docs)
 	parent := make([]int, n)
@@ -307,18 +310,22 @@ func VantageKeys(docs []ReadDoc, fallback []string) []catchment.Vantage {
 		return parent[i]
 	}
 	name := func(i int) string {
-		if docs[i].Hostname != "" {
+		switch {
+		case docs[i].Label != "":
+			return "label:" + docs[i].Label
+		case docs[i].Hostname != "":
 			return docs[i].Hostname
 		}
 		return fallback[i]
 	}
+	labelled := func(i int) bool { return docs[i].Label != "" }
 	addrs := make([][]netip.Addr, n)
 	for i, d := range docs {
 		addrs[i] = docAddrs(d)
 	}
 	for i := 0; i < n; i++ {
 		for j := i + 1; j < n; j++ {
-			if name(i) == name(j) && (len(addrs[i]) == 0 || len(addrs[j]) == 0 || overlaps(addrs[i], addrs[j])) {
+			if name(i) == name(j) && (labelled(i) || len(addrs[i]) == 0 || len(addrs[j]) == 0 || overlaps(addrs[i], addrs[j])) {
 				parent[find(j)] = find(i)
 			}
 		}
@@ -341,6 +348,10 @@ func VantageKeys(docs []ReadDoc, fallback []string) []catchment.Vantage {
 	out := make([]catchment.Vantage, n)
 	for i := 0; i < n; i++ {
 		g := find(i)
+		if labelled(i) {
+			out[i] = catchment.Vantage{Key: name(i), Label: docs[i].Label, Location: docs[i].Location}
+			continue
+		}
 		label := name(i)
 		as := groupAddrs[g]
 		slices.SortFunc(as, func(a, b netip.Addr) int { return a.Compare(b) }) // IPv4 first

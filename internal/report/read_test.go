@@ -209,3 +209,22 @@ func TestReadDocumentsLimitWhileReading(t *testing.T) {
 		}
 	}
 }
+
+// TestVantageKeysLabels: a vantage named with --label is that vantage
+// whatever its addresses (its IPv4 and IPv6 runs are one), and two labels
+// on hosts of one name (namespaces, containers all called "vm") are two.
+func TestVantageKeysLabels(t *testing.T) {
+	docs := []ReadDoc{
+		{Hostname: "vm", Label: "c1", Sources: []string{"198.51.100.10:4000"}},
+		{Hostname: "vm", Label: "c1", Sources: []string{"[2001:db8:100:1::10]:4000"}},
+		{Hostname: "vm", Label: "c2", Sources: []string{"198.51.100.74:4000"}},
+		{Hostname: "vm", Sources: []string{"198.51.100.202:4000"}},
+	}
+	v := VantageKeys(docs, []string{"a", "b", "c", "d"})
+	if v[0].Key != v[1].Key || v[0].Key == v[2].Key || v[0].Key == v[3].Key {
+		t.Errorf("joins: %v", v)
+	}
+	if v[0].Label != "c1" || v[2].Label != "c2" || v[3].Label != "vm" {
+		t.Errorf("labels: %v", v)
+	}
+}

@@ -43,7 +43,10 @@ type Tool struct {
 
 // Vantage describes where the measurement was taken from.
 type Vantage struct {
-	Hostname string    `json:"hostname,omitempty"`
+	Hostname string `json:"hostname,omitempty"`
+	// Label is the vantage's name as the operator gave it (--label); absent
+	// without it, when the vantage goes by its host name.
+	Label    string    `json:"label,omitempty"`
 	Sources  []string  `json:"sources"`            // local address:port of every flow used
 	Location *Location `json:"location,omitempty"` // --location; absent when not given
 }
