@@ -14,7 +14,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/anycheck/anycheck/catchment/live"
 	"github.com/anycheck/anycheck/internal/report"
+	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/whois"
 )
 
@@ -164,4 +166,59 @@ func (e *enrichOptions) lookup(ctx context.Context, g *globalOptions, r whois.Re
 	}
 	out.warnings = e.takeWarnings()
 	return out
+}
+
+// pathEnrichment is what enrichPaths found and what went wrong.
+type pathEnrichment struct {
+	origins  map[netip.Addr]whois.Origin
+	problems []report.Problem // the lookup failed: said as the target's problem
+	warnings []string         // cache trouble, for stderr only
+}
+
+// enrichPaths is the one post-trace enrichment (trace, each target of a
+// sweep, watch --trace): one lookup, after probing, for the origins and
+// reverse names of every address of a target's paths (ps, and their
+// report form tps, filled in place, with the AS path and upstream). A
+// failed lookup is a problem of the target that leaves the measurement
+// intact ("the <what> itself is complete"); after Ctrl-C (interrupted)
+// it takes only what the cache or an offline table answers at once.
+func (e *enrichOptions) enrichPaths(ctx context.Context, g *globalOptions, r whois.Resolver, input, what string, ps []trace.Path, tps []report.TracePath, interrupted bool) pathEnrichment {
+	if interrupted {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)
+		defer cancel()
+	}
+	seen := map[netip.Addr]bool{}
+	var addrs []netip.Addr
+	for i := range tps {
+		for _, a := range tps[i].Addresses() {
+			if !seen[a] {
+				seen[a] = true
+				addrs = append(addrs, a)
+			}
+		}
+	}
+	en := e.lookup(ctx, g, r, addrs)
+	for i := range tps {
+		tps[i].Enrich(en.origins, en.names)
+		_, facts := live.Path(ps[i], en.origins)
+		tps[i].SetPath(facts)
+	}
+	out := pathEnrichment{origins: en.origins, warnings: en.warnings}
+	for _, pr := range en.problems {
+		pr.Target = input
+		pr.Message = fmt.Sprintf("%s %s: %s (the %s itself is complete)", input, pr.Stage, pr.Message, what)
+		out.problems = append(out.problems, pr)
+	}
+	return out
+}
+
+// report says a path enrichment's problems and warnings on out.
+func (pe pathEnrichment) report(out *runOutput) {
+	for _, pr := range pe.problems {
+		out.problem(pr)
+	}
+	for _, w := range pe.warnings {
+		out.warn(w)
+	}
 }

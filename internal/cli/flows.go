@@ -435,37 +435,9 @@ func (r *sweepRun) result(ctx context.Context, resolver whois.Resolver, t *targe
 	}
 	var origins map[netip.Addr]whois.Origin
 	if len(flows) > 0 {
-		ectx := ctx
-		if interrupted {
-			var cancel context.CancelFunc
-			ectx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)
-			defer cancel()
-		}
-		seen := map[netip.Addr]bool{}
-		var addrs []netip.Addr
-		for i := range flows {
-			for _, a := range flows[i].Addresses() {
-				if !seen[a] {
-					seen[a] = true
-					addrs = append(addrs, a)
-				}
-			}
-		}
-		en := o.e.lookup(ectx, o.g, resolver, addrs)
-		origins = en.origins
-		for i := range flows {
-			flows[i].Enrich(en.origins, en.names)
-			_, facts := live.Path(paths[i], en.origins)
-			flows[i].SetPath(facts)
-		}
-		for _, pr := range en.problems {
-			pr.Target = t.input
-			pr.Message = fmt.Sprintf("%s %s: %s (the sweep itself is complete)", t.input, pr.Stage, pr.Message)
-			r.out.problem(pr)
-		}
-		for _, w := range en.warnings {
-			r.out.warn(w)
-		}
+		pe := o.e.enrichPaths(ctx, o.g, resolver, t.input, "sweep", paths, flows, interrupted)
+		pe.report(r.out)
+		origins = pe.origins
 	}
 	mode := "fixed"
 	if o.flowsAuto {

@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
-	"github.com/anycheck/anycheck/catchment/live"
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/probe"
@@ -364,23 +363,9 @@ func (o *traceOptions) traceTarget(ctx context.Context, d *deps, out *runOutput,
 // trace intact. After Ctrl-C it takes only what the cache or an offline
 // table can say at once.
 func (o *traceOptions) enrich(ctx context.Context, out *runOutput, resolver whois.Resolver, p trace.Path, tp *report.TracePath, interrupted bool) {
-	if interrupted {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)
-		defer cancel()
-	}
-	en := o.e.lookup(ctx, o.g, resolver, tp.Addresses())
-	tp.Enrich(en.origins, en.names)
-	_, facts := live.Path(p, en.origins)
-	tp.SetPath(facts)
-	for _, pr := range en.problems {
-		pr.Target = tp.Input
-		pr.Message = fmt.Sprintf("%s %s: %s (the trace itself is complete)", tp.Input, pr.Stage, pr.Message)
-		out.problem(pr)
-	}
-	for _, w := range en.warnings {
-		out.warn(w)
-	}
+	tps := []report.TracePath{*tp}
+	o.e.enrichPaths(ctx, o.g, resolver, tp.Input, "trace", []trace.Path{p}, tps, interrupted).report(out)
+	*tp = tps[0]
 }
 
 // tcpIdentity asks a TCP/53 trace's destination who it is, over a real TCP

@@ -547,14 +547,9 @@ func (fl *watchedFlow) tracePath(ctx context.Context, env *watchEnv, trigger str
 	var problems []report.Problem
 	var origins map[netip.Addr]whois.Origin
 	if env.resolver != nil {
-		en := o.e.lookup(ctx, o.g, env.resolver, tp.Addresses())
-		tp.Enrich(en.origins, en.names)
-		origins = en.origins
-		for _, pr := range en.problems {
-			pr.Target = fl.id.Input
-			pr.Message = fmt.Sprintf("%s %s: %s (the trace itself is complete)", fl.id.Input, pr.Stage, pr.Message)
-			problems = append(problems, pr)
-		}
+		tps := []report.TracePath{tp}
+		pe := o.e.enrichPaths(ctx, o.g, env.resolver, fl.id.Input, "trace", []trace.Path{p}, tps, false)
+		tp, origins, problems = tps[0], pe.origins, pe.problems
 	}
 	flow, facts := live.Path(p, origins)
 	tp.SetPath(facts)
