@@ -1,20 +1,14 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +17,7 @@ import (
 
 	"github.com/anycheck/anycheck/atlas"
 	"github.com/anycheck/anycheck/catchment"
+	"github.com/anycheck/anycheck/internal/ingest"
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/whois"
@@ -254,68 +249,12 @@ func writeCatchment(ctx context.Context, g *globalOptions, resolver whois.Resolv
 // into side, warning once per file or result it skips.
 func readInputs(ctx context.Context, args []string, side *compareSide, s *streams, out *runOutput, prog *readProgress) {
 	side.collector = catchment.NewCollector()
-	for _, arg := range args {
-		if ctx.Err() != nil {
-			return
-		}
-		if arg == "-" {
-			readInput(ctx, "-", s.in, side, out, prog)
-			continue
-		}
-		files, err := expandInput(arg)
-		if err != nil {
-			side.skip(out, arg, err.Error())
-			continue
-		}
-		for _, name := range files {
-			if ctx.Err() != nil {
-				return
-			}
-			f, err := os.Open(name)
-			if err != nil {
-				side.skip(out, name, err.Error())
-				continue
-			}
-			readInput(ctx, name, f, side, out, prog)
-			f.Close()
-		}
-	}
+	ingest.ReadAll(ctx, args, s.in, side.sink(out, prog), side.done)
 }
 
-// expandInput lists a file, or the regular files under a directory
-// (sorted; hidden files and directories left out).
-func expandInput(arg string) ([]string, error) {
-	st, err := os.Stat(arg)
-	if err != nil {
-		return nil, err
-	}
-	if !st.IsDir() {
-		return []string{arg}, nil
-	}
-	var files []string
-	err = filepath.WalkDir(arg, func(p string, de fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p != arg && de.Name()[0] == '.' {
-			if de.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if de.Type().IsRegular() {
-			files = append(files, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if len(files) == 0 {
-		return nil, errors.New("directory holds no files")
-	}
-	sort.Strings(files)
-	return files, nil
+// readInput reads one input (an Atlas download) into side.
+func readInput(ctx context.Context, name string, r io.Reader, side *compareSide, out *runOutput, prog *readProgress) {
+	side.done(ingest.Read(ctx, name, r, side.sink(out, prog)))
 }
 
 func (side *compareSide) skip(out *runOutput, name, msg string) {
@@ -323,96 +262,51 @@ func (side *compareSide) skip(out *runOutput, name, msg string) {
 	out.problem(report.Problem{Target: name, Stage: "read", Message: name + ": " + msg})
 }
 
-// readInput reads one file: anycheck v1 output or RIPE Atlas results, told
-// from the content (gzip too).
-func readInput(ctx context.Context, name string, r io.Reader, side *compareSide, out *runOutput, prog *readProgress) {
-	in := report.CompareInput{Name: name, Side: side.name}
-	defer func() { side.inputs = append(side.inputs, in) }()
-	br := bufio.NewReaderSize(r, 64<<10)
-	var src io.Reader = br
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			in.Format, in.Skipped = "gzip", 1
-			side.skip(out, name, "gzip: "+err.Error())
-			return
-		}
-		defer zr.Close()
-		src = bufio.NewReaderSize(zr, 64<<10)
-	}
-	head, _ := src.(*bufio.Reader).Peek(4096)
-	if len(head) == 0 {
-		in.Skipped = 1
-		side.skip(out, name, "empty file")
-		return
-	}
-	if report.IsDocument(head) {
-		in.Format = "anycheck"
-		docs, bad, err := report.ReadDocuments(src)
-		for _, e := range bad {
-			in.Skipped++
-			side.skip(out, name, e.Error())
-		}
-		if err != nil {
-			in.Skipped++
-			side.skip(out, name, err.Error())
-		}
-		for _, dc := range docs {
-			for _, w := range dc.Warnings {
-				out.problem(report.Problem{Target: name, Stage: "read", Message: name + ": " + w})
-			}
-			in.Results += len(dc.IDs) + len(dc.Traces) + len(dc.Sweeps)
-			side.docs = append(side.docs, dc)
-			side.docNames = append(side.docNames, name)
-		}
-		side.read += in.Results
-		return
-	}
-	if atlas.IsProbes(head) {
-		in.Format = "atlas probes"
-		probes, err := atlas.ReadProbes(src)
-		if err != nil {
-			in.Skipped = 1
-			side.skip(out, name, "probe metadata: "+err.Error())
-			return
-		}
-		side.addProbes(probes)
-		return
-	}
-	rd, err := atlas.NewReader(src)
-	if err != nil {
-		in.Skipped = 1
-		if errors.Is(err, atlas.ErrNotAtlas) {
-			err = errors.New("neither anycheck v1 output nor RIPE Atlas results")
-		}
-		side.skip(out, name, err.Error())
-		return
-	}
-	in.Format = "atlas " + rd.Format()
-	for ctx.Err() == nil {
-		res, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		var re *atlas.ResultError
-		if errors.As(err, &re) {
-			in.Skipped++
-			side.skip(out, name, err.Error())
-			continue
-		}
-		if err != nil {
-			in.Skipped++
-			side.skip(out, name, err.Error())
-			break
-		}
-		for _, ob := range res.Observations(name + "#" + strconv.Itoa(rd.Index())) {
-			side.collector.Add(ob)
-		}
-		in.Results++
-		side.read++
-		prog.tick(name, in.Results)
-	}
+// done records what one input held.
+func (side *compareSide) done(in ingest.Input) {
+	side.inputs = append(side.inputs, report.CompareInput{Name: in.Name, Side: side.name, Format: in.Format, Results: in.Results, Skipped: in.Skipped})
 }
+
+// sink is the side as ingest's Sink: anycheck documents wait for their
+// vantages (observations joins them), Atlas results become catchment
+// lines as they are read, probe metadata is kept, and what could not be
+// read is said (and counted: exit 3).
+func (side *compareSide) sink(out *runOutput, prog *readProgress) ingest.Sink {
+	return &sideSink{side: side, out: out, prog: prog}
+}
+
+type sideSink struct {
+	side *compareSide
+	out  *runOutput
+	prog *readProgress
+	name string // the input whose results are counted in n
+	n    int
+}
+
+func (k *sideSink) Document(name string, dc report.ReadDoc) {
+	for _, w := range dc.Warnings {
+		k.out.problem(report.Problem{Target: name, Stage: "read", Message: name + ": " + w})
+	}
+	k.side.docs = append(k.side.docs, dc)
+	k.side.docNames = append(k.side.docNames, name)
+	k.side.read += len(dc.IDs) + len(dc.Traces) + len(dc.Sweeps)
+}
+
+func (k *sideSink) Probes(_ string, probes []atlas.Probe) { k.side.addProbes(probes) }
+
+func (k *sideSink) Result(name string, index int, res *atlas.Result) {
+	for _, ob := range res.Observations(name + "#" + strconv.Itoa(index)) {
+		k.side.collector.Add(ob)
+	}
+	k.side.read++
+	if name != k.name {
+		k.name, k.n = name, 0
+	}
+	k.n++
+	k.prog.tick(name, k.n)
+}
+
+func (k *sideSink) Skip(name string, err error) { k.side.skip(k.out, name, err.Error()) }
 
 // observations are the side's catchment lines: Atlas results were
 // collected as read; anycheck documents join now, when every document's
