@@ -473,24 +473,12 @@ func (o *atlasRunOptions) requests() []atlas.CreateRequest {
 }
 
 // atlasMsm is one created or fetched measurement.
-type atlasMsm struct {
-	id     int
-	kind   string // "dns", "traceroute"
-	af     int
-	target string
-}
-
-func (m atlasMsm) String() string {
-	if m.kind == "" {
-		return strconv.Itoa(m.id)
-	}
-	return fmt.Sprintf("%d (%s, IPv%d)", m.id, m.kind, m.af)
-}
+type atlasMsm = atlas.Created
 
 func msmIDs(ms []atlasMsm) []int {
 	ids := make([]int, len(ms))
 	for i, m := range ms {
-		ids[i] = m.id
+		ids[i] = m.ID
 	}
 	return ids
 }
@@ -502,7 +490,7 @@ func fetchCommand(ms []atlasMsm, common *atlasCommon) string {
 		b.WriteString(" --atlas-url " + atlas.RedactURL(common.apiURL))
 	}
 	for _, m := range ms {
-		b.WriteString(" " + strconv.Itoa(m.id))
+		b.WriteString(" " + strconv.Itoa(m.ID))
 	}
 	return b.String()
 }
@@ -603,56 +591,22 @@ func printDryRun(s *streams, o *atlasRunOptions, reqs []atlas.CreateRequest) err
 	return nil
 }
 
-// createAll creates the requests in order. When a later request fails, the
-// measurements already created are stopped: nothing is left running that
-// the user gets no results from.
+// createAll creates the campaign's requests (atlas.CreateAll stops what
+// it made when a later request fails) and says each measurement it could
+// not stop.
 func createAll(ctx context.Context, c *atlas.Client, reqs []atlas.CreateRequest, s *streams) ([]atlasMsm, error) {
-	var made []atlasMsm
-	for i, r := range reqs {
-		if r.Probes[0].Type == atlas.SelectMsm && len(made) > 0 {
-			r.Probes[0].Value = made[0].id
+	made, err := c.CreateAll(ctx, reqs)
+	var ce *atlas.CreateError
+	switch {
+	case errors.As(err, &ce):
+		for _, e := range ce.StopErrs {
+			warn(s, "%v", e)
 		}
-		ids, err := c.Create(ctx, r)
-		if err != nil {
-			if len(made) == 0 {
-				return nil, atlasError(err)
-			}
-			return nil, stopAfterFailure(c, made, i+1, err, s)
-		}
-		for j, id := range ids {
-			def := r.Definitions[j]
-			m := atlasMsm{id: id, kind: def.MeasurementType()}
-			switch dd := def.(type) {
-			case atlas.DNSDefinition:
-				m.af, m.target = dd.AF, dd.Target
-			case atlas.TracerouteDefinition:
-				m.af, m.target = dd.AF, dd.Target
-			}
-			made = append(made, m)
-		}
+		return nil, &exitError{code: ExitError, err: err, hint: hintOf(atlasError(ce.Err))}
+	case err != nil:
+		return nil, atlasError(err)
 	}
 	return made, nil
-}
-
-func stopAfterFailure(c *atlas.Client, made []atlasMsm, n int, cause error, s *streams) error {
-	// The run's context may be what failed (Ctrl-C): stopping gets a
-	// fresh, bounded one.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var stopped, running []string
-	for _, m := range made {
-		if err := c.Stop(ctx, m.id); err != nil {
-			warn(s, "%v", err)
-			running = append(running, strconv.Itoa(m.id))
-			continue
-		}
-		stopped = append(stopped, strconv.Itoa(m.id))
-	}
-	msg := fmt.Sprintf("request %d failed, so measurements %s were stopped", n, strings.Join(stopped, ", "))
-	if len(running) > 0 {
-		msg = fmt.Sprintf("request %d failed; stopping measurements %s failed too: stop them on atlas.ripe.net", n, strings.Join(running, ", "))
-	}
-	return &exitError{code: ExitError, err: fmt.Errorf("%w (%s)", cause, msg), hint: hintOf(atlasError(cause))}
 }
 
 // atlasError gives an API error its exit code and a hint.
@@ -808,45 +762,20 @@ func runAtlasFetch(ctx context.Context, o *atlasFetchOptions, s *streams, d *dep
 		if m.Type != "dns" && m.Type != "traceroute" {
 			return usageErr("measurement %d is a %s measurement: anycheck reads dns and traceroute results", id, render.Escape(m.Type))
 		}
-		ms = append(ms, atlasMsm{id: id, kind: m.Type, af: m.AF, target: m.Target})
+		ms = append(ms, atlasMsm{ID: id, Type: m.Type, AF: m.AF, Target: m.Target})
 	}
 	return renderAtlas(ctx, c, ms, atlas.ResultsQuery{Start: o.from, Stop: o.until}, &o.common, rs, o.g, s, d, false)
 }
 
 // download streams one measurement's results into consume and, with
-// --save, into DIR/msm-ID-TYPE-ipvAF.json as they arrive (the file appears
-// complete or not at all). consume gets the saved file's name, or "msm ID"
-// without --save.
+// --save, into DIR (atlas.Download).
 func download(ctx context.Context, c *atlas.Client, m atlasMsm, q atlas.ResultsQuery, saveDir string, consume func(name string, r io.Reader)) error {
-	// A JSON array, not one result per line: a measurement without
-	// results is then "[]", never an empty file.
-	body, err := c.Results(ctx, m.id, q)
-	if err != nil {
+	err := c.Download(ctx, m, q, saveDir, consume)
+	switch {
+	case errors.Is(err, atlas.ErrSave):
+		return fmt.Errorf("--%w", err) // "--save: …"
+	case err != nil:
 		return atlasError(err)
-	}
-	defer body.Close()
-	name := fmt.Sprintf("msm %d", m.id)
-	var src io.Reader = body
-	var tmp *renameio.PendingFile
-	if saveDir != "" {
-		name = filepath.Join(saveDir, fmt.Sprintf("msm-%d-%s-ipv%d.json", m.id, m.kind, m.af))
-		if tmp, err = renameio.NewPendingFile(name, renameio.WithTempDir(saveDir), renameio.WithPermissions(0o644)); err != nil {
-			return fmt.Errorf("--save: %w", err)
-		}
-		defer tmp.Cleanup() // a no-op once renamed
-		src = io.TeeReader(body, tmp)
-	}
-	consume(name, src)
-	// Whatever the reader left (after the last result, or after an error
-	// it stopped at) still belongs in the saved file.
-	if _, err := io.Copy(io.Discard, src); err != nil {
-		return fmt.Errorf("results of measurement %d: %w", m.id, err)
-	}
-	if tmp == nil {
-		return nil
-	}
-	if err := tmp.CloseAtomicallyReplace(); err != nil {
-		return fmt.Errorf("--save: %w", err)
 	}
 	return nil
 }
