@@ -265,7 +265,7 @@ func runSweep(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 		if o.g.output == formatDot {
 			return render.SweepDot(w, rs)
 		}
-		return render.SweepText(w, rs, render.TraceOptions{MaxTTL: o.maxTTL, Rate: o.rate})
+		return render.SweepText(w, rs, render.TraceOptions{MaxTTL: o.maxTTL, Rate: o.rate, Wide: o.wide})
 	})
 }
 

@@ -46,6 +46,7 @@ type traceOptions struct {
 	strict     bool
 	queriesSet bool // -q given: a sweep otherwise sends one probe per hop per flow
 	windowSet  bool // -N given: a sweep otherwise keeps sweepWindow TTLs in flight
+	wide       bool // --wide: names whole in the hop table
 }
 
 func newTraceCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *traceOptions) error) *cobra.Command {
@@ -111,6 +112,7 @@ a Graphviz graph of the flows.`,
 	f.StringVar(&o.flows, "flows", "1", "trace N flows (source ports; icmp: echo identifiers) at once, or auto: add flows until the MDA stopping rule (95 %) finds no new next hop")
 	f.IntVar(&o.maxFlows, "max-flows", defaultMaxFlows, "most flows --flows auto may use")
 	f.BoolVar(&o.strict, "strict", false, "exit 3 when flows reach more than one instance (a catchment split)")
+	f.BoolVar(&o.wide, "wide", false, "show reverse names and AS names whole in the hop table (cut to fit otherwise)")
 	o.e.register(f)
 	addLocationFlag(cmd, o.g)
 	outputVar(cmd, g, formatText, traceFormats...)
@@ -282,7 +284,7 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 		if o.g.output == formatDot {
 			return render.TraceDot(w, paths)
 		}
-		return render.TraceText(w, paths, render.TraceOptions{MaxTTL: o.maxTTL, Rate: o.rate})
+		return render.TraceText(w, paths, render.TraceOptions{MaxTTL: o.maxTTL, Rate: o.rate, Wide: o.wide})
 	})
 }
 

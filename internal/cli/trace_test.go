@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/anycheck/anycheck/internal/report/reporttest"
+	"github.com/anycheck/anycheck/probe/probetest"
 	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/trace/tracetest"
 	"github.com/anycheck/anycheck/whois"
@@ -567,5 +568,74 @@ func TestTracePTRNamesEscapedOnce(t *testing.T) {
 	r = runCLI(t, fakeDeps(fakePath()), "trace", "--asn", "none", "--dns-server", srv.Addr, "-o", "json", "192.0.2.53")
 	if !strings.Contains(r.stdout, `"name": "r1\u001b[31m\\x.lab.example"`) {
 		t.Errorf("JSON does not keep the raw name:\n%s", r.stdout)
+	}
+}
+
+// TestTraceWideASNames: an AS name longer than the hop table's column is
+// cut with "…" and the output says how to see it whole; --wide shows it
+// whole; JSON always holds the whole name.
+func TestTraceWideASNames(t *testing.T) {
+	const long = "EXAMPLE-TRANSIT-BACKBONE-NETWORKS-EUROPE-LTD"
+	deps := func() *deps {
+		d := fakeDeps(fakePath())
+		d.newResolver = func(spec string, o whois.Options) (whois.Resolver, error) {
+			return lookupFunc(func(_ context.Context, addrs []netip.Addr) (map[netip.Addr]whois.Origin, error) {
+				out := map[netip.Addr]whois.Origin{}
+				for _, a := range addrs {
+					out[a] = whois.Origin{Addr: a, ASNs: []uint32{64510}, ASName: long}
+				}
+				return out, nil
+			}), nil
+		}
+		return d
+	}
+	r := runCLI(t, deps(), "trace", "-n", "192.0.2.53")
+	if strings.Contains(r.stdout, long) || !strings.Contains(r.stdout, "EXAMPLE-TRANSIT-BACKBON…") || !strings.Contains(r.stdout, "--wide") {
+		t.Errorf("default: the name should be cut, and --wide named:\n%s", r.stdout)
+	}
+	for _, args := range [][]string{{"--wide"}, {"-o", "json"}, {"--flows", "2", "--wide"}, {"--flows", "2", "-o", "json"}} {
+		r := runCLI(t, deps(), append([]string{"trace", "-n"}, append(args, "192.0.2.53")...)...)
+		if !strings.Contains(r.stdout, long) || strings.Contains(r.stdout, "…") {
+			t.Errorf("%v: the whole name should be shown:\n%s", args, r.stdout)
+		}
+	}
+}
+
+// TestNSIDNoteNotOnEveryRun: an NSID set apart from hostname.bind (as many
+// operators do on purpose) is no note on every id or trace run: the
+// identity line already shows both.
+func TestNSIDNoteNotOnEveryRun(t *testing.T) {
+	r := runCLI(t, pipeDeps(&probetest.Server{Hostname: "i1.lab-a", NSID: []byte("i1-nsd")}), "id", "192.0.2.53")
+	if r.code != ExitOK || strings.Contains(r.stdout, "note") || !strings.Contains(r.stdout, `(NSID "i1-nsd"; hostname.bind "i1.lab-a"`) {
+		t.Errorf("id: exit %d:\n%s", r.code, r.stdout)
+	}
+	r = runCLI(t, pipeDeps(&probetest.Server{Hostname: "i1.lab-a", NSID: []byte("i1-nsd")}), "id", "--flows", "3", "192.0.2.53")
+	if strings.Contains(r.stdout, "note") {
+		t.Errorf("id --flows:\n%s", r.stdout)
+	}
+	d := fakeDeps(fakePath())
+	r = runCLI(t, d, "trace", "-n", "--asn", "none", "192.0.2.53")
+	if strings.Contains(r.stdout, "differ") {
+		t.Errorf("trace:\n%s", r.stdout)
+	}
+}
+
+// TestCompareNSIDNoteOncePerInstance: compare says once per instance
+// that its NSID and hostname.bind differ, however many vantage points and
+// targets reached it.
+func TestCompareNSIDNoteOncePerInstance(t *testing.T) {
+	dir := t.TempDir()
+	for _, label := range []string{"c1", "c2", "c3"} {
+		r := runCLI(t, pipeDeps(&probetest.Server{Hostname: "i1.lab-a", NSID: []byte("i1-nsd")}), "id", "--label", label, "-o", "json", "192.0.2.53", "2001:db8:53::53")
+		if r.code != ExitOK {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		if err := os.WriteFile(filepath.Join(dir, label+".json"), []byte(r.stdout), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := runCLI(t, testDeps(), "compare", "--asn", "none", dir)
+	if n := strings.Count(r.stdout, `i1-nsd: NSID "i1-nsd" and hostname.bind "i1.lab-a" differ`); n != 1 {
+		t.Errorf("the note is said %d times, want once:\n%s", n, r.stdout)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -54,6 +55,7 @@ func CompareText(w io.Writer, rows []report.CompareRow, s *report.CompareSummary
 	for _, t := range s.Targets {
 		targetSummary(ew, t)
 	}
+	identityNotes(ew, rows)
 
 	ew.printf("\ndual-stack divergence: ")
 	if len(s.DualStack) == 0 {
@@ -124,6 +126,38 @@ func CompareText(w io.Writer, rows []report.CompareRow, s *report.CompareSummary
 	}
 	writeTable(ew, table, "")
 	return ew.err
+}
+
+// identityNotes says once per instance named by its NSID that its
+// hostname.bind says something else (operators often set them apart on
+// purpose; the instance goes by the NSID), with every hostname.bind seen.
+func identityNotes(ew *errWriter, rows []report.CompareRow) {
+	var order []string
+	hosts := map[string][]string{}
+	for _, r := range rows {
+		id := r.Identity
+		if r.Instance == nil || r.InstanceSource != "nsid" || id == nil || id.HostnameBind == "" || id.HostnameBind == id.NSID {
+			continue
+		}
+		in := *r.Instance
+		if _, ok := hosts[in]; !ok {
+			order = append(order, in)
+		}
+		if !slices.Contains(hosts[in], id.HostnameBind) {
+			hosts[in] = append(hosts[in], id.HostnameBind)
+		}
+	}
+	if len(order) == 0 {
+		return
+	}
+	ew.printf("\nidentities named by NSID whose hostname.bind differs:\n")
+	for _, in := range order {
+		q := make([]string, len(hosts[in]))
+		for i, h := range hosts[in] {
+			q[i] = Quote(h)
+		}
+		ew.printf("  %s: NSID %s and hostname.bind %s differ\n", Escape(in), Quote(in), strings.Join(q, ", "))
+	}
 }
 
 // targetSummary writes one target's part of the summary.

@@ -71,9 +71,6 @@ func idFlow(w *errWriter, f report.IDFlow, many bool) {
 	} else {
 		w.printf("%sinstance  %s\n", indent, identityLine(last.Identity))
 	}
-	if last.Identity.Disagree {
-		w.printf("%snote      %s and hostname.bind %s differ\n", indent, nsidText(last.Identity), Quote(last.Identity.HostnameBind))
-	}
 	nameW := 4
 	for _, a := range last.Answers {
 		nameW = max(nameW, len(Escape(a.Name)))

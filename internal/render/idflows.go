@@ -55,11 +55,7 @@ func idFlowTable(w *errWriter, t report.IDTarget) {
 		w.printf("%s\n", strings.TrimRight(l, " "))
 	}
 	for _, in := range order {
-		id := identities[in]
-		w.printf("instance  %s\n", identityLine(id))
-		if id.Disagree {
-			w.printf("note      %s and hostname.bind %s differ\n", nsidText(id), Quote(id.HostnameBind))
-		}
+		w.printf("instance  %s\n", identityLine(identities[in]))
 	}
 	switch {
 	case len(sum.Instances) == 0:

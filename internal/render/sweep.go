@@ -30,10 +30,13 @@ func sweepText(w *errWriter, s report.TraceSweep, o TraceOptions) {
 	if sum.Split {
 		w.printf("catchment split by flow: %s\n", instanceShares(sum.Instances, sum.Flows))
 	}
+	cut := false
 	for i, p := range s.Paths {
 		w.printf("\npath %d of %d  %s  %s\n", i+1, len(s.Paths), flowsLabel(s.Protocol, p.Sports), pathEnd(s, p))
 		f := pathFlow(s, p)
-		for _, l := range hopTable(pathHops(p, f)) {
+		lines, c := hopTable(pathHops(p, f), o.Wide)
+		cut = cut || c
+		for _, l := range lines {
 			w.printf("%s\n", l)
 		}
 		if len(p.ASPath) > 0 {
@@ -92,6 +95,9 @@ func sweepText(w *errWriter, s report.TraceSweep, o TraceOptions) {
 	}
 	for _, n := range sweepNotes(s, o) {
 		w.printf("note      %s\n", n)
+	}
+	if cut {
+		w.printf("note      %s\n", cutNote)
 	}
 }
 

@@ -18,7 +18,13 @@ type TraceOptions struct {
 	// Rate is the run's --rate (packets per second), so advice never
 	// suggests a rate the run already had; 0 = unknown.
 	Rate float64
+	// Wide shows reverse names and AS names whole (--wide); otherwise they
+	// are cut to fit their column, and the output says so.
+	Wide bool
 }
+
+// cutNote follows a hop table whose names were cut to fit.
+const cutNote = "names cut to fit the table (…); --wide shows them whole, -o json always has them"
 
 func traceHeader(w *errWriter, p report.TracePath, o TraceOptions) {
 	f := p.Flow
@@ -48,10 +54,14 @@ func TraceText(w io.Writer, paths []report.TracePath, o TraceOptions) error {
 			ew.printf("\n")
 		}
 		traceHeader(ew, p, o)
-		for _, l := range hopTable(p.Hops) {
+		lines, cut := hopTable(p.Hops, o.Wide)
+		for _, l := range lines {
 			ew.printf("%s\n", l)
 		}
 		traceFooter(ew, p)
+		if cut {
+			ew.printf("note      %s\n", cutNote)
+		}
 	}
 	return ew.err
 }
@@ -68,7 +78,17 @@ const (
 // reply carried MPLS labels. The responder rows are aligned by tabwriter
 // as one table; the other lines are set between them afterwards, so they
 // do not break the columns.
-func hopTable(hops []report.HopDTO) []string {
+// With wide, names are shown whole; otherwise cut reports whether a name
+// was cut to fit its column.
+func hopTable(hops []report.HopDTO, wide bool) (lines []string, cut bool) {
+	fit := func(s string, w int) string {
+		if wide {
+			return Escape(s)
+		}
+		f := escapeFit(s, w)
+		cut = cut || f != Escape(s)
+		return f
+	}
 	names, origins := false, false
 	for _, h := range hops {
 		for _, r := range h.Responders {
@@ -76,7 +96,7 @@ func hopTable(hops []report.HopDTO) []string {
 			origins = origins || r.Origin != nil
 		}
 	}
-	var lines []string // table rows (tab-separated) and plain lines, in order
+	// lines: table rows (tab-separated) and plain lines, in order
 	var isRow []bool
 	add := func(l string, row bool) {
 		lines, isRow = append(lines, l), append(isRow, row)
@@ -97,10 +117,10 @@ func hopTable(hops []report.HopDTO) []string {
 			}
 			cells := []string{ttl, r.Address}
 			if names {
-				cells = append(cells, cmp.Or(escapeFit(r.Name, maxNameWidth), "—"))
+				cells = append(cells, cmp.Or(fit(r.Name, maxNameWidth), "—"))
 			}
 			if origins {
-				cells = append(cells, asLabel(r.Origin), escapeFit(asName(r.Origin), maxASNameWidth))
+				cells = append(cells, asLabel(r.Origin), fit(asName(r.Origin), maxASNameWidth))
 			}
 			var rtts, marks []string
 			var mpls []report.MPLSDTO
@@ -146,7 +166,7 @@ func hopTable(hops []report.HopDTO) []string {
 			lines[i], aligned = aligned[0], aligned[1:]
 		}
 	}
-	return lines
+	return lines, cut
 }
 
 // escapeFit escapes untrusted text for the terminal and cuts it to at most
@@ -202,9 +222,6 @@ func traceFooter(w *errWriter, p report.TracePath) {
 	switch {
 	case p.Instance != nil && p.Instance.Instance != "":
 		w.printf("instance  %s  %d hops, %s ms\n", identityLine(*p.Instance), p.DestTTL, ms(destRTT(p)))
-		if p.Instance.Disagree {
-			w.printf("note      NSID %s and hostname.bind %s differ\n", Quote(p.Instance.NSID), Quote(p.Instance.HostnameBind))
-		}
 	case p.Reached:
 		w.printf("reached   %s at %d hops, %s ms\n", p.Target, p.DestTTL, ms(destRTT(p)))
 	default:
