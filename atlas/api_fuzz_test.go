@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -248,5 +250,42 @@ func TestProbeLocationApproximate(t *testing.T) {
 	back, _ := ReadProbes(&b)
 	if back[1].AutoGeo != "country" || back[2].AutoGeo != "city" {
 		t.Errorf("read back %+v", back[:3])
+	}
+}
+
+// The probe archive sample of refdata (RIPE NCC's daily dump, 40 real
+// probes): every probe has a position; none is approximate (one was placed
+// by Atlas at city level, none at country level or on a centroid).
+func TestProbeArchiveLocations(t *testing.T) {
+	var f *os.File
+	for _, d := range []string{os.Getenv("ANYCHECK_REFDATA"), "../../shared/refdata/atlas", "/work/shared/refdata/atlas"} {
+		if d == "" {
+			continue
+		}
+		if g, err := os.Open(filepath.Join(d, "probes_archive_sample_20181211.json")); err == nil {
+			f = g
+			break
+		}
+	}
+	if f == nil {
+		t.Skip("no refdata/atlas beside the repository")
+	}
+	defer f.Close()
+	probes, err := ReadProbes(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	city := 0
+	for _, p := range probes {
+		pt, approx := p.Location()
+		if !pt.Valid() || approx {
+			t.Errorf("probe %d (%s): %v approximate %v", p.ID, p.Country, pt, approx)
+		}
+		if p.AutoGeo == "city" {
+			city++
+		}
+	}
+	if len(probes) != 40 || city != 1 {
+		t.Errorf("%d probes, %d placed by Atlas at city level", len(probes), city)
 	}
 }
