@@ -8,7 +8,7 @@ LDFLAGS := -X github.com/anycheck/anycheck/internal/cli.version=$(VERSION)
 RACE_PKGS := ./probe/... ./trace/... ./whois/... ./internal/cli/... ./atlas/... ./census/...
 LAB_PKGS  := bird2 nsd knot knot-dnsutils bind9-dnsutils iproute2 iputils-ping ethtool nftables \
              traceroute mtr-tiny scamper procps passwd graphviz chromium \
-             knot-module-dnstap fstrm-bin tcpdump strace
+             knot-module-dnstap fstrm-bin tcpdump strace jq golang-github-dnstap-golang-dnstap-cli
 
 SHELL := /bin/bash
 .PHONY: build test unit lint fuzz lab-deps demo bench geodata clean
@@ -68,6 +68,7 @@ bench: lab-deps build
 	ANYCHECK_BIN=$(CURDIR)/$(BIN) bash bench/compare.sh
 	ANYCHECK_BIN=$(CURDIR)/$(BIN) bash bench/atlas.sh
 	ANYCHECK_BIN=$(CURDIR)/$(BIN) bash bench/startup.sh
+	ANYCHECK_BIN=$(CURDIR)/$(BIN) bash bench/census.sh
 	@echo "latency enumeration (iGreedy) over 10,000 vantage points, against the O(n²) reference:"
 	@$(GO) test -run '^$$' -bench '^BenchmarkEnumerate$$' -benchtime 5x ./geo | awk '/ns\/op/ {split($$1, n, "/"); sub(/-[0-9]+$$/, "", n[2]); t[n[2]] = $$3; print} \
 	  END {if (t["reference"] + 0 > 0) printf "enumeration: %.0f ms, %.3f× the reference (%.0f ms)\n", t["anycheck"]/1e6, t["anycheck"]/t["reference"], t["reference"]/1e6}'
