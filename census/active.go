@@ -12,6 +12,8 @@ import (
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+
+	"github.com/anycheck/anycheck/internal/wait"
 )
 
 // Conn is the socket of an active census at one site: ICMP or ICMPv6
@@ -119,16 +121,9 @@ func Send(ctx context.Context, conn Conn, targets []netip.Addr, o SendOptions) (
 	s := SendSummary{Census: o.Census}
 	interval := time.Duration(float64(time.Second) / o.Rate)
 	start := time.Now()
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
 	for i, target := range targets {
 		if due := start.Add(time.Duration(i) * interval); time.Until(due) > 0 {
-			timer.Reset(time.Until(due))
-			select {
-			case <-ctx.Done():
-			case <-timer.C:
-			}
+			wait.Sleep(ctx, time.Until(due))
 		}
 		if ctx.Err() != nil {
 			s.Interrupted = true

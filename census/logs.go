@@ -51,6 +51,9 @@ type LogStats struct {
 	Truncated bool
 	// Identities are the server identities the log names (at most 16).
 	Identities []string
+	// Servers are the addresses the counted queries were sent to (at most
+	// 16): the service's, for a census of one anycast service.
+	Servers []netip.Addr
 }
 
 func (s *LogStats) skip(reason string) {
@@ -314,14 +317,28 @@ func (l *LogReader) count(query bool) bool {
 
 func (l *LogReader) service(a netip.Addr) bool {
 	if len(l.o.Services) == 0 {
+		l.noteServer(a)
 		return true
 	}
 	for _, s := range l.o.Services {
 		if s == a {
+			l.noteServer(a)
 			return true
 		}
 	}
 	return false
+}
+
+func (l *LogReader) noteServer(a netip.Addr) {
+	if !a.IsValid() || len(l.stats.Servers) >= 16 {
+		return
+	}
+	for _, have := range l.stats.Servers {
+		if have == a {
+			return
+		}
+	}
+	l.stats.Servers = append(l.stats.Servers, a)
 }
 
 // intern keeps one string per identity, so a log whose every frame

@@ -301,6 +301,9 @@ func writeCensus(ctx context.Context, c *census.Census, o censusOutput) error {
 	sum := report.NewCensusSummary(c, origins, dist)
 	sum.Inputs = o.inputs
 	sum.Census, sum.Sender = o.id, o.sender
+	for _, a := range o.services {
+		sum.Services = append(sum.Services, a.String())
+	}
 	o.out.doc.Census = &sum
 	rows := make([]report.CensusClient, len(c.Clients))
 	for i, cl := range c.Clients {
@@ -330,6 +333,7 @@ type censusOutput struct {
 	places      *censusPlaces
 	inputs      []report.CensusInput
 	id, sender  *string
+	services    []netip.Addr // what the census is the catchment of
 	failed      int
 	interrupted bool
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -189,11 +190,20 @@ func runCensusLogs(ctx context.Context, o *censusLogsOptions, s *streams, d *dep
 			out.warn(fmt.Sprintf("%s: no client queries in %d records (%s)", render.Escape(l.file), st.Records, skippedSummary(st.Skipped)))
 		}
 	}
+	var servers []netip.Addr
+	for _, l := range logs {
+		for _, a := range l.log.Stats().Servers {
+			if !slices.Contains(servers, a) {
+				servers = append(servers, a)
+			}
+		}
+	}
+	slices.SortFunc(servers, netip.Addr.Compare)
 	c := tally.Result()
 	if c.Late > 0 {
 		out.warn(fmt.Sprintf("%d queries came more than --split-window out of time order (are the logs' clocks in step?): counted, but affinity around them may be off", c.Late))
 	}
-	return writeCensus(ctx, c, censusOutput{out: out, resolver: resolver, places: &o.places, inputs: inputs,
+	return writeCensus(ctx, c, censusOutput{out: out, resolver: resolver, places: &o.places, inputs: inputs, services: servers,
 		failed: failed, interrupted: ctx.Err() != nil})
 }
 

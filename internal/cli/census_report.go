@@ -64,6 +64,7 @@ type censusRead struct {
 	senders map[uint64]map[string]bool
 	sites   []string // listener sites, in the order seen
 	origins map[netip.Addr]whois.Origin
+	anycast []netip.Addr
 }
 
 func runCensusReport(ctx context.Context, o *censusReportOptions, s *streams, d *deps) error {
@@ -84,6 +85,12 @@ func runCensusReport(ctx context.Context, o *censusReportOptions, s *streams, d 
 		}
 		var in report.CensusInput
 		format, err := report.ReadCensusFile(f, func(r report.CensusRecord) error {
+			if r.Anycast.IsValid() {
+				if !slices.Contains(rd.anycast, r.Anycast) {
+					rd.anycast = append(rd.anycast, r.Anycast)
+				}
+				return nil
+			}
 			in.Records++
 			switch {
 			case r.Reply != nil:
@@ -167,7 +174,8 @@ func runCensusReport(ctx context.Context, o *censusReportOptions, s *streams, d 
 	if resolver == nil && len(rd.origins) > 0 {
 		resolver = fileOrigins(rd.origins)
 	}
-	return writeCensus(ctx, c, censusOutput{out: out, resolver: resolver, places: &o.places, inputs: inputs, id: &id, sender: sender,
+	slices.SortFunc(rd.anycast, netip.Addr.Compare)
+	return writeCensus(ctx, c, censusOutput{out: out, resolver: resolver, places: &o.places, inputs: inputs, id: &id, sender: sender, services: rd.anycast,
 		interrupted: ctx.Err() != nil})
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/anycheck/anycheck/census"
 	"github.com/anycheck/anycheck/internal/render"
@@ -258,11 +259,7 @@ func confirmSend(s *streams, n, max int, anycast netip.Addr, rate float64) error
 
 func isTerminalReader(r io.Reader) bool {
 	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func shortDur(d time.Duration) string {

@@ -29,7 +29,7 @@ func TestCensusLogs(t *testing.T) {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
 	for _, want := range []string{
-		"census logs: 2 instances, 28 queries from ",
+		"census logs of 192.0.2.53, 2001:db8:53::53: 2 instances, 28 queries from ",
 		"i1-nsd ", "i2-knot ",
 		"198.51.100.10/32", "198.51.100.74/32",
 	} {
@@ -268,7 +268,7 @@ func TestCensusActive(t *testing.T) {
 		t.Errorf("catchment %v, summary %+v", where, doc.Census)
 	}
 	r = runCLI(t, testDeps(), append([]string{"census", "report", "--prefix-len", "32"}, append(files, sentFile)...)...)
-	for _, want := range []string{"census report: census 000000000000002a, sent by a to 4 target prefixes; replies at 2 sites",
+	for _, want := range []string{"census report of 192.0.2.53: census 000000000000002a, sent by a to 4 target prefixes; replies at 2 sites",
 		"unresponsive: 1 prefix of 4 sent to", "198.51.100.10/32", "198.51.100.74/32"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("report text lacks %q:\n%s", want, r.stdout)

@@ -32,12 +32,16 @@ func CensusText(w io.Writer, s *report.CensusSummary, rows []report.CensusClient
 		unit = "replies"
 	}
 	grouping := fmt.Sprintf("/%d, /%d", s.PrefixLen.IPv4, s.PrefixLen.IPv6)
+	of := ""
+	if len(s.Services) > 0 {
+		of = " of " + strings.Join(s.Services, ", ")
+	}
 	if active {
-		ew.printf("census report: census %s, sent by %s to %s; replies at %s", deref(s.Census), Escape(deref(s.Sender)),
+		ew.printf("census report%s: census %s, sent by %s to %s; replies at %s", of, deref(s.Census), Escape(deref(s.Sender)),
 			plural(s.Targets, "target prefix"), plural(len(s.Instances), "site"))
 	} else {
-		ew.printf("census logs: %s, %s %s from %s (%s)", plural(len(s.Instances), "instance"), thousands(s.Queries), unit,
-			plural(s.Clients, "client"), grouping)
+		ew.printf("census logs%s: %s, %s %s from %s (%s)", of, plural(len(s.Instances), "instance"), thousands(s.Queries), unit,
+			thousandsPlural(s.Clients, "client"), grouping)
 	}
 	if s.Start != nil && s.End != nil {
 		a, _ := time.Parse(time.RFC3339Nano, *s.Start)
@@ -59,8 +63,8 @@ func CensusText(w io.Writer, s *report.CensusSummary, rows []report.CensusClient
 		table[0] = append(table[0], "MEDIAN KM", "NEARER ELSEWHERE")
 	}
 	for _, in := range s.Instances {
-		row := []string{Escape(in.Name), thousands(in.Queries), censusPct(in.QueryShare), strconv.Itoa(in.MainClients), censusPct(in.ClientShare),
-			strconv.Itoa(in.Clients - in.MainClients), topCounts(in.ASes), topCounts(in.Countries)}
+		row := []string{Escape(in.Name), thousands(in.Queries), censusPct(in.QueryShare), thousands(uint64(in.MainClients)), censusPct(in.ClientShare),
+			thousands(uint64(in.Clients - in.MainClients)), topCounts(in.ASes), topCounts(in.Countries)}
 		if km {
 			row = append(row, kmLabel(in.MedianKm), intLabel(in.NotNearest))
 		}
@@ -99,8 +103,9 @@ func censusAffinity(ew *errWriter, s *report.CensusSummary, rows []report.Census
 	if s.SplitWindowMs != nil {
 		window = shortDuration(time.Duration(*s.SplitWindowMs * float64(time.Millisecond)))
 	}
-	ew.printf("\naffinity: %s: %d stable, %d moved, %d split; %s (a move counts after %s at the new instance)\n",
-		plural(a.Clients, "client"), a.Stable, a.Moved, a.Split, plural(a.Moves, "move"), window)
+	ew.printf("\naffinity: %s: %s stable, %s moved, %s split; %s (a move counts after %s at the new instance)\n",
+		thousandsPlural(a.Clients, "client"), thousands(uint64(a.Stable)), thousands(uint64(a.Moved)), thousands(uint64(a.Split)),
+		thousandsPlural(a.Moves, "move"), window)
 	var moved, split [][]string
 	nMoved, nSplit := 0, 0
 	for _, r := range rows {
@@ -407,4 +412,12 @@ func CensusSendText(w io.Writer, s *report.CensusSendSummary) error {
 	}
 	ew.printf("\nlisteners' files: anycheck census report FILE...\n")
 	return ew.err
+}
+
+// thousandsPlural is plural with grouping commas.
+func thousandsPlural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return thousands(uint64(n)) + " " + plural(2, what)[2:]
 }

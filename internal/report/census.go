@@ -112,6 +112,10 @@ type CensusSummary struct {
 	Affinity      CensusAffinity          `json:"affinity"`
 	// Inputs are the logs (passive) or files (active) read.
 	Inputs []CensusInput `json:"inputs"`
+	// Services are the addresses the clients' queries were sent to
+	// (passive), or the anycast address of an active census: the target
+	// whose catchment this is.
+	Services []string `json:"services"`
 	// Active census only.
 	Census       *string `json:"census_id,omitempty"`
 	Sender       *string `json:"sender,omitempty"`
@@ -171,6 +175,8 @@ type CensusInput struct {
 	Truncated bool              `json:"truncated"`
 	// Identities are the server identities the log names.
 	Identities []string `json:"identities"`
+	// Servers are the addresses its queries were sent to.
+	Servers []string `json:"servers,omitempty"`
 }
 
 // Times is the wire form of census times: RFC 3339 with nanoseconds, UTC.
@@ -259,7 +265,7 @@ func NewCensusSummary(c *census.Census, origins map[int]whois.Origin, dist map[i
 		Method: string(c.Method), Start: censusOptTime(c.Start), End: censusOptTime(c.End),
 		PrefixLen: CensusPrefixLen{IPv4: c.PrefixLen4, IPv6: c.PrefixLen6},
 		Queries:   c.Queries, Late: c.Late, Elsewhere: c.Elsewhere,
-		Instances: []CensusInstanceSummary{}, Inputs: []CensusInput{},
+		Instances: []CensusInstanceSummary{}, Inputs: []CensusInput{}, Services: []string{},
 	}
 	if c.Method == census.Passive {
 		w := Ms(c.SplitWindow)
@@ -359,6 +365,9 @@ func FromLogStats(file, instance string, st census.LogStats) CensusInput {
 	}
 	if in.Identities == nil {
 		in.Identities = []string{}
+	}
+	for _, a := range st.Servers {
+		in.Servers = append(in.Servers, a.String())
 	}
 	return in
 }

@@ -28,6 +28,9 @@ type CensusRecord struct {
 	// Origin is the reply source's AS and country where the file says it
 	// (Verfploeter's CSV does).
 	Origin *whois.Origin
+	// Anycast is the census's anycast address, from a sender's or
+	// listener's end record (no reply or request with it).
+	Anycast netip.Addr
 }
 
 // Formats of census files.
@@ -95,12 +98,27 @@ func truncate(s string, n int) string {
 // censusLine is what a JSONL line or a JSON document of the census
 // streams may hold.
 type censusLine struct {
-	Schema  string            `json:"schema"`
-	Kind    string            `json:"kind"`
-	Type    string            `json:"type"`
-	Reply   *CensusReply      `json:"reply"`
-	Sent    *CensusSent       `json:"sent"`
-	Results []json.RawMessage `json:"results"`
+	Schema       string               `json:"schema"`
+	Kind         string               `json:"kind"`
+	Type         string               `json:"type"`
+	Reply        *CensusReply         `json:"reply"`
+	Sent         *CensusSent          `json:"sent"`
+	Results      []json.RawMessage    `json:"results"`
+	CensusSend   *CensusSendSummary   `json:"census_send"`
+	CensusListen *CensusListenSummary `json:"census_listen"`
+}
+
+// anycast is the address an end record or a document's summary names.
+func (l censusLine) anycast() (netip.Addr, bool) {
+	s := ""
+	switch {
+	case l.CensusSend != nil:
+		s = l.CensusSend.Anycast
+	case l.CensusListen != nil:
+		s = l.CensusListen.Anycast
+	}
+	a, err := netip.ParseAddr(s)
+	return a.Unmap(), err == nil
 }
 
 func readCensusJSON(br *bufio.Reader, fn func(CensusRecord) error) (string, error) {
@@ -122,6 +140,9 @@ func readCensusJSON(br *bufio.Reader, fn func(CensusRecord) error) (string, erro
 			return format, fmt.Errorf("record %d: a %q document, not census listen or send output", n, l.Kind)
 		}
 		var recs []CensusRecord
+		if a, ok := l.anycast(); ok {
+			recs = append(recs, CensusRecord{Anycast: a})
+		}
 		switch {
 		case l.Type == "" && l.Results != nil: // a whole document
 			format = CensusFileJSON
