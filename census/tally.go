@@ -200,9 +200,15 @@ func (c *clientState) add(inst int32, at int64, window int64) {
 			next := run{inst: -1, mixed: mixed, first: c.streakFirst, last: at, queries: c.streakN + 1}
 			if c.open.last-c.open.first < window {
 				next.first, next.queries = c.open.first, next.queries+c.open.queries
-				if !slices.Contains(mixed, c.open.inst) {
-					next.mixed = append(next.mixed, c.open.inst)
-					slices.Sort(next.mixed)
+				next.mixed = union(next.mixed, []int32{c.open.inst})
+				// A split run just before the short one: all one split
+				// stretch (the short run showed no client keeping to an
+				// instance).
+				if n := len(c.runs); n > 0 && c.runs[n-1].inst < 0 {
+					prev := c.runs[n-1]
+					c.runs = c.runs[:n-1]
+					next.first, next.queries = prev.first, next.queries+prev.queries
+					next.mixed = union(next.mixed, prev.mixed)
 				}
 				c.open = next
 			} else {
@@ -268,4 +274,16 @@ func (c *clientState) finish(window int64) []run {
 		c.confirm(c.last, window)
 	}
 	return append(slices.Clip(c.runs), c.open)
+}
+
+// union is the sorted set union of two instance lists.
+func union(a, b []int32) []int32 {
+	out := slices.Clone(a)
+	for _, x := range b {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

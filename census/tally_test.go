@@ -84,6 +84,11 @@ func TestTallyAffinity(t *testing.T) {
 		{"sparse", []step{{"A", 0}, {"B", 100}, {"A", 200}}, "A[0-0] B[100-100] A[200-200]", false, 2},
 		// A move at the very end of the data is still a move.
 		{"move at the end", cat(every("A", 0, 30, 1), []step{{"B", 31}}), "A[0-30] B[31-31]", false, 1},
+		// A split client keeping to one instance for a moment (a streak
+		// that outlasted the window by time, but not by its queries) is
+		// still one split stretch, not two split runs and a move.
+		{"split with a pause", cat(alternate("A", "B", 0, 50, 0.5), []step{{"B", 50.5}, {"B", 51}}, alternate("A", "B", 62, 80, 0.5)),
+			"A+B[0-80]", true, 0},
 		// A stray query elsewhere amid a stable run: split briefly.
 		{"stray query", cat(every("A", 0, 30, 1), []step{{"B", 30.5}}, every("A", 31, 60, 1)),
 			"A[0-30] A+B[30.5-30.5] A[31-60]", true, 2},
