@@ -93,10 +93,13 @@ func (s SendSummary) Rate() float64 {
 	return float64(s.Sent+s.Failed-1) / d
 }
 
+// minSleep is the shortest pause of a sender (see Send).
+const minSleep = time.Millisecond
+
 // Send sends one echo request to every target, from the anycast address,
-// at the given rate: request i leaves at start + i/rate (requests that
-// fell behind the schedule leave at once, so the average holds even when
-// the timer wakes late). It stops when ctx is cancelled, with what was
+// at the given rate: request i leaves at start + i/rate, or up to a
+// millisecond before (requests that fell behind the schedule leave at once,
+// so the average holds even when the timer wakes late). It stops when ctx is cancelled, with what was
 // sent so far in the summary. Targets of the other family are refused
 // (the caller filters them).
 func Send(ctx context.Context, conn Conn, targets []netip.Addr, o SendOptions) (SendSummary, error) {
@@ -122,8 +125,13 @@ func Send(ctx context.Context, conn Conn, targets []netip.Addr, o SendOptions) (
 	interval := time.Duration(float64(time.Second) / o.Rate)
 	start := time.Now()
 	for i, target := range targets {
-		if due := start.Add(time.Duration(i) * interval); time.Until(due) > 0 {
-			wait.Sleep(ctx, time.Until(due))
+		// A request may leave up to minSleep before its time, so the
+		// sender wakes at most 1000 times a second at any rate: on a
+		// loaded host every wake-up is late, and a late one per request
+		// would hold a high rate back. The average over the census
+		// stays within minSleep of the schedule.
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d >= minSleep {
+			wait.Sleep(ctx, d)
 		}
 		if ctx.Err() != nil {
 			s.Interrupted = true

@@ -252,3 +252,25 @@ func FuzzParseEchoReply(f *testing.F) {
 		}
 	})
 }
+
+// At a high rate the sender wakes once a millisecond, not once a request
+// (every wake-up is late on a loaded host), and the rate still holds.
+func TestSendHighRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		conn := newFakeConn()
+		s, err := Send(context.Background(), conn, targets(10000), SendOptions{Anycast: anycast6, Site: "a", Census: 1, Rate: 20000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wakeups := map[time.Time]bool{}
+		for _, p := range conn.sent {
+			wakeups[p.at] = true
+		}
+		if len(wakeups) > 501 {
+			t.Errorf("%d distinct send times for 10,000 requests over 0.5 s: want a wake-up per millisecond at most", len(wakeups))
+		}
+		if r := s.Rate(); r < 19950 || r > 20050 {
+			t.Errorf("rate %g, want 20000", r)
+		}
+	})
+}

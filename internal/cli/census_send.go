@@ -150,13 +150,17 @@ func runCensusSend(ctx context.Context, o *censusSendOptions, s *streams, d *dep
 		OnSent: func(x census.Sent) {
 			mu.Lock()
 			defer mu.Unlock()
-			rec := report.FromSent(id, o.site, x)
+			prog.tick()
 			if x.Err != nil {
 				failed++
 				if failed <= 10 {
 					out.warn(fmt.Sprintf("send to %s: %v", x.Target, x.Err))
 				}
 			}
+			if o.g.output == formatText {
+				return
+			}
+			rec := report.FromSent(id, o.site, x)
 			switch o.g.output {
 			case formatJSONL:
 				out.record(report.Record{Schema: report.Schema, Kind: report.KindCensusSend, Type: report.RecordSent, Sent: &rec})
@@ -165,7 +169,6 @@ func runCensusSend(ctx context.Context, o *censusSendOptions, s *streams, d *dep
 			case formatCSV:
 				cw.Write(render.CensusSentRecord(rec))
 			}
-			prog.tick()
 		},
 	})
 	prog.done()
