@@ -81,7 +81,11 @@ func CensusText(w io.Writer, s *report.CensusSummary, rows []report.CensusClient
 		ew.printf("\nclients\n")
 		t := [][]string{{"CLIENT", "AS", strings.ToUpper(instanceWord(active)), strings.ToUpper(unit), "ALSO AT"}}
 		for _, r := range rows {
-			t = append(t, []string{r.Prefix, originAS(r.Origin), deref(r.Instance), thousands(r.Queries), alsoAt(r)})
+			inst := "-"
+			if r.Instance != nil {
+				inst = Escape(*r.Instance)
+			}
+			t = append(t, []string{r.Prefix, originAS(r.Origin), inst, thousands(r.Queries), alsoAt(r)})
 		}
 		writeTable(ew, t, "  ")
 	} else if len(rows) > censusClientsMax {
