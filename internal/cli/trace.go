@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/netip"
 	"sync"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
-	"github.com/anycheck/anycheck/probe"
 	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/whois"
 	"github.com/miekg/dns"
@@ -370,29 +368,10 @@ func (o *traceOptions) enrich(ctx context.Context, out *runOutput, resolver whoi
 	*tp = tps[0]
 }
 
-// tcpIdentity asks a TCP/53 trace's destination who it is, over a real TCP
-// connection from the trace's own flow (its source port, free again once
-// the trace has ended), so the identity describes the path just traced.
+// tcpIdentity names a TCP/53 trace's instance over its own flow
+// (trace.IdentifyTCP53), within the run's budget.
 func tcpIdentity(ctx context.Context, p *trace.Path, o *traceOptions, d *deps, budget *rate.Limiter) {
-	if p.Flow.Proto != trace.TCP || p.Flow.Dst.Port() != 53 || !p.Reached || ctx.Err() != nil {
-		return
-	}
-	res, err := probe.Run(ctx, probe.Options{
-		Target:  p.Flow.Dst,
-		Source:  p.Flow.Src,
-		Names:   []string{dns.Fqdn(o.qname)},
-		TCP:     true,
-		Timeout: o.wait,
-		Net:     d.probeNet,
-		Limiter: budget,
-	})
-	if err != nil {
-		p.Notes = append(p.Notes, fmt.Sprintf("identity over tcp from %s: %v", p.Flow.Src, err))
-		return
-	}
-	p.Answers = res.Answers
-	id := res.Identity
-	p.Instance = &id
+	trace.IdentifyTCP53(ctx, p, trace.IdentityOptions{QName: o.qname, Timeout: o.wait, Limiter: budget, Net: d.probeNet})
 }
 
 // progress shows a one-line live status on stderr when it is a terminal:
