@@ -70,10 +70,23 @@ func keyOf(r *Row, svc Service) CatchmentKey {
 		return CatchmentKey{Kind: KeySite, Value: r.Site.Site}
 	case r.Instance != "":
 		return CatchmentKey{Kind: KeyInstance, Value: r.Instance}
-	case r.Upstream != nil && (r.Reached || svc.PathInferred):
+	case r.Upstream != nil && (r.Reached || svc.PathInferred && !diedAtHome(r)):
 		return CatchmentKey{Kind: KeyUpstream, Value: r.Upstream.Addr.String(), Hop: r.Upstream.Addr, AS: r.Upstream.AS}
 	}
 	return CatchmentKey{}
+}
+
+// diedAtHome reports whether an unreached trace ended before it left the
+// vantage's own network: its last hop is a private (or otherwise not
+// global) address, or in the vantage's own AS. Where such a trace ended
+// says nothing about the service's catchment.
+func diedAtHome(r *Row) bool {
+	a := r.Upstream.Addr
+	if !a.IsGlobalUnicast() || a.IsPrivate() {
+		return true
+	}
+	as := r.Vantage.Origin.AS()
+	return as != 0 && slices.Contains(r.Upstream.ASNs, as)
 }
 
 // SortRows orders rows by target (IPv4 before IPv6), then vantage: Atlas
@@ -257,7 +270,7 @@ func summarise(rows []*Row, svc Service) TargetSummary {
 			}
 			apartIDs[as][id]++
 			for _, x := range r.Apart {
-				apartWhy[as][x.Text]++
+				apartWhy[as][x.GroupText()]++
 			}
 			continue
 		case r.Split:
@@ -366,6 +379,8 @@ func unknownReason(r *Row, svc Service) string {
 		}
 	}
 	switch {
+	case r.Traced && !r.Reached && svc.PathInferred && r.Upstream != nil && diedAtHome(r):
+		return "the trace ended in the vantage's own network"
 	case replied && r.Traced && !r.Reached && !svc.PathInferred:
 		return "no identity; the trace did not reach the target"
 	case replied:

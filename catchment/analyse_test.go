@@ -144,7 +144,7 @@ func TestOwnReasonsAndSigns(t *testing.T) {
 	// the target 40 ms away.
 	o := idObs(vantage("a", 1), svc4, "i1", time.Millisecond)
 	o.Flows = []Flow{{Hops: []Hop{{TTL: 1, Responders: []Responder{{Addr: netip.MustParseAddr("198.51.100.1"), RTT: 40 * time.Millisecond}}}}}}
-	if r := Resolve(o, nil); !slices.Equal(r.Suspicions(), []Suspicion{SuspectFasterThanPath}) || r.Apart[0].Text != "answer in 1 ms, the path takes 40 ms" {
+	if r := Resolve(o, nil); !slices.Equal(r.Suspicions(), []Suspicion{SuspectFasterThanPath}) || r.Apart[0].Text != "answer in 1 ms, the hop before the target takes 40 ms" {
 		t.Errorf("fast answer: %+v", r.Apart)
 	}
 	// Within noise: 3 ms against 6 ms is not flagged.

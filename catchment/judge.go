@@ -306,11 +306,12 @@ func judge(rows []*Row) Service {
 				if name == "reply" && v != "TXT" {
 					continue // no identity from it: nothing to count apart
 				}
-				r.Apart = append(r.Apart, Reason{SuspectUnlikeService, unlikeText(name, v, tr.Value)})
+				r.Apart = append(r.Apart, Reason{Code: SuspectUnlikeService, Text: unlikeText(name, v, tr.Value)})
 			}
 		}
-		if nameTrait.Judged && !names.fits(r.Instance) {
-			r.Apart = append(r.Apart, Reason{SuspectUnlikeService, "name unlike the service's (" + nameTrait.Value + ")"})
+		mismatch := slices.ContainsFunc(r.Apart, func(x Reason) bool { return x.Code == SuspectIdentityMismatch })
+		if nameTrait.Judged && !names.fits(r.Instance) && !mismatch {
+			r.Apart = append(r.Apart, Reason{Code: SuspectUnlikeService, Text: "name unlike the service's (" + nameTrait.Value + ")"})
 		}
 		slices.SortStableFunc(r.Apart, func(a, b Reason) int { return strings.Compare(string(a.Code), string(b.Code)) })
 		r.Apart = slices.CompactFunc(r.Apart, func(a, b Reason) bool { return a == b })

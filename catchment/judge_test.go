@@ -191,8 +191,16 @@ func TestPathInferredCatchment(t *testing.T) {
 			Flows: []Flow{{Proto: "icmp", Hops: []Hop{{TTL: 1, Responders: []Responder{{Addr: netip.MustParseAddr("10.0.0.1")}}}, {TTL: 2, Responders: []Responder{{Addr: netip.MustParseAddr(up), RTT: 20 * time.Millisecond}}}, {TTL: 3}}}}}
 		obs = append(obs, o)
 	}
-	ts := Analyse(obs, nil).Targets[0]
-	if !ts.Service.PathInferred || len(ts.Keys) != 2 || ts.Keys[0].Key.Kind != KeyUpstream || ts.Keys[0].Vantages != 8 || len(ts.Unknown) != 0 {
+	// Two traces end in their own network: where they ended says nothing.
+	home := obs[0]
+	home.Vantage = Vantage{Key: "atlas:100", Label: "probe 100", ProbeID: 100, Origin: Origin{ASNs: []uint32{64999}}}
+	home.Flows = []Flow{{Hops: []Hop{{TTL: 1, Responders: []Responder{{Addr: netip.MustParseAddr("198.51.100.250"), ASNs: []uint32{64999}}}}}}}
+	lan := obs[0]
+	lan.Vantage = Vantage{Key: "atlas:101", Label: "probe 101", ProbeID: 101}
+	lan.Flows = []Flow{{Hops: []Hop{{TTL: 1, Responders: []Responder{{Addr: netip.MustParseAddr("192.168.1.1")}}}}}}
+	ts := Analyse(append(slices.Clone(obs), home, lan), nil).Targets[0]
+	if !ts.Service.PathInferred || len(ts.Keys) != 2 || ts.Keys[0].Key.Kind != KeyUpstream || ts.Keys[0].Vantages != 8 ||
+		!slices.Equal(ts.Unknown, []Count{{"the trace ended in the vantage's own network", 2}}) {
 		t.Errorf("summary %+v", ts)
 	}
 	// Fewer than MinPopulation traces: an unreached trace infers nothing.

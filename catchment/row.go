@@ -29,20 +29,32 @@ const (
 	// queries, yet an answer came back.
 	SuspectNoChaosOperator Suspicion = "no_chaos_operator"
 	// SuspectFasterThanPath: the DNS answer came back well before the
-	// vantage's own traceroute reached the target (or the last hop before
-	// it): something nearer answered.
+	// vantage's own traceroute reached the last hop before the target:
+	// something nearer answered.
 	SuspectFasterThanPath Suspicion = "faster_than_path"
 )
 
 // FasterThanPath decides SuspectFasterThanPath: an answer is faster than
-// the path allows when its RTT is below half the path's RTT, and at least
-// this much below it (RTT noise of a few milliseconds is not interception).
+// the path allows when its RTT is below half the RTT to the last hop
+// before the target (the smallest over the row's flows), and at least this
+// much below it (RTT noise of a few milliseconds is not interception).
 const FasterThanPath = 5 * time.Millisecond
 
 // Reason is why a row's answers are counted apart from the service's.
 type Reason struct {
 	Code Suspicion
 	Text string // how the answer differs, for an operator ("TXT where the service answers SERVFAIL")
+	// Group is the reason without the row's own numbers, as a summary
+	// counts rows by it; "" when Text has none.
+	Group string
+}
+
+// GroupText is what a summary counts the reason by.
+func (x Reason) GroupText() string {
+	if x.Group != "" {
+		return x.Group
+	}
+	return x.Text
 }
 
 // KeyKind says what a catchment key is made of.
@@ -98,7 +110,9 @@ type Row struct {
 	Catchment CatchmentKey
 	// Apart lists why the row's answers are not taken as the service's;
 	// such rows are counted apart, never as instances or shares.
-	Apart []Reason
+	Apart  []Reason
+	hopRTT time.Duration // the least RTT to the upstream hop over the row's flows
+
 	// Hints are the answers' own flags (package measure; aa_clear left
 	// out) that were not judged: a single answer has no population to
 	// compare with.
@@ -141,6 +155,23 @@ func Resolve(o Observation, sites *Sites) Row {
 		r.Traced = true
 		p := PathOf(o.Flows[i], target, o.TargetOrigin.ASNs)
 		r.Reached, r.ASPath, r.Upstream, r.PathRTT = p.Reached, p.ASPath, p.Upstream, p.RTT
+		// A sweep's flows ran at once: the least of their RTTs is the
+		// path's, less the queueing of many probes together.
+		for _, f := range o.Flows[i+1:] {
+			if len(f.Hops) == 0 {
+				continue
+			}
+			q := PathOf(f, target, o.TargetOrigin.ASNs)
+			if q.Reached == p.Reached && q.RTT > 0 && q.RTT < r.PathRTT {
+				r.PathRTT = q.RTT
+			}
+			if q.Upstream != nil && (r.hopRTT == 0 || q.Upstream.RTT > 0 && q.Upstream.RTT < r.hopRTT) {
+				r.hopRTT = q.Upstream.RTT
+			}
+		}
+		if r.Upstream != nil && r.Upstream.RTT > 0 && (r.hopRTT == 0 || r.Upstream.RTT < r.hopRTT) {
+			r.hopRTT = r.Upstream.RTT
+		}
 	}
 	if len(o.Flows) > 0 {
 		split := SplitOf(o.Flows)
@@ -192,14 +223,15 @@ func ownReasons(r *Row, sites *Sites) []Reason {
 		if operator, kind, known := sites.OperatorOf(r.Target); known {
 			switch {
 			case kind == KindNoChaos:
-				out = append(out, Reason{SuspectNoChaosOperator, operator + " never answers identity queries"})
+				out = append(out, Reason{Code: SuspectNoChaosOperator, Text: operator + " never answers identity queries"})
 			case !sites.fits(operator, r.Instance):
-				out = append(out, Reason{SuspectIdentityMismatch, "name unlike " + operator + "'s names"})
+				out = append(out, Reason{Code: SuspectIdentityMismatch, Text: "name unlike " + operator + "'s names"})
 			}
 		}
 	}
-	if r.DNSRTT > 0 && r.PathRTT > 0 && r.DNSRTT*2 < r.PathRTT && r.PathRTT-r.DNSRTT >= FasterThanPath {
-		out = append(out, Reason{SuspectFasterThanPath, "answer in " + fmtMs(r.DNSRTT) + ", the path takes " + fmtMs(r.PathRTT)})
+	if hop := r.hopRTT; r.DNSRTT > 0 && hop > 0 && r.DNSRTT*2 < hop && hop-r.DNSRTT >= FasterThanPath {
+		out = append(out, Reason{Code: SuspectFasterThanPath, Text: "answer in " + fmtMs(r.DNSRTT) + ", the hop before the target takes " + fmtMs(hop),
+			Group: "answers faster than the vantage's own path to the target"})
 	}
 	if l := r.Light; l != nil && l.Impossible {
 		// The numbers are the row's (Light); the reason is the site's, so
@@ -208,7 +240,7 @@ func ownReasons(r *Row, sites *Sites) []Reason {
 		if where == "" {
 			where = r.Site.Place.Point.String()
 		}
-		out = append(out, Reason{SuspectFasterThanLight, "faster than light from the vantage's position to site " + r.Site.Site + " (" + where + ")"})
+		out = append(out, Reason{Code: SuspectFasterThanLight, Text: "faster than light from the vantage's position to site " + r.Site.Site + " (" + where + ")"})
 	}
 	return out
 }

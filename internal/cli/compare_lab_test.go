@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -227,5 +228,105 @@ func checkLabCatchment(t *testing.T, ac *lab.Anycast, out string) {
 		if len(tg.Instances) != 2 || tg.Instances[0].Share != 0.5 {
 			t.Errorf("shares %+v", tg.Instances)
 		}
+	}
+}
+
+// TestLabCompareSplit is the fifth real-data situation, in the lab: the
+// split client's sweep (its flows reach both sites) is counted as split —
+// its own line in the summary, not a share of either instance — and its
+// AS is where paths part; another sweep from other source ports is no
+// move; when one site's route to it is withdrawn, the split ends (a
+// flow-dependent difference, exit 0); when a client loses its only
+// instance, it moved (exit 3).
+func TestLabCompareSplit(t *testing.T) {
+	ac := lab.StartAnycast(t)
+	for _, r := range []string{"r3", "ra", "rb"} {
+		if err := ac.DisableICMPRateLimit(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	_, _, table := startLabWhois(t, ac)
+	pfx2as := writePfx2as(t, table)
+	svc := ac.ServiceAddr(lab.IPv4).String()
+	split := ac.SplitClient()
+	run := func(side, sport string) {
+		if err := os.MkdirAll(filepath.Join(dir, side), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		clients := ac.Clients()
+		if !slices.Contains(clients, split) {
+			clients = append(clients, split)
+		}
+		for _, c := range clients {
+			args := []string{"trace", "--asn", "none", "-n", "-q", "1", "-w", "1s", "-m", "12", "-o", "json", svc}
+			if c == split {
+				args = append([]string{"trace", "--flows", "16", "--sport", sport}, args[1:]...)
+			}
+			out, errOut, code := labRun(t, ac, c, args...)
+			if code != 0 {
+				t.Fatalf("%s %s: exit %d: %s", side, c, code, errOut)
+			}
+			if err := os.WriteFile(filepath.Join(dir, side, c+".json"), []byte(out), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	run("before", "42000")
+	out, code := compareIn(t, dir, "--asn", "file:"+pfx2as, "before")
+	if code != 0 {
+		t.Fatalf("compare: exit %d", code)
+	}
+	host, _ := os.Hostname()
+	got := normalise(out, host)
+	path := filepath.Join("..", "..", "testdata", "golden", "realdata_split.txt")
+	if *updateLab {
+		os.WriteFile(path, []byte(got), 0o644)
+	}
+	if want, err := os.ReadFile(path); err != nil || got != string(want) {
+		t.Errorf("compare differs from %s (normalised): %v\n%s", path, err, got)
+	}
+	c3 := ac.ClientAddr(split, lab.IPv4).String()
+	for _, want := range []string{"split by flow: 1 vantage point\n    AS64502  ", " " + c3 + "  flows to ", "where paths part:\n  AS64502 → " + svc} {
+		if !strings.Contains(out, want) {
+			t.Errorf("compare lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "catchment: 3 vantage points") {
+		t.Errorf("the split client counts for an instance:\n%s", out)
+	}
+
+	// Other source ports hash onto the sites otherwise: no move.
+	run("ports", "43000")
+	out, code = compareIn(t, dir, "--asn", "file:"+pfx2as, "--before", "before", "--after", "ports")
+	if code != 0 || strings.Contains(out, " moved ") {
+		t.Errorf("another sweep of the split client: exit %d\n%s", code, out)
+	}
+	// Site A's peering with c3's router goes: c3 reaches B only — its
+	// flows differ, it did not move (exit 0).
+	if err := ac.StopBGP(ac.A.Origin, "r3"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		o, _, _ := labRun(t, ac, split, "trace", "--flows", "8", "--sport", "43000", "--asn", "none", "-n", "-q", "1", "-w", "1s", "-m", "12", svc)
+		return !strings.Contains(o, "split")
+	})
+	run("withdrawn", "43000")
+	out, code = compareIn(t, dir, "--asn", "file:"+pfx2as, "--before", "ports", "--after", "withdrawn")
+	if code != 0 || !strings.Contains(out, " flows ") || strings.Contains(out, " moved ") {
+		t.Errorf("the split ends: exit %d, want a flow-dependent difference and 0\n%s", code, out)
+	}
+	t.Logf("split ends:\n%s", out)
+}
+
+// waitFor polls cond for up to 30 seconds (BGP converging).
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the lab's routing")
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }

@@ -79,7 +79,11 @@ func CompareText(w io.Writer, rows []report.CompareRow, s *report.CompareSummary
 	} else {
 		ew.printf("\n")
 		for _, p := range s.PathsPart {
-			ew.printf("  AS%d → %s: after %s\n", p.OriginAS, p.Target, asPath(p.Common))
+			after := "after " + asPath(p.Common)
+			if len(p.Common) == 0 {
+				after = "from the first AS on"
+			}
+			ew.printf("  AS%d → %s: %s\n", p.OriginAS, p.Target, after)
 			var sides [][]string
 			for _, side := range p.Sides {
 				at := "the path ends"
