@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/anycheck/anycheck/internal/netutil"
 	"github.com/anycheck/anycheck/internal/report"
 	"github.com/miekg/dns"
 	"go4.org/netipx"
@@ -237,25 +238,9 @@ func notUnicast(a netip.Addr, d *deps) string {
 	return ""
 }
 
-// validHostname checks RFC 1123 syntax loosely (underscores allowed, as
-// some service names use them) so typos fail before a DNS lookup.
-func validHostname(s string) bool {
-	s = strings.TrimSuffix(s, ".")
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, c := range label {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
-}
+// validHostname checks host-name syntax (netutil.ValidHostname) so typos
+// fail before a DNS lookup.
+func validHostname(s string) bool { return netutil.ValidHostname(s) }
 
 // isDNSName reports whether s is a name that can be asked (--name,
 // --qname): any DNS name in presentation form (miekg/dns's rules), which
