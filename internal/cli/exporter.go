@@ -1,0 +1,276 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/spf13/cobra"
+
+	"github.com/anycheck/anycheck/exporter"
+	"github.com/anycheck/anycheck/trace"
+)
+
+// DefaultExporterListen is where `anycheck exporter` listens by default.
+const DefaultExporterListen = ":9153"
+
+type exporterOptions struct {
+	g             *globalOptions
+	listen        string
+	config        string
+	allow         prefixList
+	rate          float64
+	maxConcurrent int
+	timeoutOffset time.Duration
+	webConfig     string
+	logLevel      string
+}
+
+func newExporterCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *exporterOptions) error) *cobra.Command {
+	o := &exporterOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "exporter",
+		Short: "Serve Prometheus: /probe?target=…&module=… runs a probe at scrape time",
+		Long: `Serve anycheck's probes to Prometheus, in the style of blackbox_exporter:
+/probe?target=ADDRESS&module=NAME runs one probe at scrape time and answers
+with its metrics (which instance answered, by which path); /metrics is the
+exporter's own health, Go runtime and build.
+
+Modules come from --config (a YAML file: identity queries, a trace, or
+both, and the targets each may probe). Without --config there are two
+built-in modules, id and trace, with the defaults of those commands.
+
+Only targets listed in the configuration (addresses, prefixes, host names)
+or within --allow are probed; anything else is refused with HTTP 400, as
+are unknown modules and bad targets: the exporter is no open relay. Every
+probe ends within the scrape's timeout (X-Prometheus-Scrape-Timeout-Seconds
+less --timeout-offset), at most --max-concurrent run at once, and all of
+them share one --rate packet budget. SIGHUP reloads --config.`,
+		Example: `  anycheck exporter --allow 192.0.2.0/24
+  anycheck exporter --config anycheck.yml --listen 127.0.0.1:9153
+  curl 'http://localhost:9153/probe?module=id&target=192.0.2.53'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runFailed(runExporter(cmd.Context(), o, s, d))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", DefaultExporterListen, "address to listen on, HOST:PORT")
+	f.StringVar(&o.config, "config", "", "modules file (YAML); default: the built-in modules id and trace")
+	f.Var(&o.allow, "allow", "targets every module may probe: prefixes or addresses, comma-separated (e.g. 192.0.2.0/24)")
+	f.Float64Var(&o.rate, "rate", trace.DefaultRate, "packets per second over all probes (queries and trace probes)")
+	f.IntVar(&o.maxConcurrent, "max-concurrent", exporter.DefaultMaxConcurrent, "probes that run at once; more wait for a slot within their scrape's timeout, then get 503")
+	f.DurationVar(&o.timeoutOffset, "timeout-offset", exporter.DefaultTimeoutOffset, "kept back from the scrape's timeout (at most a quarter of it) so the answer arrives in time")
+	f.StringVar(&o.webConfig, "web-config", "", "TLS and basic-auth configuration (the exporter-toolkit web config file)")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
+	return cmd
+}
+
+func (o *exporterOptions) validate() error {
+	if _, _, err := net.SplitHostPort(o.listen); err != nil {
+		return usageErr("--listen %q: want HOST:PORT or :PORT", o.listen)
+	}
+	if !(o.rate > 0 && o.rate <= 10000) {
+		return usageErr("--rate %g: must be above 0 and at most 10000 packets/s", o.rate)
+	}
+	if o.maxConcurrent < 1 || o.maxConcurrent > 1024 {
+		return usageErr("--max-concurrent %d: must be between 1 and 1024", o.maxConcurrent)
+	}
+	if o.timeoutOffset < 0 {
+		return usageErr("--timeout-offset %s: must not be negative", o.timeoutOffset)
+	}
+	if _, err := logLevel(o.logLevel); err != nil {
+		return err
+	}
+	if o.config == "" && len(o.allow) == 0 {
+		return usageErr("nothing may be probed: give --allow PREFIX,… (the targets the built-in modules id and trace may probe) or a --config whose modules list allowed_targets")
+	}
+	return nil
+}
+
+func logLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, usageErr("--log-level %q: must be debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// loadExporterConfig is --config, or the built-in modules.
+func loadExporterConfig(o *exporterOptions) (*exporter.Config, error) {
+	if o.config == "" {
+		return exporter.BuiltinConfig(o.allow), nil
+	}
+	return exporter.LoadConfig(o.config, o.allow)
+}
+
+func runExporter(ctx context.Context, o *exporterOptions, s *streams, d *deps) error {
+	level, _ := logLevel(o.logLevel)
+	log := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: level}))
+	cfg, err := loadExporterConfig(o)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	if o.webConfig != "" {
+		if err := web.Validate(o.webConfig); err != nil {
+			return usageErr("--web-config %s: %v", o.webConfig, err)
+		}
+	}
+	cacheDir := ""
+	if d.cacheDir != nil {
+		if dir, err := d.cacheDir(); err == nil && dir != "" {
+			cacheDir = filepath.Join(dir, "anycheck")
+		}
+	}
+	e, err := exporter.New(exporter.Options{
+		Config: cfg,
+		Prober: &exporter.Prober{
+			Budget:   trace.NewBudget(o.rate),
+			ProbeNet: d.probeNet,
+			TraceNet: d.traceNet,
+		},
+		MaxConcurrent: o.maxConcurrent,
+		TimeoutOffset: o.timeoutOffset,
+		Version:       buildVersion(),
+		Logger:        log,
+		LookupHost:    d.lookupHost,
+		NewResolver:   d.newResolver,
+		WhoisDial:     d.whoisDial,
+		CacheDir:      cacheDir,
+	})
+	if err != nil {
+		return usageErr("--config: %v", err)
+	}
+	for _, n := range cfg.ModuleNames() {
+		log.Info("module", "name", n, "probes", describeModule(cfg.Modules[n]))
+	}
+
+	// SIGHUP reloads the configuration; a bad one is logged and the one
+	// in use stays.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				c, err := loadExporterConfig(o)
+				if err == nil {
+					err = e.SetConfig(c)
+				}
+				if err != nil {
+					log.Error("reload failed; the configuration in use stays", "err", err)
+					continue
+				}
+				log.Info("configuration reloaded", "modules", strings.Join(c.ModuleNames(), ","))
+			}
+		}
+	}()
+	return serveHTTP(ctx, o.listen, o.webConfig, e.Handler(), log)
+}
+
+func describeModule(m *exporter.Module) string {
+	var parts []string
+	if m.Trace != nil {
+		parts = append(parts, fmt.Sprintf("trace %s/%d", m.Trace.Protocol, m.Trace.Port))
+	}
+	if m.ID != nil {
+		parts = append(parts, fmt.Sprintf("identity %s/%d over %d flow(s)", m.ID.Protocol, m.ID.Port, m.ID.Flows))
+	}
+	return strings.Join(parts, ", then ")
+}
+
+// serveHTTP serves h on addr until ctx ends (a signal: the normal end of
+// a server), then shuts down, giving requests in flight a few seconds.
+// webConfig, when set, is an exporter-toolkit web configuration (TLS,
+// basic auth).
+func serveHTTP(ctx context.Context, addr, webConfig string, h http.Handler, log *slog.Logger) error {
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("listening", "address", ln.Addr().String())
+	done := make(chan error, 1)
+	go func() {
+		done <- web.Serve(ln, srv, &web.FlagConfig{
+			WebListenAddresses: &[]string{addr},
+			WebSystemdSocket:   new(bool),
+			WebConfigFile:      &webConfig,
+		}, log)
+	}()
+	select {
+	case err := <-done:
+		return fmt.Errorf("serve %s: %w", addr, err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", addr, err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// prefixList is a flag of prefixes or addresses, comma-separated; an
+// address stands for itself (/32, /128).
+type prefixList []netip.Prefix
+
+func (p *prefixList) String() string {
+	parts := make([]string, len(*p))
+	for i, x := range *p {
+		parts[i] = x.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func (p *prefixList) Type() string { return "PREFIX,..." }
+
+func (p *prefixList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+			a = a.Unmap()
+			*p = append(*p, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		x, err := netip.ParsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("%q: not a prefix or an address", s)
+		}
+		if x != x.Masked() {
+			return fmt.Errorf("%q: host bits set; did you mean %s?", s, x.Masked())
+		}
+		*p = append(*p, x)
+	}
+	return nil
+}
