@@ -168,9 +168,6 @@ func (e *Exporter) sites() *catchment.Sites {
 	return e.cfg.Load().Sites()
 }
 
-// Registry is the exporter's own registry (/metrics).
-func (e *Exporter) Registry() *prometheus.Registry { return e.reg }
-
 // Handler serves /probe, /metrics and the landing page.
 func (e *Exporter) Handler() http.Handler {
 	mux := http.NewServeMux()

@@ -75,11 +75,11 @@ them share one --rate packet budget. SIGHUP reloads --config.`,
 	f.StringVar(&o.listen, "listen", DefaultExporterListen, "address to listen on, HOST:PORT")
 	f.StringVar(&o.config, "config", "", "modules file (YAML); default: the built-in modules id and trace")
 	f.Var(&o.allow, "allow", "targets every module may probe: prefixes or addresses, comma-separated (e.g. 192.0.2.0/24)")
-	f.Float64Var(&o.rate, "rate", trace.DefaultRate, "packets per second over all probes (queries and trace probes)")
+	rateVar(f, &o.rate, trace.DefaultRate, "packets per second over all probes (queries and trace probes)")
 	f.IntVar(&o.maxConcurrent, "max-concurrent", exporter.DefaultMaxConcurrent, "probes that run at once; more wait for a slot within their scrape's timeout, then get 503")
-	f.DurationVar(&o.timeoutOffset, "timeout-offset", exporter.DefaultTimeoutOffset, "kept back from the scrape's timeout (at most a quarter of it) so the answer arrives in time")
+	durationVarP(f, &o.timeoutOffset, "timeout-offset", "", exporter.DefaultTimeoutOffset, "kept back from the scrape's timeout (at most a quarter of it) so the answer arrives in time")
 	f.StringVar(&o.webConfig, "web-config", "", "TLS and basic-auth configuration (the exporter-toolkit web config file)")
-	f.StringVar(&o.logLevel, "log-level", "info", "log level on stderr: debug, info, warn or error")
+	enumVarP(f, &o.logLevel, "log-level", "", "info", "log level on stderr", "debug", "info", "warn", "error")
 	return cmd
 }
 
@@ -87,17 +87,11 @@ func (o *exporterOptions) validate() error {
 	if _, _, err := net.SplitHostPort(o.listen); err != nil {
 		return usageErr("--listen %q: want HOST:PORT or :PORT", o.listen)
 	}
-	if !(o.rate > 0 && o.rate <= 10000) {
-		return usageErr("--rate %g: must be above 0 and at most 10000 packets/s", o.rate)
-	}
 	if o.maxConcurrent < 1 || o.maxConcurrent > 1024 {
 		return usageErr("--max-concurrent %d: must be between 1 and 1024", o.maxConcurrent)
 	}
 	if o.timeoutOffset < 0 {
 		return usageErr("--timeout-offset %s: must not be negative", o.timeoutOffset)
-	}
-	if _, err := logLevel(o.logLevel); err != nil {
-		return err
 	}
 	if o.config == "" && len(o.allow) == 0 {
 		return usageErr("nothing may be probed: give --allow PREFIX,… (the targets the built-in modules id and trace may probe) or a --config whose modules list allowed_targets")
@@ -105,12 +99,11 @@ func (o *exporterOptions) validate() error {
 	return nil
 }
 
-func logLevel(s string) (slog.Level, error) {
+// logLevel is --log-level's level (the flag allows only the four words).
+func logLevel(s string) slog.Level {
 	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return 0, usageErr("--log-level %q: must be debug, info, warn or error", s)
-	}
-	return l, nil
+	_ = l.UnmarshalText([]byte(s))
+	return l
 }
 
 // loadExporterConfig is --config, or the built-in modules.
@@ -122,8 +115,7 @@ func loadExporterConfig(o *exporterOptions) (*exporter.Config, error) {
 }
 
 func runExporter(ctx context.Context, o *exporterOptions, s *streams, d *deps) error {
-	level, _ := logLevel(o.logLevel)
-	log := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: logLevel(o.logLevel)}))
 	cfg, err := loadExporterConfig(o)
 	if err != nil {
 		return usageErr("%v", err)
@@ -200,21 +192,37 @@ func describeModule(m *exporter.Module) string {
 }
 
 // serveHTTP serves h on addr until ctx ends (a signal: the normal end of
-// a server), then shuts down, giving requests in flight a few seconds.
-// webConfig, when set, is an exporter-toolkit web configuration (TLS,
-// basic auth).
+// a server). webConfig, when set, is an exporter-toolkit web
+// configuration (TLS, basic auth).
 func serveHTTP(ctx context.Context, addr, webConfig string, h http.Handler, log *slog.Logger) error {
+	ln, err := listenHTTP(ctx, addr)
+	if err != nil {
+		return err
+	}
+	log.Info("listening", "address", ln.Addr().String())
+	return serveOn(ctx, ln, webConfig, h, log)
+}
+
+// listenHTTP opens the listening socket, so a port in use is said before
+// anything starts.
+func listenHTTP(ctx context.Context, addr string) (net.Listener, error) {
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", addr, err)
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
+	return ln, nil
+}
+
+// serveOn serves h on ln until ctx ends, then shuts down, giving requests
+// in flight a few seconds.
+func serveOn(ctx context.Context, ln net.Listener, webConfig string, h http.Handler, log *slog.Logger) error {
+	addr := ln.Addr().String()
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("listening", "address", ln.Addr().String())
 	done := make(chan error, 1)
 	go func() {
 		done <- web.Serve(ln, srv, &web.FlagConfig{

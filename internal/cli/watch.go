@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/anycheck/anycheck/catchment"
+	"github.com/anycheck/anycheck/exporter"
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/internal/wait"
@@ -48,6 +50,7 @@ type watchOptions struct {
 	mode      string
 	maxTTL    int
 	rate      float64
+	metrics   string // --metrics ADDR: serve the watch's state to Prometheus
 	// countSet and durationSet: the watch is bounded, so a signal is an
 	// interruption; an unbounded watch ends normally on Ctrl-C.
 	countSet, durationSet bool
@@ -102,6 +105,7 @@ Exit status 3 when there was at least one switch or loss, 0 otherwise.`,
 	modeVar(f, &o.mode, "socket mode of --trace: auto, raw (CAP_NET_RAW) or socket (unprivileged; udp)")
 	f.IntVarP(&o.maxTTL, "max-ttl", "m", trace.DefaultMaxTTL, "maximum TTL of --trace")
 	rateVar(f, &o.rate, trace.DefaultRate, "packets per second over the whole watch (queries of every flow, --trace probes)")
+	f.StringVar(&o.metrics, "metrics", "", "serve each flow's state (instance, switches, losses, time per instance) to Prometheus at http://ADDR/metrics while watching")
 	o.e.register(f)
 	addLocationFlag(cmd, o.g)
 	outputVar(cmd, g, formatText, streamFormats...)
@@ -121,6 +125,11 @@ func (o *watchOptions) validate() error {
 	}
 	if o.durationSet && o.duration <= 0 {
 		return usageErr("--duration %s: must be positive (leave it out to watch until Ctrl-C)", o.duration)
+	}
+	if o.metrics != "" {
+		if _, _, err := net.SplitHostPort(o.metrics); err != nil {
+			return usageErr("--metrics %q: want HOST:PORT or :PORT", o.metrics)
+		}
 	}
 	if o.strict && o.flows < 2 {
 		return usageErr("--strict: one flow cannot show a catchment split; add --flows N (N > 1)")
@@ -146,6 +155,7 @@ func (o *watchOptions) validate() error {
 // goroutine owns w, port and lastTrace while it runs; the events and their
 // count belong to the printing loop.
 type watchedFlow struct {
+	n         int // the flow's number in the watch, from 0
 	id        report.WatchFlowID
 	w         *catchment.Watcher
 	port      uint16 // the source port, fixed once known
@@ -185,6 +195,8 @@ type watchEnv struct {
 	// flow's queries and traces: the rounds of many flows start on the
 	// same tick.
 	budget *rate.Limiter
+	// metrics is --metrics' state of every flow, updated after each round.
+	metrics *exporter.WatchMetrics
 }
 
 func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
@@ -214,7 +226,7 @@ func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
 	for _, tg := range targets {
 		for f := range o.flows {
 			id := report.WatchFlowID{Input: tg.input, Target: netip.AddrPortFrom(tg.addr, uint16(o.port)), TCP: o.tcp, Interval: o.interval, Started: env.start}
-			fl := &watchedFlow{id: id, w: catchment.NewWatcher(tg.addr, o.interval, catchment.BuiltinSites(), o.lostAfter)}
+			fl := &watchedFlow{n: len(flows), id: id, w: catchment.NewWatcher(tg.addr, o.interval, catchment.BuiltinSites(), o.lostAfter)}
 			if o.sport != 0 {
 				fl.port = uint16(o.sport + f)
 			}
@@ -224,6 +236,13 @@ func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if o.metrics != "" {
+		stop, err := serveWatchMetrics(runCtx, o.metrics, env, s)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if o.durationSet {
 		var c2 context.CancelFunc
 		runCtx, c2 = context.WithDeadline(runCtx, env.start.Add(o.duration))
@@ -488,8 +507,18 @@ func (fl *watchedFlow) round(ctx context.Context, env *watchEnv) (watchMsg, bool
 	}
 	m.instance, m.lost = fl.w.Current()
 	m.suspect = fl.w.Suspect()
+	var rtt time.Duration
 	for _, a := range res.Answers {
 		m.replied = m.replied || a.Replied()
+		if a.Replied() && a.RTT > 0 && (rtt == 0 || a.RTT < rtt) {
+			rtt = a.RTT
+		}
+	}
+	if env.metrics != nil {
+		// The summary at the round's own time credits every earlier
+		// round: counters made from it never go back.
+		env.metrics.Update(fl.n, exporter.WatchFlow{Target: fl.id.Target.Addr(), Input: fl.id.Input, Sport: fl.port,
+			Summary: fl.w.Summary(r.Time), Current: m.instance, Lost: m.lost, RTT: rtt})
 	}
 	if o.trace && traceAfter != "" && fl.port != 0 {
 		at := time.Now()
