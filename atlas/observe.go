@@ -74,13 +74,16 @@ func isAddr(s string) bool {
 // flow is the traceroute as one catchment flow: per hop, the distinct
 // responders in order of first reply, each with its smallest RTT. The
 // responders of all hops share one allocation of the exact size: a file of
-// 10,000 traceroutes keeps every probe's latest flow in memory.
+// 10,000 traceroutes keeps every probe's latest flow in memory. Time is
+// linear in the replies, however many one hop has.
 func (r *Result) flow() catchment.Flow {
 	f := catchment.Flow{Proto: r.Proto, Source: netip.AddrPortFrom(r.Src, 0), ID: r.Trace.ParisID}
+	var d dedup
 	total := 0
 	for _, h := range r.Trace.Hops {
-		for i, rep := range h.Replies {
-			if answered(rep) && !slices.ContainsFunc(h.Replies[:i], func(x TraceReply) bool { return answered(x) && x.From == rep.From }) {
+		d.reset(len(h.Replies))
+		for _, rep := range h.Replies {
+			if answered(rep) && d.add(rep.From) {
 				total++
 			}
 		}
@@ -90,6 +93,7 @@ func (r *Result) flow() catchment.Flow {
 	for _, h := range r.Trace.Hops {
 		hop := catchment.Hop{TTL: h.TTL}
 		start := len(slab)
+		d.reset(len(h.Replies))
 		for _, rep := range h.Replies {
 			if !answered(rep) {
 				continue
@@ -97,12 +101,10 @@ func (r *Result) flow() catchment.Flow {
 			if rep.From == r.Dst {
 				f.Reached = true
 			}
-			i := slices.IndexFunc(slab[start:], func(x catchment.Responder) bool { return x.Addr == rep.From })
-			if i < 0 {
+			if d.add(rep.From) {
 				slab = append(slab, catchment.Responder{Addr: rep.From, Unreachable: unreachMark(rep.Err)})
-				i = len(slab) - 1 - start
 			}
-			x := &slab[start+i]
+			x := &slab[start+d.index(rep.From)]
 			if rtt := rep.RTT; rtt > 0 && rep.Late == 0 && (x.RTT == 0 || rtt < x.RTT) {
 				x.RTT = rtt
 			}
@@ -113,6 +115,47 @@ func (r *Result) flow() catchment.Flow {
 		f.Hops = append(f.Hops, hop)
 	}
 	return f
+}
+
+// dedup numbers the distinct addresses of one hop in order of first
+// appearance: a list scanned for the few replies of a usual hop (three,
+// from one router), a map beyond that.
+type dedup struct {
+	list []netip.Addr
+	m    map[netip.Addr]int
+	big  bool
+}
+
+func (d *dedup) reset(replies int) {
+	d.list = d.list[:0]
+	d.big = replies > 16
+	if d.big {
+		d.m = make(map[netip.Addr]int, replies)
+	}
+}
+
+// add reports whether a is new to the hop.
+func (d *dedup) add(a netip.Addr) bool {
+	if d.big {
+		if _, ok := d.m[a]; ok {
+			return false
+		}
+		d.m[a] = len(d.m)
+		return true
+	}
+	if slices.Contains(d.list, a) {
+		return false
+	}
+	d.list = append(d.list, a)
+	return true
+}
+
+// index is the number of a, which add has seen.
+func (d *dedup) index(a netip.Addr) int {
+	if d.big {
+		return d.m[a]
+	}
+	return slices.Index(d.list, a)
 }
 
 func answered(rep TraceReply) bool { return !rep.Timeout && rep.From.IsValid() }
