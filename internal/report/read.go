@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
@@ -297,18 +296,26 @@ func readRecord(line []byte, cur **ReadDoc, docs *[]ReadDoc, c *inputCheck) erro
 // namespaces, hosts with one name) is told apart by the source address.
 // fallback names a document with neither (its file).
 func VantageKeys(docs []ReadDoc, fallback []string) []catchment.Vantage {
+	// Linear in the documents and their addresses: documents of one name
+	// join through a shared address (a map from address to the first
+	// document with it); a document without addresses, or with a label,
+	// joins every document of its name.
 	n := len(docs)
 	parent := make([]int, n)
 	for i := range parent {
 		parent[i] = i
 	}
-	var find func(int) int
-	find = func(i int) int {
-		if parent[i] != i {
-			parent[i] = find(parent[i])
+	find := func(i int) int {
+		root := i
+		for parent[root] != root {
+			root = parent[root]
 		}
-		return parent[i]
+		for parent[i] != root {
+			parent[i], i = root, parent[i]
+		}
+		return root
 	}
+	union := func(i, j int) { parent[find(j)] = find(i) }
 	name := func(i int) string {
 		switch {
 		case docs[i].Label != "":
@@ -320,24 +327,49 @@ func VantageKeys(docs []ReadDoc, fallback []string) []catchment.Vantage {
 	}
 	labelled := func(i int) bool { return docs[i].Label != "" }
 	addrs := make([][]netip.Addr, n)
+	byName := map[string][]int{}
+	var names []string
 	for i, d := range docs {
 		addrs[i] = docAddrs(d)
+		if byName[name(i)] == nil {
+			names = append(names, name(i))
+		}
+		byName[name(i)] = append(byName[name(i)], i)
 	}
-	for i := 0; i < n; i++ {
-		for j := i + 1; j < n; j++ {
-			if name(i) == name(j) && (labelled(i) || len(addrs[i]) == 0 || len(addrs[j]) == 0 || overlaps(addrs[i], addrs[j])) {
-				parent[find(j)] = find(i)
+	for _, nm := range names {
+		group := byName[nm]
+		first := map[netip.Addr]int{}
+		all := -1 // a document every document of the name joins
+		for _, i := range group {
+			if labelled(i) || len(addrs[i]) == 0 {
+				if all < 0 {
+					all = i
+				}
+				continue
+			}
+			for _, a := range addrs[i] {
+				if j, ok := first[a]; ok {
+					union(j, i)
+				} else {
+					first[a] = i
+				}
+			}
+		}
+		if all >= 0 {
+			for _, i := range group {
+				union(all, i)
 			}
 		}
 	}
-	// Group addresses per vantage, then label.
-	groupAddrs := map[int][]netip.Addr{}
+	// The smallest address of each vantage (IPv4 first) tells apart the
+	// vantages of one name.
+	lowest := map[int]netip.Addr{}
 	groupsOf := map[string]map[int]bool{}
-	for i := 0; i < n; i++ {
+	for i := range n {
 		g := find(i)
 		for _, a := range addrs[i] {
-			if !slices.Contains(groupAddrs[g], a) {
-				groupAddrs[g] = append(groupAddrs[g], a)
+			if l, ok := lowest[g]; !ok || a.Less(l) {
+				lowest[g] = a
 			}
 		}
 		if groupsOf[name(i)] == nil {
@@ -346,17 +378,14 @@ func VantageKeys(docs []ReadDoc, fallback []string) []catchment.Vantage {
 		groupsOf[name(i)][g] = true
 	}
 	out := make([]catchment.Vantage, n)
-	for i := 0; i < n; i++ {
-		g := find(i)
+	for i := range n {
 		if labelled(i) {
 			out[i] = catchment.Vantage{Key: name(i), Label: docs[i].Label, Location: docs[i].Location}
 			continue
 		}
 		label := name(i)
-		as := groupAddrs[g]
-		slices.SortFunc(as, func(a, b netip.Addr) int { return a.Compare(b) }) // IPv4 first
-		if len(groupsOf[label]) > 1 && len(as) > 0 {
-			label += " " + as[0].String()
+		if l, ok := lowest[find(i)]; ok && len(groupsOf[label]) > 1 {
+			label += " " + l.String()
 		}
 		out[i] = catchment.Vantage{Key: "host:" + label, Label: label, Location: docs[i].Location}
 	}
@@ -378,11 +407,14 @@ func (v *Vantage) point() geo.Point {
 
 func docAddrs(d ReadDoc) []netip.Addr {
 	var out []netip.Addr
+	seen := map[netip.Addr]bool{}
 	add := func(s string) {
-		if ap, err := netip.ParseAddrPort(s); err == nil {
-			s = ap.Addr().String()
+		a, err := netip.ParseAddr(s)
+		if ap, perr := netip.ParseAddrPort(s); perr == nil {
+			a, err = ap.Addr(), nil
 		}
-		if a, err := netip.ParseAddr(s); err == nil && a.IsValid() && !a.IsUnspecified() && !slices.Contains(out, a.Unmap()) {
+		if err == nil && a.IsValid() && !a.IsUnspecified() && !seen[a.Unmap()] {
+			seen[a.Unmap()] = true
 			out = append(out, a.Unmap())
 		}
 	}
@@ -403,15 +435,6 @@ func docAddrs(d ReadDoc) []netip.Addr {
 		}
 	}
 	return out
-}
-
-func overlaps(a, b []netip.Addr) bool {
-	for _, x := range a {
-		if slices.Contains(b, x) {
-			return true
-		}
-	}
-	return false
 }
 
 // Observations turns a document's results into catchment observations
