@@ -10,26 +10,101 @@ import (
 // Collector gathers observations one at a time — a stream of thousands of
 // Atlas results, or the results of a periodic measurement, where each
 // vantage appears many times — and keeps, per catchment-table line, the
-// latest identity part and the latest trace part, and the time series of
+// latest identity part and the latest trace part, and the history of
 // instances and upstreams so changes can be counted. Memory grows with the
-// number of lines and of distinct values seen, not with the input.
+// number of lines, not with the input: a history keeps the runs of one
+// value, at most MaxChanges changes of them (the latest), and counts the
+// changes before.
 type Collector struct {
 	entries map[Key]*entry
 	order   []Key
-	strs    map[string]string // interned instance and upstream names
+	strs    map[string]string // interned instance and upstream names (a bounded number)
 }
 
 type entry struct {
 	dns, trace *Observation
-	instances  []stamp
-	upstreams  []stamp
+	instances  history
+	upstreams  history
 	seq        int
 }
 
 type stamp struct {
 	at  time.Time
 	seq int // arrival order breaks ties (and orders undated results)
-	v   string
+}
+
+func (s stamp) before(t stamp) bool {
+	if !s.at.Equal(t.at) {
+		return s.at.Before(t.at)
+	}
+	return s.seq < t.seq
+}
+
+// MaxChanges is the most changes of one line's instance (or upstream) a
+// Collector keeps: the latest ones; earlier ones are counted.
+const MaxChanges = 64
+
+// maxInterned bounds the names a Collector shares between its lines: a
+// stream of ever new names is not kept whole.
+const maxInterned = 4096
+
+// run is a stretch of results with one value, from its first result to
+// its last (the results between are not kept).
+type run struct {
+	first, last stamp
+	v           string
+}
+
+// history is a line's runs in time order; adjacent runs differ in value.
+// A result out of time order lands in its place: inside a run of another
+// value it splits that run (whose value is then known at its first and
+// last result only).
+type history struct {
+	runs    []run
+	omitted int // changes before the first run kept
+}
+
+func (h *history) add(s stamp, v string) {
+	i := sort.Search(len(h.runs), func(i int) bool { return s.before(h.runs[i].first) })
+	// runs[i-1] starts at or before s; runs[i] after it.
+	switch {
+	case i > 0 && !h.runs[i-1].last.before(s):
+		// Inside runs[i-1].
+		r := &h.runs[i-1]
+		if r.v == v {
+			return
+		}
+		right := run{first: r.last, last: r.last, v: r.v}
+		r.last = r.first
+		h.runs = slices.Insert(h.runs, i, run{first: s, last: s, v: v}, right)
+	case i > 0 && h.runs[i-1].v == v:
+		h.runs[i-1].last = s
+	case i < len(h.runs) && h.runs[i].v == v:
+		h.runs[i].first = s
+	default:
+		h.runs = slices.Insert(h.runs, i, run{first: s, last: s, v: v})
+	}
+	// Let the oldest go in batches: an add costs O(1) amortised.
+	if len(h.runs) > 2*(MaxChanges+1) {
+		h.trim()
+	}
+}
+
+// trim keeps the runs of the latest MaxChanges changes.
+func (h *history) trim() {
+	if n := len(h.runs) - (MaxChanges + 1); n > 0 {
+		h.omitted += n
+		h.runs = slices.Delete(h.runs, 0, n)
+	}
+}
+
+// events are the changes kept, in time order.
+func (h *history) events() []Event {
+	var out []Event
+	for i := 1; i < len(h.runs); i++ {
+		out = append(out, Event{Time: h.runs[i].first.at, From: h.runs[i-1].v, To: h.runs[i].v})
+	}
+	return out
 }
 
 // NewCollector returns an empty collector.
@@ -41,7 +116,9 @@ func (c *Collector) intern(s string) string {
 	if v, ok := c.strs[s]; ok {
 		return v
 	}
-	c.strs[s] = s
+	if len(c.strs) < maxInterned {
+		c.strs[s] = s
+	}
 	return s
 }
 
@@ -73,7 +150,7 @@ func (c *Collector) Add(o Observation) {
 		}
 	}
 	if instance != "" {
-		e.instances = append(e.instances, stamp{o.Time, e.seq, c.intern(instance)})
+		e.instances.add(stamp{o.Time, e.seq}, c.intern(instance))
 	}
 	if hasDNS && later(e.dns) {
 		dup := o
@@ -81,7 +158,7 @@ func (c *Collector) Add(o Observation) {
 	}
 	if hasTrace {
 		if up, ok := UpstreamOf(o.Flows[0], o.Target, o.TargetOrigin.ASNs); ok && len(o.Flows) == 1 {
-			e.upstreams = append(e.upstreams, stamp{o.Time, e.seq, c.intern(up.Addr.String())})
+			e.upstreams.add(stamp{o.Time, e.seq}, c.intern(up.Addr.String()))
 		}
 		if later(e.trace) {
 			dup := o
@@ -153,6 +230,8 @@ type Change struct {
 	Vantage string // label
 	Kind    string // "instance" or "upstream"
 	Events  []Event
+	// EventsOmitted counts earlier changes not kept (beyond MaxChanges).
+	EventsOmitted int
 }
 
 // Event is one switch: at Time the value went From → To.
@@ -175,11 +254,12 @@ func (c *Collector) Changes() []Change {
 			label = e.trace.Vantage.Label
 		}
 		for _, s := range []struct {
-			kind   string
-			stamps []stamp
-		}{{"instance", e.instances}, {"upstream", e.upstreams}} {
-			if ev := events(s.stamps); len(ev) > 0 {
-				out = append(out, Change{Key: k, Vantage: label, Kind: s.kind, Events: ev})
+			kind string
+			h    *history
+		}{{"instance", &e.instances}, {"upstream", &e.upstreams}} {
+			s.h.trim()
+			if ev := s.h.events(); len(ev) > 0 {
+				out = append(out, Change{Key: k, Vantage: label, Kind: s.kind, Events: ev, EventsOmitted: s.h.omitted})
 			}
 		}
 	}
@@ -189,26 +269,6 @@ func (c *Collector) Changes() []Change {
 		}
 		return out[i].Vantage < out[j].Vantage
 	})
-	return out
-}
-
-func events(st []stamp) []Event {
-	if len(st) < 2 {
-		return nil
-	}
-	st = slices.Clone(st)
-	sort.SliceStable(st, func(i, j int) bool {
-		if !st[i].at.Equal(st[j].at) {
-			return st[i].at.Before(st[j].at)
-		}
-		return st[i].seq < st[j].seq
-	})
-	var out []Event
-	for i := 1; i < len(st); i++ {
-		if st[i].v != st[i-1].v {
-			out = append(out, Event{Time: st[i].at, From: st[i-1].v, To: st[i].v})
-		}
-	}
 	return out
 }
 

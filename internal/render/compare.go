@@ -109,6 +109,9 @@ func CompareText(w io.Writer, rows []report.CompareRow, s *report.CompareSummary
 				}
 				ew.printf("  %s  %s  %s %s → %s at %s\n", Escape(c.Vantage), c.Target, c.Kind, Escape(e.From), Escape(e.To), when)
 			}
+			if c.EventsOmitted > 0 {
+				ew.printf("  %s  %s  %s: %s before these are not kept\n", Escape(c.Vantage), c.Target, c.Kind, plural(c.EventsOmitted, "earlier change"))
+			}
 		}
 	}
 

@@ -352,6 +352,9 @@ type ChangeDTO struct {
 	Target  string     `json:"target"`
 	Kind    string     `json:"kind"` // "instance" or "upstream"
 	Events  []EventDTO `json:"events"`
+	// EventsOmitted counts earlier changes not kept (a line keeps its
+	// latest catchment.MaxChanges).
+	EventsOmitted int `json:"events_omitted"`
 }
 
 // EventDTO is one switch.
@@ -630,7 +633,7 @@ func FromCatchment(rep catchment.Report, changes []catchment.Change, inputs []Co
 		s.PathsPart = append(s.PathsPart, pd)
 	}
 	for _, c := range changes {
-		cd := ChangeDTO{Vantage: c.Vantage, Target: c.Target.String(), Kind: c.Kind, Events: []EventDTO{}}
+		cd := ChangeDTO{Vantage: c.Vantage, Target: c.Target.String(), Kind: c.Kind, Events: []EventDTO{}, EventsOmitted: c.EventsOmitted}
 		for _, e := range c.Events {
 			cd.Events = append(cd.Events, EventDTO{Time: optTime(e.Time), From: e.From, To: e.To})
 		}
