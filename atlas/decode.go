@@ -264,11 +264,18 @@ func decodeResult(v *fastjson.Value) (Result, error) {
 }
 
 func (r *rawResult) decode() (Result, error) {
+	var warn []string
+	res, err := r.decodeWith(&warn)
+	res.Warnings = warn
+	return res, err
+}
+
+func (r *rawResult) decodeWith(warn *[]string) (Result, error) {
 	res := Result{
 		Firmware: int(r.fw.n),
 		ProbeID:  int(r.prbID.n),
 		MsmID:    int(r.msmID.n),
-		Time:     unixTime(r.timestamp.n),
+		Time:     checkedTime(r.timestamp.n, "timestamp", warn),
 		AF:       int(r.af.n),
 		DstName:  firstNonEmpty(r.dstName, r.oldName),
 		From:     parseIP(r.from),
@@ -328,12 +335,12 @@ func (r *rawResult) decode() (Result, error) {
 		if resultType != fastjson.TypeArray && res.Error == "" {
 			return res, errors.New("traceroute without a result list")
 		}
-		tr := &Traceroute{ParisID: int(r.parisID.n), Size: int(r.size.n), EndTime: unixTime(r.endtime.n)}
+		tr := &Traceroute{ParisID: int(r.parisID.n), Size: int(r.size.n), EndTime: checkedTime(r.endtime.n, "endtime", warn)}
 		if tr.ParisID == 0 {
 			tr.ParisID = int(r.oldParis.n)
 		}
 		if resultType == fastjson.TypeArray {
-			hops, err := decodeHops(r.result)
+			hops, err := decodeHops(r.result, warn)
 			if err != nil {
 				return res, err
 			}
@@ -346,7 +353,7 @@ func (r *rawResult) decode() (Result, error) {
 		switch {
 		case hasSet:
 			for i, ev := range d.list(r.resultSet, "resultset") {
-				e, err := decodeSetEntry(ev, res.Time)
+				e, err := decodeSetEntry(ev, res.Time, warn)
 				if err != nil {
 					return res, fmt.Errorf("resultset entry %d: %w", i, err)
 				}
@@ -374,8 +381,18 @@ func (r *rawResult) decode() (Result, error) {
 	return res, nil
 }
 
-func unixTime(s int64) time.Time {
-	if s <= 0 {
+// maxUnix is the last second of year 9999: a later time has no RFC 3339
+// form (the JSON output's date-time).
+const maxUnix = 253402300799
+
+// checkedTime is UNIX seconds s as a time; zero for none (0 or less), and
+// zero with a warning for one past year 9999.
+func checkedTime(s int64, field string, warn *[]string) time.Time {
+	switch {
+	case s <= 0:
+		return time.Time{}
+	case s > maxUnix:
+		*warn = append(*warn, fmt.Sprintf("%s %d out of range: the result is undated", field, s))
 		return time.Time{}
 	}
 	return time.Unix(s, 0).UTC()
@@ -400,14 +417,26 @@ func parseIP(s string) netip.Addr {
 	return a.Unmap()
 }
 
-func decodeHops(v *fastjson.Value) ([]TraceHop, error) {
+// maxHops is the most hops a traceroute has: Atlas numbers them 1…255.
+const maxHops = 255
+
+// decodeHops reads the hop list: hops numbered outside 1…255 are left out,
+// and hops past the 255th, each with a warning.
+func decodeHops(v *fastjson.Value, warn *[]string) ([]TraceHop, error) {
 	arr, _ := v.Array()
-	hops := make([]TraceHop, 0, len(arr))
+	hops := make([]TraceHop, 0, min(len(arr), maxHops))
 	var last lastAddr
 	for i, hv := range arr {
-		h, err := decodeHop(hv, i, &last)
+		if len(hops) == maxHops {
+			*warn = append(*warn, fmt.Sprintf("%d hops past the %dth left out", len(arr)-i, maxHops))
+			break
+		}
+		h, err := decodeHop(hv, i, &last, warn)
 		if err != nil {
 			return nil, err
+		}
+		if h.TTL < 0 {
+			continue // out of range, said
 		}
 		hops = append(hops, h)
 	}
@@ -436,7 +465,9 @@ func (l *lastAddr) parse(d *fields, v *fastjson.Value, name string) netip.Addr {
 
 // decodeHop reads entry i of the hop list; errors name the hop by its TTL,
 // or by its place in the list when the hop itself is malformed.
-func decodeHop(v *fastjson.Value, i int, last *lastAddr) (TraceHop, error) {
+// A hop numbered outside 1…255 comes back with TTL -1 and a warning; reply
+// TTLs outside 0…255 are left unknown, with a warning.
+func decodeHop(v *fastjson.Value, i int, last *lastAddr, warn *[]string) (TraceHop, error) {
 	var d fields
 	o := d.object(v, "hop")
 	var h TraceHop
@@ -445,7 +476,12 @@ func decodeHop(v *fastjson.Value, i int, last *lastAddr) (TraceHop, error) {
 		o.Visit(func(k []byte, v *fastjson.Value) {
 			switch string(k) {
 			case "hop":
-				h.TTL = int(d.num(v, "hop").n)
+				if n := d.num(v, "hop"); n.set && (n.n < 1 || n.n > maxHops) {
+					*warn = append(*warn, fmt.Sprintf("hop %d out of 1…%d: left out", n.n, maxHops))
+					h.TTL = -1
+				} else {
+					h.TTL = int(n.n)
+				}
 			case "error":
 				h.Error = d.str(v, "error")
 			case "result":
@@ -455,6 +491,9 @@ func decodeHop(v *fastjson.Value, i int, last *lastAddr) (TraceHop, error) {
 	}
 	if d.err != nil {
 		return h, fmt.Errorf("hop list entry %d: %w", i, d.err)
+	}
+	if h.TTL < 0 {
+		return h, nil
 	}
 	if len(replies) > 0 {
 		h.Replies = make([]TraceReply, 0, len(replies))
@@ -482,11 +521,11 @@ func decodeHop(v *fastjson.Value, i int, last *lastAddr) (TraceHop, error) {
 			case "err":
 				rep.Err = d.letterOrCode(v, "err")
 			case "ttl":
-				if n := d.num(v, "ttl"); n.set {
+				if n := d.num(v, "ttl"); n.set && inTTL(n.n, h.TTL, "reply TTL", warn) {
 					rep.TTL = int(n.n)
 				}
 			case "ittl":
-				if n := d.num(v, "ittl"); n.set {
+				if n := d.num(v, "ittl"); n.set && inTTL(n.n, h.TTL, "quoted TTL", warn) {
 					rep.ITTL = int(n.n)
 				}
 			case "edst":
@@ -507,6 +546,15 @@ func decodeHop(v *fastjson.Value, i int, last *lastAddr) (TraceHop, error) {
 		h.Replies = append(h.Replies, rep)
 	}
 	return h, nil
+}
+
+// inTTL reports whether n is a TTL (0…255), with a warning when not.
+func inTTL(n int64, hop int, what string, warn *[]string) bool {
+	if n >= 0 && n <= 255 {
+		return true
+	}
+	*warn = append(*warn, fmt.Sprintf("hop %d: %s %d out of 0…255: left out", hop, what, n))
+	return false
 }
 
 // letterOrCode reads "err": an ICMP unreachable letter or a code number.
@@ -699,7 +747,7 @@ func (d *fields) stringList(v *fastjson.Value, name string) []string {
 
 // decodeSetEntry reads one resultset entry; its time defaults to the
 // result's.
-func decodeSetEntry(v *fastjson.Value, t time.Time) (DNSReply, error) {
+func decodeSetEntry(v *fastjson.Value, t time.Time, warn *[]string) (DNSReply, error) {
 	var d fields
 	o := d.object(v, "resultset")
 	if o == nil {
@@ -720,7 +768,7 @@ func decodeSetEntry(v *fastjson.Value, t time.Time) (DNSReply, error) {
 		case "proto":
 			out.Proto = strings.ToLower(d.str(v, "proto"))
 		case "time":
-			out.Time = unixTime(d.num(v, "time").n)
+			out.Time = checkedTime(d.num(v, "time").n, "resultset time", warn)
 		case "result":
 			res = v
 		case "error":

@@ -11,8 +11,10 @@ import (
 )
 
 // maxResult bounds one result's size: a hostile file cannot make the
-// reader buffer more than this for one value.
-const maxResult = 32 << 20
+// reader buffer more than this for one value, nor the parse tree grow
+// past some 35 times it. The largest result Atlas writes, a traceroute of
+// 255 hops of 16 replies with ICMP extensions, is about 1 MB.
+const maxResult = 4 << 20
 
 // window is the reader's initial buffer; it grows for a larger result.
 const window = 256 << 10

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -289,11 +290,18 @@ func TestReadAnyChunking(t *testing.T) {
 	// A result larger than the reader's window, between two small ones.
 	var big strings.Builder
 	big.WriteString(`{"type":"traceroute","prb_id":77,"dst_addr":"192.0.2.53","result":[`)
-	for h := 1; h <= 3000; h++ {
+	for h := 1; h <= 255; h++ {
 		if h > 1 {
 			big.WriteString(",")
 		}
-		fmt.Fprintf(&big, `{"hop":%d,"result":[{"from":"198.51.100.%d","rtt":1.5,"size":28,"ttl":250},{"x":"*"},{"from":"198.51.100.%d","rtt":1.25,"size":28,"ttl":250}]}`, h, h%250+1, h%250+1)
+		fmt.Fprintf(&big, `{"hop":%d,"result":[`, h)
+		for i := range 12 {
+			if i > 0 {
+				big.WriteString(",")
+			}
+			fmt.Fprintf(&big, `{"from":"198.51.100.%d","rtt":1.5,"size":28,"ttl":250},{"x":"*"},{"from":"198.51.100.%d","rtt":1.25,"size":28,"ttl":250}`, h%250+1, h%250+1)
+		}
+		big.WriteString("]}")
 	}
 	big.WriteString(`]}`)
 	if big.Len() <= window {
@@ -344,7 +352,7 @@ func TestReadAnyChunking(t *testing.T) {
 		}
 		if name == "big" {
 			last := want[len(want)-1]
-			if last.ProbeID != 77 || len(last.Trace.Hops) != 3000 || last.Trace.Hops[2999].Replies[2].RTT != 1250*time.Microsecond {
+			if last.ProbeID != 77 || len(last.Trace.Hops) != 255 || last.Trace.Hops[254].Replies[2].RTT != 1250*time.Microsecond {
 				t.Errorf("big result: probe %d, %d hops", last.ProbeID, len(last.Trace.Hops))
 			}
 		}
@@ -440,7 +448,7 @@ func TestReadRefusesHugeResult(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = rd.Next()
-		if err == nil || !strings.Contains(err.Error(), "result larger than 32 MB") {
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("result larger than %d MB", maxResult>>20)) {
 			t.Errorf("%s: %v", name, err)
 		}
 		if len(rd.buf) > maxResult+window {
@@ -472,5 +480,83 @@ func TestReadMalformedICMPExt(t *testing.T) {
 		if l := res[0].Trace.Hops[0].Replies[0].MPLS; len(l) != 1 || l[0].Label != 16 {
 			t.Errorf("%s: the good result's labels %+v", name, l)
 		}
+	}
+}
+
+// hopsResult is a traceroute of n hop entries numbered from first.
+func hopsResult(n, first int) string {
+	var b strings.Builder
+	b.WriteString(`{"type":"traceroute","prb_id":1,"timestamp":1767225600,"dst_addr":"192.0.2.53","af":4,"proto":"UDP","result":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"hop":%d,"result":[{"from":"10.0.%d.%d","rtt":1.5,"ttl":250}]}`, first+i, (i>>8)&255, i&255)
+	}
+	b.WriteString("]}")
+	return b.String()
+}
+
+// A result is at most 4 MB (a traceroute of 255 hops of 16 replies with
+// ICMP extensions is about 1 MB): a 24 MB result of 400,000 hops is one
+// bad result read in bounded memory (it took 1.25 GB), and a smaller one
+// keeps its first 255 hops with a warning.
+func TestReadCapsHopsAndResultSize(t *testing.T) {
+	big := hopsResult(400_000, 1)
+	var res []Result
+	var bad []error
+	n := allocatedBytes(func() { res, bad, _ = readAll(t, []byte(big+"\n"+hopsResult(3, 1)+"\n")) })
+	t.Logf("%d MB result: %d MB allocated", len(big)>>20, n>>20)
+	if len(res) != 1 || len(bad) != 1 || !strings.Contains(bad[0].Error(), "result larger than 4 MB") {
+		t.Errorf("%d results, bad %v", len(res), bad)
+	}
+	if n > 64<<20 {
+		t.Errorf("%d MB allocated for one refused result", n>>20)
+	}
+
+	r, err := ParseResult([]byte(hopsResult(300, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Trace.Hops) != 255 || r.Trace.Hops[254].TTL != 255 || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "45 hops past the 255th left out") {
+		t.Errorf("%d hops, warnings %q", len(r.Trace.Hops), r.Warnings)
+	}
+}
+
+// allocatedBytes is what f allocates (the runtime's count, not time).
+func allocatedBytes(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// Values outside what Atlas can write are left out with a warning and the
+// result is read: a time past year 9999 (it broke -o json's date-time),
+// hop numbers outside 1…255, reply TTLs outside 0…255.
+func TestReadRefusesValuesOutOfRange(t *testing.T) {
+	r, err := ParseResult([]byte(`{"type":"traceroute","prb_id":1,"timestamp":253402300800,"endtime":-5,"dst_addr":"192.0.2.53","result":[` +
+		`{"hop":4611686018427387904,"result":[{"from":"10.0.0.1","rtt":1}]},{"hop":-5,"result":[{"from":"10.0.0.2","rtt":1}]},` +
+		`{"hop":2,"result":[{"from":"10.0.0.3","rtt":1,"ttl":300,"ittl":-1}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Time.IsZero() || !r.Trace.EndTime.IsZero() || len(r.Trace.Hops) != 1 || r.Trace.Hops[0].TTL != 2 || r.Trace.Hops[0].Replies[0].TTL != -1 || r.Trace.Hops[0].Replies[0].ITTL != 1 {
+		t.Errorf("kept %+v %+v", r, r.Trace.Hops)
+	}
+	want := []string{`timestamp 253402300800 out of range: the result is undated`, `hop 4611686018427387904 out of 1…255: left out`, `hop -5 out of 1…255: left out`, `hop 2: reply TTL 300 out of 0…255`, `hop 2: quoted TTL -1 out of 0…255`}
+	if len(r.Warnings) != len(want) {
+		t.Fatalf("warnings %q", r.Warnings)
+	}
+	for i, w := range want {
+		if !strings.Contains(r.Warnings[i], w) {
+			t.Errorf("warning %q, want %q", r.Warnings[i], w)
+		}
+	}
+	d, err := ParseResult([]byte(`{"type":"dns","prb_id":1,"timestamp":1767225600,"resultset":[{"time":300000000000,"dst_addr":"192.0.2.53","result":{"rt":1}}]}`))
+	if err != nil || !d.DNS[0].Time.Equal(d.Time) || len(d.Warnings) != 1 {
+		t.Errorf("resultset time: %+v %v", d, err)
 	}
 }

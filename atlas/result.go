@@ -31,6 +31,10 @@ type Result struct {
 	Error    string     // a result-level error ("timeout 5000 ms", socket errors)
 	Trace    *Traceroute
 	DNS      []DNSReply // one for "result", one per "resultset" entry
+	// Warnings say what was left out of a result that was read: values
+	// outside what Atlas writes (a time past year 9999, hop numbers
+	// outside 1…255, TTLs outside 0…255) and hops past the 255th.
+	Warnings []string
 }
 
 // Traceroute is the traceroute part of a result.

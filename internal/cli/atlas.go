@@ -114,7 +114,7 @@ func renderAtlas(ctx context.Context, c *atlas.Client, ms []atlasMsm, q atlas.Re
 	out := newRunOutput(s, g, d, report.KindCompare)
 	prog := newReadProgress(s)
 	defer prog.done()
-	side := &compareSide{collector: catchment.NewCollector()}
+	side := &compareSide{collector: catchment.NewCollector(), notAfter: d.now().Add(clockSlack)}
 	failed := 0
 	if partial {
 		failed++

@@ -118,7 +118,24 @@ type compareSide struct {
 	// probes is RIPE Atlas probe metadata read alongside the results
 	// (atlas run --save keeps it as probes.json): the probes' AS and country.
 	probes map[int]atlas.Probe
+	// notAfter is the latest time a result can have (the clock and a day):
+	// a later one is read undated, so it cannot be a line's latest.
+	notAfter time.Time
 }
+
+// add collects one observation; one dated after notAfter is undated first,
+// with a warning naming it.
+func (side *compareSide) add(out *runOutput, ob catchment.Observation) {
+	if !side.notAfter.IsZero() && ob.Time.After(side.notAfter) {
+		out.problem(report.Problem{Target: ob.Input, Stage: "read", Message: fmt.Sprintf("%s: dated %s, after this host's clock: read as undated",
+			ob.Input, ob.Time.Format(time.RFC3339))})
+		ob.Time = time.Time{}
+	}
+	side.collector.Add(ob)
+}
+
+// clockSlack is how far past this host's clock a result may be dated.
+const clockSlack = 24 * time.Hour
 
 func runCompare(ctx context.Context, o *compareOptions, s *streams, d *deps) error {
 	sites, resolver, err := catchmentSources(o.sites, &o.e, o.g, d)
@@ -130,12 +147,13 @@ func runCompare(ctx context.Context, o *compareOptions, s *streams, d *deps) err
 	defer prog.done()
 
 	var sides []*compareSide
+	notAfter := d.now().Add(clockSlack)
 	if len(o.before) > 0 {
-		sides = []*compareSide{{name: "before"}, {name: "after"}}
+		sides = []*compareSide{{name: "before", notAfter: notAfter}, {name: "after", notAfter: notAfter}}
 		readInputs(ctx, o.before, sides[0], s, out, prog)
 		readInputs(ctx, o.after, sides[1], s, out, prog)
 	} else {
-		sides = []*compareSide{{}}
+		sides = []*compareSide{{notAfter: notAfter}}
 		readInputs(ctx, o.inputs, sides[0], s, out, prog)
 	}
 	prog.done()
@@ -189,7 +207,7 @@ func writeCatchment(ctx context.Context, g *globalOptions, resolver whois.Resolv
 	// Every side's observations, enriched in one bulk lookup for the whole input.
 	obs := make([][]catchment.Observation, len(sides))
 	for i, side := range sides {
-		obs[i] = side.observations()
+		obs[i] = side.observations(out)
 	}
 	if resolver != nil {
 		ectx := ctx
@@ -295,8 +313,11 @@ func (k *sideSink) Document(name string, dc report.ReadDoc) {
 func (k *sideSink) Probes(_ string, probes []atlas.Probe) { k.side.addProbes(probes) }
 
 func (k *sideSink) Result(name string, index int, res *atlas.Result) {
+	for _, w := range res.Warnings {
+		k.out.problem(report.Problem{Target: name, Stage: "read", Message: fmt.Sprintf("%s: result %d: %s", name, index, w)})
+	}
 	for _, ob := range res.Observations(name + "#" + strconv.Itoa(index)) {
-		k.side.collector.Add(ob)
+		k.side.add(k.out, ob)
 	}
 	k.side.read++
 	if name != k.name {
@@ -311,12 +332,12 @@ func (k *sideSink) Skip(name string, err error) { k.side.skip(k.out, name, err.E
 // observations are the side's catchment lines: Atlas results were
 // collected as read; anycheck documents join now, when every document's
 // vantage is known.
-func (side *compareSide) observations() []catchment.Observation {
+func (side *compareSide) observations(out *runOutput) []catchment.Observation {
 	if len(side.docs) > 0 {
 		vantages := report.VantageKeys(side.docs, side.docNames)
 		for i, dc := range side.docs {
 			for _, ob := range dc.Observations(vantages[i], side.docNames[i]) {
-				side.collector.Add(ob)
+				side.add(out, ob)
 			}
 		}
 		side.docs = nil

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -152,6 +153,15 @@ func FuzzCompareJSON(f *testing.F) {
 	}
 	f.Add([]byte(`{"schema":"anycheck/v1","kind":"sweep","results":[{"target":"192.0.2.53","flows":[{"target":"192.0.2.53","started":"2026-01-01T00:00:00Z",` +
 		`"flow":{"src":"198.51.100.1","sport":40000},"hops":[{"ttl":1,"responders":[{"address":"198.51.100.1"}]}],"instance":{"instance":"a","instance_source":"nsid"}}]}]}`))
+	// RIPE Atlas results go the same way.
+	for _, name := range []string{"traceroute.jsonl", "dns.json"} {
+		data, err := os.ReadFile(atlasFixture(name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		lines := strings.Split(string(data), "\n")
+		f.Add([]byte(strings.Join(lines[:min(3, len(lines))], "\n")))
+	}
 	d := testDeps()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var out, errb bytes.Buffer
@@ -212,5 +222,46 @@ func TestCompareGzipBombIsCutAtTheLimit(t *testing.T) {
 	t.Logf("%d KB of gzip, %d MB allocated", gz.Len()>>10, n>>20)
 	if n > 5*64<<20 {
 		t.Errorf("%d MB allocated for a %d KB file", n>>20, gz.Len()>>10)
+	}
+}
+
+// A result dated after the clock (a forged or broken timestamp) cannot be
+// a line's latest: it is read undated, with a warning; one past year 9999
+// too (it broke -o json's date-time), and a hop TTL outside 0…255 is left
+// out with a warning.
+func TestCompareFutureAndOutOfRangeValues(t *testing.T) {
+	res := func(ts int64, nsid string) string {
+		return fmt.Sprintf(`{"type":"dns","prb_id":1001,"msm_id":1,"timestamp":%d,"af":4,"dst_addr":"192.0.2.53","from":"198.51.100.200","proto":"UDP",`+
+			`"result":{"rt":10,"answers":[{"TYPE":"TXT","NAME":"hostname.bind","RDATA":["%s"]}]}}`, ts, nsid)
+	}
+	trace := `{"type":"traceroute","prb_id":1002,"msm_id":2,"timestamp":1767225600,"af":4,"dst_addr":"192.0.2.53","from":"198.51.100.201","proto":"UDP","paris_id":1,` +
+		`"result":[{"hop":1,"result":[{"from":"198.51.100.1","rtt":1,"ttl":64}]},{"hop":4611686018427387904,"result":[{"from":"198.51.100.2","rtt":1}]},{"hop":2,"result":[{"from":"192.0.2.53","rtt":2,"ttl":-5}]}]}`
+	file := filepath.Join(t.TempDir(), "atlas.jsonl")
+	lines := []string{res(1767225600, "s1.fra"), res(220000000000, "s9.evil"), res(253402300800, "s8.evil"), trace}
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, testDeps(), "compare", "--asn", "none", "-o", "json", file)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	reporttest.Check(t, []byte(r.stdout), false)
+	var doc struct {
+		Results []struct {
+			Vantage  struct{ Key string }
+			Instance *string
+			Time     *string
+		}
+	}
+	json.Unmarshal([]byte(r.stdout), &doc)
+	for _, row := range doc.Results {
+		if row.Vantage.Key == "atlas:1001" && (row.Instance == nil || *row.Instance != "s1.fra" || row.Time == nil || *row.Time != "2026-01-01T00:00:00Z") {
+			t.Errorf("probe 1001: instance %v at %v; want s1.fra, its one dated result", row.Instance, row.Time)
+		}
+	}
+	for _, want := range []string{"atlas.jsonl#1: dated 8941-", "result 2: timestamp 253402300800 out of range", "result 3: hop 4611686018427387904 out of 1…255", "result 3: hop 2: reply TTL -5 out of 0…255"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
 	}
 }

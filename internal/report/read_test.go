@@ -115,7 +115,7 @@ func TestReadDocumentDropsUnknownValues(t *testing.T) {
 {"target":"192.0.2.53","stop_reason":"\u001b[2Jgone","flow":{"src":"198.51.100.1"},
  "instance":{"instance":"a1","instance_source":"=cmd|x"},
  "answers":[{"name":"hostname.bind","status":"answered","suspicions":["ra_set","=HYPERLINK(1)","x"]},{"name":"id.server","status":"\u001b]0;t\u0007"}],
- "hops":[{"ttl":1,"probes":[{"reply":{"from":"198.51.100.1","kind":"bogus"}}],"responders":[{"address":"198.51.100.1"}]}]},
+ "hops":[{"ttl":1,"probes":[{"reply":{"from":"198.51.100.1","kind":"bogus"}}],"responders":[{"address":"198.51.100.1"}]},{"ttl":4611686018427387904},{"ttl":-5}]},
 {"target":"not an address"}]}`
 	d, err := ParseDocument([]byte(doc))
 	if err != nil {
@@ -125,7 +125,7 @@ func TestReadDocumentDropsUnknownValues(t *testing.T) {
 		t.Fatalf("%d traces, want the one with a target address", len(d.Traces))
 	}
 	tr := d.Traces[0]
-	if tr.StopReason != "" || tr.Instance.InstanceSource != "" || tr.Instance.Instance != "a1" || len(tr.Answers) != 1 ||
+	if len(tr.Hops) != 1 || tr.StopReason != "" || tr.Instance.InstanceSource != "" || tr.Instance.Instance != "a1" || len(tr.Answers) != 1 ||
 		strings.Join(tr.Answers[0].Suspicions, ",") != "ra_set" || tr.Hops[0].Probes[0].Reply.Kind != "" {
 		t.Errorf("kept %+v", tr)
 	}
@@ -133,7 +133,7 @@ func TestReadDocumentDropsUnknownValues(t *testing.T) {
 		t.Fatalf("warnings %q, want one", d.Warnings)
 	}
 	for _, want := range []string{`stop_reason "` + "\x1b" + `[2Jgone"`, `instance.instance_source "=cmd|x"`, `answers[].status`,
-		`answers[].suspicions "=HYPERLINK(1)" (and 1 more)`, `hops[].probes[].reply.kind "bogus"`, `target (a result: not an IP address) "not an address"`} {
+		`answers[].suspicions "=HYPERLINK(1)" (and 1 more)`, `hops[].probes[].reply.kind "bogus"`, `target (a result: not an IP address) "not an address"`, `hops[].ttl (a hop: out of 0…255) "4611686018427387904" (and 1 more)`} {
 		if !strings.Contains(d.Warnings[0], want) {
 			t.Errorf("warning %q lacks %q", d.Warnings[0], want)
 		}

@@ -153,6 +153,13 @@ func (c *inputCheck) tracePath(field string, t *TracePath) bool {
 	}
 	c.identity(field+"instance", t.Instance)
 	t.Answers = c.answers(field+"answers", t.Answers)
+	t.Hops = keep(t.Hops, func(h *HopDTO) bool {
+		if h.TTL < 0 || h.TTL > 255 {
+			c.drop(field+"hops[].ttl (a hop: out of 0…255)", fmt.Sprint(h.TTL))
+			return false
+		}
+		return true
+	})
 	for i := range t.Hops {
 		for j := range t.Hops[i].Probes {
 			if r := t.Hops[i].Probes[j].Reply; r != nil && !trace.ReplyKind(r.Kind).Known() {
