@@ -6,22 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
-	"github.com/anycheck/anycheck/catchment"
 	"github.com/anycheck/anycheck/catchment/live"
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
+	"github.com/anycheck/anycheck/sweep"
 	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/whois"
 )
@@ -34,15 +31,6 @@ const (
 	// sweepInFlight bounds the flows traced at once in a run (each holds
 	// its own sockets); the packet budget bounds their packets.
 	sweepInFlight = 64
-	// autoFirstRound is the first round of --flows auto: 16 flows rule
-	// out a fourth next hop at any hop every flow passes (MDA at 95 %),
-	// and give each branch of a two-way diamond 8 flows on average, more
-	// than the 6 its own next hop needs, so that a diamond is usually
-	// settled in one round.
-	autoFirstRound = 16
-	// portTries bounds how many ports a flow of an automatic port range
-	// tries when the one it was given is in use.
-	portTries = 16
 	// sweepWindow is a sweep's -N: the TTLs a flow probes beyond what it
 	// knows. Every probe at or past the destination's distance is a query
 	// to the service, and DNS servers limit the answers they send one
@@ -60,9 +48,6 @@ const (
 	// be read tens of milliseconds after the destination's, and a hop
 	// given up too early splits its flow off into a path of its own.
 	sweepMinWait = 100 * time.Millisecond
-	// dynamicPorts is the start of the IANA dynamic port range, where an
-	// automatic sweep picks its consecutive ports.
-	dynamicPorts = 49152
 )
 
 // validateSweep checks --flows, --max-flows and --strict; maxFlowsSet says
@@ -120,40 +105,6 @@ func (o *traceOptions) identityKind() string {
 	return report.SweepIdentityNone
 }
 
-// portPlan hands out flows their source ports (ICMP: echo identifiers),
-// each once: consecutive from --sport, or from a random start in the
-// dynamic range. With automatic ports a port in use is skipped; a --sport
-// range is the user's and is kept as asked.
-type portPlan struct {
-	mu       sync.Mutex
-	next     int
-	explicit bool
-}
-
-// newPortPlan plans the ports of up to flows flows: from sport when given,
-// else from a random start in the dynamic range that leaves room for them
-// and a quarter more, for ports skipped on the way (take says when the
-// range runs out).
-func newPortPlan(sport, flows int) *portPlan {
-	if sport != 0 {
-		return &portPlan{next: sport, explicit: true}
-	}
-	span := max(1, 65536-dynamicPorts-flows-flows/4)
-	return &portPlan{next: dynamicPorts + rand.N(span)}
-}
-
-// take returns the next port, false when the range is exhausted.
-func (pp *portPlan) take() (int, bool) {
-	pp.mu.Lock()
-	defer pp.mu.Unlock()
-	if pp.next > 65535 {
-		return 0, false
-	}
-	p := pp.next
-	pp.next++
-	return p, true
-}
-
 // sweepRun is one `trace --flows` run: every target's flows share the
 // packet budget and the bound on flows in flight.
 type sweepRun struct {
@@ -167,19 +118,12 @@ type sweepRun struct {
 	prog   *sweepProgress
 }
 
-// targetSweep is the state of one target's sweep.
+// targetSweep is one target's sweep: what sweep.Run found.
 type targetSweep struct {
 	input string
 	addr  netip.Addr
-	ports *portPlan
-
-	mu     sync.Mutex
-	paths  []trace.Path
-	failed []report.FailedFlow
-	rounds int
-	reason string
-	// permErr is a flow's missing privilege: the run stops with exit 4.
-	permErr error
+	ports *sweep.Ports
+	sweep.Result
 }
 
 func runSweep(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
@@ -212,25 +156,25 @@ func runSweep(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 	// plan for the whole run, and with --sport, whose range every target
 	// uses, the targets take turns.
 	g.SetLimit(o.parallel)
-	shared := newPortPlan(0, o.flowCap()*len(addrs))
+	shared := sweep.NewPorts(0, o.flowCap()*len(addrs))
 	if o.sport != 0 {
 		g.SetLimit(1)
 	}
 	for i, a := range addrs {
 		ports := shared
 		if o.sport != 0 {
-			ports = newPortPlan(o.sport, o.flowCap())
+			ports = sweep.NewPorts(o.sport, o.flowCap())
 		}
 		t := &targetSweep{input: o.targets[i], addr: a, ports: ports}
 		targets[i] = t
 		g.Go(func() error {
 			if sctx.Err() != nil {
-				t.reason = report.SweepStopInterrupted
+				t.Reason = sweep.StopInterrupted
 				return nil // interrupted before this target started
 			}
-			run.sweep(sctx, t)
-			if t.permErr != nil {
-				cancel(t.permErr)
+			t.Result = sweep.Run(sctx, run.options(t))
+			if t.Permission != nil {
+				cancel(t.Permission)
 			}
 			return nil
 		})
@@ -238,8 +182,8 @@ func runSweep(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 	_ = g.Wait() // targets report through their state, never an error
 	run.prog.done()
 	for _, t := range targets {
-		if t.permErr != nil {
-			return permissionErr(t.permErr, permissionHint(o.proto, o.mode))
+		if t.Permission != nil {
+			return permissionErr(t.Permission, permissionHint(o.proto, o.mode))
 		}
 	}
 
@@ -247,7 +191,7 @@ func runSweep(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 	oc.interrupted = ctx.Err() != nil
 	results := make([]report.TraceSweep, 0, len(targets))
 	for _, t := range targets {
-		if t.rounds == 0 {
+		if t.Rounds == 0 {
 			continue // never started (Ctrl-C): left out, as a single trace's
 		}
 		sw := run.result(ctx, resolver, t, oc.interrupted)
@@ -269,165 +213,49 @@ func runSweep(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 	})
 }
 
-// sweep traces one target's flows: N at once, or for --flows auto round
-// after round until the MDA stopping rule is met or --max-flows reached.
-func (r *sweepRun) sweep(ctx context.Context, t *targetSweep) {
+// options are the sweep engine's options for target t: the flows' trace
+// (one run-wide budget, a sweep's -q and -N unless given, a longer least
+// wait), the run's bound on flows in flight, and the output's streams.
+func (r *sweepRun) options(t *targetSweep) sweep.Options {
 	o := r.o
-	batch := o.flowsN
-	if o.flowsAuto {
-		batch = min(autoFirstRound, o.maxFlows)
+	opts := o.libOptions(t.addr, r.src, r.d)
+	opts.Budget = r.budget
+	if !o.queriesSet {
+		opts.Queries = 1
 	}
-	used := 0
-	var last []catchment.MDAVertex // the hops that wanted flows after the previous round
-	for {
-		t.rounds++
-		before := len(t.paths)
-		r.round(ctx, t, batch)
-		used += batch
-		switch {
-		case t.permErr != nil:
-			return
-		case ctx.Err() != nil:
-			t.reason = report.SweepStopInterrupted
-			return
-		case !o.flowsAuto:
-			t.reason = report.SweepStopFlows
-			return
-		case len(t.paths) == before:
-			// Nothing of this round could be traced: more flows would
-			// fail the same way.
-			t.reason = report.SweepStopFailed
-			return
-		}
-		flows := make([]catchment.Flow, len(t.paths))
-		for i, p := range t.paths {
-			flows[i] = live.Flow(p, nil)
-		}
-		uns := catchment.MDAUnsatisfied(flows, report.MDAConfidence)
-		switch {
-		case len(uns) == 0:
-			t.reason = report.SweepStopMDA
-			return
-		case used >= o.maxFlows:
-			t.reason = report.SweepStopMaxFlows
-			return
-		case t.rounds > 1 && slices.Equal(uns, last):
-			// The round's flows brought no reply to the hops that
-			// wanted them: those routers have stopped answering (an
-			// ICMP rate limit: Linux sends 6 errors at once, then one
-			// a second), and more flows now would only be more "*".
-			t.reason = report.SweepStopStalled
-			return
-		}
-		last = uns
-		batch = mdaNextBatch(uns, len(t.paths), o.maxFlows-used)
+	if !o.windowSet {
+		opts.Window = sweepWindow
 	}
-}
-
-// mdaNextBatch is how many flows the next round of an auto sweep sends:
-// for each hop still short of flows, the flows it lacks divided by the
-// share of the flows so far that passed it (new flows spread over the
-// branches as the earlier ones did); the largest over all such hops, at
-// least 1 and at most room.
-func mdaNextBatch(uns []catchment.MDAVertex, traced, room int) int {
-	want := 1
-	for _, v := range uns {
-		if v.Flows <= 0 || traced <= 0 {
-			want = room
-			break
-		}
-		lack := float64(v.Needed - v.Flows)
-		want = max(want, int(math.Ceil(lack*float64(traced)/float64(v.Flows))))
-	}
-	return max(1, min(want, room))
-}
-
-// round traces n more flows of a target at once.
-func (r *sweepRun) round(ctx context.Context, t *targetSweep, n int) {
-	var wg sync.WaitGroup
-	for range n {
-		port, ok := t.ports.take()
-		if !ok {
-			r.out.problem(report.Problem{Target: t.input, Stage: "trace", Message: fmt.Sprintf("%s: no source port left below 65536 for more flows", t.input)})
-			break
-		}
-		r.prog.add(1, t.rounds)
-		wg.Go(func() {
-			defer r.prog.finished()
-			p, err := r.flow(ctx, t, port)
-			t.mu.Lock()
-			defer t.mu.Unlock()
-			switch {
-			case errors.Is(err, trace.ErrPermission):
-				if t.permErr == nil {
-					t.permErr = err
-				}
-			case errors.Is(err, errFlowNotStarted):
-			case err != nil:
-				sport := int(p.Flow.Src.Port())
-				t.failed = append(t.failed, report.FailedFlow{Sport: sport, Message: err.Error()})
-				r.out.problem(report.Problem{Target: t.input, Stage: "trace", Message: fmt.Sprintf("flow %d: %v", sport, err)})
-			case p.Stop == trace.StopInterrupted && len(p.Hops) == 0:
-				// Cut before anything came back: nothing to show.
-			default:
-				t.paths = append(t.paths, p)
-				r.out.source(p.Flow.Src.String())
-			}
-		})
-	}
-	wg.Wait()
-}
-
-// errFlowNotStarted: the run was interrupted before the flow got its turn.
-var errFlowNotStarted = errors.New("not started")
-
-// flow traces one flow of a target from port (skipping to further ports
-// of an automatic range while the one given is in use), then, on TCP/53,
-// asks the identity over a connection from the same port.
-func (r *sweepRun) flow(ctx context.Context, t *targetSweep, port int) (trace.Path, error) {
-	select {
-	case r.slots <- struct{}{}:
-	case <-ctx.Done():
-		return trace.Path{}, errFlowNotStarted
-	}
-	defer func() { <-r.slots }()
-	for try := 0; ; try++ {
-		opts := r.o.libOptions(t.addr, r.src, r.d)
-		opts.SrcPort = uint16(port)
-		opts.Budget = r.budget
-		if !r.o.queriesSet {
-			opts.Queries = 1
-		}
-		if !r.o.windowSet {
-			opts.Window = sweepWindow
-		}
-		opts.MinWait = min(sweepMinWait, opts.Wait)
-		sport := port
-		opts.OnHop = func(h trace.Hop) {
+	opts.MinWait = min(sweepMinWait, opts.Wait)
+	so := sweep.Options{
+		Trace: opts, Flows: o.flowCap(), Auto: o.flowsAuto, Ports: t.ports, Slots: r.slots,
+		Identity: &trace.IdentityOptions{QName: o.qname, Timeout: o.wait, Limiter: r.budget, Net: r.d.probeNet},
+		OnStart:  func(round int) { r.prog.add(1, round) },
+		OnHop: func(sport int, h trace.Hop) {
 			r.out.record(r.out.doc.FlowHopRecord(t.input, sport, report.FromHop(h)))
-		}
-		p, err := trace.Run(ctx, opts)
-		if err != nil && errors.Is(err, syscall.EADDRINUSE) && !t.ports.explicit && try < portTries {
-			next, ok := t.ports.take()
-			if ok {
-				port = next
-				continue
+		},
+		OnFlow: func(f sweep.Flow) {
+			defer r.prog.finished()
+			switch {
+			case errors.Is(f.Err, trace.ErrPermission):
+			case f.Err != nil:
+				r.out.problem(report.Problem{Target: t.input, Stage: "trace", Message: fmt.Sprintf("flow %d: %v", f.Port, f.Err)})
+			case f.Path.Stop != trace.StopInterrupted || len(f.Path.Hops) > 0:
+				r.out.source(f.Path.Flow.Src.String())
 			}
-		}
-		if err != nil {
-			p.Flow.Src = netip.AddrPortFrom(p.Flow.Src.Addr(), uint16(port))
-			return p, err
-		}
-		tcpIdentity(ctx, &p, r.o, r.d, r.budget)
-		return p, nil
+		},
+		OnNoPorts: func() {
+			r.out.problem(report.Problem{Target: t.input, Stage: "trace", Message: fmt.Sprintf("%s: no source port left below 65536 for more flows", t.input)})
+		},
 	}
+	return so
 }
 
 // result enriches a target's flows in one lookup for all their addresses
 // and sums the sweep up.
 func (r *sweepRun) result(ctx context.Context, resolver whois.Resolver, t *targetSweep, interrupted bool) report.TraceSweep {
 	o := r.o
-	paths := slices.Clone(t.paths)
+	paths := slices.Clone(t.Paths)
 	slices.SortStableFunc(paths, func(a, b trace.Path) int { return cmp.Compare(a.Flow.Src.Port(), b.Flow.Src.Port()) })
 	flows := make([]report.TracePath, len(paths))
 	for i, p := range paths {
@@ -447,9 +275,13 @@ func (r *sweepRun) result(ctx context.Context, resolver whois.Resolver, t *targe
 	if o.proto == "icmp" {
 		dport = 0
 	}
-	stop := report.SweepStop{Mode: mode, Reason: t.reason, MaxFlows: o.flowCap(), Rounds: t.rounds}
+	stop := report.SweepStop{Mode: mode, Reason: t.Reason, MaxFlows: o.flowCap(), Rounds: t.Rounds}
+	var failed []report.FailedFlow
+	for _, f := range t.Failed {
+		failed = append(failed, report.FailedFlow{Sport: f.Port, Message: f.Err.Error()})
+	}
 	_, an := live.Sweep(paths, origins, report.MDAConfidence)
-	return report.NewTraceSweep(t.input, t.addr.String(), o.proto, dport, o.identityKind(), flows, an, t.failed, stop)
+	return report.NewTraceSweep(t.input, t.addr.String(), o.proto, dport, o.identityKind(), flows, an, failed, stop)
 }
 
 // sweepProgress shows, on a terminal stderr, how far a sweep that runs

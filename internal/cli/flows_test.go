@@ -22,6 +22,7 @@ import (
 
 	"github.com/anycheck/anycheck/catchment"
 	"github.com/anycheck/anycheck/internal/report/reporttest"
+	"github.com/anycheck/anycheck/sweep"
 	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/trace/tracetest"
 )
@@ -459,7 +460,7 @@ func TestSweepAuto(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
 	s := decodeSweep(t, r.stdout).Results[0]
-	if st := s.Summary.Stop; st.Mode != "auto" || st.Reason != "mda" || st.Rounds != 1 || st.MaxFlows != 64 || len(st.Unsatisfied) != 0 || len(s.Flows) != autoFirstRound {
+	if st := s.Summary.Stop; st.Mode != "auto" || st.Reason != "mda" || st.Rounds != 1 || st.MaxFlows != 64 || len(st.Unsatisfied) != 0 || len(s.Flows) != sweep.FirstRound {
 		t.Errorf("single path: %d flows, stop %+v", len(s.Flows), st)
 	}
 
@@ -483,7 +484,7 @@ func TestSweepAuto(t *testing.T) {
 	}
 	ports := map[int]bool{}
 	for _, f := range s.Flows {
-		if ports[f.Flow.Sport] || f.Flow.Sport < dynamicPorts {
+		if ports[f.Flow.Sport] || f.Flow.Sport < 49152 /* the IANA dynamic range */ {
 			t.Errorf("port %d reused or outside the dynamic range", f.Flow.Sport)
 		}
 		ports[f.Flow.Sport] = true
@@ -499,31 +500,6 @@ func TestSweepAuto(t *testing.T) {
 	r = runCLI(t, ecmpDeps(diamondNet()), "trace", "--flows", "auto", "--max-flows", "8", "--asn", "none", "-n", "192.0.2.53")
 	if want := fmt.Sprintf("flows     8 of at most 8 (--flows auto, 1 round): stopped at --max-flows; still short of the MDA stopping rule (95 %%): ttl 1 198.51.100.1 (2 next hops, 8 of %d flows)", need2); !strings.Contains(r.stdout, want) {
 		t.Errorf("text lacks %q:\n%s", want, r.stdout)
-	}
-}
-
-// TestMDANextBatch: the next round asks what the hops short of flows lack,
-// scaled by the share of flows that reach them.
-func TestMDANextBatch(t *testing.T) {
-	v := func(flows, needed int) catchment.MDAVertex {
-		return catchment.MDAVertex{Flows: flows, Needed: needed, NextHops: 1}
-	}
-	for _, c := range []struct {
-		uns          []catchment.MDAVertex
-		traced, room int
-		want         int
-		why          string
-	}{
-		{[]catchment.MDAVertex{v(16, 21)}, 16, 48, 5, "a hop every flow passes lacks 5"},
-		{[]catchment.MDAVertex{v(4, 6)}, 16, 48, 8, "a hop a quarter of the flows reach: 2 more there take 8"},
-		{[]catchment.MDAVertex{v(4, 6), v(14, 16)}, 16, 48, 8, "the hop that needs most decides"},
-		{[]catchment.MDAVertex{v(1, 6)}, 16, 48, 48, "a rare branch is capped by the room left"},
-		{[]catchment.MDAVertex{v(5, 6)}, 5, 1, 1, "never more than the room"},
-		{[]catchment.MDAVertex{v(6, 6)}, 6, 10, 1, "at least one"},
-	} {
-		if got := mdaNextBatch(c.uns, c.traced, c.room); got != c.want {
-			t.Errorf("%s: %d, want %d", c.why, got, c.want)
-		}
 	}
 }
 
@@ -586,7 +562,7 @@ func TestSweepFailedFlow(t *testing.T) {
 	// Automatic ports: a port in use is skipped for the next free one.
 	n = diamondNet()
 	n.busy = map[uint16]bool{}
-	for p := dynamicPorts; p <= 65535; p++ {
+	for p := 49152; p <= 65535; p++ {
 		if p%3 == 0 {
 			n.busy[uint16(p)] = true
 		}
