@@ -1,6 +1,7 @@
 // Package live turns what anycheck measures itself — a finished trace
 // (package trace) with the origins looked up for its addresses (package
-// whois) — into the catchment model's typed values, so `trace`, sweeps and
+// whois), the identity runs of `id` over several flows (package probe) —
+// into the catchment model's typed values, so `trace`, sweeps and
 // `watch` analyse a path with the same functions `compare` and `atlas` use
 // on files (catchment.PathOf, catchment.SweepOf). It is the live source's
 // one adapter; the files' are atlas.Result.Observations and the JSON
@@ -12,6 +13,7 @@ import (
 
 	"github.com/anycheck/anycheck/catchment"
 	"github.com/anycheck/anycheck/measure"
+	"github.com/anycheck/anycheck/probe"
 	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/whois"
 )
@@ -88,4 +90,19 @@ func targetASNs(p trace.Path, origins map[netip.Addr]whois.Origin) []uint32 {
 		return o.ASNs
 	}
 	return nil
+}
+
+// IDFlows are the flows of `id` (every run over one source port each, in
+// order) as catchment flows: the source and the identity of the last run.
+// Flows without a run are left out.
+func IDFlows(flows [][]probe.Result) []catchment.Flow {
+	out := make([]catchment.Flow, 0, len(flows))
+	for _, runs := range flows {
+		if len(runs) == 0 {
+			continue
+		}
+		last := runs[len(runs)-1]
+		out = append(out, catchment.Flow{Proto: "udp", Source: last.Source, Identity: last.Identity})
+	}
+	return out
 }

@@ -11,17 +11,20 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/anycheck/anycheck/catchment"
+	"github.com/anycheck/anycheck/catchment/live"
 	"github.com/anycheck/anycheck/measure"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
+	"github.com/miekg/dns"
+
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/internal/wait"
 	"github.com/anycheck/anycheck/probe"
-	"github.com/miekg/dns"
 )
 
 type idOptions struct {
@@ -253,7 +256,8 @@ func (r *idRun) finishTarget(ctx context.Context, i int, t *idTarget) {
 	res := report.FromIDRuns(t.input, t.addrPort(), r.o.tcp, t.flows)
 	res.Operator = t.operator
 	if r.o.flows > 1 {
-		res.FlowSummary = report.IDFlowSplitOf(res.Flows)
+		flows := live.IDFlows(t.flows)
+		res.FlowSummary = report.FromSplit(len(flows), catchment.SplitOf(flows))
 	}
 	if res.Failed && ctx.Err() == nil {
 		res.Error = t.failure(r.o.g.timeout)

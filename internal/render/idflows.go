@@ -18,7 +18,7 @@ import (
 func idFlowTable(w *errWriter, t report.IDTarget) {
 	sum := t.FlowSummary
 	if sum == nil {
-		sum = report.IDFlowSplitOf(t.Flows)
+		sum = &report.IDFlowSplit{Flows: len(t.Flows)} // the catchment model's summary is not there
 	}
 	if sum.Split {
 		w.printf("catchment split by flow: %s\n", instanceShares(sum.Instances, sum.Flows))

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anycheck/anycheck/catchment"
 	"github.com/anycheck/anycheck/catchment/live"
 	"github.com/anycheck/anycheck/measure"
 
@@ -296,7 +297,8 @@ func idFlowsFixture() report.IDTarget {
 		run(40004, "i1-nsd", 395*time.Microsecond),
 	}
 	t := report.FromIDRuns("192.0.2.53", target, false, flows)
-	t.FlowSummary = report.IDFlowSplitOf(t.Flows)
+	cf := live.IDFlows(flows)
+	t.FlowSummary = report.FromSplit(len(cf), catchment.SplitOf(cf))
 	return t
 }
 

@@ -1,8 +1,6 @@
 package report
 
 import (
-	"net/netip"
-
 	"github.com/anycheck/anycheck/catchment"
 )
 
@@ -17,18 +15,10 @@ type IDFlowSplit struct {
 	Split bool `json:"split"`
 }
 
-// IDFlowSplitOf counts the instances of a target's flows.
-func IDFlowSplitOf(flows []IDFlow) *IDFlowSplit {
-	cf := make([]catchment.Flow, len(flows))
-	for i, f := range flows {
-		src, _ := netip.ParseAddrPort(f.Source)
-		cf[i] = catchment.Flow{Source: src}
-		if f.Identity != nil {
-			cf[i].Identity = identityOf(*f.Identity)
-		}
-	}
-	sp := catchment.SplitOf(cf)
-	out := &IDFlowSplit{Flows: len(flows), Instances: []FlowCount{}, Unidentified: sp.Unidentified, Split: sp.Split}
+// FromSplit converts how a target's flows spread over instances
+// (catchment.SplitOf over live.IDFlows).
+func FromSplit(flows int, sp catchment.Split) *IDFlowSplit {
+	out := &IDFlowSplit{Flows: flows, Instances: []FlowCount{}, Unidentified: sp.Unidentified, Split: sp.Split}
 	for _, in := range sp.Instances {
 		out.Instances = append(out.Instances, FlowCount{Instance: in.Instance, Flows: in.Count})
 	}
