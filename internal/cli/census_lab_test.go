@@ -252,7 +252,7 @@ func startListener(t *testing.T, ac *lab.Anycast, in lab.Instance, anycast netip
 // activeCensus sends one census from an instance to the targets and
 // returns the report: listeners at both instances, the sender's record,
 // joined.
-func activeCensus(t *testing.T, ac *lab.Anycast, sender lab.Instance, id string, anycast netip.Addr, targets []netip.Addr) censusDoc {
+func activeCensus(t *testing.T, ac *lab.Anycast, sender lab.Instance, id string, anycast netip.Addr, targets []netip.Addr, reportArgs ...string) (censusDoc, string) {
 	t.Helper()
 	var ls []listener
 	for _, in := range []lab.Instance{ac.A, ac.B} {
@@ -278,13 +278,13 @@ func activeCensus(t *testing.T, ac *lab.Anycast, sender lab.Instance, id string,
 		reporttest.Check(t, data, true)
 		files = append(files, l.file)
 	}
-	out, errOut, code := runHost(t, append([]string{"census", "report", "--prefix-len", "32,128", "-o", "json"}, files...)...)
+	out, errOut, code := runHost(t, append(append([]string{"census", "report", "--prefix-len", "32,128", "-o", "json"}, reportArgs...), files...)...)
 	if code != 0 {
 		t.Fatalf("census report: exit %d: %s", code, errOut)
 	}
 	text, _, _ := runHost(t, append([]string{"census", "report", "--prefix-len", "32,128"}, files...)...)
 	t.Logf("census report %s:\n%s", id, text)
-	return decodeCensus(t, out)
+	return decodeCensus(t, out), out
 }
 
 // The active census (echo requests from the anycast address at one
@@ -295,6 +295,7 @@ func TestLabCensusActive(t *testing.T) {
 	t.Parallel()
 	ac := lab.StartAnycast(t)
 	nodes := []string{"c1", "c2", "svc"}
+	table := pfx2as(t, ac)
 	nobody := netip.MustParseAddr("198.51.100.99") // in the lab's space, held by no node
 	for phase, id := range []string{"a1", "a2"} {
 		// The census is sent from A; once ra stops announcing to r1, A
@@ -324,7 +325,10 @@ func TestLabCensusActive(t *testing.T) {
 			if f == lab.IPv4 {
 				targets = append(targets, nobody)
 			}
-			d := activeCensus(t, ac, sender, fmt.Sprintf("%s%d", id, f), ac.ServiceAddr(f), targets)
+			d, doc := activeCensus(t, ac, sender, fmt.Sprintf("%s%d", id, f), ac.ServiceAddr(f), targets, "--asn", "file:"+table)
+			if phase == 0 && f == lab.IPv4 {
+				censusNextToVantages(t, ac, table, doc)
+			}
 			for p, inst := range want {
 				if c, ok := d.client(p); !ok || ptrString(c.Instance) != inst || c.Split {
 					t.Errorf("census %s %v: %s at %q, anycheck id says %s", id, f, p, ptrString(c.Instance), inst)
@@ -341,4 +345,84 @@ func TestLabCensusActive(t *testing.T) {
 			}
 		}
 	}
+}
+
+// pfx2as writes the lab's prefix-to-AS table (CAIDA's pfx2as format).
+func pfx2as(t *testing.T, ac *lab.Anycast) string {
+	t.Helper()
+	origins := map[netip.Prefix][]string{}
+	var order []netip.Prefix
+	for _, as := range ac.ASes() {
+		for _, p := range as.Prefixes {
+			if origins[p] == nil {
+				order = append(order, p)
+			}
+			origins[p] = append(origins[p], fmt.Sprint(as.Number))
+		}
+	}
+	var b strings.Builder
+	for _, p := range order {
+		fmt.Fprintf(&b, "%s\t%d\t%s\n", p.Addr(), p.Bits(), strings.Join(origins[p], "_"))
+	}
+	file := filepath.Join(t.TempDir(), "pfx2as.txt")
+	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// censusNextToVantages: compare reads the census document next to
+// anycheck id's from the clients, and the census lines of an AS land
+// where that AS's vantage points say ("the census says AS64501 lands on
+// i2-knot; the vantage point in AS64501 says i2-knot").
+func censusNextToVantages(t *testing.T, ac *lab.Anycast, table, censusJSON string) {
+	t.Helper()
+	dir := t.TempDir()
+	files := []string{filepath.Join(dir, "census.json")}
+	os.WriteFile(files[0], []byte(censusJSON), 0o644)
+	for _, c := range ac.Clients() {
+		out, errOut, code := labRun(t, ac, c, "id", "--label", c, "-o", "json", ac.ServiceV4.String())
+		if code != 0 {
+			t.Fatalf("id from %s: %s", c, errOut)
+		}
+		f := filepath.Join(dir, c+".json")
+		os.WriteFile(f, []byte(out), 0o644)
+		files = append(files, f)
+	}
+	out, errOut, code := runHost(t, append([]string{"compare", "--asn", "file:" + table, "-o", "json"}, files...)...)
+	if code != 0 {
+		t.Fatalf("compare: exit %d: %s", code, errOut)
+	}
+	reporttest.Check(t, []byte(out), false)
+	var doc struct {
+		Results []struct {
+			Vantage struct {
+				Label  string
+				Origin *struct{ ASNs []uint32 }
+			}
+			Instance       *string
+			InstanceSource string `json:"instance_source"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	census, vantages := map[uint32]string{}, map[uint32]string{}
+	for _, r := range doc.Results {
+		if r.Vantage.Origin == nil || len(r.Vantage.Origin.ASNs) == 0 || r.Instance == nil {
+			continue
+		}
+		as := r.Vantage.Origin.ASNs[0]
+		if r.InstanceSource == "census" {
+			census[as] = *r.Instance
+		} else {
+			vantages[as] = *r.Instance
+		}
+	}
+	for _, as := range []uint32{64500, 64501} {
+		if census[as] == "" || census[as] != vantages[as] {
+			t.Errorf("compare: the census puts AS%d at %q, its vantage point at %q", as, census[as], vantages[as])
+		}
+	}
+	t.Logf("compare, census next to the clients' id: census %v, vantage points %v", census, vantages)
 }

@@ -395,3 +395,40 @@ func TestCensusLogsDistances(t *testing.T) {
 		}
 	}
 }
+
+// compare reads census documents (JSON and JSONL) next to vantage data:
+// each client prefix is a line towards the service, at its instance; a
+// split client is split.
+func TestCompareReadsCensus(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"census", "logs", "--prefix-len", "32", censusFixtures + "nsd-i1.dnstap", censusFixtures + "knot-i2.dnstap"}
+	for _, format := range []string{"json", "jsonl"} {
+		r := runCLI(t, testDeps(), append(args, "-o", format)...)
+		f := filepath.Join(dir, "census."+format)
+		os.WriteFile(f, []byte(r.stdout), 0o644)
+		r = runCLI(t, testDeps(), "compare", "--asn", "none", "-o", "json", f)
+		if r.code != ExitOK {
+			t.Fatalf("%s: compare exit %d: %s", format, r.code, r.stderr)
+		}
+		reporttest.Check(t, []byte(r.stdout), false)
+		var doc struct {
+			Results []struct {
+				Vantage struct {
+					Key string `json:"key"`
+				} `json:"vantage"`
+				Target         string  `json:"target"`
+				Instance       *string `json:"instance"`
+				InstanceSource string  `json:"instance_source"`
+			} `json:"results"`
+		}
+		json.Unmarshal([]byte(r.stdout), &doc)
+		got := map[string]string{}
+		for _, row := range doc.Results {
+			got[row.Vantage.Key+" "+row.Target] = deref(row.Instance) + "/" + row.InstanceSource
+		}
+		if got["census:198.51.100.10/32 192.0.2.53"] != "i1-nsd/census" || got["census:198.51.100.74/32 192.0.2.53"] != "i2-knot/census" ||
+			got["census:2001:db8:101::/48 2001:db8:53::53"] != "i2-knot/census" {
+			t.Errorf("%s: compare lines %v", format, got)
+		}
+	}
+}

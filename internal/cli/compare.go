@@ -307,7 +307,7 @@ func (k *sideSink) Document(name string, dc report.ReadDoc) {
 	}
 	k.side.docs = append(k.side.docs, dc)
 	k.side.docNames = append(k.side.docNames, name)
-	k.side.read += len(dc.IDs) + len(dc.Traces) + len(dc.Sweeps)
+	k.side.read += len(dc.IDs) + len(dc.Traces) + len(dc.Sweeps) + len(dc.Census)
 }
 
 func (k *sideSink) Probes(_ string, probes []atlas.Probe) { k.side.addProbes(probes) }

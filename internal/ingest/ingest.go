@@ -1,5 +1,6 @@
 // Package ingest reads the inputs of a catchment report — anycheck
-// documents, RIPE Atlas results and Atlas probe metadata — told from
+// documents (census documents too), RIPE Atlas results and Atlas probe
+// metadata — told from
 // their content (gzip undone on the way), from files, directories and
 // standard input, streaming into a Sink. It prints nothing and decides
 // nothing about what is read: the sink turns documents, results and
@@ -83,7 +84,7 @@ func Read(ctx context.Context, name string, r io.Reader, sink Sink) Input {
 			skip(err)
 		}
 		for _, dc := range docs {
-			in.Results += len(dc.IDs) + len(dc.Traces) + len(dc.Sweeps)
+			in.Results += len(dc.IDs) + len(dc.Traces) + len(dc.Sweeps) + len(dc.Census)
 			sink.Document(name, dc)
 		}
 	case atlas.IsProbes(head):

@@ -34,11 +34,16 @@ type ReadDoc struct {
 	Sources  []string
 	// Location is the vantage's --location; the zero Point when the
 	// document has none (or one off the globe, which is dropped).
-	Location    geo.Point
-	IDs         []IDTarget
-	Traces      []TracePath
-	Sweeps      []TraceSweep
-	Interrupted bool
+	Location geo.Point
+	IDs      []IDTarget
+	Traces   []TracePath
+	Sweeps   []TraceSweep
+	// Census is a census document's client prefixes (`census logs`,
+	// `census report`), CensusSummary its summary (the services it is the
+	// catchment of).
+	Census        []CensusClient
+	CensusSummary *CensusSummary
+	Interrupted   bool
 	// Ended is false for a JSONL stream cut before its end record: the
 	// vantage (hostname, sources) is then unknown.
 	Ended bool
@@ -143,6 +148,7 @@ type docHeader struct {
 	Results     json.RawMessage `json:"results"`
 	Result      json.RawMessage `json:"result"`
 	Interrupted bool            `json:"interrupted"`
+	Census      *CensusSummary  `json:"census"`
 }
 
 // ParseDocument reads one anycheck v1 JSON document. It is pure and total.
@@ -169,6 +175,12 @@ func ParseDocument(data []byte) (ReadDoc, error) {
 		err = json.Unmarshal(h.Results, &d.Traces)
 	case KindSweep:
 		err = json.Unmarshal(h.Results, &d.Sweeps)
+	case KindCensus:
+		err = json.Unmarshal(h.Results, &d.Census)
+		d.CensusSummary = h.Census
+		if err == nil && h.Census == nil {
+			err = errors.New("no census summary")
+		}
 	}
 	if err != nil {
 		return d, fmt.Errorf("%s results: %w", d.Kind, err)
@@ -190,7 +202,7 @@ func (h *docHeader) start() (ReadDoc, error) {
 	d := ReadDoc{Kind: h.Kind, Interrupted: h.Interrupted}
 	d.Started, _ = time.Parse(time.RFC3339, h.Started)
 	switch h.Kind {
-	case KindID, KindTrace, KindSweep:
+	case KindID, KindTrace, KindSweep, KindCensus:
 		return d, nil
 	}
 	return d, fmt.Errorf("kind %q holds no identity or trace results", h.Kind)
@@ -271,6 +283,12 @@ func readRecord(line []byte, cur **ReadDoc, docs *[]ReadDoc, c *inputCheck) erro
 			}
 			c.sweep(&t)
 			run.Sweeps = append(run.Sweeps, t)
+		case KindCensus:
+			var t CensusClient
+			if err := json.Unmarshal(h.Result, &t); err != nil {
+				return fmt.Errorf("census result: %w", err)
+			}
+			run.Census = append(run.Census, t)
 		}
 		return nil
 	case RecordEnd:
@@ -280,6 +298,7 @@ func readRecord(line []byte, cur **ReadDoc, docs *[]ReadDoc, c *inputCheck) erro
 			run.Location = h.Vantage.point()
 		}
 		run.Interrupted, run.Ended = h.Interrupted, true
+		run.CensusSummary = h.Census
 		c.into(run)
 		*docs = append(*docs, *run)
 		*cur = nil
@@ -450,8 +469,72 @@ func (d ReadDoc) Observations(v catchment.Vantage, input string) []catchment.Obs
 	for _, t := range d.Sweeps {
 		out = append(out, t.observation(v, input))
 	}
+	out = append(out, d.censusObservations(input)...)
 	return out
 }
+
+// censusObservations: every client prefix of a census is a vantage of its
+// own ("census 198.51.100.0/24", its origin the row's), towards the
+// service address of its family, at the instance most of its queries
+// (replies) reached — one flow per instance when it reached several at
+// the same time, so compare says it is split. A census that names no
+// service of a row's family leaves the row out (nothing to join it to);
+// an unresponsive target names no instance and is left out too.
+func (d ReadDoc) censusObservations(input string) []catchment.Observation {
+	if d.CensusSummary == nil {
+		return nil
+	}
+	var svc4, svc6 netip.Addr
+	for _, s := range d.CensusSummary.Services {
+		a, err := netip.ParseAddr(s)
+		switch {
+		case err != nil:
+		case a.Unmap().Is4() && !svc4.IsValid():
+			svc4 = a.Unmap()
+		case a.Is6() && !a.Is4In6() && !svc6.IsValid():
+			svc6 = a
+		}
+	}
+	at := d.Started
+	if d.CensusSummary.End != nil {
+		if t, err := time.Parse(time.RFC3339Nano, *d.CensusSummary.End); err == nil {
+			at = t
+		}
+	}
+	var out []catchment.Observation
+	for _, c := range d.Census {
+		p, err := netip.ParsePrefix(c.Prefix)
+		if err != nil || c.Instance == nil || len(c.Instances) == 0 {
+			continue
+		}
+		target := svc6
+		if p.Addr().Is4() {
+			target = svc4
+		}
+		if !target.IsValid() {
+			continue
+		}
+		v := catchment.Vantage{Key: "census:" + p.String(), Label: "census " + p.String()}
+		v.Source, _ = netip.ParseAddr(c.Sample)
+		if c.Origin != nil {
+			v.Origin = catchment.Origin{ASNs: c.Origin.ASNs, ASName: c.Origin.ASName, Country: c.Origin.Country}
+		}
+		o := catchment.Observation{Vantage: v, Target: target, Time: at, Input: input}
+		if len(c.Instances) == 1 || !c.Split {
+			o.Identity = measure.Identity{Instance: *c.Instance, Source: CensusInstanceSource}
+		} else {
+			for _, in := range c.Instances {
+				o.Flows = append(o.Flows, catchment.Flow{Identity: measure.Identity{Instance: in.Name, Source: CensusInstanceSource}})
+			}
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// CensusInstanceSource is where a census line's instance comes from: the
+// instance's own log or listener named it.
+const CensusInstanceSource = "census"
 
 func targetName(input string) string {
 	if _, err := netip.ParseAddr(strings.Trim(input, "[]")); err == nil {
