@@ -307,108 +307,15 @@ func readRecord(line []byte, cur **ReadDoc, docs *[]ReadDoc, c *inputCheck) erro
 	return fmt.Errorf("record type %q", h.Type)
 }
 
-// VantageKeys names the vantage of each document. A document with a
-// --label is the vantage of that name, whatever its addresses (the
-// operator named it). Documents with the same host name that share a
-// source address are one vantage (an id run and a trace run from one
-// host); a host name used by vantages with different addresses (network
-// namespaces, hosts with one name) is told apart by the source address.
-// fallback names a document with neither (its file).
+// VantageKeys names the vantage of each document (catchment.JoinVantages
+// over what each says: label, host name, source addresses, location);
+// fallback names a document with neither label nor host name (its file).
 func VantageKeys(docs []ReadDoc, fallback []string) []catchment.Vantage {
-	// Linear in the documents and their addresses: documents of one name
-	// join through a shared address (a map from address to the first
-	// document with it); a document without addresses, or with a label,
-	// joins every document of its name.
-	n := len(docs)
-	parent := make([]int, n)
-	for i := range parent {
-		parent[i] = i
-	}
-	find := func(i int) int {
-		root := i
-		for parent[root] != root {
-			root = parent[root]
-		}
-		for parent[i] != root {
-			parent[i], i = root, parent[i]
-		}
-		return root
-	}
-	union := func(i, j int) { parent[find(j)] = find(i) }
-	name := func(i int) string {
-		switch {
-		case docs[i].Label != "":
-			return "label:" + docs[i].Label
-		case docs[i].Hostname != "":
-			return docs[i].Hostname
-		}
-		return fallback[i]
-	}
-	labelled := func(i int) bool { return docs[i].Label != "" }
-	addrs := make([][]netip.Addr, n)
-	byName := map[string][]int{}
-	var names []string
+	runs := make([]catchment.RunVantage, len(docs))
 	for i, d := range docs {
-		addrs[i] = docAddrs(d)
-		if byName[name(i)] == nil {
-			names = append(names, name(i))
-		}
-		byName[name(i)] = append(byName[name(i)], i)
+		runs[i] = catchment.RunVantage{Label: d.Label, Hostname: d.Hostname, Fallback: fallback[i], Addrs: docAddrs(d), Location: d.Location}
 	}
-	for _, nm := range names {
-		group := byName[nm]
-		first := map[netip.Addr]int{}
-		all := -1 // a document every document of the name joins
-		for _, i := range group {
-			if labelled(i) || len(addrs[i]) == 0 {
-				if all < 0 {
-					all = i
-				}
-				continue
-			}
-			for _, a := range addrs[i] {
-				if j, ok := first[a]; ok {
-					union(j, i)
-				} else {
-					first[a] = i
-				}
-			}
-		}
-		if all >= 0 {
-			for _, i := range group {
-				union(all, i)
-			}
-		}
-	}
-	// The smallest address of each vantage (IPv4 first) tells apart the
-	// vantages of one name.
-	lowest := map[int]netip.Addr{}
-	groupsOf := map[string]map[int]bool{}
-	for i := range n {
-		g := find(i)
-		for _, a := range addrs[i] {
-			if l, ok := lowest[g]; !ok || a.Less(l) {
-				lowest[g] = a
-			}
-		}
-		if groupsOf[name(i)] == nil {
-			groupsOf[name(i)] = map[int]bool{}
-		}
-		groupsOf[name(i)][g] = true
-	}
-	out := make([]catchment.Vantage, n)
-	for i := range n {
-		if labelled(i) {
-			out[i] = catchment.Vantage{Key: name(i), Label: docs[i].Label, Location: docs[i].Location}
-			continue
-		}
-		label := name(i)
-		if l, ok := lowest[find(i)]; ok && len(groupsOf[label]) > 1 {
-			label += " " + l.String()
-		}
-		out[i] = catchment.Vantage{Key: "host:" + label, Label: label, Location: docs[i].Location}
-	}
-	return out
+	return catchment.JoinVantages(runs)
 }
 
 // point is the vantage's location when it is on the globe (a document is
