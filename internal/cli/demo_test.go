@@ -87,6 +87,26 @@ func demoFlows(t *testing.T, ac *lab.Anycast, asn []string, say func(string, ...
 	say("\n# c3's router peers with both sites and balances flows over their equal routes:")
 	show("c3", append([]string{"trace", "--flows", "auto"}, append(asn, ac.ServiceV4.String())...)...)
 	show("c3", "id", "--flows", "8", ac.ServiceV6.String())
+	show("c3", "watch", "--flows", "4", "-c", "3", "--interval", "500ms", "--label", "c3", ac.ServiceV4.String())
+
+	say("\n# instance A loses 30 %% of its answers (an nftables rule in %s's namespace):", ac.A.Node)
+	if err := ac.LoseAnswers(ac.A.Node, 30); err != nil {
+		t.Fatal(err)
+	}
+	show("c1", "id", "-c", "5", "--interval", "200ms", ac.ServiceV4.String())
+	show("c1", append([]string{"trace", "--flows", "16"}, append(asn, ac.ServiceV4.String())...)...)
+	show("c1", "id", "--flows", "8", ac.ServiceV4.String())
+	if err := ac.LoseAnswers(ac.A.Node, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	say("\n# what comes back instead of an answer: a prohibit route on r1, a port the instance does not serve:")
+	if _, errOut, err := ac.Run(t.Context(), "r1", "ip", "route", "add", "prohibit", "192.0.2.99"); err != nil {
+		t.Fatalf("%v: %s", err, errOut)
+	}
+	show("c1", "id", "192.0.2.99")
+	show("c1", "id", "--port", "5353", ac.ServiceV4.String())
+	show("c1", "id", "192.0.2.53:53")
 }
 
 // labRouters are the lab's forwarding nodes: their interface addresses get

@@ -308,8 +308,12 @@ func (t *idTarget) silentFlows(timeout time.Duration, out *runOutput) bool {
 	}
 	if len(ports) > 0 {
 		slices.Sort(ports)
-		out.problem(report.Problem{Target: t.input, Stage: "probe", Message: fmt.Sprintf("%s: %d of %d flows got no DNS answer within %s (ports %s); the others did",
-			t.input, len(ports), len(t.flows), timeout, render.PortRanges(ports))})
+		what := "ports"
+		if len(ports) == 1 {
+			what = "port"
+		}
+		out.problem(report.Problem{Target: t.input, Stage: "probe", Message: fmt.Sprintf("%s: %d of %d flows got no DNS answer within %s (%s %s); the others did",
+			t.input, len(ports), len(t.flows), timeout, what, render.PortRanges(ports))})
 	}
 	return len(ports)+unopened > 0
 }
