@@ -87,8 +87,8 @@ func idFlow(w *errWriter, f report.IDFlow, many bool) {
 		if s.RTT != nil {
 			rtt = fmt.Sprintf("rtt min/avg/max %s/%s/%s ms", ms(s.RTT.Min), ms(s.RTT.Avg), ms(s.RTT.Max))
 		}
-		w.printf("%s  %d runs, %d/%d queries answered, %d timeouts, %s, instances %s\n",
-			indent, s.Runs, s.Answered, s.Queries, s.Timeouts, rtt, instanceList(s.Instances))
+		w.printf("%s  %d runs, %d/%d queries answered, %s, %s, instances %s\n",
+			indent, s.Runs, s.Answered, s.Queries, plural(s.Timeouts, "timeout"), rtt, instanceList(s.Instances))
 	}
 }
 
