@@ -134,14 +134,10 @@ func TestLabCensusLogs(t *testing.T) {
 	for _, l := range loops {
 		ac.StopProcess(l)
 	}
-	var taps []string
-	for _, in := range []lab.Instance{ac.A, ac.B} {
-		d := ac.Dnstap[in.Name]
-		if err := d.Stop(ac.Lab); err != nil {
-			t.Fatal(err)
-		}
-		taps = append(taps, d.File)
+	if err := ac.StopDnstap(); err != nil {
+		t.Fatal(err)
 	}
+	taps := []string{ac.Dnstap[ac.A.Name].File, ac.Dnstap[ac.B.Name].File}
 	c1, c2, c3 := ac.ClientAddr("c1", lab.IPv4), ac.ClientAddr("c2", lab.IPv4), ac.ClientAddr(ac.SplitClient(), lab.IPv4)
 	c16 := ac.ClientAddr("c1", lab.IPv6)
 	for name, inputs := range map[string][]string{

@@ -46,9 +46,44 @@ func (l *Lab) StartDnstap(node string) (*Dnstap, error) {
 	return d, nil
 }
 
+// DnstapFlush is how long a DNS server may hold dnstap messages before
+// they reach the collector: NSD's and Knot's Frame Streams writers
+// (libfstrm) flush their queues once a second; twice that, for a loaded host.
+const DnstapFlush = 2 * time.Second
+
 // Stop ends the collector (SIGTERM: it finishes the file with the Frame
-// Streams STOP frame) and waits for it.
+// Streams STOP frame) and waits for it. Wait DnstapFlush after the last
+// query first, or its message may still be in the server's queue.
 func (d *Dnstap) Stop(l *Lab) error { return l.StopProcess(d.cmd) }
+
+// StopDnstap waits DnstapFlush, so every query asked so far is in the
+// logs, then stops both instances' collectors.
+func (ac *Anycast) StopDnstap() error {
+	time.Sleep(DnstapFlush)
+	var errs []error
+	for _, d := range ac.Dnstap {
+		errs = append(errs, d.Stop(ac.Lab))
+	}
+	return errors.Join(errs...)
+}
+
+// WaitProcess waits (bounded by ctx) for a process started with Spawn to
+// end by itself (a bounded QueryLoop), which is then no longer the lab's to stop.
+func (l *Lab) WaitProcess(ctx context.Context, cmd *exec.Cmd) error {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		l.mu.Lock()
+		if i := slices.Index(l.procs, cmd); i >= 0 {
+			l.procs = slices.Delete(l.procs, i, i+1)
+		}
+		l.mu.Unlock()
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("lab: %s did not end: %w", cmd.Args, ctx.Err())
+	}
+}
 
 // StopProcess stops one process started with Spawn before the lab ends:
 // SIGTERM to its process group, SIGKILL after 3 s, then it is waited for

@@ -1,9 +1,11 @@
 package lab
 
 import (
+	"context"
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -20,18 +22,23 @@ func TestLabDnstap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var loops []*exec.Cmd
 	for _, c := range ac.Clients() {
 		cmd, err := ac.QueryLoop(c, ac.ServiceV4, 50*time.Millisecond, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer ac.StopProcess(cmd)
+		loops = append(loops, cmd)
 	}
-	time.Sleep(2 * time.Second)
-	for _, d := range ac.Dnstap {
-		if err := d.Stop(ac.Lab); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, l := range loops {
+		if err := ac.WaitProcess(ctx, l); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := ac.StopDnstap(); err != nil {
+		t.Fatal(err)
 	}
 	ac.StopProcess(tcpdump)
 	for name, want := range map[string]struct {
