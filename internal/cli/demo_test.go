@@ -59,6 +59,8 @@ func TestDemo(t *testing.T) {
 	show("c1", append([]string{"whois", "--asn", "cymru-dns", "--asn-dns-server", dnsAddr, "--no-cache", "-n"}, probe...)...)
 	show("c1", append([]string{"whois", "--asn", "file:" + pfx2as, "-n"}, probe...)...)
 
+	demoExporter(t, ac, whoisAddr, say)
+
 	say("\n# withdraw instance A's route towards c1 (birdc disable on %s), then ask again:", ac.A.Origin)
 	if err := ac.StopBGP(ac.A.Origin, "r1"); err != nil {
 		t.Fatal(err)

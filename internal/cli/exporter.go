@@ -35,6 +35,7 @@ type exporterOptions struct {
 	timeoutOffset time.Duration
 	webConfig     string
 	logLevel      string
+	noCache       bool
 }
 
 func newExporterCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *exporterOptions) error) *cobra.Command {
@@ -79,6 +80,7 @@ them share one --rate packet budget. SIGHUP reloads --config.`,
 	f.IntVar(&o.maxConcurrent, "max-concurrent", exporter.DefaultMaxConcurrent, "probes that run at once; more wait for a slot within their scrape's timeout, then get 503")
 	durationVarP(f, &o.timeoutOffset, "timeout-offset", "", exporter.DefaultTimeoutOffset, "kept back from the scrape's timeout (at most a quarter of it) so the answer arrives in time")
 	f.StringVar(&o.webConfig, "web-config", "", "TLS and basic-auth configuration (the exporter-toolkit web config file)")
+	f.BoolVar(&o.noCache, "no-cache", false, "neither read nor write the on-disk ASN cache of trace modules")
 	enumVarP(f, &o.logLevel, "log-level", "", "info", "log level on stderr", "debug", "info", "warn", "error")
 	return cmd
 }
@@ -126,7 +128,7 @@ func runExporter(ctx context.Context, o *exporterOptions, s *streams, d *deps) e
 		}
 	}
 	cacheDir := ""
-	if d.cacheDir != nil {
+	if d.cacheDir != nil && !o.noCache {
 		if dir, err := d.cacheDir(); err == nil && dir != "" {
 			cacheDir = filepath.Join(dir, "anycheck")
 		}
