@@ -18,6 +18,7 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/anycheck/anycheck/catchment"
 	"github.com/anycheck/anycheck/catchment/live"
@@ -32,6 +33,29 @@ const (
 	StopInterrupted = "interrupted" // ctx ended
 	StopFailed      = "failed"      // Auto: no flow of the last round could be traced
 	StopStalled     = "stalled"     // Auto: the last round brought no reply to the hops that wanted flows
+)
+
+// The trace options a sweep's callers give its flows (trace.Options.Window
+// and MinWait) unless the user asks for others; a single trace's defaults
+// are 16 and 25 ms.
+const (
+	// Window is a sweep's -N: the TTLs a flow probes beyond what it
+	// knows. Every probe at or past the destination's distance is a query
+	// to the service, and DNS servers limit the answers they send one
+	// network (NSD's response rate limiting: 200 a second by default), so
+	// a sweep keeps each flow to about Window queries: with 64 flows
+	// at once, 16 each would be a thousand, and the dropped answers would
+	// show as flows that never reached the service. The destination's probe
+	// then leaves once the hop Window before it has answered: a flow
+	// takes about that hop's round trip longer than one trace.
+	Window = 2
+	// MinWait is the least a flow of a sweep waits for a silent
+	// hop once the hops beyond it answered (a single trace: 25 ms). Every
+	// flow has its own sockets, and each raw ICMP socket receives every
+	// flow's errors: with many flows on a busy host a router's reply can
+	// be read tens of milliseconds after the destination's, and a hop
+	// given up too early splits its flow off into a path of its own.
+	MinWait = 100 * time.Millisecond
 )
 
 // Confidence is the MDA stopping rule's: a hop is settled once enough

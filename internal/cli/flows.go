@@ -31,23 +31,6 @@ const (
 	// sweepInFlight bounds the flows traced at once in a run (each holds
 	// its own sockets); the packet budget bounds their packets.
 	sweepInFlight = 64
-	// sweepWindow is a sweep's -N: the TTLs a flow probes beyond what it
-	// knows. Every probe at or past the destination's distance is a query
-	// to the service, and DNS servers limit the answers they send one
-	// network (NSD's response rate limiting: 200 a second by default), so
-	// a sweep keeps each flow to about sweepWindow queries: with 64 flows
-	// at once, 16 each would be a thousand, and the dropped answers would
-	// show as flows that never reached the service. The destination's probe
-	// then leaves once the hop sweepWindow before it has answered: a flow
-	// takes about that hop's round trip longer than one trace.
-	sweepWindow = 2
-	// sweepMinWait is the least a flow of a sweep waits for a silent
-	// hop once the hops beyond it answered (a single trace: 25 ms). Every
-	// flow has its own sockets, and each raw ICMP socket receives every
-	// flow's errors: with many flows on a busy host a router's reply can
-	// be read tens of milliseconds after the destination's, and a hop
-	// given up too early splits its flow off into a path of its own.
-	sweepMinWait = 100 * time.Millisecond
 )
 
 // validateSweep checks --flows, --max-flows and --strict; maxFlowsSet says
@@ -224,9 +207,9 @@ func (r *sweepRun) options(t *targetSweep) sweep.Options {
 		opts.Queries = 1
 	}
 	if !o.windowSet {
-		opts.Window = sweepWindow
+		opts.Window = sweep.Window
 	}
-	opts.MinWait = min(sweepMinWait, opts.Wait)
+	opts.MinWait = min(sweep.MinWait, opts.Wait)
 	so := sweep.Options{
 		Trace: opts, Flows: o.flowCap(), Auto: o.flowsAuto, Ports: t.ports, Slots: r.slots,
 		Identity: &trace.IdentityOptions{QName: o.qname, Timeout: o.wait, Limiter: r.budget, Net: r.d.probeNet},

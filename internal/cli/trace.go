@@ -43,7 +43,7 @@ type traceOptions struct {
 	maxFlows   int
 	strict     bool
 	queriesSet bool // -q given: a sweep otherwise sends one probe per hop per flow
-	windowSet  bool // -N given: a sweep otherwise keeps sweepWindow TTLs in flight
+	windowSet  bool // -N given: a sweep otherwise keeps sweep.Window TTLs in flight
 	wide       bool // --wide: names whole in the hop table
 }
 
