@@ -104,8 +104,13 @@ type TraceModule struct {
 	Port uint16 `yaml:"port"`
 	// MaxHops is the highest TTL probed (30).
 	MaxHops int `yaml:"max_hops"`
-	// Queries is the number of probes per hop (3).
+	// Queries is the number of probes per hop (3; 1 with flows).
 	Queries int `yaml:"queries"`
+	// Flows traces this many flows (source ports) at once, a flow sweep
+	// as `trace --flows N`: anycheck_paths counts the distinct paths, and
+	// a udp/53 sweep's answers say how the flows spread over instances.
+	// Default 1.
+	Flows int `yaml:"flows"`
 	// Mode is auto, raw (CAP_NET_RAW) or socket (unprivileged; udp, icmp).
 	Mode string `yaml:"mode"`
 	// Wait is the longest wait for a hop's reply (2s), within the probe's.
@@ -269,6 +274,9 @@ func (m *Module) check(allow []netip.Prefix) error {
 		if err := m.Trace.check(); err != nil {
 			return fmt.Errorf("trace: %w", err)
 		}
+		if m.ID != nil && m.Trace.Flows > 1 {
+			return errors.New("trace: flows with id: the identity is asked over one traced flow; give id.flows for the instances of many flows, or trace alone (its udp/53 probes name each flow's instance)")
+		}
 	}
 	return nil
 }
@@ -350,8 +358,18 @@ func (t *TraceModule) check() error {
 	if t.MaxHops < 1 || t.MaxHops > 255 {
 		return fmt.Errorf("max_hops %d: must be between 1 and 255", t.MaxHops)
 	}
+	if t.Flows == 0 {
+		t.Flows = 1
+	}
+	if t.Flows < 1 || t.Flows > maxFlows {
+		return fmt.Errorf("flows %d: must be between 1 and %d", t.Flows, maxFlows)
+	}
 	if t.Queries == 0 {
 		t.Queries = trace.DefaultQueries
+		if t.Flows > 1 {
+			// Each flow is another probe of every shared hop (as trace --flows).
+			t.Queries = 1
+		}
 	}
 	if t.Queries < 1 || t.Queries > maxQueries {
 		return fmt.Errorf("queries %d: must be between 1 and %d", t.Queries, maxQueries)

@@ -41,6 +41,7 @@ const (
 	namePathHops        = "anycheck_path_hops"
 	namePathRTT         = "anycheck_path_rtt_seconds"
 	namePathInfo        = "anycheck_path_info"
+	namePaths           = "anycheck_paths"
 	nameSwitches        = "anycheck_instance_switches_total"
 	nameLost            = "anycheck_instance_lost_total"
 	nameLostNow         = "anycheck_instance_lost"
@@ -72,10 +73,11 @@ var Metrics = []Metric{
 	{nameFlowsInstances, "gauge", nil, "distinct instances the flows reached", "probe"},
 	{nameInstanceFlows, "gauge", []string{labelInstance}, "flows that reached each instance", "probe"},
 	{nameCatchmentSplit, "gauge", nil, "1 when the flows reached more than one instance: the catchment depends on the flow (ECMP)", "probe"},
-	{namePathReached, "gauge", nil, "1 when the trace reached the target", "probe"},
-	{namePathHops, "gauge", nil, "hops to the target (the TTL it answered at); when not reached, the TTL of the last hop that answered", "probe"},
+	{namePathReached, "gauge", nil, "1 when the trace reached the target (with `flows`, when a flow did)", "probe"},
+	{namePathHops, "gauge", nil, "hops to the target (the TTL it answered at); when not reached, the TTL of the last hop that answered; with `flows`, of the path most flows took", "probe"},
 	{namePathRTT, "gauge", nil, "round-trip time to the target along the path (to the last hop before it when not reached)", "probe"},
-	{namePathInfo, "gauge", []string{"upstream_asn", "as_path"}, "1 for the path: the upstream AS (the last AS before the service's origin AS) and the AS path, space-separated", "probe"},
+	{namePathInfo, "gauge", []string{"upstream_asn", "as_path"}, "1 for each path: the upstream AS (the last AS before the service's origin AS) and the AS path, space-separated", "probe"},
+	{namePaths, "gauge", nil, "distinct paths the traced flows took (with `flows`: more than 1 behind a per-flow load balancer)", "probe"},
 	{nameSwitches, "counter", []string{labelTarget, labelSport}, "instance switches of the watched flow", "watch"},
 	{nameLost, "counter", []string{labelTarget, labelSport}, "losses of the watched flow (`--lost-after` rounds in a row without any reply)", "watch"},
 	{nameLostNow, "gauge", []string{labelTarget, labelSport}, "1 while the watched flow is lost", "watch"},

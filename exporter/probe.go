@@ -19,6 +19,7 @@ import (
 	"github.com/anycheck/anycheck/catchment/live"
 	"github.com/anycheck/anycheck/measure"
 	"github.com/anycheck/anycheck/probe"
+	"github.com/anycheck/anycheck/sweep"
 	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/whois"
 )
@@ -54,12 +55,10 @@ func (p *Prober) Probe(ctx context.Context, target netip.Addr, m *Module, reg pr
 	var src netip.AddrPort
 	var ids []flowIdentity
 	if m.Trace != nil {
-		r := p.probeTrace(ctx, target, m.Trace, out, log)
+		r := p.probeTrace(ctx, target, m.Trace, m.ID == nil, out, log)
 		ok = r.ok
-		if m.ID == nil && r.identity != nil {
-			// A udp/53 trace's probes are the identity query: its answers
-			// name the instance at the end of the path.
-			ids = append(ids, *r.identity)
+		if m.ID == nil {
+			ids = r.identities
 		}
 		if r.source.Port() != 0 && (m.Trace.Protocol == string(trace.UDP) || m.Trace.Protocol == string(trace.TCP)) {
 			src = netip.AddrPortFrom(netip.Addr{}, r.source.Port())
@@ -236,9 +235,9 @@ func (p *Prober) identityMetrics(target netip.Addr, flows []flowIdentity, hints 
 
 // traceResult is what the path part of a probe hands the identity part.
 type traceResult struct {
-	ok       bool
-	source   netip.AddrPort // the flow traced
-	identity *flowIdentity  // a udp/53 trace's answers
+	ok         bool
+	source     netip.AddrPort // the (first) flow traced
+	identities []flowIdentity // each flow's answers (udp/53; tcp/53 asked after)
 }
 
 // answersText sums up answers for a log line.
@@ -325,10 +324,12 @@ func asPathText(p []uint32) string {
 	return strings.Join(parts, " ")
 }
 
-// probeTrace traces one flow to target and writes what the path says:
-// reached, hops, RTT, and the upstream AS and AS path when the module has
-// an ASN source.
-func (p *Prober) probeTrace(ctx context.Context, target netip.Addr, t *TraceModule, out *probeMetrics, log *slog.Logger) traceResult {
+// probeTrace traces target (one flow, or a sweep of the module's flows)
+// and writes what the paths say: reached, hops, RTT, the distinct paths,
+// and the upstream AS and AS path when the module has an ASN source. With
+// identity (no id part), a tcp/53 trace asks each flow's instance over a
+// connection from its own port, as `trace` does.
+func (p *Prober) probeTrace(ctx context.Context, target netip.Addr, t *TraceModule, identity bool, out *probeMetrics, log *slog.Logger) traceResult {
 	wait := t.Wait
 	if dl, ok := ctx.Deadline(); ok {
 		wait = min(wait, time.Until(dl))
@@ -338,7 +339,7 @@ func (p *Prober) probeTrace(ctx context.Context, target netip.Addr, t *TraceModu
 		out.gauge(namePathReached).Set(0)
 		return traceResult{}
 	}
-	path, err := trace.Run(ctx, trace.Options{
+	opts := trace.Options{
 		Target:  target,
 		Proto:   trace.Protocol(t.Protocol),
 		Port:    t.Port,
@@ -349,62 +350,115 @@ func (p *Prober) probeTrace(ctx context.Context, target netip.Addr, t *TraceModu
 		QName:   t.QName,
 		Budget:  p.Budget,
 		Net:     p.TraceNet,
-	})
-	if err != nil {
-		log.Warn("trace failed", "err", err)
-		out.gauge(namePathReached).Set(0)
-		return traceResult{}
 	}
-	if path.Stop == trace.StopInterrupted {
-		log.Info("trace cut short by the probe's deadline", "hops", len(path.Hops))
+	var idOpts *trace.IdentityOptions
+	if identity {
+		idOpts = &trace.IdentityOptions{QName: t.QName, Timeout: wait, Limiter: p.Budget, Net: p.ProbeNet}
+	}
+	var paths []trace.Path
+	if t.Flows > 1 {
+		opts.Window = sweep.Window
+		opts.MinWait = min(sweep.MinWait, wait)
+		res := sweep.Run(ctx, sweep.Options{Trace: opts, Flows: t.Flows, Identity: idOpts})
+		if res.Permission != nil {
+			log.Warn("trace failed", "err", res.Permission)
+			out.gauge(namePathReached).Set(0)
+			return traceResult{}
+		}
+		for _, f := range res.Failed {
+			log.Warn("flow could not be traced", "port", f.Port, "err", f.Err)
+		}
+		paths = res.Paths
+		if res.Reason == sweep.StopInterrupted {
+			log.Info("sweep cut short by the probe's deadline", "flows", len(paths))
+		}
+	} else {
+		path, err := trace.Run(ctx, opts)
+		if err != nil {
+			log.Warn("trace failed", "err", err)
+			out.gauge(namePathReached).Set(0)
+			return traceResult{}
+		}
+		if path.Stop == trace.StopInterrupted {
+			log.Info("trace cut short by the probe's deadline", "hops", len(path.Hops))
+		}
+		if idOpts != nil {
+			trace.IdentifyTCP53(ctx, &path, *idOpts)
+		}
+		paths = []trace.Path{path}
 	}
 	var origins map[netip.Addr]whois.Origin
-	if p.Resolver != nil {
+	if p.Resolver != nil && len(paths) > 0 {
 		if r, err := p.Resolver(t); err != nil {
 			log.Warn("asn source", "err", err)
-		} else if origins, err = r.Lookup(ctx, pathAddrs(path)); err != nil {
-			// The path stands without its ASes.
+		} else if origins, err = r.Lookup(ctx, pathAddrs(paths)); err != nil {
+			// The paths stand without their ASes.
 			log.Warn("asn lookup failed; the path has no AS", "err", err)
 		}
 	}
-	flow, facts := live.Path(path, origins)
-	hops := path.DestTTL
-	if !path.Reached {
-		hops = 0
-		for _, h := range flow.Hops {
+	flows, sw := live.Sweep(paths, origins, sweep.Confidence)
+	out.gauge(namePathReached).Set(b2f(sw.Reached > 0))
+	out.gauge(namePaths).Set(float64(len(sw.Paths)))
+	// Hops and RTT are those of the path most flows took.
+	var main *catchment.Path
+	for i := range sw.Paths {
+		if main == nil || len(sw.Paths[i].Flows) > len(main.Flows) {
+			main = &sw.Paths[i]
+		}
+	}
+	if main != nil {
+		hops := 0
+		for _, h := range main.Hops {
 			if !h.Silent() {
 				hops = h.TTL
 			}
 		}
+		out.gauge(namePathHops).Set(float64(hops))
+		if main.Facts.RTT > 0 {
+			out.gauge(namePathRTT).Set(main.Facts.RTT.Seconds())
+		}
 	}
-	out.gauge(namePathReached).Set(b2f(path.Reached))
-	out.gauge(namePathHops).Set(float64(hops))
-	if facts.RTT > 0 {
-		out.gauge(namePathRTT).Set(facts.RTT.Seconds())
+	for _, pa := range sw.Paths {
+		upstream := ""
+		if pa.Facts.Upstream != nil && pa.Facts.Upstream.AS != 0 {
+			upstream = strconv.FormatUint(uint64(pa.Facts.Upstream.AS), 10)
+		}
+		out.gaugeVec(namePathInfo, "upstream_asn", "as_path").WithLabelValues(upstream, labelValue(asPathText(pa.Facts.ASPath))).Set(1)
+		log.Debug("path", "flows", len(pa.Flows), "reached", pa.Reached, "upstream_asn", upstream, "as_path", asPathText(pa.Facts.ASPath))
 	}
-	upstream := ""
-	if facts.Upstream != nil && facts.Upstream.AS != 0 {
-		upstream = strconv.FormatUint(uint64(facts.Upstream.AS), 10)
-	}
-	out.gaugeVec(namePathInfo, "upstream_asn", "as_path").WithLabelValues(upstream, labelValue(asPathText(facts.ASPath))).Set(1)
-	log.Debug("trace", "flow", path.Flow.Src, "stop", path.Stop, "hops", hops, "upstream_asn", upstream, "as_path", asPathText(facts.ASPath))
-	r := traceResult{ok: path.Reached, source: path.Flow.Src}
-	if path.Instance != nil {
-		r.identity = &flowIdentity{source: path.Flow.Src, identity: *path.Instance, answers: path.Answers}
+	r := traceResult{ok: sw.Reached > 0}
+	for i, pa := range paths {
+		if i == 0 {
+			r.source = pa.Flow.Src
+		}
+		if pa.Instance != nil || len(pa.Answers) > 0 {
+			// A udp/53 trace's probes are the identity query (a tcp/53
+			// one's identity was asked from its port): the answers name
+			// the instance at the end of each flow's path.
+			r.identities = append(r.identities, flowIdentity{source: pa.Flow.Src, identity: flows[i].Identity, answers: pa.Answers})
+		}
 	}
 	return r
 }
 
-// pathAddrs are the addresses whose origins the path's analysis needs:
-// every responder and the target.
-func pathAddrs(p trace.Path) []netip.Addr {
-	seen := map[netip.Addr]bool{p.Flow.Dst.Addr(): true}
-	out := []netip.Addr{p.Flow.Dst.Addr()}
-	for _, h := range p.Hops {
-		for _, pr := range h.Probes {
-			if r := pr.Reply; r != nil && r.From.IsValid() && !seen[r.From] {
-				seen[r.From] = true
-				out = append(out, r.From)
+// pathAddrs are the addresses whose origins the paths' analysis needs:
+// the target and every responder, once each.
+func pathAddrs(paths []trace.Path) []netip.Addr {
+	seen := map[netip.Addr]bool{}
+	var out []netip.Addr
+	add := func(a netip.Addr) {
+		if a.IsValid() && !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	for _, p := range paths {
+		add(p.Flow.Dst.Addr())
+		for _, h := range p.Hops {
+			for _, pr := range h.Probes {
+				if r := pr.Reply; r != nil {
+					add(r.From)
+				}
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package exporter
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -259,4 +260,48 @@ func equalLabels(got, want map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestProbeTraceFlows: a trace module with flows sweeps them at once; the
+// flows' udp/53 answers say how they spread over instances, and the paths
+// are counted (one here: the fake network has no per-flow balancer).
+func TestProbeTraceFlows(t *testing.T) {
+	n := tracePath()
+	c := mustConfig(t, "modules:\n  sweep: {trace: {flows: 4, asn: none}}\n")
+	if q := c.Modules["sweep"].Trace.Queries; q != 1 {
+		t.Errorf("a sweep's probes per hop: %d, want 1 (trace --flows)", q)
+	}
+	ok, fams, text := probeOnce(t, &Prober{TraceNet: n}, c, "sweep", target, 10*time.Second)
+	if !ok || value(t, fams, namePaths) != 1 || value(t, fams, namePathHops) != 4 || value(t, fams, nameFlows) != 4 {
+		t.Fatalf("sweep:\n%s", text)
+	}
+	if s := samples(fams[nameInstanceFlows]); len(s) != 1 || s[0].labels[labelInstance] != "i2-knot" || s[0].value != 4 || value(t, fams, nameCatchmentSplit) != 0 {
+		t.Errorf("flows per instance %v", s)
+	}
+	if len(n.Dials()) != 0 {
+		t.Errorf("a udp/53 sweep asked the identity again: %+v", n.Dials())
+	}
+	checkMetrics(t, text)
+
+	if _, err := ParseConfig(strings.NewReader("modules:\n  x: {id: {}, trace: {flows: 4}}\n"), "x.yml", nil); err == nil || !strings.Contains(err.Error(), "flows with id:") {
+		t.Errorf("trace flows with id: %v", err)
+	}
+}
+
+// TestProbeTraceTCP53: a tcp/53 trace alone asks the instance over a
+// connection from the traced flow's port once the trace is over, as
+// `trace -P tcp` does.
+func TestProbeTraceTCP53(t *testing.T) {
+	n := tracePath()
+	c := mustConfig(t, "modules:\n  tcp: {trace: {protocol: tcp, asn: none}}\n")
+	ok, fams, text := probeOnce(t, &Prober{TraceNet: n, ProbeNet: n}, c, "tcp", target, 10*time.Second)
+	if !ok || value(t, fams, namePathReached) != 1 {
+		t.Fatalf("tcp trace:\n%s", text)
+	}
+	if in := samples(fams[nameInstanceInfo]); len(in) != 1 || in[0].labels[labelInstance] != "i2-knot" {
+		t.Errorf("instance after a tcp/53 trace: %v", in)
+	}
+	if d := n.Dials(); len(d) != 1 || d[0].Network != "tcp" || d[0].Local.Port() != tracetest.DefaultSourcePort {
+		t.Errorf("identity connections %+v, want one over tcp from the traced port", d)
+	}
 }
