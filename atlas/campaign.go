@@ -109,6 +109,10 @@ func (c *Client) stopAll(made []Created, request int, cause error) error {
 	return e
 }
 
+// maxUnread is the most Download reads past where its reader stopped, to
+// save the file whole.
+const maxUnread = 64 << 20
+
 // ErrSave wraps a failure to keep the downloaded results in the save
 // directory (the download itself may have been fine).
 var ErrSave = errors.New("save")
@@ -118,8 +122,10 @@ var ErrSave = errors.New("save")
 // saveDir, into saveDir/msm-ID-TYPE-ipvAF.json as they arrive, written
 // atomically (renameio: the file appears complete or not at all, and a
 // link planted in the directory is never followed). consume gets that
-// file's name, or "msm ID" without a saveDir; what it leaves unread (after
-// an error it stopped at) is still saved.
+// file's name, or "msm ID" without a saveDir. When consume returns, the
+// download ends; with a saveDir what it left unread (after an error it
+// stopped at) is still saved, up to 64 MB (a longer rest, and the file is
+// not saved).
 func (c *Client) Download(ctx context.Context, m Created, q ResultsQuery, saveDir string, consume func(name string, r io.Reader)) error {
 	body, err := c.Results(ctx, m.ID, q)
 	if err != nil {
@@ -138,11 +144,22 @@ func (c *Client) Download(ctx context.Context, m Created, q ResultsQuery, saveDi
 		src = io.TeeReader(body, tmp)
 	}
 	consume(name, src)
-	if _, err := io.Copy(io.Discard, src); err != nil {
-		return fmt.Errorf("results of measurement %d: %w", m.ID, err)
+	// A body given up (too slow, past the deadline) fails the download,
+	// whatever the reader made of it.
+	if g, ok := body.(interface{ Err() error }); ok && g.Err() != nil {
+		return fmt.Errorf("results of measurement %d: %w", m.ID, g.Err())
 	}
 	if tmp == nil {
-		return nil
+		return nil // the reader stopped: so does the download
+	}
+	// What the reader left (after an error it stopped at) is saved too,
+	// up to maxUnread: a body that goes on past it is not saved at all.
+	n, err := io.Copy(io.Discard, io.LimitReader(src, maxUnread+1))
+	if err != nil {
+		return fmt.Errorf("results of measurement %d: %w", m.ID, err)
+	}
+	if n > maxUnread {
+		return fmt.Errorf("%w: results of measurement %d: more than %d MB followed where reading them stopped: not saved", ErrSave, m.ID, maxUnread>>20)
 	}
 	if err := tmp.CloseAtomicallyReplace(); err != nil {
 		return fmt.Errorf("%w: %w", ErrSave, err)

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 )
@@ -56,11 +57,18 @@ type Client struct {
 	// MaxRetryAfter is the longest Retry-After a 429 reply may ask for and
 	// still be waited out (default 2m); a longer one fails the request.
 	MaxRetryAfter time.Duration
-	// IdleTimeout is the longest silence inside a reply's body before the
-	// request is given up (default 60s): a results download may take long,
-	// but never hang.
+	// IdleTimeout is the window in which a reply's body must bring at
+	// least MinProgress bytes (or end) before the request is given up
+	// (default 60s): a results download may take long, but never hang, nor
+	// trickle.
 	IdleTimeout time.Duration
+	// DownloadTimeout bounds a whole results download, however steadily
+	// it comes (default 30m).
+	DownloadTimeout time.Duration
 }
+
+// MinProgress is the least a reply's body must bring in every IdleTimeout.
+const MinProgress = 4 << 10
 
 func (c *Client) base() (*url.URL, error) {
 	b := c.BaseURL
@@ -107,6 +115,13 @@ func (c *Client) idleTimeout() time.Duration {
 		return c.IdleTimeout
 	}
 	return time.Minute
+}
+
+func (c *Client) downloadTimeout() time.Duration {
+	if c.DownloadTimeout > 0 {
+		return c.DownloadTimeout
+	}
+	return 30 * time.Minute
 }
 
 func (c *Client) maxRetryAfter() time.Duration {
@@ -197,6 +212,9 @@ type request struct {
 	// retryAll5xx: the call is safe to repeat after any 5xx. A create is
 	// repeated only after replies that mean nothing was done (429, 503).
 	retryAll5xx bool
+	// download: the reply is a results download, bounded by
+	// DownloadTimeout as a whole.
+	download bool
 }
 
 // send performs r with retries and returns the successful response; the
@@ -221,6 +239,11 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 			body = bytes.NewReader(r.body)
 		}
 		rctx, cancel := context.WithCancel(ctx)
+		var limit time.Duration
+		if r.download {
+			limit = c.downloadTimeout()
+			rctx, cancel = context.WithTimeout(ctx, limit)
+		}
 		req, err := http.NewRequestWithContext(rctx, r.method, u.String(), body)
 		if err != nil {
 			cancel()
@@ -254,7 +277,7 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 			return nil, fmt.Errorf("atlas %s: %w", r.op, redactURL(err))
 		}
 		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-			resp.Body = newIdleBody(resp.Body, c.idleTimeout(), cancel)
+			resp.Body = newGuardedBody(resp.Body, rctx, c.idleTimeout(), limit, cancel)
 			return resp, nil
 		}
 		apiErr := readAPIError(r.op, resp)
@@ -352,39 +375,65 @@ func (c *Client) doJSON(ctx context.Context, r request, out any) error {
 	return nil
 }
 
-// idleBody gives up a reply whose body stays silent for too long: the
-// timer, reset by every read, cancels the request.
-type idleBody struct {
+// guardedBody gives up a reply whose body brings less than MinProgress
+// bytes in a window of idle (silent, or trickling: the window does not
+// restart with every byte), or that is still coming when its context's
+// deadline (the download's) passes: the timer cancels the request, and
+// reads fail from then on, saying why.
+type guardedBody struct {
 	io.ReadCloser
-	timer  *time.Timer
+	ctx    context.Context
 	idle   time.Duration
+	limit  time.Duration // the whole download's, 0 for none
 	cancel context.CancelFunc
-	fired  chan struct{}
+	timer  *time.Timer
+	n      atomic.Int64 // bytes in the current window
+	why    atomic.Pointer[string]
 }
 
-func newIdleBody(rc io.ReadCloser, idle time.Duration, cancel context.CancelFunc) *idleBody {
-	b := &idleBody{ReadCloser: rc, idle: idle, cancel: cancel, fired: make(chan struct{})}
-	b.timer = time.AfterFunc(idle, func() {
-		close(b.fired)
-		cancel()
-	})
+func newGuardedBody(rc io.ReadCloser, ctx context.Context, idle, limit time.Duration, cancel context.CancelFunc) *guardedBody {
+	b := &guardedBody{ReadCloser: rc, ctx: ctx, idle: idle, limit: limit, cancel: cancel}
+	b.timer = time.AfterFunc(idle, b.window)
 	return b
 }
 
-func (b *idleBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	select {
-	case <-b.fired:
-		if err != nil && err != io.EOF {
-			err = fmt.Errorf("no data for %s: %w", b.idle, err)
-		}
-	default:
+// window ends one idle window: enough came, or the request is given up.
+func (b *guardedBody) window() {
+	n := b.n.Swap(0)
+	if n >= MinProgress {
 		b.timer.Reset(b.idle)
+		return
+	}
+	why := fmt.Sprintf("no data for %s", b.idle)
+	if n > 0 {
+		why = fmt.Sprintf("only %d bytes in %s (at least %d KB expected)", n, b.idle, MinProgress>>10)
+	}
+	b.why.Store(&why)
+	b.cancel()
+}
+
+func (b *guardedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	if gerr := b.Err(); gerr != nil {
+		return n, gerr
 	}
 	return n, err
 }
 
-func (b *idleBody) Close() error {
+// Err says why the body was given up (too slow, or past the download's
+// deadline); nil while it is not.
+func (b *guardedBody) Err() error {
+	if why := b.why.Load(); why != nil {
+		return fmt.Errorf("%s: %w", *why, context.Canceled)
+	}
+	if b.limit > 0 && errors.Is(b.ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("download took longer than %s: %w", b.limit, context.DeadlineExceeded)
+	}
+	return nil
+}
+
+func (b *guardedBody) Close() error {
 	b.timer.Stop()
 	err := b.ReadCloser.Close()
 	b.cancel()

@@ -411,8 +411,8 @@ func TestSilentDownloadIsGivenUp(t *testing.T) {
 	}
 	n, err := io.Copy(io.Discard, body)
 	body.Close()
-	if err == nil || !strings.Contains(err.Error(), "no data for 200ms") || n != 500 {
-		t.Errorf("read %d bytes, err %v: want the 500 bytes sent, then a timeout naming the silence", n, err)
+	if err == nil || !strings.Contains(err.Error(), "only 500 bytes in 200ms") || n != 500 {
+		t.Errorf("read %d bytes, err %v: want the 500 bytes sent, then a timeout naming how little came", n, err)
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("gave up after %s", took)

@@ -315,7 +315,7 @@ func (c *Client) Results(ctx context.Context, id int, q ResultsQuery) (io.ReadCl
 		v.Set("format", q.Format)
 	}
 	resp, err := c.send(ctx, request{op: fmt.Sprintf("results of measurement %d", id), method: http.MethodGet,
-		path: fmt.Sprintf("/api/v2/measurements/%d/results/", id), query: v, retryAll5xx: true})
+		path: fmt.Sprintf("/api/v2/measurements/%d/results/", id), query: v, retryAll5xx: true, download: true})
 	if err != nil {
 		return nil, err
 	}

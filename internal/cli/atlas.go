@@ -36,11 +36,14 @@ type atlasCommon struct {
 	all     bool
 	lines   bool
 	e       enrichOptions
+	// download bounds each measurement's results download as a whole.
+	download time.Duration
 }
 
 func (c *atlasCommon) register(f *pflag.FlagSet) {
 	f.StringVar(&c.apiURL, "atlas-url", atlas.DefaultBaseURL, "RIPE Atlas API base URL (a mirror, a test server)")
 	f.StringVar(&c.keyFile, "key-file", "", "file holding the RIPE Atlas API key (default: $ATLAS_API_KEY)")
+	durationVarP(f, &c.download, "download-timeout", "", 30*time.Minute, "longest a measurement's results may take to download (narrow a long one with --start/--stop)")
 	f.StringVar(&c.save, "save", "", "keep the raw result files and the probes' metadata in this directory (anycheck compare reads it)")
 	f.StringVar(&c.sites, "sites", "", "site-hint FILE: extra naming patterns, checked before the built-in ones")
 	f.BoolVar(&c.all, "all", false, "list every line of the catchment table in text output (by default only up to 50)")
@@ -54,6 +57,9 @@ func (c *atlasCommon) validate() error {
 	u, err := url.Parse(c.apiURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 		return usageErr("--atlas-url %q: want http(s)://host[:port]", atlas.RedactURL(c.apiURL))
+	}
+	if c.download <= 0 {
+		return usageErr("--download-timeout %s: want a duration above 0", c.download)
 	}
 	return nil
 }
@@ -102,7 +108,7 @@ func checkKey(s string) (atlas.Key, error) {
 }
 
 func (c *atlasCommon) client(key atlas.Key, d *deps) *atlas.Client {
-	return &atlas.Client{BaseURL: c.apiURL, Key: key, UserAgent: "anycheck/" + buildVersion(), RetryBase: d.atlasPause}
+	return &atlas.Client{BaseURL: c.apiURL, Key: key, UserAgent: "anycheck/" + buildVersion(), RetryBase: d.atlasPause, DownloadTimeout: c.download}
 }
 
 // renderAtlas downloads the measurements' results (saving them with

@@ -170,6 +170,7 @@ func TestAtlasBadInputIsUsageError(t *testing.T) {
 		{"bad url", []string{"run", "--atlas-url", "atlas.example/api", "192.0.2.53"}, `--atlas-url "atlas.example/api"`},
 		{"no target", []string{"run"}, "arg"},
 		{"fetch bad id", []string{"fetch", "12a"}, `measurement id "12a"`},
+		{"fetch no download time", []string{"fetch", "--download-timeout", "0", "1"}, "--download-timeout 0"},
 		{"fetch bad start", []string{"fetch", "--start", "yesterday", "1"}, `--start "yesterday"`},
 		{"fetch stop before start", []string{"fetch", "--start", "2026-01-02", "--stop", "2026-01-01", "1"}, "--stop 2026-01-01 is before"},
 	} {
