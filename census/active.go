@@ -103,7 +103,7 @@ const minSleep = time.Millisecond
 // sent so far in the summary. Targets of the other family are refused
 // (the caller filters them).
 func Send(ctx context.Context, conn Conn, targets []netip.Addr, o SendOptions) (SendSummary, error) {
-	if o.Rate < 1 || o.Rate > MaxRate {
+	if !(o.Rate >= 1 && o.Rate <= MaxRate) { // NaN too
 		return SendSummary{}, fmt.Errorf("rate %g: must be 1 to %d per second", o.Rate, MaxRate)
 	}
 	if err := CheckSite(o.Site); err != nil {

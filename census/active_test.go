@@ -3,6 +3,7 @@ package census
 import (
 	"context"
 	"errors"
+	"math"
 	"net/netip"
 	"os"
 	"sync"
@@ -139,6 +140,7 @@ func TestSendRefuses(t *testing.T) {
 	for name, o := range map[string]SendOptions{
 		"rate 0":        {Anycast: anycast6, Site: "a", Census: 1, Rate: 0},
 		"rate too high": {Anycast: anycast6, Site: "a", Census: 1, Rate: MaxRate + 1},
+		"rate NaN":      {Anycast: anycast6, Site: "a", Census: 1, Rate: math.NaN()},
 		"no site":       {Anycast: anycast6, Census: 1, Rate: 10},
 		"census 0":      {Anycast: anycast6, Site: "a", Rate: 10},
 	} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -643,6 +644,9 @@ func TestRunErrors(t *testing.T) {
 		{"max ttl", trace.Options{Target: dst4, MaxTTL: 300}, "ttl range", false},
 		{"queries", trace.Options{Target: dst4, Queries: 11}, "11 queries", false},
 		{"rate", trace.Options{Target: dst4, Rate: -1}, "rate", false},
+		// A budget that slow would take hours per trace (1e-300: for ever).
+		{"rate too slow", trace.Options{Target: dst4, Rate: 1e-300}, "rate 1e-300", false},
+		{"rate NaN", trace.Options{Target: dst4, Rate: math.NaN()}, "rate NaN", false},
 		{"wait", trace.Options{Target: dst4, Wait: -time.Second}, "wait", false},
 		{"min wait above wait", trace.Options{Target: dst4, Wait: time.Second, MinWait: 2 * time.Second}, "min wait 2s", false},
 		{"window", trace.Options{Target: dst4, Window: -1}, "window -1", false},

@@ -22,8 +22,11 @@ const (
 	DefaultMaxTTL   = 30
 	DefaultQueries  = 3
 	DefaultRate     = 1000.0
-	DefaultWait     = 2 * time.Second
-	DefaultWindow   = 16
+	// MinRate is the slowest budget: slower, a trace takes hours (and
+	// 1e-300 packets/s for ever).
+	MinRate       = 1.0
+	DefaultWait   = 2 * time.Second
+	DefaultWindow = 16
 )
 
 // Waits and spacing.
@@ -157,8 +160,8 @@ func withDefaults(o Options) (Options, error) {
 		return o, fmt.Errorf("trace %s: %d queries per hop: want 1-%d", o.Target, o.Queries, maxQueries)
 	}
 	o.Rate = cmp.Or(o.Rate, DefaultRate)
-	if !(o.Rate > 0) || math.IsInf(o.Rate, 0) {
-		return o, fmt.Errorf("trace %s: rate %v: want > 0 packets/s", o.Target, o.Rate)
+	if !(o.Rate >= MinRate) || math.IsInf(o.Rate, 0) {
+		return o, fmt.Errorf("trace %s: rate %v: want %v packets/s or more", o.Target, o.Rate, MinRate)
 	}
 	if b := o.Budget; b != nil && b.Limit() != rate.Inf && (b.Burst() < 1 || b.Limit() <= 0) {
 		return o, fmt.Errorf("trace %s: packet budget %v/s, burst %d: grants no packet", o.Target, float64(b.Limit()), b.Burst())

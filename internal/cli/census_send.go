@@ -90,7 +90,7 @@ func runCensusSend(ctx context.Context, o *censusSendOptions, s *streams, d *dep
 	if err := censusSite(o.site); err != nil {
 		return err
 	}
-	if o.rate < 1 || o.rate > census.MaxRate {
+	if !(o.rate >= 1 && o.rate <= census.MaxRate) { // NaN too
 		return usageErr("--rate %g: must be 1 to %d per second", o.rate, census.MaxRate)
 	}
 	if o.maxTargets < 1 {

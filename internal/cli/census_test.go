@@ -290,6 +290,8 @@ func TestCensusSendRefuses(t *testing.T) {
 		{[]string{"--anycast", "192.0.2.53", "--site", "a b", "198.51.100.10"}, ExitUsage, "--site"},
 		{[]string{"--anycast", "192.0.2.53", "--site", "a", "--rate", "1000000", "198.51.100.10"}, ExitUsage, "--rate"},
 		{[]string{"--anycast", "192.0.2.53", "--site", "a", "--rate", "0", "198.51.100.10"}, ExitUsage, "--rate"},
+		{[]string{"--anycast", "192.0.2.53", "--site", "a", "--rate", "NaN", "198.51.100.10"}, ExitUsage, "--rate"},
+		{[]string{"--anycast", "192.0.2.53", "--site", "a", "--rate", "1e-300", "198.51.100.10"}, ExitUsage, "--rate"},
 		{[]string{"--anycast", "192.0.2.53", "--site", "a", "--census", "xyz", "198.51.100.10"}, ExitUsage, "census id"},
 		{[]string{"--anycast", "192.0.2.53", "--site", "a", "not-an-address"}, ExitUsage, "no address or prefix"},
 		{[]string{"--anycast", "192.0.2.53", "--site", "a"}, ExitUsage, "no targets"},
