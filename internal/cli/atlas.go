@@ -68,9 +68,9 @@ func (c *atlasCommon) validate() error {
 // shown: errors name the file or the variable, not the value.
 func (c *atlasCommon) key(d *deps) (atlas.Key, string, error) {
 	if c.keyFile != "" {
-		b, err := os.ReadFile(c.keyFile)
+		b, err := readKeyFile(c.keyFile)
 		if err != nil {
-			return "", "", usageErr("--key-file: %v", err)
+			return "", "", usageErr("--key-file %s: %v", c.keyFile, err)
 		}
 		k, err := checkKey(string(b))
 		if err != nil {
@@ -90,6 +90,27 @@ func (c *atlasCommon) key(d *deps) (atlas.Key, string, error) {
 		return k, "", nil
 	}
 	return "", "", nil
+}
+
+// maxKeyFile is the most read of --key-file: an API key is a UUID.
+const maxKeyFile = 4 << 10
+
+// readKeyFile reads a key file, at most maxKeyFile of it (a FIFO from
+// process substitution works; /dev/zero is refused, not read for ever).
+func readKeyFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, errors.Unwrap(err) // the name is said once, by the caller
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxKeyFile {
+		return nil, fmt.Errorf("larger than %d KB: not an API key", maxKeyFile>>10)
+	}
+	return b, nil
 }
 
 // checkKey accepts one printable token (a UUID for Atlas keys): a key with

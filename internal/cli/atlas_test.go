@@ -703,3 +703,31 @@ func umask() os.FileMode {
 	syscall.Umask(m)
 	return os.FileMode(m)
 }
+
+// --key-file reads at most a few KB: a large file (or /dev/zero, which
+// once ran the process out of memory) is refused, naming the file, after
+// at most that much.
+func TestAtlasKeyFileIsReadBounded(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "big")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(64 << 20) // sparse: 64 MB of zeros
+	f.Close()
+	for _, name := range []string{big, "/dev/zero"} {
+		if _, err := os.Stat(name); err != nil {
+			continue
+		}
+		var r result
+		n := bytesAllocated(func() {
+			r = runAtlasCLI(context.Background(), t, atlasDeps(nil), false, "atlas", "run", "--key-file", name, "192.0.2.53")
+		})
+		if r.code != ExitUsage || !strings.Contains(r.stderr, "--key-file "+name+": larger than 4 KB") {
+			t.Errorf("%s: exit %d, stderr %q", name, r.code, r.stderr)
+		}
+		if n > 1<<20 {
+			t.Errorf("%s: %d MB allocated reading a key", name, n>>20)
+		}
+	}
+}
