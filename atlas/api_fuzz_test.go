@@ -52,6 +52,9 @@ func TestParseRetryAfter(t *testing.T) {
 	for in, want := range map[string]time.Duration{
 		"": 0, "5": 5 * time.Second, " 120 ": 2 * time.Minute, "-3": 0, "soon": 0, "99999999": 24 * time.Hour,
 		"Thu, 01 Jan 2026 00:00:30 GMT": 30 * time.Second, "Wed, 31 Dec 2025 23:00:00 GMT": 0,
+		// A date in year 9999 is capped like a number of seconds (it was
+		// the longest duration, printed "2562047h47m16s").
+		"Fri, 31 Dec 9999 23:59:59 GMT": 24 * time.Hour,
 	} {
 		if got := parseRetryAfter(in, now); got != want {
 			t.Errorf("Retry-After %q: %s, want %s", in, got, want)

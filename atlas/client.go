@@ -144,9 +144,16 @@ type APIError struct {
 	// Fields are the API's per-field complaints ("/definitions/0/target:
 	// This field is required.").
 	Fields []string
-	// RetryAfter is the wait a 429 reply asked for (0 when absent).
+	// RetryAfter is the wait a 429 reply asked for (0 when absent), at
+	// most MaxRetryAfterHeader.
 	RetryAfter time.Duration
+	// Waited is the longest wait the client accepted, set when RetryAfter
+	// was longer (so the request was not retried).
+	Waited time.Duration
 }
+
+// MaxRetryAfterHeader caps a Retry-After: a day or more is a day.
+const MaxRetryAfterHeader = 24 * time.Hour
 
 func (e *APIError) Error() string {
 	msg := e.Detail
@@ -161,7 +168,14 @@ func (e *APIError) Error() string {
 	}
 	s := fmt.Sprintf("atlas %s: HTTP %d: %s", e.Op, e.StatusCode, msg)
 	if e.StatusCode == http.StatusTooManyRequests && e.RetryAfter > 0 {
-		s += fmt.Sprintf(" (Retry-After %s)", e.RetryAfter)
+		after := e.RetryAfter.String()
+		if e.RetryAfter >= MaxRetryAfterHeader {
+			after = "a day or more"
+		}
+		if e.Waited > 0 {
+			after += fmt.Sprintf(", longer than the %s waited for", e.Waited)
+		}
+		s += " (Retry-After " + after + ")"
 	}
 	return s
 }
@@ -292,6 +306,7 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 				wait5xx = min(2*wait5xx, 30*time.Second)
 			}
 			if pause > c.maxRetryAfter() {
+				apiErr.Waited = c.maxRetryAfter()
 				return nil, apiErr
 			}
 		case resp.StatusCode == http.StatusServiceUnavailable || (resp.StatusCode >= 500 && r.retryAll5xx):
@@ -571,14 +586,11 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		if n < 0 {
 			return 0
 		}
-		if n > 86400 {
-			n = 86400
-		}
-		return time.Duration(n) * time.Second
+		return time.Duration(min(n, int64(MaxRetryAfterHeader/time.Second))) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
-			return d.Round(time.Second)
+			return min(d, MaxRetryAfterHeader).Round(time.Second)
 		}
 	}
 	return 0

@@ -182,15 +182,21 @@ func TestRateLimitHonoursRetryAfter(t *testing.T) {
 	}
 
 	// A wait longer than the client accepts fails at once, naming it.
-	srv.Inject(atlastest.Fault{Path: "/api/v2/measurements/*", Status: 429, RetryAfter: "3600", Detail: "Request was throttled. Expected available in 3600 seconds."})
+	srv.Inject(atlastest.Fault{Path: "/api/v2/measurements/*", Status: 429, RetryAfter: "3600", Detail: "Request was throttled. Expected available in 3600 seconds.", Times: 1})
 	start = time.Now()
 	_, err = c.Measurement(context.Background(), ids[0])
 	var ae *atlas.APIError
 	if !errors.As(err, &ae) || !ae.RateLimited() || ae.RetryAfter != time.Hour {
 		t.Fatalf("err %v: want a rate-limit error asking for 1h", err)
 	}
-	if time.Since(start) > 5*time.Second || !strings.Contains(err.Error(), "Retry-After 1h0m0s") {
-		t.Errorf("err %q after %s: want an immediate error naming the wait", err, time.Since(start))
+	if time.Since(start) > 5*time.Second || !strings.Contains(err.Error(), "Retry-After 1h0m0s, longer than the 2m0s waited for") {
+		t.Errorf("err %q after %s: want an immediate error naming the wait and the limit", err, time.Since(start))
+	}
+	// A date far ahead is a day or more, said so.
+	srv.Inject(atlastest.Fault{Path: "/api/v2/measurements/*", Status: 429, RetryAfter: "Fri, 31 Dec 9999 23:59:59 GMT", Detail: "throttled"})
+	_, err = c.Measurement(context.Background(), ids[0])
+	if err == nil || strings.Contains(err.Error(), "2562047h") || !strings.Contains(err.Error(), "Retry-After a day or more") {
+		t.Errorf("err %q: want the wait said as a day or more", err)
 	}
 }
 

@@ -316,7 +316,7 @@ func TestAtlasRunAPIErrors(t *testing.T) {
 		{"no permission", atlastest.Fault{Method: "POST", Path: "/api/v2/measurements/", Status: 401, Detail: "Authentication credentials were not provided."},
 			ExitError, []string{"HTTP 401: Authentication credentials were not provided."}},
 		{"rate limited for long", atlastest.Fault{Method: "POST", Path: "/api/v2/measurements/", Status: 429, RetryAfter: "900", Detail: "Request was throttled."},
-			ExitError, []string{"HTTP 429: Request was throttled. (Retry-After 15m0s)", "hint: RIPE Atlas is rate limiting"}},
+			ExitError, []string{"HTTP 429: Request was throttled. (Retry-After 15m0s, longer than the 2m0s waited for)", "hint: RIPE Atlas is rate limiting"}},
 		{"server error, then fine", atlastest.Fault{Method: "GET", Path: "/api/v2/measurements/*", Status: 502, Times: 2},
 			ExitOK, nil},
 		{"status reply malformed", atlastest.Fault{Method: "GET", Path: "/api/v2/measurements/*", Status: 200, Body: `{"id": 70000001, "status": `},
