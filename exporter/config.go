@@ -214,16 +214,13 @@ func (c *Config) ModuleNames() []string {
 }
 
 // Sites is the site-hint table of the configuration: sites_file's
-// patterns first, then the built-in table.
-func (c *Config) Sites() *catchment.Sites {
-	if c.sites == nil {
-		c.sites = catchment.BuiltinSites()
-	}
-	return c.sites
-}
+// patterns first, then the built-in table. It is made when the
+// configuration is read, so probes at once only read it.
+func (c *Config) Sites() *catchment.Sites { return c.sites }
 
 // check validates every module and fills in the defaults.
 func (c *Config) check(allow []netip.Prefix) error {
+	c.sites = catchment.BuiltinSites()
 	if len(c.Modules) == 0 {
 		return errors.New("no modules: the file needs a modules: section with at least one module")
 	}

@@ -257,3 +257,18 @@ func TestExporterLanding(t *testing.T) {
 		t.Errorf("/nothing: %d", rec.Code)
 	}
 }
+
+// TestExporterProbesAtOnce: scrapes at once share the configuration (its
+// site table included) without a race (go test -race).
+func TestExporterProbesAtOnce(t *testing.T) {
+	e := newTestExporter(t, BuiltinConfig(allow192), lab, 0)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if rec := get(e, "/probe?module=id&target=192.0.2.53", "5"); rec.Code != 200 || !strings.Contains(rec.Body.String(), "anycheck_probe_success 1") {
+				t.Errorf("%d %s", rec.Code, rec.Body)
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -33,7 +33,8 @@ type Prober struct {
 	// Budget is the packet budget of every probe (--rate): each query and
 	// each trace probe takes a token. Nil: none.
 	Budget *rate.Limiter
-	// Sites is the site-hint table (site labels, hints); nil: the built-in one.
+	// Sites is the site-hint table (site labels, hints); nil: the built-in
+	// one, parsed at each probe (give one to share it).
 	Sites *catchment.Sites
 	// Resolver returns the ASN source of a trace module (the caller keeps
 	// one per source, with its cache); nil: none, so paths carry no ASes.
