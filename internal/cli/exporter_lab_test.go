@@ -23,8 +23,11 @@ import (
 	"github.com/anycheck/anycheck/internal/lab"
 )
 
-// monitoringDir holds the example rules and dashboard the lab test loads.
-const monitoringDir = "../../docs/monitoring"
+// monitoringFile is a file of docs/monitoring (the example rules and
+// dashboard the lab test loads).
+func monitoringFile(t *testing.T, name string) string {
+	return lab.ModuleFile(t, "docs/monitoring/"+name)
+}
 
 // promLab is a real Prometheus (Debian's) in the lab's services namespace,
 // scraping anycheck exporters on the clients and a watch --metrics.
@@ -77,10 +80,7 @@ func startExporters(t *testing.T, ac *lab.Anycast, config string, clients ...str
 func startPrometheus(t *testing.T, ac *lab.Anycast, clients []string, watches map[string]string) *promLab {
 	t.Helper()
 	dir := t.TempDir()
-	rules, err := filepath.Abs(filepath.Join(monitoringDir, "anycheck-rules.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rules := monitoringFile(t, "anycheck-rules.yml")
 	var probes, own strings.Builder
 	for _, c := range clients {
 		addr := fmt.Sprintf("%s:9153", ac.ClientAddr(c, lab.IPv4))
@@ -454,7 +454,7 @@ func anycheckLines(body string) string {
 // lab's Prometheus, the dashboard's variables standing for everything.
 func checkDashboard(t *testing.T, p *promLab) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(monitoringDir, "anycheck-dashboard.json"))
+	b, err := os.ReadFile(monitoringFile(t, "anycheck-dashboard.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -185,3 +185,15 @@ func moduleRoot() (string, error) {
 		}
 	}
 }
+
+// ModuleFile is the path of rel (slash-separated) in the module's source
+// tree, found from the working directory up: a test binary run from the
+// module root (make demo) finds the same files as `go test` in its package.
+func ModuleFile(t testing.TB, rel string) string {
+	t.Helper()
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(root, filepath.FromSlash(rel))
+}
