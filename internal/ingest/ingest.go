@@ -143,10 +143,13 @@ func ReadAll(ctx context.Context, args []string, stdin io.Reader, sink Sink, don
 			done(Read(ctx, "-", stdin, sink))
 			continue
 		}
-		files, err := Files(arg)
+		files, left, err := Files(arg)
 		if err != nil {
 			sink.Skip(arg, err)
 			continue
+		}
+		for _, l := range left {
+			sink.Skip(l.Path, errors.New(l.Why))
 		}
 		for _, name := range files {
 			if ctx.Err() != nil {
@@ -164,16 +167,19 @@ func ReadAll(ctx context.Context, args []string, stdin io.Reader, sink Sink, don
 }
 
 // Files lists a file, or the regular files under a directory (sorted;
-// hidden files and directories left out).
-func Files(arg string) ([]string, error) {
+// hidden files and directories left out). In a directory, a link to a
+// regular file is listed (as that file named on the command line would
+// be read); a link to a directory is not followed (a loop, or files
+// outside the tree), and it, a broken link and a special file (a FIFO
+// would block the read) are in left, each saying why.
+func Files(arg string) (files []string, left []LeftOut, err error) {
 	st, err := os.Stat(arg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !st.IsDir() {
-		return []string{arg}, nil
+		return []string{arg}, nil, nil
 	}
-	var files []string
 	err = filepath.WalkDir(arg, func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -184,17 +190,38 @@ func Files(arg string) ([]string, error) {
 			}
 			return nil
 		}
-		if de.Type().IsRegular() {
+		switch t := de.Type(); {
+		case t.IsRegular():
 			files = append(files, p)
+		case t.IsDir():
+		case t&fs.ModeSymlink != 0:
+			st, err := os.Stat(p)
+			switch {
+			case err != nil:
+				left = append(left, LeftOut{p, "a link to nothing"})
+			case st.Mode().IsRegular():
+				files = append(files, p)
+			case st.IsDir():
+				left = append(left, LeftOut{p, "a link to a directory: not followed"})
+			default:
+				left = append(left, LeftOut{p, "a link to something not a regular file"})
+			}
+		default:
+			left = append(left, LeftOut{p, "not a regular file"})
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if len(files) == 0 {
-		return nil, errors.New("directory holds no files")
+	if len(files) == 0 && len(left) == 0 {
+		return nil, nil, errors.New("directory holds no files")
 	}
 	sort.Strings(files)
-	return files, nil
+	return files, left, nil
+}
+
+// LeftOut is an entry of a directory that Files does not list, and why.
+type LeftOut struct {
+	Path, Why string
 }

@@ -127,7 +127,7 @@ func TestReadAll(t *testing.T) {
 	if len(skips) != 2 || !strings.Contains(skips[0], "missing") || !strings.HasSuffix(skips[1], "directory holds no files") {
 		t.Errorf("skips %q", skips)
 	}
-	if _, err := Files(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+	if _, _, err := Files(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Files of a missing path: %v", err)
 	}
 }
