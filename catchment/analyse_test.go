@@ -89,6 +89,10 @@ func TestUpstreamOf(t *testing.T) {
 		{"no origins", []Hop{{TTL: 1, Responders: []Responder{{Addr: netip.MustParseAddr("198.51.100.1")}}}, {TTL: 2, Responders: []Responder{{Addr: netip.MustParseAddr("198.51.100.9")}}}, {TTL: 3, Responders: []Responder{{Addr: svc4}}}}, nil, want{"198.51.100.9", 2, 0, false}},
 		// The Atlas TTL 255 tail is no hop of the path.
 		{"atlas tail", append(asHops("198.51.100.1", 64500, "198.51.100.9", 64500), Hop{TTL: 255, Responders: []Responder{{Addr: svc4}}}), nil, want{"198.51.100.9", 2, 0, false}},
+		// A hop of the other family (a hostile or broken result) is no
+		// hop of an IPv4 path: it never becomes the upstream.
+		{"other family", asHops("198.51.100.1", 64500, "198.51.100.9", 64510, "2001:db8::9", 64511, "192.0.2.53", 64520), nil, want{"198.51.100.9", 2, 64510, true}},
+		{"other family only", asHops("2001:db8::9", 64511, "192.0.2.53", 64520), nil, want{"invalid IP", 0, 0, false}},
 	} {
 		u, ok := UpstreamOf(Flow{Hops: tc.hops}, svc4, func() []uint32 {
 			if tc.origin != nil {
@@ -97,7 +101,7 @@ func TestUpstreamOf(t *testing.T) {
 			return targetASNs(Flow{Hops: tc.hops}, svc4)
 		}())
 		got := want{u.Addr.String(), u.TTL, u.AS, u.ByOrigin}
-		if !ok || got != tc.want {
+		if ok != u.Addr.IsValid() || got != tc.want {
 			t.Errorf("%s: %+v (%v), want %+v", tc.name, got, ok, tc.want)
 		}
 	}

@@ -79,7 +79,8 @@ type hopRef struct {
 }
 
 // responders lists the flow's responders before the target in path order:
-// the target itself and the Atlas "hop 255" tail are not hops of the path.
+// the target itself, responders of the other address family and the Atlas
+// "hop 255" tail are not hops of the path.
 func responders(f Flow, target netip.Addr) []hopRef {
 	var out []hopRef
 	for _, h := range f.Hops {
@@ -87,7 +88,10 @@ func responders(f Flow, target netip.Addr) []hopRef {
 			continue
 		}
 		for _, r := range h.Responders {
-			if r.Addr.Unmap() != target {
+			a := r.Addr.Unmap()
+			// A responder of the other family (a broken or forged
+			// result) is no hop of the path to target.
+			if a != target && (!target.IsValid() || a.Is4() == target.Is4()) {
 				out = append(out, hopRef{h.TTL, r})
 			}
 		}
