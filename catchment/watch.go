@@ -28,8 +28,9 @@ const maxSuspectIdentities = 16
 
 // MaxWatchInstances bounds the instances a flow's summary tells apart: a
 // server answering a new identity every round must not grow the watch
-// without end. Identities beyond it are counted together as one instance
-// named OtherInstances (switches between them are not seen).
+// without end. Identities beyond it share one instance named
+// OtherInstances for their time; switches between them are still seen
+// (against the last identity), and a stable run keeps its own name.
 const MaxWatchInstances = 64
 
 // OtherInstances names the instances beyond MaxWatchInstances.
@@ -113,11 +114,12 @@ type Watcher struct {
 	prev                     *pending // the last round, its time not yet credited
 
 	instances []*instanceStat
-	other     *instanceStat // identities beyond MaxWatchInstances
-	rtts      int           // RTT samples kept exactly, over all instances
-	cur       int           // index of the current instance; -1 before the first
-	curRTT    time.Duration // RTT of the last round on cur
-	misses    int           // rounds in a row without a reply
+	other     *instanceStat    // identities beyond MaxWatchInstances
+	rtts      int              // RTT samples kept exactly, over all instances
+	cur       int              // index of the current instance; -1 before the first
+	curID     measure.Identity // the last identity on cur, as answered (cur may be other)
+	curRTT    time.Duration    // RTT of the last round on cur
+	misses    int              // rounds in a row without a reply
 	missStart time.Time
 	lost      bool
 	suspect   string // key of the current run of suspect answers ("" none)
@@ -155,7 +157,8 @@ type suspectStat struct {
 }
 
 type stableRun struct {
-	inst       int // -1: none
+	inst       int    // -1: none
+	name       string // the instance as answered (other's are told apart)
 	start, end time.Time
 	rounds     int
 }
@@ -327,20 +330,29 @@ func (w *Watcher) Observe(r WatchRound) []WatchEvent {
 		w.addRTT(s, rtt)
 	}
 	w.prev = &pending{at: r.Time, slot: &s.slot}
+	// Identities beyond MaxWatchInstances share one instance: one of them
+	// is the current one only when it names what the last round named.
+	same := inst == w.cur && (s != w.other || sameInstance(w.curID, r.Identity))
+	if s == w.other {
+		name = r.Identity.Instance
+	}
 	switch {
 	case w.cur < 0:
 		evs = append(evs, WatchEvent{Type: WatchStart, Time: r.Time, Instance: name, RTTAfter: rtt})
-	case inst != w.cur:
+	case !same:
 		w.switches++
-		evs = append(evs, WatchEvent{Type: WatchSwitch, Time: r.Time, Instance: name, From: w.instances[w.cur].id.Instance, RTTBefore: w.curRTT, RTTAfter: rtt})
+		evs = append(evs, WatchEvent{Type: WatchSwitch, Time: r.Time, Instance: name, From: w.curName(), RTTBefore: w.curRTT, RTTAfter: rtt})
 	}
-	if w.run.inst == inst {
+	if same && w.run.inst == inst {
 		w.run.rounds++
 	} else {
 		w.closeRun(r.Time)
-		w.run = stableRun{inst: inst, start: r.Time, rounds: 1}
+		w.run = stableRun{inst: inst, name: name, start: r.Time, rounds: 1}
 	}
 	w.cur, w.curRTT = inst, rtt
+	if !same || s == w.other {
+		w.curID = r.Identity
+	}
 	return evs
 }
 
@@ -369,6 +381,9 @@ func (w *Watcher) closeRun(end time.Time) {
 func (w *Watcher) curName() string {
 	if w.cur < 0 {
 		return ""
+	}
+	if w.instances[w.cur] == w.other {
+		return w.curID.Instance
 	}
 	return w.instances[w.cur].id.Instance
 }
@@ -521,7 +536,7 @@ func (w *Watcher) Summary(end time.Time) WatchSummary {
 		}
 	}
 	if longest.inst >= 0 {
-		s.Longest = &StableRun{Instance: w.instances[longest.inst].id.Instance, Start: longest.start, End: longest.end, Rounds: longest.rounds}
+		s.Longest = &StableRun{Instance: longest.name, Start: longest.start, End: longest.end, Rounds: longest.rounds}
 	}
 	return s
 }

@@ -436,7 +436,9 @@ func TestComparePaths(t *testing.T) {
 }
 
 // A server that answers a new identity every round cannot grow a watch
-// without end: past MaxWatchInstances the rest count as one.
+// without end: past MaxWatchInstances the rest count as one for their
+// time, but their switches are still seen and no stable run is made of
+// them (it was "(other instances)" for 37 rounds).
 func TestWatchBoundsInstances(t *testing.T) {
 	w := catchment.NewWatcher(watchTarget, time.Second, nil, 0)
 	for i := range 100 {
@@ -447,7 +449,24 @@ func TestWatchBoundsInstances(t *testing.T) {
 		t.Fatalf("%d instances kept, want %d", len(s.Instances), catchment.MaxWatchInstances)
 	}
 	other := share(s, catchment.OtherInstances)
-	if other.Rounds != 100-(catchment.MaxWatchInstances-1) || s.Switches != catchment.MaxWatchInstances-1 {
-		t.Errorf("other instances: %d rounds, %d switches", other.Rounds, s.Switches)
+	if other.Rounds != 100-(catchment.MaxWatchInstances-1) || s.Switches != 99 {
+		t.Errorf("other instances: %d rounds, %d switches; want 37 rounds, 99 switches", other.Rounds, s.Switches)
+	}
+	if s.Longest == nil || s.Longest.Rounds != 1 || s.Longest.Instance == catchment.OtherInstances {
+		t.Errorf("longest stable run %+v: want one round, on a named instance", s.Longest)
+	}
+
+	// Beyond the cap a run keeps the name its instance answers with.
+	w = catchment.NewWatcher(watchTarget, time.Second, nil, 0)
+	i := 0
+	for n := range 70 {
+		for range 3 + 2*(n/69) {
+			w.Observe(roundOf(i, step(fmt.Sprintf("Y%03d", n)), time.Second))
+			i++
+		}
+	}
+	s = w.Summary(time.Time{})
+	if s.Longest == nil || s.Longest.Instance != "Y069" || s.Longest.Rounds != 5 || s.Switches != 69 {
+		t.Errorf("longest %+v, %d switches; want Y069 for 5 rounds, 69 switches", s.Longest, s.Switches)
 	}
 }

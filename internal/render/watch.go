@@ -235,6 +235,12 @@ func watchTargets(flows []report.WatchFlow) [][]report.WatchFlow {
 	return out
 }
 
+// everyRound: the longest stable run is one round of many answered ones,
+// so no instance answered two rounds in a row.
+func everyRound(r *report.WatchRun, answered int) bool {
+	return r.Rounds <= 1 && answered >= 3
+}
+
 func percent(v float64) string { return fmt.Sprintf("%.1f%%", v*100) }
 
 func watchFlow(ew *errWriter, f report.WatchFlow, o WatchOptions) {
@@ -278,7 +284,11 @@ func watchFlow(ew *errWriter, f report.WatchFlow, o WatchOptions) {
 	}
 	ew.printf("\n")
 	if r := f.LongestStable; r != nil {
-		ew.printf("  longest stable run: %s for %s (%s, %s – %s)\n", Escape(r.Instance), dur(r.DurationMs), nOf(r.Rounds, "round", "rounds"), o.clock(r.Start), o.clock(r.End))
+		if everyRound(r, f.Answered) {
+			ew.printf("  no stable run: the instance changed on every round\n")
+		} else {
+			ew.printf("  longest stable run: %s for %s (%s, %s – %s)\n", Escape(r.Instance), dur(r.DurationMs), nOf(r.Rounds, "round", "rounds"), o.clock(r.Start), o.clock(r.End))
+		}
 	}
 	if f.Suspect.Rounds > 0 {
 		ids := make([]string, len(f.Suspect.Identities))
@@ -400,7 +410,7 @@ func watchFlows(ew *errWriter, flows []report.WatchFlow, o WatchOptions) {
 	by := map[string]*agg{}
 	var suspect, anonymous, noAnswer report.WatchShare
 	var suspicions, identities []string
-	switches, losses, timeouts, queries, lost, omitted := 0, 0, 0, 0, 0, 0
+	switches, losses, timeouts, queries, lost, omitted, answered := 0, 0, 0, 0, 0, 0, 0
 	var longest *report.WatchRun
 	longestPort := ""
 	for _, f := range flows {
@@ -437,6 +447,7 @@ func watchFlows(ew *errWriter, flows []report.WatchFlow, o WatchOptions) {
 			}
 		}
 		switches += f.Switches
+		answered += f.Answered
 		losses += f.Losses
 		timeouts += f.Timeouts
 		queries += f.Queries
@@ -485,7 +496,11 @@ func watchFlows(ew *errWriter, flows []report.WatchFlow, o WatchOptions) {
 	}
 	ew.printf("\n")
 	if r := longest; r != nil {
-		ew.printf("  longest stable run: %s for %s (%s, %s – %s), port %s\n", Escape(r.Instance), dur(r.DurationMs), nOf(r.Rounds, "round", "rounds"), o.clock(r.Start), o.clock(r.End), longestPort)
+		if everyRound(r, answered) {
+			ew.printf("  no stable run: the instance changed on every round\n")
+		} else {
+			ew.printf("  longest stable run: %s for %s (%s, %s – %s), port %s\n", Escape(r.Instance), dur(r.DurationMs), nOf(r.Rounds, "round", "rounds"), o.clock(r.Start), o.clock(r.End), longestPort)
+		}
 	}
 	if suspect.Rounds > 0 {
 		ids := make([]string, len(identities))

@@ -193,3 +193,26 @@ func TestWatchTextEscapes(t *testing.T) {
 		}
 	}
 }
+
+// An identity that changes every round has no stable run: the summary
+// says so (it said "longest stable run: (other instances)" past the 64
+// instances a flow tells apart, and one round of one of them below).
+func TestWatchTextIdentityEveryRound(t *testing.T) {
+	flow := func(src string) report.WatchFlow {
+		return report.WatchFlow{Input: "192.0.2.53", Address: "192.0.2.53", Port: 53, Transport: "udp", Source: src,
+			Started: "2026-11-22T03:00:00Z", Ended: "2026-11-22T03:01:40Z", DurationMs: 100000, IntervalMs: 1000,
+			Rounds: 100, Answered: 100, Switches: 99, LostAfter: 3,
+			Instances: []report.WatchInstance{{Instance: "X000", WatchShare: report.WatchShare{Rounds: 1, TimeMs: 1000, Share: 0.01}},
+				{Instance: "(other instances)", WatchShare: report.WatchShare{Rounds: 37, TimeMs: 37000, Share: 0.37}}},
+			LongestStable: &report.WatchRun{Instance: "X042", Start: "2026-11-22T03:00:42Z", End: "2026-11-22T03:00:43Z", DurationMs: 1000, Rounds: 1}}
+	}
+	for _, flows := range [][]report.WatchFlow{{flow("198.51.100.10:40000")}, {flow("198.51.100.10:40000"), flow("198.51.100.10:40001")}} {
+		var b bytes.Buffer
+		if err := WatchText(&b, flows, WatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if out := b.String(); strings.Contains(out, "longest stable run") || !strings.Contains(out, "no stable run: the instance changed on every round") {
+			t.Errorf("%d flows:\n%s", len(flows), out)
+		}
+	}
+}
