@@ -939,7 +939,12 @@ func TestTraceSportSeveralTargets(t *testing.T) {
 // how far it got on a terminal stderr while its flows still wait (here on
 // a silent destination), and clears the line at the end; one that ends
 // sooner shows nothing, and stdout never carries it.
-func TestSweepProgressOnTerminal(t *testing.T) {
+// It runs on a synctest bubble's clock: "less than a second" is exact,
+// not a hope on a loaded machine (under -race the quick sweep once took
+// more than a second and showed progress).
+func TestSweepProgressOnTerminal(t *testing.T) { synctest.Test(t, testSweepProgressOnTerminal) }
+
+func testSweepProgressOnTerminal(t *testing.T) {
 	silent := func() *ecmpNet {
 		n := diamondNet()
 		for i, b := range n.branches {
