@@ -96,7 +96,7 @@ func TestCompareHostileDocuments(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, format := range []string{"text", "json", "csv", "dot"} {
+	for _, format := range []string{"text", "json", "csv", "dot", "html"} {
 		r := runCLI(t, testDeps(), "compare", "--asn", "none", "-o", format, dir)
 		if r.code != ExitOK && r.code != ExitPartial {
 			t.Fatalf("%s: exit %d: %s", format, r.code, r.stderr)
