@@ -35,6 +35,14 @@ func sortedKeys[V any](m map[string]V) []string {
 // classified answer and what it says about the instance (see
 // measure.Summarise).
 func (d DNSReply) Classify() (measure.Answer, measure.Identity) {
+	a, id := d.classify()
+	if t := measure.Transport(d.Proto); t == measure.UDP || t == measure.TCP {
+		a.Transport = t
+	}
+	return a, id
+}
+
+func (d DNSReply) classify() (measure.Answer, measure.Identity) {
 	switch {
 	case d.Abuf != nil:
 		return classifyAbuf(d)

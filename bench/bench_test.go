@@ -84,15 +84,20 @@ func dropFirst(s string) string {
 	return ""
 }
 
-// tracePaths decodes anycheck's -o json trace document.
-func tracePaths(out string) ([]report.TracePath, error) {
+// tracePaths decodes anycheck's -o json trace document: each result's
+// traced path.
+func tracePaths(out string) ([]report.TraceFlow, error) {
 	var doc struct {
-		Results []report.TracePath `json:"results"`
+		Results []report.TraceResult `json:"results"`
 	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		return nil, fmt.Errorf("anycheck json: %w", err)
 	}
-	return doc.Results, nil
+	var paths []report.TraceFlow
+	for _, r := range doc.Results {
+		paths = append(paths, r.Flows...)
+	}
+	return paths, nil
 }
 
 // beyondRatios are, over every anycheck trace of the bench, each reply's
@@ -100,7 +105,7 @@ func tracePaths(out string) ([]report.TracePath, error) {
 // trace: the data behind the silent-hop factor (trace.silentFactor).
 var beyondRatios []float64
 
-func collectRatios(p report.TracePath) {
+func collectRatios(p report.PathDTO) {
 	var largest float64 // the largest RTT above the current TTL
 	for i := len(p.Hops) - 1; i >= 0; i-- {
 		var here float64
@@ -125,9 +130,9 @@ func anycheckHops(out string) ([][]string, error) {
 	if len(paths) != 1 {
 		return nil, fmt.Errorf("anycheck: %d results, want 1", len(paths))
 	}
-	collectRatios(paths[0])
+	collectRatios(paths[0].Path)
 	var hops [][]string
-	for _, h := range paths[0].Hops {
+	for _, h := range paths[0].Path.Hops {
 		var addrs []string
 		for _, p := range h.Probes {
 			if p.Reply != nil && !slices.Contains(addrs, p.Reply.From) {
@@ -554,7 +559,7 @@ func checkID(out string, in ...lab.Instance) error {
 		return fmt.Errorf("%d results, want %d", len(doc.Results), len(in))
 	}
 	for i, r := range doc.Results {
-		if r.Failed || len(r.Flows) == 0 || r.Flows[0].Identity == nil || r.Flows[0].Identity.NSID != in[i].NSID {
+		if r.Failed || len(r.Flows) == 0 || string(r.Flows[0].Instance.NSID) != in[i].NSID {
 			return fmt.Errorf("target %s: not identified as %s", r.Input, in[i].NSID)
 		}
 	}
@@ -629,8 +634,8 @@ func checkTrace(out string, in []lab.Instance) error {
 		return fmt.Errorf("%d results, want %d", len(paths), len(in))
 	}
 	for i, p := range paths {
-		if !p.Reached || p.Instance == nil || p.Instance.NSID != in[i].NSID {
-			return fmt.Errorf("trace to %s: reached %v, instance %+v, want NSID %s", p.Target, p.Reached, p.Instance, in[i].NSID)
+		if !p.Path.Reached || string(p.Instance.NSID) != in[i].NSID {
+			return fmt.Errorf("trace to %s: reached %v, instance %+v, want NSID %s", p.Flow.Dst, p.Path.Reached, p.Instance, in[i].NSID)
 		}
 	}
 	return nil

@@ -110,12 +110,17 @@ func (h Hop) Silent() bool { return len(h.Responders) == 0 }
 type Flow struct {
 	Proto  string         // "udp", "icmp" or "tcp"
 	Source netip.AddrPort // source address and port; port 0 when unknown
+	Dport  uint16         // destination port; 0 for ICMP or when unknown
 	// ID names the flow where the source port is unknown (an Atlas
 	// paris_id); 0 otherwise.
 	ID       int
 	Hops     []Hop // ordered by TTL
 	Reached  bool  // the destination answered
 	Identity measure.Identity
+	// Answers are the DNS answers that came over this flow (a UDP/53
+	// trace's, a sweep flow's, a TCP/53 trace's follow-up); none when
+	// the answers came over a flow of their own (Observation.Answers).
+	Answers []measure.Answer
 }
 
 // Observation is what one vantage measured towards one target address:
@@ -133,8 +138,11 @@ type Observation struct {
 	Input        string           // provenance: file name and result index
 	Identity     measure.Identity // from the DNS answers; zero when none
 	Answers      []measure.Answer
-	Flows        []Flow   // one for a trace, many for a flow sweep; none for DNS-only data
-	Errors       []string // measurement errors of the vantage (untrusted text)
+	// DNSSource is the flow the identity queries left from, when known
+	// and none of Flows (an id run's single flow); invalid otherwise.
+	DNSSource netip.AddrPort
+	Flows     []Flow   // one for a trace, many for a flow sweep; none for DNS-only data
+	Errors    []string // measurement errors of the vantage (untrusted text)
 }
 
 // Family is the target's address family.

@@ -76,6 +76,10 @@ type WatchEvent struct {
 	// the last one known (lost), or the identity a suspect answer gave.
 	Instance string
 	From     string // switch: the instance before
+	// Identity and FromIdentity are what the answers said of Instance and
+	// From (Instance alone when the round's answers are not at hand, or
+	// when the instance is OtherInstances).
+	Identity, FromIdentity measure.Identity
 	// RTTBefore is, for a switch, the RTT of the last round on From;
 	// RTTAfter the RTT of this round (start, switch, back, suspect). The
 	// RTT of a round is the smallest of its answers'. 0 = unknown.
@@ -267,7 +271,7 @@ func (w *Watcher) Observe(r WatchRound) []WatchEvent {
 		w.missed++
 		w.prev = &pending{at: r.Time, slot: &w.noAnswer}
 		if errDetail != "" && errDetail != w.errDetail {
-			evs = append(evs, WatchEvent{Type: WatchError, Time: r.Time, Instance: w.curName(), Detail: errDetail})
+			evs = append(evs, WatchEvent{Type: WatchError, Time: r.Time, Instance: w.curName(), Identity: w.curID, Detail: errDetail})
 		}
 		w.errDetail = errDetail
 		if w.misses == 0 {
@@ -278,7 +282,7 @@ func (w *Watcher) Observe(r WatchRound) []WatchEvent {
 		if w.misses == w.lostAfter && !w.lost {
 			w.lost = true
 			w.losses++
-			evs = append(evs, WatchEvent{Type: WatchLost, Time: r.Time, Instance: w.curName(), Since: w.missStart, Misses: w.misses})
+			evs = append(evs, WatchEvent{Type: WatchLost, Time: r.Time, Instance: w.curName(), Identity: w.curID, Since: w.missStart, Misses: w.misses})
 			// The run ended when the replies stopped.
 			w.run.rounds -= w.misses
 			w.closeRun(w.missStart)
@@ -295,9 +299,13 @@ func (w *Watcher) Observe(r WatchRound) []WatchEvent {
 		inst = w.lookup(r.Identity)
 		name = w.instances[inst].id.Instance
 	}
+	id := r.Identity
+	if name != id.Instance {
+		id = measure.Identity{Instance: name}
+	}
 	if w.lost {
 		w.lost = false
-		evs = append(evs, WatchEvent{Type: WatchBack, Time: r.Time, Instance: name, RTTAfter: rtt, Since: w.missStart, Misses: w.misses})
+		evs = append(evs, WatchEvent{Type: WatchBack, Time: r.Time, Instance: name, Identity: id, RTTAfter: rtt, Since: w.missStart, Misses: w.misses})
 	}
 	w.misses = 0
 
@@ -307,7 +315,7 @@ func (w *Watcher) Observe(r WatchRound) []WatchEvent {
 		w.suspects.note(signs, name)
 		key := name + "\x00" + joinSuspicions(signs)
 		if key != w.suspect {
-			evs = append(evs, WatchEvent{Type: WatchSuspect, Time: r.Time, Instance: name, RTTAfter: rtt, Suspicions: signs})
+			evs = append(evs, WatchEvent{Type: WatchSuspect, Time: r.Time, Instance: name, Identity: id, RTTAfter: rtt, Suspicions: signs})
 		}
 		w.suspect = key
 		w.run.rounds++
@@ -334,14 +342,14 @@ func (w *Watcher) Observe(r WatchRound) []WatchEvent {
 	// is the current one only when it names what the last round named.
 	same := inst == w.cur && (s != w.other || sameInstance(w.curID, r.Identity))
 	if s == w.other {
-		name = r.Identity.Instance
+		name, id = r.Identity.Instance, r.Identity
 	}
 	switch {
 	case w.cur < 0:
-		evs = append(evs, WatchEvent{Type: WatchStart, Time: r.Time, Instance: name, RTTAfter: rtt})
+		evs = append(evs, WatchEvent{Type: WatchStart, Time: r.Time, Instance: name, Identity: id, RTTAfter: rtt})
 	case !same:
 		w.switches++
-		evs = append(evs, WatchEvent{Type: WatchSwitch, Time: r.Time, Instance: name, From: w.curName(), RTTBefore: w.curRTT, RTTAfter: rtt})
+		evs = append(evs, WatchEvent{Type: WatchSwitch, Time: r.Time, Instance: name, Identity: id, From: w.curName(), FromIdentity: w.curID, RTTBefore: w.curRTT, RTTAfter: rtt})
 	}
 	if same && w.run.inst == inst {
 		w.run.rounds++

@@ -23,7 +23,7 @@ import (
 // unreachable mark and its origin ASes from origins (nil: not looked up),
 // whether it reached the target, and the identity its answers named.
 func Flow(p trace.Path, origins map[netip.Addr]whois.Origin) catchment.Flow {
-	f := catchment.Flow{Proto: string(p.Flow.Proto), Source: netip.AddrPortFrom(p.Flow.Src.Addr().Unmap(), p.Flow.Src.Port()), Reached: p.Reached}
+	f := catchment.Flow{Proto: string(p.Flow.Proto), Source: netip.AddrPortFrom(p.Flow.Src.Addr().Unmap(), p.Flow.Src.Port()), Dport: p.Flow.Dst.Port(), Reached: p.Reached}
 	if p.Instance != nil {
 		f.Identity = *p.Instance
 	}
@@ -102,7 +102,7 @@ func IDFlows(flows [][]probe.Result) []catchment.Flow {
 			continue
 		}
 		last := runs[len(runs)-1]
-		out = append(out, catchment.Flow{Proto: "udp", Source: last.Source, Identity: last.Identity})
+		out = append(out, catchment.Flow{Proto: "udp", Source: last.Source, Dport: last.Target.Port(), Identity: last.Identity})
 	}
 	return out
 }

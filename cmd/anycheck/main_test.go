@@ -25,7 +25,7 @@ func TestBinaryExitCodes(t *testing.T) {
 		stderr string
 	}{
 		{"answers", []string{"id", "--port", fmt.Sprint(live.Port()), "127.0.0.1"}, 0, "instance  loop-a", ""},
-		{"json", []string{"id", "-o", "json", "--port", fmt.Sprint(live.Port()), "127.0.0.1"}, 0, `"schema": "anycheck/v1"`, ""},
+		{"json", []string{"id", "-o", "json", "--port", fmt.Sprint(live.Port()), "127.0.0.1"}, 0, `"schema": "anycheck/v2"`, ""},
 		{"unreachable", []string{"id", "--timeout", "200ms", "--port", fmt.Sprint(silent.Port()), "127.0.0.1"}, 3, "timeout", "no reply from 127.0.0.1"},
 		{"bad flag", []string{"id", "--frob", "127.0.0.1"}, 2, "", "--frob"},
 		{"bad port", []string{"id", "--port", "70000", "127.0.0.1"}, 2, "", "--port 70000"},

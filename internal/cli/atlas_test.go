@@ -464,8 +464,8 @@ func TestAtlasFetchExistingMeasurements(t *testing.T) {
 					Country string   `json:"country"`
 				} `json:"origin"`
 			} `json:"vantage"`
-			Instance *string `json:"instance"`
-			Traced   bool    `json:"traced"`
+			Instance struct{ Name *string } `json:"instance"`
+			Traced   bool                   `json:"traced"`
 		} `json:"results"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
@@ -480,8 +480,8 @@ func TestAtlasFetchExistingMeasurements(t *testing.T) {
 		if row.Vantage.Origin == nil || fmt.Sprint(row.Vantage.Origin.ASNs) != fmt.Sprintf("[%d]", want.ASNv4) || row.Vantage.Origin.Country != want.Country {
 			t.Errorf("probe %d: origin %+v, want AS%d in %s from the probe's metadata", row.Vantage.ProbeID, row.Vantage.Origin, want.ASNv4, want.Country)
 		}
-		if want.Behaviour == atlastest.Answers && (row.Instance == nil || *row.Instance != pop.Sites[want.Site4].NSID || !row.Traced) {
-			t.Errorf("probe %d: instance %v traced %v, want %s and a trace", row.Vantage.ProbeID, row.Instance, row.Traced, pop.Sites[want.Site4].NSID)
+		if want.Behaviour == atlastest.Answers && (row.Instance.Name == nil || *row.Instance.Name != pop.Sites[want.Site4].NSID || !row.Traced) {
+			t.Errorf("probe %d: instance %v traced %v, want %s and a trace", row.Vantage.ProbeID, row.Instance.Name, row.Traced, pop.Sites[want.Site4].NSID)
 		}
 	}
 	for _, q := range srv.Requests() {

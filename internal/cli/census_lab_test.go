@@ -67,7 +67,7 @@ func idInstance(t *testing.T, ac *lab.Anycast, node string, addr netip.Addr) str
 	if err := json.Unmarshal([]byte(out), &d); err != nil || len(d.Results) == 0 || len(d.Results[0].Flows) == 0 {
 		t.Fatalf("id from %s: %v\n%s", node, err, out)
 	}
-	return d.Results[0].Flows[0].Identity.Instance
+	return d.Results[0].Flows[0].Instance.Name
 }
 
 func ptrString(s *string) string {
@@ -396,8 +396,10 @@ func censusNextToVantages(t *testing.T, ac *lab.Anycast, table, censusJSON strin
 				Label  string
 				Origin *struct{ ASNs []uint32 }
 			}
-			Instance       *string
-			InstanceSource string `json:"instance_source"`
+			Instance struct {
+				Name   *string
+				Source string
+			}
 		}
 	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
@@ -405,14 +407,14 @@ func censusNextToVantages(t *testing.T, ac *lab.Anycast, table, censusJSON strin
 	}
 	census, vantages := map[uint32]string{}, map[uint32]string{}
 	for _, r := range doc.Results {
-		if r.Vantage.Origin == nil || len(r.Vantage.Origin.ASNs) == 0 || r.Instance == nil {
+		if r.Vantage.Origin == nil || len(r.Vantage.Origin.ASNs) == 0 || r.Instance.Name == nil {
 			continue
 		}
 		as := r.Vantage.Origin.ASNs[0]
-		if r.InstanceSource == "census" {
-			census[as] = *r.Instance
+		if r.Instance.Source == "census" {
+			census[as] = *r.Instance.Name
 		} else {
-			vantages[as] = *r.Instance
+			vantages[as] = *r.Instance.Name
 		}
 	}
 	for _, as := range []uint32{64500, 64501} {

@@ -418,15 +418,17 @@ func TestCompareReadsCensus(t *testing.T) {
 				Vantage struct {
 					Key string `json:"key"`
 				} `json:"vantage"`
-				Target         string  `json:"target"`
-				Instance       *string `json:"instance"`
-				InstanceSource string  `json:"instance_source"`
+				Target   string `json:"target"`
+				Instance struct {
+					Name   *string
+					Source string
+				}
 			} `json:"results"`
 		}
 		json.Unmarshal([]byte(r.stdout), &doc)
 		got := map[string]string{}
 		for _, row := range doc.Results {
-			got[row.Vantage.Key+" "+row.Target] = deref(row.Instance) + "/" + row.InstanceSource
+			got[row.Vantage.Key+" "+row.Target] = deref(row.Instance.Name) + "/" + row.Instance.Source
 		}
 		if got["census:198.51.100.10/32 192.0.2.53"] != "i1-nsd/census" || got["census:198.51.100.74/32 192.0.2.53"] != "i2-knot/census" ||
 			got["census:2001:db8:101::/48 2001:db8:53::53"] != "i2-knot/census" {

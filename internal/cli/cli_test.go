@@ -175,14 +175,11 @@ func TestIDAgainstLoopbackServer(t *testing.T) {
 			Sources  []string
 		}
 		Results []struct {
-			Input, Address string
-			Flows          []struct {
-				Source   string
-				Identity struct {
-					Instance       string
-					InstanceSource string `json:"instance_source"`
-				}
-				Summary struct{ Runs, Answered int }
+			Input, Target string
+			Flows         []struct {
+				Flow     struct{ Src string }
+				Instance struct{ Name, Source string }
+				Summary  struct{ Runs, Answered int }
 			}
 		}
 	}
@@ -193,10 +190,10 @@ func TestIDAgainstLoopbackServer(t *testing.T) {
 		t.Fatalf("want one target with one flow: %s", r.stdout)
 	}
 	f := doc.Results[0].Flows[0]
-	if f.Identity.Instance != "inst-a-1" || f.Identity.InstanceSource != "nsid" || f.Summary.Runs != 2 || f.Summary.Answered != 4 {
+	if f.Instance.Name != "inst-a-1" || f.Instance.Source != "nsid" || f.Summary.Runs != 2 || f.Summary.Answered != 4 {
 		t.Errorf("flow summary wrong: %+v", f)
 	}
-	if doc.Results[0].Input != "loop.lab.example" || doc.Results[0].Address != "127.0.0.1" {
+	if doc.Results[0].Input != "loop.lab.example" || doc.Results[0].Target != "127.0.0.1" || f.Flow.Src != "127.0.0.1" {
 		t.Errorf("target not recorded: %+v", doc.Results[0])
 	}
 	ports := map[netip.AddrPort]bool{}
@@ -246,7 +243,8 @@ func testIDUnreachable(t *testing.T) {
 		t.Fatalf("exit %d, want %d; stderr %q", r.code, ExitPartial, r.stderr)
 	}
 	reporttest.Check(t, []byte(r.stdout), false)
-	if strings.Count(r.stdout, `"status": "timeout"`) != 2 {
+	// Twice each: in the flow's answers (its last run's) and in its run.
+	if strings.Count(r.stdout, `"status": "timeout"`) != 4 {
 		t.Errorf("each query should report timeout:\n%s", r.stdout)
 	}
 	if !strings.Contains(r.stdout, `"failed": true`) || !strings.Contains(r.stdout, "no reply from 192.0.2.53:53 within 300ms") {

@@ -77,9 +77,11 @@ func normalise(s, host string) string {
 	for _, re := range []struct{ re, to string }{
 		{`\d+\.\d+ ms`, "X ms"},
 		{`("[a-z_]*rtt_ms"|"median_rtt_ms"): [0-9.]+`, `$1: 0.0`},
-		{`("time"|"started"): "[^"]*"`, `$1: "2000-01-01T00:00:00Z"`},
+		{`("time"|"started"): "[^"]*"`, `$1: "2000-01-01T00:00:00.000Z"`},
 		{`,(true|false),(true|false),[0-9.]*,[0-9.]*,(true|false),`, ",$1,$2,R,R,$3,"},
-		{`20\d\d-\d\d-\d\dT[0-9:]+Z`, "2000-01-01T00:00:00Z"},
+		{`20\d\d-\d\d-\d\dT[0-9:.]+Z`, "2000-01-01T00:00:00.000Z"},
+		// A flow's source port is the kernel's choice.
+		{`"sport": \d+`, `"sport": 0`},
 		{`"version": "[^"]*"`, `"version": "V"`},
 		// The middle of c1's ECMP diamond depends on the flow's random port.
 		{`198\.51\.100\.(18|22)\b`, "198.51.100.22"},
@@ -150,12 +152,19 @@ func TestLabCompare(t *testing.T) {
 		t.Fatalf("diff: exit %d, want 3 (c1 moved)", code)
 	}
 	reporttest.Check(t, []byte(out), false)
+	diffJSON := filepath.Join("..", "..", "testdata", "golden", "compare_lab_diff.json")
+	if *updateLab {
+		os.WriteFile(diffJSON, []byte(normalise(out, host)), 0o644)
+	}
+	if want, err := os.ReadFile(diffJSON); err != nil || normalise(out, host) != string(want) {
+		t.Errorf("compare --before --after -o json differs from %s (normalised), %v:\n%s", diffJSON, err, normalise(out, host))
+	}
 	var doc struct {
 		Catchment struct {
 			Diff struct {
 				Moves []struct {
 					Vantage, Target, Kind string
-					Before, After         struct{ Instance string }
+					Before, After         struct{ Instance struct{ Name string } }
 				}
 			}
 		}
@@ -166,7 +175,7 @@ func TestLabCompare(t *testing.T) {
 	c1 := ac.ClientAddr("c1", lab.IPv4).String()
 	moved := map[string]bool{}
 	for _, m := range doc.Catchment.Diff.Moves {
-		if m.Kind != "moved" || !strings.HasSuffix(m.Vantage, " "+c1) || m.Before.Instance != ac.A.NSID || m.After.Instance != ac.B.NSID {
+		if m.Kind != "moved" || !strings.HasSuffix(m.Vantage, " "+c1) || m.Before.Instance.Name != ac.A.NSID || m.After.Instance.Name != ac.B.NSID {
 			t.Errorf("unexpected change %+v (only c1, %s, moves from %s to %s)", m, c1, ac.A.NSID, ac.B.NSID)
 		}
 		moved[m.Target] = true
@@ -196,12 +205,12 @@ func checkLabCatchment(t *testing.T, ac *lab.Anycast, out string) {
 		Results []struct {
 			Vantage  struct{ Label string }
 			Target   string
-			Instance *string
+			Instance struct{ Name *string }
 		}
 		Catchment struct {
 			Targets []struct {
 				Instances []struct {
-					Instance string
+					Instance string `json:"value"`
 					Share    float64
 				}
 			}
@@ -219,8 +228,8 @@ func checkLabCatchment(t *testing.T, ac *lab.Anycast, out string) {
 				continue
 			}
 			want, _ := ac.InstanceOf(c)
-			if r.Instance == nil || *r.Instance != want.NSID {
-				t.Errorf("%s → %s: instance %v, want %s", c, r.Target, r.Instance, want.NSID)
+			if r.Instance.Name == nil || *r.Instance.Name != want.NSID {
+				t.Errorf("%s → %s: instance %v, want %s", c, r.Target, r.Instance.Name, want.NSID)
 			}
 		}
 	}

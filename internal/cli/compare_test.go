@@ -59,15 +59,15 @@ func TestCompareMixedInputsJSON(t *testing.T) {
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty.json")
 	os.WriteFile(empty, nil, 0o644)
-	v2 := filepath.Join(dir, "v2.json")
-	os.WriteFile(v2, []byte(`{"schema":"anycheck/v2","kind":"id","results":[]}`), 0o644)
+	v3 := filepath.Join(dir, "v3.json")
+	os.WriteFile(v3, []byte(`{"schema":"anycheck/v3","kind":"id","results":[]}`), 0o644)
 	r := runCLI(t, testDeps(), "compare", "--asn", "none", "-o", "json",
-		atlasFixture("traceroute.jsonl"), atlasFixture("dns.json"), golden("trace.json"), golden("id.json"), empty, v2)
+		atlasFixture("traceroute.jsonl"), atlasFixture("dns.json"), golden("trace.json"), golden("id.json"), empty, v3)
 	// Skipped results and files: exit 3, one warning naming each.
 	if r.code != ExitPartial {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	for _, want := range []string{"traceroute.jsonl: result 4: a ping result", "traceroute.jsonl: result 5: not JSON", "dns.json: result 8: a http result", "empty.json: empty file", `v2.json: document 0: schema "anycheck/v2"`} {
+	for _, want := range []string{"traceroute.jsonl: result 4: a ping result", "traceroute.jsonl: result 5: not JSON", "dns.json: result 8: a http result", "empty.json: empty file", `v3.json: document 0: schema "anycheck/v3"`} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 		}
@@ -76,11 +76,13 @@ func TestCompareMixedInputsJSON(t *testing.T) {
 	var doc struct {
 		Kind    string
 		Results []struct {
-			Vantage        struct{ Label string }
-			Target         string
-			Instance       *string
-			InstanceSource string `json:"instance_source"`
-			Suspect        bool
+			Vantage  struct{ Label string }
+			Target   string
+			Instance struct {
+				Name   *string
+				Source string
+			}
+			Suspect bool
 		}
 		Catchment struct {
 			Inputs  []struct{ Skipped int }
@@ -88,7 +90,7 @@ func TestCompareMixedInputsJSON(t *testing.T) {
 			Targets []struct {
 				Target    string
 				Instances []struct {
-					Instance string
+					Instance string `json:"value"`
 					Vantages int
 				}
 				Service struct {
@@ -107,8 +109,8 @@ func TestCompareMixedInputsJSON(t *testing.T) {
 	byVantage := map[string]string{}
 	suspect := 0
 	for _, row := range doc.Results {
-		if row.Instance != nil && row.Target == "192.0.2.53" {
-			byVantage[row.Vantage.Label] = *row.Instance
+		if row.Instance.Name != nil && row.Target == "192.0.2.53" {
+			byVantage[row.Vantage.Label] = *row.Instance.Name
 		}
 		if row.Suspect {
 			suspect++

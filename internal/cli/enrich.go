@@ -182,7 +182,7 @@ type pathEnrichment struct {
 // failed lookup is a problem of the target that leaves the measurement
 // intact ("the <what> itself is complete"); after Ctrl-C (interrupted)
 // it takes only what the cache or an offline table answers at once.
-func (e *enrichOptions) enrichPaths(ctx context.Context, g *globalOptions, r whois.Resolver, input, what string, ps []trace.Path, tps []report.TracePath, interrupted bool) pathEnrichment {
+func (e *enrichOptions) enrichPaths(ctx context.Context, g *globalOptions, r whois.Resolver, input, what string, ps []trace.Path, tps []report.TraceFlow, interrupted bool) pathEnrichment {
 	if interrupted {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 500*time.Millisecond)

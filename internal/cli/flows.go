@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
+	"github.com/anycheck/anycheck/catchment"
 	"github.com/anycheck/anycheck/catchment/live"
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
@@ -215,7 +216,11 @@ func (r *sweepRun) options(t *targetSweep) sweep.Options {
 		Identity: &trace.IdentityOptions{QName: o.qname, Timeout: o.wait, Limiter: r.budget, Net: r.d.probeNet},
 		OnStart:  func(round int) { r.prog.add(1, round) },
 		OnHop: func(sport int, h trace.Hop) {
-			r.out.record(r.out.doc.FlowHopRecord(t.input, sport, report.FromHop(h)))
+			f := report.FlowDTO{Protocol: o.proto, Sport: sport, Dst: t.addr.String(), Dport: int(opts.Port)}
+			if r.src.IsValid() {
+				f.Src = report.OptString(r.src.String())
+			}
+			r.out.record(r.out.doc.FlowHopRecord(t.input, f, report.FromHop(h)))
 		},
 		OnFlow: func(f sweep.Flow) {
 			defer r.prog.finished()
@@ -240,9 +245,10 @@ func (r *sweepRun) result(ctx context.Context, resolver whois.Resolver, t *targe
 	o := r.o
 	paths := slices.Clone(t.Paths)
 	slices.SortStableFunc(paths, func(a, b trace.Path) int { return cmp.Compare(a.Flow.Src.Port(), b.Flow.Src.Port()) })
-	flows := make([]report.TracePath, len(paths))
+	flows := make([]report.TraceFlow, len(paths))
+	sites := catchment.BuiltinSites()
 	for i, p := range paths {
-		flows[i] = report.FromPath(t.input, p)
+		flows[i] = report.FromPath(p, sites)
 	}
 	var origins map[netip.Addr]whois.Origin
 	if len(flows) > 0 {

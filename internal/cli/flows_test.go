@@ -178,18 +178,21 @@ type sweepJSON struct {
 	Kind        string
 	Interrupted bool
 	Results     []struct {
-		Input, Target, Protocol, Identity string
-		Flows                             []struct {
+		Input, Target, Protocol string
+		Identity                string `json:"identity_from"`
+		Flows                   []struct {
 			Flow struct {
 				Sport int
 				Src   string
 			}
-			Reached bool
-			Hops    []struct {
-				TTL        int
-				Responders []struct{ Address string }
+			Path struct {
+				Reached bool
+				Hops    []struct {
+					TTL        int
+					Responders []struct{ Address string }
+				}
 			}
-			Instance *struct{ Instance string }
+			Instance struct{ Name string }
 			Answers  []struct{ Transport string }
 		}
 		FailedFlows []struct {
@@ -270,16 +273,16 @@ func TestSweepDiamond(t *testing.T) {
 		if f.Flow.Sport != 40000+i {
 			t.Errorf("flow %d has port %d, want %d", i, f.Flow.Sport, 40000+i)
 		}
-		if len(f.Hops) != 4 || len(f.Hops[1].Responders) != 1 {
-			t.Fatalf("flow %d: hops %+v, want 4 with one responder at ttl 2", f.Flow.Sport, f.Hops)
+		if len(f.Path.Hops) != 4 || len(f.Path.Hops[1].Responders) != 1 {
+			t.Fatalf("flow %d: hops %+v, want 4 with one responder at ttl 2", f.Flow.Sport, f.Path.Hops)
 		}
-		mid := f.Hops[1].Responders[0].Address
+		mid := f.Path.Hops[1].Responders[0].Address
 		want := []netip.Addr{hopM1, hopM2}[branchHash(uint16(f.Flow.Sport))]
 		if mid != want.String() {
 			t.Errorf("flow %d: ttl 2 is %s, the network sent it through %s", f.Flow.Sport, mid, want)
 		}
 		mids[mid] = append(mids[mid], f.Flow.Sport)
-		if f.Instance == nil || f.Instance.Instance != "i1-nsd" {
+		if f.Instance.Name != "i1-nsd" {
 			t.Errorf("flow %d: instance %+v", f.Flow.Sport, f.Instance)
 		}
 	}
@@ -396,7 +399,7 @@ func TestSweepCatchmentSplit(t *testing.T) {
 	}
 	for _, f := range s.Flows {
 		want := []string{"i1-nsd", "i2-knot"}[branchHash(uint16(f.Flow.Sport))]
-		if f.Instance == nil || f.Instance.Instance != want {
+		if f.Instance.Name != want {
 			t.Errorf("flow %d: instance %+v, its branch ends at %s", f.Flow.Sport, f.Instance, want)
 		}
 	}
@@ -416,7 +419,7 @@ func TestSweepTCPIdentity(t *testing.T) {
 	}
 	for _, f := range s.Flows {
 		want := []string{"i1-nsd", "i2-knot"}[branchHash(uint16(f.Flow.Sport))]
-		if f.Instance == nil || f.Instance.Instance != want || len(f.Answers) != 1 || f.Answers[0].Transport != "tcp" {
+		if f.Instance.Name != want || len(f.Answers) != 1 || f.Answers[0].Transport != "tcp" {
 			t.Errorf("flow %d: instance %+v answers %+v, want %s over tcp", f.Flow.Sport, f.Instance, f.Answers, want)
 		}
 		dials := n.flowNet(uint16(f.Flow.Sport)).Dials()
@@ -476,7 +479,7 @@ func TestSweepAuto(t *testing.T) {
 	}
 	flows := map[string]int{}
 	for _, f := range s.Flows {
-		flows[f.Hops[1].Responders[0].Address]++
+		flows[f.Path.Hops[1].Responders[0].Address]++
 	}
 	need2, need1 := catchment.MDAStoppingPoint(2, 0.95), catchment.MDAStoppingPoint(1, 0.95)
 	if len(s.Flows) < need2 || flows[hopM1.String()] < need1 || flows[hopM2.String()] < need1 {
@@ -638,7 +641,7 @@ func testSweepInterrupted(t *testing.T) {
 	}
 	reached := 0
 	for _, f := range s.Flows {
-		if f.Reached {
+		if f.Path.Reached {
 			reached++
 			if branchHash(uint16(f.Flow.Sport)) != 0 {
 				t.Errorf("flow %d reached a destination that answers after 5s", f.Flow.Sport)
@@ -663,7 +666,7 @@ func TestSweepJSONL(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
 		var rec struct {
 			Kind, Type string
-			Sport      int
+			Flow       struct{ Sport int }
 			Hop        struct{ TTL int }
 			Result     struct{ Flows []any }
 		}
@@ -674,7 +677,7 @@ func TestSweepJSONL(t *testing.T) {
 			t.Errorf("record kind %q", rec.Kind)
 		}
 		if rec.Type == "hop" {
-			hops[rec.Sport] = append(hops[rec.Sport], rec.Hop.TTL)
+			hops[rec.Flow.Sport] = append(hops[rec.Flow.Sport], rec.Hop.TTL)
 			continue
 		}
 		types = append(types, rec.Type)
@@ -711,7 +714,7 @@ func TestSweepReadByCompare(t *testing.T) {
 		}
 		var doc struct {
 			Results []struct {
-				Instance      *string
+				Instance      struct{ Name *string }
 				Split         bool
 				FlowInstances []struct {
 					Instance string
@@ -1021,8 +1024,8 @@ func TestSweepLossyService(t *testing.T) {
 		t.Errorf("reached %d, %d paths; want 16 flows on the diamond's 2 paths", s.Summary.Reached, s.Summary.Paths)
 	}
 	for _, f := range s.Flows {
-		if len(f.Hops) != 4 || f.Instance == nil {
-			t.Errorf("flow %d: %d hops, instance %+v; want the destination at ttl 4", f.Flow.Sport, len(f.Hops), f.Instance)
+		if len(f.Path.Hops) != 4 || f.Instance.Name == "" {
+			t.Errorf("flow %d: %d hops, instance %+v; want the destination at ttl 4", f.Flow.Sport, len(f.Path.Hops), f.Instance)
 		}
 	}
 	for _, p := range s.Paths {

@@ -66,8 +66,8 @@ func TestCompareGeoJSON(t *testing.T) {
 	if n := by[6006]; n.Vantage.Location != nil || n.Light != nil {
 		t.Errorf("no position: %+v %+v", n.Vantage.Location, n.Light)
 	}
-	if a := by[6001]; a.Site == nil || a.Site.Place == nil || a.Site.Place.Code != "AMS" || a.Site.Place.Country != "NL" || a.Vantage.Location.Approximate {
-		t.Errorf("Amsterdam: site %+v", a.Site)
+	if a := by[6001]; a.Instance.Site == nil || a.Instance.Site.Place == nil || a.Instance.Site.Place.Code != "AMS" || a.Instance.Site.Place.Country != "NL" || a.Vantage.Location.Approximate {
+		t.Errorf("Amsterdam: site %+v", a.Instance.Site)
 	}
 	// Latency: five disjoint disks (New York, Frankfurt, Amsterdam, Tokyo,
 	// and the approximate one) where the names give four sites; the row

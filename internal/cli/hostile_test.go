@@ -249,14 +249,14 @@ func TestCompareFutureAndOutOfRangeValues(t *testing.T) {
 	var doc struct {
 		Results []struct {
 			Vantage  struct{ Key string }
-			Instance *string
+			Instance struct{ Name *string }
 			Time     *string
 		}
 	}
 	json.Unmarshal([]byte(r.stdout), &doc)
 	for _, row := range doc.Results {
-		if row.Vantage.Key == "atlas:1001" && (row.Instance == nil || *row.Instance != "s1.fra" || row.Time == nil || *row.Time != "2026-01-01T00:00:00Z") {
-			t.Errorf("probe 1001: instance %v at %v; want s1.fra, its one dated result", row.Instance, row.Time)
+		if row.Vantage.Key == "atlas:1001" && (row.Instance.Name == nil || *row.Instance.Name != "s1.fra" || row.Time == nil || *row.Time != "2026-01-01T00:00:00.000Z") {
+			t.Errorf("probe 1001: instance %v at %v; want s1.fra, its one dated result", row.Instance.Name, row.Time)
 		}
 	}
 	for _, want := range []string{"atlas.jsonl#1: dated 8941-", "result 2: timestamp 253402300800 out of range", "result 3: hop 4611686018427387904 out of 1…255", "result 3: hop 2: reply TTL -5 out of 0…255"} {

@@ -150,7 +150,7 @@ func runID(ctx context.Context, o *idOptions, s *streams, d *deps) error {
 	if err != nil {
 		return err
 	}
-	run := &idRun{o: o, d: d, out: out, results: make([]report.IDTarget, len(targets)), failed: failed}
+	run := &idRun{o: o, d: d, out: out, results: make([]report.IDTarget, len(targets)), failed: failed, sites: catchment.BuiltinSites()}
 	for _, n := range o.names {
 		run.names = append(run.names, dns.Fqdn(n))
 	}
@@ -194,6 +194,7 @@ type idRun struct {
 	out   *runOutput
 	lim   *rate.Limiter
 	names []string
+	sites *catchment.Sites // places the instances' names
 
 	mu      sync.Mutex
 	results []report.IDTarget // in the order given
@@ -253,7 +254,7 @@ func (r *idRun) flow(ctx context.Context, t *idTarget, f int) {
 
 // finishTarget reports one target whose flows are all done.
 func (r *idRun) finishTarget(ctx context.Context, i int, t *idTarget) {
-	res := report.FromIDRuns(t.input, t.addrPort(), r.o.tcp, t.flows)
+	res := report.FromIDRuns(t.input, t.addrPort(), r.o.tcp, t.flows, r.sites)
 	res.Operator = t.operator
 	if r.o.flows > 1 {
 		flows := live.IDFlows(t.flows)

@@ -234,8 +234,8 @@ func TestLabIDFlowsSplit(t *testing.T) {
 		var doc struct {
 			Results []struct {
 				Flows []struct {
-					Source   string
-					Identity *struct{ NSID string }
+					Flow     labFlow
+					Instance struct{ NSID string }
 				}
 				FlowSummary *struct {
 					Split     bool
@@ -255,13 +255,13 @@ func TestLabIDFlowsSplit(t *testing.T) {
 		}
 		seen := map[string]int{}
 		for _, fl := range r.Flows {
-			src := netip.MustParseAddrPort(fl.Source)
+			src := netip.MustParseAddrPort(fl.Flow.String())
 			want, err := ac.IdentifyFromPort(ctx, c, src, ac.ServiceAddr(f))
 			if err != nil {
 				t.Fatalf("%s: dig from %s: %v", name, src, err)
 			}
-			if fl.Identity == nil || fl.Identity.NSID != want.NSID {
-				t.Errorf("%s: flow %s: %+v, dig -b says %s", name, fl.Source, fl.Identity, want.NSID)
+			if fl.Instance.NSID != want.NSID {
+				t.Errorf("%s: flow %s: %+v, dig -b says %s", name, fl.Flow, fl.Instance, want.NSID)
 			}
 			seen[want.NSID]++
 		}

@@ -9,16 +9,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/anycheck/anycheck/internal/lab"
+	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/internal/report/reporttest"
 )
 
@@ -71,11 +74,11 @@ func asExit(err error, target **exec.ExitError) bool {
 // idDoc is the part of `anycheck id -o json` the lab tests read.
 type idDoc struct {
 	Results []struct {
-		Address string
-		Flows   []struct {
-			Source   string
-			Identity struct {
-				Instance     string
+		Target string
+		Flows  []struct {
+			Flow     labFlow
+			Instance struct {
+				Name         string
 				HostnameBind string `json:"hostname_bind"`
 				NSID         string
 			}
@@ -87,6 +90,14 @@ type idDoc struct {
 		}
 	}
 }
+
+// labFlow is a flow object's source, as the lab tests read it.
+type labFlow struct {
+	Src   string
+	Sport int
+}
+
+func (f labFlow) String() string { return net.JoinHostPort(f.Src, strconv.Itoa(f.Sport)) }
 
 func families() []lab.Family { return []lab.Family{lab.IPv4, lab.IPv6} }
 
@@ -122,8 +133,8 @@ func TestLabID(t *testing.T) {
 				if err := json.Unmarshal([]byte(out), &doc); err != nil {
 					t.Fatal(err)
 				}
-				id := doc.Results[0].Flows[0].Identity
-				if id.NSID != want.NSID || id.HostnameBind != want.Identity || id.Instance != want.NSID {
+				id := doc.Results[0].Flows[0].Instance
+				if id.NSID != want.NSID || id.HostnameBind != want.Identity || id.Name != want.NSID {
 					t.Errorf("%s: anycheck says NSID %q hostname.bind %q, lab routing says %s (%q/%q)", name, id.NSID, id.HostnameBind, want.Node, want.NSID, want.Identity)
 				}
 				if id.NSID != dig.NSID || id.HostnameBind != dig.Hostname {
@@ -139,7 +150,7 @@ func TestLabID(t *testing.T) {
 						t.Errorf("%s: %s: %s", name, a.Name, a.Detail)
 					}
 				}
-				seen[id.Instance] = true
+				seen[id.Name] = true
 			}
 		}
 	}
@@ -163,7 +174,7 @@ func TestLabID(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &doc); err != nil {
 			t.Fatal(err)
 		}
-		if got := doc.Results[0].Flows[0].Identity.NSID; got != ac.B.NSID {
+		if got := doc.Results[0].Flows[0].Instance.NSID; got != ac.B.NSID {
 			t.Errorf("%v: after failover c1 reaches %q, want %q", f, got, ac.B.NSID)
 		}
 	}
@@ -185,7 +196,8 @@ func TestLabIDUnreachable(t *testing.T) {
 	if time.Since(start) > 5*time.Second {
 		t.Errorf("two queries with --timeout 500ms took %s", time.Since(start))
 	}
-	if strings.Count(out, `"status": "timeout"`)+strings.Count(out, `"status": "unreachable"`) != 2 {
+	// Each twice: in the flow's answers (its last run's) and in its run.
+	if strings.Count(out, `"status": "timeout"`)+strings.Count(out, `"status": "unreachable"`) != 4 {
 		t.Errorf("want two queries without an answer:\n%s", out)
 	}
 
@@ -228,38 +240,34 @@ func TestLabIDUnreachable(t *testing.T) {
 
 // traceDoc is the part of `anycheck trace -o json` the lab tests read.
 type traceDoc struct {
-	Results []tracePath
+	Results []struct{ Flows []tracePath }
 }
 
+// tracePath is a traced flow (a trace's, or one of a sweep's) with its
+// path's fields at the top.
 type tracePath struct {
-	Flow struct {
-		Sport int
-	}
+	Flow       report.FlowDTO
 	Mode       string
 	Reached    bool
-	StopReason string `json:"stop_reason"`
-	DestTTL    int    `json:"dest_ttl"`
-	Hops       []struct {
-		TTL         int
-		RateLimited bool `json:"rate_limited"`
-		Probes      []struct {
-			Reply *struct{ From, Kind string }
-		}
-		Responders []struct {
-			Address string
-			Name    string
-			Origin  *struct {
-				ASNs   []uint32
-				ASName string `json:"as_name"`
-			}
-		}
+	StopReason string
+	DestTTL    int
+	Hops       []report.HopDTO
+	Instance   *struct{ Instance, NSID, HostnameBind string } // nil when the answers named none
+	ASPath     []uint32
+}
+
+// UnmarshalJSON reads a flow object of the contract (report.TraceFlow).
+func (p *tracePath) UnmarshalJSON(b []byte) error {
+	var f report.TraceFlow
+	if err := json.Unmarshal(b, &f); err != nil {
+		return err
 	}
-	Instance *struct {
-		Instance     string
-		NSID         string
-		HostnameBind string `json:"hostname_bind"`
+	*p = tracePath{Flow: f.Flow, Mode: f.Path.Mode, Reached: f.Path.Reached, StopReason: f.Path.StopReason,
+		DestTTL: f.Path.DestTTL, Hops: f.Path.Hops, ASPath: f.Path.ASPath}
+	if f.Instance.Name != "" {
+		p.Instance = &struct{ Instance, NSID, HostnameBind string }{string(f.Instance.Name), string(f.Instance.NSID), string(f.Instance.HostnameBind)}
 	}
-	ASPath []uint32 `json:"as_path"`
+	return nil
 }
 
 func parseTrace(t *testing.T, name, out string) tracePath {
@@ -269,10 +277,10 @@ func parseTrace(t *testing.T, name, out string) tracePath {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	if len(doc.Results) != 1 {
-		t.Fatalf("%s: want one path, got %d", name, len(doc.Results))
+	if len(doc.Results) != 1 || len(doc.Results[0].Flows) != 1 {
+		t.Fatalf("%s: want one path, got %d results", name, len(doc.Results))
 	}
-	return doc.Results[0]
+	return doc.Results[0].Flows[0]
 }
 
 // checkHops compares a trace's hops to the lab's routing truth.
@@ -350,8 +358,8 @@ func TestLabTrace(t *testing.T) {
 					t.Fatal(err)
 				}
 				fl := doc.Results[0].Flows[0]
-				if !strings.HasSuffix(fl.Source, fmt.Sprintf(":%d", p.Flow.Sport)) || fl.Identity.NSID != p.Instance.NSID {
-					t.Errorf("%s: id from %s says %q, trace from port %d says %q", name, fl.Source, fl.Identity.NSID, p.Flow.Sport, p.Instance.NSID)
+				if fl.Flow.Sport != p.Flow.Sport || fl.Instance.NSID != p.Instance.NSID {
+					t.Errorf("%s: id from %s says %q, trace from port %d says %q", name, fl.Flow, fl.Instance.NSID, p.Flow.Sport, p.Instance.NSID)
 				}
 			}
 		}

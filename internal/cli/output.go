@@ -48,7 +48,7 @@ func (r *runOutput) record(rec report.Record) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.err == nil {
-		r.err = render.JSONL(r.s.out, rec)
+		r.err = render.JSONL(r.s.out, r.doc.WithVantage(rec))
 	}
 }
 

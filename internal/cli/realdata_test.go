@@ -114,9 +114,10 @@ func checkRealdata(t *testing.T, name, text, js string) {
 			Targets []struct {
 				Vantages  int
 				Instances []struct {
-					Instance, Source string
-					Vantages         int
-					Members          []struct{ Instance string }
+					Instance string `json:"value"`
+					Source   string `json:"kind"`
+					Vantages int
+					Members  []struct{ Instance string }
 				}
 				Suspect int
 				Service struct {

@@ -12,11 +12,13 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
+	"github.com/miekg/dns"
+
+	"github.com/anycheck/anycheck/catchment"
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/whois"
-	"github.com/miekg/dns"
 )
 
 type traceOptions struct {
@@ -214,7 +216,8 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 		mu       sync.Mutex // guards oc, permErr; serialises lookups (one bulk request at a time)
 		oc       outcome
 		permErr  error
-		measured = make([]*report.TracePath, len(addrs))
+		measured = make([]*report.TraceResult, len(addrs))
+		sites    = catchment.BuiltinSites()
 		g        errgroup.Group
 	)
 	g.SetLimit(o.parallel)
@@ -249,19 +252,20 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 				oc.failed++
 				return nil
 			}
-			tp := report.FromPath(input, p)
+			tp := report.FromPath(p, sites)
 			interrupted := p.Stop == trace.StopInterrupted
 			if interrupted {
 				oc.interrupted = true
 			} else if !p.Reached {
 				oc.failed++
 			}
-			if !interrupted || len(tp.Hops) > 0 {
-				o.enrich(ctx, out, resolver, p, &tp, interrupted)
+			if !interrupted || len(tp.Path.Hops) > 0 {
+				o.enrich(ctx, out, resolver, input, p, &tp, interrupted)
 			}
 			out.source(p.Flow.Src.String())
-			measured[i] = &tp
-			out.result(input, tp)
+			res := report.NewTraceResult(input, tp)
+			measured[i] = &res
+			out.result(input, res)
 			return nil
 		})
 	}
@@ -272,13 +276,13 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 		return permissionErr(permErr, permissionHint(o.proto, o.mode))
 	}
 	// In the order given; targets never started (Ctrl-C) are left out.
-	var paths []report.TracePath
+	var paths []report.TraceResult
 	for _, tp := range measured {
 		if tp != nil {
 			paths = append(paths, *tp)
 		}
 	}
-	return finish(out, paths, oc, func(w io.Writer, paths []report.TracePath) error {
+	return finish(out, paths, oc, func(w io.Writer, paths []report.TraceResult) error {
 		if o.g.output == formatDot {
 			return render.TraceDot(w, paths)
 		}
@@ -362,9 +366,9 @@ func (o *traceOptions) traceTarget(ctx context.Context, d *deps, out *runOutput,
 // batch, after probing; a failed or slow lookup is a warning and leaves the
 // trace intact. After Ctrl-C it takes only what the cache or an offline
 // table can say at once.
-func (o *traceOptions) enrich(ctx context.Context, out *runOutput, resolver whois.Resolver, p trace.Path, tp *report.TracePath, interrupted bool) {
-	tps := []report.TracePath{*tp}
-	o.e.enrichPaths(ctx, o.g, resolver, tp.Input, "trace", []trace.Path{p}, tps, interrupted).report(out)
+func (o *traceOptions) enrich(ctx context.Context, out *runOutput, resolver whois.Resolver, input string, p trace.Path, tp *report.TraceFlow, interrupted bool) {
+	tps := []report.TraceFlow{*tp}
+	o.e.enrichPaths(ctx, o.g, resolver, input, "trace", []trace.Path{p}, tps, interrupted).report(out)
 	*tp = tps[0]
 }
 

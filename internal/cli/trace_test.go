@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/internal/report/reporttest"
 	"github.com/anycheck/anycheck/probe/probetest"
 	"github.com/anycheck/anycheck/trace"
@@ -26,42 +27,51 @@ import (
 	"github.com/anycheck/anycheck/whois/whoistest"
 )
 
-// traceJSON is the part of `anycheck trace -o json` these tests read.
+// traceJSON is the part of `anycheck trace -o json` these tests read, one
+// result per traced flow with its path's fields at the top (decodeTrace
+// reads the document's v2 shape into it).
 type traceJSON struct {
-	Results []struct {
-		Input  string
-		Target string
-		Flow   struct {
-			Protocol, Src string
-			Sport, Dport  int
-		}
-		Reached    bool
-		StopReason string `json:"stop_reason"`
-		DestTTL    int    `json:"dest_ttl"`
-		Hops       []struct {
-			TTL    int
-			Probes []struct {
-				Reply *struct{ From, Kind string }
-			}
-		}
-		Instance *struct {
-			Instance, NSID string
-			HostnameBind   string `json:"hostname_bind"`
-		}
-		Answers []struct{ Transport, Status string }
-		Notes   []string
-	}
-	Errors []struct{ Target, Stage, Message string }
+	Results []traceFlowJSON
+	Errors  []struct{ Target, Stage, Message string }
+}
+
+type traceFlowJSON struct {
+	Input      string
+	Target     string
+	Flow       report.FlowDTO
+	Reached    bool
+	StopReason string
+	DestTTL    int
+	Hops       []report.HopDTO
+	Instance   *struct{ Instance, NSID, HostnameBind string } // nil when the answers named none
+	Answers    []report.AnswerDTO
+	Notes      []string
 }
 
 func decodeTrace(t *testing.T, out string) traceJSON {
 	t.Helper()
 	reporttest.Check(t, []byte(out), false)
-	var doc traceJSON
+	var doc struct {
+		Results []report.TraceResult
+		Errors  []struct{ Target, Stage, Message string }
+	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	return doc
+	flat := traceJSON{Errors: doc.Errors}
+	for _, r := range doc.Results {
+		if len(r.Flows) != 1 {
+			t.Fatalf("%s: %d flows in a trace result, want 1", r.Input, len(r.Flows))
+		}
+		f := r.Flows[0]
+		x := traceFlowJSON{Input: r.Input, Target: r.Target, Flow: f.Flow, Reached: f.Path.Reached, StopReason: f.Path.StopReason,
+			DestTTL: f.Path.DestTTL, Hops: f.Path.Hops, Answers: f.Answers, Notes: f.Path.Notes}
+		if f.Instance.Name != "" {
+			x.Instance = &struct{ Instance, NSID, HostnameBind string }{string(f.Instance.Name), string(f.Instance.NSID), string(f.Instance.HostnameBind)}
+		}
+		flat.Results = append(flat.Results, x)
+	}
+	return flat
 }
 
 // fakePath is a three-router path to an instance of a DNS service.
@@ -264,9 +274,13 @@ func TestTraceTargetsAtOnce(t *testing.T) {
 		t.Helper()
 		var doc struct {
 			Results []struct {
-				Input     string
-				Started   time.Time
-				ElapsedMs float64 `json:"elapsed_ms"`
+				Input string
+				Flows []struct {
+					Path struct {
+						Started   time.Time
+						ElapsedMs float64 `json:"elapsed_ms"`
+					}
+				}
 			}
 		}
 		if err := json.Unmarshal([]byte(out), &doc); err != nil {
@@ -277,7 +291,8 @@ func TestTraceTargetsAtOnce(t *testing.T) {
 			if want := []string{slow.String(), fast.String()}[i]; r.Input != want {
 				t.Errorf("result %d is %s, want %s: not in the order given", i, r.Input, want)
 			}
-			ss = append(ss, span{r.Started, r.Started.Add(time.Duration(r.ElapsedMs * float64(time.Millisecond)))})
+			p := r.Flows[0].Path
+			ss = append(ss, span{p.Started, p.Started.Add(time.Duration(p.ElapsedMs * float64(time.Millisecond)))})
 		}
 		if len(ss) != 2 {
 			t.Fatalf("%d results, want 2", len(ss))
@@ -297,7 +312,9 @@ func TestTraceTargetsAtOnce(t *testing.T) {
 	if r.code != ExitOK {
 		t.Fatalf("--parallel 1: exit %d, stderr %q", r.code, r.stderr)
 	}
-	if ss := spans(t, r.stdout); ss[1].start.Before(ss[0].end) {
+	// Times are written to the millisecond: a start may read up to 1 ms
+	// early.
+	if ss := spans(t, r.stdout); ss[1].start.Add(time.Millisecond).Before(ss[0].end) {
 		t.Errorf("--parallel 1: the second target started %v before the first ended", ss[0].end.Sub(ss[1].start))
 	}
 

@@ -17,6 +17,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/time/rate"
 
+	"github.com/miekg/dns"
+
 	"github.com/anycheck/anycheck/catchment"
 	"github.com/anycheck/anycheck/exporter"
 	"github.com/anycheck/anycheck/internal/render"
@@ -25,7 +27,6 @@ import (
 	"github.com/anycheck/anycheck/probe"
 	"github.com/anycheck/anycheck/trace"
 	"github.com/anycheck/anycheck/whois"
-	"github.com/miekg/dns"
 )
 
 // minWatchInterval keeps a watch from turning into a flood.
@@ -159,8 +160,13 @@ type watchedFlow struct {
 	id        report.WatchFlowID
 	w         *catchment.Watcher
 	port      uint16 // the source port, fixed once known
-	lastTrace *report.TracePath
+	lastTrace *report.TraceFlow
 	lastFlow  catchment.Flow // lastTrace in the catchment model
+	// lastAnswers are the last round's answers; current is the identity
+	// of the last round that named an instance without signs of
+	// interception (the instance the flow is on).
+	lastAnswers []measure.Answer
+	current     measure.Identity
 
 	events  []report.WatchEvent // the last report.MaxWatchEvents
 	omitted int
@@ -197,6 +203,7 @@ type watchEnv struct {
 	budget *rate.Limiter
 	// metrics is --metrics' state of every flow, updated after each round.
 	metrics *exporter.WatchMetrics
+	sites   *catchment.Sites // places the instances' names in the results
 }
 
 func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
@@ -205,7 +212,7 @@ func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
 	for _, n := range o.names {
 		names = append(names, dns.Fqdn(n))
 	}
-	env := &watchEnv{o: o, d: d, names: names, budget: trace.NewBudget(o.rate)}
+	env := &watchEnv{o: o, d: d, names: names, budget: trace.NewBudget(o.rate), sites: catchment.BuiltinSites()}
 	targets, unresolved, err := resolveTargets(ctx, o.g, d, o.targets)
 	if err != nil {
 		return err
@@ -225,7 +232,7 @@ func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
 	env.start = time.Now()
 	for _, tg := range targets {
 		for f := range o.flows {
-			id := report.WatchFlowID{Input: tg.input, Target: netip.AddrPortFrom(tg.addr, uint16(o.port)), TCP: o.tcp, Interval: o.interval, Started: env.start}
+			id := report.WatchFlowID{Input: tg.input, Target: netip.AddrPortFrom(tg.addr, uint16(o.port)), TCP: o.tcp, Interval: o.interval, Started: env.start, Sites: env.sites}
 			fl := &watchedFlow{n: len(flows), id: id, w: catchment.NewWatcher(tg.addr, o.interval, catchment.BuiltinSites(), o.lostAfter)}
 			if o.sport != 0 {
 				fl.port = uint16(o.sport + f)
@@ -326,42 +333,56 @@ func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
 	// The end of the watched time: a signal ends it now; --duration at its
 	// deadline; -c after the last round's interval.
 	signalled := ctx.Err() != nil
-	var end time.Time
+	var endTime time.Time
 	switch {
 	case signalled:
-		end = time.Now()
+		endTime = time.Now()
 	case o.durationSet:
-		end = env.start.Add(o.duration)
+		endTime = env.start.Add(o.duration)
 	}
-	results := make([]report.WatchFlow, 0, len(flows))
+	// One result per target: its flows, in the order given, and — for
+	// several — how they spread over instances (each flow counted by the
+	// instance it spent most time on).
+	var results []report.WatchTarget
 	changed := 0
-	byTarget := map[string][]report.WatchFlow{}
-	var inputs []string
-	for _, fl := range flows {
-		sum := fl.w.Summary(end)
-		if sum.Switches > 0 || sum.Losses > 0 {
-			changed++
+	for start := 0; start < len(flows); {
+		end := start
+		for end < len(flows) && flows[end].id.Input == flows[start].id.Input && flows[end].id.Target == flows[start].id.Target {
+			end++
 		}
-		r := report.FromWatchSummary(fl.id, sum, fl.events, fl.omitted)
-		results = append(results, r)
-		out.result(r.Input, r)
-		if byTarget[r.Input] == nil {
-			inputs = append(inputs, r.Input)
-		}
-		byTarget[r.Input] = append(byTarget[r.Input], r)
-	}
-	if o.strict {
-		for _, in := range inputs {
-			if main, _ := report.FlowInstances(byTarget[in]); len(main) > 1 {
+		group := flows[start:end]
+		var wfs []report.WatchFlow
+		mains := make([]catchment.Flow, 0, len(group))
+		for _, fl := range group {
+			sum := fl.w.Summary(endTime)
+			if sum.Switches > 0 || sum.Losses > 0 {
 				changed++
-				out.warn(fmt.Sprintf("%s: catchment split by flow (--strict): exit %d", render.Escape(in), ExitPartial))
+			}
+			wfs = append(wfs, report.FromWatchSummary(fl.id, sum, fl.lastAnswers, fl.current, fl.events, fl.omitted))
+			mf := catchment.Flow{Source: fl.id.Source}
+			if len(sum.Instances) > 0 {
+				mf.Identity = sum.Instances[0].Identity
+			}
+			mains = append(mains, mf)
+		}
+		var split *catchment.Split
+		if len(group) > 1 {
+			sp := catchment.SplitOf(mains)
+			split = &sp
+			if o.strict && sp.Split {
+				changed++
+				out.warn(fmt.Sprintf("%s: catchment split by flow (--strict): exit %d", render.Escape(group[0].id.Input), ExitPartial))
 			}
 		}
+		t := report.NewWatchTarget(group[0].id, wfs, split)
+		results = append(results, t)
+		out.result(t.Input, t)
+		start = end
 	}
 	// Ctrl-C is how an open-ended watch ends; it interrupts only a watch
 	// that was given a bound (-c, --duration).
 	oc := outcome{failed: changed + unres, interrupted: signalled && (o.countSet || o.durationSet)}
-	return finish(out, results, oc, func(w io.Writer, rs []report.WatchFlow) error {
+	return finish(out, results, oc, func(w io.Writer, rs []report.WatchTarget) error {
 		if printed {
 			if _, err := fmt.Fprintln(w); err != nil {
 				return err
@@ -507,6 +528,12 @@ func (fl *watchedFlow) round(ctx context.Context, env *watchEnv) (watchMsg, bool
 	}
 	m.instance, m.lost = fl.w.Current()
 	m.suspect = fl.w.Suspect()
+	if err == nil {
+		fl.lastAnswers = res.Answers
+		if res.Identity.Instance != "" && !m.suspect {
+			fl.current = res.Identity
+		}
+	}
 	var rtt time.Duration
 	for _, a := range res.Answers {
 		m.replied = m.replied || a.Replied()
@@ -572,11 +599,11 @@ func (fl *watchedFlow) tracePath(ctx context.Context, env *watchEnv, trigger str
 	if ctx.Err() != nil {
 		return nil, nil, nil
 	}
-	tp := report.FromPath(fl.id.Input, p)
+	tp := report.FromPath(p, env.sites)
 	var problems []report.Problem
 	var origins map[netip.Addr]whois.Origin
 	if env.resolver != nil {
-		tps := []report.TracePath{tp}
+		tps := []report.TraceFlow{tp}
 		pe := o.e.enrichPaths(ctx, o.g, env.resolver, fl.id.Input, "trace", []trace.Path{p}, tps, false)
 		tp, origins, problems = tps[0], pe.origins, pe.problems
 	}

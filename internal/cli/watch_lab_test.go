@@ -152,7 +152,7 @@ func checkPathEvent(t *testing.T, name string, e report.WatchEvent, before, afte
 		t.Errorf("%s: changed ttls %v, the lab's routing changes %v", name, p.Changed, want)
 	}
 	for _, ttl := range p.Changed {
-		for side, hops := range map[string][]report.HopDTO{"old": p.Previous.Hops, "new": p.Trace.Hops} {
+		for side, hops := range map[string][]report.HopDTO{"old": p.Previous.Path.Hops, "new": p.Trace.Path.Hops} {
 			exp := before
 			if side == "new" {
 				exp = after
@@ -202,15 +202,15 @@ func TestLabWatchFailover(t *testing.T) {
 	startedAt := map[string]time.Time{}
 	for range 2 {
 		e := w.next(t, "a start event", 20*time.Second, func(e report.WatchEvent) bool { return e.Type == "start" })
-		if e.Instance != ac.A.NSID {
-			t.Fatalf("%s starts on %q, want %s (%s)", e.Target, e.Instance, ac.A.Node, ac.A.NSID)
+		if string(e.Instance.Name) != ac.A.NSID {
+			t.Fatalf("%s starts on %q, want %s (%s)", e.Target, e.Instance.Name, ac.A.Node, ac.A.NSID)
 		}
 		startedAt[e.Target] = parseStamp(t, e.Time)
 	}
 	for range 2 {
 		e := w.next(t, "the first path event", 20*time.Second, func(e report.WatchEvent) bool { return e.Type == "path" })
-		if e.Path.Previous != nil || e.Path.Trigger != "start" || !e.Path.Trace.Reached || len(e.Path.Trace.Hops) != len(beforePath[e.Target]) {
-			t.Errorf("%s: first trace %+v, want %d hops to A", e.Target, e.Path.Trace.Hops, len(beforePath[e.Target]))
+		if e.Path.Previous != nil || e.Path.Trigger != "start" || !e.Path.Trace.Path.Reached || len(e.Path.Trace.Path.Hops) != len(beforePath[e.Target]) {
+			t.Errorf("%s: first trace %+v, want %d hops to A", e.Target, e.Path.Trace.Path.Hops, len(beforePath[e.Target]))
 		}
 	}
 	time.Sleep(3 * interval)
@@ -231,7 +231,7 @@ func TestLabWatchFailover(t *testing.T) {
 	switchAt := map[string]time.Time{}
 	for range 2 {
 		e := w.next(t, "the switch to B", 10*time.Second, func(e report.WatchEvent) bool { return e.Type != "path" })
-		if e.Type != "switch" || e.From != ac.A.NSID || e.Instance != ac.B.NSID {
+		if e.Type != "switch" || e.From == nil || string(e.From.Name) != ac.A.NSID || string(e.Instance.Name) != ac.B.NSID {
 			t.Fatalf("after the withdrawal: %+v, want a switch %s → %s", e, ac.A.NSID, ac.B.NSID)
 		}
 		at := parseStamp(t, e.Time)
@@ -261,7 +261,7 @@ func TestLabWatchFailover(t *testing.T) {
 	returnAt := map[string]time.Time{}
 	for range 2 {
 		e := w.next(t, "the switch back to A", 10*time.Second, func(e report.WatchEvent) bool { return e.Type != "path" })
-		if e.Type != "switch" || e.From != ac.B.NSID || e.Instance != ac.A.NSID {
+		if e.Type != "switch" || e.From == nil || string(e.From.Name) != ac.B.NSID || string(e.Instance.Name) != ac.A.NSID {
 			t.Fatalf("after the restore: %+v, want a switch %s → %s", e, ac.B.NSID, ac.A.NSID)
 		}
 		at := parseStamp(t, e.Time)
@@ -280,7 +280,11 @@ func TestLabWatchFailover(t *testing.T) {
 	if err := w.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	var summaries []report.WatchFlow
+	type summary struct {
+		Input string
+		report.WatchFlow
+	}
+	var summaries []summary
 	for _, e := range w.pending {
 		t.Errorf("an unexpected event: %+v", e)
 	}
@@ -290,11 +294,13 @@ func TestLabWatchFailover(t *testing.T) {
 			t.Errorf("an event after the restore: %+v", *rec.Event)
 		case report.RecordResult:
 			b, _ := json.Marshal(rec.Result)
-			var f report.WatchFlow
-			if err := json.Unmarshal(b, &f); err != nil {
+			var tg report.WatchTarget
+			if err := json.Unmarshal(b, &tg); err != nil {
 				t.Fatal(err)
 			}
-			summaries = append(summaries, f)
+			for _, f := range tg.Flows {
+				summaries = append(summaries, summary{tg.Input, f})
+			}
 		}
 	}
 	<-w.done
@@ -315,7 +321,7 @@ func TestLabWatchFailover(t *testing.T) {
 		onB := returnAt[f.Input].Sub(switchAt[f.Input])
 		var a, b *report.WatchInstance
 		for i := range f.Instances {
-			switch f.Instances[i].Instance {
+			switch string(f.Instances[i].Instance.Name) {
 			case ac.A.NSID:
 				a = &f.Instances[i]
 			case ac.B.NSID:

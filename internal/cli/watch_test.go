@@ -166,35 +166,35 @@ func TestWatchJSONSummary(t *testing.T) {
 		var doc struct {
 			Kind        string
 			Interrupted bool
-			Results     []report.WatchFlow
+			Results     []report.WatchTarget
 		}
 		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
 			t.Fatal(err)
 		}
-		if doc.Kind != "watch" || len(doc.Results) != 1 {
+		if doc.Kind != "watch" || len(doc.Results) != 1 || len(doc.Results[0].Flows) != 1 {
 			t.Fatalf("want one watched flow: %s", r.stdout)
 		}
-		f := doc.Results[0]
+		f := doc.Results[0].Flows[0]
 		if f.Rounds != 8 || f.Switches != 2 || f.Losses != 0 || f.Queries != 16 || f.Answered != 8 || f.LostAfter != 3 {
 			t.Errorf("counts: %+v", f)
 		}
 		if f.DurationMs != 800 {
 			t.Errorf("watched %.1f ms, want 8 × 100 ms", f.DurationMs)
 		}
-		if len(f.Instances) != 2 || f.Instances[0].Instance != "inst-a" || f.Instances[0].Rounds != 5 || f.Instances[1].Rounds != 3 {
+		if len(f.Instances) != 2 || f.Instances[0].Instance.Name != "inst-a" || f.Instances[0].Rounds != 5 || f.Instances[1].Rounds != 3 {
 			t.Fatalf("instances: %+v", f.Instances)
 		}
 		if f.Instances[0].Share != 0.625 || f.Instances[1].Share != 0.375 {
 			t.Errorf("shares %v and %v: want 5/8 and 3/8", f.Instances[0].Share, f.Instances[1].Share)
 		}
-		if f.Instances[0].RTT == nil || f.Instances[0].RTT.N != 5 || f.Instances[0].HostnameBind != "a.lab" || f.Instances[0].InstanceSource != "nsid" {
+		if f.Instances[0].RTT == nil || f.Instances[0].RTT.N != 5 || f.Instances[0].Instance.HostnameBind != "a.lab" || f.Instances[0].Instance.Source != "nsid" {
 			t.Errorf("instance A: %+v", f.Instances[0])
 		}
-		if len(f.Events) != 3 || f.Events[1].Type != "switch" || f.Events[1].From != "inst-a" || f.Events[1].Instance != "inst-b" || f.Events[1].RTTBeforeMs == nil || f.Events[1].RTTAfterMs == nil {
+		if len(f.Events) != 3 || f.Events[1].Type != "switch" || f.Events[1].From == nil || f.Events[1].From.Name != "inst-a" || f.Events[1].Instance.Name != "inst-b" || f.Events[1].RTTBeforeMs == nil || f.Events[1].RTTAfterMs == nil {
 			t.Errorf("events: %+v", f.Events)
 		}
-		if f.Source == "" || f.Events[0].Flow != f.Source {
-			t.Errorf("flow source %q, event flow %q", f.Source, f.Events[0].Flow)
+		if f.Flow.Sport == 0 || f.Events[0].Flow != f.Flow {
+			t.Errorf("flow %+v, event flow %+v", f.Flow, f.Events[0].Flow)
 		}
 		if doc.Interrupted {
 			t.Errorf("a watch that ran its -c is not interrupted")
@@ -339,11 +339,11 @@ func TestWatchExitStatus(t *testing.T) {
 			t.Fatalf("silent server: exit %d, want %d; stderr %q", r.code, ExitPartial, r.stderr)
 		}
 		reporttest.Check(t, []byte(r.stdout), false)
-		var doc struct{ Results []report.WatchFlow }
+		var doc struct{ Results []report.WatchTarget }
 		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
 			t.Fatal(err)
 		}
-		f := doc.Results[0]
+		f := doc.Results[0].Flows[0]
 		if f.Losses != 1 || !f.Lost || f.Timeouts != 6 || f.Missed != 3 || len(f.Instances) != 0 || f.LongestStable != nil || f.NoAnswer.Share != 1 {
 			t.Errorf("silent server summary: %+v", f)
 		}
@@ -399,13 +399,20 @@ func TestWatchFlows(t *testing.T) {
 		reporttest.Check(t, []byte(r.stdout), false)
 		var doc struct {
 			Vantage struct{ Sources []string }
-			Results []report.WatchFlow
+			Results []report.WatchTarget
 		}
 		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
 			t.Fatal(err)
 		}
-		if len(doc.Results) != 3 || len(doc.Vantage.Sources) != 3 {
-			t.Fatalf("want 3 flows with 3 sources: %s", r.stdout)
+		if len(doc.Results) != 1 || len(doc.Results[0].Flows) != 3 || len(doc.Vantage.Sources) != 1 {
+			t.Fatalf("want one target with 3 flows from one source address: %s", r.stdout)
+		}
+		sports := map[int]bool{}
+		for _, f := range doc.Results[0].Flows {
+			sports[f.Flow.Sport] = true
+		}
+		if len(sports) != 3 || doc.Results[0].FlowSummary == nil || doc.Results[0].FlowSummary.Flows != 3 {
+			t.Errorf("3 flows on %d ports, flow summary %+v", len(sports), doc.Results[0].FlowSummary)
 		}
 		from := map[uint16]int{}
 		for _, q := range a.Queries() {
@@ -494,11 +501,11 @@ func TestWatchDurationAndInterrupt(t *testing.T) {
 		if took := time.Since(start); r.code != ExitOK || took != 350*time.Millisecond {
 			t.Fatalf("exit %d after %v, want 0 after 350ms; stderr %q", r.code, took, r.stderr)
 		}
-		var doc struct{ Results []report.WatchFlow }
+		var doc struct{ Results []report.WatchTarget }
 		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
 			t.Fatal(err)
 		}
-		if f := doc.Results[0]; f.Rounds != 4 || f.DurationMs != 350 {
+		if f := doc.Results[0].Flows[0]; f.Rounds != 4 || f.DurationMs != 350 {
 			t.Errorf("350ms at 100ms: %d rounds over %.1f ms, want 4 over 350 ms", f.Rounds, f.DurationMs)
 		}
 
@@ -650,26 +657,27 @@ func TestWatchTraceShowsChangedHops(t *testing.T) {
 		nw.rounds = 0
 		r = runCLI(t, d, "watch", "--interval", "100ms", "-c", "5", "--trace", "-n", "-o", "json", "192.0.2.53")
 		reporttest.Check(t, []byte(r.stdout), false)
-		var doc struct{ Results []report.WatchFlow }
+		var doc struct{ Results []report.WatchTarget }
 		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
 			t.Fatal(err)
 		}
+		watched := doc.Results[0].Flows[0]
 		var paths []report.WatchEvent
-		for _, e := range doc.Results[0].Events {
+		for _, e := range watched.Events {
 			if e.Type == "path" {
 				paths = append(paths, e)
 			}
 		}
 		if len(paths) != 2 {
-			t.Fatalf("want a path event at the start and after the switch: %+v", doc.Results[0].Events)
+			t.Fatalf("want a path event at the start and after the switch: %+v", watched.Events)
 		}
 		p := paths[1].Path
-		if p.Trigger != "switch" || p.Previous == nil || len(p.Previous.Hops) != 4 || len(p.Trace.Hops) != 6 ||
+		if p.Trigger != "switch" || p.Previous == nil || len(p.Previous.Path.Hops) != 4 || len(p.Trace.Path.Hops) != 6 ||
 			p.PartTTL != 2 || p.Common == nil || p.Common.Address != "198.51.100.33" || fmt.Sprint(p.Changed) != "[3 4 5 6]" {
 			t.Errorf("path event after the switch: %+v", p)
 		}
-		if p.Trace.Flow.Sport == 0 || fmt.Sprintf("%s:%d", p.Trace.Flow.Src, p.Trace.Flow.Sport) != doc.Results[0].Source {
-			t.Errorf("the trace ran on %s:%d, the watched flow is %s", p.Trace.Flow.Src, p.Trace.Flow.Sport, doc.Results[0].Source)
+		if p.Trace.Flow.Sport == 0 || p.Trace.Flow.Sport != watched.Flow.Sport || p.Trace.Flow.Src != watched.Flow.Src {
+			t.Errorf("the trace ran on %+v, the watched flow is %+v", p.Trace.Flow, watched.Flow)
 		}
 	})
 }
@@ -736,24 +744,28 @@ func TestWatchRootsTargetSet(t *testing.T) {
 			t.Fatalf("exit %d; stderr %q", r.code, r.stderr)
 		}
 		reporttest.Check(t, []byte(r.stdout), false)
-		var doc struct{ Results []report.WatchFlow }
+		var doc struct{ Results []report.WatchTarget }
 		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
 			t.Fatal(err)
 		}
 		if len(doc.Results) != 13 {
-			t.Fatalf("%d watched flows, want the 13 letters' IPv6 addresses:\n%s", len(doc.Results), r.stdout)
+			t.Fatalf("%d watched targets, want the 13 letters' IPv4 addresses:\n%s", len(doc.Results), r.stdout)
 		}
 		suspect := 0
-		for i, f := range doc.Results {
+		for i, tg := range doc.Results {
 			want := fmt.Sprintf("%c.root-servers.net", 'a'+i)
-			if f.Input != want || !netip.MustParseAddr(f.Address).Is4() || f.Answered != 1 {
-				t.Errorf("flow %d: input %q address %s answered %d; want %s answered", i, f.Input, f.Address, f.Answered, want)
+			if len(tg.Flows) != 1 {
+				t.Fatalf("%s: %d flows, want 1", want, len(tg.Flows))
+			}
+			f := tg.Flows[0]
+			if tg.Input != want || !netip.MustParseAddr(tg.Target).Is4() || f.Answered != 1 {
+				t.Errorf("flow %d: input %q address %s answered %d; want %s answered", i, tg.Input, tg.Target, f.Answered, want)
 				continue
 			}
 			// The built-in site hints know every letter's naming, and "inst-a"
 			// fits none: a suspect answer, not an instance.
 			switch {
-			case len(f.Instances) == 1 && f.Instances[0].Instance == "inst-a":
+			case len(f.Instances) == 1 && f.Instances[0].Instance.Name == "inst-a":
 			case len(f.Instances) == 0 && len(f.Events) == 1 && f.Events[0].Type == "suspect":
 				suspect++
 			default:
@@ -824,7 +836,10 @@ func testWatchFlowsEventsInTimeOrder(t *testing.T) {
 	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
 		var rec struct {
 			Type  string
-			Event *struct{ Type, Time, Flow string }
+			Event *struct {
+				Type, Time string
+				Flow       struct{ Sport int }
+			}
 		}
 		if err := json.Unmarshal([]byte(l), &rec); err != nil {
 			t.Fatal(err)
@@ -838,7 +853,7 @@ func testWatchFlowsEventsInTimeOrder(t *testing.T) {
 		}
 		types = append(types, rec.Event.Type)
 		if at.Before(last) {
-			t.Errorf("event %s of %s at %s comes after one at %s", rec.Event.Type, rec.Event.Flow, at.Format(time.StampMicro), last.Format(time.StampMicro))
+			t.Errorf("event %s of flow %d at %s comes after one at %s", rec.Event.Type, rec.Event.Flow.Sport, at.Format(time.StampMicro), last.Format(time.StampMicro))
 		}
 		last = at
 	}

@@ -184,7 +184,7 @@ func runWhois(ctx context.Context, o *whoisOptions, s *streams, d *deps) error {
 		}
 		rows := make([]report.WhoisResult, len(batch))
 		for i, a := range batch {
-			rows[i] = report.WhoisResult{Input: inputs.input(start + i), Name: en.names[a]}
+			rows[i] = report.WhoisResult{Input: inputs.input(start + i), Target: a.String(), Name: en.names[a]}
 			if og, ok := en.origins[a]; ok {
 				dto := report.FromOrigin(og)
 				rows[i].Origin = &dto

@@ -202,11 +202,11 @@ func TestTraceCacheNeverLessSpecific(t *testing.T) {
 	if r.code != ExitOK {
 		t.Fatalf("trace: exit %d, stderr %q", r.code, r.stderr)
 	}
-	var doc struct{ Results []report.TracePath }
-	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || len(doc.Results) != 1 || len(doc.Results[0].Hops) == 0 {
+	var doc struct{ Results []report.TraceResult }
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || len(doc.Results) != 1 || len(doc.Results[0].Flows) != 1 || len(doc.Results[0].Flows[0].Path.Hops) == 0 {
 		t.Fatalf("%v: %s", err, r.stdout)
 	}
-	for _, h := range doc.Results[0].Hops {
+	for _, h := range doc.Results[0].Flows[0].Path.Hops {
 		for _, resp := range h.Responders {
 			if strings.HasPrefix(resp.Address, "198.51.100.") && (resp.Origin == nil || resp.Origin.Prefix != "198.51.100.0/24" || resp.Origin.Cached) {
 				t.Errorf("hop %d %s: origin %+v, want 198.51.100.0/24 from the source", h.TTL, resp.Address, resp.Origin)

@@ -165,17 +165,17 @@ func CompareHTML(w io.Writer, rows []report.CompareRow, s *report.CompareSummary
 				pos += " (approximate)"
 			}
 		}
-		if r.Site != nil && r.Site.Place != nil {
-			pl := r.Site.Place
+		if r.Instance.Site != nil && r.Instance.Site.Place != nil {
+			pl := r.Instance.Site.Place
 			place = strings.TrimSpace(pl.Code + " " + pl.City + ", " + pl.Country)
 		}
-		if r.Instance != nil {
-			inst = Escape(*r.Instance)
+		if r.Instance.Name != "" {
+			inst = Escape(string(r.Instance.Name))
 		}
 		notes := rowNotes(r)
 		p.Rows = append(p.Rows, HTMLRow{ID: rowID(i), Cells: []string{
-			Escape(r.Vantage.Label), vantageAS(r.Vantage), country, pos, targetLabel(r.Target, r.TargetName), rowCatchment(r),
-			siteLabel(r.Site), place, inst, upstreamLabel(r.Upstream), asPath(r.ASPath),
+			Escape(r.Vantage.Label), vantageAS(r.Vantage), country, pos, targetLabel(r.Target, rowName(r)), rowCatchment(r),
+			siteLabel(r.Instance.Site), place, inst, upstreamLabel(r.Upstream), asPath(r.ASPath),
 			msCell(r.DNSRTTMs), msCell(r.PathRTTMs), strings.Join(notes, "; "),
 		}})
 	}

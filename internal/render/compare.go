@@ -126,8 +126,8 @@ func CompareText(w io.Writer, rows []report.CompareRow, s *report.CompareSummary
 	table := [][]string{{"VANTAGE", "AS", "TARGET", "CATCHMENT", "SITE", "UPSTREAM", "AS PATH", "DNS RTT", "PATH RTT", "NOTES"}}
 	for _, r := range rows {
 		table = append(table, []string{
-			Escape(r.Vantage.Label), vantageAS(r.Vantage), targetLabel(r.Target, r.TargetName),
-			rowCatchment(r), siteLabel(r.Site), upstreamLabel(r.Upstream), asPath(r.ASPath),
+			Escape(r.Vantage.Label), vantageAS(r.Vantage), targetLabel(r.Target, rowName(r)),
+			rowCatchment(r), siteLabel(r.Instance.Site), upstreamLabel(r.Upstream), asPath(r.ASPath),
 			msLabel(r.DNSRTTMs), msLabel(r.PathRTTMs), strings.Join(rowNotes(r), "; "),
 		})
 	}
@@ -142,11 +142,11 @@ func identityNotes(ew *errWriter, rows []report.CompareRow) {
 	var order []string
 	hosts := map[string][]string{}
 	for _, r := range rows {
-		id := r.Identity
-		if r.Instance == nil || r.InstanceSource != "nsid" || id == nil || id.HostnameBind == "" || id.HostnameBind == id.NSID {
+		id := plain(r.Instance)
+		if id.Instance == "" || id.InstanceSource != "nsid" || id.HostnameBind == "" || id.HostnameBind == id.NSID {
 			continue
 		}
-		in := *r.Instance
+		in := id.Instance
 		if _, ok := hosts[in]; !ok {
 			order = append(order, in)
 		}
@@ -449,7 +449,16 @@ func stateInstance(s *report.MoveState) string {
 		}
 		return "split: " + strings.Join(parts, ", ")
 	}
-	return quoteOrDash(s.Instance)
+	return quoteOrDash(optName(s.Instance.Name))
+}
+
+// optName is an instance's name, nil for none.
+func optName(n report.OptString) *string {
+	if n == "" {
+		return nil
+	}
+	s := string(n)
+	return &s
 }
 
 func stateUpstream(s *report.MoveState) string {
@@ -507,6 +516,15 @@ func vantageAS(v report.CompareVantage) string {
 	return "AS" + strconv.FormatUint(uint64(v.Origin.ASNs[0]), 10)
 }
 
+// rowName is the name a line's target was measured by; "" when it was
+// given as an address.
+func rowName(r report.CompareRow) string {
+	if r.Input == r.Target {
+		return ""
+	}
+	return r.Input
+}
+
 func targetLabel(target, name string) string {
 	if name == "" {
 		return target
@@ -524,8 +542,8 @@ func rowCatchment(r report.CompareRow) string {
 			parts = append(parts, fmt.Sprintf("%s %d", Escape(f.Instance), f.Flows))
 		}
 		return "split: " + strings.Join(parts, ", ") + " flows"
-	case r.Suspect && r.Instance != nil:
-		return "apart: " + Quote(*r.Instance)
+	case r.Suspect && r.Instance.Name != "":
+		return "apart: " + Quote(string(r.Instance.Name))
 	case r.Suspect:
 		return "apart"
 	case r.Catchment == nil:
@@ -533,8 +551,8 @@ func rowCatchment(r report.CompareRow) string {
 	case r.Catchment.Kind == "upstream":
 		return "via " + r.Catchment.Value
 	}
-	if r.Instance != nil {
-		return Escape(*r.Instance)
+	if r.Instance.Name != "" {
+		return Escape(string(r.Instance.Name))
 	}
 	return Escape(r.Catchment.Value)
 }
@@ -651,10 +669,10 @@ func CompareCSV(w io.Writer, rows []report.CompareRow, s *report.CompareSummary)
 		for _, m := range s.Diff.Moves {
 			var ib, ia, ub, ua string
 			if m.Before != nil {
-				ib, ub = deref(m.Before.Instance), upstreamAddr(m.Before.Upstream)
+				ib, ub = string(m.Before.Instance.Name), upstreamAddr(m.Before.Upstream)
 			}
 			if m.After != nil {
-				ia, ua = deref(m.After.Instance), upstreamAddr(m.After.Upstream)
+				ia, ua = string(m.After.Instance.Name), upstreamAddr(m.After.Upstream)
 			}
 			cw.Write([]string{cell(m.Vantage), cell(m.VantageKey), cell(m.Target), cell(m.Family), cell(m.Kind), cell(ib), cell(ia), cell(ub), cell(ua),
 				strconv.FormatBool(m.InstanceChanged), strconv.FormatBool(m.UpstreamChanged)})
@@ -678,8 +696,8 @@ func CompareCSV(w io.Writer, rows []report.CompareRow, s *report.CompareSummary)
 			cc = v.Origin.Country
 		}
 		site, op := "", ""
-		if r.Site != nil {
-			op, site = r.Site.Operator, r.Site.Site
+		if st := r.Instance.Site; st != nil {
+			op, site = st.Operator, st.Site
 		}
 		upAS := ""
 		if r.Upstream != nil && r.Upstream.AS != nil {
@@ -695,11 +713,11 @@ func CompareCSV(w io.Writer, rows []report.CompareRow, s *report.CompareSummary)
 		}
 		// Every cell of text goes through cell, the ones the report
 		// made itself too: a value read from a file may be anything.
-		cw.Write([]string{cell(v.Label), cell(v.Key), probeID, cell(deref(v.Source)), cell(deref(v.Public)), as, cell(cc), cell(r.Target), cell(r.TargetName), cell(r.Family),
-			cell(deref(r.Time)), cell(deref(r.Instance)), cell(r.InstanceSource), cell(kind), cell(key), cell(op), cell(site), cell(upstreamAddr(r.Upstream)), upAS, strings.Join(path, " "),
+		cw.Write([]string{cell(v.Label), cell(v.Key), probeID, cell(deref(v.Source)), cell(deref(v.Public)), as, cell(cc), cell(r.Target), cell(rowName(r)), cell(r.Family),
+			cell(deref(r.Time)), cell(string(r.Instance.Name)), cell(r.Instance.Source), cell(kind), cell(key), cell(op), cell(site), cell(upstreamAddr(r.Upstream)), upAS, strings.Join(path, " "),
 			strconv.FormatBool(r.Traced), strconv.FormatBool(r.Reached), msCSV(r.DNSRTTMs), msCSV(r.PathRTTMs),
 			strconv.FormatBool(r.Suspect), cell(strings.Join(r.Suspicions, " ")), strconv.Itoa(r.Timeouts), cell(strings.Join(r.Errors, "; ")),
-			strconv.FormatBool(r.Split), cell(r.Input)})
+			strconv.FormatBool(r.Split), cell(r.ReadFrom)})
 	}
 	cw.Flush()
 	return cw.Error()

@@ -186,12 +186,12 @@ func instanceNode(r report.CompareRow) (id, label string) {
 		return "suspect:" + target, "not from the service\n(" + target + ")"
 	case r.Catchment != nil && r.Catchment.Kind == "upstream":
 		return "up:" + target + "/" + r.Catchment.Value, "via " + r.Catchment.Value + "\n(" + target + ")"
-	case r.Instance == nil:
+	case r.Instance.Name == "":
 		return "unknown:" + target, "no instance\n(" + target + ")"
 	}
-	label = *r.Instance
-	if r.Site != nil {
-		label += "\n" + r.Site.Operator + " " + r.Site.Site
+	label = string(r.Instance.Name)
+	if st := r.Instance.Site; st != nil {
+		label += "\n" + st.Operator + " " + st.Site
 	}
-	return "i:" + target + "/" + *r.Instance, label + "\n(" + target + ")"
+	return "i:" + target + "/" + string(r.Instance.Name), label + "\n(" + target + ")"
 }

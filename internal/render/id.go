@@ -22,12 +22,12 @@ func IDText(w io.Writer, targets []report.IDTarget) error {
 }
 
 func idTarget(w *errWriter, t report.IDTarget) {
-	host := t.Address
+	host := t.Target
 	if strings.Contains(host, ":") {
 		host = "[" + host + "]"
 	}
 	title := fmt.Sprintf("id %s:%d", host, t.Port)
-	if t.Input != "" && t.Input != t.Address {
+	if t.Input != "" && t.Input != t.Target {
 		title = fmt.Sprintf("id %s (%s:%d)", Escape(t.Input), host, t.Port)
 	}
 	op := ""
@@ -49,7 +49,7 @@ func idTarget(w *errWriter, t report.IDTarget) {
 	if t.Failed {
 		why := t.Error
 		if why == "" {
-			why = fmt.Sprintf("no DNS answer from %s", t.Address)
+			why = fmt.Sprintf("no DNS answer from %s", t.Target)
 		}
 		w.printf("failed    %s\n", Escape(why))
 	}
@@ -60,7 +60,7 @@ func idFlow(w *errWriter, f report.IDFlow, many bool) {
 	if many {
 		indent = "  "
 	}
-	w.printf("flow %s\n", f.Source)
+	w.printf("flow %s\n", flowSource(f.Flow))
 	if len(f.Runs) == 0 {
 		w.printf("%s(no run finished)\n", indent)
 		return
@@ -69,7 +69,7 @@ func idFlow(w *errWriter, f report.IDFlow, many bool) {
 	if !slices.ContainsFunc(last.Answers, replied) {
 		w.printf("%sinstance  none: no DNS answer came back\n", indent)
 	} else {
-		w.printf("%sinstance  %s\n", indent, identityLine(last.Identity))
+		w.printf("%sinstance  %s\n", indent, identityLine(last.Instance))
 	}
 	nameW := 4
 	for _, a := range last.Answers {
@@ -92,14 +92,36 @@ func idFlow(w *errWriter, f report.IDFlow, many bool) {
 	}
 }
 
+// flowSource is a flow's source as "address:port" (the port alone when the
+// address is unknown).
+func flowSource(f report.FlowDTO) string {
+	if f.Src == "" {
+		return fmt.Sprintf(":%d", f.Sport)
+	}
+	return endpoint(string(f.Src), f.Sport)
+}
+
+// identity is an instance object with plain strings.
+type identity struct {
+	Instance, InstanceSource, NSID, NSIDHex, HostnameBind, IDServer, VersionBind, VersionServer string
+	Disagree                                                                                    bool
+}
+
+func plain(in report.InstanceDTO) identity {
+	return identity{Instance: string(in.Name), InstanceSource: in.Source, NSID: string(in.NSID), NSIDHex: string(in.NSIDHex),
+		HostnameBind: string(in.HostnameBind), IDServer: string(in.IDServer), VersionBind: string(in.VersionBind),
+		VersionServer: string(in.VersionServer), Disagree: in.Disagree}
+}
+
 // identityLine puts the instance first, then every identity string seen.
-func identityLine(id report.IdentityDTO) string {
+func identityLine(in report.InstanceDTO) string {
+	id := plain(in)
 	if id.Instance == "" {
 		return "unknown (no NSID, hostname.bind or id.server)"
 	}
 	var parts []string
 	if id.NSIDHex != "" {
-		parts = append(parts, nsidText(id))
+		parts = append(parts, nsidText(in))
 	}
 	if id.HostnameBind != "" {
 		parts = append(parts, "hostname.bind "+Quote(id.HostnameBind))
@@ -118,11 +140,11 @@ func identityLine(id report.IdentityDTO) string {
 
 // nsidText shows an NSID as text when it is printable, else as hex (a
 // binary NSID has no text to quote).
-func nsidText(id report.IdentityDTO) string {
+func nsidText(id report.InstanceDTO) string {
 	if id.NSID != "" {
-		return "NSID " + Quote(id.NSID)
+		return "NSID " + Quote(string(id.NSID))
 	}
-	return "NSID hex " + id.NSIDHex
+	return "NSID hex " + string(id.NSIDHex)
 }
 
 // replied says whether a DNS reply to the query came back (any RCODE), as

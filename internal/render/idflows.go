@@ -3,7 +3,6 @@ package render
 import (
 	"cmp"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,22 +25,22 @@ func idFlowTable(w *errWriter, t report.IDTarget) {
 	var b strings.Builder
 	tw := newTable(&b)
 	fmt.Fprintln(tw, "  PORT\tINSTANCE\tRTT\t")
-	identities := map[string]report.IdentityDTO{}
+	identities := map[string]report.InstanceDTO{}
 	var order []string
 	// By source port: ephemeral ports come in no order of their own.
 	flows := slices.Clone(t.Flows)
 	slices.SortStableFunc(flows, func(a, b report.IDFlow) int { return cmp.Compare(idFlowPort(a), idFlowPort(b)) })
 	for _, f := range flows {
-		port := f.Source
+		port := flowSource(f.Flow)
 		if p := idFlowPort(f); p > 0 {
 			port = strconv.Itoa(p)
 		}
 		instance := "—"
-		if f.Identity != nil && f.Identity.Instance != "" {
-			instance = escapeFit(f.Identity.Instance, maxNameWidth)
-			if _, ok := identities[f.Identity.Instance]; !ok {
-				identities[f.Identity.Instance] = *f.Identity
-				order = append(order, f.Identity.Instance)
+		if name := string(f.Instance.Name); name != "" {
+			instance = escapeFit(name, maxNameWidth)
+			if _, ok := identities[name]; !ok {
+				identities[name] = f.Instance
+				order = append(order, name)
 			}
 		}
 		rtt := "-"
@@ -73,13 +72,7 @@ func idFlowTable(w *errWriter, t report.IDTarget) {
 }
 
 // idFlowPort is a flow's source port, 0 when unknown.
-func idFlowPort(f report.IDFlow) int {
-	ap, err := netip.ParseAddrPort(f.Source)
-	if err != nil {
-		return 0
-	}
-	return int(ap.Port())
-}
+func idFlowPort(f report.IDFlow) int { return f.Flow.Sport }
 
 // idFlowNotes is what a flow's line adds to its instance and RTT: runs
 // that met other instances, queries that got no answer, suspicion flags.

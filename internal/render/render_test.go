@@ -82,7 +82,7 @@ func idFixture(hostile bool) []report.IDTarget {
 		Answers:  answers,
 		Identity: id,
 	}
-	return []report.IDTarget{report.FromIDRuns("192.0.2.53", res.Target, false, [][]probe.Result{{res}})}
+	return []report.IDTarget{report.FromIDRuns("192.0.2.53", res.Target, false, [][]probe.Result{{res}}, nil)}
 }
 
 func idDoc(targets []report.IDTarget) *report.Document {
@@ -92,7 +92,7 @@ func idDoc(targets []report.IDTarget) *report.Document {
 	return d
 }
 
-func traceFixture() report.TracePath {
+func traceFixture() report.TraceResult {
 	dst := netip.MustParseAddr("192.0.2.53")
 	te := func(from string, rtt time.Duration, ttl int) *trace.Reply {
 		return &trace.Reply{From: netip.MustParseAddr(from), RTT: rtt, Kind: trace.ReplyTimeExceeded, ICMPType: 11, ICMPCode: 0, ReplyTTL: 64 - ttl + 1, QuotedTTL: 1}
@@ -126,7 +126,7 @@ func traceFixture() report.TracePath {
 		Instance: &measure.Identity{Instance: "i1-nsd", Source: "nsid", NSID: "i1-nsd", NSIDHex: "69312d6e7364", HostnameBind: "i1.lab-a"},
 		Answers:  []measure.Answer{dnsAns},
 	}
-	tp := report.FromPath("192.0.2.53", p)
+	tp := report.FromPath(p, nil)
 	origins := map[netip.Addr]whois.Origin{
 		netip.MustParseAddr("203.0.113.1"):  {ASNs: []uint32{64500}, Prefix: netip.MustParsePrefix("203.0.113.0/24"), ASName: "LAB-ISP-ONE", Source: "cymru"},
 		netip.MustParseAddr("203.0.113.10"): {ASNs: []uint32{64500}, Prefix: netip.MustParsePrefix("203.0.113.0/24"), ASName: "LAB-ISP-ONE", Source: "cymru"},
@@ -136,7 +136,7 @@ func traceFixture() report.TracePath {
 	tp.Enrich(origins, map[netip.Addr]string{netip.MustParseAddr("203.0.113.1"): "r1.lab.example"})
 	_, facts := live.Path(p, origins)
 	tp.SetPath(facts)
-	return tp
+	return report.NewTraceResult("192.0.2.53", tp)
 }
 
 func TestIDTextGolden(t *testing.T) {
@@ -157,8 +157,8 @@ func TestIDTextGolden(t *testing.T) {
 
 func TestIDTextShowsInstanceAndDisagreement(t *testing.T) {
 	targets := idFixture(false)
-	targets[0].Flows[0].Runs[0].Identity.HostnameBind = "other"
-	targets[0].Flows[0].Runs[0].Identity.Disagree = true
+	targets[0].Flows[0].Runs[0].Instance.HostnameBind = "other"
+	targets[0].Flows[0].Runs[0].Instance.Disagree = true
 	var b bytes.Buffer
 	if err := IDText(&b, targets); err != nil {
 		t.Fatal(err)
@@ -179,7 +179,7 @@ func TestIDTextShowsInstanceAndDisagreement(t *testing.T) {
 // empty quoted string.
 func TestIDTextBinaryNSIDDisagreement(t *testing.T) {
 	targets := idFixture(true)
-	targets[0].Flows[0].Runs[0].Identity.Disagree = true
+	targets[0].Flows[0].Runs[0].Instance.Disagree = true
 	var b bytes.Buffer
 	if err := IDText(&b, targets); err != nil {
 		t.Fatal(err)
@@ -240,7 +240,7 @@ func TestJSONGolden(t *testing.T) {
 	b.Reset()
 	d := report.New(report.KindTrace, report.Tool{Name: "anycheck", Version: "test"}, t0, "vantage-1")
 	tp := traceFixture()
-	d.Results = []report.TracePath{tp}
+	d.Results = []report.TraceResult{tp}
 	d.AddSource("203.0.113.10:33512")
 	if err := JSON(&b, d); err != nil {
 		t.Fatal(err)
@@ -248,12 +248,12 @@ func TestJSONGolden(t *testing.T) {
 	golden(t, "trace.json", b.Bytes())
 
 	b.Reset()
-	for _, h := range tp.Hops {
-		if err := JSONL(&b, d.HopRecord("192.0.2.53", h)); err != nil {
+	for _, h := range tp.Flows[0].Path.Hops {
+		if err := JSONL(&b, d.WithVantage(d.HopRecord("192.0.2.53", h))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := JSONL(&b, d.ResultRecord("192.0.2.53", tp)); err != nil {
+	if err := JSONL(&b, d.WithVantage(d.ResultRecord("192.0.2.53", tp))); err != nil {
 		t.Fatal(err)
 	}
 	if err := JSONL(&b, d.EndRecord()); err != nil {
@@ -264,7 +264,7 @@ func TestJSONGolden(t *testing.T) {
 
 func TestTraceTextGolden(t *testing.T) {
 	var b bytes.Buffer
-	if err := TraceText(&b, []report.TracePath{traceFixture()}, TraceOptions{MaxTTL: 30}); err != nil {
+	if err := TraceText(&b, []report.TraceResult{traceFixture()}, TraceOptions{MaxTTL: 30}); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "trace.txt", b.Bytes())
@@ -287,16 +287,24 @@ func TestTraceTextGolden(t *testing.T) {
 
 func TestWhoisTextGolden(t *testing.T) {
 	rows := []report.WhoisResult{
-		{Input: "192.0.2.53", Name: "ns.lab.example", Origin: ptr(report.FromOrigin(whois.Origin{Addr: netip.MustParseAddr("192.0.2.53"), ASNs: []uint32{64520, 64521}, Prefix: netip.MustParsePrefix("192.0.2.0/24"), Country: "ZZ", Registry: "lab", Allocated: "2026-01-01", ASName: "LAB-ANYCAST", Source: "cymru"}))},
-		{Input: "10.1.2.3", Origin: ptr(report.FromOrigin(whois.Origin{Addr: netip.MustParseAddr("10.1.2.3"), Special: "private", Source: "special"}))},
-		{Input: "198.51.100.77", Origin: ptr(report.FromOrigin(whois.Origin{Addr: netip.MustParseAddr("198.51.100.77"), Unannounced: true, Source: "cymru", Cached: true}))},
-		{Input: "203.0.113.9"},
+		{Input: "192.0.2.53", Target: "192.0.2.53", Name: "ns.lab.example", Origin: ptr(report.FromOrigin(whois.Origin{Addr: netip.MustParseAddr("192.0.2.53"), ASNs: []uint32{64520, 64521}, Prefix: netip.MustParsePrefix("192.0.2.0/24"), Country: "ZZ", Registry: "lab", Allocated: "2026-01-01", ASName: "LAB-ANYCAST", Source: "cymru"}))},
+		{Input: "10.1.2.3", Target: "10.1.2.3", Origin: ptr(report.FromOrigin(whois.Origin{Addr: netip.MustParseAddr("10.1.2.3"), Special: "private", Source: "special"}))},
+		{Input: "198.51.100.77", Target: "198.51.100.77", Origin: ptr(report.FromOrigin(whois.Origin{Addr: netip.MustParseAddr("198.51.100.77"), Unannounced: true, Source: "cymru", Cached: true}))},
+		{Input: "203.0.113.9", Target: "203.0.113.9"},
 	}
 	var b bytes.Buffer
 	if err := WhoisTable(&b, rows, true); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "whois.txt", b.Bytes())
+
+	b.Reset()
+	d := report.New(report.KindWhois, report.Tool{Name: "anycheck", Version: "test"}, t0, "vantage-1")
+	d.Results = rows
+	if err := JSON(&b, d); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "whois.json", b.Bytes())
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -408,7 +416,7 @@ func TestJSONStreamsSameBytes(t *testing.T) {
 	d.Results = []json.RawMessage{json.RawMessage(`{"a":[],"b":{"c":[1,2]}}`), json.RawMessage(`[]`)}
 	d.Errors = append(d.Errors, report.Problem{Target: "x", Message: "after the results"})
 	docs["marshalers"] = d
-	docs["structs"] = &report.Document{Schema: "anycheck/v1", Results: []own{{}, {A: []int{1}}}}
+	docs["structs"] = &report.Document{Schema: report.Schema, Results: []own{{}, {A: []int{1}}}}
 	for name, doc := range docs {
 		var whole bytes.Buffer
 		enc := json.NewEncoder(&whole)
@@ -432,7 +440,7 @@ func TestCompareTextNoTrailingSpace(t *testing.T) {
 	as := uint32(64508)
 	s := &report.CompareSummary{PathsPart: []report.PartingDTO{{Target: "192.0.2.53", OriginAS: 64496, Common: []uint32{64496},
 		Sides: []report.PartSide{{Instance: "ams-1", Vantages: []string{"probe 1"}, AS: &as}, {Instance: "fra-2", Vantages: []string{"probe 2"}}}}}}
-	rows := []report.CompareRow{{Vantage: report.CompareVantage{Key: "atlas:1", Label: "probe 1"}, Target: "192.0.2.53", Family: "ipv4", Instance: ptr("ams-1")}}
+	rows := []report.CompareRow{{Vantage: report.CompareVantage{Key: "atlas:1", Label: "probe 1"}, Target: "192.0.2.53", Family: "ipv4", Instance: report.InstanceDTO{Name: "ams-1", Source: "nsid"}}}
 	var b bytes.Buffer
 	if err := CompareText(&b, rows, s, CompareOptions{}); err != nil {
 		t.Fatal(err)

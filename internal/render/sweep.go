@@ -43,7 +43,7 @@ func sweepText(w *errWriter, s report.TraceSweep, o TraceOptions) {
 			w.printf("as path   %s\n", asPath(p.ASPath))
 		}
 		if p.Upstream != nil {
-			w.printf("upstream  %s\n", upstreamLine(p.Upstream, nil))
+			w.printf("upstream  %s\n", upstreamLine(p.Upstream))
 		}
 	}
 	if len(s.Paths) > 0 {
@@ -130,8 +130,8 @@ func sweepHeader(s report.TraceSweep, o TraceOptions) string {
 		if s.Protocol == "icmp" {
 			dst = f.Flow.Dst
 		}
-		line += fmt.Sprintf(" from %s %s %s → %s, %s mode", f.Flow.Src, what, portRanges(ports, 0), dst, f.Mode)
-		if so := f.SourceOrigin; so != nil && len(so.ASNs) > 0 {
+		line += fmt.Sprintf(" from %s %s %s → %s, %s mode", f.Flow.Src, what, portRanges(ports, 0), dst, f.Path.Mode)
+		if so := f.Path.SourceOrigin; so != nil && len(so.ASNs) > 0 {
 			line += ", from " + asLabel(so)
 		}
 	}
@@ -172,7 +172,7 @@ func flowsWord(proto string, ports []int) string {
 // than one path and those that got no reply at all.
 func unplacedFlows(s report.TraceSweep) (fits, silent []int) {
 	for _, port := range s.Summary.Unplaced {
-		if f := flowByPort(s, port); f != nil && !f.Reached && !slices.ContainsFunc(f.Hops, func(h report.HopDTO) bool { return len(h.Responders) > 0 }) {
+		if f := flowByPort(s, port); f != nil && !f.Path.Reached && !slices.ContainsFunc(f.Path.Hops, func(h report.HopDTO) bool { return len(h.Responders) > 0 }) {
 			silent = append(silent, port)
 			continue
 		}
@@ -181,7 +181,7 @@ func unplacedFlows(s report.TraceSweep) (fits, silent []int) {
 	return fits, silent
 }
 
-func flowByPort(s report.TraceSweep, port int) *report.TracePath {
+func flowByPort(s report.TraceSweep, port int) *report.TraceFlow {
 	for i := range s.Flows {
 		if s.Flows[i].Flow.Sport == port {
 			return &s.Flows[i]
@@ -238,7 +238,7 @@ func pathEnd(s report.TraceSweep, p report.SweepPath) string {
 		return fmt.Sprintf("→ %d of %d reached %s", p.Reached, len(p.Sports), s.Target)
 	}
 	if f := firstFlow(s, p); f != nil {
-		return "→ not reached: " + strings.ReplaceAll(f.StopReason, "-", " ")
+		return "→ not reached: " + strings.ReplaceAll(f.Path.StopReason, "-", " ")
 	}
 	return "→ not reached"
 }
@@ -252,7 +252,7 @@ func countFlows(cs []report.FlowCount) int {
 }
 
 // firstFlow is the first flow of a path.
-func firstFlow(s report.TraceSweep, p report.SweepPath) *report.TracePath {
+func firstFlow(s report.TraceSweep, p report.SweepPath) *report.TraceFlow {
 	if len(p.Sports) == 0 {
 		return nil
 	}
@@ -262,8 +262,8 @@ func firstFlow(s report.TraceSweep, p report.SweepPath) *report.TracePath {
 // pathFlow is the flow that shows a path best, for its AS path and reply
 // marks: the one that got the most replies (the first of those by port),
 // so a flow with silent hops does not stand for the path.
-func pathFlow(s report.TraceSweep, p report.SweepPath) *report.TracePath {
-	var best *report.TracePath
+func pathFlow(s report.TraceSweep, p report.SweepPath) *report.TraceFlow {
+	var best *report.TraceFlow
 	most := -1
 	for _, port := range p.Sports {
 		f := flowByPort(s, port)
@@ -271,7 +271,7 @@ func pathFlow(s report.TraceSweep, p report.SweepPath) *report.TracePath {
 			continue
 		}
 		n := 0
-		for _, h := range f.Hops {
+		for _, h := range f.Path.Hops {
 			if len(h.Responders) > 0 {
 				n++
 			}
@@ -286,14 +286,14 @@ func pathFlow(s report.TraceSweep, p report.SweepPath) *report.TracePath {
 // pathHops are a path's hops as the hop table shows them: its responders,
 // one probe carrying the median RTT over the path's flows (and the marks
 // of the first flow's reply), "*" when silent.
-func pathHops(p report.SweepPath, first *report.TracePath) []report.HopDTO {
+func pathHops(p report.SweepPath, first *report.TraceFlow) []report.HopDTO {
 	out := make([]report.HopDTO, len(p.Hops))
 	for i, h := range p.Hops {
 		d := report.HopDTO{TTL: h.TTL, Responders: h.Responders, RateLimited: h.RateLimited > 0, Probes: []report.ProbeDTO{{}}}
 		if len(h.Responders) > 0 && h.RTTMs != nil {
 			r := report.ReplyDTO{From: h.Responders[0].Address, RTTMs: *h.RTTMs}
-			if first != nil && i < len(first.Hops) {
-				for _, pr := range first.Hops[i].Probes {
+			if first != nil && i < len(first.Path.Hops) {
+				for _, pr := range first.Path.Hops[i].Probes {
 					if pr.Reply != nil && pr.Reply.From == r.From {
 						r = *pr.Reply
 						r.RTTMs = *h.RTTMs
@@ -399,12 +399,12 @@ func unsatisfied(vs []report.MDAVertexDTO) string {
 func sweepNotes(s report.TraceSweep, o TraceOptions) []string {
 	var out []string
 	for _, f := range s.Flows {
-		for _, n := range f.Notes {
+		for _, n := range f.Path.Notes {
 			if n := Escape(n); !slices.Contains(out, n) {
 				out = append(out, n)
 			}
 		}
-		if n := fmt.Sprintf("%s mode cannot observe: %s", f.Mode, strings.Join(f.Unobserved, ", ")); len(f.Unobserved) > 0 && !slices.Contains(out, n) {
+		if n := fmt.Sprintf("%s mode cannot observe: %s", f.Path.Mode, strings.Join(f.Path.Unobserved, ", ")); len(f.Path.Unobserved) > 0 && !slices.Contains(out, n) {
 			out = append(out, n)
 		}
 	}
@@ -425,11 +425,11 @@ func sweepNotes(s report.TraceSweep, o TraceOptions) []string {
 	lost, sent, lostFlows := 0, 0, 0
 	for _, f := range s.Flows {
 		d, ok := dest[f.Flow.Sport]
-		if !ok && f.Reached {
-			d, ok = f.DestTTL, true
+		if !ok && f.Path.Reached {
+			d, ok = f.Path.DestTTL, true
 		}
 		flowLost := false
-		for _, h := range f.Hops {
+		for _, h := range f.Path.Hops {
 			if ok && h.TTL >= d {
 				for _, pr := range h.Probes {
 					sent++
@@ -489,11 +489,11 @@ func sweepNotes(s report.TraceSweep, o TraceOptions) []string {
 // TraceDot writes single-flow traces as a Graphviz digraph: the vantage,
 // the hops (address, name, origin AS) and the instance at the end, each
 // edge labelled with the flow that used it.
-func TraceDot(w io.Writer, paths []report.TracePath) error {
+func TraceDot(w io.Writer, results []report.TraceResult) error {
 	g := flowGraph()
 	var fg flowEdges
-	for _, p := range paths {
-		fg.addFlows(g, p.Target, []report.TracePath{p})
+	for _, r := range results {
+		fg.addFlows(g, r.Target, r.Flows)
 	}
 	fg.write(g)
 	return g.write(w)
@@ -511,7 +511,7 @@ func SweepDot(w io.Writer, sweeps []report.TraceSweep) error {
 	g := flowGraph()
 	var fg flowEdges
 	for _, s := range sweeps {
-		var flows []report.TracePath
+		var flows []report.TraceFlow
 		for _, p := range s.Paths {
 			hops := make([]report.HopDTO, len(p.Hops))
 			for i, h := range p.Hops {
@@ -520,7 +520,7 @@ func SweepDot(w io.Writer, sweeps []report.TraceSweep) error {
 			for _, port := range p.Sports {
 				if f := flowByPort(s, port); f != nil {
 					placed := *f
-					placed.Hops = hops
+					placed.Path.Hops = hops
 					flows = append(flows, placed)
 				}
 			}
@@ -557,27 +557,27 @@ func (fg *flowEdges) add(from, to string, port int, proto string) {
 
 // addFlows draws each flow from the vantage through its hops to the
 // instance (or the target, when the flow carried no identity).
-func (fg *flowEdges) addFlows(g *dotGraph, target string, flows []report.TracePath) {
+func (fg *flowEdges) addFlows(g *dotGraph, target string, flows []report.TraceFlow) {
 	for _, f := range flows {
-		src := "vantage:" + f.Flow.Src
-		label := "vantage\n" + f.Flow.Src
-		if so := f.SourceOrigin; so != nil && len(so.ASNs) > 0 {
+		src := "vantage:" + string(f.Flow.Src)
+		label := "vantage\n" + string(f.Flow.Src)
+		if so := f.Path.SourceOrigin; so != nil && len(so.ASNs) > 0 {
 			label += "\n" + asLabel(so)
 		}
 		g.node(src, dotAttr("label", label), "style=rounded")
 		prev := src
-		for i, h := range f.Hops {
-			last := i == len(f.Hops)-1
+		for i, h := range f.Path.Hops {
+			last := i == len(f.Path.Hops)-1
 			var id string
 			switch {
 			case len(h.Responders) == 0:
 				// A silent hop stays on its branch: one "*" per hop before it.
 				id = fmt.Sprintf("silent:%d:%s", h.TTL, prev)
 				g.node(id, dotAttr("label", fmt.Sprintf("*\nttl %d", h.TTL)), "style=dashed")
-			case last && f.Reached && h.Responders[0].Address == target:
+			case last && f.Path.Reached && h.Responders[0].Address == target:
 				id, label = instanceDotNode(f, target)
 				attrs := []string{"shape=ellipse", "style=filled", `fillcolor="lightblue"`, dotAttr("label", label)}
-				if f.Instance == nil {
+				if f.Instance.Name == "" {
 					attrs[2] = `fillcolor="lightgrey"`
 				}
 				g.node(id, attrs...)
@@ -613,9 +613,9 @@ func (fg *flowEdges) write(g *dotGraph) {
 
 // instanceDotNode is the node a flow that reached the target ends at: its
 // instance, or the target itself when the flow carried no identity.
-func instanceDotNode(f report.TracePath, target string) (id, label string) {
-	if f.Instance != nil && f.Instance.Instance != "" {
-		return "instance:" + target + "/" + f.Instance.Instance, f.Instance.Instance + "\n" + target
+func instanceDotNode(f report.TraceFlow, target string) (id, label string) {
+	if name := string(f.Instance.Name); name != "" {
+		return "instance:" + target + "/" + name, name + "\n" + target
 	}
 	return "target:" + target, target + "\n(no identity)"
 }

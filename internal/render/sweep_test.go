@@ -57,9 +57,9 @@ func sweepFlow(sport int, id string, hops ...string) trace.Path {
 // analysed by the catchment model over the flows in port order.
 func testSweep(input string, paths []trace.Path, failed []report.FailedFlow, stop report.SweepStop) report.TraceSweep {
 	origins := sweepOrigins()
-	flows := make([]report.TracePath, len(paths))
+	flows := make([]report.TraceFlow, len(paths))
 	for i, p := range paths {
-		flows[i] = report.FromPath(input, p)
+		flows[i] = report.FromPath(p, nil)
 		flows[i].Enrich(origins, map[netip.Addr]string{netip.MustParseAddr("198.51.100.1"): "e1.lab.example"})
 		_, facts := live.Path(p, origins)
 		flows[i].SetPath(facts)
@@ -167,7 +167,7 @@ func TestSweepJSONGolden(t *testing.T) {
 	sw := []report.TraceSweep{diamondSweep(), splitSweep()}
 	for _, s := range sw {
 		for _, f := range s.Flows {
-			d.AddSource(f.Flow.Src + ":" + strconv.Itoa(f.Flow.Sport))
+			d.AddSource(string(f.Flow.Src) + ":" + strconv.Itoa(f.Flow.Sport))
 		}
 	}
 	d.Results = sw
@@ -178,12 +178,12 @@ func TestSweepJSONGolden(t *testing.T) {
 	golden(t, "sweep.json", b.Bytes())
 
 	b.Reset()
-	for _, h := range sw[1].Flows[0].Hops {
-		if err := JSONL(&b, d.FlowHopRecord("ns.lab.example", sw[1].Flows[0].Flow.Sport, h)); err != nil {
+	for _, h := range sw[1].Flows[0].Path.Hops {
+		if err := JSONL(&b, d.WithVantage(d.FlowHopRecord("ns.lab.example", sw[1].Flows[0].Flow, h))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := JSONL(&b, d.ResultRecord("ns.lab.example", sw[1])); err != nil {
+	if err := JSONL(&b, d.WithVantage(d.ResultRecord("ns.lab.example", sw[1]))); err != nil {
 		t.Fatal(err)
 	}
 	if err := JSONL(&b, d.EndRecord()); err != nil {
@@ -222,7 +222,7 @@ func TestSweepDot(t *testing.T) {
 	renderDot(t, out)
 
 	b.Reset()
-	if err := TraceDot(&b, []report.TracePath{traceFixture()}); err != nil {
+	if err := TraceDot(&b, []report.TraceResult{traceFixture()}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(b.String(), `"vantage:203.0.113.10" -> "hop:203.0.113.1" [label="1 flow\nport 33512"]`) ||
@@ -296,7 +296,7 @@ func idFlowsFixture() report.IDTarget {
 		run(40003, "", 0),
 		run(40004, "i1-nsd", 395*time.Microsecond),
 	}
-	t := report.FromIDRuns("192.0.2.53", target, false, flows)
+	t := report.FromIDRuns("192.0.2.53", target, false, flows, nil)
 	cf := live.IDFlows(flows)
 	t.FlowSummary = report.FromSplit(len(cf), catchment.SplitOf(cf))
 	return t

@@ -26,18 +26,18 @@ type TraceOptions struct {
 // cutNote follows a hop table whose names were cut to fit.
 const cutNote = "names cut to fit the table (…); --wide shows them whole, -o json always has them"
 
-func traceHeader(w *errWriter, p report.TracePath, o TraceOptions) {
+func traceHeader(w *errWriter, input string, p report.TraceFlow, o TraceOptions) {
 	f := p.Flow
-	flow := fmt.Sprintf("%s/%d paris flow %s → %s", f.Protocol, f.Dport, endpoint(f.Src, f.Sport), endpoint(f.Dst, f.Dport))
+	flow := fmt.Sprintf("%s/%d paris flow %s → %s", f.Protocol, f.Dport, endpoint(string(f.Src), f.Sport), endpoint(f.Dst, f.Dport))
 	if f.Protocol == "icmp" {
 		flow = fmt.Sprintf("icmp paris flow %s → %s id %d", f.Src, f.Dst, f.Sport)
 	}
-	target := p.Target
-	if p.Input != "" && p.Input != p.Target {
-		target = fmt.Sprintf("%s (%s)", Escape(p.Input), p.Target)
+	target := f.Dst
+	if input != "" && input != f.Dst {
+		target = fmt.Sprintf("%s (%s)", Escape(input), f.Dst)
 	}
-	line := fmt.Sprintf("trace to %s, %s, %s mode", target, flow, p.Mode)
-	if o := p.SourceOrigin; o != nil && len(o.ASNs) > 0 {
+	line := fmt.Sprintf("trace to %s, %s, %s mode", target, flow, p.Path.Mode)
+	if o := p.Path.SourceOrigin; o != nil && len(o.ASNs) > 0 {
 		line += ", from " + asLabel(o)
 	}
 	if o.MaxTTL > 0 {
@@ -47,20 +47,24 @@ func traceHeader(w *errWriter, p report.TracePath, o TraceOptions) {
 }
 
 // TraceText writes finished traces for a terminal.
-func TraceText(w io.Writer, paths []report.TracePath, o TraceOptions) error {
+func TraceText(w io.Writer, results []report.TraceResult, o TraceOptions) error {
 	ew := &errWriter{w: w}
-	for i, p := range paths {
-		if i > 0 {
-			ew.printf("\n")
-		}
-		traceHeader(ew, p, o)
-		lines, cut := hopTable(p.Hops, o.Wide)
-		for _, l := range lines {
-			ew.printf("%s\n", l)
-		}
-		traceFooter(ew, p)
-		if cut {
-			ew.printf("note      %s\n", cutNote)
+	n := 0
+	for _, r := range results {
+		for _, p := range r.Flows {
+			if n > 0 {
+				ew.printf("\n")
+			}
+			n++
+			traceHeader(ew, r.Input, p, o)
+			lines, cut := hopTable(p.Path.Hops, o.Wide)
+			for _, l := range lines {
+				ew.printf("%s\n", l)
+			}
+			traceFooter(ew, p)
+			if cut {
+				ew.printf("note      %s\n", cutNote)
+			}
 		}
 	}
 	return ew.err
@@ -218,20 +222,21 @@ func mplsLine(ls []report.MPLSDTO) string {
 	return strings.Join(parts, " ")
 }
 
-func traceFooter(w *errWriter, p report.TracePath) {
+func traceFooter(w *errWriter, f report.TraceFlow) {
+	p := f.Path
 	switch {
-	case p.Instance != nil && p.Instance.Instance != "":
-		w.printf("instance  %s  %d hops, %s ms\n", identityLine(*p.Instance), p.DestTTL, ms(destRTT(p)))
+	case f.Instance.Name != "":
+		w.printf("instance  %s  %d hops, %s ms\n", identityLine(f.Instance), p.DestTTL, ms(destRTT(f)))
 	case p.Reached:
-		w.printf("reached   %s at %d hops, %s ms\n", p.Target, p.DestTTL, ms(destRTT(p)))
+		w.printf("reached   %s at %d hops, %s ms\n", f.Flow.Dst, p.DestTTL, ms(destRTT(f)))
 	default:
 		w.printf("not reached: %s\n", strings.ReplaceAll(p.StopReason, "-", " "))
 	}
 	if len(p.ASPath) > 0 {
 		w.printf("as path   %s\n", asPath(p.ASPath))
 	}
-	if p.PathUpstream != nil {
-		w.printf("upstream  %s\n", upstreamLine(p.PathUpstream, p.Upstream))
+	if p.Upstream != nil {
+		w.printf("upstream  %s\n", upstreamLine(p.Upstream))
 	}
 	for _, n := range p.Notes {
 		w.printf("note      %s\n", Escape(n))
@@ -244,23 +249,24 @@ func traceFooter(w *errWriter, p report.TracePath) {
 // upstreamLine is where a path enters the service, as every command prints
 // it: the hop and the upstream AS it comes from (upstreamLabel, compare's
 // column), the AS's name when the origin lookup gave one, and the hop's TTL.
-func upstreamLine(u *report.UpstreamDTO, as *report.OriginDTO) string {
+func upstreamLine(u *report.UpstreamDTO) string {
 	s := upstreamLabel(u)
-	if name := asName(as); name != "" {
-		s += "  " + Escape(name)
+	if u.ASName != "" {
+		s += "  " + Escape(u.ASName)
 	}
 	return s + fmt.Sprintf("  (hop %d)", u.TTL)
 }
 
 // destRTT is the smallest RTT of the destination's replies.
-func destRTT(p report.TracePath) float64 {
+func destRTT(f report.TraceFlow) float64 {
+	p := f.Path
 	best := -1.0
 	for _, h := range p.Hops {
 		if h.TTL != p.DestTTL {
 			continue
 		}
 		for _, pr := range h.Probes {
-			if pr.Reply != nil && pr.Reply.From == p.Target && (best < 0 || pr.Reply.RTTMs < best) {
+			if pr.Reply != nil && pr.Reply.From == f.Flow.Dst && (best < 0 || pr.Reply.RTTMs < best) {
 				best = pr.Reply.RTTMs
 			}
 		}

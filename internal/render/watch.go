@@ -4,8 +4,8 @@ import (
 	"cmp"
 	"fmt"
 	"io"
-	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,12 +43,12 @@ func dur(msv float64) string {
 	return d.Round(time.Millisecond).String()
 }
 
-// flowPort is the source port of a flow's "address:port" ("?" unknown).
-func flowPort(flow string) string {
-	if i := strings.LastIndexByte(flow, ':'); i >= 0 && i+1 < len(flow) {
-		return flow[i+1:]
+// flowPort is a flow's source port ("?" unknown).
+func flowPort(f report.FlowDTO) string {
+	if f.Sport == 0 {
+		return "?"
 	}
-	return "?"
+	return strconv.Itoa(f.Sport)
 }
 
 func instanceName(s string) string {
@@ -62,12 +62,16 @@ func instanceName(s string) string {
 // line, plus one line per changed hop for a path event.
 func WatchEventText(w io.Writer, e report.WatchEvent, o WatchOptions) error {
 	ew := &errWriter{w: w}
-	ew.printf("%s  %s :%s  %-7s  %s\n", o.clock(e.Time), Escape(e.Target), flowPort(e.Flow), e.Type, eventDetail(e, o))
+	target := e.Target
+	if e.Input != "" {
+		target = e.Input
+	}
+	ew.printf("%s  %s :%s  %-7s  %s\n", o.clock(e.Time), Escape(target), flowPort(e.Flow), e.Type, eventDetail(e, o))
 	switch {
 	case e.Path == nil:
 	case e.Path.Previous == nil:
-		for i := range e.Path.Trace.Hops {
-			h := &e.Path.Trace.Hops[i]
+		for i := range e.Path.Trace.Path.Hops {
+			h := &e.Path.Trace.Path.Hops[i]
 			ew.printf("    %3d  %s\n", h.TTL, hopAddrs(h))
 		}
 	default:
@@ -84,23 +88,28 @@ func rttOf(v *float64) string {
 }
 
 func eventDetail(e report.WatchEvent, o WatchOptions) string {
+	in := string(e.Instance.Name)
+	from := ""
+	if e.From != nil {
+		from = string(e.From.Name)
+	}
 	switch e.Type {
 	case "start":
-		return fmt.Sprintf("%s  rtt %s ms", instanceName(e.Instance), rttOf(e.RTTAfterMs))
+		return fmt.Sprintf("%s  rtt %s ms", instanceName(in), rttOf(e.RTTAfterMs))
 	case "switch":
-		return fmt.Sprintf("%s → %s  rtt %s → %s ms", instanceName(e.From), instanceName(e.Instance), rttOf(e.RTTBeforeMs), rttOf(e.RTTAfterMs))
+		return fmt.Sprintf("%s → %s  rtt %s → %s ms", instanceName(from), instanceName(in), rttOf(e.RTTBeforeMs), rttOf(e.RTTAfterMs))
 	case "lost":
 		s := fmt.Sprintf("no reply since %s (%d rounds)", o.clock(e.Since), e.Misses)
-		if e.Instance != "" {
-			s += ", last on " + Escape(e.Instance)
+		if in != "" {
+			s += ", last on " + Escape(in)
 		}
 		return s
 	case "back":
-		return fmt.Sprintf("%s after %s without a reply (%d rounds)  rtt %s ms", instanceName(e.Instance), sinceDur(e.Since, e.Time), e.Misses, rttOf(e.RTTAfterMs))
+		return fmt.Sprintf("%s after %s without a reply (%d rounds)  rtt %s ms", instanceName(in), sinceDur(e.Since, e.Time), e.Misses, rttOf(e.RTTAfterMs))
 	case "suspect":
 		who := "an answer"
-		if e.Instance != "" {
-			who = Quote(e.Instance)
+		if in != "" {
+			who = Quote(in)
 		}
 		return fmt.Sprintf("%s with %s: something other than the service may have answered  rtt %s ms", who, strings.Join(e.Suspicions, ", "), rttOf(e.RTTAfterMs))
 	case "error":
@@ -133,21 +142,21 @@ func asPathNote(p []uint32) string {
 
 func pathSummary(e report.WatchEvent) string {
 	p := e.Path
-	to := "to " + instanceName(e.Instance)
-	if !p.Trace.Reached {
-		to = "not reaching " + Escape(p.Trace.Target) + " (" + p.Trace.StopReason + ")"
+	to := "to " + instanceName(string(e.Instance.Name))
+	if !p.Trace.Path.Reached {
+		to = "not reaching " + Escape(p.Trace.Flow.Dst) + " (" + p.Trace.Path.StopReason + ")"
 	}
 	if p.Previous == nil {
-		return fmt.Sprintf("%s, %d hops", to, len(p.Trace.Hops)) + asPathNote(p.Trace.ASPath) + upstreamNote(p.Trace.PathUpstream)
+		return fmt.Sprintf("%s, %d hops", to, len(p.Trace.Path.Hops)) + asPathNote(p.Trace.Path.ASPath) + upstreamNote(p.Trace.Path.Upstream)
 	}
 	if len(p.Changed) == 0 {
-		return fmt.Sprintf("%s: unchanged (%d hops)", to, len(p.Trace.Hops))
+		return fmt.Sprintf("%s: unchanged (%d hops)", to, len(p.Trace.Path.Hops))
 	}
 	where := "differs from the first hop"
 	if p.Common != nil {
 		where = fmt.Sprintf("leaves the old path after ttl %d %s", p.PartTTL, responderLabel(*p.Common))
 	}
-	return fmt.Sprintf("%s %s; %d hops differ", to, where, len(p.Changed)) + asPathNote(p.Trace.ASPath) + upstreamNote(p.Trace.PathUpstream)
+	return fmt.Sprintf("%s %s; %d hops differ", to, where, len(p.Changed)) + asPathNote(p.Trace.Path.ASPath) + upstreamNote(p.Trace.Path.Upstream)
 }
 
 // upstreamNote is "  upstream 203.0.113.1 from AS64500", or nothing.
@@ -193,46 +202,43 @@ func hopAt(hops []report.HopDTO, ttl int) *report.HopDTO {
 func changedHops(w *errWriter, p report.WatchPath) {
 	oldW := 1
 	for _, ttl := range p.Changed {
-		oldW = max(oldW, width(hopAddrs(hopAt(p.Previous.Hops, ttl))))
+		oldW = max(oldW, width(hopAddrs(hopAt(p.Previous.Path.Hops, ttl))))
 	}
 	for _, ttl := range p.Changed {
-		w.printf("    %3d  %s  →  %s\n", ttl, pad(hopAddrs(hopAt(p.Previous.Hops, ttl)), oldW), hopAddrs(hopAt(p.Trace.Hops, ttl)))
+		w.printf("    %3d  %s  →  %s\n", ttl, pad(hopAddrs(hopAt(p.Previous.Path.Hops, ttl)), oldW), hopAddrs(hopAt(p.Trace.Path.Hops, ttl)))
 	}
 }
 
 // WatchText writes the summary of `anycheck watch`: per target, the
 // instances with their share of the watched time, then the counts; a
 // target watched over several flows gets one summary of them all.
-func WatchText(w io.Writer, flows []report.WatchFlow, o WatchOptions) error {
+func WatchText(w io.Writer, targets []report.WatchTarget, o WatchOptions) error {
 	ew := &errWriter{w: w}
-	for i, g := range watchTargets(flows) {
-		if i > 0 {
-			ew.printf("\n")
-		}
-		if len(g) == 1 {
-			watchFlow(ew, g[0], o)
+	n := 0
+	for _, t := range targets {
+		if len(t.Flows) == 0 {
 			continue
 		}
-		watchFlows(ew, g, o)
+		if n > 0 {
+			ew.printf("\n")
+		}
+		n++
+		if len(t.Flows) == 1 {
+			watchFlow(ew, t, t.Flows[0], o)
+			continue
+		}
+		watchFlows(ew, t, o)
 	}
 	return ew.err
 }
 
-// watchTargets groups the flows of each target (consecutive results with
-// the same input, address and port), in order.
-func watchTargets(flows []report.WatchFlow) [][]report.WatchFlow {
-	var out [][]report.WatchFlow
-	for i, f := range flows {
-		if i > 0 {
-			p := flows[i-1]
-			if p.Input == f.Input && p.Address == f.Address && p.Port == f.Port && p.Transport == f.Transport {
-				out[len(out)-1] = append(out[len(out)-1], f)
-				continue
-			}
-		}
-		out = append(out, []report.WatchFlow{f})
+// watchTarget is a watched target as the text names it.
+func watchTarget(t report.WatchTarget) string {
+	target := endpoint(t.Target, t.Port)
+	if t.Input != "" && t.Input != t.Target {
+		target = fmt.Sprintf("%s (%s)", Escape(t.Input), target)
 	}
-	return out
+	return target
 }
 
 // everyRound: the longest stable run is one round of many answered ones,
@@ -243,17 +249,13 @@ func everyRound(r *report.WatchRun, answered int) bool {
 
 func percent(v float64) string { return fmt.Sprintf("%.1f%%", v*100) }
 
-func watchFlow(ew *errWriter, f report.WatchFlow, o WatchOptions) {
-	target := endpoint(f.Address, f.Port)
-	if f.Input != "" && f.Input != f.Address {
-		target = fmt.Sprintf("%s (%s)", Escape(f.Input), target)
-	}
-	src := f.Source
-	if src == "" {
-		src = "(no socket)"
+func watchFlow(ew *errWriter, t report.WatchTarget, f report.WatchFlow, o WatchOptions) {
+	src := "(no socket)"
+	if f.Flow.Sport != 0 {
+		src = flowSource(f.Flow)
 	}
 	ew.printf("watch %s %s from %s: %s every %s over %s (%s – %s)\n",
-		target, f.Transport, src, nOf(f.Rounds, "round", "rounds"), dur(f.IntervalMs), dur(f.DurationMs), o.clock(f.Started), o.clock(f.Ended))
+		watchTarget(t), t.Transport, src, nOf(f.Rounds, "round", "rounds"), dur(f.IntervalMs), dur(f.DurationMs), o.clock(f.Started), o.clock(f.Ended))
 	tw := newTable(ew.w)
 	tabw := &errWriter{w: tw}
 	if ew.err == nil {
@@ -263,7 +265,7 @@ func watchFlow(ew *errWriter, f report.WatchFlow, o WatchOptions) {
 			if r := in.RTT; r != nil {
 				rtt = strings.Join([]string{ms(r.Min), ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max)}, "/")
 			}
-			tabw.printf("  %s\t%s\t%s\t%d\t%s\n", Escape(in.Instance), percent(in.Share), dur(in.TimeMs), in.Rounds, rtt)
+			tabw.printf("  %s\t%s\t%s\t%d\t%s\n", Escape(string(in.Instance.Name)), percent(in.Share), dur(in.TimeMs), in.Rounds, rtt)
 		}
 		for _, x := range []struct {
 			name string
@@ -319,20 +321,18 @@ func nOf(n int, one, many string) string {
 // (its main instance — the one it spent most time on — share, switches,
 // losses, timeouts), the instances over all flows (share of the flows'
 // watched time), the totals, and the instances' shares of the flows.
-func watchFlows(ew *errWriter, flows []report.WatchFlow, o WatchOptions) {
+func watchFlows(ew *errWriter, t report.WatchTarget, o WatchOptions) {
+	flows := t.Flows
 	f0 := flows[0]
-	target := endpoint(f0.Address, f0.Port)
-	if f0.Input != "" && f0.Input != f0.Address {
-		target = fmt.Sprintf("%s (%s)", Escape(f0.Input), target)
-	}
+	target := watchTarget(t)
 	src, ports := "", []int{}
 	minRounds, maxRounds := f0.Rounds, f0.Rounds
 	var started, ended time.Time
 	var total float64
 	for _, f := range flows {
-		if ap, err := netip.ParseAddrPort(f.Source); err == nil {
-			src = cmp.Or(src, ap.Addr().String())
-			ports = append(ports, int(ap.Port()))
+		if f.Flow.Sport != 0 {
+			src = cmp.Or(src, string(f.Flow.Src))
+			ports = append(ports, f.Flow.Sport)
 		}
 		minRounds, maxRounds = min(minRounds, f.Rounds), max(maxRounds, f.Rounds)
 		if t, err := time.Parse(time.RFC3339Nano, f.Started); err == nil && (started.IsZero() || t.Before(started)) {
@@ -358,18 +358,21 @@ func watchFlows(ew *errWriter, flows []report.WatchFlow, o WatchOptions) {
 		return o.clock(t.Format(time.RFC3339Nano))
 	}
 	ew.printf("watch %s %s, %d flows from %s: %s every %s over %s (%s – %s)\n",
-		target, f0.Transport, len(flows), from, rounds, dur(f0.IntervalMs), dur(float64(ended.Sub(started))/float64(time.Millisecond)), stamp(started), stamp(ended))
+		target, t.Transport, len(flows), from, rounds, dur(f0.IntervalMs), dur(float64(ended.Sub(started))/float64(time.Millisecond)), stamp(started), stamp(ended))
 
-	// Each flow counts for the instance it spent most time on.
-	main, unidentified := report.FlowInstances(flows)
-	shares := flowCounts(main)
-	split := len(shares) > 1
+	// Each flow counts for the instance it spent most time on (the
+	// catchment model's summary).
+	sum := t.FlowSummary
+	if sum == nil {
+		sum = &report.IDFlowSplit{Flows: len(flows)}
+	}
+	shares, unidentified, split := sum.Instances, sum.Unidentified, sum.Split
 	if split {
 		ew.printf("catchment split by flow: %s\n", instanceShares(shares, len(flows)))
 	}
 
 	byPort := slices.Clone(flows)
-	slices.SortStableFunc(byPort, func(a, b report.WatchFlow) int { return cmp.Compare(flowPort(a.Source), flowPort(b.Source)) })
+	slices.SortStableFunc(byPort, func(a, b report.WatchFlow) int { return cmp.Compare(a.Flow.Sport, b.Flow.Sport) })
 	var rows strings.Builder
 	tw := newTable(&rows)
 	tabw := &errWriter{w: tw}
@@ -379,9 +382,9 @@ func watchFlows(ew *errWriter, flows []report.WatchFlow, o WatchOptions) {
 			instance, share := "—", "-"
 			var notes []string
 			if len(f.Instances) > 0 {
-				instance, share = escapeFit(f.Instances[0].Instance, maxNameWidth), percent(f.Instances[0].Share)
+				instance, share = escapeFit(string(f.Instances[0].Instance.Name), maxNameWidth), percent(f.Instances[0].Share)
 				for _, in := range f.Instances[1:] {
-					notes = append(notes, fmt.Sprintf("also %s %s", Escape(in.Instance), percent(in.Share)))
+					notes = append(notes, fmt.Sprintf("also %s %s", Escape(string(in.Instance.Name)), percent(in.Share)))
 				}
 			}
 			if f.Suspect.Rounds > 0 {
@@ -390,7 +393,7 @@ func watchFlows(ew *errWriter, flows []report.WatchFlow, o WatchOptions) {
 			if f.Lost {
 				notes = append(notes, "lost at the end")
 			}
-			tabw.printf("  %s\t%s\t%s\t%d\t%d\t%d of %d\t%s\n", flowPort(f.Source), instance, share, f.Switches, f.Losses, f.Timeouts, f.Queries, strings.Join(notes, "; "))
+			tabw.printf("  %s\t%s\t%s\t%d\t%d\t%d of %d\t%s\n", flowPort(f.Flow), instance, share, f.Switches, f.Losses, f.Timeouts, f.Queries, strings.Join(notes, "; "))
 		}
 		_ = tw.Flush() // into memory
 		for _, l := range strings.Split(strings.TrimRight(rows.String(), "\n"), "\n") {
@@ -415,10 +418,11 @@ func watchFlows(ew *errWriter, flows []report.WatchFlow, o WatchOptions) {
 	longestPort := ""
 	for _, f := range flows {
 		for _, in := range f.Instances {
-			a := by[in.Instance]
+			name := string(in.Instance.Name)
+			a := by[name]
 			if a == nil {
-				a = &agg{name: in.Instance}
-				by[in.Instance] = a
+				a = &agg{name: name}
+				by[name] = a
 				order = append(order, a)
 			}
 			a.timeMs += in.TimeMs
@@ -456,7 +460,7 @@ func watchFlows(ew *errWriter, flows []report.WatchFlow, o WatchOptions) {
 			lost++
 		}
 		if r := f.LongestStable; r != nil && (longest == nil || r.DurationMs > longest.DurationMs) {
-			longest, longestPort = r, flowPort(f.Source)
+			longest, longestPort = r, flowPort(f.Flow)
 		}
 	}
 	share := func(ms float64) string {
@@ -529,19 +533,4 @@ func watchFlows(ew *errWriter, flows []report.WatchFlow, o WatchOptions) {
 		}
 		ew.printf("instances %s\n", line)
 	}
-}
-
-// flowCounts orders instances by how many flows they had, then by name.
-func flowCounts(m map[string]int) []report.FlowCount {
-	out := make([]report.FlowCount, 0, len(m))
-	for k, v := range m {
-		out = append(out, report.FlowCount{Instance: k, Flows: v})
-	}
-	slices.SortFunc(out, func(a, b report.FlowCount) int {
-		if c := cmp.Compare(b.Flows, a.Flows); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Instance, b.Instance)
-	})
-	return out
 }

@@ -24,7 +24,7 @@ var labOrigins = map[string]uint32{
 
 // watchTrace is a trace of the watched flow through the given hops, ending
 // at the anycast address served by instance.
-func watchTrace(at time.Time, instance string, hops ...string) report.TracePath {
+func watchTrace(at time.Time, instance string, hops ...string) report.TraceFlow {
 	p := trace.Path{
 		Flow: trace.Flow{Proto: trace.UDP, Src: netip.MustParseAddrPort("198.51.100.10:40429"), Dst: netip.MustParseAddrPort("192.0.2.53:53")},
 		Mode: trace.ModeRaw, Started: at, Elapsed: 3 * time.Millisecond, Reached: true, Stop: trace.StopReached,
@@ -44,7 +44,7 @@ func watchTrace(at time.Time, instance string, hops ...string) report.TracePath 
 		}
 		p.Hops = append(p.Hops, hop)
 	}
-	tp := report.FromPath("192.0.2.53", p)
+	tp := report.FromPath(p, nil)
 	origins := map[netip.Addr]whois.Origin{netip.MustParseAddr("192.0.2.53"): {ASNs: []uint32{64520, 64521}, Source: "cymru"}}
 	for a, as := range labOrigins {
 		origins[netip.MustParseAddr(a)] = whois.Origin{ASNs: []uint32{as}, Source: "cymru"}
@@ -74,7 +74,7 @@ func watchRound(at time.Time, nsid string, rtt time.Duration) catchment.WatchRou
 
 // watchFixture is a failover and back, watched every second with --trace,
 // then a loss: the events as they were streamed and the summary.
-func watchFixture() ([]report.WatchEvent, []report.WatchFlow) {
+func watchFixture() ([]report.WatchEvent, []report.WatchTarget) {
 	id := report.WatchFlowID{Input: "192.0.2.53", Target: netip.MustParseAddrPort("192.0.2.53:53"), Source: netip.MustParseAddrPort("198.51.100.10:40429"), Interval: time.Second, Started: t0}
 	w := catchment.NewWatcher(id.Target.Addr(), time.Second, nil, 0)
 	pathA := []string{"198.51.100.1", "198.51.100.22", "198.51.100.33", "203.0.113.1"}
@@ -89,10 +89,17 @@ func watchFixture() ([]report.WatchEvent, []report.WatchFlow) {
 		{"", 0}, {"", 0}, {"", 0},
 	}
 	var events []report.WatchEvent
-	var prev *report.TracePath
+	var prev *report.TraceFlow
+	var last []measure.Answer
+	var current measure.Identity
 	for i, s := range seq {
 		at := t0.Add(time.Duration(i) * time.Second)
-		for _, e := range w.Observe(watchRound(at, s.nsid, s.rtt)) {
+		r := watchRound(at, s.nsid, s.rtt)
+		last = r.Answers
+		if r.Identity.Instance != "" {
+			current = r.Identity
+		}
+		for _, e := range w.Observe(r) {
 			events = append(events, report.FromWatchEvent(id, e))
 			if e.Type == catchment.WatchStart || e.Type == catchment.WatchSwitch {
 				hops := pathA
@@ -102,15 +109,15 @@ func watchFixture() ([]report.WatchEvent, []report.WatchFlow) {
 				tp := watchTrace(at.Add(2*time.Millisecond), s.nsid, hops...)
 				var c catchment.PathChange
 				if prev != nil {
-					c = catchment.ComparePaths(prev.CatchmentFlow(), tp.CatchmentFlow())
+					c = catchment.ComparePaths(prev.CatchmentFlow(id.Target.Addr()), tp.CatchmentFlow(id.Target.Addr()))
 				}
 				events = append(events, report.NewWatchPathEvent(id, string(e.Type), at.Add(2*time.Millisecond), tp, prev, c, prev != nil))
 				prev = &tp
 			}
 		}
 	}
-	sum := report.FromWatchSummary(id, w.Summary(t0.Add(10500*time.Millisecond)), events, 0)
-	return events, []report.WatchFlow{sum}
+	sum := report.FromWatchSummary(id, w.Summary(t0.Add(10500*time.Millisecond)), last, current, events, 0)
+	return events, []report.WatchTarget{report.NewWatchTarget(id, []report.WatchFlow{sum}, nil)}
 }
 
 func TestWatchTextGolden(t *testing.T) {
@@ -161,11 +168,11 @@ func TestWatchJSONGolden(t *testing.T) {
 
 	b.Reset()
 	for _, e := range events {
-		if err := JSONL(&b, d.EventRecord(e)); err != nil {
+		if err := JSONL(&b, d.WithVantage(d.EventRecord(e))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := JSONL(&b, d.ResultRecord("192.0.2.53", flows[0])); err != nil {
+	if err := JSONL(&b, d.WithVantage(d.ResultRecord("192.0.2.53", flows[0]))); err != nil {
 		t.Fatal(err)
 	}
 	if err := JSONL(&b, d.EndRecord()); err != nil {
@@ -177,12 +184,13 @@ func TestWatchJSONGolden(t *testing.T) {
 // Hostile identities and error texts are escaped in every event line.
 func TestWatchTextEscapes(t *testing.T) {
 	evil := "x\x1b[2J\u202ey"
+	fl := report.FlowDTO{Protocol: "udp", Src: "198.51.100.10", Sport: 1, Dst: "192.0.2.53", Dport: 53}
 	for _, e := range []report.WatchEvent{
-		{Time: "2026-11-22T03:00:00Z", Type: "start", Target: evil, Flow: "198.51.100.10:1", Instance: evil},
-		{Time: "2026-11-22T03:00:00Z", Type: "switch", Target: "t", Flow: "198.51.100.10:1", Instance: evil, From: evil},
-		{Time: "2026-11-22T03:00:00Z", Type: "suspect", Target: "t", Flow: "198.51.100.10:1", Instance: evil, Suspicions: []string{"ra_set"}},
-		{Time: "2026-11-22T03:00:00Z", Type: "error", Target: "t", Flow: "198.51.100.10:1", Detail: evil},
-		{Time: "2026-11-22T03:00:00Z", Type: "lost", Target: "t", Flow: "198.51.100.10:1", Instance: evil, Since: "2026-11-22T03:00:00Z", Misses: 3},
+		{Time: "2026-11-22T03:00:00Z", Type: "start", Target: evil, Flow: fl, Instance: report.InstanceDTO{Name: report.OptString(evil)}},
+		{Time: "2026-11-22T03:00:00Z", Type: "switch", Target: "t", Flow: fl, Instance: report.InstanceDTO{Name: report.OptString(evil)}, From: &report.InstanceDTO{Name: report.OptString(evil)}},
+		{Time: "2026-11-22T03:00:00Z", Type: "suspect", Target: "t", Flow: fl, Instance: report.InstanceDTO{Name: report.OptString(evil)}, Suspicions: []string{"ra_set"}},
+		{Time: "2026-11-22T03:00:00Z", Type: "error", Target: "t", Flow: fl, Detail: evil},
+		{Time: "2026-11-22T03:00:00Z", Type: "lost", Target: "t", Flow: fl, Instance: report.InstanceDTO{Name: report.OptString(evil)}, Since: "2026-11-22T03:00:00Z", Misses: 3},
 	} {
 		var b bytes.Buffer
 		if err := WatchEventText(&b, e, WatchOptions{}); err != nil {
@@ -198,17 +206,18 @@ func TestWatchTextEscapes(t *testing.T) {
 // says so (it said "longest stable run: (other instances)" past the 64
 // instances a flow tells apart, and one round of one of them below).
 func TestWatchTextIdentityEveryRound(t *testing.T) {
-	flow := func(src string) report.WatchFlow {
-		return report.WatchFlow{Input: "192.0.2.53", Address: "192.0.2.53", Port: 53, Transport: "udp", Source: src,
-			Started: "2026-11-22T03:00:00Z", Ended: "2026-11-22T03:01:40Z", DurationMs: 100000, IntervalMs: 1000,
+	flow := func(sport int) report.WatchFlow {
+		return report.WatchFlow{Flow: report.FlowDTO{Protocol: "udp", Src: "198.51.100.10", Sport: sport, Dst: "192.0.2.53", Dport: 53},
+			Started: "2026-11-22T03:00:00.000Z", Ended: "2026-11-22T03:01:40.000Z", DurationMs: 100000, IntervalMs: 1000,
 			Rounds: 100, Answered: 100, Switches: 99, LostAfter: 3,
-			Instances: []report.WatchInstance{{Instance: "X000", WatchShare: report.WatchShare{Rounds: 1, TimeMs: 1000, Share: 0.01}},
-				{Instance: "(other instances)", WatchShare: report.WatchShare{Rounds: 37, TimeMs: 37000, Share: 0.37}}},
-			LongestStable: &report.WatchRun{Instance: "X042", Start: "2026-11-22T03:00:42Z", End: "2026-11-22T03:00:43Z", DurationMs: 1000, Rounds: 1}}
+			Instances: []report.WatchInstance{{Instance: report.InstanceDTO{Name: "X000", Source: "nsid"}, WatchShare: report.WatchShare{Rounds: 1, TimeMs: 1000, Share: 0.01}},
+				{Instance: report.InstanceDTO{Name: "(other instances)"}, WatchShare: report.WatchShare{Rounds: 37, TimeMs: 37000, Share: 0.37}}},
+			LongestStable: &report.WatchRun{Instance: "X042", Start: "2026-11-22T03:00:42.000Z", End: "2026-11-22T03:00:43.000Z", DurationMs: 1000, Rounds: 1}}
 	}
-	for _, flows := range [][]report.WatchFlow{{flow("198.51.100.10:40000")}, {flow("198.51.100.10:40000"), flow("198.51.100.10:40001")}} {
+	for _, flows := range [][]report.WatchFlow{{flow(40000)}, {flow(40000), flow(40001)}} {
+		tg := report.WatchTarget{Input: "192.0.2.53", Target: "192.0.2.53", Port: 53, Transport: "udp", Flows: flows}
 		var b bytes.Buffer
-		if err := WatchText(&b, flows, WatchOptions{}); err != nil {
+		if err := WatchText(&b, []report.WatchTarget{tg}, WatchOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		if out := b.String(); strings.Contains(out, "longest stable run") || !strings.Contains(out, "no stable run: the instance changed on every round") {

@@ -35,89 +35,90 @@ const (
 // CensusClient is one client prefix of a census: the instances (sites)
 // its queries (replies) reached.
 type CensusClient struct {
-	Prefix string `json:"prefix"`
+	Prefix string `json:"prefix" schema:"prefix"` // the client prefix (--prefix-len)
 	// Sample is one address seen in the prefix (passive) or the target the
 	// census sent to (active).
-	Sample  string        `json:"sample"`
-	Family  string        `json:"family"` // "IPv4" or "IPv6"
-	Origin  *CensusOrigin `json:"origin"` // null when not looked up or unknown
-	Queries uint64        `json:"queries"`
+	Sample  string        `json:"sample" schema:"ip"`
+	Family  string        `json:"family" schema:"enum=IPv4|IPv6"` // "IPv4" or "IPv6"
+	Origin  *CensusOrigin `json:"origin"`                         // null when not looked up or unknown
+	Queries uint64        `json:"queries"`                        // its queries (passive) or replies (active) counted
 	// Instance is where most of its queries went (its catchment); null
 	// for an unresponsive target of an active census.
 	Instance  *string          `json:"instance"`
-	Instances []CensusInstance `json:"instances"`
+	Instances []CensusInstance `json:"instances"` // every instance it reached, most queries first
 	// Split: its queries reached several instances at the same time.
 	Split       bool         `json:"split"`
-	SplitMs     float64      `json:"split_ms"`
-	Runs        []CensusRun  `json:"runs"`  // its timeline when it moved or was split, else []
-	Moves       []CensusMove `json:"moves"` // changes between runs, oldest first
-	DroppedRuns int          `json:"dropped_runs,omitempty"`
-	Distance    *CensusRange `json:"distance,omitempty"`
+	SplitMs     float64      `json:"split_ms"`               // the time it spent split
+	Runs        []CensusRun  `json:"runs"`                   // its timeline when it moved or was split, else []
+	Moves       []CensusMove `json:"moves"`                  // changes between runs, oldest first
+	DroppedRuns int          `json:"dropped_runs,omitempty"` // earlier runs not kept
+	Distance    *CensusRange `json:"distance,omitempty"`     // how far it is from its instance and from the nearest one
 }
 
 // CensusOrigin is a client prefix's origin, from the ASN source.
 type CensusOrigin struct {
-	ASNs    []uint32 `json:"asns"`
-	Prefix  *string  `json:"prefix"`
-	ASName  string   `json:"as_name"`
-	Country string   `json:"country"`
+	ASNs    []uint32 `json:"asns"`                   // the prefix's origin ASes
+	Prefix  *string  `json:"prefix" schema:"prefix"` // the announced prefix holding it; null when unknown
+	ASName  string   `json:"as_name"`                // the first origin AS's name (untrusted)
+	Country string   `json:"country"`                // the registry's country code
 }
 
 // CensusInstance is one client's queries at one instance.
 type CensusInstance struct {
-	Name    string `json:"name"`
-	Queries uint64 `json:"queries"`
-	First   string `json:"first"` // RFC 3339, UTC
-	Last    string `json:"last"`
+	Name    string `json:"name"`                // the instance
+	Queries uint64 `json:"queries"`             // the client's queries there
+	First   string `json:"first" schema:"time"` // the first of them
+	Last    string `json:"last" schema:"time"`  // the last
 }
 
 // CensusRun is a stretch of a client's queries at one instance, or at
 // several at the same time (split).
 type CensusRun struct {
-	Instances []string `json:"instances"`
-	First     string   `json:"first"`
-	Last      string   `json:"last"`
-	Queries   uint64   `json:"queries"`
+	Instances []string `json:"instances"`           // the instance, or the instances of a split
+	First     string   `json:"first" schema:"time"` // its first query
+	Last      string   `json:"last" schema:"time"`  // its last query
+	Queries   uint64   `json:"queries"`             // its queries
 }
 
 // CensusMove is a change of instance: last query at the old instance
 // (left), first at the new (arrived), and how long the client had stayed.
 type CensusMove struct {
-	From     []string `json:"from"`
-	To       []string `json:"to"`
-	Left     string   `json:"left"`
-	Arrived  string   `json:"arrived"`
-	StayedMs float64  `json:"stayed_ms"`
+	From     []string `json:"from"`                  // the instances before
+	To       []string `json:"to"`                    // after
+	Left     string   `json:"left" schema:"time"`    // the last query at the old instance
+	Arrived  string   `json:"arrived" schema:"time"` // the first at the new one
+	StayedMs float64  `json:"stayed_ms"`             // how long it had stayed at the old one
 }
 
 // CensusRange is a client's distance to the instance it reached and to
 // the nearest instance, in km, when both places are known.
 type CensusRange struct {
-	InstanceKm float64 `json:"instance_km"`
-	NearestKm  float64 `json:"nearest_km"`
-	Nearest    string  `json:"nearest"`
+	InstanceKm float64 `json:"instance_km"` // to the instance it reached
+	NearestKm  float64 `json:"nearest_km"`  // to the nearest instance
+	Nearest    string  `json:"nearest"`     // which that is
 }
 
 // CensusSummary is the census document's summary.
 type CensusSummary struct {
-	Method        string                  `json:"method"` // "passive" or "active"
-	Start         *string                 `json:"start"`  // first query (reply); null without any
-	End           *string                 `json:"end"`
-	PrefixLen     CensusPrefixLen         `json:"prefix_len"`
-	SplitWindowMs *float64                `json:"split_window_ms"` // passive only
-	Queries       uint64                  `json:"queries"`
-	Clients       int                     `json:"clients"` // with queries
-	Late          uint64                  `json:"late"`
-	Instances     []CensusInstanceSummary `json:"instances"`
-	Affinity      CensusAffinity          `json:"affinity"`
+	Method        string                  `json:"method" schema:"enum=passive|active"` // "passive" or "active"
+	Start         *string                 `json:"start" schema:"time"`                 // first query (reply); null without any
+	End           *string                 `json:"end" schema:"time"`                   // last query (reply); null without any
+	PrefixLen     CensusPrefixLen         `json:"prefix_len"`                          // how clients were grouped
+	SplitWindowMs *float64                `json:"split_window_ms"`                     // passive only: queries this close at different instances are a split
+	Queries       uint64                  `json:"queries"`                             // queries (replies) counted
+	Clients       int                     `json:"clients"`                             // with queries
+	Late          uint64                  `json:"late"`                                // queries older than the newest of their client by more than the window: not ordered in
+	Instances     []CensusInstanceSummary `json:"instances"`                           // each instance's share
+	Affinity      CensusAffinity          `json:"affinity"`                            // how clients kept to their instances
 	// Inputs are the logs (passive) or files (active) read.
 	Inputs []CensusInput `json:"inputs"`
 	// Services are the addresses the clients' queries were sent to
 	// (passive), or the anycast address of an active census: the target
 	// whose catchment this is.
 	Services []string `json:"services"`
-	// Active census only.
-	Census       *string `json:"census_id,omitempty"`
+	// Census is an active census's id (16 hex digits).
+	Census *string `json:"census_id,omitempty"`
+	// Sender is an active census's sending site.
 	Sender       *string `json:"sender,omitempty"`
 	Targets      int     `json:"targets,omitempty"`      // target prefixes sent to
 	Unresponsive int     `json:"unresponsive,omitempty"` // of those, without a reply
@@ -126,53 +127,53 @@ type CensusSummary struct {
 
 // CensusPrefixLen is how clients were grouped.
 type CensusPrefixLen struct {
-	IPv4 int `json:"ipv4"`
-	IPv6 int `json:"ipv6"`
+	IPv4 int `json:"ipv4" schema:"min=0,max=32"`  // IPv4 prefix length
+	IPv6 int `json:"ipv6" schema:"min=0,max=128"` // IPv6 prefix length
 }
 
 // CensusInstanceSummary is one instance's share of the census.
 type CensusInstanceSummary struct {
-	Name       string  `json:"name"`
-	Queries    uint64  `json:"queries"`
-	QueryShare float64 `json:"query_share"`
+	Name       string  `json:"name"`        // the instance
+	Queries    uint64  `json:"queries"`     // queries it got
+	QueryShare float64 `json:"query_share"` // of all queries
 	// Clients were seen there at all; MainClients had most of their
 	// queries there, and ClientShare is their share of all clients.
 	Clients     int           `json:"clients"`
-	MainClients int           `json:"main_clients"`
-	ClientShare float64       `json:"client_share"`
-	ASes        []CensusCount `json:"ases"`      // main clients per origin AS, most first
-	Countries   []CensusCount `json:"countries"` // main clients per country, most first
-	MedianKm    *float64      `json:"median_km,omitempty"`
+	MainClients int           `json:"main_clients"`          // clients with most of their queries there
+	ClientShare float64       `json:"client_share"`          // main_clients' share of all clients
+	ASes        []CensusCount `json:"ases"`                  // main clients per origin AS, most first
+	Countries   []CensusCount `json:"countries"`             // main clients per country, most first
+	MedianKm    *float64      `json:"median_km,omitempty"`   // its main clients' median distance to it
 	NotNearest  *int          `json:"not_nearest,omitempty"` // main clients nearer to another instance
 }
 
 // CensusCount is a count by key (an AS number, a country code).
 type CensusCount struct {
-	Key     string `json:"key"`
-	Clients int    `json:"clients"`
+	Key     string `json:"key"`     // the AS number or country code
+	Clients int    `json:"clients"` // clients with it
 }
 
 // CensusAffinity says how clients kept to their instances.
 type CensusAffinity struct {
-	Clients int `json:"clients"`
-	Stable  int `json:"stable"`
-	Moved   int `json:"moved"`
-	Split   int `json:"split"`
-	Moves   int `json:"moves"`
+	Clients int `json:"clients"` // clients counted
+	Stable  int `json:"stable"`  // at one instance throughout
+	Moved   int `json:"moved"`   // that moved at least once
+	Split   int `json:"split"`   // that were split at some time
+	Moves   int `json:"moves"`   // moves in all
 	// MovesPerClient: number of moves → clients with that many.
 	MovesPerClient map[string]int `json:"moves_per_client"`
 }
 
 // CensusInput is one input file and what was read from it.
 type CensusInput struct {
-	File      string            `json:"file"`
+	File      string            `json:"file"`               // the file name
 	Instance  string            `json:"instance,omitempty"` // named with --instance NAME=FILE
-	Format    string            `json:"format"`
-	Records   uint64            `json:"records"`
-	Queries   uint64            `json:"queries"`
-	Responses uint64            `json:"responses"`
-	Skipped   map[string]uint64 `json:"skipped"`
-	Truncated bool              `json:"truncated"`
+	Format    string            `json:"format"`             // "dnstap", "pcap", "pcapng", "anycheck jsonl", "verfploeter csv", …
+	Records   uint64            `json:"records"`            // records read
+	Queries   uint64            `json:"queries"`            // queries among them
+	Responses uint64            `json:"responses"`          // responses among them
+	Skipped   map[string]uint64 `json:"skipped"`            // records skipped, by reason
+	Truncated bool              `json:"truncated"`          // the file ended inside a record
 	// Identities are the server identities the log names.
 	Identities []string `json:"identities"`
 	// Servers are the addresses its queries were sent to.
@@ -180,7 +181,7 @@ type CensusInput struct {
 }
 
 // Times is the wire form of census times: RFC 3339 with nanoseconds, UTC.
-func censusTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+func censusTime(t time.Time) string { return Time(t) }
 
 func censusOptTime(t time.Time) *string {
 	if t.IsZero() {
@@ -374,12 +375,12 @@ func FromLogStats(file, instance string, st census.LogStats) CensusInput {
 
 // CensusSent is one echo request of a census sender.
 type CensusSent struct {
-	Census string  `json:"census"`
-	Site   string  `json:"site"`
-	Seq    int     `json:"seq"`
-	Target string  `json:"target"`
-	At     string  `json:"at"`
-	Error  *string `json:"error"`
+	Census string  `json:"census"`             // the census id (16 hex digits)
+	Site   string  `json:"site"`               // the sending site
+	Seq    int     `json:"seq"`                // the request's sequence number
+	Target string  `json:"target" schema:"ip"` // the address it went to
+	At     string  `json:"at" schema:"time"`   // when
+	Error  *string `json:"error"`              // why it could not be sent; null when it was
 }
 
 // FromSent converts one sent request.
@@ -394,16 +395,16 @@ func FromSent(id uint64, site string, s census.Sent) CensusSent {
 
 // CensusSendSummary is a sender's run.
 type CensusSendSummary struct {
-	Census      string  `json:"census"`
-	Site        string  `json:"site"`
-	Anycast     string  `json:"anycast"`
-	Targets     int     `json:"targets"`
-	Sent        int     `json:"sent"`
-	Failed      int     `json:"failed"`
-	Start       *string `json:"start"`
-	End         *string `json:"end"`
-	RateHz      float64 `json:"rate"` // achieved, requests per second
-	Interrupted bool    `json:"interrupted"`
+	Census      string  `json:"census"`              // the census id
+	Site        string  `json:"site"`                // the sending site
+	Anycast     string  `json:"anycast" schema:"ip"` // the anycast address it sent from
+	Targets     int     `json:"targets"`             // targets given
+	Sent        int     `json:"sent"`                // requests sent
+	Failed      int     `json:"failed"`              // requests that could not be sent
+	Start       *string `json:"start" schema:"time"` // the first request; null without any
+	End         *string `json:"end" schema:"time"`   // the last; null without any
+	RateHz      float64 `json:"rate"`                // achieved, requests per second
+	Interrupted bool    `json:"interrupted"`         // stopped by a signal before every target was sent to
 }
 
 // FromSendSummary converts a sender's summary.
@@ -414,15 +415,15 @@ func FromSendSummary(s census.SendSummary, site, anycast string, targets int) Ce
 
 // CensusReply is one echo reply a listener kept.
 type CensusReply struct {
-	Site     string `json:"site"`
-	Census   string `json:"census"`
-	Sender   string `json:"sender"`
-	Target   string `json:"target"`
-	From     string `json:"from"`
-	Seq      int    `json:"seq"`
-	TTL      *int   `json:"ttl"`
-	Sent     string `json:"sent"`
-	Received string `json:"received"`
+	Site     string `json:"site"`                   // the listening site: where the reply arrived (the catchment)
+	Census   string `json:"census"`                 // the census id the request carried
+	Sender   string `json:"sender"`                 // the site that sent the request
+	Target   string `json:"target" schema:"ip"`     // the address the request went to
+	From     string `json:"from"`                   // the address the reply came from ("" when unknown)
+	Seq      int    `json:"seq"`                    // the request's sequence number
+	TTL      *int   `json:"ttl"`                    // the reply's IP TTL on arrival; null when unknown
+	Sent     string `json:"sent" schema:"time"`     // when the request left (from its payload)
+	Received string `json:"received" schema:"time"` // when the reply arrived
 	// ElapsedMs is received − sent: the round trip when the sender and the
 	// listener are one host; across hosts it includes their clock difference.
 	ElapsedMs float64 `json:"elapsed_ms"`
@@ -444,14 +445,14 @@ func FromReply(r census.Reply) CensusReply {
 
 // CensusListenSummary is a listener's run.
 type CensusListenSummary struct {
-	Site        string  `json:"site"`
-	Anycast     string  `json:"anycast"`
-	Census      *string `json:"census"` // the census listened for; null: any
-	Replies     uint64  `json:"replies"`
-	OtherICMP   uint64  `json:"other_icmp"`
-	NoPayload   uint64  `json:"no_payload"`
-	OtherCensus uint64  `json:"other_census"`
-	Malformed   uint64  `json:"malformed"`
+	Site        string  `json:"site"`                // the listening site
+	Anycast     string  `json:"anycast" schema:"ip"` // the anycast address listened on
+	Census      *string `json:"census"`              // the census listened for; null: any
+	Replies     uint64  `json:"replies"`             // census replies kept
+	OtherICMP   uint64  `json:"other_icmp"`          // other ICMP ignored
+	NoPayload   uint64  `json:"no_payload"`          // echo replies without a census payload
+	OtherCensus uint64  `json:"other_census"`        // replies of another census
+	Malformed   uint64  `json:"malformed"`           // payloads that did not parse
 }
 
 // FromListenStats converts a listener's counts.

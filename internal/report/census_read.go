@@ -133,7 +133,8 @@ func readCensusJSON(br *bufio.Reader, fn func(CensusRecord) error) (string, erro
 		if err != nil {
 			return format, fmt.Errorf("record %d: %w", n, err)
 		}
-		if l.Schema != Schema {
+		if l.Schema != Schema && l.Schema != SchemaV1 {
+			// Census records are the same in both versions.
 			return format, fmt.Errorf("record %d: schema %q, not %s", n, l.Schema, Schema)
 		}
 		if l.Kind != KindCensusListen && l.Kind != KindCensusSend {

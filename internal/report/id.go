@@ -2,12 +2,16 @@ package report
 
 import (
 	"encoding/hex"
+	"fmt"
 	"math"
 	"net/netip"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/miekg/dns"
+
+	"github.com/anycheck/anycheck/catchment"
 	"github.com/anycheck/anycheck/measure"
 
 	"github.com/anycheck/anycheck/probe"
@@ -15,17 +19,17 @@ import (
 
 // IDTarget is one target of `anycheck id`: every flow probed towards it.
 type IDTarget struct {
-	Input     string   `json:"input"`   // the target as the user wrote it
-	Address   string   `json:"address"` // the address probed
-	Port      int      `json:"port"`
-	Transport string   `json:"transport"` // "udp" (TCP on truncation) or "tcp"
-	Flows     []IDFlow `json:"flows"`
+	Input     string   `json:"input"`                           // the target as the user wrote it
+	Target    string   `json:"target" schema:"ip"`              // the address probed
+	Port      int      `json:"port" schema:"min=1,max=65535"`   // the DNS port asked
+	Transport string   `json:"transport" schema:"enum=udp|tcp"` // "udp" (TCP on truncation) or "tcp"
+	Flows     []IDFlow `json:"flows"`                           // one per source port, in the order probed
 	// Instances counts, over every flow and run, which instance answered.
 	Instances []InstanceCount `json:"instances"`
 	// Failed is true when no query to this target got a DNS reply to its
 	// question; Error then says why.
 	Failed bool   `json:"failed"`
-	Error  string `json:"error,omitempty"`
+	Error  string `json:"error,omitempty"` // why the target failed
 	// Operator runs the target, for members of a named target set (@roots).
 	Operator string `json:"operator,omitempty"`
 	// FlowSummary is how several flows (--flows N) spread over instances;
@@ -35,70 +39,76 @@ type IDTarget struct {
 
 // IDFlow is every run over one source port.
 type IDFlow struct {
-	Source   string        `json:"source"` // local address:port
-	Identity *IdentityDTO  `json:"identity"`
-	Runs     []IDRun       `json:"runs"`
-	Summary  IDFlowSummary `json:"summary"`
+	Flow     FlowDTO     `json:"flow"`     // the flow's 5-tuple: its bound source address and port
+	Instance InstanceDTO `json:"instance"` // what the last run's answers named
+	Answers  []AnswerDTO `json:"answers"`  // the last run's answers
+	// Runs are every pass of the query set over the flow (-c N), oldest first.
+	Runs    []IDRun       `json:"runs"`
+	Summary IDFlowSummary `json:"summary"` // the runs summed up
 }
 
 // IDRun is one pass of the query set.
 type IDRun struct {
-	Started  string      `json:"started"`
-	Answers  []AnswerDTO `json:"answers"`
-	Identity IdentityDTO `json:"identity"`
+	Started  string      `json:"started" schema:"time"` // when its first query left
+	Answers  []AnswerDTO `json:"answers"`               // one per query, in the order asked
+	Instance InstanceDTO `json:"instance"`              // what its answers named
 }
 
 // IDFlowSummary sums up a flow's runs.
 type IDFlowSummary struct {
-	Runs      int             `json:"runs"`
-	Queries   int             `json:"queries"`
-	Answered  int             `json:"answered"` // queries with a DNS reply to their question
-	Timeouts  int             `json:"timeouts"`
-	RTT       *RTTStats       `json:"rtt_ms"` // over queries with a reply; null when none
-	Instances []InstanceCount `json:"instances"`
-	Statuses  map[string]int  `json:"statuses"`
+	Runs      int             `json:"runs"`      // runs made
+	Queries   int             `json:"queries"`   // queries sent
+	Answered  int             `json:"answered"`  // queries with a DNS reply to their question
+	Timeouts  int             `json:"timeouts"`  // queries without a reply in time
+	RTT       *RTTStats       `json:"rtt_ms"`    // over queries with a reply; null when none
+	Instances []InstanceCount `json:"instances"` // runs per instance named, most first
+	// Statuses counts the queries by status (answered, refused, timeout, …).
+	Statuses map[string]int `json:"statuses"`
 }
 
 // RTTStats are min/avg/max round-trip times in milliseconds.
 type RTTStats struct {
-	Min float64 `json:"min"`
-	Avg float64 `json:"avg"`
-	Max float64 `json:"max"`
+	Min float64 `json:"min"` // the smallest
+	Avg float64 `json:"avg"` // the mean
+	Max float64 `json:"max"` // the largest
 }
 
 // InstanceCount is how often an instance answered.
 type InstanceCount struct {
-	Instance string `json:"instance"`
-	Runs     int    `json:"runs"`
+	Instance string `json:"instance"` // the instance's name
+	Runs     int    `json:"runs"`     // runs whose answers named it
 }
 
 // AnswerDTO is one identity query's outcome on the wire.
 type AnswerDTO struct {
-	Name       string   `json:"name"`
-	Transport  string   `json:"transport"`
-	Status     string   `json:"status"`
-	Rcode      *int     `json:"rcode"` // null when no reply was parsed
-	TXT        []string `json:"txt"`
-	NSID       *string  `json:"nsid"`     // decoded text; null when absent or not printable
-	NSIDHex    *string  `json:"nsid_hex"` // null when absent
-	RTTMs      *float64 `json:"rtt_ms"`   // null when there was no reply
-	Truncated  bool     `json:"truncated"`
-	Suspicions []string `json:"suspicions"`
-	Detail     string   `json:"detail,omitempty"`
-	Size       int      `json:"size"`
+	Name      string   `json:"name"`                             // the query name, without the trailing dot ("hostname.bind")
+	Transport string   `json:"transport" schema:"enum=udp|tcp|"` // "udp" or "tcp": the transport of the final attempt ("" when a RIPE Atlas result does not say)
+	Status    string   `json:"status" schema:"ref=status"`       // answered, empty, refused, notimp, servfail, nxdomain, rcode, no_txt, timeout, malformed, error, unreachable
+	Rcode     *int     `json:"rcode"`                            // the DNS RCODE; null when no reply was parsed
+	TXT       []string `json:"txt"`                              // the TXT strings of the answer section (untrusted)
+	NSID      *string  `json:"nsid"`                             // the NSID as text; null when absent or not printable
+	NSIDHex   *string  `json:"nsid_hex"`                         // the NSID as hex; null when absent
+	RTTMs     *float64 `json:"rtt_ms"`                           // null when there was no reply
+	Truncated bool     `json:"truncated"`                        // the UDP reply had TC set (and the query was asked again over TCP)
+	// Header is what the reply's header and records say beyond its TXT
+	// strings; null when unknown (no reply, or a RIPE Atlas result that
+	// kept only the answers).
+	Header *HeaderDTO `json:"header"`
+	// Suspicions are the answer's own flags — hints that something other
+	// than the service answered: ra_set, aa_clear, class_not_ch,
+	// ttl_nonzero, question_missing.
+	Suspicions []string `json:"suspicions" schema:"ref=hint"`
+	Detail     string   `json:"detail,omitempty"` // why, for timeout, error, malformed and other RCODEs
+	Size       int      `json:"size"`             // the reply's size in bytes; 0 when none
 }
 
-// IdentityDTO is what a set of answers says about the instance.
-type IdentityDTO struct {
-	Instance       string `json:"instance"`
-	InstanceSource string `json:"instance_source"`
-	NSID           string `json:"nsid,omitempty"`
-	NSIDHex        string `json:"nsid_hex,omitempty"`
-	HostnameBind   string `json:"hostname_bind,omitempty"`
-	IDServer       string `json:"id_server,omitempty"`
-	VersionBind    string `json:"version_bind,omitempty"`
-	VersionServer  string `json:"version_server,omitempty"`
-	Disagree       bool   `json:"nsid_hostname_disagree"`
+// HeaderDTO is a reply's flags, and the class and smallest TTL of its TXT
+// answers: what compare judges against the service's other answers.
+type HeaderDTO struct {
+	AA    bool    `json:"aa"`    // authoritative answer
+	RA    bool    `json:"ra"`    // recursion available
+	Class *string `json:"class"` // "CH", "IN", …: the class of the first TXT answer; null without one
+	TTL   *int64  `json:"ttl"`   // the smallest TTL of the TXT answers; null without one
 }
 
 // FromAnswer converts one answer.
@@ -131,33 +141,33 @@ func FromAnswer(a measure.Answer) AnswerDTO {
 		ms := Ms(a.RTT)
 		d.RTTMs = &ms
 	}
+	if h := a.Header; h.Known {
+		d.Header = &HeaderDTO{AA: h.AA, RA: h.RA}
+		if h.Class != 0 {
+			c := dns.ClassToString[h.Class]
+			if c == "" {
+				c = fmt.Sprintf("CLASS%d", h.Class)
+			}
+			d.Header.Class = &c
+		}
+		if h.TTL >= 0 {
+			ttl := h.TTL
+			d.Header.TTL = &ttl
+		}
+	}
 	for _, s := range a.Suspicions {
 		d.Suspicions = append(d.Suspicions, string(s))
 	}
 	return d
 }
 
-// FromIdentity converts an identity summary.
-func FromIdentity(id measure.Identity) IdentityDTO {
-	return IdentityDTO{
-		Instance:       id.Instance,
-		InstanceSource: id.Source,
-		NSID:           id.NSID,
-		NSIDHex:        id.NSIDHex,
-		HostnameBind:   id.HostnameBind,
-		IDServer:       id.IDServer,
-		VersionBind:    id.VersionBind,
-		VersionServer:  id.VersionServer,
-		Disagree:       id.Disagree,
-	}
-}
-
 // FromIDRuns builds one target's DTO from its runs, grouped by flow in the
-// order given: flows[i] holds every run over source port i.
-func FromIDRuns(input string, target netip.AddrPort, tcp bool, flows [][]probe.Result) IDTarget {
+// order given: flows[i] holds every run over source port i. sites places
+// the instances' names (nil: no sites).
+func FromIDRuns(input string, target netip.AddrPort, tcp bool, flows [][]probe.Result, sites *catchment.Sites) IDTarget {
 	t := IDTarget{
 		Input:     input,
-		Address:   target.Addr().String(),
+		Target:    target.Addr().String(),
 		Port:      int(target.Port()),
 		Transport: "udp",
 		Flows:     []IDFlow{},
@@ -172,12 +182,12 @@ func FromIDRuns(input string, target netip.AddrPort, tcp bool, flows [][]probe.R
 		if len(runs) == 0 {
 			continue
 		}
-		f := IDFlow{Source: runs[0].Source.String(), Runs: []IDRun{}}
+		f := IDFlow{Flow: flowOf(t.Transport, runs[0].Source, target), Runs: []IDRun{}}
 		per := map[string]int{}
 		var rtts []time.Duration
 		f.Summary.Statuses = map[string]int{}
 		for _, r := range runs {
-			run := IDRun{Started: r.Started.UTC().Format(time.RFC3339Nano), Answers: []AnswerDTO{}, Identity: FromIdentity(r.Identity)}
+			run := IDRun{Started: Time(r.Started), Answers: []AnswerDTO{}, Instance: InstanceOf(r.Identity, target.Addr(), sites)}
 			for _, a := range r.Answers {
 				run.Answers = append(run.Answers, FromAnswer(a))
 				f.Summary.Queries++
@@ -200,8 +210,8 @@ func FromIDRuns(input string, target netip.AddrPort, tcp bool, flows [][]probe.R
 		f.Summary.Runs = len(runs)
 		f.Summary.RTT = rttStats(rtts)
 		f.Summary.Instances = counts(per)
-		last := FromIdentity(runs[len(runs)-1].Identity)
-		f.Identity = &last
+		last := f.Runs[len(f.Runs)-1]
+		f.Instance, f.Answers = last.Instance, last.Answers
 		t.Flows = append(t.Flows, f)
 	}
 	t.Instances = counts(all)

@@ -7,9 +7,9 @@ import (
 // IDFlowSplit is how the flows of `anycheck id --flows N` (N > 1) spread
 // over instances, each flow counted by the instance of its last run.
 type IDFlowSplit struct {
-	Flows        int         `json:"flows"`     // flows with a finished run
-	Instances    []FlowCount `json:"instances"` // by flow count
-	Unidentified int         `json:"unidentified"`
+	Flows        int         `json:"flows"`        // flows with a finished run
+	Instances    []FlowCount `json:"instances"`    // by flow count
+	Unidentified int         `json:"unidentified"` // flows whose answers named no instance
 	// Split is true when the flows reached more than one instance: the
 	// catchment depends on the flow (source port).
 	Split bool `json:"split"`

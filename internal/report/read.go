@@ -24,8 +24,9 @@ import (
 // maxDocument bounds one anycheck document (or JSONL line) read back.
 const maxDocument = 64 << 20
 
-// ReadDoc is one anycheck v1 run read back from its JSON document or JSONL
-// stream: the measurements `compare` uses, and where they were taken.
+// ReadDoc is one anycheck run read back from its JSON document or JSONL
+// stream (v2, or v1 upgraded as it is read): the measurements `compare`
+// uses, and where they were taken.
 type ReadDoc struct {
 	Kind     string
 	Started  time.Time
@@ -36,7 +37,7 @@ type ReadDoc struct {
 	// document has none (or one off the globe, which is dropped).
 	Location geo.Point
 	IDs      []IDTarget
-	Traces   []TracePath
+	Traces   []TraceResult
 	Sweeps   []TraceSweep
 	// Census is a census document's client prefixes (`census logs`,
 	// `census report`), CensusSummary its summary (the services it is the
@@ -52,7 +53,7 @@ type ReadDoc struct {
 	Warnings []string
 }
 
-// IsDocument tells anycheck v1 output from other JSON by the first
+// IsDocument tells anycheck output from other JSON by the first
 // object's keys within the first bytes of a file: anycheck writes "schema"
 // first. It is false for anything else (an Atlas array or result).
 func IsDocument(head []byte) bool {
@@ -64,7 +65,8 @@ func IsDocument(head []byte) bool {
 	return err == nil && t == "schema"
 }
 
-// ReadDocuments reads anycheck v1 output: one JSON document (or several
+// ReadDocuments reads anycheck output (v2, and v1 as the first contract
+// wrote it): one JSON document (or several
 // in a row) or a JSONL stream (records grouped into runs by their end
 // records). Problems with single documents or lines (another schema
 // version, a kind without catchment data, a bad line) are returned in
@@ -168,22 +170,14 @@ func ParseDocument(data []byte) (ReadDoc, error) {
 	if len(h.Results) == 0 || string(h.Results) == "null" {
 		return d, errors.New("no results")
 	}
-	switch d.Kind {
-	case KindID:
-		err = json.Unmarshal(h.Results, &d.IDs)
-	case KindTrace:
-		err = json.Unmarshal(h.Results, &d.Traces)
-	case KindSweep:
-		err = json.Unmarshal(h.Results, &d.Sweeps)
-	case KindCensus:
-		err = json.Unmarshal(h.Results, &d.Census)
-		d.CensusSummary = h.Census
-		if err == nil && h.Census == nil {
-			err = errors.New("no census summary")
-		}
+	if err := decodeResults(&d, h.Schema, h.Results, false); err != nil {
+		return d, err
 	}
-	if err != nil {
-		return d, fmt.Errorf("%s results: %w", d.Kind, err)
+	if d.Kind == KindCensus {
+		d.CensusSummary = h.Census
+		if h.Census == nil {
+			return d, errors.New("no census summary")
+		}
 	}
 	var c inputCheck
 	c.check(&d)
@@ -196,11 +190,11 @@ func (h *docHeader) start() (ReadDoc, error) {
 	if h.Schema == "" {
 		return ReadDoc{}, errors.New("no \"schema\": not anycheck output")
 	}
-	if h.Schema != Schema {
-		return ReadDoc{}, fmt.Errorf("schema %q: this anycheck reads %s", h.Schema, Schema)
+	if h.Schema != Schema && h.Schema != SchemaV1 {
+		return ReadDoc{}, fmt.Errorf("schema %q: this anycheck reads %s and %s", h.Schema, Schema, SchemaV1)
 	}
 	d := ReadDoc{Kind: h.Kind, Interrupted: h.Interrupted}
-	d.Started, _ = time.Parse(time.RFC3339, h.Started)
+	d.Started, _ = ParseTime(h.Started)
 	switch h.Kind {
 	case KindID, KindTrace, KindSweep, KindCensus:
 		return d, nil
@@ -232,6 +226,7 @@ func readJSONL(br *bufio.Reader, limit int) ([]ReadDoc, []error, error) {
 	}
 	if cur != nil {
 		// Cut before its end record: keep what was measured.
+		c.check(cur)
 		c.into(cur)
 		docs = append(docs, *cur)
 	}
@@ -251,6 +246,7 @@ func readRecord(line []byte, cur **ReadDoc, docs *[]ReadDoc, c *inputCheck) erro
 	}
 	if *cur == nil || (*cur).Kind != d.Kind {
 		if *cur != nil {
+			c.check(*cur)
 			c.into(*cur)
 			*docs = append(*docs, **cur)
 		}
@@ -258,39 +254,10 @@ func readRecord(line []byte, cur **ReadDoc, docs *[]ReadDoc, c *inputCheck) erro
 	}
 	run := *cur
 	switch h.Type {
-	case RecordHop:
+	case RecordHop, RecordEvent:
 		return nil
 	case RecordResult:
-		switch run.Kind {
-		case KindID:
-			var t IDTarget
-			if err := json.Unmarshal(h.Result, &t); err != nil {
-				return fmt.Errorf("id result: %w", err)
-			}
-			c.idTarget(&t)
-			run.IDs = append(run.IDs, t)
-		case KindTrace:
-			var t TracePath
-			if err := json.Unmarshal(h.Result, &t); err != nil {
-				return fmt.Errorf("trace result: %w", err)
-			}
-			c.tracePath("", &t)
-			run.Traces = append(run.Traces, t)
-		case KindSweep:
-			var t TraceSweep
-			if err := json.Unmarshal(h.Result, &t); err != nil {
-				return fmt.Errorf("sweep result: %w", err)
-			}
-			c.sweep(&t)
-			run.Sweeps = append(run.Sweeps, t)
-		case KindCensus:
-			var t CensusClient
-			if err := json.Unmarshal(h.Result, &t); err != nil {
-				return fmt.Errorf("census result: %w", err)
-			}
-			run.Census = append(run.Census, t)
-		}
-		return nil
+		return decodeResults(run, h.Schema, h.Result, true)
 	case RecordEnd:
 		run.Started = d.Started
 		if h.Vantage != nil {
@@ -299,6 +266,7 @@ func readRecord(line []byte, cur **ReadDoc, docs *[]ReadDoc, c *inputCheck) erro
 		}
 		run.Interrupted, run.Ended = h.Interrupted, true
 		run.CensusSummary = h.Census
+		c.check(run)
 		c.into(run)
 		*docs = append(*docs, *run)
 		*cur = nil
@@ -348,16 +316,18 @@ func docAddrs(d ReadDoc) []netip.Addr {
 		add(s)
 	}
 	for _, t := range d.Traces {
-		add(t.Flow.Src)
+		for _, f := range t.Flows {
+			add(string(f.Flow.Src))
+		}
 	}
 	for _, s := range d.Sweeps {
 		for _, t := range s.Flows {
-			add(t.Flow.Src)
+			add(string(t.Flow.Src))
 		}
 	}
 	for _, t := range d.IDs {
 		for _, f := range t.Flows {
-			add(f.Source)
+			add(string(f.Flow.Src))
 		}
 	}
 	return out
@@ -450,32 +420,43 @@ func targetName(input string) string {
 	return input
 }
 
+// source is a flow's bound source, invalid when the flow does not say.
+func (f FlowDTO) source() netip.AddrPort {
+	a, err := netip.ParseAddr(string(f.Src))
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(a.Unmap(), uint16(f.Sport))
+}
+
 func (t IDTarget) observation(v catchment.Vantage, started time.Time, input string) catchment.Observation {
-	target, _ := netip.ParseAddr(t.Address)
+	target, _ := netip.ParseAddr(t.Target)
 	o := catchment.Observation{Vantage: v, Target: target.Unmap(), TargetName: targetName(t.Input), Time: started, Input: input}
 	for _, f := range t.Flows {
-		src, err := netip.ParseAddrPort(f.Source)
-		if err == nil && !o.Vantage.Source.IsValid() {
-			o.Vantage.Source = src.Addr().Unmap()
+		src := f.Flow.source()
+		if src.IsValid() && !o.Vantage.Source.IsValid() {
+			o.Vantage.Source = src.Addr()
 		}
 		if len(f.Runs) == 0 {
 			continue
 		}
 		last := f.Runs[len(f.Runs)-1]
-		if ts, err := time.Parse(time.RFC3339Nano, last.Started); err == nil && ts.After(o.Time) {
+		if ts, err := ParseTime(last.Started); err == nil && ts.After(o.Time) {
 			o.Time = ts
 		}
-		id := identityOf(last.Identity)
-		if len(t.Flows) > 1 {
-			// A flow sweep: each flow's instance counts; the row names
-			// the most common and says when they differ.
-			o.Flows = append(o.Flows, catchment.Flow{Proto: t.Transport, Source: src, Identity: id})
-		} else {
-			o.Identity = id
-		}
+		id := last.Instance.Identity()
+		answers := make([]measure.Answer, 0, len(last.Answers))
 		for _, a := range last.Answers {
-			o.Answers = append(o.Answers, answerOf(a))
+			answers = append(answers, answerOf(a))
 		}
+		if len(t.Flows) > 1 {
+			// Several flows: each flow's instance counts; the row names
+			// the most common and says when they differ.
+			o.Flows = append(o.Flows, catchment.Flow{Proto: t.Transport, Source: src, Dport: uint16(t.Port), Identity: id, Answers: answers})
+		} else {
+			o.Identity, o.DNSSource = id, src
+		}
+		o.Answers = append(o.Answers, answers...)
 	}
 	if t.Failed {
 		o.Errors = append(o.Errors, "no DNS reply")
@@ -483,17 +464,22 @@ func (t IDTarget) observation(v catchment.Vantage, started time.Time, input stri
 	return o
 }
 
-func identityOf(id IdentityDTO) measure.Identity {
-	return measure.Identity{Instance: id.Instance, Source: id.InstanceSource, NSIDHex: id.NSIDHex, NSID: id.NSID, HostnameBind: id.HostnameBind, IDServer: id.IDServer}
-}
-
 func answerOf(a AnswerDTO) measure.Answer {
-	// A v1 answer carries its flags only as suspicions: the header is
-	// unknown (Known false) and the answer is judged by RCODE, TXT and name.
+	// A v1 answer carries its flags only as suspicions: its header is
+	// unknown (Known false) and it is judged by RCODE, TXT and name.
 	c := measure.Answer{Name: dns.Fqdn(a.Name), Transport: measure.Transport(a.Transport), Status: measure.Status(a.Status),
 		Rcode: -1, Header: measure.Header{TTL: -1}, TXT: a.TXT, Detail: a.Detail, Truncated: a.Truncated, Size: a.Size}
 	if a.Rcode != nil {
 		c.Rcode = *a.Rcode
+	}
+	if h := a.Header; h != nil {
+		c.Header = measure.Header{Known: true, AA: h.AA, RA: h.RA, TTL: -1}
+		if h.Class != nil {
+			c.Header.Class = dns.StringToClass[*h.Class]
+		}
+		if h.TTL != nil && *h.TTL >= 0 {
+			c.Header.TTL = *h.TTL
+		}
 	}
 	switch {
 	case a.NSIDHex != nil:
@@ -517,38 +503,58 @@ func fromMs(ms float64) time.Duration {
 	return time.Duration(ms * float64(time.Millisecond))
 }
 
-func (t TracePath) observation(v catchment.Vantage, input string) catchment.Observation {
-	target, _ := netip.ParseAddr(t.Target)
-	target = target.Unmap()
-	src, _ := netip.ParseAddr(t.Flow.Src)
-	v.Source = src.Unmap()
-	if o := t.SourceOrigin; o != nil {
-		v.Origin = catchment.Origin{ASNs: o.ASNs, ASName: o.ASName, Country: o.Country}
-	}
-	o := catchment.Observation{Vantage: v, Target: target, TargetName: targetName(t.Input), Input: input}
-	o.Time, _ = time.Parse(time.RFC3339Nano, t.Started)
-	f := t.CatchmentFlow()
-	o.Identity = f.Identity
-	o.Flows = []catchment.Flow{f}
-	for _, a := range t.Answers {
-		o.Answers = append(o.Answers, answerOf(a))
-	}
-	if !t.Reached && t.StopReason != "" {
-		o.Errors = append(o.Errors, "not reached: "+t.StopReason)
+func (r TraceResult) observation(v catchment.Vantage, input string) catchment.Observation {
+	target, _ := netip.ParseAddr(r.Target)
+	o := catchment.Observation{Vantage: v, Target: target.Unmap(), TargetName: targetName(r.Input), Input: input}
+	for _, t := range r.Flows {
+		fo := t.observation(v, o.Target, input)
+		if !o.Vantage.Source.IsValid() || o.Vantage.Origin.AS() == 0 {
+			o.Vantage = fo.Vantage
+		}
+		if fo.Time.After(o.Time) {
+			o.Time = fo.Time
+		}
+		if o.Identity.Instance == "" {
+			o.Identity = fo.Identity
+		}
+		o.Flows = append(o.Flows, fo.Flows...)
+		o.Answers = append(o.Answers, fo.Answers...)
+		o.Errors = append(o.Errors, fo.Errors...)
 	}
 	return o
 }
 
-// CatchmentFlow is the traced flow in the catchment model (the JSON
-// contract's adapter, as live.Flow is the live trace's): its hop list
-// (responders with their smallest RTT, origin ASes and unreachable marks)
-// and the instance its answers named.
-func (t TracePath) CatchmentFlow() catchment.Flow {
-	target, _ := netip.ParseAddr(t.Target)
+// observation is one traced flow towards target as a catchment line.
+func (t TraceFlow) observation(v catchment.Vantage, target netip.Addr, input string) catchment.Observation {
+	if src := t.Flow.source(); src.IsValid() {
+		v.Source = src.Addr()
+	}
+	if o := t.Path.SourceOrigin; o != nil {
+		v.Origin = catchment.Origin{ASNs: o.ASNs, ASName: o.ASName, Country: o.Country}
+	}
+	o := catchment.Observation{Vantage: v, Target: target, Input: input}
+	o.Time, _ = ParseTime(t.Path.Started)
+	f := t.CatchmentFlow(target)
+	o.Identity = f.Identity
+	o.Flows = []catchment.Flow{f}
+	o.Answers = f.Answers
+	if !t.Path.Reached && t.Path.StopReason != "" {
+		o.Errors = append(o.Errors, "not reached: "+t.Path.StopReason)
+	}
+	return o
+}
+
+// CatchmentFlow is the traced flow towards target in the catchment model
+// (the JSON contract's adapter, as live.Flow is the live trace's): its hop
+// list (responders with their smallest RTT, origin ASes and unreachable
+// marks), the instance its answers named and the answers.
+func (t TraceFlow) CatchmentFlow(target netip.Addr) catchment.Flow {
 	target = target.Unmap()
-	src, _ := netip.ParseAddr(t.Flow.Src)
-	f := catchment.Flow{Proto: t.Flow.Protocol, Source: netip.AddrPortFrom(src.Unmap(), uint16(t.Flow.Sport)), Reached: t.Reached}
-	for _, h := range t.Hops {
+	f := catchment.Flow{Proto: t.Flow.Protocol, Source: t.Flow.source(), Dport: uint16(t.Flow.Dport), Reached: t.Path.Reached, Identity: t.Instance.Identity()}
+	for _, a := range t.Answers {
+		f.Answers = append(f.Answers, answerOf(a))
+	}
+	for _, h := range t.Path.Hops {
 		hop := catchment.Hop{TTL: h.TTL, RateLimited: h.RateLimited}
 		for _, r := range h.Responders {
 			a, err := netip.ParseAddr(r.Address)
@@ -574,9 +580,6 @@ func (t TracePath) CatchmentFlow() catchment.Flow {
 		}
 		f.Hops = append(f.Hops, hop)
 	}
-	if t.Instance != nil {
-		f.Identity = identityOf(*t.Instance)
-	}
 	return f
 }
 
@@ -588,7 +591,7 @@ func (s TraceSweep) observation(v catchment.Vantage, input string) catchment.Obs
 	target, _ := netip.ParseAddr(s.Target)
 	o := catchment.Observation{Vantage: v, Target: target.Unmap(), TargetName: targetName(s.Input), Input: input}
 	for _, t := range s.Flows {
-		fo := t.observation(v, input)
+		fo := t.observation(v, o.Target, input)
 		if !o.Vantage.Source.IsValid() {
 			o.Vantage = fo.Vantage
 		}

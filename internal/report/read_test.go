@@ -42,14 +42,14 @@ func TestReadDocumentsJSONAndJSONL(t *testing.T) {
 }
 
 func TestReadDocumentsSkipsWhatItCannotUse(t *testing.T) {
-	in := `{"schema":"anycheck/v2","kind":"id","results":[]}
+	in := `{"schema":"anycheck/v3","kind":"id","results":[]}
 {"schema":"anycheck/v1","kind":"whois","results":[]}
 {"schema":"anycheck/v1","kind":"trace","results":[{"hops":"x"}]}`
 	docs, bad, err := ReadDocuments(strings.NewReader(in))
 	if err != nil || len(docs) != 0 || len(bad) != 3 {
 		t.Fatalf("docs %d, bad %v, err %v", len(docs), bad, err)
 	}
-	for i, want := range []string{`document 0: schema "anycheck/v2"`, `document 1: kind "whois"`, "document 2: trace results"} {
+	for i, want := range []string{`document 0: schema "anycheck/v3"`, `document 1: kind "whois"`, "document 2: trace results"} {
 		if !strings.Contains(bad[i].Error(), want) {
 			t.Errorf("%v, want %q", bad[i], want)
 		}
@@ -61,10 +61,10 @@ func TestReadDocumentsSkipsWhatItCannotUse(t *testing.T) {
 
 func TestVantageKeys(t *testing.T) {
 	docs := []ReadDoc{
-		{Hostname: "h", Sources: []string{"198.51.100.10:4000"}},                        // c1 id
-		{Hostname: "h", Traces: []TracePath{{Flow: FlowDTO{Src: "198.51.100.10"}}}},     // c1 trace
-		{Hostname: "h", Sources: []string{"198.51.100.20:4000", "[2001:db8::20]:4000"}}, // c2
-		{Hostname: "", Sources: []string{"203.0.113.5:1"}},                              // no host name
+		{Hostname: "h", Sources: []string{"198.51.100.10:4000"}},                                            // c1 id
+		{Hostname: "h", Traces: []TraceResult{{Flows: []TraceFlow{{Flow: FlowDTO{Src: "198.51.100.10"}}}}}}, // c1 trace
+		{Hostname: "h", Sources: []string{"198.51.100.20:4000", "[2001:db8::20]:4000"}},                     // c2
+		{Hostname: "", Sources: []string{"203.0.113.5:1"}},                                                  // no host name
 		{Hostname: "solo", Sources: []string{"203.0.113.9:1"}},
 	}
 	v := VantageKeys(docs, []string{"a", "b", "c", "d.json", "e"})
@@ -124,16 +124,16 @@ func TestReadDocumentDropsUnknownValues(t *testing.T) {
 	if len(d.Traces) != 1 {
 		t.Fatalf("%d traces, want the one with a target address", len(d.Traces))
 	}
-	tr := d.Traces[0]
-	if len(tr.Hops) != 1 || tr.StopReason != "" || tr.Instance.InstanceSource != "" || tr.Instance.Instance != "a1" || len(tr.Answers) != 1 ||
-		strings.Join(tr.Answers[0].Suspicions, ",") != "ra_set" || tr.Hops[0].Probes[0].Reply.Kind != "" {
+	tr := d.Traces[0].Flows[0]
+	if len(tr.Path.Hops) != 1 || tr.Path.StopReason != "" || tr.Instance.Source != "" || tr.Instance.Name != "a1" || len(tr.Answers) != 1 ||
+		strings.Join(tr.Answers[0].Suspicions, ",") != "ra_set" || tr.Path.Hops[0].Probes[0].Reply.Kind != "" {
 		t.Errorf("kept %+v", tr)
 	}
 	if len(d.Warnings) != 1 {
 		t.Fatalf("warnings %q, want one", d.Warnings)
 	}
-	for _, want := range []string{`stop_reason "` + "\x1b" + `[2Jgone"`, `instance.instance_source "=cmd|x"`, `answers[].status`,
-		`answers[].suspicions "=HYPERLINK(1)" (and 1 more)`, `hops[].probes[].reply.kind "bogus"`, `target (a result: not an IP address) "not an address"`, `hops[].ttl (a hop: out of 0…255) "4611686018427387904" (and 1 more)`} {
+	for _, want := range []string{`flows[].path.stop_reason "` + "\x1b" + `[2Jgone"`, `flows[].instance.source "=cmd|x"`, `flows[].answers[].status`,
+		`flows[].answers[].suspicions "=HYPERLINK(1)" (and 1 more)`, `flows[].path.hops[].probes[].reply.kind "bogus"`, `target (a result: not an IP address) "not an address"`, `flows[].path.hops[].ttl (a hop: out of 0…255) "4611686018427387904" (and 1 more)`} {
 		if !strings.Contains(d.Warnings[0], want) {
 			t.Errorf("warning %q lacks %q", d.Warnings[0], want)
 		}

@@ -33,45 +33,48 @@ const (
 // (flows that differ only in the source port, or ICMP echo identifier),
 // the distinct paths they took and what that says about the catchment.
 type TraceSweep struct {
-	Input    string `json:"input"`
-	Target   string `json:"target"`
-	Protocol string `json:"protocol"`
-	Dport    int    `json:"dport"` // 0 for icmp
-	// Identity says where each flow's instance comes from (SweepIdentity*).
-	Identity string `json:"identity"`
+	Input    string `json:"input"`                               // the target as the user wrote it
+	Target   string `json:"target" schema:"ip"`                  // the address traced
+	Protocol string `json:"protocol" schema:"enum=udp|tcp|icmp"` // the flows' protocol
+	Dport    int    `json:"dport"`                               // the flows' destination port; 0 for icmp
+	// Identity says where each flow's instance comes from (SweepIdentity*):
+	// "udp53", "tcp53" or "none".
+	Identity string `json:"identity_from" schema:"enum=udp53|tcp53|none"`
 	// Flows are the traced flows by source port, each the same object as a
-	// single trace's result.
-	Flows []TracePath `json:"flows"`
+	// single trace's flow.
+	Flows []TraceFlow `json:"flows"`
 	// FailedFlows are flows that could not be traced (a port in use, a
 	// send the host refused); the others are complete.
 	FailedFlows []FailedFlow `json:"failed_flows"`
-	Paths       []SweepPath  `json:"paths"`
-	Summary     SweepSummary `json:"summary"`
+	Paths       []SweepPath  `json:"paths"`   // the distinct paths the flows took
+	Summary     SweepSummary `json:"summary"` // what the sweep found
 }
 
 // FailedFlow is a flow of a sweep that could not be traced.
 type FailedFlow struct {
-	Sport   int    `json:"sport"`
-	Message string `json:"message"`
+	Sport   int    `json:"sport"`   // its source port (icmp: echo identifier)
+	Message string `json:"message"` // why it could not be traced
 }
 
 // SweepPath is a path several flows took: the same responders at every
 // TTL where they answered (catchment.PlacePaths); a hop is silent only
 // when no flow of the path got a reply there.
 type SweepPath struct {
-	Sports    []int       `json:"sports"` // the flows that took it, by source port (icmp: echo identifier)
-	Hops      []SweepHop  `json:"hops"`
+	Sports    []int       `json:"sports"`    // the flows that took it, by source port (icmp: echo identifier)
+	Hops      []SweepHop  `json:"hops"`      // one per TTL, from 1
 	Instances []FlowCount `json:"instances"` // instances reached over it, by flow count
 	Reached   int         `json:"reached"`   // flows of the path that reached the target
-	// ASPath and Upstream are the catchment model's (as for a single
-	// trace): the path's origin ASes and where it enters the service.
-	ASPath   []uint32     `json:"as_path"`
+	// ASPath is the path's origin ASes, as for a single trace (the
+	// catchment model's).
+	ASPath []uint32 `json:"as_path"`
+	// Upstream is where the path enters the service, as for a single
+	// trace; null when no hop before the target answered.
 	Upstream *UpstreamDTO `json:"upstream"`
 }
 
 // SweepHop is one TTL of a path.
 type SweepHop struct {
-	TTL        int            `json:"ttl"`
+	TTL        int            `json:"ttl"`        // the hop's TTL
 	Responders []ResponderDTO `json:"responders"` // empty: silent ("*") on every flow of the path
 	// RTTMs is the median, over the path's flows, of each flow's smallest
 	// RTT at this hop; null when silent.
@@ -97,7 +100,7 @@ type SweepSummary struct {
 	// Split is true when the flows reached more than one instance: the
 	// catchment depends on the flow (source port).
 	Split bool      `json:"split"`
-	Stop  SweepStop `json:"stop"`
+	Stop  SweepStop `json:"stop"` // how many flows were used and why the sweep stopped
 	// Unplaced are the flows (source ports) on no path: silent where the
 	// paths differ, so they fit several, or without any reply. A flow
 	// whose silent hops fit one path only is counted on it.
@@ -109,29 +112,29 @@ type DiamondDTO struct {
 	PartTTL      int               `json:"part_ttl"`     // last TTL all paths share before they part; 0 = from the first hop
 	PartAddress  *string           `json:"part_address"` // the hop they part after; null when part_ttl is 0
 	JoinTTL      *int              `json:"join_ttl"`     // null: the paths never join
-	JoinAddress  *string           `json:"join_address"`
-	Alternatives []AlternativesDTO `json:"alternatives"`
+	JoinAddress  *string           `json:"join_address"` // the hop they join at; null when they never join
+	Alternatives []AlternativesDTO `json:"alternatives"` // the addresses seen at each TTL in between
 }
 
 // AlternativesDTO are the addresses seen at one TTL inside a diamond.
 type AlternativesDTO struct {
-	TTL       int              `json:"ttl"`
-	Addresses []AddressFlowDTO `json:"addresses"`
+	TTL       int              `json:"ttl"`       // the TTL
+	Addresses []AddressFlowDTO `json:"addresses"` // the addresses seen at it, with their flows
 }
 
 // AddressFlowDTO is an address and how many flows saw it.
 type AddressFlowDTO struct {
-	Address string `json:"address"`
-	Flows   int    `json:"flows"`
+	Address string `json:"address" schema:"ip"` // the address
+	Flows   int    `json:"flows"`               // flows that saw it
 }
 
 // SweepStop says how many flows were used and why the sweep stopped.
 type SweepStop struct {
-	Mode       string  `json:"mode"`   // "fixed" (--flows N) or "auto"
-	Reason     string  `json:"reason"` // SweepStop*
-	Confidence float64 `json:"confidence"`
-	MaxFlows   int     `json:"max_flows"` // auto: --max-flows; fixed: N
-	Rounds     int     `json:"rounds"`    // batches of flows sent
+	Mode       string  `json:"mode" schema:"enum=fixed|auto"`                                       // "fixed" (--flows N) or "auto"
+	Reason     string  `json:"reason" schema:"enum=flows|mda|max_flows|interrupted|failed|stalled"` // why the sweep stopped
+	Confidence float64 `json:"confidence"`                                                          // the MDA confidence (--flows auto) of having seen every next hop
+	MaxFlows   int     `json:"max_flows"`                                                           // auto: --max-flows; fixed: N
+	Rounds     int     `json:"rounds"`                                                              // batches of flows sent
 	// Unsatisfied are the hops whose next hops have not been probed by
 	// enough flows to rule out one more at Confidence (the MDA stopping
 	// rule); empty when the rule is met.
@@ -140,11 +143,11 @@ type SweepStop struct {
 
 // MDAVertexDTO is a hop that wants more flows.
 type MDAVertexDTO struct {
-	TTL      int     `json:"ttl"`     // 0 for the vantage itself
-	Address  *string `json:"address"` // null for the vantage
-	NextHops int     `json:"next_hops"`
-	Flows    int     `json:"flows"`
-	Needed   int     `json:"needed"`
+	TTL      int     `json:"ttl"`       // 0 for the vantage itself
+	Address  *string `json:"address"`   // null for the vantage
+	NextHops int     `json:"next_hops"` // next hops seen after it so far
+	Flows    int     `json:"flows"`     // flows that probed past it
+	Needed   int     `json:"needed"`    // flows the stopping rule wants for one more next hop
 }
 
 // FromMDAVertices converts the vertices MDAUnsatisfied returns.
@@ -166,7 +169,7 @@ func FromMDAVertices(vs []catchment.MDAVertex) []MDAVertexDTO {
 // (live.Sweep over the same order): flows[i] is the analysis's flow i.
 // stop is filled in by the caller but for Unsatisfied, which comes from
 // the analysis.
-func NewTraceSweep(input, target, protocol string, dport int, identity string, flows []TracePath, an catchment.Sweep, failed []FailedFlow, stop SweepStop) TraceSweep {
+func NewTraceSweep(input, target, protocol string, dport int, identity string, flows []TraceFlow, an catchment.Sweep, failed []FailedFlow, stop SweepStop) TraceSweep {
 	failed = slices.Clone(failed)
 	slices.SortStableFunc(failed, func(a, b FailedFlow) int { return cmp.Compare(a.Sport, b.Sport) })
 	s := TraceSweep{
@@ -174,7 +177,7 @@ func NewTraceSweep(input, target, protocol string, dport int, identity string, f
 		Flows: slices.Clone(flows), FailedFlows: failed, Paths: []SweepPath{},
 	}
 	if s.Flows == nil {
-		s.Flows = []TracePath{}
+		s.Flows = []TraceFlow{}
 	}
 	if s.FailedFlows == nil {
 		s.FailedFlows = []FailedFlow{}
@@ -205,7 +208,7 @@ func NewTraceSweep(input, target, protocol string, dport int, identity string, f
 // a sweep applies (the published 95 % table: 6, 11, 16, 21, 27, 33 flows).
 const MDAConfidence = 0.95
 
-func sweepPath(flows []TracePath, g catchment.Path) SweepPath {
+func sweepPath(flows []TraceFlow, g catchment.Path) SweepPath {
 	p := SweepPath{Sports: []int{}, Hops: []SweepHop{}, Instances: []FlowCount{}, Reached: g.Reached,
 		ASPath: nonNil(g.Facts.ASPath), Upstream: upstreamDTO(g.Facts.Upstream)}
 	for _, i := range g.Flows {
@@ -214,10 +217,10 @@ func sweepPath(flows []TracePath, g catchment.Path) SweepPath {
 	for _, in := range g.Instances {
 		p.Instances = append(p.Instances, FlowCount{Instance: in.Instance, Flows: in.Count})
 	}
-	hopAt := func(f TracePath, ttl int) *HopDTO {
-		for k := range f.Hops {
-			if f.Hops[k].TTL == ttl {
-				return &f.Hops[k]
+	hopAt := func(f TraceFlow, ttl int) *HopDTO {
+		for k := range f.Path.Hops {
+			if f.Path.Hops[k].TTL == ttl {
+				return &f.Path.Hops[k]
 			}
 		}
 		return nil

@@ -14,38 +14,40 @@ import (
 
 // flowPath is a traced flow on the wire: one probe per hop, "*" silent,
 // the target's reply last with the instance's identity (none when id is "").
-func flowPath(sport int, id string, hops ...string) TracePath {
-	t := TracePath{Input: "192.0.2.53", Target: "192.0.2.53", Flow: FlowDTO{Protocol: "udp", Src: "198.51.100.10", Sport: sport, Dst: "192.0.2.53", Dport: 53}}
+func flowPath(sport int, id string, hops ...string) TraceFlow {
+	const target = "192.0.2.53"
+	t := TraceFlow{Flow: FlowDTO{Protocol: "udp", Src: "198.51.100.10", Sport: sport, Dst: target, Dport: 53}}
 	for i, h := range hops {
 		hop := HopDTO{TTL: i + 1, Probes: []ProbeDTO{{}}, Responders: []ResponderDTO{}}
 		if h != "*" {
 			hop.Probes[0].Reply = &ReplyDTO{From: h, RTTMs: float64(i+1) + float64(sport%10)/10}
 			hop.Responders = append(hop.Responders, ResponderDTO{Address: h})
 		}
-		t.Hops = append(t.Hops, hop)
+		t.Path.Hops = append(t.Path.Hops, hop)
 	}
-	if last := hops[len(hops)-1]; last == t.Target {
-		t.Reached, t.DestTTL, t.StopReason = true, len(hops), "reached"
+	if last := hops[len(hops)-1]; last == target {
+		t.Path.Reached, t.Path.DestTTL, t.Path.StopReason = true, len(hops), "reached"
 		if id != "" {
-			t.Instance = &IdentityDTO{Instance: id, InstanceSource: "nsid", NSID: id}
+			t.Instance = InstanceDTO{Name: OptString(id), Source: "nsid", NSID: OptString(id)}
 		}
 	} else {
-		t.StopReason = "max-ttl"
+		t.Path.StopReason = "max-ttl"
 	}
 	return t
 }
 
 // testSweep is a sweep of flows as the CLI makes it: by source port,
 // analysed by the catchment model over the same order.
-func testSweep(flows []TracePath, failed []FailedFlow, stop SweepStop) TraceSweep {
+func testSweep(flows []TraceFlow, failed []FailedFlow, stop SweepStop) TraceSweep {
 	flows = slices.Clone(flows)
-	slices.SortStableFunc(flows, func(a, b TracePath) int { return a.Flow.Sport - b.Flow.Sport })
+	slices.SortStableFunc(flows, func(a, b TraceFlow) int { return a.Flow.Sport - b.Flow.Sport })
+	target := netip.MustParseAddr(flows[0].Flow.Dst)
 	cf := make([]catchment.Flow, len(flows))
 	for i, f := range flows {
-		cf[i] = f.CatchmentFlow()
+		cf[i] = f.CatchmentFlow(target)
 	}
-	an := catchment.SweepOf(cf, netip.MustParseAddr(flows[0].Target), nil, MDAConfidence)
-	return NewTraceSweep(flows[0].Input, flows[0].Target, "udp", 53, SweepIdentityUDP, flows, an, failed, stop)
+	an := catchment.SweepOf(cf, target, nil, MDAConfidence)
+	return NewTraceSweep(target.String(), target.String(), "udp", 53, SweepIdentityUDP, flows, an, failed, stop)
 }
 
 // TestNewTraceSweep groups synthetic flows: identical hop lists are one
@@ -53,7 +55,7 @@ func testSweep(flows []TracePath, failed []FailedFlow, stop SweepStop) TraceSwee
 // their flow counts, instances by flow count, the split, and the hops the
 // MDA rule still wants flows for.
 func TestNewTraceSweep(t *testing.T) {
-	var flows []TracePath
+	var flows []TraceFlow
 	mids := map[int]string{}
 	for sport := 40011; sport >= 40000; sport-- { // out of order on purpose
 		mid := "198.51.100.18"

@@ -51,28 +51,28 @@ func TestEnrichASPathAndUpstream(t *testing.T) {
 		{"unknown hops are skipped", []string{"198.51.100.99", "198.51.100.1", "192.0.2.53"}, []uint32{64500, 64521}, 64500},
 	} {
 		p := pathThrough(tc.hops...)
-		tp := FromPath("192.0.2.53", p)
+		tp := FromPath(p, nil)
 		tp.Enrich(o, nil)
 		_, facts := live.Path(p, o)
 		tp.SetPath(facts)
-		if !slices.Equal(tp.ASPath, tc.path) {
-			t.Errorf("%s: as path %v, want %v", tc.name, tp.ASPath, tc.path)
+		if !slices.Equal(tp.Path.ASPath, tc.path) {
+			t.Errorf("%s: as path %v, want %v", tc.name, tp.Path.ASPath, tc.path)
 		}
-		if tp.Upstream == nil || tp.Upstream.ASNs[0] != tc.upstream || tp.PathUpstream == nil || *tp.PathUpstream.AS != tc.upstream {
-			t.Errorf("%s: upstream %+v (%+v), want AS%d", tc.name, tp.Upstream, tp.PathUpstream, tc.upstream)
+		if u := tp.Path.Upstream; u == nil || u.AS == nil || *u.AS != tc.upstream {
+			t.Errorf("%s: upstream %+v, want AS%d", tc.name, u, tc.upstream)
 		}
-		if tp.SourceOrigin == nil || tp.SourceOrigin.ASNs[0] != 64500 {
-			t.Errorf("%s: source origin %+v", tc.name, tp.SourceOrigin)
+		if tp.Path.SourceOrigin == nil || tp.Path.SourceOrigin.ASNs[0] != 64500 {
+			t.Errorf("%s: source origin %+v", tc.name, tp.Path.SourceOrigin)
 		}
 	}
 	// No enrichment: empty path, no upstream AS, and the JSON keeps [] not
 	// null; the upstream is the last responding hop before the target.
 	p := pathThrough("198.51.100.1", "192.0.2.53")
-	tp := FromPath("192.0.2.53", p)
+	tp := FromPath(p, nil)
 	tp.Enrich(nil, nil)
 	_, facts := live.Path(p, nil)
 	tp.SetPath(facts)
-	if tp.ASPath == nil || len(tp.ASPath) != 0 || tp.Upstream != nil || tp.PathUpstream == nil || tp.PathUpstream.Address != "198.51.100.1" || tp.PathUpstream.AS != nil {
-		t.Errorf("without origins: path %#v upstream %+v %+v", tp.ASPath, tp.Upstream, tp.PathUpstream)
+	if u := tp.Path.Upstream; tp.Path.ASPath == nil || len(tp.Path.ASPath) != 0 || u == nil || u.Address != "198.51.100.1" || u.AS != nil {
+		t.Errorf("without origins: path %#v upstream %+v", tp.Path.ASPath, u)
 	}
 }

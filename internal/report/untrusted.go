@@ -15,7 +15,7 @@ import (
 // a DNS server sent); a value of an enumeration this anycheck does not know
 // is dropped, counted, and said once per document in ReadDoc.Warnings.
 //
-// Dropped, not refused: within v1 a newer anycheck may add values (a new
+// Dropped, not refused: within a version a newer anycheck may add values (a new
 // suspicion), and one unknown word should not cost every other result of
 // the document. What is dropped never reaches a report, so a report's
 // enumerations are always those of the schema.
@@ -67,7 +67,7 @@ func (c *inputCheck) into(d *ReadDoc) {
 	*c = inputCheck{}
 }
 
-// knownStatus: the statuses a v1 document holds (no_txt is a RIPE Atlas
+// knownStatus: the statuses a document holds (no_txt is a RIPE Atlas
 // result's, never written to a document).
 func knownStatus(s string) bool {
 	switch measure.Status(s) {
@@ -95,10 +95,10 @@ func knownInstanceSource(s string) bool {
 	return false
 }
 
-func (c *inputCheck) identity(field string, id *IdentityDTO) {
-	if id != nil && !knownInstanceSource(id.InstanceSource) {
-		c.drop(field+".instance_source", id.InstanceSource)
-		id.InstanceSource = ""
+func (c *inputCheck) identity(field string, id *InstanceDTO) {
+	if !knownInstanceSource(id.Source) {
+		c.drop(field+".source", id.Source)
+		id.Source = ""
 	}
 }
 
@@ -110,6 +110,10 @@ func (c *inputCheck) answers(field string, as []AnswerDTO) []AnswerDTO {
 		if !knownStatus(a.Status) {
 			c.drop(field+"[].status", a.Status)
 			continue
+		}
+		if a.Transport != "" && a.Transport != string(measure.UDP) && a.Transport != string(measure.TCP) {
+			c.drop(field+"[].transport", a.Transport)
+			a.Transport = ""
 		}
 		sus := a.Suspicions[:0]
 		for _, s := range a.Suspicions {
@@ -127,46 +131,67 @@ func (c *inputCheck) answers(field string, as []AnswerDTO) []AnswerDTO {
 
 // idTarget checks t in place; false when t has no target address.
 func (c *inputCheck) idTarget(t *IDTarget) bool {
-	if !c.address("address", t.Address) {
+	if !c.address("target", t.Target) {
 		return false
 	}
 	for i := range t.Flows {
 		f := &t.Flows[i]
-		c.identity("flows[].identity", f.Identity)
+		c.flow("flows[].", &f.Flow)
+		c.identity("flows[].instance", &f.Instance)
+		f.Answers = c.answers("flows[].answers", f.Answers)
 		for j := range f.Runs {
 			r := &f.Runs[j]
-			c.identity("flows[].runs[].identity", &r.Identity)
+			c.identity("flows[].runs[].instance", &r.Instance)
 			r.Answers = c.answers("flows[].runs[].answers", r.Answers)
 		}
 	}
 	return true
 }
 
-// tracePath checks t in place; false when t has no target address.
-func (c *inputCheck) tracePath(field string, t *TracePath) bool {
-	if !c.address(field+"target", t.Target) {
-		return false
+// flow checks a flow's protocol in place.
+func (c *inputCheck) flow(field string, f *FlowDTO) {
+	switch f.Protocol {
+	case "", "udp", "tcp", "icmp":
+	default:
+		c.drop(field+"flow.protocol", f.Protocol)
+		f.Protocol = ""
 	}
-	if t.StopReason != "" && !trace.StopReason(t.StopReason).Known() {
-		c.drop(field+"stop_reason", t.StopReason)
-		t.StopReason = ""
+}
+
+// traceFlow checks t in place.
+func (c *inputCheck) traceFlow(field string, t *TraceFlow) {
+	c.flow(field, &t.Flow)
+	p := &t.Path
+	if p.StopReason != "" && !trace.StopReason(p.StopReason).Known() {
+		c.drop(field+"path.stop_reason", p.StopReason)
+		p.StopReason = ""
 	}
-	c.identity(field+"instance", t.Instance)
+	c.identity(field+"instance", &t.Instance)
 	t.Answers = c.answers(field+"answers", t.Answers)
-	t.Hops = keep(t.Hops, func(h *HopDTO) bool {
+	p.Hops = keep(p.Hops, func(h *HopDTO) bool {
 		if h.TTL < 0 || h.TTL > 255 {
-			c.drop(field+"hops[].ttl (a hop: out of 0…255)", fmt.Sprint(h.TTL))
+			c.drop(field+"path.hops[].ttl (a hop: out of 0…255)", fmt.Sprint(h.TTL))
 			return false
 		}
 		return true
 	})
-	for i := range t.Hops {
-		for j := range t.Hops[i].Probes {
-			if r := t.Hops[i].Probes[j].Reply; r != nil && !trace.ReplyKind(r.Kind).Known() {
-				c.drop(field+"hops[].probes[].reply.kind", r.Kind)
+	for i := range p.Hops {
+		for j := range p.Hops[i].Probes {
+			if r := p.Hops[i].Probes[j].Reply; r != nil && !trace.ReplyKind(r.Kind).Known() {
+				c.drop(field+"path.hops[].probes[].reply.kind", r.Kind)
 				r.Kind = ""
 			}
 		}
+	}
+}
+
+// traceResult checks t in place; false when t has no target address.
+func (c *inputCheck) traceResult(t *TraceResult) bool {
+	if !c.address("target", t.Target) {
+		return false
+	}
+	for i := range t.Flows {
+		c.traceFlow("flows[].", &t.Flows[i])
 	}
 	return true
 }
@@ -176,7 +201,9 @@ func (c *inputCheck) sweep(s *TraceSweep) bool {
 	if !c.address("target", s.Target) {
 		return false
 	}
-	s.Flows = keep(s.Flows, func(t *TracePath) bool { return c.tracePath("flows[].", t) })
+	for i := range s.Flows {
+		c.traceFlow("flows[].", &s.Flows[i])
+	}
 	return true
 }
 
@@ -184,7 +211,7 @@ func (c *inputCheck) sweep(s *TraceSweep) bool {
 // without a target address (a catchment line is of one address).
 func (c *inputCheck) check(d *ReadDoc) {
 	d.IDs = keep(d.IDs, c.idTarget)
-	d.Traces = keep(d.Traces, func(t *TracePath) bool { return c.tracePath("", t) })
+	d.Traces = keep(d.Traces, c.traceResult)
 	d.Sweeps = keep(d.Sweeps, c.sweep)
 }
 

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/anycheck/anycheck/catchment"
+	"github.com/anycheck/anycheck/measure"
 )
 
 // KindWatch is the document kind of `anycheck watch`.
@@ -19,122 +20,134 @@ const WatchEventPath = "path"
 
 // WatchEvent is one event of a watched flow on the wire.
 type WatchEvent struct {
-	Time    string `json:"time"` // RFC 3339, UTC, with fractions
-	Type    string `json:"type"` // start, switch, lost, back, suspect, error, path
-	Target  string `json:"target"`
-	Address string `json:"address"`
-	Flow    string `json:"flow"` // local address:port of the flow
+	Time   string  `json:"time" schema:"time"`                                           // when the round (or trace) that showed it started
+	Type   string  `json:"type" schema:"enum=start|switch|lost|back|suspect|error|path"` // what happened
+	Input  string  `json:"input"`                                                        // the target as the user wrote it
+	Target string  `json:"target" schema:"ip"`                                           // the address watched
+	Flow   FlowDTO `json:"flow"`                                                         // the watched flow: its bound source address and port
 	// Instance: the instance reached (start, switch, back), the last one
 	// known (lost, error), the identity a suspect answer gave (suspect),
-	// the identity the trace's own answers gave (path).
-	Instance    string     `json:"instance,omitempty"`
-	From        string     `json:"from,omitempty"`          // switch: the instance before
-	RTTBeforeMs *float64   `json:"rtt_before_ms,omitempty"` // switch: last round on From
-	RTTAfterMs  *float64   `json:"rtt_after_ms,omitempty"`  // this round
-	Since       string     `json:"since,omitempty"`         // lost, back: when replies stopped
-	Misses      int        `json:"misses,omitempty"`        // lost, back: rounds in a row without a reply
-	Suspicions  []string   `json:"suspicions,omitempty"`    // suspect
-	Detail      string     `json:"detail,omitempty"`        // error
-	Path        *WatchPath `json:"path,omitempty"`          // path
+	// the identity the trace's own answers gave (path); its name is null
+	// when there is none.
+	Instance    InstanceDTO  `json:"instance"`
+	From        *InstanceDTO `json:"from,omitempty"`                              // switch: the instance before
+	RTTBeforeMs *float64     `json:"rtt_before_ms,omitempty"`                     // switch: last round on From
+	RTTAfterMs  *float64     `json:"rtt_after_ms,omitempty"`                      // this round
+	Since       string       `json:"since,omitempty" schema:"time"`               // lost, back: when replies stopped
+	Misses      int          `json:"misses,omitempty" schema:"min=1"`             // lost, back: rounds in a row without a reply
+	Suspicions  []string     `json:"suspicions,omitempty" schema:"ref=suspicion"` // suspect: the answers' signs
+	Detail      string       `json:"detail,omitempty"`                            // error: why the queries could not be sent
+	Path        *WatchPath   `json:"path,omitempty"`                              // path: the trace and how it differs from the previous one
 }
 
 // WatchPath is a trace of a watched flow and how it differs from the
 // flow's previous trace.
 type WatchPath struct {
-	Trigger string    `json:"trigger"` // "start" or "switch"
-	Trace   TracePath `json:"trace"`
+	Trigger string    `json:"trigger" schema:"enum=start|switch"` // "start" or "switch"
+	Trace   TraceFlow `json:"trace"`                              // the trace of the watched flow
 	// Previous is the flow's previous trace; null for the first.
-	Previous *TracePath `json:"previous"`
+	Previous *TraceFlow `json:"previous"`
 	// PartTTL is the TTL of the last hop both traces share before they
 	// differ, Common that hop (its origin is the AS where the new path
 	// leaves the old one); 0 and null when they differ from the first hop
 	// or do not differ (or there is no previous trace).
 	PartTTL int           `json:"part_ttl"`
-	Common  *ResponderDTO `json:"common"`
+	Common  *ResponderDTO `json:"common"` // the hop at part_ttl; null when none
 	// Changed are the TTLs at which the traces differ (silent hops are no
 	// difference).
 	Changed []int `json:"changed_ttls"`
 }
 
+// WatchTarget is one target of `anycheck watch`: every flow watched
+// towards it.
+type WatchTarget struct {
+	Input     string      `json:"input"`                           // the target as the user wrote it
+	Target    string      `json:"target" schema:"ip"`              // the address watched
+	Port      int         `json:"port" schema:"min=1,max=65535"`   // the DNS port
+	Transport string      `json:"transport" schema:"enum=udp|tcp"` // "udp" (TCP on truncation) or "tcp"
+	Flows     []WatchFlow `json:"flows"`                           // one per source port (--flows N)
+	// FlowSummary is how several flows spread over instances, each flow
+	// counted by the instance it spent most of its time on; absent for one
+	// flow.
+	FlowSummary *IDFlowSplit `json:"flow_summary,omitempty"`
+}
+
 // WatchFlow is the summary of one watched flow (one target, one source port).
 type WatchFlow struct {
-	Input      string  `json:"input"`
-	Address    string  `json:"address"`
-	Port       int     `json:"port"`
-	Transport  string  `json:"transport"` // "udp" (TCP on truncation) or "tcp"
-	Source     string  `json:"source"`    // local address:port ("" when no round got as far as a socket)
-	Started    string  `json:"started"`   // first round
-	Ended      string  `json:"ended"`     // end of the watched time
-	DurationMs float64 `json:"duration_ms"`
-	IntervalMs float64 `json:"interval_ms"`
-	Rounds     int     `json:"rounds"`
-	Answered   int     `json:"answered"` // rounds with a reply
-	Missed     int     `json:"missed"`   // rounds without any reply
-	Queries    int     `json:"queries"`  // queries sent
-	Timeouts   int     `json:"timeouts"` // queries that timed out
-	Switches   int     `json:"switches"`
-	Losses     int     `json:"losses"`
-	LostAfter  int     `json:"lost_after"` // k: missed rounds in a row that make a loss
-	Lost       bool    `json:"lost"`       // the watch ended during a loss
+	Flow FlowDTO `json:"flow"` // the flow: its bound source address and port (0 when no round got as far as a socket)
+	// Instance is the instance the flow was on at the end (the last round
+	// that named one); its name is null when none did.
+	Instance InstanceDTO `json:"instance"`
+	// Answers are the last round's answers.
+	Answers    []AnswerDTO `json:"answers"`
+	Started    string      `json:"started" schema:"time"` // first round
+	Ended      string      `json:"ended" schema:"time"`   // end of the watched time
+	DurationMs float64     `json:"duration_ms"`           // the watched time
+	IntervalMs float64     `json:"interval_ms"`           // the time between rounds (--interval)
+	Rounds     int         `json:"rounds"`                // rounds of queries made
+	Answered   int         `json:"answered"`              // rounds with a reply
+	Missed     int         `json:"missed"`                // rounds without any reply
+	Queries    int         `json:"queries"`               // queries sent
+	Timeouts   int         `json:"timeouts"`              // queries that timed out
+	Switches   int         `json:"switches"`              // times another instance answered
+	Losses     int         `json:"losses"`                // times lost_after rounds in a row went unanswered
+	LostAfter  int         `json:"lost_after"`            // k: missed rounds in a row that make a loss
+	Lost       bool        `json:"lost"`                  // the watch ended during a loss
 	// Instances are the instances seen with their share of the watched
 	// time (affinity), largest first.
 	Instances []WatchInstance `json:"instances"`
-	NoAnswer  WatchShare      `json:"no_answer"`
+	NoAnswer  WatchShare      `json:"no_answer"` // rounds without any reply
 	Anonymous WatchShare      `json:"anonymous"` // replies naming no instance
-	Suspect   WatchSuspect    `json:"suspect"`
+	Suspect   WatchSuspect    `json:"suspect"`   // replies with signs that something other than the service answered
 	// LongestStable is the longest time on one instance without a switch
 	// or a loss; null when no instance answered.
 	LongestStable *WatchRun `json:"longest_stable"`
 	// Events are the flow's events, the last MaxWatchEvents of them;
 	// EventsOmitted counts earlier ones left out (-o jsonl streams all).
 	Events        []WatchEvent `json:"events"`
-	EventsOmitted int          `json:"events_omitted"`
+	EventsOmitted int          `json:"events_omitted"` // earlier events left out of events
 }
 
 // WatchShare is the rounds and time of one kind of answer.
 type WatchShare struct {
-	Rounds int     `json:"rounds"`
-	TimeMs float64 `json:"time_ms"`
-	Share  float64 `json:"share"` // of the watched time, 0..1
+	Rounds int     `json:"rounds"`  // rounds that saw it
+	TimeMs float64 `json:"time_ms"` // the time those rounds stand for: each until the next round
+	Share  float64 `json:"share"`   // of the watched time, 0..1
 }
 
 // WatchInstance is one instance's part of the watched time.
 type WatchInstance struct {
-	Instance       string `json:"instance"`
-	InstanceSource string `json:"instance_source"`
-	NSID           string `json:"nsid,omitempty"`
-	HostnameBind   string `json:"hostname_bind,omitempty"`
-	IDServer       string `json:"id_server,omitempty"`
+	Instance InstanceDTO `json:"instance"` // as first seen
 	WatchShare
-	FirstSeen string         `json:"first_seen"`
-	LastSeen  string         `json:"last_seen"`
-	RTT       *WatchRTTStats `json:"rtt_ms"` // null when no reply carried an RTT
+	FirstSeen string         `json:"first_seen" schema:"time"` // the first round that reached it
+	LastSeen  string         `json:"last_seen" schema:"time"`  // the last one
+	RTT       *WatchRTTStats `json:"rtt_ms"`                   // null when no reply carried an RTT
 }
 
 // WatchRTTStats are nearest-rank RTT percentiles in milliseconds.
 type WatchRTTStats struct {
-	N   int     `json:"n"`
-	Min float64 `json:"min"`
-	P50 float64 `json:"p50"`
-	P90 float64 `json:"p90"`
-	P99 float64 `json:"p99"`
-	Max float64 `json:"max"`
+	N   int     `json:"n"`   // RTTs counted
+	Min float64 `json:"min"` // the smallest
+	P50 float64 `json:"p50"` // the median
+	P90 float64 `json:"p90"` // the 90th percentile
+	P99 float64 `json:"p99"` // the 99th percentile
+	Max float64 `json:"max"` // the largest
 }
 
 // WatchSuspect is the time answers with signs of interception were seen.
 type WatchSuspect struct {
 	WatchShare
-	Suspicions []string `json:"suspicions"`
-	Identities []string `json:"identities"`
+	Suspicions []string `json:"suspicions" schema:"ref=suspicion"` // the signs seen
+	Identities []string `json:"identities"`                        // what the suspect answers named (at most a few)
 }
 
 // WatchRun is a stretch of time on one instance.
 type WatchRun struct {
-	Instance   string  `json:"instance"`
-	Start      string  `json:"start"`
-	End        string  `json:"end"`
-	DurationMs float64 `json:"duration_ms"`
-	Rounds     int     `json:"rounds"`
+	Instance   string  `json:"instance"`            // the instance's name
+	Start      string  `json:"start" schema:"time"` // the first round on it
+	End        string  `json:"end" schema:"time"`   // when the stretch ended (a switch, a loss, or the end)
+	DurationMs float64 `json:"duration_ms"`         // its length
+	Rounds     int     `json:"rounds"`              // its rounds
 }
 
 // MaxWatchEvents bounds the events a summary keeps per flow: a watch of
@@ -148,21 +161,27 @@ type WatchFlowID struct {
 	TCP      bool
 	Source   netip.AddrPort // invalid until known
 	Interval time.Duration
-	Started  time.Time // when the watch started (for a flow without rounds)
+	Started  time.Time        // when the watch started (for a flow without rounds)
+	Sites    *catchment.Sites // places the instances' names; nil: none
 }
 
-func stamp(t time.Time) string {
-	if t.IsZero() {
-		return ""
+func stamp(t time.Time) string { return Time(t) }
+
+func (id WatchFlowID) flow() FlowDTO {
+	proto := "udp"
+	if id.TCP {
+		proto = "tcp"
 	}
-	return t.UTC().Format(time.RFC3339Nano)
+	return flowOf(proto, id.Source, id.Target)
 }
 
-func (id WatchFlowID) source() string {
-	if !id.Source.IsValid() {
-		return ""
+// instance is the DTO of an instance the watcher names: its identity, or
+// its name alone when the event carries no identity.
+func (id WatchFlowID) instance(name string, ident measure.Identity) InstanceDTO {
+	if ident.Instance != name {
+		ident = measure.Identity{Instance: name}
 	}
-	return id.Source.String()
+	return InstanceOf(ident, id.Target.Addr(), id.Sites)
 }
 
 // FromWatchEvent converts one detector event.
@@ -170,16 +189,19 @@ func FromWatchEvent(id WatchFlowID, e catchment.WatchEvent) WatchEvent {
 	d := WatchEvent{
 		Time:        stamp(e.Time),
 		Type:        string(e.Type),
-		Target:      id.Input,
-		Address:     id.Target.Addr().String(),
-		Flow:        id.source(),
-		Instance:    e.Instance,
-		From:        e.From,
+		Input:       id.Input,
+		Target:      id.Target.Addr().String(),
+		Flow:        id.flow(),
+		Instance:    id.instance(e.Instance, e.Identity),
 		RTTBeforeMs: optMs(e.RTTBefore),
 		RTTAfterMs:  optMs(e.RTTAfter),
 		Since:       stamp(e.Since),
 		Misses:      e.Misses,
 		Detail:      e.Detail,
+	}
+	if e.From != "" {
+		from := id.instance(e.From, e.FromIdentity)
+		d.From = &from
 	}
 	for _, s := range e.Suspicions {
 		d.Suspicions = append(d.Suspicions, string(s))
@@ -190,14 +212,14 @@ func FromWatchEvent(id WatchFlowID, e catchment.WatchEvent) WatchEvent {
 // NewWatchPathEvent is the event of a trace of a watched flow: the trace,
 // the flow's previous trace (nil for the first) and how they differ
 // (catchment.ComparePaths; ignored without a previous trace).
-func NewWatchPathEvent(id WatchFlowID, trigger string, at time.Time, cur TracePath, prev *TracePath, c catchment.PathChange, compared bool) WatchEvent {
+func NewWatchPathEvent(id WatchFlowID, trigger string, at time.Time, cur TraceFlow, prev *TraceFlow, c catchment.PathChange, compared bool) WatchEvent {
 	p := &WatchPath{Trigger: trigger, Trace: cur, Previous: prev, Changed: []int{}}
 	if prev != nil && compared {
 		for _, h := range c.Changed {
 			p.Changed = append(p.Changed, h.TTL)
 		}
 		if c.Part > 0 {
-			for _, h := range cur.Hops {
+			for _, h := range cur.Path.Hops {
 				if h.TTL != c.Part {
 					continue
 				}
@@ -210,11 +232,7 @@ func NewWatchPathEvent(id WatchFlowID, trigger string, at time.Time, cur TracePa
 			}
 		}
 	}
-	d := WatchEvent{Time: stamp(at), Type: WatchEventPath, Target: id.Input, Address: id.Target.Addr().String(), Flow: id.source(), Path: p}
-	if cur.Instance != nil {
-		d.Instance = cur.Instance.Instance
-	}
-	return d
+	return WatchEvent{Time: stamp(at), Type: WatchEventPath, Input: id.Input, Target: id.Target.Addr().String(), Flow: id.flow(), Instance: cur.Instance, Path: p}
 }
 
 func fromShare(s catchment.TimeShare) WatchShare {
@@ -226,15 +244,15 @@ func roundShare(v float64) float64 {
 	return float64(int64(v*1e6+0.5)) / 1e6
 }
 
-// FromWatchSummary converts one flow's summary and its events (the last
-// MaxWatchEvents are kept; omitted counts those left out before).
-func FromWatchSummary(id WatchFlowID, s catchment.WatchSummary, events []WatchEvent, omitted int) WatchFlow {
+// FromWatchSummary converts one flow's summary, its last round's answers
+// and the identity of its last round that named an instance, and its
+// events (the last MaxWatchEvents are kept; omitted counts those left out
+// before).
+func FromWatchSummary(id WatchFlowID, s catchment.WatchSummary, last []measure.Answer, current measure.Identity, events []WatchEvent, omitted int) WatchFlow {
 	f := WatchFlow{
-		Input:      id.Input,
-		Address:    id.Target.Addr().String(),
-		Port:       int(id.Target.Port()),
-		Transport:  "udp",
-		Source:     id.source(),
+		Flow:       id.flow(),
+		Instance:   InstanceOf(current, id.Target.Addr(), id.Sites),
+		Answers:    []AnswerDTO{},
 		Started:    stamp(s.Start),
 		Ended:      stamp(s.End),
 		DurationMs: Ms(s.Duration()),
@@ -258,22 +276,18 @@ func FromWatchSummary(id WatchFlowID, s catchment.WatchSummary, events []WatchEv
 		},
 		Events: []WatchEvent{},
 	}
-	if id.TCP {
-		f.Transport = "tcp"
+	for _, a := range last {
+		f.Answers = append(f.Answers, FromAnswer(a))
 	}
 	for _, x := range s.Suspect.Signs {
 		f.Suspect.Suspicions = append(f.Suspect.Suspicions, string(x))
 	}
 	for _, in := range s.Instances {
 		w := WatchInstance{
-			Instance:       in.Identity.Instance,
-			InstanceSource: in.Identity.Source,
-			NSID:           in.Identity.NSID,
-			HostnameBind:   in.Identity.HostnameBind,
-			IDServer:       in.Identity.IDServer,
-			WatchShare:     fromShare(in.TimeShare),
-			FirstSeen:      stamp(in.First),
-			LastSeen:       stamp(in.Last),
+			Instance:   InstanceOf(in.Identity, id.Target.Addr(), id.Sites),
+			WatchShare: fromShare(in.TimeShare),
+			FirstSeen:  stamp(in.First),
+			LastSeen:   stamp(in.Last),
 		}
 		if p := in.RTT; p.N > 0 {
 			w.RTT = &WatchRTTStats{N: p.N, Min: Ms(p.Min), P50: Ms(p.P50), P90: Ms(p.P90), P99: Ms(p.P99), Max: Ms(p.Max)}
@@ -295,22 +309,20 @@ func FromWatchSummary(id WatchFlowID, s catchment.WatchSummary, events []WatchEv
 	return f
 }
 
-// EventRecord is the streaming line for one watch event.
-func (d *Document) EventRecord(e WatchEvent) Record {
-	return Record{Schema: d.Schema, Kind: d.Kind, Type: RecordEvent, Target: e.Target, Event: &e}
+// NewWatchTarget groups a target's watched flows into its result, with
+// how they spread over instances (catchment.SplitOf over each flow's main
+// instance, given by the caller) when there are several.
+func NewWatchTarget(id WatchFlowID, flows []WatchFlow, split *catchment.Split) WatchTarget {
+	t := WatchTarget{Input: id.Input, Target: id.Target.Addr().String(), Port: int(id.Target.Port()), Transport: id.flow().Protocol, Flows: flows}
+	if split != nil {
+		t.FlowSummary = FromSplit(len(flows), *split)
+	}
+	return t
 }
 
-// FlowInstances counts the flows of one target by the instance each spent
-// most of its watched time on (unidentified: flows with none); more than
-// one instance is a catchment split by flow.
-func FlowInstances(flows []WatchFlow) (main map[string]int, unidentified int) {
-	main = map[string]int{}
-	for _, f := range flows {
-		if len(f.Instances) == 0 {
-			unidentified++
-			continue
-		}
-		main[f.Instances[0].Instance]++
-	}
-	return main, unidentified
+// EventRecord is the streaming line for one watch event.
+func (d *Document) EventRecord(e WatchEvent) Record {
+	r := d.record(RecordEvent)
+	r.Target, r.Event = e.Target, &e
+	return r
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/anycheck/anycheck/catchment"
 	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/internal/report/reporttest"
+	"github.com/anycheck/anycheck/measure"
 )
 
 var watchID = report.WatchFlowID{Input: "192.0.2.53", Target: netip.MustParseAddrPort("192.0.2.53:53"), Source: netip.MustParseAddrPort("198.51.100.10:40429"), Interval: time.Second}
@@ -16,7 +17,7 @@ var watchID = report.WatchFlowID{Input: "192.0.2.53", Target: netip.MustParseAdd
 func eventLine(t *testing.T, e report.WatchEvent) []byte {
 	t.Helper()
 	d := report.New(report.KindWatch, report.Tool{Name: "anycheck", Version: "test"}, time.Unix(0, 0), "")
-	b, err := json.Marshal(d.EventRecord(e))
+	b, err := json.Marshal(d.WithVantage(d.EventRecord(e)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,12 +31,13 @@ func TestWatchEventSchema(t *testing.T) {
 	if err := reporttest.Validate(eventLine(t, good)); err != nil {
 		t.Fatalf("a switch event: %v", err)
 	}
+	b := report.InstanceDTO{Name: "b"}
 	for name, e := range map[string]report.WatchEvent{
-		"switch without from": {Time: good.Time, Type: "switch", Target: "x", Address: "192.0.2.53", Flow: "f", Instance: "b"},
-		"lost without since":  {Time: good.Time, Type: "lost", Target: "x", Address: "192.0.2.53", Flow: "f", Misses: 3},
-		"unknown type":        {Time: good.Time, Type: "flap", Target: "x", Address: "192.0.2.53", Flow: "f"},
-		"unknown suspicion":   {Time: good.Time, Type: "suspect", Target: "x", Address: "192.0.2.53", Flow: "f", Suspicions: []string{"weird"}},
-		"path without path":   {Time: good.Time, Type: "path", Target: "x", Address: "192.0.2.53", Flow: "f"},
+		"switch without from": {Time: good.Time, Type: "switch", Input: "x", Target: "192.0.2.53", Flow: good.Flow, Instance: b},
+		"lost without since":  {Time: good.Time, Type: "lost", Input: "x", Target: "192.0.2.53", Flow: good.Flow, Misses: 3},
+		"unknown type":        {Time: good.Time, Type: "flap", Input: "x", Target: "192.0.2.53", Flow: good.Flow},
+		"unknown suspicion":   {Time: good.Time, Type: "suspect", Input: "x", Target: "192.0.2.53", Flow: good.Flow, Suspicions: []string{"weird"}},
+		"path without path":   {Time: good.Time, Type: "path", Input: "x", Target: "192.0.2.53", Flow: good.Flow},
 	} {
 		if err := reporttest.Validate(eventLine(t, e)); err == nil {
 			t.Errorf("%s: the schema accepted it", name)
@@ -49,11 +51,11 @@ func TestWatchSummaryKeepsLastEvents(t *testing.T) {
 	for i := range report.MaxWatchEvents + 5 {
 		evs = append(evs, report.WatchEvent{Type: "switch", Misses: i})
 	}
-	f := report.FromWatchSummary(watchID, catchment.WatchSummary{}, evs, 7)
+	f := report.FromWatchSummary(watchID, catchment.WatchSummary{}, nil, measure.Identity{}, evs, 7)
 	if len(f.Events) != report.MaxWatchEvents || f.EventsOmitted != 12 || f.Events[0].Misses != 5 {
 		t.Errorf("kept %d events (first %d), omitted %d", len(f.Events), f.Events[0].Misses, f.EventsOmitted)
 	}
-	if f.Instances == nil || f.Suspect.Suspicions == nil || f.Suspect.Identities == nil {
+	if f.Instances == nil || f.Answers == nil || f.Suspect.Suspicions == nil || f.Suspect.Identities == nil {
 		t.Errorf("empty lists must be [] in JSON: %+v", f)
 	}
 }

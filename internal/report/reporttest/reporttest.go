@@ -1,4 +1,4 @@
-// Package reporttest validates anycheck JSON output against the v1 JSON
+// Package reporttest validates anycheck JSON output against the v2 JSON
 // Schema in docs/schema, for tests of every package that writes JSON.
 package reporttest
 
@@ -21,10 +21,10 @@ var (
 	errC   error
 )
 
-// SchemaPath is the repository path of the v1 schema.
+// SchemaPath is the repository path of the v2 schema.
 func SchemaPath() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..", "docs", "schema", "anycheck-v1.json")
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "docs", "schema", "anycheck-v2.json")
 }
 
 func compiled() (*jsonschema.Schema, error) {
@@ -42,11 +42,11 @@ func compiled() (*jsonschema.Schema, error) {
 		}
 		c := jsonschema.NewCompiler()
 		c.AssertFormat()
-		if err := c.AddResource("anycheck-v1.json", doc); err != nil {
+		if err := c.AddResource("anycheck-v2.json", doc); err != nil {
 			errC = err
 			return
 		}
-		schema, errC = c.Compile("anycheck-v1.json")
+		schema, errC = c.Compile("anycheck-v2.json")
 	})
 	return schema, errC
 }
@@ -70,7 +70,7 @@ func Check(t testing.TB, data []byte, jsonl bool) {
 	t.Helper()
 	if !jsonl {
 		if err := Validate(data); err != nil {
-			t.Fatalf("output does not match the v1 schema: %v\n%s", err, data)
+			t.Fatalf("output does not match the v2 schema: %v\n%s", err, data)
 		}
 		return
 	}
@@ -80,7 +80,7 @@ func Check(t testing.TB, data []byte, jsonl bool) {
 			t.Fatalf("jsonl line %d is not one JSON value: %s", i+1, l)
 		}
 		if err := Validate(l); err != nil {
-			t.Fatalf("jsonl line %d does not match the v1 schema: %v\n%s", i+1, err, l)
+			t.Fatalf("jsonl line %d does not match the v2 schema: %v\n%s", i+1, err, l)
 		}
 	}
 }
