@@ -548,16 +548,16 @@ func nonNil[T any](s []T) []T {
 }
 
 // CompareLine is one catchment-table row on its way out. In JSON it is
-// its CompareRow, hops included, converted only when it is written: a
-// document of 10,000 traced rows never holds every converted row (and its
-// hops) at once. Row is the same row without hops, for the text, CSV and
-// dot renderings.
+// its CompareRow, flows (answers and hops) included, converted only when
+// it is written: a document of 10,000 traced rows never holds every
+// converted row (and its hops) at once. Row is the same row without its
+// flows, for the renderings.
 type CompareLine struct{ row *catchment.Row }
 
 // MarshalJSON writes the line as its CompareRow.
 func (l CompareLine) MarshalJSON() ([]byte, error) { return json.Marshal(FromRow(*l.row, true)) }
 
-// Row is the line's CompareRow without its hops.
+// Row is the line's CompareRow without its flows.
 func (l CompareLine) Row() CompareRow { return FromRow(*l.row, false) }
 
 // Label names the line in JSONL records: vantage and target.
@@ -579,8 +579,9 @@ func rowInstance(r catchment.Row) InstanceDTO {
 		VersionBind: r.Identity.VersionBind, VersionServer: r.Identity.VersionServer, Disagree: r.Identity.Disagree}, r.Site)
 }
 
-// FromRow converts one catchment-table row; with hops, its flows' paths.
-func FromRow(r catchment.Row, hops bool) CompareRow {
+// FromRow converts one catchment-table row; with flows, its flows (their
+// answers and paths: what -o json writes; the renderings need neither).
+func FromRow(r catchment.Row, flows bool) CompareRow {
 	v := r.Vantage
 	c := CompareRow{
 		Vantage: CompareVantage{Key: v.Key, Label: v.Label, Source: optAddr(v.Source), Public: optAddr(v.Public)},
@@ -613,6 +614,12 @@ func FromRow(r catchment.Row, hops bool) CompareRow {
 	}
 	if o := v.Origin; len(o.ASNs) > 0 || o.Country != "" {
 		c.Vantage.Origin = &VantageOrigin{ASNs: nonNil(o.ASNs), ASName: o.ASName, Country: o.Country}
+	}
+	for _, s := range r.Suspicions() {
+		c.Suspicions = append(c.Suspicions, string(s))
+	}
+	if !flows {
+		return c
 	}
 	// The answers' own flow, when they came over none of the traced ones.
 	carried := slices.ContainsFunc(r.Flows, func(f catchment.Flow) bool { return len(f.Answers) > 0 })
@@ -648,22 +655,16 @@ func FromRow(r catchment.Row, hops bool) CompareRow {
 			cf.Answers = append(cf.Answers, FromAnswer(a))
 		}
 		if len(f.Hops) > 0 {
-			cf.Path = &ComparePath{Reached: f.Reached, Hops: []CompareHop{}}
-			if hops {
-				cf.Path.Hops = make([]CompareHop, 0, len(f.Hops))
-				for _, h := range f.Hops {
-					ch := CompareHop{TTL: h.TTL, Responders: make([]CompareResponder, 0, len(h.Responders))}
-					for _, x := range h.Responders {
-						ch.Responders = append(ch.Responders, CompareResponder{Address: x.Addr.String(), ASNs: nonNil(x.ASNs), RTTMs: optMs(x.RTT), Unreachable: x.Unreachable})
-					}
-					cf.Path.Hops = append(cf.Path.Hops, ch)
+			cf.Path = &ComparePath{Reached: f.Reached, Hops: make([]CompareHop, 0, len(f.Hops))}
+			for _, h := range f.Hops {
+				ch := CompareHop{TTL: h.TTL, Responders: make([]CompareResponder, 0, len(h.Responders))}
+				for _, x := range h.Responders {
+					ch.Responders = append(ch.Responders, CompareResponder{Address: x.Addr.String(), ASNs: nonNil(x.ASNs), RTTMs: optMs(x.RTT), Unreachable: x.Unreachable})
 				}
+				cf.Path.Hops = append(cf.Path.Hops, ch)
 			}
 		}
 		c.Flows = append(c.Flows, cf)
-	}
-	for _, s := range r.Suspicions() {
-		c.Suspicions = append(c.Suspicions, string(s))
 	}
 	return c
 }
