@@ -251,9 +251,14 @@ func judge(rows []*Row) Service {
 		traits[k] = classes
 		ttlByClass[k[0]] = true
 	}
+	// The queries asked most first, then by name (a row's answers are a
+	// map: the order they were seen in is no order).
 	slices.SortStableFunc(traitOrder, func(a, b [2]string) int {
 		if a[0] != b[0] {
-			return queries[b[0]] - queries[a[0]]
+			if c := queries[b[0]] - queries[a[0]]; c != 0 {
+				return c
+			}
+			return strings.Compare(a[0], b[0])
 		}
 		return traitRank(a[1]) - traitRank(b[1])
 	})
@@ -313,7 +318,14 @@ func judge(rows []*Row) Service {
 		if nameTrait.Judged && !names.fits(r.Instance) && !mismatch {
 			r.Apart = append(r.Apart, Reason{Code: SuspectUnlikeService, Text: "name unlike the service's (" + nameTrait.Value + ")"})
 		}
-		slices.SortStableFunc(r.Apart, func(a, b Reason) int { return strings.Compare(string(a.Code), string(b.Code)) })
+		// By code, then text: the answers and their traits are maps, so the
+		// order they were judged in is no order.
+		slices.SortStableFunc(r.Apart, func(a, b Reason) int {
+			if c := strings.Compare(string(a.Code), string(b.Code)); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Text, b.Text)
+		})
 		r.Apart = slices.CompactFunc(r.Apart, func(a, b Reason) bool { return a == b })
 	}
 	return s
