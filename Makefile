@@ -5,7 +5,7 @@ BIN     := bin/anycheck
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/anycheck/anycheck/internal/cli.version=$(VERSION)
 # Packages whose code runs goroutines get the race detector.
-RACE_PKGS := ./probe/... ./trace/... ./sweep/... ./whois/... ./internal/cli/... ./atlas/... ./census/... ./exporter/...
+RACE_PKGS := ./probe/... ./trace/... ./sweep/... ./watch/... ./whois/... ./internal/cli/... ./atlas/... ./census/... ./exporter/...
 LAB_PKGS  := bird2 nsd knot knot-dnsutils bind9-dnsutils iproute2 iputils-ping ethtool nftables \
              traceroute mtr-tiny scamper procps passwd graphviz chromium \
              knot-module-dnstap fstrm-bin tcpdump strace jq golang-github-dnstap-golang-dnstap-cli prometheus

@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/anycheck/anycheck/catchment"
 	"github.com/anycheck/anycheck/measure"
+	"github.com/anycheck/anycheck/watch"
 )
 
 // watchRound is a round of a watch test: "A" (instance A answers in 2 ms),
@@ -86,7 +88,9 @@ func TestWatchMetrics(t *testing.T) {
 		r, rtt := watchRound(t0.Add(time.Duration(i)*time.Second), s)
 		w.Observe(r)
 		cur, lost := w.Current()
-		m.Update(0, WatchFlow{Target: target, Input: "192.0.2.53", Sport: 40000, Summary: w.Summary(r.Time), Current: cur, Lost: lost, RTT: rtt})
+		sum := w.Summary(r.Time)
+		m.Round(watch.Round{Flow: watch.Flow{Target: watch.Target{Input: "192.0.2.53", Addr: netip.AddrPortFrom(target, 53)}, Port: 40000},
+			Time: r.Time, Summary: &sum, Instance: cur, Lost: lost, RTT: rtt})
 		got := collect(fmt.Sprintf("after round %d (%s)", i, s))
 		collect(fmt.Sprintf("between rounds %d and %d", i, i+1)) // nothing moves without a round
 

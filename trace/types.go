@@ -141,6 +141,29 @@ type Path struct {
 	Notes []string
 }
 
+// Addresses are the addresses of the path to look up, each once: the
+// hops' responders by TTL, then the destination and the source.
+func (p Path) Addresses() []netip.Addr {
+	var out []netip.Addr
+	seen := map[netip.Addr]bool{}
+	add := func(a netip.Addr) {
+		if a.IsValid() && !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	for _, h := range p.Hops {
+		for _, pr := range h.Probes {
+			if pr.Reply != nil {
+				add(pr.Reply.From)
+			}
+		}
+	}
+	add(p.Flow.Dst.Addr())
+	add(p.Flow.Src.Addr())
+	return out
+}
+
 // Options configures Run.
 type Options struct {
 	Target   netip.Addr

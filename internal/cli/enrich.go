@@ -137,35 +137,24 @@ func lookupTimeout(g *globalOptions) time.Duration {
 	return max(g.timeout, 5*time.Second)
 }
 
-// enrichment is the outcome of looking up a batch of addresses.
-type enrichment struct {
-	origins  map[netip.Addr]whois.Origin
-	names    map[netip.Addr]string
-	problems []report.Problem
-	warnings []string // for stderr only: the lookup itself is fine (an unusable cache)
+// ptr is how reverse names are looked up; nil with -n.
+func (e *enrichOptions) ptr(g *globalOptions) *whois.PTROptions {
+	if g.noDNS {
+		return nil
+	}
+	return &whois.PTROptions{Server: e.dnsServer, Timeout: max(g.timeout, 2*time.Second)}
 }
 
-// lookup runs the ASN source and reverse DNS for all addresses at once, in
-// parallel with each other: one bulk request, never one per hop.
-func (e *enrichOptions) lookup(ctx context.Context, g *globalOptions, r whois.Resolver, addrs []netip.Addr) enrichment {
-	var out enrichment
-	done := make(chan struct{})
-	if !g.noDNS {
-		go func() {
-			defer close(done)
-			out.names = whois.ReverseNames(ctx, addrs, whois.PTROptions{Server: e.dnsServer, Timeout: max(g.timeout, 2*time.Second)})
-		}()
-	} else {
-		close(done)
-	}
-	origins, err := r.Lookup(ctx, addrs)
-	<-done
-	out.origins = origins
-	if err != nil {
-		out.problems = append(out.problems, report.Problem{Stage: "whois", Message: err.Error()})
-	}
-	out.warnings = e.takeWarnings()
-	return out
+// lookup runs the ASN source and reverse DNS for all addresses at once
+// (whois.Enrich: one bulk request, never one per hop).
+func (e *enrichOptions) lookup(ctx context.Context, g *globalOptions, r whois.Resolver, addrs []netip.Addr) whois.Enrichment {
+	return whois.Enrich(ctx, r, addrs, e.ptr(g))
+}
+
+// lookupProblem is a failed lookup after probing: a problem of the target
+// that leaves the measurement (what) intact.
+func lookupProblem(input, what string, err error) report.Problem {
+	return report.Problem{Target: input, Stage: "whois", Message: fmt.Sprintf("%s whois: %s (the %s itself is complete)", input, err, what)}
 }
 
 // pathEnrichment is what enrichPaths found and what went wrong.
@@ -190,8 +179,8 @@ func (e *enrichOptions) enrichPaths(ctx context.Context, g *globalOptions, r who
 	}
 	seen := map[netip.Addr]bool{}
 	var addrs []netip.Addr
-	for i := range tps {
-		for _, a := range tps[i].Addresses() {
+	for _, p := range ps {
+		for _, a := range p.Addresses() {
 			if !seen[a] {
 				seen[a] = true
 				addrs = append(addrs, a)
@@ -200,15 +189,13 @@ func (e *enrichOptions) enrichPaths(ctx context.Context, g *globalOptions, r who
 	}
 	en := e.lookup(ctx, g, r, addrs)
 	for i := range tps {
-		tps[i].Enrich(en.origins, en.names)
-		_, facts := live.Path(ps[i], en.origins)
+		tps[i].Enrich(en.Origins, en.Names)
+		_, facts := live.Path(ps[i], en.Origins)
 		tps[i].SetPath(facts)
 	}
-	out := pathEnrichment{origins: en.origins, warnings: en.warnings}
-	for _, pr := range en.problems {
-		pr.Target = input
-		pr.Message = fmt.Sprintf("%s %s: %s (the %s itself is complete)", input, pr.Stage, pr.Message, what)
-		out.problems = append(out.problems, pr)
+	out := pathEnrichment{origins: en.Origins, warnings: e.takeWarnings()}
+	if en.Err != nil {
+		out.problems = append(out.problems, lookupProblem(input, what, en.Err))
 	}
 	return out
 }

@@ -7,30 +7,20 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"slices"
-	"sync"
 	"time"
 
-	"github.com/anycheck/anycheck/catchment/live"
-	"github.com/anycheck/anycheck/measure"
-
-	"github.com/spf13/cobra"
-	"golang.org/x/time/rate"
-
 	"github.com/miekg/dns"
+	"github.com/spf13/cobra"
 
 	"github.com/anycheck/anycheck/catchment"
-	"github.com/anycheck/anycheck/exporter"
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
-	"github.com/anycheck/anycheck/internal/wait"
-	"github.com/anycheck/anycheck/probe"
 	"github.com/anycheck/anycheck/trace"
-	"github.com/anycheck/anycheck/whois"
+	"github.com/anycheck/anycheck/watch"
 )
 
 // minWatchInterval keeps a watch from turning into a flood.
-const minWatchInterval = 100 * time.Millisecond
+const minWatchInterval = watch.MinInterval
 
 type watchOptions struct {
 	g         *globalOptions
@@ -152,479 +142,203 @@ func (o *watchOptions) validate() error {
 	return nil
 }
 
-// watchedFlow is one target watched over one source port. The flow's
-// goroutine owns w, port and lastTrace while it runs; the events and their
-// count belong to the printing loop.
-type watchedFlow struct {
-	n         int // the flow's number in the watch, from 0
-	id        report.WatchFlowID
-	w         *catchment.Watcher
-	port      uint16 // the source port, fixed once known
-	lastTrace *report.TraceFlow
-	lastFlow  catchment.Flow // lastTrace in the catchment model
-	// lastAnswers are the last round's answers; current is the identity
-	// of the last round that named an instance without signs of
-	// interception (the instance the flow is on).
-	lastAnswers []measure.Answer
-	current     measure.Identity
-
-	events  []report.WatchEvent // the last report.MaxWatchEvents
-	omitted int
-}
-
-// watchMsg is what a flow's goroutine hands the printing loop after each round.
-type watchMsg struct {
-	flow   *watchedFlow
-	target string // the flow's target as given
-	events []timedEvent
-	// next is when the flow's next round starts at the earliest (zero:
-	// it has no more): none of its later events is older.
-	next     time.Time
-	problems []report.Problem
-	source   string // the flow's local address:port, once known
-	port     uint16 // its port
-	instance string // the instance the flow is on now ("" none or lost)
-	lost     bool   // the flow is lost
-	suspect  bool   // its last answer had signs of interception
-	replied  bool   // this round got a reply (with or without an identity)
-	fatal    error  // the watch cannot go on (no privilege for --trace)
-}
-
-// watchEnv is what every flow's goroutine shares (read only).
-type watchEnv struct {
-	o        *watchOptions
-	d        *deps
-	names    []string
-	resolver whois.Resolver // --trace enrichment
-	start    time.Time      // rounds are at start + k × interval
-	// budget is the watch's packet budget (--rate), shared by every
-	// flow's queries and traces: the rounds of many flows start on the
-	// same tick.
-	budget *rate.Limiter
-	// metrics is --metrics' state of every flow, updated after each round.
-	metrics *exporter.WatchMetrics
-	sites   *catchment.Sites // places the instances' names in the results
-}
-
 func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
-	var flows []*watchedFlow
-	var names []string
-	for _, n := range o.names {
-		names = append(names, dns.Fqdn(n))
-	}
-	env := &watchEnv{o: o, d: d, names: names, budget: trace.NewBudget(o.rate), sites: catchment.BuiltinSites()}
 	targets, unresolved, err := resolveTargets(ctx, o.g, d, o.targets)
 	if err != nil {
 		return err
+	}
+	sites := catchment.BuiltinSites()
+	wo := watch.Options{
+		Flows: o.flows, Sport: uint16(o.sport), Interval: o.interval, Count: o.count, LostAfter: o.lostAfter, Sites: sites,
+		Version: o.version, TCP: o.tcp, Timeout: o.g.timeout, Budget: trace.NewBudget(o.rate),
+		Trace: o.trace, Mode: trace.Mode(o.mode), MaxTTL: o.maxTTL,
+		ProbeNet: d.probeNet, TraceNet: d.traceNet,
+	}
+	if o.durationSet {
+		wo.Duration = o.duration
+	}
+	for _, n := range o.names {
+		wo.Names = append(wo.Names, dns.Fqdn(n))
+	}
+	for _, tg := range targets {
+		wo.Targets = append(wo.Targets, watch.Target{Input: tg.input, Addr: netip.AddrPortFrom(tg.addr, uint16(o.port))})
 	}
 	if o.trace {
 		r, err := o.e.resolver(o.g, d)
 		if err != nil {
 			return err
 		}
-		env.resolver = r
+		wo.Resolver, wo.PTR = r, o.e.ptr(o.g)
 	}
 	out := newRunOutput(s, o.g, d, report.KindWatch)
 	unres, err := unresolvedTargets(out, len(targets), unresolved)
 	if err != nil {
 		return err
 	}
-	env.start = time.Now()
-	for _, tg := range targets {
-		for f := range o.flows {
-			id := report.WatchFlowID{Input: tg.input, Target: netip.AddrPortFrom(tg.addr, uint16(o.port)), TCP: o.tcp, Interval: o.interval, Started: env.start, Sites: env.sites}
-			fl := &watchedFlow{n: len(flows), id: id, w: catchment.NewWatcher(tg.addr, o.interval, catchment.BuiltinSites(), o.lostAfter)}
-			if o.sport != 0 {
-				fl.port = uint16(o.sport + f)
-			}
-			flows = append(flows, fl)
-		}
-	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	w := &watchWriter{o: o, s: s, out: out, cancel: cancel, sites: sites, status: &watchStatus{s: s, flows: len(targets) * o.flows}, last: map[int]*report.TraceFlow{}, kept: map[int]*keptEvents{}}
+	for i := range len(targets) * o.flows {
+		w.kept[i] = &keptEvents{}
+	}
+	wo.OnEvent, wo.OnRound = w.event, w.round
 	if o.metrics != "" {
-		stop, err := serveWatchMetrics(runCtx, o.metrics, env, s)
+		m, stop, err := serveWatchMetrics(runCtx, o.metrics, s)
 		if err != nil {
 			return err
 		}
 		defer stop()
-	}
-	if o.durationSet {
-		var c2 context.CancelFunc
-		runCtx, c2 = context.WithDeadline(runCtx, env.start.Add(o.duration))
-		defer c2()
-	}
-	msgs := make(chan watchMsg, len(flows))
-	var wg sync.WaitGroup
-	for _, fl := range flows {
-		wg.Go(func() { fl.watch(runCtx, env, msgs) })
-	}
-	go func() {
-		wg.Wait()
-		close(msgs)
-	}()
-
-	// Everything the user sees is written here, from one goroutine, in
-	// time order over all flows: a flow's events wait until no other flow
-	// can still report an older one (each says when its next round starts).
-	opts := render.WatchOptions{Loc: time.Local}
-	status := &watchStatus{s: s, flows: len(flows)}
-	printed := false
-	var fatal, writeErr error
-	order := newEventOrder(flows, env.start)
-	emit := func(te timedEvent) {
-		te.flow.keep(te.e)
-		status.event(te.e)
-		switch out.format {
-		case formatJSONL:
-			out.record(out.doc.EventRecord(te.e))
-			if err := out.streamErr(); err != nil && writeErr == nil {
-				writeErr = err
-				cancel()
-			}
-		case formatText:
-			if err := render.WatchEventText(s.out, te.e, opts); err != nil && writeErr == nil {
-				// stdout is gone (a closed pipe): nobody reads the watch.
-				writeErr = err
-				cancel()
-			}
-			printed = true
+		wo.RoundSummaries = true
+		wo.OnRound = func(r watch.Round) {
+			m.Round(r)
+			w.round(r)
 		}
 	}
-	for m := range msgs {
-		if m.fatal != nil {
-			if fatal == nil {
-				fatal = m.fatal
-				cancel()
-			}
-			continue
+	res, err := watch.Run(runCtx, wo)
+	w.status.clear()
+	if errors.Is(err, trace.ErrPermission) {
+		proto := "udp"
+		if o.tcp {
+			proto = "tcp"
 		}
-		status.clear()
-		for _, p := range m.problems {
-			out.problem(p)
-		}
-		if m.source != "" {
-			out.source(m.source)
-		}
-		for _, te := range order.add(m) {
-			emit(te)
-		}
-		status.round(m)
+		return permissionErr(err, permissionHint(proto, o.mode))
 	}
-	status.clear()
-	for _, te := range order.rest() {
-		emit(te)
+	if err != nil {
+		return err
 	}
-
-	if fatal != nil {
-		if errors.Is(fatal, trace.ErrPermission) {
-			proto := "udp"
-			if o.tcp {
-				proto = "tcp"
-			}
-			return permissionErr(fatal, permissionHint(proto, o.mode))
-		}
-		return fatal
-	}
-	if writeErr != nil {
-		return writeErr
-	}
-	// The end of the watched time: a signal ends it now; --duration at its
-	// deadline; -c after the last round's interval.
-	signalled := ctx.Err() != nil
-	var endTime time.Time
-	switch {
-	case signalled:
-		endTime = time.Now()
-	case o.durationSet:
-		endTime = env.start.Add(o.duration)
+	if w.writeErr != nil {
+		return w.writeErr
 	}
 	// One result per target: its flows, in the order given, and — for
-	// several — how they spread over instances (each flow counted by the
-	// instance it spent most time on).
+	// several — how they spread over instances.
 	var results []report.WatchTarget
 	changed := 0
-	for start := 0; start < len(flows); {
-		end := start
-		for end < len(flows) && flows[end].id.Input == flows[start].id.Input && flows[end].id.Target == flows[start].id.Target {
-			end++
-		}
-		group := flows[start:end]
+	for _, t := range res.Targets {
 		var wfs []report.WatchFlow
-		mains := make([]catchment.Flow, 0, len(group))
-		for _, fl := range group {
-			sum := fl.w.Summary(endTime)
-			if sum.Switches > 0 || sum.Losses > 0 {
+		for _, f := range t.Flows {
+			if f.Summary.Switches > 0 || f.Summary.Losses > 0 {
 				changed++
 			}
-			wfs = append(wfs, report.FromWatchSummary(fl.id, sum, fl.lastAnswers, fl.current, fl.events, fl.omitted))
-			mf := catchment.Flow{Source: fl.id.Source}
-			if len(sum.Instances) > 0 {
-				mf.Identity = sum.Instances[0].Identity
-			}
-			mains = append(mains, mf)
+			k := w.kept[f.Flow.Index]
+			wfs = append(wfs, report.FromWatchSummary(w.flowID(f.Flow, res.Start), f.Summary, f.Answers, f.Current, k.events, k.omitted))
 		}
-		var split *catchment.Split
-		if len(group) > 1 {
-			sp := catchment.SplitOf(mains)
-			split = &sp
-			if o.strict && sp.Split {
-				changed++
-				out.warn(fmt.Sprintf("%s: catchment split by flow (--strict): exit %d", render.Escape(group[0].id.Input), ExitPartial))
-			}
+		if o.strict && t.Split != nil && t.Split.Split {
+			changed++
+			out.warn(fmt.Sprintf("%s: catchment split by flow (--strict): exit %d", render.Escape(t.Target.Input), ExitPartial))
 		}
-		t := report.NewWatchTarget(group[0].id, wfs, split)
-		results = append(results, t)
-		out.result(t.Input, t)
-		start = end
+		rt := report.NewWatchTarget(w.flowID(t.Flows[0].Flow, res.Start), wfs, t.Split)
+		results = append(results, rt)
+		out.result(rt.Input, rt)
 	}
 	// Ctrl-C is how an open-ended watch ends; it interrupts only a watch
 	// that was given a bound (-c, --duration).
-	oc := outcome{failed: changed + unres, interrupted: signalled && (o.countSet || o.durationSet)}
-	return finish(out, results, oc, func(w io.Writer, rs []report.WatchTarget) error {
-		if printed {
-			if _, err := fmt.Fprintln(w); err != nil {
+	oc := outcome{failed: changed + unres, interrupted: res.Interrupted && ctx.Err() != nil && (o.countSet || o.durationSet)}
+	return finish(out, results, oc, func(wr io.Writer, rs []report.WatchTarget) error {
+		if w.printed {
+			if _, err := fmt.Fprintln(wr); err != nil {
 				return err
 			}
 		}
-		return render.WatchText(w, rs, opts)
+		return render.WatchText(wr, rs, render.WatchOptions{Loc: time.Local})
 	})
 }
 
-// keep holds an event for the summary document, the last
+// watchWriter shows a watch as it goes: each event as a line (text) or a
+// record (-o jsonl), problems on stderr, the status line on a terminal.
+// The engine calls it from one goroutine.
+type watchWriter struct {
+	o        *watchOptions
+	s        *streams
+	out      *runOutput
+	cancel   context.CancelFunc // stdout is gone: nobody reads the watch
+	sites    *catchment.Sites
+	status   *watchStatus
+	last     map[int]*report.TraceFlow // each flow's last trace
+	kept     map[int]*keptEvents       // each flow's events for the summary
+	printed  bool
+	writeErr error
+}
+
+// keptEvents are a flow's events for the summary document, the last
 // report.MaxWatchEvents of them.
-func (fl *watchedFlow) keep(e report.WatchEvent) {
-	fl.events = append(fl.events, e)
-	if len(fl.events) >= 2*report.MaxWatchEvents {
-		drop := len(fl.events) - report.MaxWatchEvents
-		fl.omitted += drop
-		fl.events = append([]report.WatchEvent(nil), fl.events[drop:]...)
+type keptEvents struct {
+	events  []report.WatchEvent
+	omitted int
+}
+
+func (k *keptEvents) keep(e report.WatchEvent) {
+	k.events = append(k.events, e)
+	if len(k.events) >= 2*report.MaxWatchEvents {
+		drop := len(k.events) - report.MaxWatchEvents
+		k.omitted += drop
+		k.events = append([]report.WatchEvent(nil), k.events[drop:]...)
 	}
 }
 
-// watch runs the rounds of one flow until ctx ends or -c is reached.
-// Rounds start at env.start + k × interval; a round that overruns its
-// interval (replies waited for up to --timeout, a trace) skips the ticks
-// it missed. A round cut short by the end of the watch is dropped: its
-// queries did not time out.
-func (fl *watchedFlow) watch(ctx context.Context, env *watchEnv, msgs chan<- watchMsg) {
-	o := env.o
-	for k, rounds := 0, 0; o.count == 0 || rounds < o.count; rounds++ {
-		if wait.Sleep(ctx, time.Until(env.start.Add(time.Duration(k)*o.interval))) != nil {
-			return
+// flowID is a flow's identity in the report.
+func (w *watchWriter) flowID(f watch.Flow, start time.Time) report.WatchFlowID {
+	return report.WatchFlowID{Input: f.Target.Input, Target: f.Target.Addr, TCP: w.o.tcp, Source: f.Source, Interval: w.o.interval, Started: start, Sites: w.sites}
+}
+
+func (w *watchWriter) event(ev watch.Event) {
+	id := w.flowID(ev.Flow, time.Time{})
+	var e report.WatchEvent
+	switch {
+	case ev.Change != nil:
+		e = report.FromWatchEvent(id, *ev.Change)
+	case ev.Path != nil:
+		e = w.pathEvent(id, ev)
+	default:
+		return
+	}
+	w.kept[ev.Flow.Index].keep(e)
+	w.status.clear()
+	w.status.event(e)
+	switch w.out.format {
+	case formatJSONL:
+		w.out.record(w.out.doc.EventRecord(e))
+		if err := w.out.streamErr(); err != nil && w.writeErr == nil {
+			w.writeErr = err
+			w.cancel()
 		}
-		m, ok := fl.round(ctx, env)
-		if !ok {
-			return
+	case formatText:
+		if err := render.WatchEventText(w.s.out, e, render.WatchOptions{Loc: time.Local}); err != nil && w.writeErr == nil {
+			w.writeErr = err
+			w.cancel()
 		}
-		k = int(time.Since(env.start)/o.interval) + 1
-		if o.count == 0 || rounds+1 < o.count {
-			m.next = env.start.Add(time.Duration(k) * o.interval)
-		}
-		msgs <- m
-		if m.fatal != nil {
-			return
-		}
+		w.printed = true
 	}
 }
 
-// timedEvent is an event of a flow with the time it happened.
-type timedEvent struct {
-	at   time.Time
-	flow *watchedFlow
-	e    report.WatchEvent
+// pathEvent is a trace event in the report: the trace with its origins
+// and names, and the hops that changed since the flow's last trace. A
+// failed lookup is the target's problem; the trace is whole.
+func (w *watchWriter) pathEvent(id report.WatchFlowID, ev watch.Event) report.WatchEvent {
+	pe := ev.Path
+	input := ev.Flow.Target.Input
+	if pe.Lookup.Err != nil {
+		w.out.problem(lookupProblem(input, "trace", pe.Lookup.Err))
+	}
+	for _, msg := range w.o.e.takeWarnings() {
+		w.out.warn(msg)
+	}
+	tp := report.FromPath(pe.Trace, w.sites)
+	tp.Enrich(pe.Lookup.Origins, pe.Lookup.Names)
+	tp.SetPath(pe.Facts)
+	e := report.NewWatchPathEvent(id, string(pe.Trigger), ev.Time, tp, w.last[ev.Flow.Index], pe.Change, pe.Previous != nil)
+	w.last[ev.Flow.Index] = &tp
+	return e
 }
 
-// eventOrder holds the events of several flows back until they can be
-// written in time order: an event is written once every other flow's next
-// round starts after it (its events are never older than its round).
-type eventOrder struct {
-	next    map[*watchedFlow]time.Time // flows with rounds to come
-	pending []timedEvent               // by time, flows in order for equal times
-}
-
-func newEventOrder(flows []*watchedFlow, start time.Time) *eventOrder {
-	o := &eventOrder{next: map[*watchedFlow]time.Time{}}
-	for _, fl := range flows {
-		o.next[fl] = start
+func (w *watchWriter) round(r watch.Round) {
+	if r.TraceErr != nil {
+		w.out.problem(report.Problem{Target: r.Flow.Target.Input, Stage: "trace", Message: r.TraceErr.Error()})
 	}
-	return o
-}
-
-// add takes a flow's round and returns the events now due, oldest first.
-func (o *eventOrder) add(m watchMsg) []timedEvent {
-	if m.next.IsZero() {
-		delete(o.next, m.flow)
-	} else {
-		o.next[m.flow] = m.next
+	if r.Flow.Source.IsValid() {
+		w.out.source(r.Flow.Source.String())
 	}
-	for _, te := range m.events {
-		i := len(o.pending)
-		for i > 0 && o.pending[i-1].at.After(te.at) {
-			i--
-		}
-		o.pending = slices.Insert(o.pending, i, te)
-	}
-	var low time.Time
-	for _, t := range o.next {
-		if low.IsZero() || t.Before(low) {
-			low = t
-		}
-	}
-	n := 0
-	for n < len(o.pending) && (low.IsZero() || !o.pending[n].at.After(low)) {
-		n++
-	}
-	due := slices.Clone(o.pending[:n])
-	o.pending = o.pending[n:]
-	return due
-}
-
-// rest returns the events still held, oldest first (the watch has ended).
-func (o *eventOrder) rest() []timedEvent {
-	due := o.pending
-	o.pending = nil
-	return due
-}
-
-// round asks the query set once over the flow, detects the events and,
-// with --trace, traces the flow after a start or a switch.
-func (fl *watchedFlow) round(ctx context.Context, env *watchEnv) (watchMsg, bool) {
-	o := env.o
-	at := time.Now()
-	res, err := probe.Run(ctx, probe.Options{
-		Target:  fl.id.Target,
-		Source:  netip.AddrPortFrom(netip.Addr{}, fl.port),
-		Names:   env.names,
-		Version: o.version,
-		TCP:     o.tcp,
-		Timeout: o.g.timeout,
-		Limiter: env.budget,
-		Net:     env.d.probeNet,
-	})
-	if ctx.Err() != nil {
-		return watchMsg{}, false
-	}
-	r := catchment.WatchRound{Time: at}
-	if err != nil {
-		r.Err = err.Error()
-	} else {
-		r.Time = res.Started
-		r.Identity, r.Answers = res.Identity, res.Answers
-		if p := res.Source.Port(); p != 0 {
-			fl.port = p
-			fl.id.Source = res.Source
-		}
-	}
-	m := watchMsg{flow: fl, target: fl.id.Input, source: sourceString(fl.id.Source), port: fl.port}
-	traceAfter := ""
-	for _, e := range fl.w.Observe(r) {
-		m.events = append(m.events, timedEvent{at: e.Time, flow: fl, e: report.FromWatchEvent(fl.id, e)})
-		switch e.Type {
-		case catchment.WatchStart, catchment.WatchSwitch:
-			traceAfter = string(e.Type)
-		}
-	}
-	m.instance, m.lost = fl.w.Current()
-	m.suspect = fl.w.Suspect()
-	if err == nil {
-		fl.lastAnswers = res.Answers
-		if res.Identity.Instance != "" && !m.suspect {
-			fl.current = res.Identity
-		}
-	}
-	var rtt time.Duration
-	for _, a := range res.Answers {
-		m.replied = m.replied || a.Replied()
-		if a.Replied() && a.RTT > 0 && (rtt == 0 || a.RTT < rtt) {
-			rtt = a.RTT
-		}
-	}
-	if env.metrics != nil {
-		// The summary at the round's own time credits every earlier
-		// round: counters made from it never go back.
-		env.metrics.Update(fl.n, exporter.WatchFlow{Target: fl.id.Target.Addr(), Input: fl.id.Input, Sport: fl.port,
-			Summary: fl.w.Summary(r.Time), Current: m.instance, Lost: m.lost, RTT: rtt})
-	}
-	if o.trace && traceAfter != "" && fl.port != 0 {
-		at := time.Now()
-		ev, problems, fatal := fl.tracePath(ctx, env, traceAfter, at)
-		m.problems = append(m.problems, problems...)
-		m.fatal = fatal
-		if ev != nil {
-			m.events = append(m.events, timedEvent{at: at, flow: fl, e: *ev})
-		}
-	}
-	return m, true
-}
-
-func sourceString(a netip.AddrPort) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
-}
-
-// tracePath traces the flow (same source port, same destination) and
-// compares the path with the flow's previous trace.
-func (fl *watchedFlow) tracePath(ctx context.Context, env *watchEnv, trigger string, at time.Time) (*report.WatchEvent, []report.Problem, error) {
-	o := env.o
-	qname := measure.NameHostnameBind
-	if len(env.names) > 0 {
-		qname = env.names[0]
-	}
-	proto := trace.UDP
-	if o.tcp {
-		proto = trace.TCP
-	}
-	p, err := trace.Run(ctx, trace.Options{
-		Target:  fl.id.Target.Addr(),
-		Proto:   proto,
-		Port:    fl.id.Target.Port(),
-		SrcPort: fl.port,
-		Mode:    trace.Mode(o.mode),
-		MaxTTL:  o.maxTTL,
-		Wait:    o.g.timeout,
-		QName:   qname,
-		Budget:  env.budget,
-		Net:     env.d.traceNet,
-	})
-	if err != nil {
-		if errors.Is(err, trace.ErrPermission) {
-			return nil, nil, err
-		}
-		return nil, []report.Problem{{Target: fl.id.Input, Stage: "trace", Message: err.Error()}}, nil
-	}
-	if ctx.Err() != nil {
-		return nil, nil, nil
-	}
-	tp := report.FromPath(p, env.sites)
-	var problems []report.Problem
-	var origins map[netip.Addr]whois.Origin
-	if env.resolver != nil {
-		tps := []report.TraceFlow{tp}
-		pe := o.e.enrichPaths(ctx, o.g, env.resolver, fl.id.Input, "trace", []trace.Path{p}, tps, false)
-		tp, origins, problems = tps[0], pe.origins, pe.problems
-	}
-	flow, facts := live.Path(p, origins)
-	tp.SetPath(facts)
-	var prev *catchment.Flow
-	if fl.lastTrace != nil {
-		prev = &fl.lastFlow
-	}
-	ev := report.NewWatchPathEvent(fl.id, trigger, at, tp, fl.lastTrace, catchment.ComparePaths(prevFlow(prev, flow), flow), prev != nil)
-	fl.lastTrace, fl.lastFlow = &tp, flow
-	return &ev, problems, nil
-}
-
-// prevFlow is the flow a trace is compared with: the previous one, or
-// itself for the first (no change).
-func prevFlow(prev *catchment.Flow, cur catchment.Flow) catchment.Flow {
-	if prev == nil {
-		return cur
-	}
-	return *prev
+	w.status.round(r)
 }
 
 // streamErr is the first failed write of a streamed record, if any.
@@ -651,27 +365,27 @@ func (st *watchStatus) event(e report.WatchEvent) {
 	}
 }
 
-func (st *watchStatus) round(m watchMsg) {
+func (st *watchStatus) round(r watch.Round) {
 	if !st.s.errTTY {
 		return
 	}
 	st.rounds++
 	var on string
 	switch {
-	case m.lost:
+	case r.Lost:
 		on = "lost"
-	case !m.replied:
+	case !r.Replied:
 		on = "no answer"
-	case m.suspect:
+	case r.Suspect:
 		on = "suspect answers"
-	case m.instance == "":
+	case r.Instance == "":
 		on = "answering without an identity"
 	default:
-		on = "on " + render.Escape(m.instance)
+		on = "on " + render.Escape(r.Instance)
 	}
-	label := render.Escape(m.target)
-	if m.port != 0 {
-		label += fmt.Sprintf(" :%d", m.port)
+	label := render.Escape(r.Flow.Target.Input)
+	if r.Flow.Port != 0 {
+		label += fmt.Sprintf(" :%d", r.Flow.Port)
 	}
 	st.s.status("watching %d flow(s): rounds %d, switches %d, losses %d; %s %s", st.flows, st.rounds, st.switches, st.losses, label, on)
 }

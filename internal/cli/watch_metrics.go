@@ -15,17 +15,17 @@ import (
 )
 
 // serveWatchMetrics serves --metrics until the watch ends: each flow's
-// state (exporter.WatchMetrics), the build and the Go runtime. A port that
-// cannot be bound ends the watch before it starts; stop waits for the
-// server to close.
-func serveWatchMetrics(ctx context.Context, addr string, env *watchEnv, s *streams) (stop func(), err error) {
+// state (exporter.WatchMetrics, which each round of the watch updates),
+// the build and the Go runtime. A port that cannot be bound ends the
+// watch before it starts; stop waits for the server to close.
+func serveWatchMetrics(ctx context.Context, addr string, s *streams) (m *exporter.WatchMetrics, stop func(), err error) {
 	ln, err := listenHTTP(ctx, addr)
 	if err != nil {
-		return nil, fmt.Errorf("--metrics: %w", err)
+		return nil, nil, fmt.Errorf("--metrics: %w", err)
 	}
-	env.metrics = exporter.NewWatchMetrics(catchment.BuiltinSites())
+	m = exporter.NewWatchMetrics(catchment.BuiltinSites())
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(env.metrics, exporter.BuildInfo(buildVersion()), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(m, exporter.BuildInfo(buildVersion()), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	fmt.Fprintf(s.err, "anycheck: metrics at http://%s/metrics\n", ln.Addr())
@@ -38,5 +38,5 @@ func serveWatchMetrics(ctx context.Context, addr string, env *watchEnv, s *strea
 			log.Error("metrics server", "err", err)
 		}
 	}()
-	return func() { cancel(); <-done }, nil
+	return m, func() { cancel(); <-done }, nil
 }

@@ -175,17 +175,17 @@ func runWhois(ctx context.Context, o *whoisOptions, s *streams, d *deps) error {
 		}
 		batch := inputs.addrs[start:min(len(inputs.addrs), start+whoisBatch)]
 		en := o.e.lookup(ctx, o.g, r, batch)
-		for _, p := range en.problems {
-			out.problem(p)
+		if en.Err != nil {
+			out.problem(report.Problem{Stage: "whois", Message: en.Err.Error()})
+			failed++
 		}
-		failed += len(en.problems)
-		for _, w := range en.warnings {
+		for _, w := range o.e.takeWarnings() {
 			warn(s, "%s", oneLine(w))
 		}
 		rows := make([]report.WhoisResult, len(batch))
 		for i, a := range batch {
-			rows[i] = report.WhoisResult{Input: inputs.input(start + i), Target: a.String(), Name: en.names[a]}
-			if og, ok := en.origins[a]; ok {
+			rows[i] = report.WhoisResult{Input: inputs.input(start + i), Target: a.String(), Name: en.Names[a]}
+			if og, ok := en.Origins[a]; ok {
 				dto := report.FromOrigin(og)
 				rows[i].Origin = &dto
 			}

@@ -197,29 +197,6 @@ func addrString(a netip.Addr) string {
 	return a.String()
 }
 
-// Addresses lists every distinct responder address of the path, the
-// target and the source, for enrichment.
-func (t *TraceFlow) Addresses() []netip.Addr {
-	var out []netip.Addr
-	seen := map[netip.Addr]bool{}
-	add := func(s string) {
-		a, err := netip.ParseAddr(s)
-		if err != nil || seen[a] {
-			return
-		}
-		seen[a] = true
-		out = append(out, a)
-	}
-	for _, h := range t.Path.Hops {
-		for _, r := range h.Responders {
-			add(r.Address)
-		}
-	}
-	add(t.Flow.Dst)
-	add(string(t.Flow.Src))
-	return out
-}
-
 // Enrich fills responder origins and names and the source's origin from
 // lookup results. Missing entries stay null. The AS path and the upstream
 // are the catchment model's: SetPath.
