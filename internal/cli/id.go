@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/anycheck/anycheck/catchment"
@@ -16,14 +15,11 @@ import (
 	"github.com/anycheck/anycheck/measure"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
-	"golang.org/x/time/rate"
 
 	"github.com/miekg/dns"
 
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
-	"github.com/anycheck/anycheck/internal/wait"
 	"github.com/anycheck/anycheck/probe"
 )
 
@@ -41,14 +37,6 @@ type idOptions struct {
 	rate     float64
 	strict   bool
 }
-
-// idDefaultRate is --rate's default: queries per second
-// over the whole run, a politeness bound that one run never reaches.
-const idDefaultRate = 1000
-
-// idParallel bounds the flows probed at once (each holds a UDP and
-// perhaps a TCP socket); --rate bounds the packets.
-const idParallel = 256
 
 func newIDCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *idOptions) error) *cobra.Command {
 	o := &idOptions{g: g}
@@ -93,7 +81,7 @@ addresses, or those of the family -4/-6 chooses).`,
 	f.BoolVar(&o.tcp, "tcp", false, "query over TCP (default: UDP, TCP when truncated)")
 	f.BoolVar(&o.version, "version", false, "also ask version.bind and version.server")
 	f.StringSliceVar(&o.names, "name", nil, "CHAOS TXT names to ask instead of hostname.bind,id.server")
-	rateVar(f, &o.rate, idDefaultRate, "queries per second over the whole run (all targets and flows)")
+	rateVar(f, &o.rate, probe.DefaultRate, "queries per second over the whole run (all targets and flows)")
 	f.BoolVar(&o.strict, "strict", false, "exit 3 when flows reach more than one instance (a catchment split; needs --flows N)")
 	addLocationFlag(cmd, o.g)
 	outputVar(cmd, g, formatText, streamFormats...)
@@ -122,16 +110,11 @@ func (o *idOptions) validate() error {
 	return nil
 }
 
-// idTarget is one resolved target and the runs made so far, per flow.
+// idTarget is one resolved target and, once its flows are done, its runs.
 type idTarget struct {
 	target
-	port    uint16
-	flows   [][]probe.Result // runs per flow, each slot written by its flow only
-	setup   []error          // per flow: why it could not be opened
-	pending atomic.Int32     // flows not finished yet
+	probe.TargetRuns
 }
-
-func (t *idTarget) addrPort() netip.AddrPort { return netip.AddrPortFrom(t.addr, t.port) }
 
 func runID(ctx context.Context, o *idOptions, s *streams, d *deps) error {
 	// Resolve every target first: a bad target is a usage error before any
@@ -140,60 +123,37 @@ func runID(ctx context.Context, o *idOptions, s *streams, d *deps) error {
 	if err != nil {
 		return err
 	}
-	targets := make([]*idTarget, len(resolved))
-	for i, r := range resolved {
-		targets[i] = &idTarget{target: r, port: uint16(o.port), flows: make([][]probe.Result, o.flows), setup: make([]error, o.flows)}
-		targets[i].pending.Store(int32(o.flows))
-	}
 	out := newRunOutput(s, o.g, d, report.KindID)
 	failed, err := unresolvedTargets(out, len(resolved), unresolved)
 	if err != nil {
 		return err
 	}
-	run := &idRun{o: o, d: d, out: out, results: make([]report.IDTarget, len(targets)), failed: failed, sites: catchment.BuiltinSites()}
+	run := &idRun{o: o, out: out, results: make([]report.IDTarget, len(resolved)), failed: failed, sites: catchment.BuiltinSites()}
+	po := probe.FlowsOptions{
+		Flows: o.flows, Sport: uint16(o.sport), Runs: o.count, Interval: o.interval,
+		Version: o.version, TCP: o.tcp, Timeout: o.g.timeout, Rate: o.rate, Net: d.probeNet,
+		OnRun: func(_, _ int, res probe.Result) { out.source(res.Source.String()) },
+		OnTarget: func(i int, tr probe.TargetRuns) {
+			run.finishTarget(ctx, i, &idTarget{target: resolved[i], TargetRuns: tr})
+		},
+	}
 	for _, n := range o.names {
-		run.names = append(run.names, dns.Fqdn(n))
+		po.Names = append(po.Names, dns.Fqdn(n))
 	}
-	// One packet budget for the whole run. Its burst lets a run's queries
-	// leave together, and a few targets' runs too: up to 20 ms worth of
-	// --rate (16 queries at the default), never fewer than one run's.
-	perRun := len(run.names)
-	if perRun == 0 {
-		perRun = 2
+	for _, r := range resolved {
+		po.Targets = append(po.Targets, netip.AddrPortFrom(r.addr, uint16(o.port)))
 	}
-	if o.version {
-		perRun += 2
-	}
-	burst := max(perRun, min(16, int(o.rate/50)))
-	run.lim = rate.NewLimiter(rate.Limit(o.rate), burst)
-
-	// Every flow of every target at once, within idParallel and the
-	// budget; each target's result is streamed (-o jsonl) as soon as its
-	// last flow is done, and shown in the order given at the end.
-	var g errgroup.Group
-	g.SetLimit(idParallel)
-	for i, t := range targets {
-		for f := range o.flows {
-			g.Go(func() error {
-				run.flow(ctx, t, f)
-				if t.pending.Add(-1) == 0 {
-					run.finishTarget(ctx, i, t)
-				}
-				return nil
-			})
-		}
-	}
-	_ = g.Wait()
+	// Every flow of every target at once, within the budget; each
+	// target's result is streamed (-o jsonl) as soon as its last flow is
+	// done, and shown in the order given at the end.
+	probe.RunFlows(ctx, po)
 	return finish(out, run.results, outcome{failed: run.failed, interrupted: ctx.Err() != nil}, render.IDText)
 }
 
-// idRun is the state one `anycheck id` shares between its flows.
+// idRun is the state one `anycheck id` shares between its targets.
 type idRun struct {
 	o     *idOptions
-	d     *deps
 	out   *runOutput
-	lim   *rate.Limiter
-	names []string
 	sites *catchment.Sites // places the instances' names
 
 	mu      sync.Mutex
@@ -201,63 +161,25 @@ type idRun struct {
 	failed  int
 }
 
-// flow makes the -c runs of one flow of t, --interval apart, all from one
-// source port: the one given (--sport + f) or the first run's.
-func (r *idRun) flow(ctx context.Context, t *idTarget, f int) {
-	o := r.o
-	for c := 0; c < o.count; c++ {
-		if ctx.Err() != nil || (c > 0 && wait.Sleep(ctx, o.interval) != nil) {
-			return
-		}
-		src := netip.AddrPortFrom(netip.Addr{}, 0)
-		if prev := t.flows[f]; len(prev) > 0 {
-			src = netip.AddrPortFrom(netip.Addr{}, prev[0].Source.Port())
-		} else if o.sport != 0 {
-			src = netip.AddrPortFrom(netip.Addr{}, uint16(o.sport+f))
-		}
-		res, err := probe.Run(ctx, probe.Options{
-			Target:  t.addrPort(),
-			Source:  src,
-			Names:   r.names,
-			Version: o.version,
-			TCP:     o.tcp,
-			Timeout: o.g.timeout,
-			Limiter: r.lim,
-			Net:     r.d.probeNet,
-		})
-		if ctx.Err() != nil {
-			// Keep what answered before the interruption; the queries
-			// cut short did not time out.
-			res.Answers = cameBack(res.Answers)
-			if err == nil && len(res.Answers) > 0 {
-				res.Identity = measure.Summarise(res.Answers)
-				t.flows[f] = append(t.flows[f], res)
-			}
-			return
-		}
-		if err != nil {
-			// The flow cannot be opened (its port is taken): that is
-			// this host's problem, said as such, not a silent target.
-			t.setup[f] = err
-			msg := err.Error()
-			var be *probe.BindError
-			if errors.As(err, &be) && o.sport != 0 {
-				msg = fmt.Sprintf("cannot use source port %d (--sport): %v", be.Addr.Port(), be.Err)
-			}
-			r.out.problem(report.Problem{Target: t.input, Stage: "probe", Message: msg})
-			return
-		}
-		t.flows[f] = append(t.flows[f], res)
-		r.out.source(res.Source.String())
-	}
-}
-
 // finishTarget reports one target whose flows are all done.
 func (r *idRun) finishTarget(ctx context.Context, i int, t *idTarget) {
-	res := report.FromIDRuns(t.input, t.addrPort(), r.o.tcp, t.flows, r.sites)
+	// A flow that could not be opened is this host's problem, said as
+	// such, not a silent target.
+	for _, err := range t.Setup {
+		if err == nil {
+			continue
+		}
+		msg := err.Error()
+		var be *probe.BindError
+		if errors.As(err, &be) && r.o.sport != 0 {
+			msg = fmt.Sprintf("cannot use source port %d (--sport): %v", be.Addr.Port(), be.Err)
+		}
+		r.out.problem(report.Problem{Target: t.input, Stage: "probe", Message: msg})
+	}
+	res := report.FromIDRuns(t.input, t.Target, r.o.tcp, t.Flows, r.sites)
 	res.Operator = t.operator
 	if r.o.flows > 1 {
-		flows := live.IDFlows(t.flows)
+		flows := live.IDFlows(t.Flows)
 		res.FlowSummary = report.FromSplit(len(flows), catchment.SplitOf(flows))
 	}
 	if res.Failed && ctx.Err() == nil {
@@ -290,9 +212,9 @@ func (r *idRun) finishTarget(ctx context.Context, i int, t *idTarget) {
 func (t *idTarget) silentFlows(timeout time.Duration, out *runOutput) bool {
 	var ports []int
 	unopened := 0
-	for f, runs := range t.flows {
+	for f, runs := range t.Flows {
 		if len(runs) == 0 {
-			if t.setup[f] != nil {
+			if t.Setup[f] != nil {
 				unopened++
 			}
 			continue
@@ -314,14 +236,14 @@ func (t *idTarget) silentFlows(timeout time.Duration, out *runOutput) bool {
 			what = "port"
 		}
 		out.problem(report.Problem{Target: t.input, Stage: "probe", Message: fmt.Sprintf("%s: %d of %d flows got no DNS answer within %s (%s %s); the others did",
-			t.input, len(ports), len(t.flows), timeout, what, render.PortRanges(ports))})
+			t.input, len(ports), len(t.Flows), timeout, what, render.PortRanges(ports))})
 	}
 	return len(ports)+unopened > 0
 }
 
 // opened reports whether some flow of t made a run.
 func (t *idTarget) opened() bool {
-	for _, runs := range t.flows {
+	for _, runs := range t.Flows {
 		if len(runs) > 0 {
 			return true
 		}
@@ -334,7 +256,7 @@ func (t *idTarget) opened() bool {
 // were not answers).
 func (t *idTarget) failure(timeout time.Duration) string {
 	if !t.opened() {
-		for _, err := range t.setup {
+		for _, err := range t.Setup {
 			if err != nil {
 				return "no flow could be opened: " + err.Error()
 			}
@@ -346,7 +268,7 @@ func (t *idTarget) failure(timeout time.Duration) string {
 	}
 	var order []measure.Status
 	by := map[measure.Status]*seen{}
-	for _, runs := range t.flows {
+	for _, runs := range t.Flows {
 		for _, res := range runs {
 			for _, a := range res.Answers {
 				if by[a.Status] == nil {
@@ -358,7 +280,7 @@ func (t *idTarget) failure(timeout time.Duration) string {
 		}
 	}
 	if len(order) == 1 && order[0] == measure.StatusTimeout {
-		return fmt.Sprintf("no reply from %s within %s", t.addrPort(), timeout)
+		return fmt.Sprintf("no reply from %s within %s", t.Target, timeout)
 	}
 	parts := make([]string, len(order))
 	for i, st := range order {
@@ -367,18 +289,7 @@ func (t *idTarget) failure(timeout time.Duration) string {
 			parts[i] += " (" + by[st].detail + ")"
 		}
 	}
-	return fmt.Sprintf("no DNS answer from %s: %s", t.addrPort(), strings.Join(parts, ", "))
-}
-
-// cameBack keeps the answers of a run that something came back for.
-func cameBack(as []measure.Answer) []measure.Answer {
-	var out []measure.Answer
-	for _, a := range as {
-		if a.Replied() || a.Status == measure.StatusMalformed {
-			out = append(out, a)
-		}
-	}
-	return out
+	return fmt.Sprintf("no DNS answer from %s: %s", t.Target, strings.Join(parts, ", "))
 }
 
 func hostname(d *deps) string {
