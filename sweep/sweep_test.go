@@ -177,3 +177,54 @@ func TestRunPorts(t *testing.T) {
 		}
 	})
 }
+
+// RunTargets: the targets' flows take automatic ports from one plan (no
+// port twice), within one bound on flows in flight over all targets; with
+// a first port every target's flows start there, one target at a time.
+func TestRunTargets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := diamond()
+		var o TargetsOptions
+		o.InFlight = 5
+		var mu sync.Mutex
+		ports := map[int]int{}
+		for range 3 {
+			so := options(n)
+			so.Flows = 8
+			so.OnFlow = func(f Flow) { mu.Lock(); ports[f.Port]++; mu.Unlock() }
+			o.Sweeps = append(o.Sweeps, so)
+		}
+		rs, err := RunTargets(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) != 3 || len(rs[2].Paths) != 8 || len(ports) != 24 || n.maxOpen > 5 {
+			t.Errorf("%d results, %d distinct ports, %d flows at once; want 3 × 8 flows on 24 ports, at most 5 at once", len(rs), len(ports), n.maxOpen)
+		}
+
+		n = diamond()
+		o.Sport, o.InFlight = 40000, 0
+		ports = map[int]int{}
+		for i := range o.Sweeps {
+			o.Sweeps[i].Trace.Net = n
+		}
+		if _, err := RunTargets(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+		if len(ports) != 8 || ports[40000] != 3 || ports[40007] != 3 || n.maxOpen > 8 {
+			t.Errorf("ports %v, %d flows at once; want 40000-40007 three times, one target at a time", ports, n.maxOpen)
+		}
+	})
+}
+
+// RunTargets: a flow without privilege stops every target's sweep.
+func TestRunTargetsPermission(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		perm := options(&tracetest.Net{OpenErr: fmt.Errorf("raw socket: %w", trace.ErrPermission)})
+		perm.Flows = 4
+		rs, err := RunTargets(context.Background(), TargetsOptions{Sweeps: []Options{perm, perm, perm}, Parallel: 1})
+		if !errors.Is(err, trace.ErrPermission) || len(rs) != 3 || rs[2].Rounds != 0 || rs[2].Reason != StopInterrupted {
+			t.Errorf("%v; results %+v: want ErrPermission with the later targets not started", err, rs)
+		}
+	})
+}

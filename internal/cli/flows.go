@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
 	"github.com/anycheck/anycheck/catchment"
@@ -29,9 +28,6 @@ const (
 	maxSweepFlows = 256 // --flows N and --max-flows
 	// defaultMaxFlows caps --flows auto.
 	defaultMaxFlows = 64
-	// sweepInFlight bounds the flows traced at once in a run (each holds
-	// its own sockets); the packet budget bounds their packets.
-	sweepInFlight = 64
 )
 
 // validateSweep checks --flows, --max-flows and --strict; maxFlowsSet says
@@ -98,7 +94,6 @@ type sweepRun struct {
 	out    *runOutput
 	src    netip.Addr
 	budget *rate.Limiter
-	slots  chan struct{}
 	prog   *sweepProgress
 }
 
@@ -106,7 +101,6 @@ type sweepRun struct {
 type targetSweep struct {
 	input string
 	addr  netip.Addr
-	ports *sweep.Ports
 	sweep.Result
 }
 
@@ -123,52 +117,25 @@ func runSweep(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 		o: o, s: s, d: d, src: src,
 		out:    newRunOutput(s, o.g, d, report.KindSweep),
 		budget: trace.NewBudget(o.rate),
-		slots:  make(chan struct{}, sweepInFlight),
 	}
 	unres, err := unresolvedTargets(run.out, len(addrs), unresolved)
 	if err != nil {
 		return err
 	}
 	run.prog = newSweepProgress(s, o.targets)
-	// A flow without privilege stops every flow of the run.
-	sctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	targets := make([]*targetSweep, len(addrs))
-	var g errgroup.Group
-	// Targets at once; their flows share the slots. A flow holds its
-	// source port (a socket bound to it), so automatic ports come from one
-	// plan for the whole run, and with --sport, whose range every target
-	// uses, the targets take turns.
-	g.SetLimit(o.parallel)
-	shared := sweep.NewPorts(0, o.flowCap()*len(addrs))
-	if o.sport != 0 {
-		g.SetLimit(1)
-	}
+	so := sweep.TargetsOptions{Sport: o.sport, Parallel: o.parallel}
 	for i, a := range addrs {
-		ports := shared
-		if o.sport != 0 {
-			ports = sweep.NewPorts(o.sport, o.flowCap())
-		}
-		t := &targetSweep{input: o.targets[i], addr: a, ports: ports}
-		targets[i] = t
-		g.Go(func() error {
-			if sctx.Err() != nil {
-				t.Reason = sweep.StopInterrupted
-				return nil // interrupted before this target started
-			}
-			t.Result = sweep.Run(sctx, run.options(t))
-			if t.Permission != nil {
-				cancel(t.Permission)
-			}
-			return nil
-		})
+		targets[i] = &targetSweep{input: o.targets[i], addr: a}
+		so.Sweeps = append(so.Sweeps, run.options(targets[i]))
 	}
-	_ = g.Wait() // targets report through their state, never an error
+	swept, err := sweep.RunTargets(ctx, so)
 	run.prog.done()
-	for _, t := range targets {
-		if t.Permission != nil {
-			return permissionErr(t.Permission, permissionHint(o.proto, o.mode))
-		}
+	if err != nil {
+		return permissionErr(err, permissionHint(o.proto, o.mode))
+	}
+	for i, r := range swept {
+		targets[i].Result = r
 	}
 
 	oc := outcome{failed: unres}
@@ -212,7 +179,7 @@ func (r *sweepRun) options(t *targetSweep) sweep.Options {
 	}
 	opts.MinWait = min(sweep.MinWait, opts.Wait)
 	so := sweep.Options{
-		Trace: opts, Flows: o.flowCap(), Auto: o.flowsAuto, Ports: t.ports, Slots: r.slots,
+		Trace: opts, Flows: o.flowCap(), Auto: o.flowsAuto,
 		Identity: &trace.IdentityOptions{QName: o.qname, Timeout: o.wait, Limiter: r.budget, Net: r.d.probeNet},
 		OnStart:  func(round int) { r.prog.add(1, round) },
 		OnHop: func(sport int, h trace.Hop) {

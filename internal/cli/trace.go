@@ -2,15 +2,12 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
-	"golang.org/x/time/rate"
 
 	"github.com/miekg/dns"
 
@@ -184,7 +181,7 @@ func (o *traceOptions) validate() error {
 // traceParallel is --parallel's default: targets traced at once. Each
 // holds a few sockets; --rate bounds the packets of all of them together.
 const (
-	traceParallel    = 16
+	traceParallel    = trace.DefaultParallel
 	maxTraceParallel = 256
 )
 
@@ -208,73 +205,55 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 	budget := trace.NewBudget(o.rate)
 	prog := newProgress(s, len(addrs))
 	defer prog.done()
-	// A missing privilege ends the whole run: the traces still going are
-	// stopped rather than left to fail one by one.
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
+	to := trace.TargetsOptions{
+		Parallel: o.parallel,
+		Identity: &trace.IdentityOptions{QName: o.qname, Timeout: o.wait, Limiter: budget, Net: d.probeNet},
+		OnHop: func(i int, h trace.Hop) {
+			out.record(out.doc.HopRecord(o.targets[i], report.FromHop(h)))
+			prog.hop(o.targets[i], h)
+		},
+	}
+	for _, a := range addrs {
+		opts := o.libOptions(a, src, d)
+		opts.Budget = budget
+		to.Traces = append(to.Traces, opts)
+	}
 	var (
-		mu       sync.Mutex // guards oc, permErr; serialises lookups (one bulk request at a time)
+		mu       sync.Mutex // guards oc; serialises lookups (one bulk request at a time)
 		oc       outcome
-		permErr  error
 		measured = make([]*report.TraceResult, len(addrs))
 		sites    = catchment.BuiltinSites()
-		g        errgroup.Group
 	)
-	g.SetLimit(o.parallel)
-	if o.sport != 0 {
-		// Every target's trace uses the --sport port, and a trace holds
-		// its port (a socket bound to it): the targets take turns.
-		g.SetLimit(1)
+	to.OnDone = func(i int, p trace.Path, err error) {
+		prog.targetDone()
+		input := o.targets[i]
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			out.problem(report.Problem{Target: input, Stage: "trace", Message: err.Error()})
+			oc.failed++
+			return
+		}
+		tp := report.FromPath(p, sites)
+		interrupted := p.Stop == trace.StopInterrupted
+		if interrupted {
+			oc.interrupted = true
+		} else if !p.Reached {
+			oc.failed++
+		}
+		if !interrupted || len(tp.Path.Hops) > 0 {
+			o.enrich(ctx, out, resolver, input, p, &tp, interrupted)
+		}
+		out.source(p.Flow.Src.String())
+		res := report.NewTraceResult(input, tp)
+		measured[i] = &res
+		out.result(input, res)
 	}
-	for i, a := range addrs {
-		g.Go(func() error {
-			if ctx.Err() != nil {
-				return nil // interrupted (or a permission error) before this target started
-			}
-			input := o.targets[i]
-			opts := o.libOptions(a, src, d)
-			opts.Budget = budget
-			p, err := o.traceTarget(ctx, d, out, prog, input, opts)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if errors.Is(err, trace.ErrPermission) {
-					if permErr == nil {
-						permErr = err
-					}
-					stop()
-					return nil
-				}
-				if permErr != nil {
-					return nil
-				}
-				out.problem(report.Problem{Target: input, Stage: "trace", Message: err.Error()})
-				oc.failed++
-				return nil
-			}
-			tp := report.FromPath(p, sites)
-			interrupted := p.Stop == trace.StopInterrupted
-			if interrupted {
-				oc.interrupted = true
-			} else if !p.Reached {
-				oc.failed++
-			}
-			if !interrupted || len(tp.Path.Hops) > 0 {
-				o.enrich(ctx, out, resolver, input, p, &tp, interrupted)
-			}
-			out.source(p.Flow.Src.String())
-			res := report.NewTraceResult(input, tp)
-			measured[i] = &res
-			out.result(input, res)
-			return nil
-		})
-	}
-	_ = g.Wait() // the workers report through out and oc, never an error
-	oc.failed += unres
-	if permErr != nil {
+	if err := trace.RunTargets(ctx, to); err != nil {
 		// The engine's error already names the target and flow.
-		return permissionErr(permErr, permissionHint(o.proto, o.mode))
+		return permissionErr(err, permissionHint(o.proto, o.mode))
 	}
+	oc.failed += unres
 	// In the order given; targets never started (Ctrl-C) are left out.
 	var paths []report.TraceResult
 	for _, tp := range measured {
@@ -344,24 +323,6 @@ func (o *traceOptions) libOptions(target, src netip.Addr, d *deps) trace.Options
 	return opts
 }
 
-// traceTarget traces one target: hops stream to out (-o jsonl; out is safe
-// from several goroutines) and to the terminal's progress line as they
-// become final, and a TCP/53 trace is followed by the identity query over
-// the same flow.
-func (o *traceOptions) traceTarget(ctx context.Context, d *deps, out *runOutput, prog *progress, input string, opts trace.Options) (trace.Path, error) {
-	opts.OnHop = func(h trace.Hop) {
-		out.record(out.doc.HopRecord(input, report.FromHop(h)))
-		prog.hop(input, h)
-	}
-	p, err := trace.Run(ctx, opts)
-	prog.targetDone()
-	if err != nil {
-		return p, err
-	}
-	tcpIdentity(ctx, &p, o, d, opts.Budget)
-	return p, nil
-}
-
 // enrich looks up the origins and reverse names of a finished path, in one
 // batch, after probing; a failed or slow lookup is a warning and leaves the
 // trace intact. After Ctrl-C it takes only what the cache or an offline
@@ -370,12 +331,6 @@ func (o *traceOptions) enrich(ctx context.Context, out *runOutput, resolver whoi
 	tps := []report.TraceFlow{*tp}
 	o.e.enrichPaths(ctx, o.g, resolver, input, "trace", []trace.Path{p}, tps, interrupted).report(out)
 	*tp = tps[0]
-}
-
-// tcpIdentity names a TCP/53 trace's instance over its own flow
-// (trace.IdentifyTCP53), within the run's budget.
-func tcpIdentity(ctx context.Context, p *trace.Path, o *traceOptions, d *deps, budget *rate.Limiter) {
-	trace.IdentifyTCP53(ctx, p, trace.IdentityOptions{QName: o.qname, Timeout: o.wait, Limiter: budget, Net: d.probeNet})
 }
 
 // progress shows a one-line live status on stderr when it is a terminal:
