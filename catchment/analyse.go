@@ -590,7 +590,7 @@ func PathsPart(rows []Row) []Parting {
 				if len(origin) == 0 {
 					origin = targetASNs(*f, r.Target)
 				}
-				path := ASPathOf(*f, origin)
+				path := ASPathOf(*f, r.Target, origin)
 				if len(path) > 0 {
 					add(k, f.Identity.Instance, partMember{r.Vantage.Label, path, f})
 				}
@@ -626,8 +626,8 @@ func PathsPart(rows []Row) []Parting {
 					n++
 				}
 				p.Common = append([]uint32{}, a.path[:n]...)
-				a.part(n)
-				b.part(n)
+				a.part(n, k.target)
+				b.part(n, k.target)
 				p.A, p.B = a.PartSide, b.PartSide
 				out = append(out, p)
 			}
@@ -676,7 +676,7 @@ func side(instance string, members []partMember) *partSide {
 }
 
 // part fills the first AS after n common ones and the first hop in it.
-func (s *partSide) part(n int) {
+func (s *partSide) part(n int, target netip.Addr) {
 	if n >= len(s.path) {
 		return
 	}
@@ -686,7 +686,7 @@ func (s *partSide) part(n int) {
 	}
 	for _, h := range s.rep.flow.Hops {
 		for _, r := range h.Responders {
-			if slices.Contains(r.ASNs, s.AS) {
+			if onPath(r.Addr, target) && slices.Contains(r.ASNs, s.AS) {
 				s.Hop = &Upstream{TTL: h.TTL, Responder: r}
 				return
 			}

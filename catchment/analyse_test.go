@@ -110,6 +110,42 @@ func TestUpstreamOf(t *testing.T) {
 	}
 }
 
+// A hop of the other address family (a broken or forged result) is no hop
+// of the path: its AS is in neither the AS path of the flow nor where the
+// paths of one origin AS part.
+func TestASPathOtherFamily(t *testing.T) {
+	hops := asHops("198.51.100.1", 64500, "2001:db8::9", 64511, "198.51.100.9", 64510, "192.0.2.53", 64520)
+	for _, tc := range []struct {
+		name    string
+		target  netip.Addr
+		reached bool
+		want    []uint32
+	}{
+		{"reached", svc4, true, []uint32{64500, 64510, 64520}},
+		{"unreached", svc4, false, []uint32{64500, 64510}},
+		{"IPv6 target", netip.MustParseAddr("2001:db8:53::53"), false, []uint32{64511}},
+	} {
+		f := Flow{Hops: hops, Reached: tc.reached}
+		if !tc.reached {
+			f.Hops = hops[:3]
+		}
+		if got := PathOf(f, tc.target, nil).ASPath; !slices.Equal(got, tc.want) {
+			t.Errorf("%s: AS path %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// Two vantage points of AS64500 reach two instances; the one whose
+	// result carries an IPv6 hop parts from the other at AS64510, not at
+	// the IPv6 hop's AS.
+	a := idObs(vantage("a", 64500), svc4, "i1.lab-a", 6*time.Millisecond)
+	a.Flows = []Flow{{Proto: "udp", Reached: true, Hops: hops}}
+	b := idObs(vantage("b", 64500), svc4, "i2.lab-b", 6*time.Millisecond)
+	b.Flows = []Flow{{Proto: "udp", Reached: true, Hops: asHops("198.51.100.1", 64500, "198.51.100.77", 64530, "192.0.2.53", 64520)}}
+	parts := Analyse([]Observation{a, b}, nil).Partings
+	if len(parts) != 1 || parts[0].A.AS != 64510 || parts[0].B.AS != 64530 || !slices.Equal(parts[0].A.ASPath, []uint32{64500, 64510, 64520}) {
+		t.Errorf("partings %+v", parts)
+	}
+}
+
 func TestOwnReasonsAndSigns(t *testing.T) {
 	sites := BuiltinSites()
 	kroot := netip.MustParseAddr("193.0.14.129")

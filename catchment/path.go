@@ -45,10 +45,10 @@ func PathOf(f Flow, target netip.Addr, origin []uint32) PathFacts {
 	}
 	p := PathFacts{Reached: f.Reached}
 	if f.Reached {
-		p.ASPath = ASPathOf(f, origin)
+		p.ASPath = ASPathOf(f, target, origin)
 	} else {
 		// The path did not get to the service: its AS is no AS of the path.
-		p.ASPath = ASPathOf(f, nil)
+		p.ASPath = ASPathOf(f, target, nil)
 	}
 	if up, ok := UpstreamOf(f, target, origin); ok {
 		p.Upstream = &up
@@ -88,15 +88,19 @@ func responders(f Flow, target netip.Addr) []hopRef {
 			continue
 		}
 		for _, r := range h.Responders {
-			a := r.Addr.Unmap()
-			// A responder of the other family (a broken or forged
-			// result) is no hop of the path to target.
-			if a != target && (!target.IsValid() || a.Is4() == target.Is4()) {
+			if a := r.Addr.Unmap(); a != target && onPath(a, target) {
 				out = append(out, hopRef{h.TTL, r})
 			}
 		}
 	}
 	return out
+}
+
+// onPath reports whether a responder's address can be a hop of a path to
+// target: a responder of the other address family (a broken or forged
+// result) is none. Any address is, when the target is unknown.
+func onPath(a, target netip.Addr) bool {
+	return !target.IsValid() || a.Unmap().Is4() == target.Unmap().Is4()
 }
 
 // UpstreamOf finds where the flow hands over to the service at target,
@@ -144,12 +148,13 @@ func firstAS(asns []uint32) uint32 {
 	return asns[0]
 }
 
-// ASPathOf lists the origin ASes along a flow's hops: consecutive
-// duplicates collapsed, hops without origin skipped, the target's origin
-// (when given and not already last) at the end. A multi-origin prefix (an
-// anycast service announced by every site's AS) continues the path when
-// any of its origins does.
-func ASPathOf(f Flow, origin []uint32) []uint32 {
+// ASPathOf lists the origin ASes along a flow's hops towards target:
+// consecutive duplicates collapsed, hops without origin and responders of
+// the other address family skipped, the target's origin (when given and
+// not already last) at the end. A multi-origin prefix (an anycast service
+// announced by every site's AS) continues the path when any of its origins
+// does.
+func ASPathOf(f Flow, target netip.Addr, origin []uint32) []uint32 {
 	var path []uint32
 	push := func(asns []uint32) {
 		if len(asns) == 0 {
@@ -162,7 +167,9 @@ func ASPathOf(f Flow, origin []uint32) []uint32 {
 	}
 	for _, h := range f.Hops {
 		for _, r := range h.Responders {
-			push(r.ASNs)
+			if onPath(r.Addr, target) {
+				push(r.ASNs)
+			}
 		}
 	}
 	push(origin)
