@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -121,14 +122,17 @@ type compareSide struct {
 	// notAfter is the latest time a result can have (the clock and a day):
 	// a later one is read undated, so it cannot be a line's latest.
 	notAfter time.Time
+	// warnings groups the warnings about results, per input and kind.
+	warnings resultWarnings
 }
 
 // add collects one observation; one dated after notAfter is undated first,
 // with a warning naming it.
 func (side *compareSide) add(out *runOutput, ob catchment.Observation) {
 	if !side.notAfter.IsZero() && ob.Time.After(side.notAfter) {
-		out.problem(report.Problem{Target: ob.Input, Stage: "read", Message: fmt.Sprintf("%s: dated %s, after this host's clock: read as undated",
-			ob.Input, ob.Time.Format(time.RFC3339))})
+		input, _, _ := cutResultIndex(ob.Input)
+		side.warnings.add(out, input, "dated after this host's clock: read as undated", report.Problem{Target: ob.Input, Stage: "read",
+			Message: fmt.Sprintf("%s: dated %s, after this host's clock: read as undated", ob.Input, ob.Time.Format(time.RFC3339))})
 		ob.Time = time.Time{}
 	}
 	side.collector.Add(ob)
@@ -280,9 +284,11 @@ func (side *compareSide) skip(out *runOutput, name, msg string) {
 	out.problem(report.Problem{Target: name, Stage: "read", Message: name + ": " + msg})
 }
 
-// done records what one input held.
+// done records what one input held, and says how many more of its
+// results had each kind of warning said for its first results.
 func (side *compareSide) done(in ingest.Input) {
 	side.inputs = append(side.inputs, report.CompareInput{Name: in.Name, Side: side.name, Format: in.Format, Results: in.Results, Skipped: in.Skipped})
+	side.warnings.flush(in.Name)
 }
 
 // sink is the side as ingest's Sink: anycheck documents wait for their
@@ -313,8 +319,9 @@ func (k *sideSink) Document(name string, dc report.ReadDoc) {
 func (k *sideSink) Probes(_ string, probes []atlas.Probe) { k.side.addProbes(probes) }
 
 func (k *sideSink) Result(name string, index int, res *atlas.Result) {
+	k.side.warnings.result()
 	for _, w := range res.Warnings {
-		k.out.problem(report.Problem{Target: name, Stage: "read", Message: fmt.Sprintf("%s: result %d: %s", name, index, w)})
+		k.side.warnings.add(k.out, name, warningKind(w), report.Problem{Target: name, Stage: "read", Message: fmt.Sprintf("%s: result %d: %s", name, index, w)})
 	}
 	for _, ob := range res.Observations(name + "#" + strconv.Itoa(index)) {
 		k.side.add(k.out, ob)
@@ -327,7 +334,16 @@ func (k *sideSink) Result(name string, index int, res *atlas.Result) {
 	k.prog.tick(name, k.n)
 }
 
-func (k *sideSink) Skip(name string, err error) { k.side.skip(k.out, name, err.Error()) }
+func (k *sideSink) Skip(name string, err error) {
+	var re *atlas.ResultError
+	if errors.As(err, &re) {
+		k.side.warnings.result()
+		k.side.skipped++
+		k.side.warnings.add(k.out, name, warningKind(re.Err.Error()), report.Problem{Target: name, Stage: "read", Message: name + ": " + err.Error()})
+		return
+	}
+	k.side.skip(k.out, name, err.Error())
+}
 
 // observations are the side's catchment lines: Atlas results were
 // collected as read; anycheck documents join now, when every document's
@@ -337,10 +353,12 @@ func (side *compareSide) observations(out *runOutput) []catchment.Observation {
 		vantages := report.VantageKeys(side.docs, side.docNames)
 		for i, dc := range side.docs {
 			for _, ob := range dc.Observations(vantages[i], side.docNames[i]) {
+				side.warnings.result()
 				side.add(out, ob)
 			}
 		}
 		side.docs = nil
+		side.warnings.flush("")
 	}
 	obs := side.collector.Observations()
 	for i := range obs {

@@ -265,3 +265,68 @@ func TestCompareFutureAndOutOfRangeValues(t *testing.T) {
 		}
 	}
 }
+
+// Warnings of one kind about many results of one input are said for the
+// first few results and then once with the count, so a large bad file
+// stays readable on stderr; the JSON document keeps every one.
+func TestCompareGroupsResultWarnings(t *testing.T) {
+	var lines []string
+	for i := range 40 {
+		switch {
+		case i < 12: // a timestamp past year 9999
+			lines = append(lines, fmt.Sprintf(`{"type":"dns","prb_id":%d,"msm_id":1,"timestamp":%d,"af":4,"dst_addr":"192.0.2.53","from":"198.51.100.200","proto":"UDP",`+
+				`"result":{"rt":10,"answers":[{"TYPE":"TXT","NAME":"hostname.bind","RDATA":["s1.fra"]}]}}`, 1000+i, 253402300800+int64(i)))
+		case i < 24: // a reply TTL out of range, on two hops of each result
+			lines = append(lines, fmt.Sprintf(`{"type":"traceroute","prb_id":%d,"msm_id":2,"timestamp":1767225600,"af":4,"dst_addr":"192.0.2.53","from":"198.51.100.201","proto":"UDP","paris_id":1,`+
+				`"result":[{"hop":1,"result":[{"from":"198.51.100.1","rtt":1,"ttl":%d}]},{"hop":2,"result":[{"from":"192.0.2.53","rtt":2,"ttl":-%d}]}]}`, 1000+i, 300+i, i))
+		case i < 26: // dated after the clock: two only, both said
+			lines = append(lines, fmt.Sprintf(`{"type":"dns","prb_id":%d,"msm_id":1,"timestamp":%d,"af":4,"dst_addr":"192.0.2.53","from":"198.51.100.200","proto":"UDP",`+
+				`"result":{"rt":10,"answers":[{"TYPE":"TXT","NAME":"hostname.bind","RDATA":["s1.fra"]}]}}`, 1000+i, 220000000000+int64(i)))
+		default: // not a result Atlas writes: skipped
+			lines = append(lines, fmt.Sprintf(`{"type":"ping","prb_id":%d,"msm_id":3,"timestamp":1767225600,"af":4,"dst_addr":"192.0.2.53"}`, 1000+i))
+		}
+	}
+	file := filepath.Join(t.TempDir(), "atlas.jsonl")
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, testDeps(), "compare", "--asn", "none", "-o", "json", file)
+	var doc struct{ Errors []struct{ Message string } }
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatalf("exit %d: %v\n%s", r.code, err, r.stderr)
+	}
+	// Every warning is in the document: 12 timestamps, 24 TTLs, 2 dates, 14 skipped.
+	if len(doc.Errors) != 12+24+2+14 {
+		t.Errorf("%d errors in the document, want %d", len(doc.Errors), 12+24+2+14)
+	}
+	stderr := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	count := func(sub string) int {
+		n := 0
+		for _, l := range stderr {
+			if strings.Contains(l, sub) {
+				n++
+			}
+		}
+		return n
+	}
+	for _, want := range []struct {
+		sub string
+		n   int
+	}{
+		{"out of range: the result is undated", 4}, // results 0, 1, 2 and the rest
+		{"atlas.jsonl: result 1: timestamp 253402300801 out of range", 1},
+		{"atlas.jsonl: and 9 more results: timestamp N out of range: the result is undated", 1},
+		{"reply TTL", 3*2 + 1}, // two hops of each of three results, then the rest
+		{"atlas.jsonl: and 9 more results: hop N: reply TTL N out of 0…255: left out", 1},
+		{"after this host's clock", 2},
+		{"ping", 4},
+		{"atlas.jsonl: and 11 more results: a ping result: only traceroute and dns results are read", 1},
+	} {
+		if got := count(want.sub); got != want.n {
+			t.Errorf("%d stderr lines with %q, want %d", got, want.sub, want.n)
+		}
+	}
+	if len(stderr) > 20 {
+		t.Errorf("%d lines on stderr:\n%s", len(stderr), r.stderr)
+	}
+}

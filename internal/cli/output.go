@@ -72,6 +72,18 @@ func (r *runOutput) problem(p report.Problem) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.doc.Errors = append(r.doc.Errors, p)
+	r.sayProblem(p)
+}
+
+// problemUnsaid records a failure in the document without saying it: the
+// caller says it another way (a count of many alike).
+func (r *runOutput) problemUnsaid(p report.Problem) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.doc.Errors = append(r.doc.Errors, p)
+}
+
+func (r *runOutput) sayProblem(p report.Problem) {
 	msg := p.Message
 	if p.Target != "" && !strings.Contains(msg, p.Target) {
 		msg = p.Target + ": " + msg
