@@ -749,14 +749,21 @@ func stopProcess(cmd *exec.Cmd) {
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 }
 
-// LoseAnswers makes a node drop about percent of the DNS answers it sends
-// (UDP from port 53, both families, chosen at random per packet by
-// nftables' numgen): an instance that answers 7 of 10 queries
+// LoseAnswers makes about percent of the DNS answers a node sends get lost
+// on the way (UDP from port 53, both families, chosen at random per packet
+// by nftables' numgen): an instance that answers 7 of 10 queries
 // (LoseAnswers("i1", 30)) as a lossy access or an overloaded server does.
 // 0 takes the rule away again.
+//
+// The answers are dropped where they arrive at the node's neighbours (a
+// netdev ingress rule on the interface facing the node, in the neighbour's
+// namespace or the segment's), not on their way out of the node: a drop in
+// the node's own output hook fails the server's send with EPERM, and NSD
+// then gives up the rest of the answers it was sending in one sendmmsg
+// batch, so a burst of queries lost all its answers together instead of
+// each answer on its own.
 func (l *Lab) LoseAnswers(node string, percent int) error {
-	ns, err := l.nsOf(node)
-	if err != nil {
+	if _, err := l.nsOf(node); err != nil {
 		return err
 	}
 	if percent < 0 || percent > 100 {
@@ -764,25 +771,50 @@ func (l *Lab) LoseAnswers(node string, percent int) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	// Taking the table away first makes the call idempotent; it may not
-	// exist yet.
-	_, _ = l.inNS(ctx, ns, "nft", "delete", "table", "inet", "lossy")
-	if percent == 0 {
-		return nil
-	}
-	rules := fmt.Sprintf(`table inet lossy {
-	chain output {
-		type filter hook output priority 0; policy accept;
+	table := "lossy_" + node
+	for _, ns := range l.neighbourSides(node) {
+		// Taking the table away first makes the call idempotent; it may
+		// not exist yet.
+		_, _ = l.inNS(ctx, ns, "nft", "delete", "table", "netdev", table)
+		if percent == 0 {
+			continue
+		}
+		// The interface facing node is named after it, on a neighbour
+		// and on a segment's bridge alike.
+		rules := fmt.Sprintf(`table netdev %s {
+	chain answers {
+		type filter hook ingress device %q priority 0; policy accept;
 		udp sport 53 numgen random mod 100 < %d drop
 	}
 }
-`, percent)
-	f := filepath.Join(l.dir, node+".lossy.nft")
-	if err := os.WriteFile(f, []byte(rules), 0o644); err != nil {
-		return fmt.Errorf("lab: LoseAnswers on %s: %w", node, err)
-	}
-	if _, err := l.inNS(ctx, ns, "nft", "-f", f); err != nil {
-		return fmt.Errorf("lab: LoseAnswers on %s: %w", node, err)
+`, table, node, percent)
+		f := filepath.Join(l.dir, fmt.Sprintf("%s.lossy.%s.nft", node, ns))
+		if err := os.WriteFile(f, []byte(rules), 0o644); err != nil {
+			return fmt.Errorf("lab: LoseAnswers on %s: %w", node, err)
+		}
+		if _, err := l.inNS(ctx, ns, "nft", "-f", f); err != nil {
+			return fmt.Errorf("lab: LoseAnswers on %s: %w", node, err)
+		}
 	}
 	return nil
+}
+
+// neighbourSides are the namespaces holding the far side of node's links:
+// the other end of a two-end link, a segment's bridge. In each, the
+// interface facing node is named after it.
+func (l *Lab) neighbourSides(node string) []string {
+	var out []string
+	for i, lk := range l.topo.Links {
+		for j, e := range lk.Ends {
+			if e.Node != node {
+				continue
+			}
+			if len(lk.Ends) == 2 {
+				out = append(out, l.ns[lk.Ends[1-j].Node])
+			} else {
+				out = append(out, l.segmentNS(i))
+			}
+		}
+	}
+	return out
 }
