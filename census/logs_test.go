@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"slices"
@@ -285,4 +286,25 @@ func (s *sliceSource) Next() (Query, error) {
 		return Query{}, s.err
 	}
 	return Query{}, io.EOF
+}
+
+// TallyLogs counts each query for its log's instance, or the identity a
+// log without one names; the instances given come first; queries a log
+// names no instance for are counted apart, per log.
+func TestTallyLogs(t *testing.T) {
+	c1, c2 := netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("203.0.113.9")
+	fra := &sliceSource{qs: []Query{{Time: 1, Client: c1}, {Time: 5, Client: c2}}}
+	mixed := &sliceSource{qs: []Query{{Time: 2, Client: c1, Identity: "ams"}, {Time: 3, Client: c2}, {Time: 4, Client: c2, Identity: "lhr"}}, err: errors.New("cut")}
+	n := 0
+	got := TallyLogs(context.Background(), []Log{{Source: mixed}, {Source: fra, Instance: "fra"}}, TallyOptions{}, func() { n++ })
+	var names []string
+	for _, in := range got.Census.Instances {
+		names = append(names, fmt.Sprintf("%s:%d", in.Name, in.Queries))
+	}
+	if fmt.Sprint(names) != "[fra:2 ams:1 lhr:1]" || got.Census.Queries != 4 || n != 5 {
+		t.Errorf("instances %v, %d queries tallied, %d seen; want fra's 2 first, ams and lhr 1 each, 4 of 5", names, got.Census.Queries, n)
+	}
+	if fmt.Sprint(got.Unnamed) != "[1 0]" || got.Errs[0] == nil || got.Errs[1] != nil {
+		t.Errorf("unnamed %v, errors %v", got.Unnamed, got.Errs)
+	}
 }

@@ -141,3 +141,62 @@ func (h *mergeHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return x
 }
+
+// Log is one input of a passive census: an instance's log and the
+// instance it is (Instance ""), or a log that names its instance itself
+// (each dnstap message's identity, a capture's answer to hostname.bind).
+type Log struct {
+	Source   QuerySource
+	Instance string
+}
+
+// LogsTally is what TallyLogs read.
+type LogsTally struct {
+	Census *Census
+	// Unnamed counts, per log, the queries left out because the log named
+	// no instance for them (give the log its Instance).
+	Unnamed []uint64
+	// Errs are the logs' read errors (nil for one read to its end).
+	Errs []error
+}
+
+// TallyLogs is a passive census: it merges the instances' logs by time
+// and counts every client query for its instance — the log's Instance, or
+// else the identity the log gave — with the instances named by the logs
+// first, in order. onQuery, when set, is called for every query (progress).
+// It returns when every log is read or ctx ends (with what was read).
+func TallyLogs(ctx context.Context, logs []Log, o TallyOptions, onQuery func()) LogsTally {
+	tally := NewTally(o)
+	for _, l := range logs {
+		if l.Instance != "" {
+			tally.Instance(l.Instance) // instances in the order given
+		}
+	}
+	sources := make([]QuerySource, len(logs))
+	for i := range logs {
+		sources[i] = logs[i].Source
+	}
+	// Per log, the instance index of the identity last seen.
+	lastID := make([]string, len(logs))
+	lastIdx := make([]int, len(logs))
+	res := LogsTally{Unnamed: make([]uint64, len(logs))}
+	res.Errs = Merge(ctx, sources, func(src int, q Query) {
+		if onQuery != nil {
+			onQuery()
+		}
+		name := logs[src].Instance
+		if name == "" {
+			name = q.Identity
+		}
+		if name == "" {
+			res.Unnamed[src]++
+			return
+		}
+		if name != lastID[src] {
+			lastID[src], lastIdx[src] = name, tally.Instance(name)
+		}
+		tally.AddNanos(lastIdx[src], q.Time, q.Client)
+	})
+	res.Census = tally.Result()
+	return res
+}

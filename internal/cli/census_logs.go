@@ -137,38 +137,14 @@ func runCensusLogs(ctx context.Context, o *censusLogsOptions, s *streams, d *dep
 	defer closeLogs(logs)
 
 	out := newRunOutput(s, o.g, d, report.KindCensus)
-	tally := census.NewTally(census.TallyOptions{PrefixLen4: o.prefix.v4, PrefixLen6: o.prefix.v6, SplitWindow: o.splitWindow})
-	for _, l := range logs {
-		if l.instance != "" {
-			tally.Instance(l.instance) // instances in the order given
-		}
+	sources := make([]census.Log, len(logs))
+	for i, l := range logs {
+		sources[i] = census.Log{Source: l.log, Instance: l.instance}
 	}
-	sources := make([]census.QuerySource, len(logs))
-	for i := range logs {
-		sources[i] = logs[i].log
-	}
-	// Per log, the instance index of the identity last seen (a bare
-	// FILE's queries are counted for the instance its log names).
-	lastID := make([]string, len(logs))
-	lastIdx := make([]int, len(logs))
-	unnamed := make([]uint64, len(logs))
 	prog := &censusProgress{s: s, start: time.Now()}
-	errs := census.Merge(ctx, sources, func(src int, q census.Query) {
-		prog.tick()
-		l := &logs[src]
-		if l.instance != "" {
-			if lastID[src] == "" {
-				lastID[src], lastIdx[src] = l.instance, tally.Instance(l.instance)
-			}
-		} else if q.Identity == "" {
-			unnamed[src]++
-			return
-		} else if q.Identity != lastID[src] {
-			lastID[src], lastIdx[src] = q.Identity, tally.Instance(q.Identity)
-		}
-		tally.AddNanos(lastIdx[src], q.Time, q.Client)
-	})
+	tallied := census.TallyLogs(ctx, sources, census.TallyOptions{PrefixLen4: o.prefix.v4, PrefixLen6: o.prefix.v6, SplitWindow: o.splitWindow}, prog.tick)
 	prog.done()
+	errs, unnamed := tallied.Errs, tallied.Unnamed
 	failed := 0
 	var inputs []report.CensusInput
 	for i, l := range logs {
@@ -199,7 +175,7 @@ func runCensusLogs(ctx context.Context, o *censusLogsOptions, s *streams, d *dep
 		}
 	}
 	slices.SortFunc(servers, netip.Addr.Compare)
-	c := tally.Result()
+	c := tallied.Census
 	if c.Late > 0 {
 		out.warn(fmt.Sprintf("%d queries came more than --split-window out of time order (are the logs' clocks in step?): counted, but affinity around them may be off", c.Late))
 	}

@@ -57,16 +57,6 @@ Files holding several censuses need --census to pick one.`,
 	return cmd
 }
 
-// censusRead is everything read from the files of one or more censuses.
-type censusRead struct {
-	replies []census.Reply
-	sent    map[uint64][]census.Sent
-	senders map[uint64]map[string]bool
-	sites   []string // listener sites, in the order seen
-	origins map[netip.Addr]whois.Origin
-	anycast []netip.Addr
-}
-
 func runCensusReport(ctx context.Context, o *censusReportOptions, s *streams, d *deps) error {
 	want, err := censusIDFlag(o.census)
 	if err != nil {
@@ -76,8 +66,12 @@ func runCensusReport(ctx context.Context, o *censusReportOptions, s *streams, d 
 	if err != nil {
 		return err
 	}
-	rd := censusRead{sent: map[uint64][]census.Sent{}, senders: map[uint64]map[string]bool{}, origins: map[netip.Addr]whois.Origin{}}
-	var inputs []report.CensusInput
+	var (
+		recs    census.Records
+		origins = fileOrigins{}
+		anycast []netip.Addr
+		inputs  []report.CensusInput
+	)
 	for _, file := range o.files {
 		f, err := os.Open(file)
 		if err != nil {
@@ -86,8 +80,8 @@ func runCensusReport(ctx context.Context, o *censusReportOptions, s *streams, d 
 		var in report.CensusInput
 		format, err := report.ReadCensusFile(f, func(r report.CensusRecord) error {
 			if r.Anycast.IsValid() {
-				if !slices.Contains(rd.anycast, r.Anycast) {
-					rd.anycast = append(rd.anycast, r.Anycast)
+				if !slices.Contains(anycast, r.Anycast) {
+					anycast = append(anycast, r.Anycast)
 				}
 				return nil
 			}
@@ -95,19 +89,12 @@ func runCensusReport(ctx context.Context, o *censusReportOptions, s *streams, d 
 			switch {
 			case r.Reply != nil:
 				in.Queries++
-				rd.replies = append(rd.replies, *r.Reply)
-				if !slices.Contains(rd.sites, r.Reply.Site) {
-					rd.sites = append(rd.sites, r.Reply.Site)
-				}
-				if r.Reply.Sender != "" {
-					addSender(rd.senders, r.Reply.Census, r.Reply.Sender)
-				}
+				recs.AddReply(*r.Reply)
 				if r.Origin != nil {
-					rd.origins[r.Reply.Target] = *r.Origin
+					origins[r.Reply.Target] = *r.Origin
 				}
 			case r.Sent != nil:
-				rd.sent[r.SentCensus] = append(rd.sent[r.SentCensus], *r.Sent)
-				addSender(rd.senders, r.SentCensus, r.SentSite)
+				recs.AddSent(r.SentCensus, r.SentSite, *r.Sent)
 			}
 			return ctx.Err()
 		})
@@ -122,77 +109,45 @@ func runCensusReport(ctx context.Context, o *censusReportOptions, s *streams, d 
 		}
 	}
 	// One census per report.
-	ids := map[uint64]bool{}
-	for _, r := range rd.replies {
-		ids[r.Census] = true
-	}
-	for id := range rd.sent {
-		ids[id] = true
-	}
+	ids := recs.Censuses()
 	if want == 0 {
 		if len(ids) > 1 {
 			var list []string
-			for id := range ids {
+			for _, id := range ids {
 				list = append(list, report.CensusID(id))
 			}
 			sort.Strings(list)
 			return usageErr("the files hold %d censuses (%s): pick one with --census", len(ids), strings.Join(list, ", "))
 		}
-		for id := range ids {
-			want = id
+		if len(ids) == 1 {
+			want = ids[0]
 		}
-	} else if !ids[want] {
+	} else if !slices.Contains(ids, want) {
 		return usageErr("--census %s: not in the files", report.CensusID(want))
 	}
-	j := census.NewJoin(census.JoinOptions{PrefixLen4: o.prefix.v4, PrefixLen6: o.prefix.v6})
-	for _, site := range rd.sites {
-		j.Site(site)
-	}
-	for _, sent := range rd.sent[want] {
-		if sent.Err == nil {
-			j.AddSent(sent.Target)
-		}
-	}
-	for _, r := range rd.replies {
-		if r.Census == want {
-			j.AddReply(r)
-		}
-	}
-	c := j.Result()
+	joined := recs.Report(want, census.JoinOptions{PrefixLen4: o.prefix.v4, PrefixLen6: o.prefix.v6})
 	out := newRunOutput(s, o.g, d, report.KindCensus)
-	if len(rd.sent[want]) == 0 && len(rd.replies) > 0 {
+	if joined.Unsent {
 		out.warn("no sender's file (census send -o jsonl): the targets without a reply are not known")
 	}
 	id := report.CensusID(want)
 	var sender *string
-	if names := sortedKeys(rd.senders[want]); len(names) > 0 {
+	if len(joined.Senders) > 0 {
+		names := make([]string, len(joined.Senders))
+		for i, n := range joined.Senders {
+			names[i] = render.Escape(n)
+		}
 		sn := strings.Join(names, ",")
 		sender = &sn
 	}
 	// Origins the files carry (Verfploeter's AS and country) stand in for
 	// a lookup when no --asn source is given.
-	if resolver == nil && len(rd.origins) > 0 {
-		resolver = fileOrigins(rd.origins)
+	if resolver == nil && len(origins) > 0 {
+		resolver = origins
 	}
-	slices.SortFunc(rd.anycast, netip.Addr.Compare)
-	return writeCensus(ctx, c, censusOutput{out: out, resolver: resolver, places: &o.places, inputs: inputs, id: &id, sender: sender, services: rd.anycast,
+	slices.SortFunc(anycast, netip.Addr.Compare)
+	return writeCensus(ctx, joined.Census, censusOutput{out: out, resolver: resolver, places: &o.places, inputs: inputs, id: &id, sender: sender, services: anycast,
 		interrupted: ctx.Err() != nil})
-}
-
-func addSender(m map[uint64]map[string]bool, id uint64, site string) {
-	if m[id] == nil {
-		m[id] = map[string]bool{}
-	}
-	m[id][site] = true
-}
-
-func sortedKeys(m map[string]bool) []string {
-	var out []string
-	for k := range m {
-		out = append(out, render.Escape(k))
-	}
-	sort.Strings(out)
-	return out
 }
 
 // fileOrigins answers lookups from the origins a census file carried.
