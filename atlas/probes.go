@@ -492,3 +492,23 @@ func IsProbes(head []byte) bool {
 	_, msm := first["msm_id"]
 	return id && !typ && !prb && !msm
 }
+
+// Describe fills in the vantages of observations from RIPE Atlas probes'
+// metadata (their ids to probes): a probe's AS of the target's family and
+// its country where no origin is known, its position where none is known.
+// Observations of other vantage points are left alone.
+func Describe(obs []catchment.Observation, probes map[int]Probe) {
+	for i := range obs {
+		v := &obs[i].Vantage
+		p, ok := probes[v.ProbeID]
+		if !ok || v.ProbeID == 0 {
+			continue
+		}
+		if len(v.Origin.ASNs) == 0 {
+			v.Origin = p.Origin(obs[i].Family())
+		}
+		if !v.Location.Valid() {
+			v.Location, v.LocationApproximate = p.Location()
+		}
+	}
+}

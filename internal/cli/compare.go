@@ -220,7 +220,7 @@ func writeCatchment(ctx context.Context, g *globalOptions, resolver whois.Resolv
 			ectx, cancel = context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout(g))
 			defer cancel()
 		}
-		if err := enrichObservations(ectx, resolver, obs); err != nil {
+		if err := catchment.Enrich(ectx, originLookup(resolver), obs...); err != nil {
 			out.problem(report.Problem{Stage: "whois", Message: err.Error() + " (the comparison goes on without those origins)"})
 		}
 	}
@@ -361,15 +361,7 @@ func (side *compareSide) observations(out *runOutput) []catchment.Observation {
 		side.warnings.flush("")
 	}
 	obs := side.collector.Observations()
-	for i := range obs {
-		v := &obs[i].Vantage
-		if p, ok := side.probes[v.ProbeID]; ok && v.ProbeID != 0 && len(v.Origin.ASNs) == 0 {
-			v.Origin = p.Origin(obs[i].Family())
-		}
-		if p, ok := side.probes[v.ProbeID]; ok && v.ProbeID != 0 && !v.Location.Valid() {
-			v.Location, v.LocationApproximate = p.Location()
-		}
-	}
+	atlas.Describe(obs, side.probes)
 	return obs
 }
 
@@ -383,60 +375,16 @@ func (side *compareSide) addProbes(probes []atlas.Probe) {
 	}
 }
 
-// enrichObservations looks up, in one bulk request, the origin of every
-// vantage address, of every target (the service's origin AS, which tells
-// where a path enters it) and of every hop that came without one, and
-// fills them in.
-func enrichObservations(ctx context.Context, r whois.Resolver, sides [][]catchment.Observation) error {
-	seen := map[netip.Addr]bool{}
-	var addrs []netip.Addr
-	add := func(a netip.Addr) {
-		if a.IsValid() && !seen[a] {
-			seen[a] = true
-			addrs = append(addrs, a)
+// originLookup is the resolver as catchment.Enrich's Lookup.
+func originLookup(r whois.Resolver) catchment.Lookup {
+	return func(ctx context.Context, addrs []netip.Addr) (map[netip.Addr]catchment.Origin, error) {
+		got, err := r.Lookup(ctx, addrs)
+		out := make(map[netip.Addr]catchment.Origin, len(got))
+		for a, og := range got {
+			out[a] = catchment.Origin{ASNs: og.ASNs, ASName: og.ASName, Country: og.Country}
 		}
+		return out, err
 	}
-	for _, obs := range sides {
-		for i := range obs {
-			add(obs[i].Vantage.LookupAddr())
-			add(obs[i].Target)
-			for _, f := range obs[i].Flows {
-				for _, h := range f.Hops {
-					for _, x := range h.Responders {
-						if len(x.ASNs) == 0 {
-							add(x.Addr)
-						}
-					}
-				}
-			}
-		}
-	}
-	if len(addrs) == 0 {
-		return nil
-	}
-	origins, err := r.Lookup(ctx, addrs)
-	for _, obs := range sides {
-		for i := range obs {
-			v := &obs[i].Vantage
-			if og, ok := origins[v.LookupAddr()]; ok && len(v.Origin.ASNs) == 0 {
-				v.Origin = catchment.Origin{ASNs: og.ASNs, ASName: og.ASName, Country: og.Country}
-			}
-			if og, ok := origins[obs[i].Target]; ok && len(obs[i].TargetOrigin.ASNs) == 0 {
-				obs[i].TargetOrigin = catchment.Origin{ASNs: og.ASNs, ASName: og.ASName, Country: og.Country}
-			}
-			for fi := range obs[i].Flows {
-				for hi := range obs[i].Flows[fi].Hops {
-					rs := obs[i].Flows[fi].Hops[hi].Responders
-					for ri := range rs {
-						if og, ok := origins[rs[ri].Addr]; ok && len(rs[ri].ASNs) == 0 {
-							rs[ri].ASNs = og.ASNs
-						}
-					}
-				}
-			}
-		}
-	}
-	return err
 }
 
 // readProgress shows how far reading has got, on a terminal stderr only.
