@@ -66,10 +66,26 @@ func idFlow(w *errWriter, f report.IDFlow, many bool) {
 		return
 	}
 	last := f.Runs[len(f.Runs)-1]
-	if !slices.ContainsFunc(last.Answers, replied) {
-		w.printf("%sinstance  none: no DNS answer came back\n", indent)
-	} else {
+	lastReplied := slices.ContainsFunc(last.Answers, replied)
+	switch {
+	case last.Instance.Name != "":
 		w.printf("%sinstance  %s\n", indent, identityLine(last.Instance))
+	case f.Instance.Name != "":
+		// The last run lost its answers (or named nothing): the flow
+		// still reached the instance an earlier run named.
+		w.printf("%sinstance  %s  named by run %d of %d\n", indent, identityLine(f.Instance), namedRunNumber(f), len(f.Runs))
+	case f.Summary.Answered == 0:
+		w.printf("%sinstance  none: no DNS answer came back\n", indent)
+	default:
+		w.printf("%sinstance  %s\n", indent, identityLine(report.InstanceDTO{}))
+	}
+	if len(f.Runs) > 1 {
+		// The answers below are one run's, not the runs summed up.
+		what := ""
+		if !lastReplied {
+			what = " no DNS answer came back"
+		}
+		w.printf("%s  last run (%d of %d):%s\n", indent, len(f.Runs), len(f.Runs), what)
 	}
 	nameW := 4
 	for _, a := range last.Answers {
@@ -90,6 +106,17 @@ func idFlow(w *errWriter, f report.IDFlow, many bool) {
 		w.printf("%s  %d runs, %d/%d queries answered, %s, %s, instances %s\n",
 			indent, s.Runs, s.Answered, s.Queries, plural(s.Timeouts, "timeout"), rtt, instanceList(s.Instances))
 	}
+}
+
+// namedRunNumber is the number (from 1) of the latest of f's runs that
+// named its instance.
+func namedRunNumber(f report.IDFlow) int {
+	for i := len(f.Runs) - 1; i >= 0; i-- {
+		if f.Runs[i].Instance.Name == f.Instance.Name {
+			return i + 1
+		}
+	}
+	return len(f.Runs)
 }
 
 // flowSource is a flow's source as "address:port" (the port alone when the

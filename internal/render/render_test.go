@@ -470,3 +470,37 @@ func TestCompareTextNoTrailingSpace(t *testing.T) {
 		}
 	}
 }
+
+// A flow of several runs whose last run lost its answers names the
+// instance its earlier runs reached (the lab's `id -c 5` against a lossy
+// instance said "instance none" above "instances i1-nsd ×3"), and says
+// that the answers below are the last run's.
+func TestIDTextLastRunLost(t *testing.T) {
+	first := idFixture(false)[0].Flows[0]
+	res := probe.Result{Target: netip.MustParseAddrPort("192.0.2.53:53"), Source: netip.MustParseAddrPort("203.0.113.10:40000")}
+	named := func(i int) probe.Result {
+		r := res
+		r.Started = t0.Add(time.Duration(i) * 200 * time.Millisecond)
+		r.Identity = measure.Identity{Instance: "i1-nsd", Source: "nsid", NSID: "i1-nsd", NSIDHex: "69312d6e7364", HostnameBind: "i1.lab-a", IDServer: "i1.lab-a"}
+		for _, a := range first.Runs[0].Answers[:2] {
+			r.Answers = append(r.Answers, answer(a.Name, measure.StatusAnswered, 300*time.Microsecond, a.TXT...))
+			r.Answers[len(r.Answers)-1].NSID = []byte("i1-nsd")
+		}
+		return r
+	}
+	lost := res
+	lost.Started = t0.Add(time.Second)
+	lost.Answers = []measure.Answer{answer(measure.NameHostnameBind, measure.StatusTimeout, 0), answer(measure.NameIDServer, measure.StatusTimeout, 0)}
+	runs := []probe.Result{named(0), lost, named(2), named(3), lost}
+	var b bytes.Buffer
+	if err := IDText(&b, []report.IDTarget{report.FromIDRuns("192.0.2.53", res.Target, false, [][]probe.Result{runs}, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.Contains(out, "instance  none") || !strings.Contains(out, "instance  i1-nsd  (") {
+		t.Errorf("a flow with answers should name the instance they gave:\n%s", out)
+	}
+	if !strings.Contains(out, "last run (5 of 5)") || !strings.Contains(out, "instances i1-nsd ×3") {
+		t.Errorf("the answers shown should be said to be the last run's, with the runs' instances:\n%s", out)
+	}
+}

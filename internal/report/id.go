@@ -39,9 +39,11 @@ type IDTarget struct {
 
 // IDFlow is every run over one source port.
 type IDFlow struct {
-	Flow     FlowDTO     `json:"flow"`     // the flow's 5-tuple: its bound source address and port
-	Instance InstanceDTO `json:"instance"` // what the last run's answers named
-	Answers  []AnswerDTO `json:"answers"`  // the last run's answers
+	Flow FlowDTO `json:"flow"` // the flow's 5-tuple: its bound source address and port
+	// Instance is what the latest run to name an instance named: a last
+	// run whose answers were lost does not make the flow's instance unknown.
+	Instance InstanceDTO `json:"instance"`
+	Answers  []AnswerDTO `json:"answers"` // the last run's answers
 	// Runs are every pass of the query set over the flow (-c N), oldest first.
 	Runs    []IDRun       `json:"runs"`
 	Summary IDFlowSummary `json:"summary"` // the runs summed up
@@ -210,12 +212,22 @@ func FromIDRuns(input string, target netip.AddrPort, tcp bool, flows [][]probe.R
 		f.Summary.Runs = len(runs)
 		f.Summary.RTT = rttStats(rtts)
 		f.Summary.Instances = counts(per)
-		last := f.Runs[len(f.Runs)-1]
-		f.Instance, f.Answers = last.Instance, last.Answers
+		f.Instance, f.Answers = f.Runs[namedRun(f.Runs)].Instance, f.Runs[len(f.Runs)-1].Answers
 		t.Flows = append(t.Flows, f)
 	}
 	t.Instances = counts(all)
 	return t
+}
+
+// namedRun is the index of the latest of runs to name an instance, the
+// last one when none did.
+func namedRun(runs []IDRun) int {
+	for i := len(runs) - 1; i >= 0; i-- {
+		if runs[i].Instance.Name != "" {
+			return i
+		}
+	}
+	return len(runs) - 1
 }
 
 func rttStats(ds []time.Duration) *RTTStats {

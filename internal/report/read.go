@@ -444,9 +444,13 @@ func (t IDTarget) observation(v catchment.Vantage, started time.Time, input stri
 		if ts, err := ParseTime(last.Started); err == nil && ts.After(o.Time) {
 			o.Time = ts
 		}
-		id := last.Instance.Identity()
-		answers := make([]measure.Answer, 0, len(last.Answers))
-		for _, a := range last.Answers {
+		// The flow reached the instance its latest run to name one named
+		// (a last run whose answers were lost names none), and those
+		// answers are what is judged.
+		named := f.Runs[namedRun(f.Runs)]
+		id := named.Instance.Identity()
+		answers := make([]measure.Answer, 0, len(named.Answers))
+		for _, a := range named.Answers {
 			answers = append(answers, answerOf(a))
 		}
 		if len(t.Flows) > 1 {

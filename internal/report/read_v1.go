@@ -62,7 +62,7 @@ func (t v1IDTarget) v2() IDTarget {
 		if n := len(nf.Runs); n > 0 {
 			nf.Answers = nf.Runs[n-1].Answers
 			if f.Identity == nil {
-				nf.Instance = nf.Runs[n-1].Instance
+				nf.Instance = nf.Runs[namedRun(nf.Runs)].Instance
 			}
 		}
 		out.Flows = append(out.Flows, nf)
