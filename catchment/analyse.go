@@ -43,6 +43,7 @@ func Analyse(obs []Observation, sites *Sites) Report {
 			group = append(group, &rows[i])
 		}
 		svc := judge(group)
+		placeByCodes(group, sites)
 		for _, r := range group {
 			r.Catchment = keyOf(r, svc)
 		}

@@ -84,4 +84,7 @@
 // resolver, nochaos), the prefixes its service lives at, and an RE2
 // pattern whose first group is the site code. Hint(identity) gives the
 // operator and site of an identity string, or nothing — never a guess.
+// Names that are bare IATA codes ("JNB", "LHR") match no pattern: Analyse
+// places them only when the population shows the scheme (placeByCodes:
+// most of the service's own answers are codes the places table knows).
 package catchment

@@ -320,15 +320,18 @@ func judge(rows []*Row) Service {
 		}
 		// By code, then text: the answers and their traits are maps, so the
 		// order they were judged in is no order.
-		slices.SortStableFunc(r.Apart, func(a, b Reason) int {
-			if c := strings.Compare(string(a.Code), string(b.Code)); c != 0 {
-				return c
-			}
-			return strings.Compare(a.Text, b.Text)
-		})
+		slices.SortStableFunc(r.Apart, compareReasons)
 		r.Apart = slices.CompactFunc(r.Apart, func(a, b Reason) bool { return a == b })
 	}
 	return s
+}
+
+// compareReasons orders a row's reasons by code, then text.
+func compareReasons(a, b Reason) int {
+	if c := strings.Compare(string(a.Code), string(b.Code)); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Text, b.Text)
 }
 
 func traitRank(name string) int {

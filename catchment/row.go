@@ -233,16 +233,26 @@ func ownReasons(r *Row, sites *Sites) []Reason {
 		out = append(out, Reason{Code: SuspectFasterThanPath, Text: "answer in " + fmtMs(r.DNSRTT) + ", the hop before the target takes " + fmtMs(hop),
 			Group: "answers faster than the vantage's own path to the target"})
 	}
-	if l := r.Light; l != nil && l.Impossible {
-		// The numbers are the row's (Light); the reason is the site's, so
-		// rows of one AS that claim one far site count together.
-		where := r.Site.Place.String()
-		if where == "" {
-			where = r.Site.Place.Point.String()
-		}
-		out = append(out, Reason{Code: SuspectFasterThanLight, Text: "faster than light from the vantage's position to site " + r.Site.Site + " (" + where + ")"})
+	if x, ok := lightReason(r); ok {
+		out = append(out, x)
 	}
 	return out
+}
+
+// lightReason counts a row apart when its answer came faster than light
+// from the vantage's position to the site its name places it at.
+func lightReason(r *Row) (Reason, bool) {
+	l := r.Light
+	if l == nil || !l.Impossible {
+		return Reason{}, false
+	}
+	// The numbers are the row's (Light); the reason is the site's, so
+	// rows of one AS that claim one far site count together.
+	where := r.Site.Place.String()
+	if where == "" {
+		where = r.Site.Place.Point.String()
+	}
+	return Reason{Code: SuspectFasterThanLight, Text: "faster than light from the vantage's position to site " + r.Site.Site + " (" + where + ")"}, true
 }
 
 // AnswerSigns are the signs of interception one vantage point's answers

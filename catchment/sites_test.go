@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/miekg/dns"
 )
 
 // Every built-in pattern with real identity strings of its operator: the
@@ -307,6 +309,18 @@ func TestSitesRefdataNames(t *testing.T) {
 				reason = "country in the name disagrees"
 			}
 			unplaced[reason]++
+		}
+	}
+	// Bare codes are placed only where a service's population of answers
+	// shows the scheme: the real names, as the answers of one service,
+	// show none.
+	var obs []Observation
+	for i, n := range names {
+		obs = append(obs, answerObs(i+1, 64500, reply(0, false, true, 0, dns.ClassCHAOS, n)))
+	}
+	for _, r := range Analyse(obs, nil).Rows {
+		if r.Site.Site != "" {
+			t.Errorf("%s: read as the bare site code of a scheme: %+v", r.Instance, r.Site)
 		}
 	}
 	t.Logf("%d answers, %d distinct names: %d placed, %d named without a place %v, %d without a hint", answers, len(names), placed, sum(unplaced), unplaced, none)

@@ -568,11 +568,20 @@ func siteLabel(s *report.SiteDTO) string {
 	if s == nil {
 		return "-"
 	}
-	label := s.Operator + " " + s.Site
+	label := siteName(s)
 	if p := s.Place; p != nil && p.Code != "" {
 		label += " (" + p.Code + ")"
 	}
 	return Escape(label)
+}
+
+// siteName is a site's operator and code ("b-root lax"); the code alone
+// for a bare code the service's answers use.
+func siteName(s *report.SiteDTO) string {
+	if s.Operator == "" {
+		return s.Site
+	}
+	return s.Operator + " " + s.Site
 }
 
 // upstreamLabel is where a path enters the service: the hop, and the

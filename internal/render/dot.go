@@ -191,7 +191,7 @@ func instanceNode(r report.CompareRow) (id, label string) {
 	}
 	label = string(r.Instance.Name)
 	if st := r.Instance.Site; st != nil {
-		label += "\n" + st.Operator + " " + st.Site
+		label += "\n" + siteName(st)
 	}
 	return "i:" + target + "/" + string(r.Instance.Name), label + "\n(" + target + ")"
 }

@@ -185,8 +185,11 @@ type ComparePath struct {
 
 // SiteDTO is a site hint from the site-hint table.
 type SiteDTO struct {
-	Operator string `json:"operator"` // whose naming the site hint matched (the site-hint table's operator)
-	Site     string `json:"site"`     // the site code the name carries (an IATA or UN/LOCODE code, or the operator's own)
+	// Operator is whose naming the site hint matched (the site-hint
+	// table's operator); "" when the site is a bare IATA code, as the
+	// service names most of its instances (no operator of the table).
+	Operator string `json:"operator"`
+	Site     string `json:"site"` // the site code the name carries (an IATA or UN/LOCODE code, or the operator's own)
 	// Place is where the site is; null when the name places it nowhere,
 	// with Unplaced saying why.
 	Place    *PlaceDTO `json:"place"`
@@ -464,7 +467,7 @@ func optAddr(a netip.Addr) *string {
 }
 
 func siteDTO(h catchment.SiteHint) *SiteDTO {
-	if h.Operator == "" {
+	if h.Site == "" {
 		return nil
 	}
 	return &SiteDTO{Operator: h.Operator, Site: h.Site, Place: placeDTO(h.Place), Unplaced: h.Unplaced}
