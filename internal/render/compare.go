@@ -184,7 +184,9 @@ func latencySummary(ew *errWriter, l *report.LatencyDTO) {
 	n := len(l.Instances)
 	ew.printf("  latency: ")
 	if n <= 1 {
-		ew.printf("the RTTs of %s prove no second instance", plural(l.Used, "located vantage point"))
+		// One instance is all the RTTs show, not proof that there is no
+		// second one (the names may give more).
+		ew.printf("≥ 1 instance by RTT from %s (their RTT disks overlap: none proves a second)", plural(l.Used, "located vantage point"))
 	} else {
 		ew.printf("≥ %d instances by RTT from %s", n, plural(l.Used, "located vantage point"))
 	}
@@ -474,7 +476,9 @@ func writeTable(ew *errWriter, rows [][]string, indent string) {
 		return
 	}
 	// Rows may differ in length (a group of answers counted apart lists
-	// its vantage points only when there are few): widths over them all.
+	// its vantage points only when there are few): widths over them all,
+	// but a row's last cell is not padded, so it widens no column (a long
+	// last cell would push the next cells of longer rows far right).
 	n := 0
 	for _, r := range rows {
 		n = max(n, len(r))
@@ -482,7 +486,9 @@ func writeTable(ew *errWriter, rows [][]string, indent string) {
 	widths := make([]int, n)
 	for _, r := range rows {
 		for i, c := range r {
-			widths[i] = max(widths[i], width(c))
+			if i < len(r)-1 {
+				widths[i] = max(widths[i], width(c))
+			}
 		}
 	}
 	for _, r := range rows {

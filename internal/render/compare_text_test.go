@@ -1,0 +1,41 @@
+package render
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/anycheck/anycheck/internal/report"
+)
+
+// A group of answers counted apart lists its few vantage points after its
+// reasons; a longer reason of another group (one listing none) must not
+// push that list a screen to the right (the demo's world map put 200
+// spaces before "(probe 6497, …)").
+func TestWriteTableRaggedLastCell(t *testing.T) {
+	long := strings.Repeat("RA set where the service clears it; ", 6)
+	var b bytes.Buffer
+	ew := &errWriter{w: &b}
+	writeTable(ew, [][]string{
+		{"AS64499", "35 vantage points", long},
+		{"AS64500", "5 vantage points", "faster than light", "(probe 6497, probe 7601)"},
+	}, "    ")
+	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	if len(lines) != 2 || lines[1] != "    AS64500  5 vantage points   faster than light  (probe 6497, probe 7601)" {
+		t.Errorf("ragged table:\n%s", b.String())
+	}
+}
+
+// One instance by RTT is what the latency enumeration finds, not proof
+// that there is no second one: next to the two sites the names give,
+// "prove no second instance" read as a contradiction.
+func TestLatencySummaryOneInstance(t *testing.T) {
+	var b bytes.Buffer
+	latencySummary(&errWriter{w: &b}, &report.LatencyDTO{Used: 3, Named: 2, Instances: []report.LatencyInstance{
+		{Vantage: "c3", RTTMs: 26.3, RadiusKm: 2627, Vantages: 3},
+	}})
+	first, _, _ := strings.Cut(b.String(), "\n")
+	if want := "  latency: ≥ 1 instance by RTT from 3 located vantage points (their RTT disks overlap: none proves a second); the names give 2 sites"; first != want {
+		t.Errorf("got  %q\nwant %q", first, want)
+	}
+}
