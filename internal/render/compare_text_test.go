@@ -39,3 +39,23 @@ func TestLatencySummaryOneInstance(t *testing.T) {
 		t.Errorf("got  %q\nwant %q", first, want)
 	}
 }
+
+// `id --flows` describes each instance once, with every identity string
+// its flows got: a lossy instance whose first flow lost its hostname.bind
+// answer was shown without it, though other flows had it.
+func TestIDFlowTableIdentityOverFlows(t *testing.T) {
+	in := func(host, ids string) report.InstanceDTO {
+		return report.InstanceDTO{Name: "i1-nsd", Source: "nsid", NSID: "i1-nsd", NSIDHex: "69312d6e7364", HostnameBind: report.OptString(host), IDServer: report.OptString(ids)}
+	}
+	tg := report.IDTarget{Target: "192.0.2.53", Port: 53, Transport: "udp", Flows: []report.IDFlow{
+		{Flow: report.FlowDTO{Sport: 40000}, Instance: in("", "i1.lab-a")},
+		{Flow: report.FlowDTO{Sport: 40001}, Instance: in("i1.lab-a", "")},
+	}}
+	var b bytes.Buffer
+	if err := IDText(&b, []report.IDTarget{tg}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `instance  i1-nsd  (NSID "i1-nsd"; hostname.bind "i1.lab-a"; id.server "i1.lab-a")`) {
+		t.Errorf("the instance's identity should gather its flows' strings:\n%s", b.String())
+	}
+}

@@ -38,7 +38,9 @@ func idFlowTable(w *errWriter, t report.IDTarget) {
 		instance := "—"
 		if name := string(f.Instance.Name); name != "" {
 			instance = escapeFit(name, maxNameWidth)
-			if _, ok := identities[name]; !ok {
+			if id, ok := identities[name]; ok {
+				identities[name] = fillIdentity(id, f.Instance)
+			} else {
 				identities[name] = f.Instance
 				order = append(order, name)
 			}
@@ -69,6 +71,22 @@ func idFlowTable(w *errWriter, t report.IDTarget) {
 		}
 		w.printf("instances %s\n", line)
 	}
+}
+
+// fillIdentity is id with the identity strings it lacks taken from other,
+// another flow's view of the same instance (a flow whose hostname.bind
+// answer was lost names the instance by its NSID all the same).
+func fillIdentity(id, other report.InstanceDTO) report.InstanceDTO {
+	for _, f := range []struct{ to, from *report.OptString }{
+		{&id.NSID, &other.NSID}, {&id.NSIDHex, &other.NSIDHex}, {&id.HostnameBind, &other.HostnameBind},
+		{&id.IDServer, &other.IDServer}, {&id.VersionBind, &other.VersionBind}, {&id.VersionServer, &other.VersionServer},
+	} {
+		if *f.to == "" {
+			*f.to = *f.from
+		}
+	}
+	id.Disagree = id.Disagree || other.Disagree
+	return id
 }
 
 // idFlowPort is a flow's source port, 0 when unknown.
