@@ -60,7 +60,8 @@ lab-deps:
 # `anycheck id` and `anycheck trace` inside it. Root only.
 demo: lab-deps build
 	$(GO) test -c -o bin/cli.test ./internal/cli
-	ANYCHECK_DEMO=1 ANYCHECK_LAB=1 ANYCHECK_BIN=$(CURDIR)/$(BIN) ./bin/cli.test -test.run '^TestDemo(Map)?$$' -test.count=1
+	ANYCHECK_DEMO=1 ANYCHECK_LAB=1 ANYCHECK_BIN=$(CURDIR)/$(BIN) ./bin/cli.test -test.run '^TestDemo$$' -test.count=1
+	ANYCHECK_DEMO=1 ANYCHECK_LAB=1 ANYCHECK_BIN=$(CURDIR)/$(BIN) ./bin/cli.test -test.run '^TestDemoMap$$' -test.count=1
 
 bench: lab-deps build
 	ANYCHECK_BIN=$(CURDIR)/$(BIN) bash bench/trace.sh

@@ -43,15 +43,22 @@ func TestDemo(t *testing.T) {
 	say("Clients c1 (AS64500, behind an ECMP diamond) and c2 (AS64501, behind a silent hop)")
 	say("sit in different catchments; c3 (AS64502) peers with both sites, so its catchment")
 	say("is split by flow. Routers are Linux namespaces running BIRD 2 (eBGP).")
+	say("\"[c1]$ anycheck …\" runs anycheck inside client c1's namespace; what follows is its output.")
 
+	say("\n# which instance answers: CHAOS TXT hostname.bind and id.server, each with an NSID option")
 	show("c1", "id", ac.ServiceV4.String())
 	show("c2", "id", "--version", ac.ServiceV6.String())
 	show("c1", "id", "--flows", "4", "-c", "2", "--interval", "200ms", ac.ServiceV4.String())
 	asn := []string{"--whois-server", whoisAddr, "--dns-server", dnsAddr, "--no-cache"}
+	say("\n# the path to the instance, hops named by the lab's whois and reverse-DNS server (in its")
+	say("# services namespace). UDP/53 (the default) probes are DNS queries, so the last hop names")
+	say("# the instance; ICMP echo (-P icmp) reaches the address but can name no instance; TCP/53")
+	say("# (-P tcp) ends in the instance's SYN-ACK, then asks its identity over TCP:")
 	show("c1", append([]string{"trace"}, append(asn, ac.ServiceV4.String())...)...)
 	show("c2", append([]string{"trace", "-P", "icmp"}, append(asn, ac.ServiceV6.String())...)...)
 	show("c2", append([]string{"trace", "-P", "tcp"}, append(asn, ac.ServiceV4.String())...)...)
 	demoFlows(t, ac, asn, say, show)
+	say("\n# origin AS, prefix, AS name and reverse name of addresses, in one bulk whois request:")
 	show("c1", "whois", "--whois-server", whoisAddr, "--dns-server", dnsAddr, "--no-cache", ac.ServiceV4.String(), ac.Addr("r1", "ra", lab.IPv4).String(), ac.ClientAddr("c1", lab.IPv4).String(), ac.ClientAddr("c2", lab.IPv6).String())
 
 	say("\n# the same addresses from the Cymru-style DNS zones and from an offline pfx2as table:")
@@ -91,7 +98,8 @@ func demoFlows(t *testing.T, ac *lab.Anycast, asn []string, say func(string, ...
 	show("c3", "id", "--flows", "8", ac.ServiceV6.String())
 	show("c3", "watch", "--flows", "4", "-c", "3", "--interval", "500ms", "--label", "c3", ac.ServiceV4.String())
 
-	say("\n# instance A loses 30 %% of its answers (an nftables rule in %s's namespace):", ac.A.Node)
+	say("\n# instance A (%s) loses 30 %% of its answers, each on its own (an nftables rule drops them", ac.A.Node)
+	say("# at random where they reach its router %s): one flow asked 5 times, a sweep, 8 flows:", ac.A.Origin)
 	if err := ac.LoseAnswers(ac.A.Node, 30); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +110,8 @@ func demoFlows(t *testing.T, ac *lab.Anycast, asn []string, say func(string, ...
 		t.Fatal(err)
 	}
 
-	say("\n# what comes back instead of an answer: a prohibit route on r1, a port the instance does not serve:")
+	say("\n# what comes back instead of an answer: a prohibit route on r1, a port the instance does not")
+	say("# serve; then a target written with its port, which is bad input (exit 2) with a hint:")
 	if _, errOut, err := ac.Run(t.Context(), "r1", "ip", "route", "add", "prohibit", "192.0.2.99"); err != nil {
 		t.Fatalf("%v: %s", err, errOut)
 	}

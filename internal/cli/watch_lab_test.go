@@ -381,7 +381,8 @@ func demoWatch(t *testing.T, ac *lab.Anycast, whoisAddr string, say func(string,
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	args := []string{"watch", "--interval", "1s", "--trace", "-n", "--whois-server", whoisAddr, "--no-cache", ac.ServiceV4.String()}
-	say("\n# watch c1 while instance A's route is withdrawn (birdc disable on %s) and restored, then Ctrl-C:", ac.A.Origin)
+	say("\n# instance A's route back; watch c1 while it is withdrawn (birdc disable on %s) and restored,", ac.A.Origin)
+	say("# then Ctrl-C: the summary of what was seen, and exit 3 because the instance switched:")
 	say("\n[c1]$ anycheck %s", strings.Join(args, " "))
 	cmd := ac.Command(ctx, "c1", lab.Binary(t), args...)
 	var out, errOut strings.Builder
