@@ -887,7 +887,7 @@ func testWatchFlowsOneSummary(t *testing.T) {
 		regexp.MustCompile(`(?m)^watch 192\.0\.2\.53:53 udp, 3 flows from 192\.0\.2\.10 ports 41000-41002: 3 rounds each every 100ms over 300ms `),
 		regexp.MustCompile(`(?m)^catchment split by flow: inst-a on 2 of 3 flows, inst-b on 1$`),
 		regexp.MustCompile(`(?m)^  41001  inst-b    100\.0%  0         0       0 of 6$`),
-		regexp.MustCompile(`(?m)^  inst-a    66\.7%  600ms  2      6 `), // two flows' time of three
+		regexp.MustCompile(`(?m)^  inst-a    66\.7%  600ms      2      6 `), // two flows' time of three
 		regexp.MustCompile(`(?m)^  0 switches, 0 losses, 0 of 18 queries timed out$`),
 		regexp.MustCompile(`(?m)^instances inst-a on 2 of 3 flows, inst-b on 1  — catchment split by flow$`),
 	} {

@@ -473,7 +473,9 @@ func watchFlows(ew *errWriter, t report.WatchTarget, o WatchOptions) {
 	tw = newTable(ew.w)
 	tabw = &errWriter{w: tw}
 	if ew.err == nil {
-		tabw.printf("  instance\tshare\ttime\tflows\trounds\trtt ms min/max\n")
+		// An instance's time is summed over its flows (4 flows watched for
+		// 1.5 s make 6 s): "flow time", not longer than the watch.
+		tabw.printf("  instance\tshare\tflow time\tflows\trounds\trtt ms min/max\n")
 		for _, a := range order {
 			rtt := "-"
 			if a.rtt {
