@@ -234,7 +234,7 @@ func TestWatchTextFlowTimeColumn(t *testing.T) {
 		return report.WatchFlow{Flow: report.FlowDTO{Protocol: "udp", Src: "198.51.100.202", Sport: sport, Dst: "192.0.2.53", Dport: 53},
 			Started: "2026-11-22T03:00:00.000Z", Ended: "2026-11-22T03:00:01.500Z", DurationMs: 1500, IntervalMs: 500,
 			Rounds: 3, Answered: 3, LostAfter: 3,
-			Instances: []report.WatchInstance{{Instance: report.InstanceDTO{Name: "i2-knot", Source: "nsid"}, WatchShare: report.WatchShare{Rounds: 3, TimeMs: 1500, Share: 1}}},
+			Instances:     []report.WatchInstance{{Instance: report.InstanceDTO{Name: "i2-knot", Source: "nsid"}, WatchShare: report.WatchShare{Rounds: 3, TimeMs: 1500, Share: 1}}},
 			LongestStable: &report.WatchRun{Instance: "i2-knot", Start: "2026-11-22T03:00:00.000Z", End: "2026-11-22T03:00:01.500Z", DurationMs: 1500, Rounds: 3}}
 	}
 	tg := report.WatchTarget{Input: "192.0.2.53", Target: "192.0.2.53", Port: 53, Transport: "udp", Flows: []report.WatchFlow{flow(40000), flow(40001), flow(40002), flow(40003)}}
