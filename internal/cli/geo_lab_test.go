@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"html"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -102,28 +100,16 @@ func TestLabCompareHTMLInChromium(t *testing.T) {
 
 	file := filepath.Join(dir, "report.html")
 	os.WriteFile(file, bytes.Replace(page, []byte("<head>\n"), []byte("<head>\n"+pageHarness), 1), 0o644)
-	cmd := exec.CommandContext(ctx, "chromium", "--headless", "--no-sandbox", "--disable-gpu",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-		"--host-resolver-rules=MAP * ~NOTFOUND", "--user-data-dir="+filepath.Join(dir, "profile"),
-		"--enable-logging=stderr", "--v=0", "--virtual-time-budget=60000", "--dump-dom", "file://"+file)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium: %v\n%s", err, errb.String())
-	}
-	m := regexp.MustCompile(`(?s)<pre id="harness">(.*?)</pre>`).FindSubmatch(out.Bytes())
-	if m == nil {
-		t.Fatalf("no harness output\n%s", errb.String())
-	}
+	res, stderr := lab.ChromiumDump(t, ctx, dir, file, 60*time.Second)
 	var got struct {
 		Rows, Dots, Filtered, FilteredDots int
 		Errors                             []string
 	}
-	if err := json.Unmarshal([]byte(html.UnescapeString(string(m[1]))), &got); err != nil {
+	if err := json.Unmarshal([]byte(res), &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Rows != rows || got.Dots != located || len(got.Errors) > 0 || strings.Contains(errb.String(), "Uncaught") {
+	if got.Rows != rows || got.Dots != located || len(got.Errors) > 0 || strings.Contains(stderr, "Uncaught") {
 		t.Errorf("rows %d (want %d), dots %d (want %d), errors %q", got.Rows, rows, got.Dots, located, got.Errors)
 	}
 	// "probe 6001" matches probes 6001 and 60010–60019 of 10,000 (ids run

@@ -5,11 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"html"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -135,7 +132,9 @@ func TestLabHTMLInChromium(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "report.html")
 	os.WriteFile(file, []byte(page), 0o644)
-	res, stderr := chromiumDump(t, dir, file)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	res, stderr := lab.ChromiumDump(t, ctx, dir, file, 30*time.Second)
 	var out struct {
 		Rows, Dots, Filtered, FilteredDots, UnfilteredDots int
 		Count, FirstAfterSort                              string
@@ -166,26 +165,4 @@ func TestLabHTMLInChromium(t *testing.T) {
 		t.Errorf("errors: %q\n%s", out.Errors, stderr)
 	}
 	t.Logf("%d rows, %d dots: %d bytes", out.Rows, out.Dots, b.Len())
-}
-
-// chromiumDump loads file in headless chromium with a fresh profile and
-// no network, and returns the harness's JSON and chromium's stderr.
-func chromiumDump(t *testing.T, dir, file string) (string, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "chromium", "--headless", "--no-sandbox", "--disable-gpu",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-		"--host-resolver-rules=MAP * ~NOTFOUND", "--user-data-dir="+filepath.Join(dir, "profile"),
-		"--enable-logging=stderr", "--v=0", "--virtual-time-budget=30000", "--dump-dom", "file://"+file)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium: %v\n%s", err, stderr.String())
-	}
-	m := regexp.MustCompile(`(?s)<pre id="harness">(.*?)</pre>`).FindSubmatch(stdout.Bytes())
-	if m == nil {
-		t.Fatalf("no harness output in the DOM (%d bytes)\nchromium stderr:\n%s", stdout.Len(), stderr.String())
-	}
-	return html.UnescapeString(string(m[1])), stderr.String()
 }
