@@ -57,3 +57,15 @@ echo "== start-up: exec to the first probe (median of $RUNS runs, strace --secco
 printf '  Go hello world, exec to exit:          %6.2f ms\n' "$hello"
 printf '  anycheck id, exec to the first query:  %6.2f ms\n' "$first"
 awk -v a="$first" -v h="$hello" 'BEGIN { d = a - h; printf "  difference: %.2f ms (target: at most 2 ms) — %s\n", d, (d <= 2 ? "met" : "NOT met") }'
+
+# Where the time goes: package initialisation (GODEBUG=inittrace=1), the
+# same every command pays, by the libraries that cost most, as the mean
+# of 10 runs.
+for _ in $(seq 10); do GODEBUG=inittrace=1 "$BIN" version 2>&1 >/dev/null | grep '^init ' || true; done | awk '
+	{ g = "the rest"; p = $2
+	  if (p ~ /prometheus|protobuf|yaml|go-abnf|^expvar$/) g = "prometheus client (exporter, watch --metrics)"
+	  else if (p ~ /gopacket/) g = "gopacket (census logs: pcap)"
+	  else if (p ~ /^github.com\/anycheck\//) g = "anycheck'"'"'s own packages"
+	  t[g] += $5; all += $5 }
+	END { printf "  package init, all packages:  %6.2f ms\n", all / 10
+	      for (g in t) printf "    %-48s %5.2f ms\n", g ":", t[g] / 10 }'

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -122,13 +123,15 @@ func compareVantages(a, b Vantage) int {
 	return strings.Compare(a.Key, b.Key)
 }
 
-var numberOrAddr = regexp.MustCompile(`[0-9a-fA-F:.]*[0-9][0-9a-fA-F:.]*`)
+var numberOrAddr = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`[0-9a-fA-F:.]*[0-9][0-9a-fA-F:.]*`)
+})
 
 // naturalCompare compares labels with their numbers and addresses by value:
 // "host 198.51.100.9" before "host 198.51.100.10".
 func naturalCompare(a, b string) int {
 	for a != "" && b != "" {
-		la, lb := numberOrAddr.FindStringIndex(a), numberOrAddr.FindStringIndex(b)
+		la, lb := numberOrAddr().FindStringIndex(a), numberOrAddr().FindStringIndex(b)
 		if la == nil || lb == nil || la[0] != lb[0] || a[:la[0]] != b[:lb[0]] {
 			return strings.Compare(a, b)
 		}
@@ -396,12 +399,14 @@ func unknownReason(r *Row, svc Service) string {
 	return "nothing measured"
 }
 
-var hopPrefix = regexp.MustCompile(`^(?:hop \d+|flow \d+): `)
+var hopPrefix = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(?:hop \d+|flow \d+): `)
+})
 
 // errorReason groups error texts: the hop or flow they name is dropped.
 func errorReason(e string) string {
 	for {
-		s := hopPrefix.ReplaceAllString(e, "")
+		s := hopPrefix().ReplaceAllString(e, "")
 		if s == e {
 			return e
 		}

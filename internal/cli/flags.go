@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agnivade/levenshtein"
@@ -175,12 +176,14 @@ func suggestFlag(cmd *cobra.Command, err error) string {
 }
 
 // pflagInvalid is pflag's message for a value a flag's Set refused.
-var pflagInvalid = regexp.MustCompile(`^invalid argument ("(?:[^"\\]|\\.)*") for "(?:-(\w), )?--([\w-]+)" flag: (.*)$`)
+var pflagInvalid = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^invalid argument ("(?:[^"\\]|\\.)*") for "(?:-(\w), )?--([\w-]+)" flag: (.*)$`)
+})
 
 // flagError says a refused flag value as every usage error of anycheck
 // does: the flag as written in the help (-P, --rate), the value, why.
 func flagError(err error) string {
-	m := pflagInvalid.FindStringSubmatch(err.Error())
+	m := pflagInvalid().FindStringSubmatch(err.Error())
 	if m == nil {
 		return err.Error()
 	}

@@ -217,6 +217,38 @@ func TestTargetsNotUnicast(t *testing.T) {
 	}
 }
 
+// The host's addresses are listed (a netlink dump on Linux) only for a
+// target that can be the broadcast address of an IPv4 network (its last two
+// bits set): an IPv6 target or any other IPv4 one starts probing without
+// it (start-up time), and a broadcast address is still told.
+func TestNotUnicastListsAddressesOnlyWhenItCan(t *testing.T) {
+	d := testDeps()
+	listed := 0
+	d.interfacePrefixes = func() ([]netip.Prefix, error) {
+		listed++
+		return []netip.Prefix{netip.MustParsePrefix("198.51.100.10/24"), netip.MustParsePrefix("203.0.113.9/30")}, nil
+	}
+	for _, tc := range []struct {
+		addr   string
+		listed bool
+		why    string
+	}{
+		{"198.51.100.53", false, ""},
+		{"198.51.100.254", false, ""},
+		{"2001:db8::ff", false, ""},
+		{"127.0.0.1", false, ""},
+		{"198.51.100.255", true, "the broadcast address of 198.51.100.0/24, a network of this host"},
+		{"203.0.113.11", true, "the broadcast address of 203.0.113.8/30, a network of this host"},
+		{"192.0.2.7", true, ""},
+	} {
+		listed = 0
+		why := notUnicast(netip.MustParseAddr(tc.addr), d)
+		if why != tc.why || (listed > 0) != tc.listed {
+			t.Errorf("%s: %q with %d listings, want %q, listed %v", tc.addr, why, listed, tc.why, tc.listed)
+		}
+	}
+}
+
 // TestRootsTargetSet: @roots expands to the 13 letters, IPv4 and IPv6,
 // from the data file; -4/-6 keep one family. Only the expansion is
 // tested: nothing is ever sent to a public address.

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/anycheck/anycheck/internal/report"
 )
@@ -79,13 +80,15 @@ func (w *resultWarnings) flush(input string) {
 // A number standing alone in a warning: the values of one kind of warning
 // differ from result to result ("hop 7: reply TTL 300 out of 0…255"); the
 // bounds of a range ("0…255") and ordinals ("255th") are part of the kind.
-var warningNumber = regexp.MustCompile(`(^|[ ])-?[0-9]+($|[ :,;])`)
+var warningNumber = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(^|[ ])-?[0-9]+($|[ :,;])`)
+})
 
 // warningKind is what a warning says without its values: numbers standing
 // alone become N ("hop N: reply TTL N out of 0…255: left out").
 func warningKind(w string) string {
 	for {
-		k := warningNumber.ReplaceAllString(w, "${1}N$2")
+		k := warningNumber().ReplaceAllString(w, "${1}N$2")
 		if k == w {
 			return strings.TrimSpace(k)
 		}

@@ -227,7 +227,10 @@ func notUnicast(a netip.Addr, d *deps) string {
 	case a.Is4() && a.As4()[0] == 0:
 		return `an address of "this network" (0.0.0.0/8), which is no destination`
 	}
-	if a.Is4() && d.interfacePrefixes != nil {
+	// The broadcast address of a network of at most /30 has its last two
+	// bits set: only such a target needs the host's addresses (a netlink
+	// dump, kept off the start-up path of every other target).
+	if a.Is4() && a.As4()[3]&3 == 3 && d.interfacePrefixes != nil {
 		prefixes, _ := d.interfacePrefixes()
 		for _, p := range prefixes {
 			if p.Addr().Is4() && p.Bits() < 31 && p.Contains(a) && a == netipx.PrefixLastIP(p) {
