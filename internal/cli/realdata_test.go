@@ -156,7 +156,8 @@ func checkRealdata(t *testing.T, name, text, js string) {
 	case "authttl60":
 		// Every genuine answer counts, placed at its site; TTL 60 and AA
 		// are the service's, the interceptor's TTL 0 and RA are not.
-		if kinds["site"] != 119 || tg.Suspect != 3 || !strings.Contains(text, "TTL 0 where the service answers with TTL 60") {
+		if kinds["site"] != 119 || tg.Suspect != 3 || !strings.Contains(text, "TTL 0 where the service answers with TTL 60") ||
+			!strings.Contains(text, "\n    FRA Frankfurt am Main, DE  24 vantage points") {
 			t.Errorf("authttl60: %+v", tg)
 		}
 	case "rootanswers":

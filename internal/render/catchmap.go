@@ -32,9 +32,6 @@ func TargetMap(rows []report.CompareRow, t report.CompareTarget, lines bool) wor
 		if s := sh.Site; s != nil && s.Place != nil {
 			siteIndex[sh.Instance] = len(m.Sites)
 			m.Sites = append(m.Sites, worldmap.Site{At: geo.Point{Lat: s.Place.Lat, Lon: s.Place.Lon}, Label: Escape(sh.Instance), Key: i})
-			if s.Place.Code != "" {
-				label += " · " + s.Place.Code + " " + s.Place.City + ", " + s.Place.Country
-			}
 		}
 		m.Keys = append(m.Keys, worldmap.Key{Label: label, Vantages: sh.Vantages, Share: sh.Share})
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/anycheck/anycheck/geo"
 	"github.com/anycheck/anycheck/internal/report"
 )
 
@@ -366,7 +367,12 @@ func shareLabel(sh report.ShareDTO) string {
 	switch sh.Source {
 	case "site":
 		s := strings.ToUpper(Escape(sh.Instance))
-		if len(sh.Members) > 0 {
+		if where := placeLabel(sh.Site); where != "" {
+			s += " " + where
+		}
+		// A bare code counted under itself ("FRA" at site fra) says
+		// nothing more.
+		if len(sh.Members) > 0 && !(len(sh.Members) == 1 && strings.EqualFold(sh.Members[0].Instance, sh.Instance)) {
 			s += " (" + membersLabel(sh.Members) + ")"
 		}
 		return s
@@ -378,6 +384,20 @@ func shareLabel(sh report.ShareDTO) string {
 		return s
 	}
 	return Escape(sh.Instance)
+}
+
+// placeLabel is where a site is: "Frankfurt am Main, DE" from the places
+// table, "at LAT,LON" where its operator placed it by coordinates; "" when
+// it has no place.
+func placeLabel(s *report.SiteDTO) string {
+	if s == nil || s.Place == nil {
+		return ""
+	}
+	p := s.Place
+	if p.City == "" || p.Country == "" {
+		return "at " + geo.Point{Lat: p.Lat, Lon: p.Lon}.String()
+	}
+	return Escape(p.City + ", " + p.Country)
 }
 
 // membersLabel lists names, with their counts when there are several.

@@ -504,3 +504,33 @@ func TestIDTextLastRunLost(t *testing.T) {
 		t.Errorf("the answers shown should be said to be the last run's, with the runs' instances:\n%s", out)
 	}
 }
+
+// A site line of the catchment says where the site is, from the places
+// table: the code, the city and the country, then the instances counted
+// under it (not repeated when the only one is the code itself).
+func TestShareLabelNamesThePlace(t *testing.T) {
+	fra := &report.PlaceDTO{Code: "FRA", City: "Frankfurt am Main", Country: "DE", Lat: 50.03, Lon: 8.56}
+	hel := &report.PlaceDTO{Code: "HEL", City: "Helsinki", Country: "FI", Lat: 60.32, Lon: 24.96}
+	for _, tc := range []struct {
+		sh   report.ShareDTO
+		want string
+	}{
+		{report.ShareDTO{Instance: "fra", Source: "site", Site: &report.SiteDTO{Site: "fra", Place: fra}, Members: []report.FlowCount{{Instance: "FRA", Flows: 24}}},
+			"FRA Frankfurt am Main, DE"},
+		{report.ShareDTO{Instance: "fra", Source: "site", Site: &report.SiteDTO{Operator: "f-root", Site: "fra", Place: fra},
+			Members: []report.FlowCount{{Instance: "fra1b.f.root-servers.org", Flows: 2}, {Instance: "fra1a.f.root-servers.org", Flows: 1}}},
+			"FRA Frankfurt am Main, DE (fra1b.f.root-servers.org 2, fra1a.f.root-servers.org 1)"},
+		{report.ShareDTO{Instance: "fi-hel", Source: "site", Site: &report.SiteDTO{Operator: "k-root", Site: "fi-hel", Place: hel}, Members: []report.FlowCount{{Instance: "ns1.fi-hel.k.ripe.net", Flows: 3}}},
+			"FI-HEL Helsinki, FI (ns1.fi-hel.k.ripe.net)"},
+		{report.ShareDTO{Instance: "lab-a", Source: "site", Site: &report.SiteDTO{Operator: "lab", Site: "lab-a", Place: &report.PlaceDTO{Lat: 50.11, Lon: 8.68}}, Members: []report.FlowCount{{Instance: "i1.lab-a", Flows: 1}}},
+			"LAB-A at 50.11,8.68 (i1.lab-a)"},
+		{report.ShareDTO{Instance: "wie", Source: "site", Site: &report.SiteDTO{Operator: "verisign", Site: "wie", Unplaced: "the operator's names carry no place code"}, Members: []report.FlowCount{{Instance: "nnn1-wie1", Flows: 1}}},
+			"WIE (nnn1-wie1)"},
+		{report.ShareDTO{Instance: "x", Source: "site", Site: &report.SiteDTO{Site: "x", Place: &report.PlaceDTO{Code: "FRA", City: "Frankfurt\x1b[2J", Country: "DE", Lat: 50, Lon: 8}}},
+			`X Frankfurt\x1b[2J, DE`},
+	} {
+		if got := shareLabel(tc.sh); got != tc.want {
+			t.Errorf("shareLabel = %q, want %q", got, tc.want)
+		}
+	}
+}
