@@ -455,6 +455,15 @@ type WatchSummary struct {
 // Duration is the watched time.
 func (s WatchSummary) Duration() time.Duration { return s.End.Sub(s.Start) }
 
+// ChangedEveryRound reports whether no instance answered two rounds in a
+// row: the longest stable run is one round, over at least three answered
+// rounds (one or two rounds are too few to say the instance changes). A
+// server that answers a new identity every round (a per-query name, a
+// load balancer spreading queries) has no stable run to speak of.
+func (s WatchSummary) ChangedEveryRound() bool {
+	return s.Longest != nil && s.Longest.Rounds <= 1 && s.Answered >= 3
+}
+
 // TimeShare is the rounds and time of one kind of answer.
 type TimeShare struct {
 	Rounds int

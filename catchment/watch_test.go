@@ -455,6 +455,9 @@ func TestWatchBoundsInstances(t *testing.T) {
 	if s.Longest == nil || s.Longest.Rounds != 1 || s.Longest.Instance == catchment.OtherInstances {
 		t.Errorf("longest stable run %+v: want one round, on a named instance", s.Longest)
 	}
+	if !s.ChangedEveryRound() {
+		t.Errorf("a new identity on each of 100 rounds: not 'changed every round'")
+	}
 
 	// Beyond the cap a run keeps the name its instance answers with.
 	w = catchment.NewWatcher(watchTarget, time.Second, nil, 0)
@@ -468,5 +471,15 @@ func TestWatchBoundsInstances(t *testing.T) {
 	s = w.Summary(time.Time{})
 	if s.Longest == nil || s.Longest.Instance != "Y069" || s.Longest.Rounds != 5 || s.Switches != 69 {
 		t.Errorf("longest %+v, %d switches; want Y069 for 5 rounds, 69 switches", s.Longest, s.Switches)
+	}
+	if s.ChangedEveryRound() {
+		t.Errorf("runs of three rounds: 'changed every round'")
+	}
+	// One or two answered rounds are too few to say the instance changes.
+	w = catchment.NewWatcher(watchTarget, time.Second, nil, 0)
+	w.Observe(roundOf(0, step("Z0"), time.Second))
+	w.Observe(roundOf(1, step("Z1"), time.Second))
+	if s := w.Summary(time.Time{}); s.ChangedEveryRound() {
+		t.Errorf("two rounds, two identities: 'changed every round'")
 	}
 }

@@ -243,10 +243,6 @@ func watchTarget(t report.WatchTarget) string {
 
 // everyRound: the longest stable run is one round of many answered ones,
 // so no instance answered two rounds in a row.
-func everyRound(r *report.WatchRun, answered int) bool {
-	return r.Rounds <= 1 && answered >= 3
-}
-
 func percent(v float64) string { return fmt.Sprintf("%.1f%%", v*100) }
 
 func watchFlow(ew *errWriter, t report.WatchTarget, f report.WatchFlow, o WatchOptions) {
@@ -286,7 +282,7 @@ func watchFlow(ew *errWriter, t report.WatchTarget, f report.WatchFlow, o WatchO
 	}
 	ew.printf("\n")
 	if r := f.LongestStable; r != nil {
-		if everyRound(r, f.Answered) {
+		if f.ChangedEveryRound {
 			ew.printf("  no stable run: the instance changed on every round\n")
 		} else {
 			ew.printf("  longest stable run: %s for %s (%s, %s – %s)\n", Escape(r.Instance), dur(r.DurationMs), nOf(r.Rounds, "round", "rounds"), o.clock(r.Start), o.clock(r.End))
@@ -413,7 +409,8 @@ func watchFlows(ew *errWriter, t report.WatchTarget, o WatchOptions) {
 	by := map[string]*agg{}
 	var suspect, anonymous, noAnswer report.WatchShare
 	var suspicions, identities []string
-	switches, losses, timeouts, queries, lost, omitted, answered := 0, 0, 0, 0, 0, 0, 0
+	switches, losses, timeouts, queries, lost, omitted := 0, 0, 0, 0, 0, 0
+	everyRound := false // a flow's instance changed every round
 	var longest *report.WatchRun
 	longestPort := ""
 	for _, f := range flows {
@@ -451,7 +448,7 @@ func watchFlows(ew *errWriter, t report.WatchTarget, o WatchOptions) {
 			}
 		}
 		switches += f.Switches
-		answered += f.Answered
+		everyRound = everyRound || f.ChangedEveryRound
 		losses += f.Losses
 		timeouts += f.Timeouts
 		queries += f.Queries
@@ -502,7 +499,9 @@ func watchFlows(ew *errWriter, t report.WatchTarget, o WatchOptions) {
 	}
 	ew.printf("\n")
 	if r := longest; r != nil {
-		if everyRound(r, answered) {
+		// No flow kept an instance two rounds in a row, and one changed on
+		// every round of its own.
+		if everyRound && r.Rounds <= 1 {
 			ew.printf("  no stable run: the instance changed on every round\n")
 		} else {
 			ew.printf("  longest stable run: %s for %s (%s, %s – %s), port %s\n", Escape(r.Instance), dur(r.DurationMs), nOf(r.Rounds, "round", "rounds"), o.clock(r.Start), o.clock(r.End), longestPort)

@@ -209,7 +209,7 @@ func TestWatchTextIdentityEveryRound(t *testing.T) {
 	flow := func(sport int) report.WatchFlow {
 		return report.WatchFlow{Flow: report.FlowDTO{Protocol: "udp", Src: "198.51.100.10", Sport: sport, Dst: "192.0.2.53", Dport: 53},
 			Started: "2026-11-22T03:00:00.000Z", Ended: "2026-11-22T03:01:40.000Z", DurationMs: 100000, IntervalMs: 1000,
-			Rounds: 100, Answered: 100, Switches: 99, LostAfter: 3,
+			Rounds: 100, Answered: 100, Switches: 99, LostAfter: 3, ChangedEveryRound: true,
 			Instances: []report.WatchInstance{{Instance: report.InstanceDTO{Name: "X000", Source: "nsid"}, WatchShare: report.WatchShare{Rounds: 1, TimeMs: 1000, Share: 0.01}},
 				{Instance: report.InstanceDTO{Name: "(other instances)"}, WatchShare: report.WatchShare{Rounds: 37, TimeMs: 37000, Share: 0.37}}},
 			LongestStable: &report.WatchRun{Instance: "X042", Start: "2026-11-22T03:00:42.000Z", End: "2026-11-22T03:00:43.000Z", DurationMs: 1000, Rounds: 1}}

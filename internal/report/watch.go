@@ -102,6 +102,10 @@ type WatchFlow struct {
 	// LongestStable is the longest time on one instance without a switch
 	// or a loss; null when no instance answered.
 	LongestStable *WatchRun `json:"longest_stable"`
+	// ChangedEveryRound is true when no instance answered two rounds in a
+	// row (at least three rounds answered): the flow has no stable run,
+	// and longest_stable is one round of one of its identities.
+	ChangedEveryRound bool `json:"changed_every_round"`
 	// Events are the flow's events, the last MaxWatchEvents of them;
 	// EventsOmitted counts earlier ones left out (-o jsonl streams all).
 	Events        []WatchEvent `json:"events"`
@@ -297,6 +301,7 @@ func FromWatchSummary(id WatchFlowID, s catchment.WatchSummary, last []measure.A
 	if r := s.Longest; r != nil {
 		f.LongestStable = &WatchRun{Instance: r.Instance, Start: stamp(r.Start), End: stamp(r.End), DurationMs: Ms(r.Duration()), Rounds: r.Rounds}
 	}
+	f.ChangedEveryRound = s.ChangedEveryRound()
 	if len(events) > MaxWatchEvents {
 		omitted += len(events) - MaxWatchEvents
 		events = events[len(events)-MaxWatchEvents:]

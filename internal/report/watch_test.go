@@ -59,3 +59,29 @@ func TestWatchSummaryKeepsLastEvents(t *testing.T) {
 		t.Errorf("empty lists must be [] in JSON: %+v", f)
 	}
 }
+
+// An identity that changes every round is in the JSON summary, not only in
+// the text: changed_every_round, true for a flow that never saw one
+// instance two rounds in a row, false otherwise.
+func TestWatchSummaryChangedEveryRound(t *testing.T) {
+	at := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		rounds int
+		want   bool
+	}{{1, true}, {4, false}} {
+		s := catchment.WatchSummary{Start: at, End: at.Add(10 * time.Second), Rounds: 10, Answered: 10, Switches: 9,
+			Longest: &catchment.StableRun{Instance: "X3", Start: at.Add(3 * time.Second), End: at.Add(time.Duration(3+tc.rounds) * time.Second), Rounds: tc.rounds}}
+		f := report.FromWatchSummary(watchID, s, nil, measure.Identity{}, nil, 0)
+		b, err := json.Marshal(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := m["changed_every_round"].(bool); !ok || got != tc.want {
+			t.Errorf("longest run of %d rounds: changed_every_round %v (%v), want %v", tc.rounds, m["changed_every_round"], ok, tc.want)
+		}
+	}
+}
