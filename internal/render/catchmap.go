@@ -172,7 +172,7 @@ func CompareHTML(w io.Writer, rows []report.CompareRow, s *report.CompareSummary
 		notes := rowNotes(r)
 		p.Rows = append(p.Rows, HTMLRow{ID: rowID(i), Cells: []string{
 			Escape(r.Vantage.Label), vantageAS(r.Vantage), country, pos, targetLabel(r.Target, rowName(r)), rowCatchment(r),
-			siteLabel(r.Instance.Site), place, inst, upstreamLabel(r.Upstream), asPath(r.ASPath),
+			rowSite(r), place, inst, upstreamLabel(r.Upstream), asPath(r.ASPath),
 			msCell(r.DNSRTTMs), msCell(r.PathRTTMs), strings.Join(notes, "; "),
 		}})
 	}

@@ -128,7 +128,7 @@ func CompareText(w io.Writer, rows []report.CompareRow, s *report.CompareSummary
 	for _, r := range rows {
 		table = append(table, []string{
 			Escape(r.Vantage.Label), vantageAS(r.Vantage), targetLabel(r.Target, rowName(r)),
-			rowCatchment(r), siteLabel(r.Instance.Site), upstreamLabel(r.Upstream), asPath(r.ASPath),
+			rowCatchment(r), rowSite(r), upstreamLabel(r.Upstream), asPath(r.ASPath),
 			msLabel(r.DNSRTTMs), msLabel(r.PathRTTMs), strings.Join(rowNotes(r), "; "),
 		})
 	}
@@ -588,6 +588,24 @@ func quoteOrDash(s *string) string {
 		return "-"
 	}
 	return Quote(*s)
+}
+
+// rowSite is a line's site; a line split by flow has none of its own, so
+// the site of its most common instance says for how many of its flows it
+// stands.
+func rowSite(r report.CompareRow) string {
+	label := siteLabel(r.Instance.Site)
+	if !r.Split || r.Instance.Site == nil {
+		return label
+	}
+	on, all := 0, 0
+	for _, f := range r.FlowInstances {
+		all += f.Flows
+		if f.Instance == string(r.Instance.Name) {
+			on = f.Flows
+		}
+	}
+	return fmt.Sprintf("%s on %d of %d flows", label, on, all)
 }
 
 func siteLabel(s *report.SiteDTO) string {

@@ -59,3 +59,20 @@ func TestIDFlowTableIdentityOverFlows(t *testing.T) {
 		t.Errorf("the instance's identity should gather its flows' strings:\n%s", b.String())
 	}
 }
+
+// A line split by flow has no one site: its SITE cell says which share of
+// its flows the site given stands for (the demo's c3, split 5 to 3, showed
+// "lab i1 (FRA)" as if all its flows went there, while the summary counts
+// it in no site).
+func TestCompareTextSplitRowSite(t *testing.T) {
+	rows := []report.CompareRow{{Target: "192.0.2.53", Vantage: report.CompareVantage{Key: "host:c3", Label: "c3"}, Split: true,
+		Instance:      report.InstanceDTO{Name: "i1-nsd", Source: "nsid", Site: &report.SiteDTO{Operator: "lab", Site: "i1"}},
+		FlowInstances: []report.FlowCount{{Instance: "i1-nsd", Flows: 5}, {Instance: "i2-knot", Flows: 3}}}}
+	var b bytes.Buffer
+	if err := CompareText(&b, rows, &report.CompareSummary{}, CompareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "split: i1-nsd 5, i2-knot 3 flows  lab i1 on 5 of 8 flows") {
+		t.Errorf("split row:\n%s", b.String())
+	}
+}
