@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"runtime"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // HTTPClient is an HTTP client whose connections start in node's
@@ -31,50 +28,13 @@ func (l *Lab) HTTPClient(node string) (*http.Client, error) {
 }
 
 func dialIn(ctx context.Context, ns, network, addr string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		c, restored, err := dialOnThread(ctx, ns, network, addr)
-		if restored {
-			runtime.UnlockOSThread()
-		} // else the thread ends with this goroutine, its namespace with it
-		ch <- result{c, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		return nil, fmt.Errorf("dial %s in %s: %w", addr, ns, r.err)
-	}
-	return r.c, nil
-}
-
-// dialOnThread runs on a locked thread; restored says whether the thread
-// is back in the namespace it started in.
-func dialOnThread(ctx context.Context, ns, network, addr string) (c net.Conn, restored bool, err error) {
-	self, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	// The dialer makes the socket on the namespace's thread, so the socket
+	// lives in the namespace.
+	c, err := inNetns(ns, func() (net.Conn, error) {
+		return (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, network, addr)
+	}, func(c net.Conn) { c.Close() })
 	if err != nil {
-		return nil, true, fmt.Errorf("own namespace: %w", err)
+		return nil, fmt.Errorf("dial %s in %s: %w", addr, ns, err)
 	}
-	defer unix.Close(self)
-	target, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, true, fmt.Errorf("namespace: %w", err)
-	}
-	defer unix.Close(target)
-	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-		return nil, true, fmt.Errorf("enter namespace: %w", err)
-	}
-	// The dialer makes the socket on this thread (the goroutine is locked
-	// to it), so the socket lives in the namespace.
-	c, err = (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, network, addr)
-	if rerr := unix.Setns(self, unix.CLONE_NEWNET); rerr != nil {
-		if c != nil {
-			c.Close()
-		}
-		return nil, false, fmt.Errorf("return to own namespace: %w", rerr)
-	}
-	return c, true, err
+	return c, nil
 }

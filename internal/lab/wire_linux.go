@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,69 +118,30 @@ func (w *wire) close() {
 	w.wg.Wait()
 }
 
-// openTap creates a TAP device in a lab namespace and returns its file.
-// Only one locked OS thread enters the namespace, and only for the two
-// system calls that create the device; the device stays in its namespace
-// and the file works from any thread. Should the thread fail to return to
-// its own namespace, it stays locked and exits with its goroutine, so no
-// other code ever runs in the lab namespace by accident.
+// openTap creates a TAP device in a lab namespace and returns its file: a
+// thread enters the namespace (inNetns) only for the two system calls that
+// create the device; the device stays in its namespace and the file works
+// from any thread.
 func openTap(ns, name string) (*os.File, error) {
-	type result struct {
-		f   *os.File
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		f, restored, err := openTapIn(ns, name)
-		if restored {
-			runtime.UnlockOSThread()
+	f, err := inNetns(ns, func() (*os.File, error) {
+		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		if err != nil {
+			return nil, fmt.Errorf("create: %w", err)
 		}
-		ch <- result{f, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		return nil, fmt.Errorf("tap %s in %s: %w", name, ns, r.err)
-	}
-	return r.f, nil
-}
-
-// openTapIn runs on a locked thread; restored says whether the thread is
-// back in the namespace it started in.
-func openTapIn(ns, name string) (f *os.File, restored bool, err error) {
-	self, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, true, fmt.Errorf("own namespace: %w", err)
-	}
-	defer unix.Close(self)
-	target, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, true, fmt.Errorf("namespace: %w", err)
-	}
-	defer unix.Close(target)
-	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-		return nil, true, fmt.Errorf("enter namespace: %w", err)
-	}
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-	if err == nil {
-		var ifr *unix.Ifreq
-		if ifr, err = unix.NewIfreq(name); err == nil {
+		ifr, err := unix.NewIfreq(name)
+		if err == nil {
 			ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
 			err = unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr)
 		}
 		if err != nil {
 			unix.Close(fd)
+			return nil, fmt.Errorf("create: %w", err)
 		}
-	}
-	if rerr := unix.Setns(self, unix.CLONE_NEWNET); rerr != nil {
-		if err == nil {
-			unix.Close(fd)
-		}
-		return nil, false, fmt.Errorf("return to own namespace: %w", rerr)
-	}
+		// Non-blocking, so reads wait in the runtime's poller and Close ends them.
+		return os.NewFile(uintptr(fd), name), nil
+	}, func(f *os.File) { f.Close() })
 	if err != nil {
-		return nil, true, fmt.Errorf("create: %w", err)
+		return nil, fmt.Errorf("tap %s in %s: %w", name, ns, err)
 	}
-	// Non-blocking, so reads wait in the runtime's poller and Close ends them.
-	return os.NewFile(uintptr(fd), name), true, nil
+	return f, nil
 }
