@@ -405,26 +405,22 @@ func membersLabel(cs []report.FlowCount) string {
 	if len(cs) == 1 {
 		return Escape(cs[0].Instance)
 	}
-	var parts []string
-	for i, c := range cs {
-		if i == 5 {
-			parts = append(parts, fmt.Sprintf("%d more", len(cs)-5))
-			break
-		}
-		parts = append(parts, fmt.Sprintf("%s %d", Escape(c.Instance), c.Flows))
-	}
-	return strings.Join(parts, ", ")
+	return countsList(cs, Escape)
 }
 
-// countsLabel lists names with their counts, at most five.
-func countsLabel(cs []report.FlowCount) string {
+// countsLabel lists names, quoted, with their counts, at most five.
+func countsLabel(cs []report.FlowCount) string { return countsList(cs, Quote) }
+
+// countsList is "a 3, b 2, 4 more": at most five names (as name writes
+// them) with their counts.
+func countsList(cs []report.FlowCount, name func(string) string) string {
 	var parts []string
 	for i, c := range cs {
 		if i == 5 {
 			parts = append(parts, fmt.Sprintf("%d more", len(cs)-5))
 			break
 		}
-		parts = append(parts, fmt.Sprintf("%s %d", Quote(c.Instance), c.Flows))
+		parts = append(parts, fmt.Sprintf("%s %d", name(c.Instance), c.Flows))
 	}
 	return strings.Join(parts, ", ")
 }

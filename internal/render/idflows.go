@@ -62,14 +62,7 @@ func idFlowTable(w *errWriter, t report.IDTarget) {
 	case len(sum.Instances) == 0:
 		w.printf("instances none identified on %s\n", plural(sum.Flows, "flow"))
 	default:
-		line := instanceShares(sum.Instances, sum.Flows)
-		if sum.Unidentified > 0 {
-			line += fmt.Sprintf("; %s without an identity", plural(sum.Unidentified, "flow"))
-		}
-		if sum.Split {
-			line += "  — catchment split by flow"
-		}
-		w.printf("instances %s\n", line)
+		w.printf("instances %s\n", instancesLine(sum.Instances, sum.Flows, sum.Unidentified, sum.Split))
 	}
 }
 

@@ -80,14 +80,7 @@ func sweepText(w *errWriter, s report.TraceSweep, o TraceOptions) {
 	case len(sum.Instances) == 0:
 		w.printf("instances none identified\n")
 	default:
-		line := instanceShares(sum.Instances, sum.Flows)
-		if sum.Unidentified > 0 {
-			line += fmt.Sprintf("; %s without an identity", plural(sum.Unidentified, "flow"))
-		}
-		if sum.Split {
-			line += "  — catchment split by flow"
-		}
-		w.printf("instances %s\n", line)
+		w.printf("instances %s\n", instancesLine(sum.Instances, sum.Flows, sum.Unidentified, sum.Split))
 	}
 	w.printf("flows     %s\n", stopLine(sum))
 	for _, f := range s.FailedFlows {
@@ -306,6 +299,20 @@ func pathHops(p report.SweepPath, first *report.TraceFlow) []report.HopDTO {
 		out[i] = d
 	}
 	return out
+}
+
+// instancesLine is how a target's flows spread over instances (a sweep's,
+// an id --flows run's): "i1-nsd on 13 of 32 flows, i2-knot on 19; 1 flow
+// without an identity  — catchment split by flow".
+func instancesLine(in []report.FlowCount, flows, unidentified int, split bool) string {
+	line := instanceShares(in, flows)
+	if unidentified > 0 {
+		line += fmt.Sprintf("; %s without an identity", plural(unidentified, "flow"))
+	}
+	if split {
+		line += "  — catchment split by flow"
+	}
+	return line
 }
 
 // instanceShares is "i1-nsd on 13 of 32 flows, i2-knot on 19".
