@@ -291,16 +291,26 @@ func unionHops(p, g []Hop) []Hop {
 // sortCounts orders counts by count, then by name, so output is stable.
 func sortCounts(m map[string]int) []InstanceCount {
 	out := make([]InstanceCount, 0, len(m))
-	for k, v := range m {
-		out = append(out, InstanceCount{Instance: k, Count: v})
+	for _, k := range Ranked(m) {
+		out = append(out, InstanceCount{Instance: k, Count: m[k]})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Count != out[j].Count {
-			return out[i].Count > out[j].Count
-		}
-		return out[i].Instance < out[j].Instance
-	})
 	return out
+}
+
+// Ranked is the keys of counts, most counted first, then by name: the one
+// stable order of every tally in a report.
+func Ranked(counts map[string]int) []string {
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if counts[keys[i]] != counts[keys[j]] {
+			return counts[keys[i]] > counts[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
 }
 
 // Diamond is a stretch of TTLs where paths differ: they part after TTL

@@ -243,3 +243,14 @@ func hopString(hs []Hop) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// Ranked orders a tally most counted first, ties by name, whatever the
+// map's order.
+func TestRanked(t *testing.T) {
+	m := map[string]int{"lhr": 2, "ams": 5, "fra": 2, "sin": 1, "cdg": 5}
+	for range 5 {
+		if got := Ranked(m); !slices.Equal(got, []string{"ams", "cdg", "fra", "lhr", "sin"}) {
+			t.Fatalf("ranked %v", got)
+		}
+	}
+}

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"strconv"
 	"time"
 
+	"github.com/anycheck/anycheck/catchment"
 	"github.com/anycheck/anycheck/census"
 	"github.com/anycheck/anycheck/whois"
 )
@@ -345,15 +345,9 @@ func median(sorted []float64) float64 {
 
 func censusCounts(m map[string]int) []CensusCount {
 	out := make([]CensusCount, 0, len(m))
-	for k, v := range m {
-		out = append(out, CensusCount{Key: k, Clients: v})
+	for _, k := range catchment.Ranked(m) {
+		out = append(out, CensusCount{Key: k, Clients: m[k]})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Clients != out[j].Clients {
-			return out[i].Clients > out[j].Clients
-		}
-		return out[i].Key < out[j].Key
-	})
 	return out
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"sort"
 	"strings"
 	"time"
 
@@ -247,14 +246,8 @@ func rttStats(ds []time.Duration) *RTTStats {
 // output is stable.
 func counts(m map[string]int) []InstanceCount {
 	out := make([]InstanceCount, 0, len(m))
-	for k, v := range m {
-		out = append(out, InstanceCount{Instance: k, Runs: v})
+	for _, k := range catchment.Ranked(m) {
+		out = append(out, InstanceCount{Instance: k, Runs: m[k]})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Runs != out[j].Runs {
-			return out[i].Runs > out[j].Runs
-		}
-		return out[i].Instance < out[j].Instance
-	})
 	return out
 }
