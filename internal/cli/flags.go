@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agnivade/levenshtein"
+	"github.com/miekg/dns"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -237,4 +238,37 @@ func addCompletions(root *cobra.Command) {
 		}
 	}
 	walk(root)
+}
+
+// queryFlags are the identity query's flags of the commands that ask
+// (id, watch): --tcp, --version, --name.
+type queryFlags struct {
+	tcp     bool
+	version bool
+	names   []string
+}
+
+func (q *queryFlags) register(f *pflag.FlagSet) {
+	f.BoolVar(&q.tcp, "tcp", false, "query over TCP (default: UDP, TCP when truncated)")
+	f.BoolVar(&q.version, "version", false, "also ask version.bind and version.server")
+	f.StringSliceVar(&q.names, "name", nil, "CHAOS TXT names to ask instead of hostname.bind,id.server")
+}
+
+func (q *queryFlags) validate() error {
+	for _, n := range q.names {
+		if !isDNSName(n) {
+			return usageErr("--name %q: not a valid DNS name", n)
+		}
+	}
+	return nil
+}
+
+// qnames are the --name names as queries ask them (fully qualified); nil
+// for the defaults.
+func (q *queryFlags) qnames() []string {
+	var out []string
+	for _, n := range q.names {
+		out = append(out, dns.Fqdn(n))
+	}
+	return out
 }

@@ -16,8 +16,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/miekg/dns"
-
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/probe"
@@ -31,11 +29,9 @@ type idOptions struct {
 	flows    int
 	count    int
 	interval time.Duration
-	tcp      bool
-	version  bool
-	names    []string
-	rate     float64
-	strict   bool
+	queryFlags
+	rate   float64
+	strict bool
 }
 
 func newIDCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *idOptions) error) *cobra.Command {
@@ -78,9 +74,7 @@ addresses, or those of the family -4/-6 chooses).`,
 	f.IntVar(&o.flows, "flows", 1, "repeat over N flows (source ports) to find catchment splits")
 	f.IntVarP(&o.count, "count", "c", 1, "runs per flow")
 	durationVarP(f, &o.interval, "interval", "", time.Second, "pause between runs with -c (a duration, or seconds)")
-	f.BoolVar(&o.tcp, "tcp", false, "query over TCP (default: UDP, TCP when truncated)")
-	f.BoolVar(&o.version, "version", false, "also ask version.bind and version.server")
-	f.StringSliceVar(&o.names, "name", nil, "CHAOS TXT names to ask instead of hostname.bind,id.server")
+	o.queryFlags.register(f)
 	rateVar(f, &o.rate, probe.DefaultRate, "queries per second over the whole run (all targets and flows)")
 	f.BoolVar(&o.strict, "strict", false, "exit 3 when flows reach more than one instance (a catchment split; needs --flows N)")
 	addLocationFlag(cmd, o.g)
@@ -99,10 +93,8 @@ func (o *idOptions) validate() error {
 	if o.interval < 0 {
 		return usageErr("--interval %s: must not be negative", o.interval)
 	}
-	for _, n := range o.names {
-		if !isDNSName(n) {
-			return usageErr("--name %q: not a valid DNS name", n)
-		}
+	if err := o.queryFlags.validate(); err != nil {
+		return err
 	}
 	if o.strict && o.flows < 2 {
 		return usageErr("--strict: one flow cannot show a catchment split; add --flows N (N > 1)")
@@ -137,9 +129,7 @@ func runID(ctx context.Context, o *idOptions, s *streams, d *deps) error {
 			run.finishTarget(ctx, i, &idTarget{target: resolved[i], TargetRuns: tr})
 		},
 	}
-	for _, n := range o.names {
-		po.Names = append(po.Names, dns.Fqdn(n))
-	}
+	po.Names = o.qnames()
 	for _, r := range resolved {
 		po.Targets = append(po.Targets, netip.AddrPortFrom(r.addr, uint16(o.port)))
 	}

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/spf13/cobra"
 
 	"github.com/anycheck/anycheck/catchment"
@@ -33,15 +32,13 @@ type watchOptions struct {
 	interval  time.Duration
 	duration  time.Duration
 	lostAfter int
-	tcp       bool
 	strict    bool
-	version   bool
-	names     []string
-	trace     bool
-	mode      string
-	maxTTL    int
-	rate      float64
-	metrics   string // --metrics ADDR: serve the watch's state to Prometheus
+	queryFlags
+	trace   bool
+	mode    string
+	maxTTL  int
+	rate    float64
+	metrics string // --metrics ADDR: serve the watch's state to Prometheus
 	// countSet and durationSet: the watch is bounded, so a signal is an
 	// interruption; an unbounded watch ends normally on Ctrl-C.
 	countSet, durationSet bool
@@ -89,9 +86,7 @@ Exit status 3 when there was at least one switch or loss, 0 otherwise.`,
 	durationVarP(f, &o.duration, "duration", "", 0, "stop after this long (default: until Ctrl-C or -c)")
 	f.IntVar(&o.lostAfter, "lost-after", catchment.LostAfter, "rounds in a row without any reply that make a loss")
 	f.BoolVar(&o.strict, "strict", false, "exit 3 when a target's flows spend most of their time on different instances (a catchment split; needs --flows N)")
-	f.BoolVar(&o.tcp, "tcp", false, "query over TCP (default: UDP, TCP when truncated)")
-	f.BoolVar(&o.version, "version", false, "also ask version.bind and version.server")
-	f.StringSliceVar(&o.names, "name", nil, "CHAOS TXT names to ask instead of hostname.bind,id.server")
+	o.queryFlags.register(f)
 	f.BoolVar(&o.trace, "trace", false, "trace the flow at the start and after every switch, and show the hops that changed")
 	modeVar(f, &o.mode, "socket mode of --trace: auto, raw (CAP_NET_RAW) or socket (unprivileged; udp)")
 	f.IntVarP(&o.maxTTL, "max-ttl", "m", trace.DefaultMaxTTL, "maximum TTL of --trace")
@@ -128,10 +123,8 @@ func (o *watchOptions) validate() error {
 	if o.lostAfter < 1 || o.lostAfter > 1000 {
 		return usageErr("--lost-after %d: must be between 1 and 1000", o.lostAfter)
 	}
-	for _, n := range o.names {
-		if !isDNSName(n) {
-			return usageErr("--name %q: not a valid DNS name", n)
-		}
+	if err := o.queryFlags.validate(); err != nil {
+		return err
 	}
 	if o.trace && o.tcp && o.mode == "socket" {
 		return usageErr("--trace with --tcp needs raw sockets: --mode socket traces udp only")
@@ -157,9 +150,7 @@ func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
 	if o.durationSet {
 		wo.Duration = o.duration
 	}
-	for _, n := range o.names {
-		wo.Names = append(wo.Names, dns.Fqdn(n))
-	}
+	wo.Names = o.qnames()
 	for _, tg := range targets {
 		wo.Targets = append(wo.Targets, watch.Target{Input: tg.input, Addr: netip.AddrPortFrom(tg.addr, uint16(o.port))})
 	}
