@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"slices"
@@ -44,12 +45,15 @@ queries reach several instances at the same time (split, e.g. per-flow ECMP).
 --instance NAME=FILE names the instance of a file; a bare FILE is named by
 the log: each dnstap message's identity (one file may hold several
 instances), or a capture's answer to CH TXT hostname.bind or id.server.
+A FILE of "-" is standard input (one input at most: --instance fra=- reads
+fra's log from a pipe, e.g. ssh fra cat /var/log/nsd.dnstap).
 Logs are streamed and merged by time: memory grows with the clients, not
 the queries. Records that are not client queries or do not parse are
 counted (in the JSON inputs) and skipped; a file cut short is a warning.`,
 		Example: `  anycheck census logs --instance fra=fra.dnstap --instance ams=ams.dnstap
   anycheck census logs --asn file:pfx2as.txt -o csv *.dnstap.gz
-  anycheck census logs --prefix-len 32 --instance a=a.pcap --instance b=b.pcapng`,
+  anycheck census logs --prefix-len 32 --instance a=a.pcap --instance b=b.pcapng
+  zcat fra.dnstap.gz | anycheck census logs --instance fra=- --instance ams=ams.dnstap`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.files = args
 			if len(o.files)+len(o.instances) == 0 {
@@ -62,7 +66,7 @@ counted (in the JSON inputs) and skipped; a file cut short is a warning.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&o.instances, "instance", nil, "NAME=FILE: a log of instance NAME (dnstap, pcap, pcapng; gzip ok); repeat per instance and file")
+	f.StringArrayVar(&o.instances, "instance", nil, "NAME=FILE: a log of instance NAME (dnstap, pcap, pcapng; gzip ok; - is standard input); repeat per instance and file")
 	registerPrefixLen(f, &o.prefix)
 	durationVarP(f, &o.splitWindow, "split-window", "", census.DefaultSplitWindow, "a client that comes back to an instance within this time is split, not moving; a move counts once it kept to the new instance this long")
 	f.StringArrayVar(&o.services, "service", nil, "count only queries to this address (the anycast service's; repeatable): captures and resolvers' logs hold other traffic")
@@ -74,10 +78,29 @@ counted (in the JSON inputs) and skipped; a file cut short is a warning.`,
 
 // censusLog is one input of `census logs`.
 type censusLog struct {
-	file     string
+	file     string // "-" is standard input
 	instance string // "" = the identity the log names
 	f        *os.File
 	log      *census.LogReader
+}
+
+// stdinFile is the FILE that stands for standard input.
+const stdinFile = "-"
+
+// name is the input as messages name it.
+func (l censusLog) name() string {
+	if l.file == stdinFile {
+		return "standard input"
+	}
+	return l.file
+}
+
+// arg is the input as the command line gave it.
+func (l censusLog) arg() string {
+	if l.instance != "" {
+		return "--instance " + l.instance + "=" + l.file
+	}
+	return l.file
 }
 
 func (o *censusLogsOptions) logs() ([]censusLog, error) {
@@ -94,6 +117,17 @@ func (o *censusLogsOptions) logs() ([]censusLog, error) {
 	}
 	for _, file := range o.files {
 		out = append(out, censusLog{file: file})
+	}
+	// Standard input is one stream: a second reader would see nothing.
+	first := -1
+	for i, l := range out {
+		if l.file != stdinFile {
+			continue
+		}
+		if first >= 0 {
+			return nil, usageErr("standard input (-) can be read once: %s and %s", render.Escape(out[first].arg()), render.Escape(l.arg()))
+		}
+		first = i
 	}
 	return out, nil
 }
@@ -121,16 +155,19 @@ func runCensusLogs(ctx context.Context, o *censusLogsOptions, s *streams, d *dep
 	// Every file is opened before anything is read: a missing file or
 	// one of another format is a usage error, with nothing on stdout.
 	for i := range logs {
-		f, err := os.Open(logs[i].file)
-		if err != nil {
-			closeLogs(logs)
-			return usageErr("%v", err)
+		var r io.Reader = s.in
+		if logs[i].file != stdinFile {
+			f, err := os.Open(logs[i].file)
+			if err != nil {
+				closeLogs(logs)
+				return usageErr("%v", err)
+			}
+			logs[i].f, r = f, f
 		}
-		logs[i].f = f
-		l, err := census.OpenLog(f, census.LogOptions{Services: services})
+		l, err := census.OpenLog(r, census.LogOptions{Services: services})
 		if err != nil {
 			closeLogs(logs)
-			return usageErr("%s: %v", logs[i].file, err)
+			return usageErr("%s: %v", render.Escape(logs[i].name()), err)
 		}
 		logs[i].log = l
 	}
@@ -152,18 +189,18 @@ func runCensusLogs(ctx context.Context, o *censusLogsOptions, s *streams, d *dep
 		inputs = append(inputs, report.FromLogStats(l.file, l.instance, st))
 		if errs[i] != nil {
 			failed++
-			out.problem(report.Problem{Target: l.file, Stage: "read", Message: fmt.Sprintf("%s: read: %v", l.file, errs[i])})
+			out.problem(report.Problem{Target: l.file, Stage: "read", Message: fmt.Sprintf("%s: read: %v", l.name(), errs[i])})
 		}
 		if st.Truncated {
 			failed++
-			out.problem(report.Problem{Target: l.file, Stage: "read", Message: fmt.Sprintf("%s: the %s log ends in the middle of a record (cut short?): %d records read", l.file, st.Format, st.Records)})
+			out.problem(report.Problem{Target: l.file, Stage: "read", Message: fmt.Sprintf("%s: the %s log ends in the middle of a record (cut short?): %d records read", l.name(), st.Format, st.Records)})
 		}
 		if unnamed[i] > 0 {
 			failed++
-			out.problem(report.Problem{Target: l.file, Stage: "read", Message: fmt.Sprintf("%s: %d queries without a server identity in the log were left out: name its instance with --instance NAME=%s", l.file, unnamed[i], l.file)})
+			out.problem(report.Problem{Target: l.file, Stage: "read", Message: fmt.Sprintf("%s: %d queries without a server identity in the log were left out: name its instance with --instance NAME=%s", l.name(), unnamed[i], l.file)})
 		}
 		if st.Queries+st.Responses == 0 && ctx.Err() == nil {
-			out.warn(fmt.Sprintf("%s: no client queries in %d records (%s)", render.Escape(l.file), st.Records, skippedSummary(st.Skipped)))
+			out.warn(fmt.Sprintf("%s: no client queries in %d records (%s)", render.Escape(l.name()), st.Records, skippedSummary(st.Skipped)))
 		}
 	}
 	var servers []netip.Addr

@@ -436,3 +436,49 @@ func TestCompareReadsCensus(t *testing.T) {
 		}
 	}
 }
+
+// census logs --instance NAME=- reads that instance's log from standard
+// input (a pipe from zcat or ssh); a bare - is named by its log. Only one
+// input can be standard input: a second is a usage error naming both.
+func TestCensusLogsStdin(t *testing.T) {
+	d := testDeps()
+	nsd, knot := censusFixtures+"nsd-i1.dnstap", censusFixtures+"knot-i2.dnstap"
+	knotData, err := os.ReadFile(knot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withStdin := func(in []byte, args ...string) result {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), args, &streams{in: bytes.NewReader(in), out: &out, err: &errb}, d)
+		return result{code, out.String(), errb.String()}
+	}
+	files := runCLI(t, d, "census", "logs", "--prefix-len", "32", "-o", "csv", "--instance", "i1="+nsd, "--instance", "i2="+knot)
+	piped := withStdin(knotData, "census", "logs", "--prefix-len", "32", "-o", "csv", "--instance", "i1="+nsd, "--instance", "i2=-")
+	if piped.code != ExitOK || piped.stdout != files.stdout || files.stdout == "" {
+		t.Errorf("--instance i2=-: exit %d, stderr %q\n%s\nwant (from the file):\n%s", piped.code, piped.stderr, piped.stdout, files.stdout)
+	}
+	// A bare - is named by its log (Knot's identity), as a file is.
+	piped = withStdin(knotData, "census", "logs", "--prefix-len", "32", "-o", "json", nsd, "-")
+	reporttest.Check(t, []byte(piped.stdout), false)
+	if piped.code != ExitOK || !strings.Contains(piped.stdout, `"i2-knot"`) || !strings.Contains(piped.stdout, `"file": "-"`) {
+		t.Errorf("bare -: exit %d, stderr %q\n%s", piped.code, piped.stderr, piped.stdout)
+	}
+	for _, tc := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"--instance", "a=-", "--instance", "b=-"}, "standard input (-) can be read once: --instance a=- and --instance b=-"},
+		{[]string{"--instance", "a=-", "-"}, "standard input (-) can be read once: --instance a=- and -"},
+		{[]string{"-", "-"}, "standard input (-) can be read once: - and -"},
+	} {
+		r := withStdin(knotData, append([]string{"census", "logs"}, tc.args...)...)
+		if r.code != ExitUsage || !strings.Contains(r.stderr, tc.err) || r.stdout != "" {
+			t.Errorf("%v: exit %d, stderr %q; want a usage error %q", tc.args, r.code, r.stderr, tc.err)
+		}
+	}
+	// What is on standard input must be a log.
+	r := withStdin([]byte(`{"schema":"anycheck/v2"}`), "census", "logs", "--instance", "a=-")
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "standard input: ") || !strings.Contains(r.stderr, "not a dnstap") {
+		t.Errorf("junk on stdin: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
