@@ -1,6 +1,7 @@
 package atlas
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -165,4 +166,37 @@ func (c *Client) Download(ctx context.Context, m Created, q ResultsQuery, saveDi
 		return fmt.Errorf("%w: %w", ErrSave, err)
 	}
 	return nil
+}
+
+// DownloadAll downloads the measurements' results in turn (Download),
+// until ctx ends; errs[i] is measurement i's error, nil when it was read
+// (and saved) in full or not reached.
+func (c *Client) DownloadAll(ctx context.Context, ms []Created, q ResultsQuery, saveDir string, consume func(name string, r io.Reader)) (errs []error) {
+	errs = make([]error, len(ms))
+	for i, m := range ms {
+		if ctx.Err() != nil {
+			break
+		}
+		if err := c.Download(ctx, m, q, saveDir, consume); err != nil && ctx.Err() == nil {
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
+// SaveProbes writes the probes' metadata next to saved results, as
+// dir/probes.json in the shape /api/v2/probes/ serves it (WriteProbes),
+// atomically (renameio: a temporary file of a random name created
+// exclusively, renamed over probes.json; a link planted at either is never
+// followed). It returns the file's name; its errors are ErrSave.
+func SaveProbes(dir string, probes []Probe) (string, error) {
+	var b bytes.Buffer
+	if err := WriteProbes(&b, probes); err != nil {
+		return "", err
+	}
+	name := filepath.Join(dir, ProbesFile)
+	if err := renameio.WriteFile(name, b.Bytes(), 0o644, renameio.WithTempDir(dir)); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrSave, err)
+	}
+	return name, nil
 }

@@ -96,3 +96,83 @@ func TestDownloadSaves(t *testing.T) {
 		t.Errorf("an unusable save directory: %v, want ErrSave", err)
 	}
 }
+
+// DownloadAll reads every measurement in turn and says which failed: one
+// unknown to the API fails alone, the others are read; once ctx ends no
+// other download starts.
+func TestDownloadAll(t *testing.T) {
+	srv := (&atlastest.Server{Key: testKey}).Start(t)
+	c := newClient(srv)
+	made, err := c.CreateAll(context.Background(), campaign()[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Wait(context.Background(), []int{made[0].ID, made[1].ID}, atlas.WaitOptions{Poll: 1}); err != nil {
+		t.Fatal(err)
+	}
+	ms := []atlas.Created{made[0], {ID: 99999999, Type: "dns", AF: 4}, made[1]}
+	var read []string
+	errs := c.DownloadAll(context.Background(), ms, atlas.ResultsQuery{}, "", func(name string, r io.Reader) {
+		io.Copy(io.Discard, r)
+		read = append(read, name)
+	})
+	want := []string{"msm " + strconv.Itoa(made[0].ID), "msm " + strconv.Itoa(made[1].ID)}
+	if fmt.Sprint(read) != fmt.Sprint(want) || len(errs) != 3 || errs[0] != nil || errs[1] == nil || errs[2] != nil {
+		t.Errorf("read %v, errors %v; want %v read and measurement 99999999 failed", read, errs, want)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	read = nil
+	errs = c.DownloadAll(ctx, made[:2], atlas.ResultsQuery{}, "", func(name string, r io.Reader) {
+		read = append(read, name)
+		cancel() // Ctrl-C while the first is read
+	})
+	if len(read) != 1 || errs[0] != nil || errs[1] != nil {
+		t.Errorf("after ctx ended: read %v, errors %v; want the first only, and no error", read, errs)
+	}
+}
+
+// SaveProbes never follows a link planted in the directory: the probes file is
+// written to a new temporary file of a random name, then renamed (a
+// symlink at probes.json.tmp once had its target overwritten).
+func TestSaveProbesFollowsNoPlantedLink(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, planted := range []string{atlas.ProbesFile + ".tmp", atlas.ProbesFile} {
+		if err := os.Symlink(victim, filepath.Join(dir, planted)); err != nil {
+			t.Fatal(err)
+		}
+		name, err := atlas.SaveProbes(dir, []atlas.Probe{{ID: 7, Country: "NL"}})
+		if err != nil {
+			t.Fatalf("%s planted: %v", planted, err)
+		}
+		if b, _ := os.ReadFile(victim); string(b) != "keep me" {
+			t.Fatalf("%s planted: the link's target was overwritten: %q", planted, b)
+		}
+		if fi, err := os.Lstat(name); err != nil || !fi.Mode().IsRegular() {
+			t.Fatalf("%s planted: %s is not a regular file: %v %v", planted, name, fi, err)
+		}
+		ps, err := atlas.ReadProbes(mustOpen(t, name))
+		if err != nil || len(ps) != 1 || ps[0].ID != 7 {
+			t.Errorf("%s planted: saved probes %+v %v", planted, ps, err)
+		}
+		os.Remove(filepath.Join(dir, planted))
+		os.Remove(name)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {
+		t.Errorf("left in the directory: %v", left)
+	}
+}
+
+func mustOpen(t *testing.T, name string) *os.File {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,7 +22,6 @@ import (
 	"github.com/anycheck/anycheck/internal/render"
 	"github.com/anycheck/anycheck/internal/report"
 	"github.com/anycheck/anycheck/whois"
-	"github.com/google/renameio/v2"
 )
 
 // atlasCommon are the flags of every atlas subcommand.
@@ -146,32 +143,21 @@ func renderAtlas(ctx context.Context, c *atlas.Client, ms []atlasMsm, q atlas.Re
 	if partial {
 		failed++
 	}
-	var downloadErr error
-	for _, m := range ms {
-		if ctx.Err() != nil {
-			break
-		}
-		err := download(ctx, c, m, q, o.save, func(name string, r io.Reader) {
-			readInput(ctx, name, r, side, out, prog)
-		})
-		if err != nil && ctx.Err() == nil {
-			if side.read == 0 && downloadErr == nil {
-				// Said once, as the run's error, if nothing gets read.
-				downloadErr = err
-				continue
-			}
-			failed++
-			out.problem(report.Problem{Stage: "download", Message: err.Error()})
-		}
-	}
+	errs := c.DownloadAll(ctx, ms, q, o.save, func(name string, r io.Reader) {
+		readInput(ctx, name, r, side, out, prog)
+	})
 	prog.done()
 	interrupted := ctx.Err() != nil
-	if downloadErr != nil && !interrupted {
-		if side.read == 0 {
-			return downloadErr
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		err = downloadError(err)
+		if side.read == 0 && !interrupted {
+			return err // nothing read: the first error is the run's
 		}
 		failed++
-		out.problem(report.Problem{Stage: "download", Message: downloadErr.Error()})
+		out.problem(report.Problem{Stage: "download", Message: err.Error()})
 	}
 	failed += side.skipped
 	var ids []int
@@ -192,9 +178,9 @@ func renderAtlas(ctx context.Context, c *atlas.Client, ms []atlasMsm, q atlas.Re
 		}
 		side.addProbes(probes)
 		if o.save != "" {
-			name, err := saveProbes(o.save, probes)
+			name, err := atlas.SaveProbes(o.save, probes)
 			if err != nil {
-				return err
+				return downloadError(err)
 			}
 			side.inputs = append(side.inputs, report.CompareInput{Name: name, Format: "atlas probes"})
 		}
@@ -794,17 +780,13 @@ func runAtlasFetch(ctx context.Context, o *atlasFetchOptions, s *streams, d *dep
 	return renderAtlas(ctx, c, ms, atlas.ResultsQuery{Start: o.from, Stop: o.until}, &o.common, rs, o.g, s, d, false)
 }
 
-// download streams one measurement's results into consume and, with
-// --save, into DIR (atlas.Download).
-func download(ctx context.Context, c *atlas.Client, m atlasMsm, q atlas.ResultsQuery, saveDir string, consume func(name string, r io.Reader)) error {
-	err := c.Download(ctx, m, q, saveDir, consume)
-	switch {
-	case errors.Is(err, atlas.ErrSave):
+// downloadError says an Atlas download's error as the command does: a
+// failed save names --save.
+func downloadError(err error) error {
+	if errors.Is(err, atlas.ErrSave) {
 		return fmt.Errorf("--%w", err) // "--save: …"
-	case err != nil:
-		return atlasError(err)
 	}
-	return nil
+	return atlasError(err)
 }
 
 // prepareSave makes the --save directory.
@@ -816,20 +798,4 @@ func prepareSave(dir string) error {
 		return usageErr("--save %s: %v", dir, err)
 	}
 	return nil
-}
-
-// saveProbes writes the probes' metadata next to the saved results, in the
-// shape /api/v2/probes/ serves it, atomically (renameio: a temporary file
-// of a random name created exclusively, renamed over probes.json; a link
-// planted at either is never followed).
-func saveProbes(dir string, probes []atlas.Probe) (string, error) {
-	var b bytes.Buffer
-	if err := atlas.WriteProbes(&b, probes); err != nil {
-		return "", err
-	}
-	name := filepath.Join(dir, atlas.ProbesFile)
-	if err := renameio.WriteFile(name, b.Bytes(), 0o644, renameio.WithTempDir(dir)); err != nil {
-		return "", fmt.Errorf("--save: %w", err)
-	}
-	return name, nil
 }

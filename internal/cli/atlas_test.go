@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anycheck/anycheck/atlas"
 	"github.com/anycheck/anycheck/atlas/atlastest"
 	"github.com/anycheck/anycheck/internal/report/reporttest"
 )
@@ -600,51 +599,6 @@ func TestAtlasRunSendsWhatTheDryRunShows(t *testing.T) {
 	if len(v4) == 0 || fmt.Sprint(v4) != fmt.Sprint(v6) {
 		t.Errorf("IPv4 probes %v, IPv6 probes %v: want the same", v4, v6)
 	}
-}
-
-// --save never follows a link planted in the directory: the probes file is
-// written to a new temporary file of a random name, then renamed (a
-// symlink at probes.json.tmp once had its target overwritten).
-func TestAtlasSaveProbesFollowsNoPlantedLink(t *testing.T) {
-	dir := t.TempDir()
-	victim := filepath.Join(t.TempDir(), "victim")
-	if err := os.WriteFile(victim, []byte("keep me"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, planted := range []string{atlas.ProbesFile + ".tmp", atlas.ProbesFile} {
-		if err := os.Symlink(victim, filepath.Join(dir, planted)); err != nil {
-			t.Fatal(err)
-		}
-		name, err := saveProbes(dir, []atlas.Probe{{ID: 7, Country: "NL"}})
-		if err != nil {
-			t.Fatalf("%s planted: %v", planted, err)
-		}
-		if b, _ := os.ReadFile(victim); string(b) != "keep me" {
-			t.Fatalf("%s planted: the link's target was overwritten: %q", planted, b)
-		}
-		if fi, err := os.Lstat(name); err != nil || !fi.Mode().IsRegular() {
-			t.Fatalf("%s planted: %s is not a regular file: %v %v", planted, name, fi, err)
-		}
-		ps, err := atlas.ReadProbes(mustOpen(t, name))
-		if err != nil || len(ps) != 1 || ps[0].ID != 7 {
-			t.Errorf("%s planted: saved probes %+v %v", planted, ps, err)
-		}
-		os.Remove(filepath.Join(dir, planted))
-		os.Remove(name)
-	}
-	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {
-		t.Errorf("left in the directory: %v", left)
-	}
-}
-
-func mustOpen(t *testing.T, name string) *os.File {
-	t.Helper()
-	f, err := os.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
 }
 
 // Credentials in --atlas-url (http://user:password@host) are never printed:
