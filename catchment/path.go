@@ -72,28 +72,15 @@ func targetASNs(f Flow, target netip.Addr) []uint32 {
 	return nil
 }
 
-// hopRef is a responder with its TTL, in path order.
-type hopRef struct {
-	ttl int
-	r   Responder
-}
-
-// responders lists the flow's responders before the target in path order:
-// the target itself, responders of the other address family and the Atlas
-// "hop 255" tail are not hops of the path.
-func responders(f Flow, target netip.Addr) []hopRef {
-	var out []hopRef
-	for _, h := range f.Hops {
-		if h.TTL >= 255 {
-			continue
-		}
-		for _, r := range h.Responders {
-			if a := r.Addr.Unmap(); a != target && onPath(a, target) {
-				out = append(out, hopRef{h.TTL, r})
-			}
-		}
+// pathHop reports whether responder a at ttl is a hop of the path to
+// target: the target itself, responders of the other address family and
+// the Atlas "hop 255" tail are not.
+func pathHop(ttl int, a, target netip.Addr) bool {
+	if ttl >= 255 {
+		return false
 	}
-	return out
+	a = a.Unmap()
+	return a != target && onPath(a, target)
 }
 
 // onPath reports whether a responder's address can be a hop of a path to
@@ -105,37 +92,60 @@ func onPath(a, target netip.Addr) bool {
 
 // UpstreamOf finds where the flow hands over to the service at target,
 // whose origin ASes are origin (see Upstream). It is false when no hop
-// before the target answered.
+// before the target answered. It walks the hops in place: it runs for
+// every row of a catchment and every trace collected, and makes no
+// garbage.
 func UpstreamOf(f Flow, target netip.Addr, origin []uint32) (Upstream, bool) {
 	target = target.Unmap()
-	rs := responders(f, target)
-	if len(rs) == 0 {
-		return Upstream{}, false
+	inOrigin := func(r *Responder) bool {
+		for _, a := range r.ASNs {
+			if slices.Contains(origin, a) {
+				return true
+			}
+		}
+		return false
 	}
-	last := rs[len(rs)-1]
-	inOrigin := func(r Responder) bool {
-		return slices.ContainsFunc(r.ASNs, func(a uint32) bool { return slices.Contains(origin, a) })
-	}
-	// The last hop whose AS is known and is not the service's.
-	up := -1
-	if len(origin) > 0 {
-		for i := len(rs) - 1; i >= 0; i-- {
-			if len(rs[i].r.ASNs) > 0 && !inOrigin(rs[i].r) {
-				up = i
-				break
+	// The last hop before the target, and the last whose AS is known and
+	// is not the service's (by its place among the path's responders).
+	var last, up *Responder
+	lastTTL, upAt, n := 0, 0, 0
+	for hi := range f.Hops {
+		h := &f.Hops[hi]
+		for ri := range h.Responders {
+			r := &h.Responders[ri]
+			if !pathHop(h.TTL, r.Addr, target) {
+				continue
+			}
+			n++
+			last, lastTTL = r, h.TTL
+			if len(origin) > 0 && len(r.ASNs) > 0 && !inOrigin(r) {
+				up, upAt = r, n
 			}
 		}
 	}
-	if up < 0 {
+	if last == nil {
+		return Upstream{}, false
+	}
+	if up == nil {
 		// No origin told the upstream AS apart: the hop is all there is
 		// (its own origins are the responder's).
-		return Upstream{TTL: last.ttl, Responder: last.r}, true
+		return Upstream{TTL: lastTTL, Responder: *last}, true
 	}
-	u := Upstream{TTL: last.ttl, Responder: last.r, AS: firstAS(rs[up].r.ASNs), ByOrigin: true}
-	for _, h := range rs[up+1:] {
-		if inOrigin(h.r) {
-			u.TTL, u.Responder = h.ttl, h.r
-			break
+	u := Upstream{TTL: lastTTL, Responder: *last, AS: firstAS(up.ASNs), ByOrigin: true}
+	// The hop where the path enters the service: the first in its origin
+	// AS after the upstream's last.
+	n = 0
+	for hi := range f.Hops {
+		h := &f.Hops[hi]
+		for ri := range h.Responders {
+			r := &h.Responders[ri]
+			if !pathHop(h.TTL, r.Addr, target) {
+				continue
+			}
+			if n++; n > upAt && inOrigin(r) {
+				u.TTL, u.Responder = h.TTL, *r
+				return u, true
+			}
 		}
 	}
 	return u, true
