@@ -501,7 +501,7 @@ func TestSweepAuto(t *testing.T) {
 		t.Errorf("capped at 8: %d flows, stop %+v", len(s.Flows), st)
 	}
 	r = runCLI(t, ecmpDeps(diamondNet()), "trace", "--flows", "auto", "--max-flows", "8", "--asn", "none", "-n", "192.0.2.53")
-	if want := fmt.Sprintf("flows     8 of at most 8 (--flows auto, 1 round): stopped at --max-flows; still short of the MDA stopping rule (95 %%): ttl 1 198.51.100.1 (2 next hops, 8 of %d flows)", need2); !strings.Contains(r.stdout, want) {
+	if want := fmt.Sprintf("flows     8 of at most 8 (--flows auto, 1 round): stopped at --max-flows; still short of the MDA stopping rule (95 %%): ttl 1 198.51.100.1 (2 next hops over 8 flows, %d needed)", need2); !strings.Contains(r.stdout, want) {
 		t.Errorf("text lacks %q:\n%s", want, r.stdout)
 	}
 }

@@ -393,7 +393,8 @@ func unsatisfied(vs []report.MDAVertexDTO) string {
 		if v.Address != nil {
 			at = fmt.Sprintf("ttl %d %s", v.TTL, *v.Address)
 		}
-		parts = append(parts, fmt.Sprintf("%s (%s, %d of %d flows)", at, plural(v.NextHops, "next hop"), v.Flows, v.Needed))
+		// The next hops its flows showed, and the flows that rule out one more.
+		parts = append(parts, fmt.Sprintf("%s (%s over %s, %d needed)", at, plural(v.NextHops, "next hop"), plural(v.Flows, "flow"), v.Needed))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -110,7 +110,7 @@ func diamondSweep() report.TraceSweep {
 		flows = append(flows, sweepFlow(sport, "i1-nsd", hops...))
 	}
 	return testSweep("192.0.2.53", flows, nil,
-		report.SweepStop{Mode: "auto", Reason: report.SweepStopMaxFlows, MaxFlows: 12, Rounds: 1})
+		report.SweepStop{Mode: "auto", Reason: report.SweepStopMaxFlows, MaxFlows: 13, Rounds: 1})
 }
 
 // splitSweep: a catchment split behind equal routes to two sites, one
