@@ -69,11 +69,11 @@ func idFlow(w *errWriter, f report.IDFlow, many bool) {
 	lastReplied := slices.ContainsFunc(last.Answers, replied)
 	switch {
 	case last.Instance.Name != "":
-		w.printf("%sinstance  %s\n", indent, identityLine(last.Instance))
+		w.printf("%sinstance  %s\n", indent, identityLine(runsIdentity(f, last.Instance)))
 	case f.Instance.Name != "":
 		// The last run lost its answers (or named nothing): the flow
 		// still reached the instance an earlier run named.
-		w.printf("%sinstance  %s  named by run %d of %d\n", indent, identityLine(f.Instance), namedRunNumber(f), len(f.Runs))
+		w.printf("%sinstance  %s  named by run %d of %d\n", indent, identityLine(runsIdentity(f, f.Instance)), namedRunNumber(f), len(f.Runs))
 	case f.Summary.Answered == 0:
 		w.printf("%sinstance  none: no DNS answer came back\n", indent)
 	default:
@@ -106,6 +106,19 @@ func idFlow(w *errWriter, f report.IDFlow, many bool) {
 		w.printf("%s  %d runs, %d/%d queries answered, %s, %s, instances %s\n",
 			indent, s.Runs, s.Answered, s.Queries, plural(s.Timeouts, "timeout"), rtt, instanceList(s.Instances))
 	}
+}
+
+// runsIdentity is in with the identity strings it lacks taken from the
+// flow's other runs that named the same instance, latest first (a run that
+// lost its hostname.bind answer names the instance by its NSID all the
+// same).
+func runsIdentity(f report.IDFlow, in report.InstanceDTO) report.InstanceDTO {
+	for i := len(f.Runs) - 1; i >= 0; i-- {
+		if f.Runs[i].Instance.Name == in.Name {
+			in = fillIdentity(in, f.Runs[i].Instance)
+		}
+	}
+	return in
 }
 
 // namedRunNumber is the number (from 1) of the latest of f's runs that

@@ -39,9 +39,9 @@ func idFlowTable(w *errWriter, t report.IDTarget) {
 		if name := string(f.Instance.Name); name != "" {
 			instance = escapeFit(name, maxNameWidth)
 			if id, ok := identities[name]; ok {
-				identities[name] = fillIdentity(id, f.Instance)
+				identities[name] = fillIdentity(id, runsIdentity(f, f.Instance))
 			} else {
-				identities[name] = f.Instance
+				identities[name] = runsIdentity(f, f.Instance)
 				order = append(order, name)
 			}
 		}

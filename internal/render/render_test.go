@@ -534,3 +534,24 @@ func TestShareLabelNamesThePlace(t *testing.T) {
 		}
 	}
 }
+
+// Over several runs the instance line gathers the identity strings of the
+// runs that named the same instance: a last run that lost its
+// hostname.bind answer described i1-nsd by its NSID and id.server only.
+func TestIDTextIdentityOverRuns(t *testing.T) {
+	res := probe.Result{Target: netip.MustParseAddrPort("192.0.2.53:53"), Source: netip.MustParseAddrPort("203.0.113.10:40000"), Started: t0}
+	full := res
+	full.Identity = measure.Identity{Instance: "i1-nsd", Source: "nsid", NSID: "i1-nsd", NSIDHex: "69312d6e7364", HostnameBind: "i1.lab-a", IDServer: "i1.lab-a"}
+	full.Answers = []measure.Answer{answer(measure.NameHostnameBind, measure.StatusAnswered, 300*time.Microsecond, "i1.lab-a"), answer(measure.NameIDServer, measure.StatusAnswered, 300*time.Microsecond, "i1.lab-a")}
+	half := res
+	half.Started = t0.Add(200 * time.Millisecond)
+	half.Identity = measure.Identity{Instance: "i1-nsd", Source: "nsid", NSID: "i1-nsd", NSIDHex: "69312d6e7364", IDServer: "i1.lab-a"}
+	half.Answers = []measure.Answer{answer(measure.NameHostnameBind, measure.StatusTimeout, 0), answer(measure.NameIDServer, measure.StatusAnswered, 300*time.Microsecond, "i1.lab-a")}
+	var b bytes.Buffer
+	if err := IDText(&b, []report.IDTarget{report.FromIDRuns("192.0.2.53", res.Target, false, [][]probe.Result{{full, half}}, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `instance  i1-nsd  (NSID "i1-nsd"; hostname.bind "i1.lab-a"; id.server "i1.lab-a")`+"\n") {
+		t.Errorf("the instance line should gather the runs' identity strings:\n%s", b.String())
+	}
+}
