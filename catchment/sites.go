@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -66,15 +67,19 @@ type Sites struct {
 	places map[string]map[string]geo.Place
 }
 
-// BuiltinSites parses the table shipped with anycheck.
-func BuiltinSites() *Sites {
+// BuiltinSites is the table shipped with anycheck, parsed on the first
+// call (about half a millisecond: kept off the start-up path of commands
+// that probe first) and shared by every later one: a Sites is never
+// changed once parsed (With makes a new one), so it is safe for
+// concurrent use.
+var BuiltinSites = sync.OnceValue(func() *Sites {
 	s, err := ParseSites(strings.NewReader(builtinSites), "builtin sites.txt")
 	if err != nil {
 		// The shipped table is tested; a parse error is a build defect.
 		panic(err)
 	}
 	return s
-}
+})
 
 // ParseSites reads a site-hint table (the format of catchment/sites.txt):
 // lines "operator kind targets pattern", '#' comments and blank lines.

@@ -166,6 +166,13 @@ silent nochaos 198.51.100.53/32 -
 	if _, kind, ok := s.OperatorOf(netip.MustParseAddr("198.51.100.53")); !ok || kind != KindNoChaos {
 		t.Errorf("nochaos operator: %v %v", kind, ok)
 	}
+	// The built-in table is parsed once and shared: a user's file joins a
+	// copy, never the table every other caller gets.
+	if b := BuiltinSites(); b != BuiltinSites() {
+		t.Error("the built-in table was parsed again")
+	} else if _, ok := b.Hint("i1.lab-a"); ok {
+		t.Error("a user's pattern leaked into the shared built-in table")
+	}
 }
 
 // An operator places its own site codes ("place" lines): the lab's names

@@ -120,7 +120,7 @@ func runID(ctx context.Context, o *idOptions, s *streams, d *deps) error {
 	if err != nil {
 		return err
 	}
-	run := &idRun{o: o, out: out, results: make([]report.IDTarget, len(resolved)), failed: failed, sites: catchment.BuiltinSites()}
+	run := &idRun{o: o, out: out, results: make([]report.IDTarget, len(resolved)), failed: failed}
 	po := probe.FlowsOptions{
 		Flows: o.flows, Sport: uint16(o.sport), Runs: o.count, Interval: o.interval,
 		Version: o.version, TCP: o.tcp, Timeout: o.g.timeout, Rate: o.rate, Net: d.probeNet,
@@ -142,9 +142,8 @@ func runID(ctx context.Context, o *idOptions, s *streams, d *deps) error {
 
 // idRun is the state one `anycheck id` shares between its targets.
 type idRun struct {
-	o     *idOptions
-	out   *runOutput
-	sites *catchment.Sites // places the instances' names
+	o   *idOptions
+	out *runOutput
 
 	mu      sync.Mutex
 	results []report.IDTarget // in the order given
@@ -166,7 +165,7 @@ func (r *idRun) finishTarget(ctx context.Context, i int, t *idTarget) {
 		}
 		r.out.problem(report.Problem{Target: t.input, Stage: "probe", Message: msg})
 	}
-	res := report.FromIDRuns(t.input, t.Target, r.o.tcp, t.Flows, r.sites)
+	res := report.FromIDRuns(t.input, t.Target, r.o.tcp, t.Flows, catchment.BuiltinSites())
 	res.Operator = t.operator
 	if r.o.flows > 1 {
 		flows := live.IDFlows(t.Flows)

@@ -222,7 +222,6 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 		mu       sync.Mutex // guards oc; serialises lookups (one bulk request at a time)
 		oc       outcome
 		measured = make([]*report.TraceResult, len(addrs))
-		sites    = catchment.BuiltinSites()
 	)
 	to.OnDone = func(i int, p trace.Path, err error) {
 		prog.targetDone()
@@ -234,7 +233,7 @@ func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
 			oc.failed++
 			return
 		}
-		tp := report.FromPath(p, sites)
+		tp := report.FromPath(p, catchment.BuiltinSites())
 		interrupted := p.Stop == trace.StopInterrupted
 		if interrupted {
 			oc.interrupted = true
