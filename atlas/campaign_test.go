@@ -63,7 +63,10 @@ func TestCreateAllStopsAfterFailure(t *testing.T) {
 
 // Download streams the results to the reader and keeps them, whole, in
 // the save directory, even when the reader stops early.
-func TestDownloadSaves(t *testing.T) {
+// finishedPair is a client of a fake Atlas with the first request of the
+// campaign (a DNS and a traceroute measurement) created and finished.
+func finishedPair(t *testing.T) (*atlas.Client, []atlas.Created) {
+	t.Helper()
 	srv := (&atlastest.Server{Key: testKey}).Start(t)
 	c := newClient(srv)
 	made, err := c.CreateAll(context.Background(), campaign()[:1])
@@ -73,10 +76,15 @@ func TestDownloadSaves(t *testing.T) {
 	if _, err := c.Wait(context.Background(), []int{made[0].ID, made[1].ID}, atlas.WaitOptions{Poll: 1}); err != nil {
 		t.Fatal(err)
 	}
+	return c, made
+}
+
+func TestDownloadSaves(t *testing.T) {
+	c, made := finishedPair(t)
 	dir := t.TempDir()
 	var name string
 	var head []byte
-	err = c.Download(context.Background(), made[0], atlas.ResultsQuery{}, dir, func(n string, r io.Reader) {
+	err := c.Download(context.Background(), made[0], atlas.ResultsQuery{}, dir, func(n string, r io.Reader) {
 		name = n
 		head = make([]byte, 10)
 		io.ReadFull(r, head) // a reader that stops early
@@ -101,15 +109,7 @@ func TestDownloadSaves(t *testing.T) {
 // unknown to the API fails alone, the others are read; once ctx ends no
 // other download starts.
 func TestDownloadAll(t *testing.T) {
-	srv := (&atlastest.Server{Key: testKey}).Start(t)
-	c := newClient(srv)
-	made, err := c.CreateAll(context.Background(), campaign()[:1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Wait(context.Background(), []int{made[0].ID, made[1].ID}, atlas.WaitOptions{Poll: 1}); err != nil {
-		t.Fatal(err)
-	}
+	c, made := finishedPair(t)
 	ms := []atlas.Created{made[0], {ID: 99999999, Type: "dns", AF: 4}, made[1]}
 	var read []string
 	errs := c.DownloadAll(context.Background(), ms, atlas.ResultsQuery{}, "", func(name string, r io.Reader) {

@@ -255,20 +255,12 @@ func (s slowFlow) ListenUDP(ctx context.Context, laddr, raddr netip.AddrPort) (n
 	return slowConn{c, s.delay}, nil
 }
 
-func fakeHops(addrs ...string) []tracetest.Hop {
-	hs := tracetest.Routers(len(addrs), 100*time.Microsecond)
-	for i, a := range addrs {
-		hs[i].Addr = netip.MustParseAddr(a)
-	}
-	return hs
-}
-
 // TestRunEventsInTimeOrder: a slow flow's start (dated when its queries
 // left) is handed on before the quick flows' traces, which were made while
 // it waited for its answers: events come in time order over all flows.
 func TestRunEventsInTimeOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fake := &tracetest.Net{Hops: fakeHops("198.51.100.1", "203.0.113.1"), Dest: tracetest.Dest{RTT: time.Millisecond, Hostname: "a.lab", NSID: "inst-a"}}
+		fake := &tracetest.Net{Hops: tracetest.RoutersAt("198.51.100.1", "203.0.113.1"), Dest: tracetest.Dest{RTT: time.Millisecond, Hostname: "a.lab", NSID: "inst-a"}}
 		r := &recorder{start: time.Now()}
 		_, err := watch.Run(context.Background(), r.options(watch.Options{
 			Targets: target(), Flows: 3, Sport: 41000, Interval: time.Second, Count: 1, Trace: true,
@@ -285,42 +277,6 @@ func TestRunEventsInTimeOrder(t *testing.T) {
 			t.Errorf("events %q: want the three starts, then the three traces", r.events)
 		}
 	})
-}
-
-// anycastPaths is a service behind two fake paths: each round's queries,
-// and the trace after them, go down the path the round's letter names.
-type anycastPaths struct {
-	mu      sync.Mutex
-	pattern string
-	rounds  int
-	a, b    *tracetest.Net
-	cur     *tracetest.Net
-}
-
-func (n *anycastPaths) round() *tracetest.Net {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.rounds++
-	n.cur = n.a
-	if n.pattern[min(n.rounds, len(n.pattern))-1] == 'b' {
-		n.cur = n.b
-	}
-	return n.cur
-}
-
-func (n *anycastPaths) ListenUDP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
-	return n.round().ListenUDP(ctx, laddr, raddr)
-}
-
-func (n *anycastPaths) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
-	return n.round().DialTCP(ctx, laddr, raddr)
-}
-
-func (n *anycastPaths) Open(ctx context.Context, f trace.Flow, m trace.Mode) (trace.Conn, error) {
-	n.mu.Lock()
-	cur := n.cur
-	n.mu.Unlock()
-	return cur.Open(ctx, f, m)
 }
 
 // staticOrigins is an ASN source with a fixed table.
@@ -341,10 +297,10 @@ func (s staticOrigins) Lookup(_ context.Context, addrs []netip.Addr) (map[netip.
 // path, and a trace after a switch says where the new path leaves the old.
 func TestRunTracePathChange(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		nw := &anycastPaths{
-			pattern: "aaabba",
-			a:       &tracetest.Net{Hops: fakeHops("198.51.100.1", "198.51.100.33", "203.0.113.1"), Dest: tracetest.Dest{RTT: time.Millisecond, Hostname: "a.lab", NSID: "inst-a"}},
-			b:       &tracetest.Net{Hops: fakeHops("198.51.100.1", "198.51.100.33", "198.51.100.129", "203.0.113.65"), Dest: tracetest.Dest{RTT: 2 * time.Millisecond, Hostname: "b.lab", NSID: "inst-b"}},
+		nw := &tracetest.Switching{
+			Pattern: "aaabba",
+			A:       &tracetest.Net{Hops: tracetest.RoutersAt("198.51.100.1", "198.51.100.33", "203.0.113.1"), Dest: tracetest.Dest{RTT: time.Millisecond, Hostname: "a.lab", NSID: "inst-a"}},
+			B:       &tracetest.Net{Hops: tracetest.RoutersAt("198.51.100.1", "198.51.100.33", "198.51.100.129", "203.0.113.65"), Dest: tracetest.Dest{RTT: 2 * time.Millisecond, Hostname: "b.lab", NSID: "inst-b"}},
 		}
 		table := staticOrigins{}
 		for a, as := range map[string]uint32{"198.51.100.1": 64500, "198.51.100.33": 64500, "203.0.113.1": 64520, "198.51.100.129": 64510, "203.0.113.65": 64521} {

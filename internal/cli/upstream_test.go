@@ -20,7 +20,7 @@ import (
 func TestSameUpstreamEverywhere(t *testing.T) {
 	path := func() *tracetest.Net {
 		return &tracetest.Net{
-			Hops: fakeHops("198.51.100.1", "198.51.100.145", "203.0.113.1"),
+			Hops: tracetest.RoutersAt("198.51.100.1", "198.51.100.145", "203.0.113.1"),
 			Dest: tracetest.Dest{RTT: fakeRTT * 4, Hostname: "i1.lab-a", NSID: "i1-nsd"},
 		}
 	}

@@ -540,53 +540,6 @@ func TestWatchEscapesIdentity(t *testing.T) {
 	})
 }
 
-// anycastPaths is an anycast service behind two fake paths (tracetest):
-// each round's identity queries, and the traces after them, go down the
-// path the round's letter in the pattern names, as a BGP change moves a
-// flow from one instance to the other.
-type anycastPaths struct {
-	mu      sync.Mutex
-	pattern string
-	rounds  int
-	a, b    *tracetest.Net
-	cur     *tracetest.Net
-}
-
-func (n *anycastPaths) round() *tracetest.Net {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.rounds++
-	c := n.pattern[min(n.rounds, len(n.pattern))-1]
-	n.cur = n.a
-	if c == 'b' {
-		n.cur = n.b
-	}
-	return n.cur
-}
-
-func (n *anycastPaths) ListenUDP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
-	return n.round().ListenUDP(ctx, laddr, raddr)
-}
-
-func (n *anycastPaths) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
-	return n.round().DialTCP(ctx, laddr, raddr)
-}
-
-func (n *anycastPaths) Open(ctx context.Context, f trace.Flow, m trace.Mode) (trace.Conn, error) {
-	n.mu.Lock()
-	cur := n.cur
-	n.mu.Unlock()
-	return cur.Open(ctx, f, m)
-}
-
-func fakeHops(addrs ...string) []tracetest.Hop {
-	hs := tracetest.Routers(len(addrs), 100*time.Microsecond)
-	for i, a := range addrs {
-		hs[i].Addr = netip.MustParseAddr(a)
-	}
-	return hs
-}
-
 // staticOrigins is an ASN source with a fixed table.
 type staticOrigins map[netip.Addr]uint32
 
@@ -605,10 +558,10 @@ func (s staticOrigins) Lookup(_ context.Context, addrs []netip.Addr) (map[netip.
 // AS where the new path leaves the old one — no root, no packet sent.
 func TestWatchTraceShowsChangedHops(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		nw := &anycastPaths{
-			pattern: "aaabba",
-			a:       &tracetest.Net{Hops: fakeHops("198.51.100.1", "198.51.100.33", "203.0.113.1"), Dest: tracetest.Dest{RTT: time.Millisecond, Hostname: "a.lab", NSID: "inst-a"}},
-			b:       &tracetest.Net{Hops: fakeHops("198.51.100.1", "198.51.100.33", "198.51.100.129", "198.51.100.66", "203.0.113.65"), Dest: tracetest.Dest{RTT: 2 * time.Millisecond, Hostname: "b.lab", NSID: "inst-b"}},
+		nw := &tracetest.Switching{
+			Pattern: "aaabba",
+			A:       &tracetest.Net{Hops: tracetest.RoutersAt("198.51.100.1", "198.51.100.33", "203.0.113.1"), Dest: tracetest.Dest{RTT: time.Millisecond, Hostname: "a.lab", NSID: "inst-a"}},
+			B:       &tracetest.Net{Hops: tracetest.RoutersAt("198.51.100.1", "198.51.100.33", "198.51.100.129", "198.51.100.66", "203.0.113.65"), Dest: tracetest.Dest{RTT: 2 * time.Millisecond, Hostname: "b.lab", NSID: "inst-b"}},
 		}
 		d := testDeps()
 		d.probeNet, d.traceNet = nw, nw
@@ -639,7 +592,7 @@ func TestWatchTraceShowsChangedHops(t *testing.T) {
 		}
 		// Every trace probe left from the watched flow's source port.
 		var port uint16
-		for _, n := range []*tracetest.Net{nw.a, nw.b} {
+		for _, n := range []*tracetest.Net{nw.A, nw.B} {
 			for _, dl := range n.Dials() {
 				if port == 0 {
 					port = dl.Local.Port()
@@ -654,7 +607,8 @@ func TestWatchTraceShowsChangedHops(t *testing.T) {
 		}
 
 		// JSON: the path event carries both hop lists and where they part.
-		nw.rounds = 0
+		nw = &tracetest.Switching{Pattern: nw.Pattern, A: nw.A, B: nw.B} // from the first round again
+		d.probeNet, d.traceNet = nw, nw
 		r = runCLI(t, d, "watch", "--interval", "100ms", "-c", "5", "--trace", "-n", "-o", "json", "192.0.2.53")
 		reporttest.Check(t, []byte(r.stdout), false)
 		var doc struct{ Results []report.WatchTarget }
@@ -822,7 +776,7 @@ func (s slowAnswers) ListenUDP(ctx context.Context, laddr, raddr netip.AddrPort)
 func TestWatchFlowsEventsInTimeOrder(t *testing.T) { synctest.Test(t, testWatchFlowsEventsInTimeOrder) }
 
 func testWatchFlowsEventsInTimeOrder(t *testing.T) {
-	fake := &tracetest.Net{Hops: fakeHops("198.51.100.1", "203.0.113.1"), Dest: tracetest.Dest{RTT: time.Millisecond, Hostname: "a.lab", NSID: "inst-a"}}
+	fake := &tracetest.Net{Hops: tracetest.RoutersAt("198.51.100.1", "203.0.113.1"), Dest: tracetest.Dest{RTT: time.Millisecond, Hostname: "a.lab", NSID: "inst-a"}}
 	d := testDeps()
 	d.probeNet = slowAnswers{Network: fake, delay: 60 * time.Millisecond}
 	d.traceNet = fake
