@@ -26,11 +26,12 @@ type Report struct {
 // Analyse resolves every observation, judges each target's answers
 // against what that target answers most vantage points (several targets
 // in one input are judged apart), gives every row its catchment key and
-// sums the catchment up.
+// sums the catchment up. The rows point into obs: the caller hands them
+// over and changes them no more.
 func Analyse(obs []Observation, sites *Sites) Report {
 	rows := make([]Row, 0, len(obs))
-	for _, o := range obs {
-		rows = append(rows, Resolve(o, sites))
+	for i := range obs {
+		rows = append(rows, resolve(&obs[i], sites))
 	}
 	SortRows(rows)
 	var targets []TargetSummary

@@ -20,7 +20,7 @@ func placeOf(t *testing.T, code string) geo.Place {
 // latencyRow is an identified row of target from a vantage at loc.
 func latencyRow(target string, key string, loc geo.Point, approx bool, site string, place geo.Place, rtt time.Duration) Row {
 	return Row{
-		Observation: Observation{
+		Observation: &Observation{
 			Vantage: Vantage{Key: key, Label: key, Location: loc, LocationApproximate: approx},
 			Target:  netip.MustParseAddr(target),
 		},
@@ -73,7 +73,7 @@ func TestLatencyOf(t *testing.T) {
 		latencyRow("192.0.2.53", "x1", geo.Point{}, false, "ams", ams, 5*time.Millisecond),
 		latencyRow("192.0.2.53", "x2", Point(40, -100), false, "ams", ams, 0),
 		// Another target with a path RTT only (a traceroute that reached).
-		{Observation: Observation{Vantage: Vantage{Key: "p", Location: Point(40.7, -74)}, Target: netip.MustParseAddr("198.51.100.1")}, Reached: true, PathRTT: 7 * time.Millisecond},
+		{Observation: &Observation{Vantage: Vantage{Key: "p", Location: Point(40.7, -74)}, Target: netip.MustParseAddr("198.51.100.1")}, Reached: true, PathRTT: 7 * time.Millisecond},
 	}
 	ls := LatencyOf(rows)
 	if len(ls) != 2 {
