@@ -63,3 +63,39 @@ func TestCollectorSweepChanges(t *testing.T) {
 		t.Errorf("single-flow changes %+v", ch)
 	}
 }
+
+// A line with an identity part and a trace part from different results is
+// merged, and the parts stay apart in the collector: a later identity
+// result replaces the identity part only; Observations leaves the
+// collector as it was.
+func TestCollectorMergesParts(t *testing.T) {
+	c := NewCollector()
+	t0 := time.Unix(1_700_000_000, 0).UTC()
+	v := Vantage{Key: "atlas:1", Label: "probe 1"}
+	dns := idObs(v, svc4, "i1", time.Millisecond)
+	dns.Time, dns.Input = t0, "dns"
+	tr := Observation{Vantage: v, Target: svc4, Time: t0.Add(time.Second), Input: "trace", Flows: []Flow{flow("", "198.51.100.1", "203.0.113.1", "192.0.2.53")}}
+	both := Observation{Vantage: v, Target: svc6, Time: t0, Input: "both", Answers: answered("i2", time.Millisecond),
+		Flows: []Flow{flow("i2", "2001:db8::1", "2001:db8:1::1", "2001:db8:53::53")}}
+	both.Identity = measure.Summarise(both.Answers)
+	c.Add(dns)
+	c.Add(tr)
+	c.Add(both)
+	dns2 := idObs(v, svc4, "i2", time.Millisecond)
+	dns2.Time, dns2.Input = t0.Add(2*time.Second), "dns2"
+	c.Add(dns2)
+	obs := c.Observations()
+	if len(obs) != 2 {
+		t.Fatalf("%d lines", len(obs))
+	}
+	if o := obs[0]; o.Identity.Instance != "i2" || len(o.Flows) != 1 || o.Input != "dns2, trace" || !o.Time.Equal(t0.Add(2*time.Second)) {
+		t.Errorf("merged line: instance %q, %d flows, input %q, time %v", o.Identity.Instance, len(o.Flows), o.Input, o.Time)
+	}
+	if o := obs[1]; o.Identity.Instance != "i2" || len(o.Flows) != 1 || o.Input != "both" {
+		t.Errorf("a result of both parts: instance %q, %d flows, input %q", o.Identity.Instance, len(o.Flows), o.Input)
+	}
+	// The same again: Observations leaves the collector as it was.
+	if again := c.Observations(); again[0].Input != "dns2, trace" || again[1].Input != "both" {
+		t.Errorf("a second call: %q, %q", again[0].Input, again[1].Input)
+	}
+}
