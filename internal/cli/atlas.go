@@ -226,6 +226,7 @@ measurements. The API key comes from $ATLAS_API_KEY or --key-file only.`,
 
 type atlasRunOptions struct {
 	g      *globalOptions
+	cmdIO  // its streams and dependencies
 	common atlasCommon
 	target string
 	af     string // "4", "6", "both" ("" = from -4/-6, else the target literal, else 4)
@@ -252,7 +253,7 @@ type atlasRunOptions struct {
 }
 
 func newAtlasRunCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *atlasRunOptions) error) *cobra.Command {
-	o := &atlasRunOptions{g: g}
+	o := &atlasRunOptions{g: g, cmdIO: cmdIO{s, d}}
 	cmd := &cobra.Command{
 		Use:   "run TARGET",
 		Short: "Create one-off DNS identity and traceroute measurements on RIPE Atlas probes",
@@ -280,7 +281,7 @@ firmware); -P tcp --port 53 traces to the DNS port itself.`,
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return runFailed(runAtlasRun(cmd.Context(), o, s, d))
+			return runFailed(runAtlasRun(cmd.Context(), o))
 		},
 	}
 	f := cmd.Flags()
@@ -508,7 +509,8 @@ func fetchCommand(ms []atlasMsm, common *atlasCommon) string {
 	return b.String()
 }
 
-func runAtlasRun(ctx context.Context, o *atlasRunOptions, s *streams, d *deps) error {
+func runAtlasRun(ctx context.Context, o *atlasRunOptions) error {
+	s, d := o.s, o.d
 	reqs := o.requests()
 	if o.dryRun {
 		return printDryRun(s, o, reqs)
@@ -672,6 +674,7 @@ func (p *atlasProgress) done() { p.s.clearStatus() }
 
 type atlasFetchOptions struct {
 	g           *globalOptions
+	cmdIO       // its streams and dependencies
 	common      atlasCommon
 	ids         []int
 	start, stop string
@@ -679,7 +682,7 @@ type atlasFetchOptions struct {
 }
 
 func newAtlasFetchCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *atlasFetchOptions) error) *cobra.Command {
-	o := &atlasFetchOptions{g: g}
+	o := &atlasFetchOptions{g: g, cmdIO: cmdIO{s, d}}
 	cmd := &cobra.Command{
 		Use:   "fetch MSM_ID...",
 		Short: "Render existing RIPE Atlas DNS and traceroute measurements as a catchment report",
@@ -709,7 +712,7 @@ measurement holds many results per probe: the table uses the latest, and
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return runFailed(runAtlasFetch(cmd.Context(), o, s, d))
+			return runFailed(runAtlasFetch(cmd.Context(), o))
 		},
 	}
 	f := cmd.Flags()
@@ -753,7 +756,8 @@ func parseWhen(flag, v string) (time.Time, error) {
 	return time.Time{}, usageErr("%s %q: want RFC 3339 (2026-01-02T15:04:05Z), a date (2026-01-02) or UNIX seconds", flag, v)
 }
 
-func runAtlasFetch(ctx context.Context, o *atlasFetchOptions, s *streams, d *deps) error {
+func runAtlasFetch(ctx context.Context, o *atlasFetchOptions) error {
+	s, d := o.s, o.d
 	rs, err := o.common.prepare(o.g, d)
 	if err != nil {
 		return err

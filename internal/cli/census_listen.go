@@ -17,6 +17,7 @@ import (
 
 type censusListenOptions struct {
 	g        *globalOptions
+	cmdIO    // its streams and dependencies
 	anycast  string
 	site     string
 	duration time.Duration
@@ -24,7 +25,7 @@ type censusListenOptions struct {
 }
 
 func newCensusListenCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *censusListenOptions) error) *cobra.Command {
-	o := &censusListenOptions{g: g}
+	o := &censusListenOptions{g: g, cmdIO: cmdIO{s, d}}
 	cmd := &cobra.Command{
 		Use:   "listen --anycast ADDR --site NAME [--duration D]",
 		Short: "Record a census's echo replies at this site (JSONL until Ctrl-C or --duration)",
@@ -41,7 +42,7 @@ cap_net_raw) and the anycast address on this host.`,
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return runFailed(runCensusListen(cmd.Context(), o, s, d))
+			return runFailed(runCensusListen(cmd.Context(), o))
 		},
 	}
 	f := cmd.Flags()
@@ -53,7 +54,8 @@ cap_net_raw) and the anycast address on this host.`,
 	return cmd
 }
 
-func runCensusListen(ctx context.Context, o *censusListenOptions, s *streams, d *deps) error {
+func runCensusListen(ctx context.Context, o *censusListenOptions) error {
+	s, d := o.s, o.d
 	anycast, err := censusAnycast(o.anycast)
 	if err != nil {
 		return err

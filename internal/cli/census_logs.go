@@ -19,6 +19,7 @@ import (
 
 type censusLogsOptions struct {
 	g           *globalOptions
+	cmdIO       // its streams and dependencies
 	e           enrichOptions
 	places      censusPlaces
 	instances   []string // NAME=FILE
@@ -29,7 +30,7 @@ type censusLogsOptions struct {
 }
 
 func newCensusLogsCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *censusLogsOptions) error) *cobra.Command {
-	o := &censusLogsOptions{g: g}
+	o := &censusLogsOptions{g: g, cmdIO: cmdIO{s, d}}
 	cmd := &cobra.Command{
 		Use:   "logs --instance NAME=FILE... | FILE...",
 		Short: "Clients per instance and their affinity, from the instances' dnstap logs or captures",
@@ -62,7 +63,7 @@ counted (in the JSON inputs) and skipped; a file cut short is a warning.`,
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return runFailed(runCensusLogs(cmd.Context(), o, s, d))
+			return runFailed(runCensusLogs(cmd.Context(), o))
 		},
 	}
 	f := cmd.Flags()
@@ -132,7 +133,8 @@ func (o *censusLogsOptions) logs() ([]censusLog, error) {
 	return out, nil
 }
 
-func runCensusLogs(ctx context.Context, o *censusLogsOptions, s *streams, d *deps) error {
+func runCensusLogs(ctx context.Context, o *censusLogsOptions) error {
+	s, d := o.s, o.d
 	if o.splitWindow <= 0 {
 		return usageErr("--split-window %s: must be positive", o.splitWindow)
 	}

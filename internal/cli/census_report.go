@@ -18,6 +18,7 @@ import (
 
 type censusReportOptions struct {
 	g      *globalOptions
+	cmdIO  // its streams and dependencies
 	e      enrichOptions
 	places censusPlaces
 	prefix prefixLen
@@ -26,7 +27,7 @@ type censusReportOptions struct {
 }
 
 func newCensusReportCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *censusReportOptions) error) *cobra.Command {
-	o := &censusReportOptions{g: g}
+	o := &censusReportOptions{g: g, cmdIO: cmdIO{s, d}}
 	cmd := &cobra.Command{
 		Use:   "report [--prefix-len N] FILE...",
 		Short: "Join the listeners' files of an active census into its catchment",
@@ -45,7 +46,7 @@ Files holding several censuses need --census to pick one.`,
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return runFailed(runCensusReport(cmd.Context(), o, s, d))
+			return runFailed(runCensusReport(cmd.Context(), o))
 		},
 	}
 	f := cmd.Flags()
@@ -57,7 +58,8 @@ Files holding several censuses need --census to pick one.`,
 	return cmd
 }
 
-func runCensusReport(ctx context.Context, o *censusReportOptions, s *streams, d *deps) error {
+func runCensusReport(ctx context.Context, o *censusReportOptions) error {
+	s, d := o.s, o.d
 	want, err := censusIDFlag(o.census)
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ import (
 
 type censusSendOptions struct {
 	g          *globalOptions
+	cmdIO      // its streams and dependencies
 	anycast    string
 	site       string
 	rate       float64
@@ -43,7 +44,7 @@ const (
 )
 
 func newCensusSendCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *censusSendOptions) error) *cobra.Command {
-	o := &censusSendOptions{g: g}
+	o := &censusSendOptions{g: g, cmdIO: cmdIO{s, d}}
 	cmd := &cobra.Command{
 		Use:   "send --anycast ADDR --site NAME [--rate N] [--hitlist FILE] [ADDR|PREFIX...]",
 		Short: "Send an active census: echo requests from the anycast address to a hitlist",
@@ -66,7 +67,7 @@ each request as it leaves). Start the listeners first, with the same --census.`,
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return runFailed(runCensusSend(cmd.Context(), o, s, d))
+			return runFailed(runCensusSend(cmd.Context(), o))
 		},
 	}
 	f := cmd.Flags()
@@ -82,7 +83,8 @@ each request as it leaves). Start the listeners first, with the same --census.`,
 	return cmd
 }
 
-func runCensusSend(ctx context.Context, o *censusSendOptions, s *streams, d *deps) error {
+func runCensusSend(ctx context.Context, o *censusSendOptions) error {
+	s, d := o.s, o.d
 	anycast, err := censusAnycast(o.anycast)
 	if err != nil {
 		return err

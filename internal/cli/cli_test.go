@@ -122,7 +122,8 @@ func TestFlagParsingFillsOptions(t *testing.T) {
 	var got *idOptions
 	g := &globalOptions{}
 	s := &streams{out: &bytes.Buffer{}, err: &bytes.Buffer{}}
-	cmd := newIDCmd(g, s, testDeps(), func(_ context.Context, o *idOptions) error { got = o; return nil })
+	d := testDeps()
+	cmd := newIDCmd(g, s, d, func(_ context.Context, o *idOptions) error { got = o; return nil })
 	g.register(cmd)
 	cmd.SetArgs([]string{"--sport", "40000", "--flows", "4", "-c", "3", "--interval", "250ms", "--tcp", "--version", "-o", "json", "-6", "2001:db8:53::53", "ns.lab.example"})
 	if err := cmd.Execute(); err != nil {
@@ -136,6 +137,9 @@ func TestFlagParsingFillsOptions(t *testing.T) {
 	}
 	if got.g.output != "json" || !got.g.v6 || len(got.targets) != 2 {
 		t.Errorf("global options not captured: %+v targets %v", *got.g, got.targets)
+	}
+	if got.s != s || got.d != d {
+		t.Error("the options do not hold the command's streams and dependencies")
 	}
 }
 

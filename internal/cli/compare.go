@@ -33,6 +33,7 @@ const (
 
 type compareOptions struct {
 	g      *globalOptions
+	cmdIO  // its streams and dependencies
 	e      enrichOptions
 	inputs []string
 	before []string
@@ -43,7 +44,7 @@ type compareOptions struct {
 }
 
 func newCompareCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *compareOptions) error) *cobra.Command {
-	o := &compareOptions{g: g}
+	o := &compareOptions{g: g, cmdIO: cmdIO{s, d}}
 	cmd := &cobra.Command{
 		Use:   "compare FILE|DIR|- ...",
 		Short: "Compare vantage points: anycheck runs and RIPE Atlas results in one catchment report",
@@ -71,7 +72,7 @@ lists the vantage points that moved between two runs and exits 3 when any did.`,
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return runFailed(runCompare(cmd.Context(), o, s, d))
+			return runFailed(runCompare(cmd.Context(), o))
 		},
 	}
 	f := cmd.Flags()
@@ -141,7 +142,8 @@ func (side *compareSide) add(out *runOutput, ob catchment.Observation) {
 // clockSlack is how far past this host's clock a result may be dated.
 const clockSlack = 24 * time.Hour
 
-func runCompare(ctx context.Context, o *compareOptions, s *streams, d *deps) error {
+func runCompare(ctx context.Context, o *compareOptions) error {
+	s, d := o.s, o.d
 	sites, resolver, err := catchmentSources(o.sites, &o.e, o.g, d)
 	if err != nil {
 		return err

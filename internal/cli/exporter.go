@@ -27,6 +27,7 @@ const DefaultExporterListen = ":9153"
 
 type exporterOptions struct {
 	g             *globalOptions
+	cmdIO         // its streams and dependencies
 	listen        string
 	config        string
 	allow         prefixList
@@ -39,7 +40,7 @@ type exporterOptions struct {
 }
 
 func newExporterCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *exporterOptions) error) *cobra.Command {
-	o := &exporterOptions{g: g}
+	o := &exporterOptions{g: g, cmdIO: cmdIO{s, d}}
 	cmd := &cobra.Command{
 		Use:   "exporter",
 		Short: "Serve Prometheus: /probe?target=…&module=… runs a probe at scrape time",
@@ -69,7 +70,7 @@ them share one --rate packet budget. SIGHUP reloads --config.`,
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return runFailed(runExporter(cmd.Context(), o, s, d))
+			return runFailed(runExporter(cmd.Context(), o))
 		},
 	}
 	f := cmd.Flags()
@@ -116,7 +117,8 @@ func loadExporterConfig(o *exporterOptions) (*exporter.Config, error) {
 	return exporter.LoadConfig(o.config, o.allow)
 }
 
-func runExporter(ctx context.Context, o *exporterOptions, s *streams, d *deps) error {
+func runExporter(ctx context.Context, o *exporterOptions) error {
+	s, d := o.s, o.d
 	log := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: logLevel(o.logLevel)}))
 	cfg, err := loadExporterConfig(o)
 	if err != nil {

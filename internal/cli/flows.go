@@ -104,7 +104,8 @@ type targetSweep struct {
 	sweep.Result
 }
 
-func runSweep(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
+func runSweep(ctx context.Context, o *traceOptions) error {
+	s, d := o.s, o.d
 	src, addrs, unresolved, err := o.resolveTargets(ctx, d)
 	if err != nil {
 		return err

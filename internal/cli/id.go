@@ -23,6 +23,7 @@ import (
 
 type idOptions struct {
 	g        *globalOptions
+	cmdIO    // its streams and dependencies
 	targets  []string
 	port     int
 	sport    int
@@ -35,7 +36,7 @@ type idOptions struct {
 }
 
 func newIDCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *idOptions) error) *cobra.Command {
-	o := &idOptions{g: g}
+	o := &idOptions{g: g, cmdIO: cmdIO{s, d}}
 	cmd := &cobra.Command{
 		Use:   "id TARGET...",
 		Short: "Ask an anycast DNS service which instance answers (CHAOS TXT + NSID)",
@@ -65,7 +66,7 @@ addresses, or those of the family -4/-6 chooses).`,
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return runFailed(runID(cmd.Context(), o, s, d))
+			return runFailed(runID(cmd.Context(), o))
 		},
 	}
 	f := cmd.Flags()
@@ -108,7 +109,8 @@ type idTarget struct {
 	probe.TargetRuns
 }
 
-func runID(ctx context.Context, o *idOptions, s *streams, d *deps) error {
+func runID(ctx context.Context, o *idOptions) error {
+	s, d := o.s, o.d
 	// Resolve every target first: a bad target is a usage error before any
 	// packet is sent; a name that does not resolve fails on its own.
 	resolved, unresolved, err := resolveTargets(ctx, o.g, d, o.targets)

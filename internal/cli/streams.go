@@ -136,3 +136,12 @@ func warn(s *streams, format string, args ...any) {
 	s.clearLocked()
 	fmt.Fprintf(s.err, "anycheck: "+format+"\n", args...)
 }
+
+// cmdIO is what a command's options hold besides its flags, as gh's
+// options hold their IOStreams and factory: the streams the command writes
+// and the dependencies it reaches the host through, given by newRootCmd
+// (or a test) and never shared as global state.
+type cmdIO struct {
+	s *streams
+	d *deps
+}

@@ -20,6 +20,7 @@ import (
 
 type traceOptions struct {
 	g        *globalOptions
+	cmdIO    // its streams and dependencies
 	e        enrichOptions
 	targets  []string
 	proto    string
@@ -47,7 +48,7 @@ type traceOptions struct {
 }
 
 func newTraceCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *traceOptions) error) *cobra.Command {
-	o := &traceOptions{g: g}
+	o := &traceOptions{g: g, cmdIO: cmdIO{s, d}}
 	cmd := &cobra.Command{
 		Use:   "trace TARGET...",
 		Short: "Paris traceroute to an anycast service, ending at the instance that answers",
@@ -87,9 +88,9 @@ a Graphviz graph of the flows.`,
 				return runF(cmd.Context(), o)
 			}
 			if o.sweeping() {
-				return runFailed(runSweep(cmd.Context(), o, s, d))
+				return runFailed(runSweep(cmd.Context(), o))
 			}
-			return runFailed(runTrace(cmd.Context(), o, s, d))
+			return runFailed(runTrace(cmd.Context(), o))
 		},
 	}
 	f := cmd.Flags()
@@ -185,7 +186,8 @@ const (
 	maxTraceParallel = 256
 )
 
-func runTrace(ctx context.Context, o *traceOptions, s *streams, d *deps) error {
+func runTrace(ctx context.Context, o *traceOptions) error {
+	s, d := o.s, o.d
 	src, addrs, unresolved, err := o.resolveTargets(ctx, d)
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ const minWatchInterval = watch.MinInterval
 
 type watchOptions struct {
 	g         *globalOptions
+	cmdIO     // its streams and dependencies
 	e         enrichOptions
 	targets   []string
 	port      int
@@ -45,7 +46,7 @@ type watchOptions struct {
 }
 
 func newWatchCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *watchOptions) error) *cobra.Command {
-	o := &watchOptions{g: g}
+	o := &watchOptions{g: g, cmdIO: cmdIO{s, d}}
 	cmd := &cobra.Command{
 		Use:   "watch TARGET...",
 		Short: "Watch which instance answers over time: switches, losses and affinity",
@@ -74,7 +75,7 @@ Exit status 3 when there was at least one switch or loss, 0 otherwise.`,
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return runFailed(runWatch(cmd.Context(), o, s, d))
+			return runFailed(runWatch(cmd.Context(), o))
 		},
 	}
 	f := cmd.Flags()
@@ -135,7 +136,8 @@ func (o *watchOptions) validate() error {
 	return nil
 }
 
-func runWatch(ctx context.Context, o *watchOptions, s *streams, d *deps) error {
+func runWatch(ctx context.Context, o *watchOptions) error {
+	s, d := o.s, o.d
 	targets, unresolved, err := resolveTargets(ctx, o.g, d, o.targets)
 	if err != nil {
 		return err

@@ -17,12 +17,13 @@ import (
 
 type whoisOptions struct {
 	g      *globalOptions
+	cmdIO  // its streams and dependencies
 	e      enrichOptions
 	inputs []string
 }
 
 func newWhoisCmd(g *globalOptions, s *streams, d *deps, runF func(context.Context, *whoisOptions) error) *cobra.Command {
-	o := &whoisOptions{g: g}
+	o := &whoisOptions{g: g, cmdIO: cmdIO{s, d}}
 	cmd := &cobra.Command{
 		Use:   "whois ADDR... | -",
 		Short: "Look up the origin AS, prefix and AS name of addresses (in bulk)",
@@ -41,7 +42,7 @@ Answers are cached under the user cache directory (--no-cache to bypass).`,
 			if runF != nil {
 				return runF(cmd.Context(), o)
 			}
-			return runFailed(runWhois(cmd.Context(), o, s, d))
+			return runFailed(runWhois(cmd.Context(), o))
 		},
 	}
 	o.e.register(cmd.Flags())
@@ -155,7 +156,8 @@ func whoisAddrs(g *globalOptions, args []string, in io.Reader) (*whoisInputs, er
 	return inputs, nil
 }
 
-func runWhois(ctx context.Context, o *whoisOptions, s *streams, d *deps) error {
+func runWhois(ctx context.Context, o *whoisOptions) error {
+	s, d := o.s, o.d
 	inputs, err := whoisAddrs(o.g, o.inputs, s.in)
 	if err != nil {
 		return err
