@@ -279,19 +279,6 @@ func TestRunEventsInTimeOrder(t *testing.T) {
 	})
 }
 
-// staticOrigins is an ASN source with a fixed table.
-type staticOrigins map[netip.Addr]uint32
-
-func (s staticOrigins) Lookup(_ context.Context, addrs []netip.Addr) (map[netip.Addr]whois.Origin, error) {
-	out := map[netip.Addr]whois.Origin{}
-	for _, a := range addrs {
-		if as, ok := s[a]; ok {
-			out[a] = whois.Origin{Addr: a, ASNs: []uint32{as}, Source: "test"}
-		}
-	}
-	return out, nil
-}
-
 // TestRunTracePathChange: with Trace, a flow is traced from its own port
 // after its start and after each switch; each trace's origins give its AS
 // path, and a trace after a switch says where the new path leaves the old.
@@ -302,10 +289,7 @@ func TestRunTracePathChange(t *testing.T) {
 			A:       &tracetest.Net{Hops: tracetest.RoutersAt("198.51.100.1", "198.51.100.33", "203.0.113.1"), Dest: tracetest.Dest{RTT: time.Millisecond, Hostname: "a.lab", NSID: "inst-a"}},
 			B:       &tracetest.Net{Hops: tracetest.RoutersAt("198.51.100.1", "198.51.100.33", "198.51.100.129", "203.0.113.65"), Dest: tracetest.Dest{RTT: 2 * time.Millisecond, Hostname: "b.lab", NSID: "inst-b"}},
 		}
-		table := staticOrigins{}
-		for a, as := range map[string]uint32{"198.51.100.1": 64500, "198.51.100.33": 64500, "203.0.113.1": 64520, "198.51.100.129": 64510, "203.0.113.65": 64521} {
-			table[netip.MustParseAddr(a)] = as
-		}
+		table := asOrigins(map[string]uint32{"198.51.100.1": 64500, "198.51.100.33": 64500, "203.0.113.1": 64520, "198.51.100.129": 64510, "203.0.113.65": 64521})
 		var paths []watch.Event
 		var rounds []watch.Round
 		_, err := watch.Run(context.Background(), watch.Options{
@@ -422,4 +406,14 @@ func TestRunBadOptions(t *testing.T) {
 			t.Errorf("%+v: %v, want an error naming %q", c.o, err, c.want)
 		}
 	}
+}
+
+// asOrigins is a fixed ASN source: each address's origin AS.
+func asOrigins(table map[string]uint32) whois.Fixed {
+	out := whois.Fixed{}
+	for s, as := range table {
+		a := netip.MustParseAddr(s)
+		out[a] = whois.Origin{Addr: a, ASNs: []uint32{as}, Source: "test"}
+	}
+	return out
 }

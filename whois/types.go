@@ -37,6 +37,7 @@ type Resolver interface {
 //	    error naming it and the valid ones. Network sources are wrapped in
 //	    Cached when opts.CacheDir is set and opts.NoCache is not.
 //	func Cached(r Resolver, opts CacheOptions) Resolver
+//	type Fixed map[netip.Addr]Origin   // a Resolver answering from a given table
 //	func LoadTable(path string) (*Table, error)   // pfx2as, iptoasn, .mmdb; gzip ok
 //	func ReverseNames(ctx context.Context, addrs []netip.Addr, opts PTROptions) map[netip.Addr]string
 //

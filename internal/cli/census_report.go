@@ -70,7 +70,7 @@ func runCensusReport(ctx context.Context, o *censusReportOptions) error {
 	}
 	var (
 		recs    census.Records
-		origins = fileOrigins{}
+		origins = whois.Fixed{} // what the files carry
 		anycast []netip.Addr
 		inputs  []report.CensusInput
 	)
@@ -150,17 +150,4 @@ func runCensusReport(ctx context.Context, o *censusReportOptions) error {
 	slices.SortFunc(anycast, netip.Addr.Compare)
 	return writeCensus(ctx, joined.Census, censusOutput{out: out, resolver: resolver, places: &o.places, inputs: inputs, id: &id, sender: sender, services: anycast,
 		interrupted: ctx.Err() != nil})
-}
-
-// fileOrigins answers lookups from the origins a census file carried.
-type fileOrigins map[netip.Addr]whois.Origin
-
-func (f fileOrigins) Lookup(_ context.Context, addrs []netip.Addr) (map[netip.Addr]whois.Origin, error) {
-	out := map[netip.Addr]whois.Origin{}
-	for _, a := range addrs {
-		if og, ok := f[a]; ok {
-			out[a] = og
-		}
-	}
-	return out, nil
 }

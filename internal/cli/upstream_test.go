@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,10 +23,7 @@ func TestSameUpstreamEverywhere(t *testing.T) {
 			Dest: tracetest.Dest{RTT: fakeRTT * 4, Hostname: "i1.lab-a", NSID: "i1-nsd"},
 		}
 	}
-	origins := staticOrigins{}
-	for a, as := range map[string]uint32{"198.51.100.1": 64500, "198.51.100.145": 64510, "203.0.113.1": 64520, "192.0.2.53": 64520, tracetest.Source4.String(): 64500} {
-		origins[netip.MustParseAddr(a)] = as
-	}
+	origins := asOrigins(map[string]uint32{"198.51.100.1": 64500, "198.51.100.145": 64510, "203.0.113.1": 64520, "192.0.2.53": 64520, tracetest.Source4.String(): 64500})
 	deps := func() *deps {
 		d := ecmpDeps(&ecmpNet{branches: []func() *tracetest.Net{path}, pick: func(uint16) int { return 0 }})
 		d.newResolver = func(string, whois.Options) (whois.Resolver, error) { return origins, nil }

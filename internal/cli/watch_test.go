@@ -540,19 +540,6 @@ func TestWatchEscapesIdentity(t *testing.T) {
 	})
 }
 
-// staticOrigins is an ASN source with a fixed table.
-type staticOrigins map[netip.Addr]uint32
-
-func (s staticOrigins) Lookup(_ context.Context, addrs []netip.Addr) (map[netip.Addr]whois.Origin, error) {
-	out := map[netip.Addr]whois.Origin{}
-	for _, a := range addrs {
-		if as, ok := s[a]; ok {
-			out[a] = whois.Origin{Addr: a, ASNs: []uint32{as}, Source: "test"}
-		}
-	}
-	return out, nil
-}
-
 // --trace traces the flow at the start and after each switch, from the
 // watched flow's own source port, and shows the hops that changed and the
 // AS where the new path leaves the old one — no root, no packet sent.
@@ -565,10 +552,7 @@ func TestWatchTraceShowsChangedHops(t *testing.T) {
 		}
 		d := testDeps()
 		d.probeNet, d.traceNet = nw, nw
-		table := staticOrigins{}
-		for a, as := range map[string]uint32{"198.51.100.1": 64500, "198.51.100.33": 64500, "203.0.113.1": 64520, "198.51.100.129": 64510, "198.51.100.66": 64501, "203.0.113.65": 64521} {
-			table[netip.MustParseAddr(a)] = as
-		}
+		table := asOrigins(map[string]uint32{"198.51.100.1": 64500, "198.51.100.33": 64500, "203.0.113.1": 64520, "198.51.100.129": 64510, "198.51.100.66": 64501, "203.0.113.65": 64521})
 		d.newResolver = func(string, whois.Options) (whois.Resolver, error) { return table, nil }
 
 		r := runCLI(t, d, "watch", "--interval", "100ms", "-c", "6", "--trace", "-n", "192.0.2.53")
@@ -912,4 +896,14 @@ func TestWatchStrict(t *testing.T) {
 			t.Errorf("--strict with one flow: exit %d, stderr %q", r.code, r.stderr)
 		}
 	})
+}
+
+// asOrigins is a fixed ASN source: each address's origin AS.
+func asOrigins(table map[string]uint32) whois.Fixed {
+	out := whois.Fixed{}
+	for s, as := range table {
+		a := netip.MustParseAddr(s)
+		out[a] = whois.Origin{Addr: a, ASNs: []uint32{as}, Source: "test"}
+	}
+	return out
 }
