@@ -213,11 +213,14 @@ func Run(ctx context.Context, o Options) Result {
 		case o.Flows > 0 && used >= o.Flows:
 			r.Reason = StopMaxFlows
 			return *r
-		case r.Rounds > 1 && slices.Equal(uns, last):
+		case r.Rounds > 1 && slices.Equal(uns, last) && !answeredAt(flows[before:], uns):
 			// The round's flows brought no reply to the hops that
-			// wanted them: those routers have stopped answering (an
-			// ICMP rate limit: Linux sends 6 errors at once, then one
-			// a second), and more flows now would only be more "*".
+			// wanted them, nor from any router at their TTLs: those
+			// routers have stopped answering (an ICMP rate limit:
+			// Linux sends 6 errors at once, then one a second), and
+			// more flows now would only be more "*". (Flows answered
+			// there by the other branch's routers only hashed away
+			// from the short hop: the next round may reach it.)
 			r.Reason = StopStalled
 			return *r
 		}
@@ -228,6 +231,30 @@ func Run(ctx context.Context, o Options) Result {
 		}
 		batch = NextBatch(uns, len(r.Paths), room)
 	}
+}
+
+// answeredAt reports whether any of flows was answered both at the TTL of
+// a vertex that wants flows and at the TTL after it (the answers the MDA
+// rule counts for that vertex), whichever routers answered.
+func answeredAt(flows []catchment.Flow, uns []catchment.MDAVertex) bool {
+	for _, f := range flows {
+		for _, v := range uns {
+			if (v.TTL == 0 || answers(f, v.TTL)) && answers(f, v.TTL+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// answers reports whether flow f has a responder at ttl.
+func answers(f catchment.Flow, ttl int) bool {
+	for _, h := range f.Hops {
+		if h.TTL == ttl {
+			return len(h.Responders) > 0
+		}
+	}
+	return false
 }
 
 // NextBatch is how many flows the next round of an Auto sweep sends: for

@@ -47,6 +47,7 @@ func TestNextBatch(t *testing.T) {
 type ecmp struct {
 	mu      sync.Mutex
 	branch  [2]func() *tracetest.Net
+	pick    func(port uint16) int // the branch a port takes; nil = a hash
 	busy    map[uint16]bool
 	open    int // flows traced at once now
 	maxOpen int
@@ -59,7 +60,11 @@ func (e *ecmp) Open(ctx context.Context, f trace.Flow, m trace.Mode) (trace.Conn
 		e.mu.Unlock()
 		return nil, fmt.Errorf("bind %s: %w", f.Src, syscall.EADDRINUSE)
 	}
-	n := e.branch[(uint32(f.Src.Port())*2654435761>>16)&1]()
+	b := int(uint32(f.Src.Port())*2654435761>>16) & 1
+	if e.pick != nil {
+		b = e.pick(f.Src.Port())
+	}
+	n := e.branch[b]()
 	e.nets = append(e.nets, n)
 	e.open++
 	e.maxOpen = max(e.maxOpen, e.open)
@@ -141,6 +146,59 @@ func TestRunAuto(t *testing.T) {
 		o.Auto, o.Flows = true, 8
 		if r := Run(context.Background(), o); r.Reason != StopMaxFlows || len(r.Paths) != 8 {
 			t.Errorf("capped at 8: reason %s, %d flows", r.Reason, len(r.Paths))
+		}
+	})
+}
+
+// A round whose flows all hash onto the other branch has not stalled: its
+// flows were answered at the TTLs the short hop wants, just by the other
+// router. Auto goes on and meets the MDA rule. (The lab's diamond: 5 of 16
+// flows through m1, 6 needed; the 4 flows of the next round all took m2,
+// which stopped the sweep as "stalled" by the luck of the hash.) A round whose
+// flows get no answer there is a stall: routers that stopped answering.
+func TestRunAutoUnluckyRound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := diamond()
+		// Round 1 (40000-40015): 5 flows through a, 11 through b; round
+		// 2 (4 flows): all through b; then a again.
+		n.pick = func(port uint16) int {
+			switch {
+			case port < 40005, port >= 40020:
+				return 0
+			}
+			return 1
+		}
+		o := options(n)
+		o.Auto, o.Flows, o.Ports = true, 64, NewPorts(40000, 64)
+		r := Run(context.Background(), o)
+		if r.Reason != StopMDA || r.Rounds < 3 {
+			t.Errorf("reason %s after %d rounds, %d flows; want mda after a third round", r.Reason, r.Rounds, len(r.Paths))
+		}
+
+		// The same, with the routers silent to round 2's flows: stalled.
+		n = diamond()
+		n.pick = func(port uint16) int {
+			if port < 40005 {
+				return 0
+			}
+			return 1
+		}
+		quiet := n.branch[1]
+		n.branch[1] = func() *tracetest.Net {
+			net := quiet()
+			// Open holds n.mu and appends after branch(): flows past
+			// round 1's 16.
+			if len(n.nets) >= 16 {
+				for i := range net.Hops {
+					net.Hops[i].Silent = true
+				}
+			}
+			return net
+		}
+		o = options(n)
+		o.Auto, o.Flows, o.Ports = true, 64, NewPorts(40000, 64)
+		if r := Run(context.Background(), o); r.Reason != StopStalled || r.Rounds != 2 {
+			t.Errorf("routers silent after round 1: reason %s after %d rounds; want stalled after 2", r.Reason, r.Rounds)
 		}
 	})
 }
