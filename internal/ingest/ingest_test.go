@@ -31,7 +31,7 @@ func (r *recorder) Skip(name string, err error) {
 	r.got = append(r.got, fmt.Sprintf("skip %s: %v", filepath.Base(name), err))
 }
 
-func read(t *testing.T, path string) []byte {
+func read(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
