@@ -31,26 +31,8 @@ trap 'rm -rf "$tmp"' EXIT
 go run ./bench/gendnstap -n "$n" -dir "$tmp"
 size=$(du -cm "$tmp"/i*.dnstap | tail -1 | cut -f1)
 cpus=$(nproc)
-load() { cut -d' ' -f1 /proc/loadavg; }
+. bench/lib.sh
 load_start=$(load)
-
-measure() {
-  local name=$1 out=$2
-  shift 2
-  if ! /usr/bin/time -v -o "$tmp/time" "$@" > "$out" 2> "$tmp/err"; then
-    echo "bench: $name failed:" >&2
-    cat "$tmp/err" "$tmp/time" >&2
-    exit 1
-  fi
-  awk -F': ' '
-    /Elapsed \(wall clock\)/ {n = split($2, p, ":"); w = 0; for (i = 1; i <= n; i++) w = w * 60 + p[i]}
-    /User time \(seconds\)/ {u = $2}
-    /System time \(seconds\)/ {s = $2}
-    /Maximum resident set size/ {r = $2}
-    END {printf "%.2f %.2f %d\n", w, u + s, r}' "$tmp/time" >> "$tmp/$name"
-}
-median() { cut -d' ' -f"$1" "$2" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-maxcol() { cut -d' ' -f"$1" "$2" | sort -n | tail -1; }
 
 args=()
 for f in "$tmp"/i*.dnstap; do

@@ -30,37 +30,16 @@ go run ./bench/genatlas -n "$n" > "$tmp/atlas.json"
 size=$(awk -v b="$(stat -c %s "$tmp/atlas.json")" 'BEGIN {printf "%.1f", b/1e6}')
 
 cpus=$(nproc)
-load() { cut -d' ' -f1 /proc/loadavg; }
+. bench/lib.sh
 load_start=$(load)
-
-# measure NAME CMD...: runs CMD once under /usr/bin/time -v and appends
-# "wall cpu rss_kb" to $tmp/NAME.
-measure() {
-  local name=$1
-  shift
-  if ! /usr/bin/time -v -o "$tmp/time" "$@" > "$tmp/out" 2> "$tmp/err"; then
-    echo "bench: $name failed:" >&2
-    cat "$tmp/err" "$tmp/time" >&2
-    exit 1
-  fi
-  awk -F': ' '
-    /Elapsed \(wall clock\)/ {n = split($2, p, ":"); w = 0; for (i = 1; i <= n; i++) w = w * 60 + p[i]}
-    /User time \(seconds\)/ {u = $2}
-    /System time \(seconds\)/ {s = $2}
-    /Maximum resident set size/ {r = $2}
-    END {printf "%.2f %.2f %d\n", w, u + s, r}' "$tmp/time" >> "$tmp/$name"
-}
-# median COLUMN FILE, max COLUMN FILE
-median() { cut -d' ' -f"$1" "$2" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-maxcol() { cut -d' ' -f"$1" "$2" | sort -n | tail -1; }
 
 jqfilter='group_by(.result[-1].result[0].from // "*") | map({last_hop: .[0].result[-1].result[0].from, results: length})'
 for _ in $(seq "$runs"); do
-  measure anycheck "$bin" compare --asn none "$tmp/atlas.json"
-  measure jq jq -c "$jqfilter" "$tmp/atlas.json"
+  measure anycheck "$tmp/out" "$bin" compare --asn none "$tmp/atlas.json"
+  measure jq "$tmp/out" jq -c "$jqfilter" "$tmp/atlas.json"
 done
 for format in json csv dot; do
-  measure "$format" "$bin" compare --asn none -o "$format" "$tmp/atlas.json"
+  measure "$format" "$tmp/out" "$bin" compare --asn none -o "$format" "$tmp/atlas.json"
 done
 load_end=$(load)
 
